@@ -1,0 +1,35 @@
+# ticketflow: every target is safe to re-run. Project-local state lives under .local/.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+UV_VERSION := 0.13.8
+UV := $(CURDIR)/.local/tools/bin/uv
+PY := $(CURDIR)/.venv/bin/python
+export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
+export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow
+
+.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics run stop status bench
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	@command -v python3 >/dev/null || { echo "error: python3 is missing; install Python 3.11+ (apt-get install python3 python3-venv)"; exit 1; }
+	@python3 -m venv .local/tools || { echo "error: python3 -m venv failed; install python3-venv"; exit 1; }
+	@.local/tools/bin/pip install -q "uv==$(UV_VERSION)" || { echo "error: could not install uv $(UV_VERSION) from PyPI"; exit 1; }
+
+.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	@$(UV) sync --frozen --python python3 --all-packages
+	@touch $@
+
+setup: .venv/.synced ## install the locked Python environment into .venv
+
+lint: setup ## ruff
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+
+typecheck: setup ## mypy (strict)
+	@$(UV) run --frozen mypy libs services
+
+check: lint typecheck ## lint and typecheck

@@ -1,0 +1,1 @@
+"""Business calendars: working intervals, holidays, moved working days, business-time arithmetic."""

@@ -1,0 +1,1 @@
+"""Event and command contracts, topic registry, normalised chat message."""

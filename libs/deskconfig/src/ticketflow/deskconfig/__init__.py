@@ -1,0 +1,1 @@
+"""Validated per-desk configuration (TOML decoded into msgspec Structs)."""

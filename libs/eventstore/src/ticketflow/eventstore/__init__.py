@@ -1,0 +1,1 @@
+"""Append-only PostgreSQL event store, transactional outbox relay, idempotent consumers, projections."""

@@ -1,0 +1,1 @@
+"""Service runtime: settings, broker and pool wiring, telemetry, health endpoints."""

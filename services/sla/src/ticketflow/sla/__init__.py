@@ -1,0 +1,1 @@
+"""ticketflow sla service."""
