@@ -1,1 +1,5 @@
-"""Event and command contracts, topic registry, normalised chat message."""
+"""Event and command contracts shared by every ticketflow service.
+
+Everything that crosses a process boundary (Kafka records, event-store rows, HTTP bodies between services)
+is one of the frozen msgspec Structs defined here, so a reader of one service knows the wire format of all.
+"""

@@ -1,0 +1,157 @@
+"""Commands: requests to change a ticket. They may be refused; events may not.
+
+They arrive from services (intake, preflight, routing) and from people (agents, SREs) through the
+`ticket.commands` topic wrapped in a `CommandEnvelope`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from ticketflow.contracts.values import Attachment, ChatRef, CheckEvidence, Priority, Requester
+
+
+class _Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    ticket_id: uuid.UUID
+
+
+class OpenTicket(_Command, tag="OpenTicket", frozen=True):
+    desk_id: str
+    track_id: str
+    chat: ChatRef
+    requester: Requester
+    text: str
+    platform_message_id: str
+    opened_at: datetime
+    priority: Priority = "normal"
+    attachments: tuple[Attachment, ...] = ()
+
+
+class AddCustomerMessage(_Command, tag="AddCustomerMessage", frozen=True):
+    platform_message_id: str
+    text: str
+    received_at: datetime
+    sender_id: str = ""
+    attachments: tuple[Attachment, ...] = ()
+
+
+class RecordPreflightPassed(_Command, tag="RecordPreflightPassed", frozen=True):
+    category: str
+    checks: tuple[CheckEvidence, ...] = ()
+
+
+class RecordPreflightFailed(_Command, tag="RecordPreflightFailed", frozen=True):
+    checks: tuple[CheckEvidence, ...]
+
+
+class RefuseTicket(_Command, tag="RefuseTicket", frozen=True):
+    code: str
+    reason: str
+
+
+class ReferTicket(_Command, tag="ReferTicket", frozen=True):
+    category: str
+    reason: str
+
+
+class MarkDuplicate(_Command, tag="MarkDuplicate", frozen=True):
+    duplicate_of: uuid.UUID
+    similarity: float
+
+
+class RouteTicket(_Command, tag="RouteTicket", frozen=True):
+    queue_id: str
+    tier: str
+    priority: Priority
+    rule_id: str
+    reason: str = ""
+    actor: str = "routing"
+
+
+class AssignTicket(_Command, tag="AssignTicket", frozen=True):
+    agent_id: str
+    strategy: str = "manual"
+    actor: str = "routing"
+
+
+class UnassignTicket(_Command, tag="UnassignTicket", frozen=True):
+    reason: str
+    actor: str = "routing"
+
+
+class StartWork(_Command, tag="StartWork", frozen=True):
+    agent_id: str
+
+
+class ReplyAsAgent(_Command, tag="ReplyAsAgent", frozen=True):
+    agent_id: str
+    message_id: str
+    text: str
+
+
+class WaitForCustomer(_Command, tag="WaitForCustomer", frozen=True):
+    reason: str
+    actor: str
+
+
+class ResolveTicket(_Command, tag="ResolveTicket", frozen=True):
+    resolution: str
+    actor: str
+
+
+class ReopenTicket(_Command, tag="ReopenTicket", frozen=True):
+    reason: str
+    actor: str
+
+
+class CloseTicket(_Command, tag="CloseTicket", frozen=True):
+    reason: str
+    actor: str
+
+
+class MergeTicket(_Command, tag="MergeTicket", frozen=True):
+    into_ticket_id: uuid.UUID
+    actor: str
+
+
+class ChangePriority(_Command, tag="ChangePriority", frozen=True):
+    priority: Priority
+    actor: str
+
+
+TicketCommand = (
+    OpenTicket
+    | AddCustomerMessage
+    | RecordPreflightPassed
+    | RecordPreflightFailed
+    | RefuseTicket
+    | ReferTicket
+    | MarkDuplicate
+    | RouteTicket
+    | AssignTicket
+    | UnassignTicket
+    | StartWork
+    | ReplyAsAgent
+    | WaitForCustomer
+    | ResolveTicket
+    | ReopenTicket
+    | CloseTicket
+    | MergeTicket
+    | ChangePriority
+)
+
+
+class CommandEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A command on `ticket.commands`: `command_id` makes a redelivered command a no-op."""
+
+    command_id: uuid.UUID
+    issued_at: datetime
+    actor: str
+    command: TicketCommand
+    correlation_id: uuid.UUID | None = None
+    traceparent: str | None = None
+
+
+command_envelope_decoder = msgspec.json.Decoder(CommandEnvelope)

@@ -1,0 +1,46 @@
+"""The envelope every stored or published event travels in."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from ticketflow.contracts.events import Event
+
+
+class EventMetadata(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Causality and tracing: correlation ties a whole conversation together, causation names the
+    event or command that led to this one, traceparent/tracestate are W3C trace context."""
+
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event about to be appended: the store assigns stream version and global position."""
+
+    event_id: uuid.UUID
+    event: Event
+    occurred_at: datetime
+    metadata: EventMetadata = EventMetadata()
+
+
+class EventEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A stored event as it is published on Kafka and read back from the store."""
+
+    event_id: uuid.UUID
+    stream_id: str
+    stream_version: int
+    occurred_at: datetime
+    schema_version: int
+    event: Event
+    metadata: EventMetadata = EventMetadata()
+    position: int | None = None
+
+
+envelope_encoder = msgspec.json.Encoder()
+envelope_decoder = msgspec.json.Decoder(EventEnvelope)

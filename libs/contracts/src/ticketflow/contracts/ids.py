@@ -1,0 +1,41 @@
+"""Identifiers: time-ordered UUIDv7 event ids and stream-id conventions."""
+
+from __future__ import annotations
+
+import uuid
+
+import uuid6
+
+
+def new_event_id() -> uuid.UUID:
+    """A UUIDv7: sorts by creation time, so event ids double as a rough timeline in logs."""
+    return uuid.UUID(bytes=uuid6.uuid7().bytes)
+
+
+def new_ticket_id() -> uuid.UUID:
+    return uuid.UUID(bytes=uuid6.uuid7().bytes)
+
+
+def deterministic_event_id(*parts: object) -> uuid.UUID:
+    """An id derived from the inputs, for effects that must be exactly-once under replay
+    (an SLA warning for (ticket, target, deadline, level) always gets the same id)."""
+    return uuid.uuid5(_NAMESPACE, "|".join(str(p) for p in parts))
+
+
+_NAMESPACE = uuid.UUID("6b1e8f3a-6c1d-4a53-9a44-1f1c6f3f2a10")
+
+
+def ticket_stream(ticket_id: uuid.UUID) -> str:
+    return f"ticket-{ticket_id}"
+
+
+def sla_stream(ticket_id: uuid.UUID) -> str:
+    return f"sla-{ticket_id}"
+
+
+def agent_stream(agent_id: str) -> str:
+    return f"agent-{agent_id}"
+
+
+def notification_stream(ticket_id: uuid.UUID) -> str:
+    return f"notification-{ticket_id}"

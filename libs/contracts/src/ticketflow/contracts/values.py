@@ -1,0 +1,50 @@
+"""Value objects that events, commands and chat messages share."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Platform = Literal["express", "bitrix24", "generic"]
+Priority = Literal["urgent", "high", "normal", "low"]
+Role = Literal["portal_admin", "end_user", "system_admin", "partner", "agent", "lead"]
+SlaTarget = Literal["first_response", "next_response", "resolution"]
+
+PRIORITIES: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
+
+
+class Requester(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who asked. Roles come from the platform (a Bitrix24 portal admin flag, a BotX `is_admin`)."""
+
+    user_id: str
+    display_name: str = ""
+    locale: str = "ru"
+    roles: tuple[Role, ...] = ()
+    email: str | None = None
+
+
+class ChatRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where to answer: eXpress tenant = bot id, conversation = group chat id;
+    Bitrix24 tenant = member_id, conversation = DIALOG_ID."""
+
+    platform: Platform
+    tenant_id: str
+    conversation_id: str
+
+
+class Attachment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    mime_type: str = "application/octet-stream"
+    size: int | None = None
+    url: str | None = None
+
+
+class CheckEvidence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One preflight check's outcome with what it saw, so a failure can be argued with."""
+
+    name: str
+    passed: bool
+    reason: str = ""
+    remediation: dict[str, str] = {}
+    evidence: dict[str, str] = {}

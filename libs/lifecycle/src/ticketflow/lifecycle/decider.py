@@ -1,0 +1,209 @@
+"""decide / evolve for one ticket. Pure: the same (command, state) always gives the same events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from ticketflow.contracts import commands as c
+from ticketflow.contracts import ticket_events as e
+from ticketflow.contracts.ticket_events import TicketEvent
+from ticketflow.lifecycle.state import OPEN, WITH_ASSIGNEE, IllegalTransition, Status, TicketState
+
+S = Status
+PREFLIGHT = frozenset({S.OPENED, S.AWAITING_CUSTOMER})
+QUEUED_OR_WORKED = frozenset({S.READY, S.ROUTED, S.ASSIGNED, S.IN_PROGRESS})
+WORKABLE = frozenset({S.ROUTED, S.ASSIGNED, S.IN_PROGRESS, S.WAITING_ON_CUSTOMER})
+
+
+def initial_state() -> TicketState:
+    return TicketState()
+
+
+def _require(state: TicketState, command: object, allowed: frozenset[Status], why: str = "") -> None:
+    if state.status not in allowed:
+        raise IllegalTransition(state, command, why)
+
+
+def _unassign_first(state: TicketState, reason: str, actor: str) -> list[TicketEvent]:
+    if state.assignee is None or state.ticket_id is None:
+        return []
+    return [e.TicketUnassigned(state.ticket_id, state.assignee, reason, actor)]
+
+
+def decide(command: c.TicketCommand, state: TicketState) -> list[TicketEvent]:
+    t = command.ticket_id
+    match command:
+        case c.OpenTicket():
+            _require(state, command, frozenset({S.NEW}), "the ticket exists already")
+            return [
+                e.TicketOpened(
+                    t,
+                    command.desk_id,
+                    command.track_id,
+                    command.chat,
+                    command.requester,
+                    command.text,
+                    command.platform_message_id,
+                    command.opened_at,
+                    command.priority,
+                    command.attachments,
+                )
+            ]
+        case c.AddCustomerMessage():
+            if command.platform_message_id in state.message_ids:
+                return []  # the same platform message again: exactly one effect
+            _require(state, command, OPEN | {S.RESOLVED})
+            added = e.CustomerMessageAdded(
+                t,
+                command.platform_message_id,
+                command.text,
+                command.received_at,
+                command.sender_id,
+                command.attachments,
+            )
+            if state.status is S.RESOLVED:
+                return [added, e.TicketReopened(t, "customer replied", "customer")]
+            return [added]
+        case c.RecordPreflightPassed():
+            _require(state, command, PREFLIGHT)
+            return [e.PreflightPassed(t, command.category, command.checks)]
+        case c.RecordPreflightFailed():
+            _require(state, command, PREFLIGHT)
+            if all(check.passed for check in command.checks):
+                raise IllegalTransition(state, command, "a failed preflight needs at least one failed check")
+            return [e.PreflightFailed(t, command.checks)]
+        case c.RefuseTicket():
+            _require(state, command, PREFLIGHT)
+            return [e.TicketRefused(t, command.code, command.reason)]
+        case c.ReferTicket():
+            _require(state, command, OPEN)
+            return [
+                *_unassign_first(state, "referred to partners", "preflight"),
+                e.TicketReferred(t, command.category, command.reason),
+            ]
+        case c.MarkDuplicate():
+            _require(state, command, PREFLIGHT | {S.READY, S.ROUTED})
+            if command.duplicate_of == t:
+                raise IllegalTransition(state, command, "a ticket cannot duplicate itself")
+            return [e.DuplicateSuspected(t, command.duplicate_of, command.similarity)]
+        case c.RouteTicket():
+            _require(state, command, QUEUED_OR_WORKED)
+            if state.queue_id == command.queue_id and state.status is S.ROUTED:
+                return []  # already there
+            return [
+                *_unassign_first(state, f"moved to queue {command.queue_id}", command.actor),
+                e.TicketRouted(
+                    t, command.queue_id, command.tier, command.priority, command.rule_id, command.reason
+                ),
+            ]
+        case c.AssignTicket():
+            _require(state, command, WORKABLE)
+            if state.assignee == command.agent_id:
+                return []
+            return [
+                *_unassign_first(state, f"reassigned to {command.agent_id}", command.actor),
+                e.TicketAssigned(t, command.agent_id, command.strategy, command.actor),
+            ]
+        case c.UnassignTicket():
+            _require(state, command, frozenset({S.ASSIGNED, S.IN_PROGRESS}))
+            return _unassign_first(state, command.reason, command.actor)
+        case c.StartWork():
+            _require(state, command, frozenset({S.ASSIGNED}))
+            if command.agent_id != state.assignee:
+                raise IllegalTransition(state, command, f"{command.agent_id} is not the assignee")
+            return [e.WorkStarted(t, command.agent_id)]
+        case c.ReplyAsAgent():
+            _require(state, command, WORKABLE)
+            return [e.AgentReplied(t, command.agent_id, command.message_id, command.text)]
+        case c.WaitForCustomer():
+            _require(state, command, frozenset({S.ASSIGNED, S.IN_PROGRESS}))
+            return [e.WaitingOnCustomer(t, command.reason, command.actor)]
+        case c.ResolveTicket():
+            _require(state, command, WORKABLE)
+            return [e.TicketResolved(t, command.resolution, command.actor)]
+        case c.ReopenTicket():
+            _require(state, command, frozenset({S.RESOLVED}))
+            return [e.TicketReopened(t, command.reason, command.actor)]
+        case c.CloseTicket():
+            _require(state, command, frozenset({S.RESOLVED, S.REFERRED, S.AWAITING_CUSTOMER}))
+            return [e.TicketClosed(t, command.reason, command.actor)]
+        case c.MergeTicket():
+            _require(state, command, OPEN | {S.RESOLVED})
+            if command.into_ticket_id == t:
+                raise IllegalTransition(state, command, "a ticket cannot be merged into itself")
+            return [
+                *_unassign_first(state, "merged", command.actor),
+                e.TicketMerged(t, command.into_ticket_id, command.actor),
+            ]
+        case c.ChangePriority():
+            _require(state, command, OPEN)
+            if command.priority == state.priority:
+                return []
+            return [e.PriorityChanged(t, state.priority, command.priority, command.actor)]
+    raise IllegalTransition(state, command, "unknown command")
+
+
+def evolve(state: TicketState, event: TicketEvent) -> TicketState:
+    nxt = msgspec.structs.replace
+    s = nxt(state, version=state.version + 1)
+    match event:
+        case e.TicketOpened():
+            return nxt(
+                s,
+                ticket_id=event.ticket_id,
+                status=S.OPENED,
+                desk_id=event.desk_id,
+                track_id=event.track_id,
+                chat=event.chat,
+                requester=event.requester,
+                priority=event.priority,
+                message_ids=frozenset({event.platform_message_id}),
+            )
+        case e.CustomerMessageAdded():
+            status: Status = S.IN_PROGRESS if s.status is S.WAITING_ON_CUSTOMER else s.status
+            return nxt(s, status=status, message_ids=s.message_ids | {event.platform_message_id})
+        case e.PreflightPassed():
+            return nxt(s, status=S.READY, category=event.category)
+        case e.PreflightFailed():
+            return nxt(s, status=S.AWAITING_CUSTOMER)
+        case e.TicketRefused():
+            return nxt(s, status=S.REFUSED)
+        case e.TicketReferred():
+            return nxt(s, status=S.REFERRED, category=event.category)
+        case e.DuplicateSuspected():
+            return nxt(s, status=S.MERGED, merged_into=event.duplicate_of)
+        case e.TicketRouted():
+            return nxt(s, status=S.ROUTED, queue_id=event.queue_id, tier=event.tier, priority=event.priority)
+        case e.TicketAssigned():
+            status = s.status if s.status in {S.IN_PROGRESS, S.WAITING_ON_CUSTOMER} else S.ASSIGNED
+            return nxt(s, status=status, assignee=event.agent_id)
+        case e.TicketUnassigned():
+            status = S.ROUTED if s.status in WITH_ASSIGNEE else s.status
+            return nxt(s, status=status, assignee=None)
+        case e.WorkStarted():
+            return nxt(s, status=S.IN_PROGRESS)
+        case e.AgentReplied():
+            return nxt(s, status=S.IN_PROGRESS) if s.status is S.ASSIGNED else s
+        case e.WaitingOnCustomer():
+            return nxt(s, status=S.WAITING_ON_CUSTOMER)
+        case e.TicketResolved():
+            return nxt(s, status=S.RESOLVED)
+        case e.TicketReopened():
+            status = S.IN_PROGRESS if s.assignee else (S.ROUTED if s.queue_id else S.READY)
+            return nxt(s, status=status, reopen_count=s.reopen_count + 1)
+        case e.TicketClosed():
+            return nxt(s, status=S.CLOSED)
+        case e.TicketMerged():
+            return nxt(s, status=S.MERGED, merged_into=event.into_ticket_id)
+        case e.PriorityChanged():
+            return nxt(s, priority=event.to_priority)
+    raise TypeError(f"not a ticket event: {type(event).__name__}")
+
+
+def fold(events: Iterable[TicketEvent], state: TicketState | None = None) -> TicketState:
+    current = state or initial_state()
+    for event in events:
+        current = evolve(current, event)
+    return current
