@@ -33,3 +33,12 @@ typecheck: setup ## mypy (strict)
 	@$(UV) run --frozen mypy libs services
 
 check: lint typecheck ## lint and typecheck
+
+infra-up: ## start PostgreSQL and Kafka on 127.0.0.1 (no Docker; see docs/infrastructure.md)
+	@bash deploy/scripts/infra-up.sh
+
+infra-down: ## stop only what infra-up started (data stays; reset Kafka: rm -rf .local/kafka/data)
+	@bash deploy/scripts/infra-down.sh
+
+infra-status: ## what runs where, who started it, whether it answers
+	@bash deploy/scripts/infra-status.sh
