@@ -1,0 +1,50 @@
+"""Bitrix24 box portal prerequisite checks (seed: bitrix24-box-support.txt, "ВАЖНО").
+
+Entry point for a handler:
+
+    report = await run_portal_checks(PortalTarget(url=..., rest_auth=...), config, SystemResolver(), cache)
+    for failure in report.failures:
+        reply(failure.remediation.for_language(user_language))
+"""
+
+from ticketflow.preflight.checks.cache import CheckCache
+from ticketflow.preflight.checks.model import (
+    CheckName,
+    CheckResult,
+    Evidence,
+    Outcome,
+    PortalCheckReport,
+    PortalTarget,
+    Remediation,
+)
+from ticketflow.preflight.checks.policy import (
+    PUBLIC_ONLY,
+    AddressPolicy,
+    ChecksConfig,
+    ConfigError,
+    load_checks_config,
+)
+from ticketflow.preflight.checks.resolver import NameNotResolvedError, Resolver, SystemResolver
+from ticketflow.preflight.checks.runner import cache_key, check_portal_uncached, run_portal_checks
+
+__all__ = [
+    "PUBLIC_ONLY",
+    "AddressPolicy",
+    "CheckCache",
+    "CheckName",
+    "CheckResult",
+    "ChecksConfig",
+    "ConfigError",
+    "Evidence",
+    "NameNotResolvedError",
+    "Outcome",
+    "PortalCheckReport",
+    "PortalTarget",
+    "Remediation",
+    "Resolver",
+    "SystemResolver",
+    "cache_key",
+    "check_portal_uncached",
+    "load_checks_config",
+    "run_portal_checks",
+]

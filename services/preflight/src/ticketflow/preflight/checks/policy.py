@@ -1,0 +1,136 @@
+"""Which addresses preflight may contact, and the checks' configuration.
+
+Preflight fetches URLs that customers type in, so it is an SSRF vector: it must never touch an internal
+address. The production policy allows only globally routable unicast addresses. Tests need to run real
+HTTPS servers on 127.0.0.1; their allowance is a separate policy that production configuration cannot
+express (`load_checks_config` has no key for it) and that refuses to exist outside a pytest process.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    # Python 3.11 judges ::ffff:127.0.0.1 as not loopback; judge the embedded IPv4 address instead.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def forbidden_reason(address: IPAddress) -> str | None:
+    """Why a production check must not contact `address`, or None when it is public."""
+    a = _unmapped(address)
+    if a.is_loopback:
+        return "loopback"
+    if a.is_unspecified:
+        return "unspecified"
+    if a.is_link_local:
+        return "link_local"
+    if a.is_multicast:
+        return "multicast"
+    if a.is_private:
+        return "private"
+    if a.is_reserved:
+        return "reserved"
+    if not a.is_global:  # e.g. 100.64.0.0/10 (carrier-grade NAT): neither private nor reachable
+        return "not_global"
+    return None
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Decides whether an address may be contacted. The default instance is the production rule."""
+
+    allow_loopback: bool = False
+
+    def __post_init__(self) -> None:
+        if self.allow_loopback and "pytest" not in sys.modules:
+            raise RuntimeError("the loopback allowance exists for tests only")
+
+    @classmethod
+    def loopback_allowed_for_tests(cls) -> AddressPolicy:
+        """Public addresses plus 127.0.0.0/8, for the tests' local HTTPS servers. Nothing else."""
+        return cls(allow_loopback=True)
+
+    def refusal(self, address: IPAddress) -> str | None:
+        """The reason `address` is refused, or None when it may be contacted."""
+        a = _unmapped(address)
+        if self.allow_loopback and isinstance(a, ipaddress.IPv4Address) and a in _LOOPBACK_V4:
+            return None
+        return forbidden_reason(address)
+
+
+PUBLIC_ONLY = AddressPolicy()
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    timeout_s: float = 5.0  # per check, including name resolution and redirects
+    max_redirects: int = 5
+    max_body_bytes: int = 256 * 1024
+    pub_path: str = "/pub/"
+    json_probe_path: str = "/rest/"
+    # REST method the support app answers with license and module versions: see docs/preflight.md.
+    portal_info_method: str = "ticketflow.portal.info"
+    # Latest stable version per module (the "feed"); a portal below any of them misses updates.
+    stable_versions: Mapping[str, str] = field(default_factory=dict)
+    cache_ttl_passed_s: float = 600.0
+    # Failures expire sooner: the administrator is fixing them and will ask again.
+    cache_ttl_failed_s: float = 60.0
+    user_agent: str = "ticketflow-preflight/0.1"
+    address_policy: AddressPolicy = PUBLIC_ONLY
+    # PEM of extra trusted CAs (tests' CA); production trusts the system store only.
+    extra_trusted_ca_pem: str | None = None
+
+
+_LOADABLE_KEYS = {
+    "timeout_s": float,
+    "max_redirects": int,
+    "max_body_bytes": int,
+    "pub_path": str,
+    "json_probe_path": str,
+    "portal_info_method": str,
+    "cache_ttl_passed_s": float,
+    "cache_ttl_failed_s": float,
+    "user_agent": str,
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_checks_config(data: Mapping[str, Any]) -> ChecksConfig:
+    """Build the production configuration from a desk configuration section.
+
+    Unknown keys are errors, so a key that tries to widen the address policy or swap the trust store
+    (`allow_loopback`, `address_policy`, `extra_trusted_ca_pem`, ...) is refused, never ignored.
+    """
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key == "stable_versions":
+            if not isinstance(raw, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+            ):
+                raise ConfigError("stable_versions must map module names to version strings")
+            values[key] = dict(raw)
+            continue
+        kind = _LOADABLE_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"unknown or not configurable preflight check setting: {key!r}")
+        if isinstance(raw, bool) or not isinstance(raw, kind | int if kind is float else kind):
+            raise ConfigError(f"{key} must be {kind.__name__}")
+        values[key] = kind(raw)
+    config = ChecksConfig(**values)
+    if config.timeout_s <= 0 or config.max_redirects < 0 or config.max_body_bytes < 1024:
+        raise ConfigError("timeout_s must be > 0, max_redirects >= 0, max_body_bytes >= 1024")
+    return config
