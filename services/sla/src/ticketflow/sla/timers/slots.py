@@ -1,0 +1,130 @@
+"""Timer payloads in preallocated parallel numpy arrays with a free list: no Python object per timer.
+
+A handle is ``generation << 32 | slot``. A slot's generation is odd while a timer lives in it and is
+bumped when the timer fires or is cancelled, so a stale handle (or a stale wheel entry pointing at a
+reused slot) is recognised in O(1) by comparing generations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Int64Array = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
+Int8Array = npt.NDArray[np.int8]
+BoolArray = npt.NDArray[np.bool_]
+
+SLOT_BITS = 32
+SLOT_MASK = (1 << SLOT_BITS) - 1
+MIN_CAPACITY = 16
+
+
+class TimerSlots:
+    """Parallel arrays indexed by slot: key, due time, kind, level, generation; plus a free-slot stack."""
+
+    def __init__(self, capacity: int) -> None:
+        capacity = max(MIN_CAPACITY, capacity)
+        self.keys: Int64Array = np.zeros(capacity, np.int64)
+        self.due_ms: Int64Array = np.zeros(capacity, np.int64)
+        self.kinds: Int8Array = np.zeros(capacity, np.int8)
+        self.levels: Int8Array = np.zeros(capacity, np.int8)
+        self.generations: npt.NDArray[np.uint32] = np.zeros(capacity, np.uint32)
+        # Stack of free slots, top at the end; popping yields ascending slots for locality.
+        self._free: Int32Array = np.arange(capacity - 1, -1, -1, dtype=np.int32)
+        self._free_count = capacity
+        self.live = 0
+
+    @property
+    def capacity(self) -> int:
+        return len(self.keys)
+
+    def nbytes(self) -> int:
+        arrays = (self.keys, self.due_ms, self.kinds, self.levels, self.generations, self._free)
+        return sum(a.nbytes for a in arrays)
+
+    def allocate(self, count: int) -> Int32Array:
+        """Take ``count`` free slots and mark them live (odd generation)."""
+        if count > self._free_count:
+            self._grow(self.capacity + count)
+        top = self._free_count
+        slots = self._free[top - count : top][::-1].copy()
+        self._free_count = top - count
+        self.generations[slots] += 1
+        self.live += count
+        return slots
+
+    def allocate_one(self) -> int:
+        if self._free_count == 0:
+            self._grow(self.capacity + 1)
+        self._free_count -= 1
+        slot = int(self._free[self._free_count])
+        self.generations[slot] += 1
+        self.live += 1
+        return slot
+
+    def release(self, slots: Int32Array) -> None:
+        """Free live slots (each at most once): their handles and wheel entries go stale."""
+        count = len(slots)
+        self.generations[slots] += 1
+        self._free[self._free_count : self._free_count + count] = slots
+        self._free_count += count
+        self.live -= count
+
+    def release_one(self, slot: int) -> None:
+        self.generations[slot] += 1
+        self._free[self._free_count] = slot
+        self._free_count += 1
+        self.live -= 1
+
+    def handles_of(self, slots: Int32Array) -> Int64Array:
+        return (self.generations[slots].astype(np.int64) << SLOT_BITS) | slots
+
+    def handle_of(self, slot: int) -> int:
+        return (int(self.generations[slot]) << SLOT_BITS) | slot
+
+    def live_mask(self, handles: Int64Array) -> BoolArray:
+        """Which handles name a timer that is still live (unknown and stale handles are False)."""
+        slots = handles & SLOT_MASK
+        generations = (handles >> SLOT_BITS) & SLOT_MASK
+        mask: BoolArray = (handles >= 0) & (slots < self.capacity) & ((generations & 1) == 1)
+        candidates = np.flatnonzero(mask)
+        mask[candidates] = self.generations[slots[candidates]] == generations[candidates]
+        return mask
+
+    def is_live(self, handle: int) -> bool:
+        slot = handle & SLOT_MASK
+        generation = handle >> SLOT_BITS
+        if handle < 0 or slot >= self.capacity or not generation & 1:
+            return False
+        return int(self.generations[slot]) == generation
+
+    def live_slots(self) -> Int32Array:
+        return np.flatnonzero(self.generations & 1).astype(np.int32)
+
+    def restore_generations(self, generations: npt.NDArray[np.uint32], live_slots: Int32Array) -> None:
+        """Adopt a snapshot's generations and make every slot but ``live_slots`` free."""
+        if len(generations) > self.capacity:
+            self._grow(len(generations))
+        self.generations[: len(generations)] = generations
+        occupied = np.zeros(self.capacity, np.bool_)
+        occupied[live_slots] = True
+        free = np.flatnonzero(~occupied)[::-1].astype(np.int32)
+        self._free[: len(free)] = free
+        self._free_count = len(free)
+        self.live = len(live_slots)
+
+    def _grow(self, minimum: int) -> None:
+        old = self.capacity
+        new = max(2 * old, minimum)
+        for name in ("keys", "due_ms", "kinds", "levels", "generations"):
+            array = getattr(self, name)
+            grown = np.zeros(new, array.dtype)
+            grown[:old] = array
+            setattr(self, name, grown)
+        free = np.empty(new, np.int32)
+        free[: self._free_count] = self._free[: self._free_count]
+        added = new - old
+        free[self._free_count : self._free_count + added] = np.arange(new - 1, old - 1, -1, dtype=np.int32)
+        self._free = free
+        self._free_count += added
