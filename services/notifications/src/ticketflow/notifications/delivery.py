@@ -1,0 +1,214 @@
+"""The delivery engine: claim in the ledger, render, send with retries, record the outcome.
+
+`await Deliverer.deliver(notification) -> DeliveryOutcome` never raises for a delivery problem
+(bad template, no address, destination down or answering garbage): those become a dead-letter
+outcome with the reason. It raises only when the ledger (PostgreSQL) itself fails, so the caller
+leaves the event uncommitted and it comes again.
+
+Memory stays bounded: nothing is queued in memory. A caller awaits its delivery (Kafka consumers
+get back-pressure), a circuit breaker per destination makes calls to a destination that is down
+fail fast, and at most `max_pending_per_destination` deliveries wait on one destination at once;
+beyond that they are dead-lettered at once and can be redriven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+
+from ticketflow.notifications.channels.base import (
+    ChannelClient,
+    DeliveryFailure,
+    PermanentFailure,
+    TemporaryFailure,
+    snippet,
+)
+from ticketflow.notifications.ledger import ClaimStatus, PgLedger, encode_variables
+from ticketflow.notifications.model import (
+    Channel,
+    DeliveryOutcome,
+    Notification,
+    OutcomeStatus,
+    OutgoingMessage,
+)
+from ticketflow.notifications.rendering import RenderError, TemplateCatalog
+from ticketflow.notifications.resilience import CircuitBreaker, RetryPolicy, Sleep
+
+# Channels whose receiver can drop a duplicate by our key (webhook Idempotency-Key header, e-mail
+# Message-ID): after a crash between send and record they are sent again. Chat channels are not:
+# there the unknown outcome becomes a dead letter for a person to check and redrive.
+RESEND_WHEN_IN_DOUBT = frozenset({Channel.WEBHOOK, Channel.EMAIL})
+
+Refresh = Callable[[Notification], Awaitable[Notification]]
+
+
+class Deliverer:
+    def __init__(
+        self,
+        *,
+        ledger: PgLedger,
+        catalog: TemplateCatalog,
+        channels: Iterable[ChannelClient],
+        retry: RetryPolicy | None = None,
+        breaker_factory: Callable[[], CircuitBreaker] = CircuitBreaker,
+        max_pending_per_destination: int = 64,
+        resend_when_in_doubt: frozenset[Channel] = RESEND_WHEN_IN_DOUBT,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._catalog = catalog
+        self._channels: Mapping[Channel, ChannelClient] = {c.channel: c for c in channels}
+        self._retry = retry or RetryPolicy()
+        self._breaker_factory = breaker_factory
+        self._breakers: dict[tuple[Channel, str], CircuitBreaker] = {}
+        self._pending: dict[tuple[Channel, str], int] = {}
+        self._max_pending = max_pending_per_destination
+        self._resend_when_in_doubt = resend_when_in_doubt
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def breaker(self, channel: Channel, destination: str) -> CircuitBreaker:
+        key = (channel, destination)
+        if key not in self._breakers:
+            self._breakers[key] = self._breaker_factory()
+        return self._breakers[key]
+
+    def pending(self, channel: Channel, destination: str) -> int:
+        return self._pending.get((channel, destination), 0)
+
+    async def deliver(self, notification: Notification) -> DeliveryOutcome:
+        claim = await self._ledger.claim(notification)
+        key = notification.key
+        if claim.status is ClaimStatus.DELIVERED:
+            return DeliveryOutcome(
+                key, OutcomeStatus.DUPLICATE, claim.attempts, None, claim.provider_message_id
+            )
+        if claim.status is ClaimStatus.DEAD:
+            return DeliveryOutcome(key, OutcomeStatus.DEAD_LETTER, claim.attempts, claim.last_error)
+        if claim.status is ClaimStatus.IN_FLIGHT:
+            return DeliveryOutcome(key, OutcomeStatus.IN_FLIGHT, claim.attempts)
+        if claim.in_doubt and notification.channel not in self._resend_when_in_doubt:
+            reason = (
+                "outcome unknown: a worker stopped between sending and recording attempt "
+                f"{claim.attempts}; check the chat, then redrive if it did not arrive"
+            )
+            return await self._dead(key, reason, claim.attempts)
+        return await self._send_with_retries(notification, claim.attempts)
+
+    async def redrive(
+        self, keys: Sequence[str] | None = None, *, limit: int = 100, refresh: Refresh | None = None
+    ) -> list[DeliveryOutcome]:
+        """Send dead letters again after their cause is fixed (by default the oldest `limit`).
+
+        Each is re-claimed atomically, so concurrent redrives never send one twice, and a delivered
+        key is never touched. `refresh` may update a notification first (a corrected address).
+        """
+        outcomes = []
+        for notification in await self._ledger.claim_dead(keys, limit):
+            if refresh is not None:
+                try:
+                    notification = replace(await refresh(notification), key=notification.key)
+                except Exception as exc:
+                    outcomes.append(await self._dead(notification.key, f"refresh failed: {exc!r}", 0))
+                    continue
+            outcomes.append(await self._send_with_retries(notification, 0))
+        return outcomes
+
+    async def _send_with_retries(self, notification: Notification, attempts_before: int) -> DeliveryOutcome:
+        destination = (notification.channel, notification.destination)
+        if self._pending.get(destination, 0) >= self._max_pending:
+            reason = f"destination backlog full ({self._max_pending} deliveries waiting)"
+            return await self._dead(notification.key, reason, attempts_before)
+        self._pending[destination] = self._pending.get(destination, 0) + 1
+        try:
+            return await self._attempts(notification, attempts_before)
+        finally:
+            self._pending[destination] -= 1
+            if not self._pending[destination]:
+                del self._pending[destination]
+
+    def _prepare(self, notification: Notification) -> tuple[ChannelClient, OutgoingMessage]:
+        if not notification.address:
+            raise PermanentFailure(
+                f"recipient {notification.recipient!r} has no {notification.channel} address"
+            )
+        client = self._channels.get(notification.channel)
+        if client is None:
+            raise PermanentFailure(f"channel {notification.channel} is not configured")
+        # Render from the stored JSON form, so a redrive renders exactly what the first try did.
+        variables = json.loads(encode_variables(notification.variables))
+        try:
+            rendered = self._catalog.render(notification.template, notification.locale, variables)
+        except RenderError as exc:
+            raise PermanentFailure(exc.reason) from exc
+        message = OutgoingMessage(
+            key=notification.key,
+            destination=notification.destination,
+            address=notification.address,
+            subject=rendered.subject,
+            body=rendered.body,
+            locale=rendered.locale,
+            template=notification.template,
+            event_id=notification.event_id,
+            recipient=notification.recipient,
+        )
+        return client, message
+
+    async def _attempts(self, notification: Notification, attempts_before: int) -> DeliveryOutcome:
+        key = notification.key
+        try:
+            client, message = self._prepare(notification)
+        except PermanentFailure as unsendable:
+            return await self._dead(key, unsendable.reason, attempts_before)
+        breaker = self.breaker(notification.channel, notification.destination)
+        total = attempts_before
+        last: DeliveryFailure | None = None
+        for attempt in range(1, self._retry.max_attempts + 1):
+            failure: DeliveryFailure
+            if not breaker.allow():
+                failure = TemporaryFailure("circuit open", retry_after=breaker.remaining_open())
+            else:
+                fenced = await self._ledger.begin_attempt(key)
+                if fenced is None:  # our lease was taken over: the other worker owns it now
+                    return DeliveryOutcome(key, OutcomeStatus.IN_FLIGHT, total, "claim lost")
+                total = fenced
+                try:
+                    provider_id = await client.send(message)
+                except TemporaryFailure as exc:
+                    breaker.record_failure()
+                    failure = exc
+                except PermanentFailure as exc:
+                    breaker.record_neutral()
+                    return await self._dead(key, exc.reason, total)
+                except Exception as exc:  # a bug in a client must not take the consumer down
+                    breaker.record_neutral()
+                    reason = f"unexpected {type(exc).__name__}: {snippet(str(exc))}"
+                    return await self._dead(key, reason, total)
+                else:
+                    breaker.record_success()
+                    await self._ledger.record_delivered(key, provider_id)
+                    return DeliveryOutcome(key, OutcomeStatus.DELIVERED, total, None, provider_id)
+            last = failure
+            if attempt == self._retry.max_attempts:
+                break
+            delay = self._retry.backoff(attempt, self._rng)
+            retry_after = failure.retry_after if isinstance(failure, TemporaryFailure) else None
+            if retry_after is not None:
+                if retry_after > self._retry.max_retry_after:
+                    reason = (
+                        f"{failure.reason}; asked to wait {retry_after:.0f}s, more than we hold a delivery"
+                    )
+                    return await self._dead(key, reason, total)
+                delay = max(delay, retry_after)
+            await self._ledger.record_retry(key, failure.reason, delay)
+            await self._sleep(delay)
+        reason = f"gave up after {self._retry.max_attempts} tries: {last.reason if last else 'unknown'}"
+        return await self._dead(key, reason, total)
+
+    async def _dead(self, key: str, reason: str, attempts: int) -> DeliveryOutcome:
+        await self._ledger.record_dead(key, reason)
+        return DeliveryOutcome(key, OutcomeStatus.DEAD_LETTER, attempts, reason)

@@ -1,0 +1,165 @@
+"""The delivery ledger in PostgreSQL (`migrations/0001_deliveries.sql`).
+
+Every statement is a single atomic UPDATE/INSERT guarded by `claimed_by`, so two workers can never
+both own a key: a worker whose lease was taken over finds its next write matching no row and stops.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from ticketflow.notifications.model import Channel, Notification
+
+
+def migration_sql() -> list[tuple[str, str]]:
+    """(file name, SQL) of this component's migrations, in order."""
+    root = resources.files("ticketflow.notifications") / "migrations"
+    files = sorted((e for e in root.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name)
+    return [(e.name, e.read_text(encoding="utf-8")) for e in files]
+
+
+class ClaimStatus(enum.StrEnum):
+    CLAIMED = "claimed"  # this worker owns the key now
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    IN_FLIGHT = "in_flight"  # another worker holds a live lease
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    status: ClaimStatus
+    attempts: int = 0
+    in_doubt: bool = False  # taken over from a worker that stopped mid-send
+    last_error: str | None = None
+    provider_message_id: str | None = None
+
+
+def encode_variables(variables: Any) -> str:
+    # default=str: datetimes and the like are stored (and later rendered) as text.
+    return json.dumps(dict(variables), ensure_ascii=False, default=str, sort_keys=True)
+
+
+_CLAIM = """
+INSERT INTO notification_deliveries AS d
+    (idempotency_key, event_id, recipient, channel, destination, address, template, locale, variables,
+     status, claimed_by, lease_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 'sending', $10, now() + make_interval(secs => $11))
+ON CONFLICT (idempotency_key) DO UPDATE
+    SET claimed_by = EXCLUDED.claimed_by, lease_until = EXCLUDED.lease_until, updated_at = now()
+    WHERE d.status = 'sending' AND d.lease_until < now()
+RETURNING attempts, sending_since IS NOT NULL AS in_doubt
+"""
+
+
+class PgLedger:
+    def __init__(self, pool: asyncpg.Pool, *, lease_seconds: float = 120.0, claimant: str | None = None):
+        self._pool = pool
+        self.lease_seconds = lease_seconds
+        self.claimant = claimant or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def claim(self, n: Notification) -> Claim:
+        row = await self._pool.fetchrow(
+            _CLAIM,
+            n.key, n.event_id, n.recipient, n.channel.value, n.destination, n.address, n.template,
+            n.locale, encode_variables(n.variables), self.claimant, self.lease_seconds,
+        )  # fmt: skip
+        if row is not None:
+            return Claim(ClaimStatus.CLAIMED, attempts=row["attempts"], in_doubt=row["in_doubt"])
+        existing = await self._pool.fetchrow(
+            "SELECT status, attempts, last_error, provider_message_id FROM notification_deliveries"
+            " WHERE idempotency_key = $1",
+            n.key,
+        )
+        if existing is None:  # vanished between the two statements (manual cleanup): try again
+            return await self.claim(n)
+        status = {"delivered": ClaimStatus.DELIVERED, "dead": ClaimStatus.DEAD}.get(
+            existing["status"], ClaimStatus.IN_FLIGHT
+        )
+        return Claim(
+            status, existing["attempts"], False, existing["last_error"], existing["provider_message_id"]
+        )
+
+    async def begin_attempt(self, key: str) -> int | None:
+        """Fence and mark in-doubt just before a network call; None if the claim was lost."""
+        value: int | None = await self._pool.fetchval(
+            "UPDATE notification_deliveries SET attempts = attempts + 1, sending_since = now(),"
+            " lease_until = now() + make_interval(secs => $3), updated_at = now()"
+            " WHERE idempotency_key = $1 AND claimed_by = $2 AND status = 'sending' RETURNING attempts",
+            key, self.claimant, self.lease_seconds,
+        )  # fmt: skip
+        return value
+
+    async def record_retry(self, key: str, reason: str, wait_seconds: float) -> bool:
+        """The attempt failed for sure (not sent): clear in-doubt, keep the lease over the wait."""
+        return await self._update(
+            "sending_since = NULL, last_error = $3,"
+            " lease_until = now() + make_interval(secs => $4)",
+            key, reason, wait_seconds + self.lease_seconds,
+        )  # fmt: skip
+
+    async def record_delivered(self, key: str, provider_message_id: str) -> bool:
+        return await self._update(
+            "status = 'delivered', provider_message_id = $3, delivered_at = now(), sending_since = NULL,"
+            " claimed_by = NULL, lease_until = NULL, last_error = NULL",
+            key, provider_message_id,
+        )  # fmt: skip
+
+    async def record_dead(self, key: str, reason: str) -> bool:
+        return await self._update(
+            "status = 'dead', last_error = $3, sending_since = NULL, claimed_by = NULL, lease_until = NULL",
+            key, reason,
+        )  # fmt: skip
+
+    async def _update(self, assignments: str, key: str, *args: Any) -> bool:
+        """Apply `assignments` only while this worker still owns the key."""
+        result: str = await self._pool.execute(
+            f"UPDATE notification_deliveries SET {assignments}, updated_at = now()"
+            " WHERE idempotency_key = $1 AND claimed_by = $2 AND status = 'sending'",
+            key, self.claimant, *args,
+        )  # fmt: skip
+        return result.endswith(" 1")
+
+    async def claim_dead(self, keys: Sequence[str] | None, limit: int) -> list[Notification]:
+        """Atomically move dead letters back to 'sending' under this worker's claim, for redrive."""
+        rows = await self._pool.fetch(
+            """
+            UPDATE notification_deliveries SET status = 'sending', claimed_by = $1, sending_since = NULL,
+                   lease_until = now() + make_interval(secs => $2), updated_at = now()
+             WHERE idempotency_key IN (
+                   SELECT idempotency_key FROM notification_deliveries
+                    WHERE status = 'dead' AND ($3::text[] IS NULL OR idempotency_key = ANY($3::text[]))
+                    ORDER BY updated_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+            RETURNING *
+            """,
+            self.claimant, self.lease_seconds, list(keys) if keys is not None else None, limit,
+        )  # fmt: skip
+        return [
+            Notification(
+                key=r["idempotency_key"],
+                event_id=r["event_id"],
+                channel=Channel(r["channel"]),
+                recipient=r["recipient"],
+                destination=r["destination"],
+                address=r["address"],
+                template=r["template"],
+                locale=r["locale"],
+                variables=json.loads(r["variables"]),
+            )
+            for r in rows
+        ]
+
+    async def row(self, key: str) -> dict[str, Any] | None:
+        record = await self._pool.fetchrow(
+            "SELECT * FROM notification_deliveries WHERE idempotency_key = $1", key
+        )
+        return dict(record) if record is not None else None

@@ -1,0 +1,127 @@
+"""Backoff with full jitter, a circuit breaker and a token bucket: small, clock-injected, testable."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0  # a longer Retry-After gives up now; redrive later
+
+    def backoff(self, failed_attempts: int, rng: random.Random | None = None) -> float:
+        """Full jitter (AWS architecture blog): uniform(0, min(cap, base * 2**(n-1)))."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** max(0, failed_attempts - 1)))
+        return (rng or random).uniform(0.0, ceiling)
+
+
+class BreakerState(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Per destination. Opens after `failure_threshold` consecutive temporary failures; after
+    `reset_timeout` lets one probe through (half-open); the probe's result closes or re-opens it."""
+
+    def __init__(
+        self, *, failure_threshold: int = 5, reset_timeout: float = 30.0, clock: Clock = time.monotonic
+    ):
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = reset_timeout
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probe_in_flight = False
+
+    @property
+    def state(self) -> BreakerState:
+        if self._opened_at is None:
+            return BreakerState.CLOSED
+        if self._clock() - self._opened_at >= self.reset_timeout:
+            return BreakerState.HALF_OPEN
+        return BreakerState.OPEN
+
+    def remaining_open(self) -> float:
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self.reset_timeout - (self._clock() - self._opened_at))
+
+    def allow(self) -> bool:
+        """Ask before each call; a half-open breaker admits exactly one probe at a time."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
+            self._probe_in_flight = True
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._probe_in_flight = False
+
+    def record_failure(self) -> None:
+        self._probe_in_flight = False
+        if self._opened_at is not None:  # a failed probe re-opens for a full period
+            self._opened_at = self._clock()
+            return
+        self._failures += 1
+        if self._failures >= self.failure_threshold:
+            self._opened_at = self._clock()
+
+    def record_neutral(self) -> None:
+        """A permanent failure says nothing about the destination's health; free the probe slot."""
+        self._probe_in_flight = False
+
+
+class TokenBucket:
+    """`rate` tokens per second, up to `burst` saved. Waiters are served in arrival order."""
+
+    def __init__(
+        self, *, rate: float, burst: int, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+    ):
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    def try_acquire(self) -> bool:
+        self._refill()
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while not self.try_acquire():
+                await self._sleep((1.0 - self._tokens) / self.rate)
+
+    def drain(self) -> None:
+        """The server said we are over its limit: our idea of the bucket was too generous."""
+        self._refill()
+        self._tokens = 0.0
