@@ -11,7 +11,8 @@ mkdir -p "$STATE_DIR"
 ticketflow_login_works() {
     command -v psql >/dev/null &&
         PGPASSWORD="$PG_PASSWORD" PGCONNECT_TIMEOUT=3 psql -X -q -w -h "$PG_HOST" -p "$PG_PORT" -U "$PG_ROLE" \
-            -d "$PG_DATABASE" -tAc "SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'" 2>/dev/null | grep -q 1
+            -d "$PG_DATABASE" -tAc "SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user
+                AND EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_trgm')" 2>/dev/null | grep -qx t
 }
 
 # A local Debian cluster configured for our port, if any: "<version> <name> <status>".
@@ -20,9 +21,9 @@ local_cluster() {
     pg_lsclusters --no-header 2>/dev/null | awk -v port="$PG_PORT" '$3 == port {print $1, $2, $4}' | sort -rn | head -n1
 }
 
-# 1. Fast path: everything is already there.
+# 1. Fast path: everything is already there (login, CREATEDB, pg_trgm).
 if ticketflow_login_works; then
-    info "postgresql on $PG_HOST:$PG_PORT already serves database $PG_DATABASE (role $PG_ROLE, pg_trgm)"
+    info "postgresql on $PG_HOST:$PG_PORT already serves database $PG_DATABASE (role $PG_ROLE with CREATEDB, pg_trgm)"
     exit 0
 fi
 
@@ -64,7 +65,7 @@ fi
 
 # 4. Role, database and extension, as the postgres superuser over the local socket.
 read -r version name _ <<<"$(local_cluster)"
-superuser_psql() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" "$@"; }
+superuser_psql() { PGOPTIONS="-c client_min_messages=warning" runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" "$@"; }
 for _ in $(seq 1 30); do
     superuser_psql -d postgres -tAc "SELECT 1" >/dev/null 2>&1 && break
     sleep 0.5
@@ -73,8 +74,10 @@ superuser_psql -d postgres >/dev/null <<SQL || die "could not create role/databa
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_ROLE') THEN
-    CREATE ROLE $PG_ROLE LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
+    CREATE ROLE $PG_ROLE;
   END IF;
+  -- Also when the role existed already: tests create throwaway databases (CREATEDB).
+  ALTER ROLE $PG_ROLE LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
 END
 \$\$;
 SELECT 'CREATE DATABASE $PG_DATABASE OWNER $PG_ROLE'
