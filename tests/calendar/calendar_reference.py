@@ -7,6 +7,7 @@ tested zones fall on whole minutes), so stepping by minute segments is exact to 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
@@ -19,16 +20,16 @@ STEP_LIMIT = 2_000_000
 class ReferenceCalendar:
     def __init__(self, calendar: BusinessCalendar) -> None:
         self.calendar = calendar
-        self.hours_on = lru_cache(maxsize=None)(calendar.hours_on)
+        self.hours_on: Callable[[date], Hours] = lru_cache(maxsize=None)(calendar.hours_on)
 
     def is_open(self, ts: int) -> bool:
         local = datetime.fromtimestamp(ts, self.calendar.zone)
         wall = local.hour * 3600 + local.minute * 60 + local.second
-        today: Hours = self.hours_on(local.date())
-        yesterday: Hours = self.hours_on(local.date() - timedelta(days=1))
+        today = self.hours_on(local.date())
+        yesterday = self.hours_on(local.date() - timedelta(days=1))
         return any(i.start <= wall < i.end for i in today) or any(wall + DAY < i.end for i in yesterday)
 
-    def _segments(self, start: int):  # type: ignore[no-untyped-def]
+    def _segments(self, start: int) -> Iterator[tuple[int, int, bool]]:
         """(segment start, segment length, open) for consecutive pieces of at most one minute."""
         t = start
         for _ in range(STEP_LIMIT):

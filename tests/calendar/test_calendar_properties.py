@@ -29,7 +29,8 @@ def day_hours(draw: st.DrawFn, minute_step: int) -> list[str]:
     points = sorted(draw(st.sets(st.integers(0, 24 * 60 // minute_step - 1), max_size=4)))
     points = [p * minute_step for p in points[: len(points) // 2 * 2]]
     hours = [f"{_hhmm(a)}-{_hhmm(b)}" for a, b in zip(points[::2], points[1::2], strict=True)]
-    if hours and draw(st.booleans()):  # wrap the last interval past midnight
+    wrap: bool = draw(st.booleans())  # run the last interval past midnight
+    if hours and wrap:
         start = points[-2]
         if start > 0:
             end = draw(st.integers(0, start // minute_step - 1)) * minute_step

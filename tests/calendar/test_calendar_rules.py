@@ -15,8 +15,8 @@ NEW_YORK = ZoneInfo("America/New_York")
 HOUR = 3600
 
 
-def msk(*args: int) -> datetime:
-    return datetime(*args, tzinfo=MSK)  # type: ignore[misc]
+def msk(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=MSK)
 
 
 # Bitrix24 box seed: "Поддержка работает с понедельника по пятницу с 10:00 до 19:00 по московскому времени."
