@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from preflight_fakes import STABLE_FEED, Certificates, PortalServer, Route, make_certificates
+
+from ticketflow.preflight.checks import AddressPolicy, ChecksConfig
+
+ServeFactory = Callable[..., Awaitable[PortalServer]]
+
+
+@pytest.fixture(scope="session")
+def certs() -> Certificates:
+    return make_certificates()
+
+
+@pytest.fixture
+def config(certs: Certificates) -> ChecksConfig:
+    return ChecksConfig(
+        timeout_s=1.0,
+        max_redirects=3,
+        max_body_bytes=64 * 1024,
+        stable_versions=STABLE_FEED,
+        address_policy=AddressPolicy.loopback_allowed_for_tests(),
+        extra_trusted_ca_pem=certs.ca_pem,
+    )
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[ServeFactory]:
+    """Start portal servers for one test; all stop at its end."""
+    started: list[PortalServer] = []
+
+    async def start(
+        context: ssl.SSLContext | None, routes: dict[str, Route], *, tls_hang: bool = False
+    ) -> PortalServer:
+        server = await PortalServer(context, routes, tls_hang=tls_hang).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()

@@ -1,0 +1,119 @@
+"""The SSRF guard and the production configuration's inability to widen it."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ticketflow.preflight.checks import (
+    PUBLIC_ONLY,
+    AddressPolicy,
+    ChecksConfig,
+    ConfigError,
+    load_checks_config,
+)
+from ticketflow.preflight.checks.guarded_http import FetchFailure, parse_https_url
+from ticketflow.preflight.checks.policy import forbidden_reason
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),  # IPv4-mapped: Python 3.11 alone would call it global-ish
+        ("::ffff:10.0.0.1", "private"),
+        ("0.0.0.0", "unspecified"),
+        ("10.0.0.1", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("fd12:3456::1", "private"),
+        ("169.254.169.254", "link_local"),  # cloud metadata endpoint
+        ("fe80::1", "link_local"),
+        ("224.0.0.1", "multicast"),
+        ("ff02::1", "multicast"),
+        ("240.0.0.1", "private"),  # reserved space; Python lists it as private first
+        ("100.64.0.1", "not_global"),  # carrier-grade NAT
+        ("192.0.2.1", "private"),  # documentation range
+    ],
+)
+def test_internal_addresses_are_refused_with_a_reason(address: str, reason: str) -> None:
+    assert forbidden_reason(ipaddress.ip_address(address)) == reason
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "87.250.250.242", "2a00:1450:4010:c05::64"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert PUBLIC_ONLY.refusal(ipaddress.ip_address(address)) is None
+
+
+@given(st.ip_addresses())
+def test_the_production_policy_allows_only_global_unicast_addresses(address: ipaddress._BaseAddress) -> None:
+    assert isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address)
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    judged = mapped or address
+    flagged = judged.is_multicast or judged.is_reserved or judged.is_link_local or judged.is_private
+    # Stricter than is_global alone: the stdlib calls e.g. ::2 (reserved) global.
+    assert (PUBLIC_ONLY.refusal(address) is None) == (judged.is_global and not flagged)
+
+
+def test_the_test_allowance_adds_ipv4_loopback_and_nothing_else() -> None:
+    policy = AddressPolicy.loopback_allowed_for_tests()
+    assert policy.refusal(ipaddress.ip_address("127.0.0.1")) is None
+    for other in ["10.0.0.1", "192.168.0.1", "169.254.169.254", "0.0.0.0", "fd00::1"]:
+        assert policy.refusal(ipaddress.ip_address(other)) is not None
+
+
+def test_the_default_configuration_is_public_only() -> None:
+    assert ChecksConfig().address_policy == PUBLIC_ONLY
+    assert load_checks_config({}).address_policy == PUBLIC_ONLY
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["allow_loopback", "address_policy", "extra_trusted_ca_pem", "allowed_networks", "ALLOW_LOOPBACK"],
+)
+def test_production_configuration_cannot_widen_the_address_policy(key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load_checks_config({key: True})
+
+
+def test_production_configuration_loads_the_settings_it_owns() -> None:
+    config = load_checks_config(
+        {"timeout_s": 3, "max_redirects": 2, "stable_versions": {"main": "25.100.300"}, "pub_path": "/pub/"}
+    )
+    assert (config.timeout_s, config.max_redirects, dict(config.stable_versions)) == (
+        3.0,
+        2,
+        {"main": "25.100.300"},
+    )
+    with pytest.raises(ConfigError):
+        load_checks_config({"timeout_s": "fast"})
+    with pytest.raises(ConfigError):
+        load_checks_config({"max_body_bytes": 10})
+
+
+def test_outside_pytest_the_loopback_allowance_cannot_be_constructed() -> None:
+    program = (
+        "from ticketflow.preflight.checks import AddressPolicy\n"
+        "try:\n    AddressPolicy.loopback_allowed_for_tests()\nexcept RuntimeError:\n    print('refused')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "refused"
+
+
+@given(st.text(max_size=80))
+def test_url_parsing_only_ever_fails_with_a_reason(text: str) -> None:
+    try:
+        parsed = parse_https_url(text)
+    except FetchFailure as failure:
+        assert failure.reason in {"malformed_url", "not_https"}
+    else:
+        assert parsed.host and 0 < parsed.port < 65536 and parsed.target.startswith("/")
