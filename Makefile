@@ -42,3 +42,6 @@ infra-down: ## stop only what infra-up started (data stays; reset Kafka: rm -rf 
 
 infra-status: ## what runs where, who started it, whether it answers
 	@bash deploy/scripts/infra-status.sh
+
+bench-calendar: setup ## business-calendar arithmetic: ops/s vs the naive minute-walking reference
+	@$(PY) tests/load/calendar/bench_calendar.py
