@@ -1,0 +1,231 @@
+"""Each channel client against a real local server speaking its platform's protocol."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fakes.bitrix24 import FakeBitrix24
+from fakes.botx import FakeBotX
+from fakes.smtp import FakeSmtp
+from fakes.webhook import FakeWebhookReceiver
+from pybotx import BotXAuthVersion
+
+from ticketflow.notifications.channels import (
+    Bitrix24Channel,
+    Bitrix24Portal,
+    EmailChannel,
+    ExpressBot,
+    ExpressChannel,
+    PermanentFailure,
+    SmtpRelay,
+    TemporaryFailure,
+    WebhookChannel,
+    WebhookEndpoint,
+)
+from ticketflow.notifications.model import OutgoingMessage
+
+BOT_ID = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee")
+SECRET = "bot-secret-0123456789abcdef0123456789abcdef"
+CHAT = uuid.UUID("dcfa5a7c-7cc4-4c89-b6c0-80325604f9f4")
+
+
+def message(destination: str, address: str, body: str = "Привет, #42 открыт") -> OutgoingMessage:
+    return OutgoingMessage(
+        key="k-" + uuid.uuid4().hex,
+        destination=destination,
+        address=address,
+        subject="Обращение 42",
+        body=body,
+        locale="ru",
+        template="ticket_opened",
+        event_id="e-1",
+        recipient="u-1",
+    )
+
+
+@pytest.mark.parametrize("auth_version", [BotXAuthVersion.V2, BotXAuthVersion.V1])
+async def test_express_sends_through_pybotx_with_valid_auth(auth_version: BotXAuthVersion) -> None:
+    async with FakeBotX({BOT_ID: SECRET}).running() as fake:
+        channel = ExpressChannel(
+            [ExpressBot(BOT_ID, fake.base_url, SECRET)], auth_version=auth_version, callback_timeout=5
+        )
+        try:
+            sync_id = await channel.send(message(str(BOT_ID), str(CHAT)))
+        finally:
+            await channel.aclose()
+    assert uuid.UUID(sync_id)
+    assert [(r.bot_id, r.chat_id, r.body) for r in fake.received] == [(BOT_ID, CHAT, "Привет, #42 открыт")]
+    assert fake.token_requests == (1 if auth_version is BotXAuthVersion.V1 else 0)
+
+
+async def test_express_wrong_secret_is_permanent() -> None:
+    async with FakeBotX({BOT_ID: SECRET}).running() as fake:
+        channel = ExpressChannel([ExpressBot(BOT_ID, fake.base_url, "wrong-secret-0123456789abcdef0123456789")])
+        try:
+            with pytest.raises(PermanentFailure, match="credentials"):
+                await channel.send(message(str(BOT_ID), str(CHAT)))
+        finally:
+            await channel.aclose()
+    assert fake.received == [] and fake.rejected_auth == 1
+
+
+@pytest.mark.parametrize(("status", "expected"), [(503, TemporaryFailure), (429, TemporaryFailure), (400, PermanentFailure)])
+async def test_express_status_classification(status: int, expected: type[Exception]) -> None:
+    async with FakeBotX({BOT_ID: SECRET}).running() as fake:
+        fake.fail_next(status, retry_after="3")
+        channel = ExpressChannel([ExpressBot(BOT_ID, fake.base_url, SECRET)])
+        try:
+            with pytest.raises(expected) as caught:
+                await channel.send(message(str(BOT_ID), str(CHAT)))
+        finally:
+            await channel.aclose()
+    if isinstance(caught.value, TemporaryFailure):
+        assert caught.value.retry_after == 3.0
+    assert fake.received == []
+
+
+async def test_express_garbage_answer_is_permanent_not_retried() -> None:
+    async with FakeBotX({BOT_ID: SECRET}).running() as fake:
+        fake.fail_next(202, body=b"<html>proxy error</html>")
+        channel = ExpressChannel([ExpressBot(BOT_ID, fake.base_url, SECRET)])
+        try:
+            with pytest.raises(PermanentFailure, match="unrecognised answer"):
+                await channel.send(message(str(BOT_ID), str(CHAT)))
+        finally:
+            await channel.aclose()
+
+
+async def test_express_unknown_chat_is_permanent_in_sync_mode() -> None:
+    async with FakeBotX({BOT_ID: SECRET}, known_chats=[CHAT]).running() as fake:
+        channel = ExpressChannel([ExpressBot(BOT_ID, fake.base_url, SECRET)], synchronous=True)
+        try:
+            with pytest.raises(PermanentFailure, match="unknown chat"):
+                await channel.send(message(str(BOT_ID), str(uuid.uuid4())))
+            await channel.send(message(str(BOT_ID), str(CHAT)))
+        finally:
+            await channel.aclose()
+    assert len(fake.undeliverable) == 1 and len(fake.received) == 1
+
+
+async def test_express_connection_refused_is_temporary() -> None:
+    async with FakeBotX({BOT_ID: SECRET}).running() as fake:
+        dead_url = fake.base_url
+    channel = ExpressChannel([ExpressBot(BOT_ID, dead_url, SECRET)])
+    try:
+        with pytest.raises(TemporaryFailure, match="connection"):
+            await channel.send(message(str(BOT_ID), str(CHAT)))
+    finally:
+        await channel.aclose()
+
+
+def portal(fake: FakeBitrix24, token: str = "b24-token", **kw: object) -> Bitrix24Portal:
+    return Bitrix24Portal("portal-1", fake.rest_url, 7, token, **kw)  # type: ignore[arg-type]
+
+
+async def test_bitrix24_sends_imbot_message_add() -> None:
+    async with FakeBitrix24(auth_token="b24-token", bot_id=7).running() as fake:
+        channel = Bitrix24Channel([portal(fake)])
+        try:
+            message_id = await channel.send(message("portal-1", "chat15"))
+        finally:
+            await channel.aclose()
+    assert message_id == "1001"
+    assert [(r.bot_id, r.dialog_id, r.message) for r in fake.received] == [(7, "chat15", "Привет, #42 открыт")]
+
+
+@pytest.mark.parametrize(
+    ("prepare", "expected", "match"),
+    [
+        (lambda f: f.query_limit_next(), TemporaryFailure, "QUERY_LIMIT_EXCEEDED"),
+        (lambda f: f.fail_next(500), TemporaryFailure, "INTERNAL_SERVER_ERROR"),
+        (lambda f: f.fail_next(502, body=b"Bad gateway"), TemporaryFailure, "http 502"),
+        (lambda f: f.fail_next(200, body=b"not json at all"), PermanentFailure, "unrecognised answer"),
+        (lambda f: f.fail_next(200, body={"result": {"weird": "shape"}}), PermanentFailure, "unrecognised"),
+        (lambda f: f.fail_next(200, body={"result": False}), PermanentFailure, "result=false"),
+        (lambda f: f.fail_next(401, body={"error": "expired_token"}), PermanentFailure, "expired_token"),
+    ],
+)
+async def test_bitrix24_answers_are_classified(prepare, expected, match) -> None:  # type: ignore[no-untyped-def]
+    async with FakeBitrix24(auth_token="b24-token", bot_id=7).running() as fake:
+        prepare(fake)
+        channel = Bitrix24Channel([portal(fake)])
+        try:
+            with pytest.raises(expected, match=match):
+                await channel.send(message("portal-1", "chat15"))
+        finally:
+            await channel.aclose()
+    assert fake.received == []
+
+
+async def test_bitrix24_wrong_token_and_unknown_dialog_are_permanent() -> None:
+    async with FakeBitrix24(auth_token="b24-token", bot_id=7, known_dialogs=["chat15"]).running() as fake:
+        bad = Bitrix24Channel([portal(fake, token="stolen")])
+        good = Bitrix24Channel([portal(fake)])
+        try:
+            with pytest.raises(PermanentFailure, match="invalid_token"):
+                await bad.send(message("portal-1", "chat15"))
+            with pytest.raises(PermanentFailure, match="DIALOG_ID"):
+                await good.send(message("portal-1", "chat999"))
+        finally:
+            await bad.aclose()
+            await good.aclose()
+
+
+async def test_bitrix24_token_bucket_keeps_under_the_portal_limit() -> None:
+    # The portal allows 3 at once then 20/s; our bucket (burst 3, 20/s) must never trip it.
+    async with FakeBitrix24(auth_token="t", bot_id=7, limit_rate=20, limit_burst=3).running() as fake:
+        channel = Bitrix24Channel([portal(fake, token="t", rate=20.0, burst=3)])
+        try:
+            for i in range(8):
+                await channel.send(message("portal-1", f"chat{i}"))
+        finally:
+            await channel.aclose()
+    assert len(fake.received) == 8 and fake.limited == 0
+
+
+async def test_email_over_smtp_with_message_id_from_key() -> None:
+    async with FakeSmtp().running() as fake:
+        channel = EmailChannel([SmtpRelay("main", "127.0.0.1", fake.port, "support@ticketflow.test")])
+        msg = message("main", "client@example.test")
+        message_id = await channel.send(msg)
+    assert len(fake.received) == 1
+    mail = fake.received[0]
+    assert mail.recipients == ["client@example.test"]
+    assert mail.message["Subject"] == "Обращение 42"
+    assert mail.message["Message-ID"] == message_id == f"<{msg.key}@ticketflow.local>"
+    assert "Привет, #42 открыт" in mail.body
+
+
+async def test_email_failures_are_classified() -> None:
+    async with FakeSmtp(rejected=["nobody@example.test"]).running() as fake:
+        channel = EmailChannel([SmtpRelay("main", "127.0.0.1", fake.port, "support@ticketflow.test")])
+        with pytest.raises(PermanentFailure, match="refused"):
+            await channel.send(message("main", "nobody@example.test"))
+        fake.fail_next(451)
+        with pytest.raises(TemporaryFailure, match="451"):
+            await channel.send(message("main", "client@example.test"))
+        with pytest.raises(PermanentFailure, match="not an e-mail"):
+            await channel.send(message("main", "no-at-sign"))
+    assert fake.received == []
+
+
+async def test_webhook_signs_exact_body_and_sends_idempotency_key() -> None:
+    async with FakeWebhookReceiver(secret="hook-secret").running() as fake:
+        channel = WebhookChannel([WebhookEndpoint("crm", fake.url, "hook-secret")])
+        msg = message("crm", "ext-user-1")
+        try:
+            await channel.send(msg)
+            wrong = WebhookChannel([WebhookEndpoint("crm", fake.url, "other-secret")])
+            with pytest.raises(PermanentFailure, match="http 401"):
+                await wrong.send(msg)
+            await wrong.aclose()
+            fake.fail_next(429, retry_after="7")
+            with pytest.raises(TemporaryFailure) as caught:
+                await channel.send(msg)
+        finally:
+            await channel.aclose()
+    assert caught.value.retry_after == 7.0
+    assert [h.idempotency_key for h in fake.received] == [msg.key]
+    assert fake.received[0].payload["body"] == "Привет, #42 открыт"
+    assert fake.bad_signatures == 1
