@@ -35,4 +35,13 @@ class AgentProfileUpdated(_AgentEvent, tag="AgentProfileUpdated", frozen=True):
     capacity: int
 
 
-AgentEvent = AgentJoinedQueue | AgentLeftQueue | AgentStatusChanged | AgentProfileUpdated
+class AgentShiftSet(_AgentEvent, tag="AgentShiftSet", frozen=True):
+    """The agent's working hours: 'HH:MM-HH:MM' per weekday ('mon'..'sun'), in `timezone`.
+    Empty `weekly` means no shift limit (the status alone decides)."""
+
+    timezone: str = "Europe/Moscow"
+    weekly: dict[str, tuple[str, ...]] = {}
+    holiday_country: str | None = None
+
+
+AgentEvent = AgentJoinedQueue | AgentLeftQueue | AgentStatusChanged | AgentProfileUpdated | AgentShiftSet

@@ -84,6 +84,7 @@ class TicketUnassigned(_TicketEvent, tag="TicketUnassigned", frozen=True):
     agent_id: str
     reason: str
     actor: str = "routing"
+    lead_id: str | None = None  # the queue lead to tell as well (e.g. after "no answer" reassignment)
 
 
 class WorkStarted(_TicketEvent, tag="WorkStarted", frozen=True):
