@@ -1,0 +1,153 @@
+"""Routing's view of the world, rebuilt from events alone: tickets, roster, loads, cursors, backlogs.
+
+Nothing here is read from a clock or a database: `apply_*` takes an event with its stream version
+and time, so folding the same stored events always gives the same state (and the same next
+decision). Mutable for speed (a benchmark routes thousands of tickets a second); decisions in
+domain.py only read it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from dataclasses import dataclass, field
+
+from ticketflow.contracts import ticket_events as e
+from ticketflow.contracts.roster_events import AgentEvent
+from ticketflow.contracts.ticket_events import TicketEvent
+from ticketflow.lifecycle import Status, TicketState, evolve
+from ticketflow.lifecycle.state import WITH_ASSIGNEE
+from ticketflow.routing.config import Desks
+from ticketflow.routing.reassignment import reply_deadline
+from ticketflow.routing.roster import Roster
+
+PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+BacklogKey = tuple[int, int, str]  # (priority rank, routed at, ticket id): oldest most urgent first
+
+
+@dataclass(slots=True)
+class TicketRecord:
+    state: TicketState
+    language: str = "ru"
+    contract_tier: str = "none"
+    skills: tuple[str, ...] = ()
+    routed_ts: int = 0
+    passed_over: set[str] = field(default_factory=set)  # agents unassigned from it: not auto-picked again
+
+
+def language_of(locale: str) -> str:
+    return locale.replace("_", "-").split("-", 1)[0].lower() or "ru"
+
+
+class RoutingState:
+    def __init__(self, desks: Desks) -> None:
+        self.desks = desks
+        self.tickets: dict[uuid.UUID, TicketRecord] = {}
+        self.roster = Roster()
+        self.cursors: dict[str, str] = {}  # queue -> last agent round-robin gave a ticket
+        self.backlogs: dict[str, list[tuple[BacklogKey, uuid.UUID]]] = {}
+        self.waiting: dict[uuid.UUID, tuple[str, BacklogKey]] = {}  # ticket -> (queue, key) in a backlog
+        self.reply_due: dict[uuid.UUID, int] = {}  # ticket -> epoch second its assignee must have answered by
+
+    # --- applying events ------------------------------------------------------------------------
+
+    def version_of(self, ticket_id: uuid.UUID) -> int:
+        record = self.tickets.get(ticket_id)
+        return 0 if record is None else record.state.version
+
+    def apply_agent(self, event: AgentEvent, stream_version: int | None = None) -> bool:
+        """Apply unless already applied (stream versions arrive again on redelivery)."""
+        if stream_version is not None:
+            if stream_version <= self.roster.versions.get(event.agent_id, 0):
+                return False
+            self.roster.versions[event.agent_id] = stream_version
+        self.roster.apply(event)
+        return True
+
+    def apply_ticket(self, event: TicketEvent, stream_version: int, occurred_ts: int) -> bool:
+        """Apply the event if it is the ticket's next one; False when already applied.
+        Raises `StreamGap` when events are missing in between (the caller reloads the stream)."""
+        ticket_id = event.ticket_id
+        record = self.tickets.get(ticket_id)
+        current = 0 if record is None else record.state.version
+        if stream_version <= current:
+            return False
+        if stream_version != current + 1:
+            raise StreamGap(ticket_id, current, stream_version)
+        if record is None:
+            record = self.tickets[ticket_id] = TicketRecord(TicketState())
+        before = record.state
+        record.state = after = evolve(before, event)
+        self._facts(record, event, occurred_ts)
+        self._reconcile(ticket_id, record, before, after, occurred_ts)
+        return True
+
+    def _facts(self, record: TicketRecord, event: TicketEvent, occurred_ts: int) -> None:
+        match event:
+            case e.TicketOpened():
+                record.language = language_of(event.requester.locale)
+                record.contract_tier = self.desks.contract_tiers.get(event.chat.tenant_id, "none")
+            case e.TicketRouted():
+                record.routed_ts = occurred_ts
+                rule = self.desks.rule(event.rule_id)
+                record.skills = rule.skills if rule is not None else ()
+            case e.TicketAssigned():
+                queue = record.state.queue_id
+                if event.strategy == "round_robin" and queue is not None:
+                    self.cursors[queue] = event.agent_id
+            case e.TicketUnassigned():
+                record.passed_over.add(event.agent_id)
+            case e.AgentReplied() if event.agent_id == record.state.assignee:
+                self.reply_due.pop(event.ticket_id, None)
+            case _:
+                pass
+
+    def _reconcile(
+        self, ticket_id: uuid.UUID, record: TicketRecord, before: TicketState, after: TicketState, ts: int
+    ) -> None:
+        """Loads, backlog and reply deadline follow from the lifecycle state before and after."""
+        held_before = before.assignee is not None and before.status in WITH_ASSIGNEE
+        held_after = after.assignee is not None and after.status in WITH_ASSIGNEE
+        if held_before and (not held_after or before.assignee != after.assignee):
+            assert before.assignee is not None
+            self.roster.release(before.assignee, ticket_id)
+        if held_after:
+            assert after.assignee is not None
+            self.roster.take(after.assignee, ticket_id, after.priority)
+        if after.status is Status.ROUTED and after.assignee is None and after.queue_id is not None:
+            key = (PRIORITY_RANK[after.priority], record.routed_ts, str(ticket_id))
+            if self.waiting.get(ticket_id) != (after.queue_id, key):
+                self.waiting[ticket_id] = (after.queue_id, key)
+                heapq.heappush(self.backlogs.setdefault(after.queue_id, []), (key, ticket_id))
+        else:
+            self.waiting.pop(ticket_id, None)
+        self._deadline(ticket_id, before, after, ts)
+
+    def _deadline(self, ticket_id: uuid.UUID, before: TicketState, after: TicketState, ts: int) -> None:
+        if after.assignee is None or after.status not in {Status.ASSIGNED, Status.IN_PROGRESS}:
+            self.reply_due.pop(ticket_id, None)
+        elif after.assignee != before.assignee or before.status not in WITH_ASSIGNEE:
+            queue = self.desks.queues.get(after.queue_id or "")
+            due = None if queue is None else reply_deadline(queue, self.desks.calendar_of(queue), ts)
+            if due is None:
+                self.reply_due.pop(ticket_id, None)
+            else:
+                self.reply_due[ticket_id] = due
+
+    # --- queries decisions use ------------------------------------------------------------------
+
+    def next_waiting(self, queue_id: str) -> uuid.UUID | None:
+        """The oldest most urgent unassigned ticket of the queue (stale heap entries dropped)."""
+        heap = self.backlogs.get(queue_id)
+        while heap:
+            key, ticket_id = heap[0]
+            if self.waiting.get(ticket_id) == (queue_id, key):
+                return ticket_id
+            heapq.heappop(heap)
+        return None
+
+
+class StreamGap(Exception):
+    def __init__(self, ticket_id: uuid.UUID, have: int, got: int) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(f"ticket {ticket_id}: have version {have}, got {got}: events missing in between")
