@@ -53,6 +53,8 @@ class FiredTimers:
 class TimerWheel:
     """Durable-SLA-sized timer set: O(1) schedule/cancel, vectorised batch paths, exact firing."""
 
+    compact_slack = COMPACT_SLACK  # stale entries tolerated beyond the live count (tests lower it)
+
     def __init__(self, capacity_hint: int = 1024, *, tick_ms: int = 1, now_ms: int = 0) -> None:
         if tick_ms < 1:
             raise ValueError("tick_ms must be >= 1")
@@ -144,9 +146,9 @@ class TimerWheel:
         live = self._slots.live_mask(handles)
         positions = np.flatnonzero(live)
         slots = (handles[positions] & SLOT_MASK).astype(np.int32)
-        # Keep one position per slot: scatter positions, keep those that survived the scatter.
+        # Keep the first position per slot: scatter positions in reverse (the last write wins).
         owner = np.empty(self._slots.capacity, np.int64)
-        owner[slots] = positions
+        owner[slots[::-1]] = positions[::-1]
         first = owner[slots] == positions
         live[positions[~first]] = False
         self._slots.release(slots[first])
@@ -160,7 +162,7 @@ class TimerWheel:
         return self.pop_due_batch(now_ms).keys
 
     def pop_due_batch(self, now_ms: int) -> FiredTimers:
-        """Remove and return every timer with ``ceil(due/tick)*tick <= now_ms`` (wheel time never goes back)."""
+        """Remove and return the timers with ``ceil(due/tick)*tick <= now_ms``; wheel time never goes back."""
         now = max(self._now_tick, now_ms // self.tick_ms)
         self._now_tick = now
         fired: list[Int64Array] = []
@@ -276,7 +278,7 @@ class TimerWheel:
     def _compact_if_stale(self) -> None:
         """Drop stale entries once they outnumber live timers: amortised O(1) per cancel."""
         live = self._slots.live
-        if self._entries - live <= live + COMPACT_SLACK:
+        if self._entries - live <= live + self.compact_slack:
             return
         for key, bucket in self._buckets.items():
             entries = np.frombuffer(bucket, np.int64)
