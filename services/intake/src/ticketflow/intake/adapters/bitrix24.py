@@ -1,0 +1,149 @@
+"""Bitrix24 imbot events: form-encoded bodies with PHP-style keys, parsed by b24pysdk's `OAuthEventData`.
+
+Authenticity: every event carries `auth[application_token]`; it must equal (constant time) the token the
+portal (`auth[member_id]`) sent at ONAPPINSTALL. The first install of a configured portal stores the
+token; a later install or update must present the stored token (a changed token needs an operator to
+reset the portal's row: otherwise anyone who knows a member_id could replace it).
+
+Admin flag: Bitrix24's documented ONIMBOTMESSAGEADD payload has no admin field in `data[USER]` (ID, NAME,
+FIRST_NAME, LAST_NAME, WORK_POSITION, GENDER, IS_BOT, IS_CONNECTOR, IS_NETWORK, IS_EXTRANET). Intake
+passes `IS_ADMIN=Y` through if a portal sends it and otherwise reports `is_admin=False`; the
+authoritative check is REST `user.admin` with the event's user auth, which belongs to preflight.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from b24pysdk.credentials.oauth_event_data import OAuthEventData
+
+from ticketflow.contracts.chat import ChatMessage, ChatSender
+from ticketflow.contracts.values import Attachment
+from ticketflow.intake.adapters.desks import Tenants
+from ticketflow.intake.adapters.http import Problem
+
+MESSAGE_ADD = "ONIMBOTMESSAGEADD"
+JOIN_CHAT = "ONIMBOTJOINCHAT"
+BOT_DELETE = "ONIMBOTDELETE"
+APP_INSTALL = "ONAPPINSTALL"
+APP_UPDATE = "ONAPPUPDATE"
+KNOWN_EVENTS = frozenset({MESSAGE_ADD, JOIN_CHAT, BOT_DELETE, APP_INSTALL, APP_UPDATE})
+
+
+@dataclass(frozen=True)
+class Bitrix24Event:
+    name: str
+    member_id: str
+    application_token: str
+    domain: str
+    client_endpoint: str
+    data: dict[str, Any]
+
+
+def parse_event(body: bytes) -> Bitrix24Event:
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=2000)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem(400, "malformed_form", f"body is not application/x-www-form-urlencoded: {exc}") from exc
+    if not fields:
+        raise Problem(400, "malformed_form", "empty form body")
+    try:
+        event = OAuthEventData.from_dict(fields)
+    except OAuthEventData.ValidationError as exc:
+        raise Problem(422, "invalid_payload", str(exc)) from exc
+    name = str(event.event).upper()
+    if name not in KNOWN_EVENTS:
+        raise Problem(400, "unknown_event", f"unsupported Bitrix24 event {event.event!r}")
+    data = event.data if isinstance(event.data, dict) else {}
+    auth = event.auth
+    return Bitrix24Event(
+        name=name,
+        member_id=str(auth.member_id),
+        application_token=str(auth.application_token),
+        domain=str(getattr(auth, "domain", "") or ""),
+        client_endpoint=str(getattr(auth, "client_endpoint", "") or ""),
+        data=data,
+    )
+
+
+def tokens_match(stored: str, presented: str) -> bool:
+    return hmac.compare_digest(stored.encode(), presented.encode())
+
+
+def check_portal(tenants: Tenants, event: Bitrix24Event) -> None:
+    """The portal must be one intake serves, and the event must be for one of its bots (if configured)."""
+    portal = tenants.bitrix24.get(event.member_id)
+    if portal is None:
+        raise Problem(403, "unknown_portal", f"portal {event.member_id!r} is not served here")
+    if portal.bot_ids and event.name in {MESSAGE_ADD, JOIN_CHAT, BOT_DELETE}:
+        bots = event.data.get("BOT")
+        ids = {str(k) for k in bots} if isinstance(bots, dict) else set()
+        if isinstance(bots, list):  # b24pysdk turns {"0": ..., "1": ...} into a list
+            ids = {str(b.get("BOT_ID")) for b in bots if isinstance(b, dict)}
+        if not ids & set(portal.bot_ids):
+            raise Problem(403, "unknown_bot", f"event is for bots {sorted(ids)}, not this desk's bots")
+
+
+def _field(data: dict[str, Any], section: str, name: str) -> str:
+    part = data.get(section)
+    value = part.get(name) if isinstance(part, dict) else None
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Problem(422, "invalid_payload", f"data[{section}][{name}] must be a string")
+    return value
+
+
+def to_chat_message(event: Bitrix24Event, received_at: datetime) -> ChatMessage | None:
+    """The normalised message, or None for a system message (nothing a requester said)."""
+    data = event.data
+    if _field(data, "PARAMS", "SYSTEM") == "Y" or _field(data, "USER", "IS_BOT") == "Y":
+        return None
+    dialog_id = _field(data, "PARAMS", "DIALOG_ID")
+    message_id = _field(data, "PARAMS", "MESSAGE_ID")
+    user_id = _field(data, "USER", "ID") or _field(data, "PARAMS", "FROM_USER_ID")
+    missing = [
+        n for n, v in (("DIALOG_ID", dialog_id), ("MESSAGE_ID", message_id), ("USER.ID", user_id)) if not v
+    ]
+    if missing:
+        raise Problem(422, "invalid_payload", f"missing {', '.join(missing)} in data[PARAMS]/data[USER]")
+    language = _field(data, "PARAMS", "LANGUAGE") or "ru"
+    return ChatMessage(
+        platform="bitrix24",
+        tenant_id=event.member_id,
+        conversation_id=dialog_id,
+        message_id=message_id,
+        sender=ChatSender(
+            user_id=user_id,
+            display_name=_field(data, "USER", "NAME"),
+            is_admin=_field(data, "USER", "IS_ADMIN") == "Y",
+            locale=language,
+        ),
+        text=_field(data, "PARAMS", "MESSAGE"),
+        received_at=received_at,
+        attachments=tuple(_files(data)),
+    )
+
+
+def _files(data: dict[str, Any]) -> list[Attachment]:
+    params = data.get("PARAMS")
+    files = params.get("FILES") if isinstance(params, dict) else None
+    items = files.values() if isinstance(files, dict) else files if isinstance(files, list) else []
+    found = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        size = str(item.get("size", ""))
+        found.append(
+            Attachment(
+                name=str(item.get("name") or item.get("id") or "file"),
+                mime_type=str(item.get("type") or "application/octet-stream"),
+                size=int(size) if size.isdigit() else None,
+                url=str(item["urlDownload"]) if item.get("urlDownload") else None,
+            )
+        )
+    return found

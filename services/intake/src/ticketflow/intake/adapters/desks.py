@@ -1,0 +1,118 @@
+"""Which tenants intake serves, their secrets, and the desk/track each one's messages go to.
+
+A stand-in for `ticketflow.deskconfig` until it lands: `load_tenants()` is the one function to swap.
+Read from the TOML file named by TICKETFLOW_INTAKE_TENANTS; secrets are never in the file, only the
+names of the environment variables that hold them.
+
+    [[express]]                       # one eXpress (BotX) bot
+    bot_id = "8dada2c8-67a6-4434-9dec-570d244e78ee"
+    host = "cts.example.com"          # the CTS host BotX names in the JWT audience
+    secret_env = "EXPRESS_BOT_SECRET"
+    desk = "express"
+    track = "client"
+    self_help_hints = true
+
+    [[bitrix24]]                      # one Bitrix24 portal, by member_id
+    member_id = "bac1cd5c8940947a75e0d71b1a84e348"
+    bot_ids = ["567"]                 # empty: any bot of this app
+    desk = "bitrix24-box"
+    track = "box"
+
+    [[generic]]                       # a platform posting to POST /v1/messages
+    tenant_id = "acme-helpdesk"
+    api_key_env = "ACME_INTAKE_KEY"
+    desk = "generic"
+    track = "default"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from ticketflow.intake.domain import DeskRoute
+
+CONFIG_ENV = "TICKETFLOW_INTAKE_TENANTS"
+
+
+class ExpressBot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    bot_id: uuid.UUID
+    host: str
+    secret_env: str
+    desk: str = "express"
+    track: str = "client"
+    self_help_hints: bool = True
+
+
+class Bitrix24Portal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    member_id: str
+    desk: str = "bitrix24-box"
+    track: str = "box"
+    bot_ids: tuple[str, ...] = ()
+
+
+class GenericTenant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tenant_id: str
+    api_key_env: str
+    desk: str = "generic"
+    track: str = "default"
+    self_help_hints: bool = False
+
+
+class TenantFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    express: tuple[ExpressBot, ...] = ()
+    bitrix24: tuple[Bitrix24Portal, ...] = ()
+    generic: tuple[GenericTenant, ...] = ()
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """Lookups by (platform, tenant): the desk route, and the secret each platform authenticates with."""
+
+    express: dict[str, ExpressBot] = field(default_factory=dict)
+    bitrix24: dict[str, Bitrix24Portal] = field(default_factory=dict)
+    generic: dict[str, GenericTenant] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # env var name -> value
+
+    def route(self, platform: str, tenant_id: str) -> DeskRoute | None:
+        if platform == "express" and (bot := self.express.get(tenant_id)):
+            return DeskRoute(bot.desk, bot.track, bot.self_help_hints)
+        if platform == "bitrix24" and (portal := self.bitrix24.get(tenant_id)):
+            return DeskRoute(portal.desk, portal.track, False)
+        if platform == "generic" and (tenant := self.generic.get(tenant_id)):
+            return DeskRoute(tenant.desk, tenant.track, tenant.self_help_hints)
+        return None
+
+    def secret(self, env_name: str) -> str:
+        return self.secrets[env_name]
+
+
+def load_tenants(path: str | Path | None = None) -> Tenants:
+    """Read and validate the tenant file; every named secret must be set (fail at start, not at 3 a.m.)."""
+    source = path or os.environ.get(CONFIG_ENV)
+    if not source:
+        raise ConfigError(f"{CONFIG_ENV} is not set: name the intake tenant file (see docs/intake.md)")
+    try:
+        raw = tomllib.loads(Path(source).read_text())
+        parsed = msgspec.convert(raw, TenantFile)
+    except (OSError, tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    names = [b.secret_env for b in parsed.express] + [g.api_key_env for g in parsed.generic]
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        raise ConfigError(f"{source}: these secret variables are not set: {', '.join(sorted(set(missing)))}")
+    return Tenants(
+        express={str(b.bot_id): b for b in parsed.express},
+        bitrix24={p.member_id: p for p in parsed.bitrix24},
+        generic={g.tenant_id: g for g in parsed.generic},
+        secrets={n: os.environ[n] for n in names},
+    )

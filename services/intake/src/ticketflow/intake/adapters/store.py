@@ -1,0 +1,205 @@
+"""Recording messages: intake's tables and the ticket events in ONE transaction per batch.
+
+Exactly one effect per platform message:
+- every conversation in the batch is locked first (`pg_advisory_xact_lock`, keys in sorted order, so
+  two batches never deadlock), which serialises two different first messages of one conversation;
+- under that lock, keys already in `intake_messages` are skipped; the new ones are inserted in the same
+  transaction as the events (primary key = idempotency key: the constraint is the last word);
+- event ids are derived from the idempotency key, so a retried append is a no-op in the store too.
+A `ConcurrencyError` (preflight or routing appended to the ticket meanwhile) reruns the whole batch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from ticketflow.contracts.chat import ChatMessage
+from ticketflow.contracts.envelope import EventMetadata, NewEvent
+from ticketflow.contracts.ids import deterministic_event_id, new_ticket_id, ticket_stream
+from ticketflow.contracts.ticket_events import TicketEvent
+from ticketflow.eventstore.errors import ConcurrencyError
+from ticketflow.eventstore.store import AppendRequest, EventStore
+from ticketflow.intake.domain import DeskRoute, Outcome, conversation_key, decide_message
+from ticketflow.lifecycle import TicketState, evolve, fold
+
+MAX_ATTEMPTS = 8
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k"
+_SEEN = "SELECT idempotency_key FROM intake_messages WHERE idempotency_key = ANY($1::text[])"
+_CONVERSATIONS = (
+    "SELECT conversation_key, ticket_id FROM intake_conversations WHERE conversation_key = ANY($1::text[])"
+)
+_READ_STREAMS = """
+SELECT position, transaction_id::text AS transaction_id, stream_id, stream_version, event_id,
+       event_type, schema_version, data::text AS data, metadata::text AS metadata, occurred_at
+FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version
+"""
+_UPSERT_CONVERSATIONS = """
+INSERT INTO intake_conversations AS c
+    (conversation_key, platform, tenant_id, conversation_id, ticket_id, tickets_opened, messages_seen)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::int[], $7::bigint[])
+ON CONFLICT (conversation_key) DO UPDATE SET
+    ticket_id = coalesce(EXCLUDED.ticket_id, c.ticket_id),
+    tickets_opened = c.tickets_opened + EXCLUDED.tickets_opened,
+    messages_seen = c.messages_seen + EXCLUDED.messages_seen,
+    updated_at = now()
+"""
+_INSERT_MESSAGES = """
+INSERT INTO intake_messages (idempotency_key, conversation_key, ticket_id, outcome, delivery_id, received_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])
+"""
+_INSERT_REPLIES = """
+INSERT INTO intake_replies (idempotency_key, platform, tenant_id, conversation_id, reason, body)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+"""
+
+RouteLookup = Callable[[ChatMessage], DeskRoute | None]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    idempotency_key: str
+    outcome: Outcome
+    ticket_id: uuid.UUID | None
+
+
+@dataclass
+class _Conversation:
+    key: str
+    message: ChatMessage
+    ticket_id: uuid.UUID | None
+    state: TicketState | None
+    known: bool
+    opened: int = 0
+    seen: int = 0
+
+
+@dataclass
+class _Batch:
+    appends: dict[str, tuple[int, list[NewEvent]]] = field(default_factory=dict)
+    messages: list[tuple[str, str, uuid.UUID | None, str, str | None, Any]] = field(default_factory=list)
+    replies: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
+    results: list[Recorded] = field(default_factory=list)
+
+
+class UnroutableMessage(ValueError):
+    """No desk serves this (platform, tenant): the caller dead-letters it."""
+
+
+class IntakeStore:
+    def __init__(self, pool: asyncpg.Pool, events: EventStore, route: RouteLookup) -> None:
+        self.pool = pool
+        self.events = events
+        self.route = route
+
+    async def record(self, messages: Sequence[ChatMessage]) -> list[Recorded]:
+        """Record a batch (in order). Returns one `Recorded` per distinct idempotency key."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    return await self._record_on(conn, messages)
+            except (ConcurrencyError, asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError):
+                if attempt == MAX_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _record_on(self, conn: Any, messages: Sequence[ChatMessage]) -> list[Recorded]:
+        unique: dict[str, ChatMessage] = {}
+        for m in messages:
+            unique.setdefault(m.idempotency_key(), m)
+        conversation_keys = sorted({conversation_key(m) for m in unique.values()})
+        await conn.execute(_LOCK, conversation_keys)
+        seen = {r["idempotency_key"] for r in await conn.fetch(_SEEN, list(unique))}
+        fresh = [m for k, m in unique.items() if k not in seen]
+        batch = _Batch(results=[Recorded(k, Outcome.DUPLICATE, None) for k in unique if k in seen])
+        if not fresh:
+            return batch.results
+        conversations = await self._load(conn, fresh)
+        for message in fresh:
+            self._decide(message, conversations[conversation_key(message)], batch)
+        await self._write(conn, conversations, batch)
+        return batch.results
+
+    async def _load(self, conn: Any, fresh: list[ChatMessage]) -> dict[str, _Conversation]:
+        keys = sorted({conversation_key(m) for m in fresh})
+        rows = {r["conversation_key"]: r["ticket_id"] for r in await conn.fetch(_CONVERSATIONS, keys)}
+        streams = [ticket_stream(t) for t in rows.values() if t is not None]
+        history: dict[str, list[TicketEvent]] = {}
+        for row in await conn.fetch(_READ_STREAMS, streams) if streams else []:
+            envelope = self.events.envelope(row)
+            history.setdefault(row["stream_id"], []).append(envelope.event)  # type: ignore[arg-type]
+        conversations = {}
+        for message in fresh:
+            key = conversation_key(message)
+            if key in conversations:
+                continue
+            ticket_id = rows.get(key)
+            state = fold(history.get(ticket_stream(ticket_id), [])) if ticket_id else None
+            conversations[key] = _Conversation(key, message, ticket_id, state, known=key in rows)
+        return conversations
+
+    def _decide(self, message: ChatMessage, conv: _Conversation, batch: _Batch) -> None:
+        route = self.route(message)
+        if route is None:
+            raise UnroutableMessage(f"no desk for {message.platform} tenant {message.tenant_id!r}")
+        key = message.idempotency_key()
+        decision = decide_message(
+            message,
+            route,
+            conv.state,
+            new_ticket_id=new_ticket_id(),
+            first_in_conversation=not conv.known and conv.seen == 0,
+        )
+        conv.seen += 1
+        if decision.events and decision.ticket_id is not None:
+            stream = ticket_stream(decision.ticket_id)
+            if decision.opened:
+                conv.ticket_id, conv.state, conv.opened = decision.ticket_id, TicketState(), conv.opened + 1
+            assert conv.state is not None
+            _, pending = batch.appends.setdefault(stream, (conv.state.version, []))
+            causation = deterministic_event_id("chat-message", key)
+            for n, event in enumerate(decision.events):
+                event_id = deterministic_event_id("intake", key, n)
+                metadata = EventMetadata(correlation_id=decision.ticket_id, causation_id=causation)
+                pending.append(NewEvent(event_id, event, message.received_at, metadata))
+                conv.state = evolve(conv.state, event)
+        batch.messages.append(
+            (
+                key,
+                conv.key,
+                decision.ticket_id,
+                decision.outcome.value,
+                message.delivery_id,
+                message.received_at,
+            )
+        )
+        for reply in decision.replies:
+            chat = reply.chat
+            batch.replies.append(
+                (key, chat.platform, chat.tenant_id, chat.conversation_id, reply.reason, reply.text)
+            )
+        batch.results.append(Recorded(key, decision.outcome, decision.ticket_id))
+
+    async def _write(self, conn: Any, conversations: dict[str, _Conversation], batch: _Batch) -> None:
+        requests = [AppendRequest(s, expected, events) for s, (expected, events) in batch.appends.items()]
+        if requests:
+            await self.events.append_many(requests, conn=conn)
+        convs = list(conversations.values())
+        await conn.execute(
+            _UPSERT_CONVERSATIONS,
+            [c.key for c in convs],
+            [c.message.platform for c in convs],
+            [c.message.tenant_id for c in convs],
+            [c.message.conversation_id for c in convs],
+            [c.ticket_id for c in convs],
+            [c.opened for c in convs],
+            [c.seen for c in convs],
+        )
+        await conn.execute(_INSERT_MESSAGES, *(list(col) for col in zip(*batch.messages, strict=True)))
+        if batch.replies:
+            await conn.execute(_INSERT_REPLIES, *(list(col) for col in zip(*batch.replies, strict=True)))

@@ -1,0 +1,183 @@
+"""Thin entry points: HTTP routes for the chat platforms and the `chat.inbound` batch consumer.
+
+Each route: check the request, normalise it, make it durable (`Acceptor`), answer. A bad request is a
+`Problem`: a 4xx with a JSON body naming it, counted in `intake_rejected_total`, nothing written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ticketflow.contracts.chat import ChatMessage, chat_message_decoder
+from ticketflow.intake.adapters import bitrix24 as b24
+from ticketflow.intake.adapters.botx import BotxGateway, SystemNotice
+from ticketflow.intake.adapters.desks import Tenants
+from ticketflow.intake.adapters.generic import openapi_document, parse_generic
+from ticketflow.intake.adapters.http import (
+    Problem,
+    decode_json_object,
+    json_response,
+    problem_response,
+    read_body,
+    require_content_type,
+)
+from ticketflow.intake.adapters.inbound import Acceptor, InboundProducer
+from ticketflow.intake.adapters.metrics import Metrics
+from ticketflow.intake.adapters.portals import PortalTokens
+from ticketflow.intake.adapters.store import IntakeStore, UnroutableMessage
+
+log = logging.getLogger("ticketflow.intake")
+ACCEPTED = {"result": "accepted"}
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Intake:
+    tenants: Tenants
+    botx: BotxGateway
+    portals: PortalTokens
+    acceptor: Acceptor
+    metrics: Metrics
+
+    def guarded(self, route: str, handler: Handler) -> Handler:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Problem as problem:
+                self.metrics.inc("intake_rejected_total", route=route, reason=problem.reason)
+                return problem_response(problem)
+            except (OSError, TimeoutError) as exc:
+                # Our outage, not the caller's fault: 503 so the platform retries (nothing was accepted).
+                log.warning("%s: could not make the message durable: %r", route, exc)
+                self.metrics.inc("intake_rejected_total", route=route, reason="unavailable")
+                return json_response({"error": "unavailable", "detail": "try again later"}, 503)
+
+        return run
+
+    async def _accept(self, message: ChatMessage) -> None:
+        if self.tenants.route(message.platform, message.tenant_id) is None:
+            raise Problem(
+                403, "unknown_tenant", f"no desk for {message.platform} tenant {message.tenant_id!r}"
+            )
+        await self.acceptor.accept(message)
+        self.metrics.inc("intake_accepted_total", platform=message.platform)
+
+    async def botx_command(self, request: Request) -> Response:
+        require_content_type(request, "application/json")
+        raw = decode_json_object(await read_body(request))
+        self.botx.verify(request.headers, raw.get("bot_id"))
+        parsed = self.botx.parse_command(raw, datetime.now(UTC))
+        if isinstance(parsed, SystemNotice):
+            self.metrics.inc("intake_ignored_total", kind=parsed.name)
+        else:
+            await self._accept(parsed)
+        return json_response(ACCEPTED, 202)
+
+    async def botx_status(self, request: Request) -> Response:
+        return json_response(self.botx.status(request.query_params, request.headers))
+
+    async def botx_callback(self, request: Request) -> Response:
+        require_content_type(request, "application/json")
+        raw = decode_json_object(await read_body(request))
+        bot_id = raw.get("bot_id") or _first_bot(self.tenants)
+        self.botx.verify(request.headers, bot_id)
+        self.botx.parse_callback(raw)
+        self.metrics.inc("intake_ignored_total", kind="botx_callback")
+        return json_response(ACCEPTED, 202)
+
+    async def bitrix24_event(self, request: Request) -> Response:
+        require_content_type(request, "application/x-www-form-urlencoded")
+        event = b24.parse_event(await read_body(request))
+        b24.check_portal(self.tenants, event)
+        if event.name in {b24.APP_INSTALL, b24.APP_UPDATE}:
+            await self.portals.install(event)
+            self.metrics.inc("intake_ignored_total", kind=event.name)
+            return json_response({"result": "installed"})
+        await self.portals.verify(event)
+        if event.name == b24.BOT_DELETE:
+            await self.portals.bot_deleted(event)
+        message = b24.to_chat_message(event, datetime.now(UTC)) if event.name == b24.MESSAGE_ADD else None
+        if message is None:
+            self.metrics.inc("intake_ignored_total", kind=event.name)
+        else:
+            await self._accept(message)
+        return json_response(ACCEPTED)
+
+    async def generic_message(self, request: Request) -> Response:
+        require_content_type(request, "application/json")
+        body = await read_body(request)
+        message = parse_generic(body, datetime.now(UTC), request.headers.get("idempotency-key"))
+        tenant = self.tenants.generic.get(message.tenant_id)
+        if tenant is None:
+            raise Problem(403, "unknown_tenant", f"tenant {message.tenant_id!r} is not served here")
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not presented or not b24.tokens_match(self.tenants.secret(tenant.api_key_env), presented):
+            raise Problem(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
+        await self._accept(message)
+        return json_response({"result": "accepted", "idempotency_key": message.idempotency_key()}, 202)
+
+    async def openapi(self, request: Request) -> Response:
+        return json_response(openapi_document())
+
+    async def metrics_text(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def _first_bot(tenants: Tenants) -> str | None:
+    return next(iter(tenants.express), None)
+
+
+class InboundConsumer:
+    """`chat.inbound` batches: decode each record, dead-letter the bad ones, record the rest in one
+    transaction, then commit the offsets (manual ack: at-least-once; the store makes it exactly-once)."""
+
+    def __init__(
+        self, store: IntakeStore, producer: InboundProducer, tenants: Tenants, metrics: Metrics
+    ) -> None:
+        self.store = store
+        self.producer = producer
+        self.tenants = tenants
+        self.metrics = metrics
+
+    async def handle(self, records: tuple[Any, ...]) -> None:
+        good: list[tuple[Any, ChatMessage]] = []
+        for record in records:
+            try:
+                message = chat_message_decoder.decode(record.value or b"")
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                await self._dead_letter(record, "invalid_record", str(exc))
+                continue
+            if self.tenants.route(message.platform, message.tenant_id) is None:
+                await self._dead_letter(record, "unknown_tenant", f"{message.platform}:{message.tenant_id}")
+                continue
+            good.append((record, message))
+        if not good:
+            return
+        try:
+            results = await self.store.record([m for _, m in good])
+        except UnroutableMessage:
+            results = await self._one_by_one(good)
+        for result in results:
+            self.metrics.inc("intake_processed_total", outcome=result.outcome.value)
+
+    async def _one_by_one(self, good: list[tuple[Any, ChatMessage]]) -> list[Any]:
+        results = []
+        for record, message in good:
+            try:
+                results += await self.store.record([message])
+            except UnroutableMessage as exc:
+                await self._dead_letter(record, "unknown_tenant", str(exc))
+        return results
+
+    async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
+        self.metrics.inc("intake_dead_letters_total", reason=reason)
+        source = (record.topic, record.partition, record.offset)
+        await self.producer.dead_letter(record.value, record.key, reason, detail, source)
