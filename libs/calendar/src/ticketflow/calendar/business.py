@@ -231,6 +231,12 @@ def _local_epoch(zone: ZoneInfo, day: date, seconds: int) -> int:
     return high
 
 
+@lru_cache(maxsize=1)
+def supported_holiday_countries() -> dict[str, frozenset[str]]:
+    """Country codes the `holidays` library knows, with their subdivision codes."""
+    return {code: frozenset(subs) for code, subs in holidays.list_supported_countries().items()}
+
+
 @lru_cache(maxsize=256)
 def _public_days(
     country: str | None, subdivision: str | None, year: int
