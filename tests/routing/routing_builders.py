@@ -1,0 +1,121 @@
+"""Builders for routing tests: the real desk configuration, events, and a world on in-memory streams."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ticketflow.contracts import roster_events as r
+from ticketflow.contracts import ticket_events as e
+from ticketflow.contracts.envelope import EventEnvelope, NewEvent
+from ticketflow.contracts.events import Event
+from ticketflow.contracts.ids import agent_stream, new_event_id, ticket_stream
+from ticketflow.contracts.roster_events import AgentEvent
+from ticketflow.contracts.ticket_events import TicketEvent
+from ticketflow.contracts.values import ChatRef, Priority, Requester
+from ticketflow.routing.config import Desks, load
+from ticketflow.routing.memory import MemoryStreams
+from ticketflow.routing.service import RoutingService
+from ticketflow.routing.state import RoutingState
+
+ROUTING_TOML = Path(__file__).resolve().parents[2] / "services" / "routing" / "routing.toml"
+DESKS = load(ROUTING_TOML)
+GOLD_TENANT = "8dada2c8-67a6-4434-9dec-570d244e78ee"
+MONDAY_11_MSK = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a working Monday, 11:00 Moscow time
+
+
+def opened(
+    ticket_id: uuid.UUID,
+    desk: str = "bitrix24-box",
+    track: str = "box",
+    *,
+    tenant: str = "portal-1",
+    locale: str = "ru",
+    priority: Priority = "normal",
+    at: datetime = MONDAY_11_MSK,
+) -> e.TicketOpened:
+    platform = "express" if desk == "express" else "bitrix24"
+    return e.TicketOpened(
+        ticket_id,
+        desk,
+        track,
+        ChatRef(platform, tenant, "chat-1"),  # type: ignore[arg-type]
+        Requester("user-1", locale=locale, roles=("portal_admin",)),
+        "help",
+        f"msg-{ticket_id}",
+        at,
+        priority,
+    )
+
+
+def joined(
+    agent_id: str,
+    queue: str,
+    *,
+    capacity: int = 5,
+    skills: Iterable[str] = (),
+    languages: Iterable[str] = ("ru",),
+) -> list[AgentEvent]:
+    """An agent who joined a queue and came online."""
+    return [
+        r.AgentJoinedQueue(agent_id, queue, tuple(skills), tuple(languages), capacity),
+        r.AgentStatusChanged(agent_id, "online"),
+    ]
+
+
+def given(state: RoutingState, *events: Event, at: datetime = MONDAY_11_MSK) -> None:
+    """Apply events as if read from their streams (versions follow on from the state's)."""
+    for event in events:
+        if isinstance(event, TicketEvent.__args__):  # type: ignore[attr-defined]
+            version = state.version_of(event.ticket_id) + 1  # type: ignore[union-attr]
+            state.apply_ticket(event, version, int(at.timestamp()))  # type: ignore[arg-type]
+        else:
+            state.apply_agent(event)  # type: ignore[arg-type]
+
+
+class World:
+    """Routing on in-memory streams, driven like the real service: events in, decisions stored."""
+
+    def __init__(self, desks: Desks = DESKS, start: datetime = MONDAY_11_MSK) -> None:
+        self.desks = desks
+        self.now = start
+        self.streams = MemoryStreams()
+        self.state = RoutingState(desks)
+        self.service = RoutingService(self.state, self.streams, clock=lambda: self.now)
+
+    def later(self, delta: timedelta) -> None:
+        self.now += delta
+
+    async def record(self, stream_id: str, *events: Event) -> list[EventEnvelope]:
+        stream = self.streams.streams.get(stream_id, [])
+        new = [NewEvent(new_event_id(), event, self.now) for event in events]
+        self.streams.append_now(stream_id, len(stream), new)
+        stored = self.streams.streams[stream_id][-len(new) :]
+        for envelope in stored:
+            await self.service.on_event(envelope)
+        return stored
+
+    async def agent(self, agent_id: str, *events: AgentEvent) -> None:
+        await self.record(agent_stream(agent_id), *events)
+
+    async def ticket(self, ticket_id: uuid.UUID, *events: TicketEvent) -> None:
+        await self.record(ticket_stream(ticket_id), *events)
+
+    async def new_ticket(
+        self, desk: str = "bitrix24-box", track: str = "box", category: str = "configuration", **kw: object
+    ) -> uuid.UUID:
+        ticket_id = uuid.uuid4()
+        await self.ticket(ticket_id, opened(ticket_id, desk, track, at=self.now, **kw))  # type: ignore[arg-type]
+        await self.ticket(ticket_id, e.PreflightPassed(ticket_id, category))
+        return ticket_id
+
+    def events(self, ticket_id: uuid.UUID) -> list[Event]:
+        return [env.event for env in self.streams.streams.get(ticket_stream(ticket_id), [])]
+
+    def assignee(self, ticket_id: uuid.UUID) -> str | None:
+        return self.state.tickets[ticket_id].state.assignee
+
+    def open_counts(self) -> dict[str, int]:
+        return {a.agent_id: len(a.open_tickets) for a in self.state.roster.agents.values()}
