@@ -1,0 +1,135 @@
+"""The outbox relay: publishes stored events to Kafka in per-ticket order, then marks them sent.
+
+At-least-once: a crash after publishing but before deleting the outbox rows republishes them, and
+consumers deduplicate by event id. One relay at a time holds an advisory lock (leader), because two
+relays interleaving could reorder one ticket's events on its partition."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from ticketflow.contracts.envelope import envelope_encoder
+from ticketflow.eventstore.store import EventStore
+
+log = logging.getLogger(__name__)
+RELAY_LOCK_ID = 7_242_002
+
+_PENDING = """
+SELECT o.position, o.topic, o.key, e.transaction_id::text AS transaction_id, e.stream_id, e.stream_version,
+       e.event_id, e.event_type, e.schema_version, e.data::text AS data, e.metadata::text AS metadata,
+       e.occurred_at
+FROM outbox o JOIN events e USING (position)
+ORDER BY o.position
+LIMIT $1
+"""
+_MARK_SENT = "DELETE FROM outbox WHERE position = ANY($1::bigint[])"
+
+
+def header_list(
+    envelope_type: str, event_id: str, traceparent: str | None, tracestate: str | None
+) -> list[tuple[str, bytes]]:
+    headers = [("event-type", envelope_type.encode()), ("event-id", event_id.encode())]
+    if traceparent:
+        headers.append(("traceparent", traceparent.encode()))
+    if tracestate:
+        headers.append(("tracestate", tracestate.encode()))
+    return headers
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        store: EventStore,
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int = 500,
+        idle_sleep: float = 0.02,
+        after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
+        topic_names: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.producer = producer
+        self.batch_size = batch_size
+        self.idle_sleep = idle_sleep
+        self._after_publish = after_publish  # a test hook: simulate a crash between publish and mark
+        self._topic_names = dict(topic_names or {})  # logical -> physical, e.g. per test or environment
+        self.published = 0
+
+    async def relay_once(self, conn: Any | None = None) -> int:
+        """Publish one batch; returns how many events were sent (0 when the outbox is empty)."""
+        if conn is None:
+            async with self.store.pool.acquire() as own:
+                return await self.relay_once(own)
+        rows = await conn.fetch(_PENDING, self.batch_size)
+        if not rows:
+            return 0
+        sends = []
+        for row in rows:
+            envelope = self.store.envelope(row)
+            sends.append(
+                await self.producer.send(
+                    self._topic_names.get(row["topic"], row["topic"]),
+                    value=envelope_encoder.encode(envelope),
+                    key=bytes(row["key"]),
+                    headers=header_list(
+                        row["event_type"],
+                        str(row["event_id"]),
+                        envelope.metadata.traceparent,
+                        envelope.metadata.tracestate,
+                    ),
+                )
+            )
+        await asyncio.gather(*sends)  # every record acknowledged by the broker (acks=all)
+        positions = [row["position"] for row in rows]
+        if self._after_publish is not None:
+            await self._after_publish(positions)
+        await conn.execute(_MARK_SENT, positions)
+        self.published += len(rows)
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set, as the only active relay (others wait for the lock)."""
+        async with self.store.pool.acquire() as conn:
+            while not stop.is_set():
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_ID):
+                    break
+                await _sleep_or_stop(stop, 1.0)
+            try:
+                while not stop.is_set():
+                    try:
+                        sent = await self.relay_once(conn)
+                    except (asyncpg.PostgresError, OSError) as exc:
+                        log.warning("outbox relay: %r; retrying", exc)
+                        sent = 0
+                        await _sleep_or_stop(stop, 0.5)
+                    if sent < self.batch_size:
+                        await _sleep_or_stop(stop, self.idle_sleep)
+            finally:
+                if not conn.is_closed():
+                    await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK_ID)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def make_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
+    """The idempotent producer: no duplicates from producer retries, order kept per partition."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "compression_type": None,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)

@@ -1,0 +1,55 @@
+"""The store's SQL, one statement per operation, kept together so it can be read and reviewed as SQL."""
+
+# One round trip appends the events of one or more streams and queues them in the outbox.
+# A stream's rows are inserted only if the expected version is its current head (or 0 for a new
+# stream); a lost race shows up as fewer returned rows or a unique violation on (stream, version).
+APPEND = """
+WITH input AS (
+    SELECT * FROM unnest(
+        $1::text[], $2::int[], $3::int[], $4::uuid[], $5::text[], $6::int2[],
+        $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::bytea[]
+    ) WITH ORDINALITY AS u(stream_id, expected, stream_version, event_id, event_type, schema_version,
+                           data, metadata, occurred_at, topic, key, ord)
+), appended AS (
+    INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata,
+                        occurred_at)
+    SELECT i.stream_id, i.stream_version, i.event_id, i.event_type, i.schema_version, i.data::jsonb,
+           i.metadata::jsonb, i.occurred_at
+    FROM input i
+    WHERE i.expected = 0
+       OR EXISTS (SELECT 1 FROM events e WHERE e.stream_id = i.stream_id AND e.stream_version = i.expected)
+    ORDER BY i.ord
+    RETURNING position, event_id
+), queued AS (
+    INSERT INTO outbox (position, topic, key)
+    SELECT a.position, i.topic, i.key FROM appended a JOIN input i USING (event_id)
+)
+SELECT position, event_id FROM appended
+"""
+
+STREAM_HEAD = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
+
+EVENTS_BY_ID = (
+    "SELECT event_id, stream_id, stream_version, position FROM events WHERE event_id = ANY($1::uuid[])"
+)
+
+_COLUMNS = """position, transaction_id::text AS transaction_id, stream_id, stream_version, event_id,
+    event_type, schema_version, data::text AS data, metadata::text AS metadata, occurred_at"""
+
+READ_STREAM = f"""
+SELECT {_COLUMNS} FROM events
+WHERE stream_id = $1 AND stream_version >= $2
+ORDER BY stream_version
+"""
+
+# The global log in commit-safe order: only transactions older than the oldest still running
+# (pg_snapshot_xmin) are read, so no transaction can commit "behind" a reader's checkpoint.
+READ_ALL = f"""
+SELECT {_COLUMNS} FROM events
+WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id, position
+LIMIT $3
+"""
+
+COUNT_ALL = "SELECT count(*) FROM events"
