@@ -62,7 +62,7 @@ async def test_appending_the_same_event_ids_twice_is_a_no_op(store: EventStore) 
     again = await store.append(stream, 0, events)  # e.g. a retry after a lost commit acknowledgement
     assert again.already_stored and again.positions == first.positions and again.stream_version == 3
     assert len(await store.read_stream(stream)) == 3
-    other_ticket, other_stream = new_stream()
+    _, other_stream = new_stream()
     with pytest.raises(EventIdReused):
         await store.append(other_stream, 0, events)
 
