@@ -22,6 +22,7 @@ class Example:
     label: str
     lang: str
     split: str
+    round: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,27 @@ def evaluate(
     return figures, accuracy, scope_accuracy, errors
 
 
+@dataclass(frozen=True)
+class ReferralFigures:
+    """The decision that matters to the requester: refer to a partner or not."""
+
+    wrongly_referred: float  # share of in-scope messages sent to partners (the harmful error)
+    referral_recall: float  # share of out-of-scope messages caught
+    unclassified: float  # share left to a human
+
+
+def referral_figures(classifier: ScopeClassifier, examples: Iterable[Example]) -> ReferralFigures:
+    in_scope = {c.name: c.in_scope for c in classifier.categories}
+    pairs = [(e, classifier.classify(e.text)) for e in examples]
+    inside = [d for e, d in pairs if in_scope[e.label]]
+    outside = [d for e, d in pairs if not in_scope[e.label]]
+    return ReferralFigures(
+        wrongly_referred=sum(d.referred for d in inside) / max(len(inside), 1),
+        referral_recall=sum(d.referred for d in outside) / max(len(outside), 1),
+        unclassified=sum(d.category == "unclassified" for _, d in pairs) / max(len(pairs), 1),
+    )
+
+
 def macro(figures: dict[str, ClassFigures]) -> tuple[float, float]:
     n = len(figures)
     return sum(f.precision for f in figures.values()) / n, sum(f.recall for f in figures.values()) / n
@@ -77,6 +99,11 @@ def main(argv: list[str]) -> None:
             print(f"{label:<20}{f.precision:>10.2f}{f.recall:>8.2f}{f.support:>5}")
         print(f"{'macro':<20}{macro_p:>10.2f}{macro_r:>8.2f}")
         print(f"accuracy {accuracy:.2f}; in/out-of-scope accuracy {scope_accuracy:.2f}")
+        r = referral_figures(classifier, part)
+        print(
+            f"wrongly referred {r.wrongly_referred:.2f}; referral recall {r.referral_recall:.2f}; "
+            f"unclassified {r.unclassified:.2f}"
+        )
         if "--show-errors" in argv and split != "all":
             for e, got in errors:
                 print(f"  [{e.label} -> {got}] {e.text}")
