@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ticketflow.contracts import values
-from ticketflow.deskconfig import PACKAGED_DESKS, DeskRegistry, load_desks, model
+from ticketflow.deskconfig import PACKAGED_DESKS, DeskRegistry, TicketFacts, load_desks, model
 from ticketflow.deskconfig.__main__ import main
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -104,3 +104,20 @@ def test_literals_match_the_contracts() -> None:
     assert typing.get_args(model.Priority) == typing.get_args(values.Priority)
     assert typing.get_args(model.Platform) == typing.get_args(values.Platform)
     assert set(typing.get_args(model.Role)) <= set(typing.get_args(values.Role))
+
+
+def test_routing_rules_first_match_wins_with_a_fallback(registry: DeskRegistry) -> None:
+    routing = registry.desk("express").routing
+    premium_feature = TicketFacts(
+        track="client", priority="normal", category="feature_request", contract_tier="premium"
+    )
+    assert routing.queue_for(premium_feature) == "product-requests"  # listed before "premium-contract"
+    assert routing.queue_for(TicketFacts(track="technical-premium", priority="low", contract_tier="premium")) == (
+        "technical-l3"
+    )
+    assert routing.queue_for(TicketFacts(track="technical-standard", priority="high")) == "technical-l2"
+    assert routing.queue_for(TicketFacts(track="client", priority="low", category="bug_report")) == "client-l1"
+    box = registry.desk("bitrix24-box").routing
+    assert box.queue_for(TicketFacts(track="box", priority="urgent", category="custom_development")) == (
+        "partners-referral"
+    )

@@ -33,6 +33,7 @@ from ticketflow.deskconfig.model import (
     RoutingRule,
     ScopeCategory,
     SlaPolicy,
+    TicketFacts,
     Track,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "ScopeCategory",
     "SlaPolicy",
     "TenantRoute",
+    "TicketFacts",
     "Track",
     "load_desk_file",
     "load_desks",

@@ -88,9 +88,7 @@ def load_desks(directory: Path | None = None) -> DeskRegistry:
             problems += error.problems
             continue
         if desk.id in desks:
-            problems.append(
-                Problem(str(file), 1, "id", f"desk id {desk.id!r} is also used by {desks[desk.id][1]}")
-            )
+            problems.append(Problem(str(file), 1, "id", f"desk id {desk.id!r} is also used by {desks[desk.id][1]}"))
             continue
         desks[desk.id] = (desk, file)
     registry = DeskRegistry({desk_id: desk for desk_id, (desk, _) in desks.items()})

@@ -188,10 +188,40 @@ class RoutingRule(Model, frozen=True, kw_only=True):
     priority: tuple[Priority, ...] = ()
     set_priority: Priority | None = None
 
+    def matches(self, ticket: TicketFacts) -> bool:
+        return all(
+            not accepted or value in accepted
+            for accepted, value in (
+                (self.track, ticket.track),
+                (self.category, ticket.category),
+                (self.language, ticket.language),
+                (self.contract_tier, ticket.contract_tier),
+                (self.priority, ticket.priority),
+            )
+        )
+
+
+class TicketFacts(Model, frozen=True, kw_only=True):
+    """What routing rules look at."""
+
+    track: str
+    priority: Priority
+    category: str | None = None
+    language: str | None = None
+    contract_tier: str | None = None
+
 
 class Routing(Model, frozen=True, kw_only=True):
     fallback_queue: str
     rules: tuple[RoutingRule, ...] = ()
+
+    def first_match(self, ticket: TicketFacts) -> RoutingRule | None:
+        """The first rule accepting the ticket; None means `fallback_queue`."""
+        return next((rule for rule in self.rules if rule.matches(ticket)), None)
+
+    def queue_for(self, ticket: TicketFacts) -> str:
+        rule = self.first_match(ticket)
+        return self.fallback_queue if rule is None else rule.queue
 
 
 # --- preflight and notifications -------------------------------------------------------------------

@@ -43,9 +43,7 @@ def validate_desk(desk: Desk) -> list[Finding]:
     findings += _check_queues_and_routing(desk)
     for index, locale in enumerate(desk.notifications.locales):
         if locale not in desk.languages:
-            findings.append(
-                (("notifications", "locales", index), f"locale {locale!r} is not one of languages")
-            )
+            findings.append((("notifications", "locales", index), f"locale {locale!r} is not one of languages"))
     if desk.preflight.timeout_seconds <= 0:
         findings.append((("preflight", "timeout_seconds"), "must be positive"))
     return findings
@@ -76,9 +74,7 @@ def _check_calendar(path: Path, calendar: CalendarConfig, desk_timezone: str) ->
     if calendar.holiday_country is not None:
         subdivisions = supported_holiday_countries().get(calendar.holiday_country)
         if subdivisions is None:
-            findings.append(
-                ((*path, "holiday_country"), f"unknown holiday country {calendar.holiday_country!r}")
-            )
+            findings.append(((*path, "holiday_country"), f"unknown holiday country {calendar.holiday_country!r}"))
         elif calendar.holiday_subdivision is not None and calendar.holiday_subdivision not in subdivisions:
             problem = f"unknown subdivision {calendar.holiday_subdivision!r} of {calendar.holiday_country}"
             findings.append(((*path, "holiday_subdivision"), problem))
@@ -124,9 +120,7 @@ def _check_tenants(desk: Desk) -> list[Finding]:
         if not portal.member_ids and not portal.portal_domains:
             findings.append((("platforms", "bitrix24", i), "list member_ids or portal_domains (or both)"))
     for i, tenant in enumerate(platforms.generic):
-        entries.append(
-            (("platforms", "generic", i), tenant.default_track, [("api_key_env", tenant.api_key_env)])
-        )
+        entries.append((("platforms", "generic", i), tenant.default_track, [("api_key_env", tenant.api_key_env)]))
     for path, track, env_fields in entries:
         if track not in tracks:
             findings.append(((*path, "default_track"), f"unknown track {track!r}"))
@@ -159,9 +153,7 @@ def _check_sla(desk: Desk) -> list[Finding]:
         if track is None:
             findings.append(((*path, "track"), f"unknown track {policy.track!r}"))
         elif not track.sla:
-            findings.append(
-                ((*path, "track"), f"track {policy.track!r} has sla = false and takes no SLA policy")
-            )
+            findings.append(((*path, "track"), f"track {policy.track!r} has sla = false and takes no SLA policy"))
         if seen[(policy.track, policy.priority)] > 1:
             findings.append(((*path, "priority"), f"several policies for {policy.track}/{policy.priority}"))
         targets = ("first_response_minutes", "next_response_minutes", "resolution_minutes")
