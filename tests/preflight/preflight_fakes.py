@@ -145,9 +145,7 @@ class PortalServer:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
             target = lines[0].split(" ")[1]
-            host = next(
-                (ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("host:")), ""
-            )
+            host = next((ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("host:")), "")
             self.requests.append((target, host))
             route = self.routes.get(target.split("?", 1)[0], Reply(status=404, body=b"<h1>Not found</h1>"))
             reply = route(target) if callable(route) else route

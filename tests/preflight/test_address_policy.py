@@ -103,9 +103,7 @@ def test_outside_pytest_the_loopback_allowance_cannot_be_constructed() -> None:
         "from ticketflow.preflight.checks import AddressPolicy\n"
         "try:\n    AddressPolicy.loopback_allowed_for_tests()\nexcept RuntimeError:\n    print('refused')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
-    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "refused"
 
 

@@ -99,9 +99,7 @@ async def test_the_expired_certificate_evidence_shows_a_past_date(
     assert dt.datetime.fromisoformat(not_after) < dt.datetime.now(dt.UTC)
 
 
-@pytest.mark.parametrize(
-    "address", ["10.1.2.3", "192.168.0.10", "172.16.5.5", "169.254.169.254", "::1", "fd00::5"]
-)
+@pytest.mark.parametrize("address", ["10.1.2.3", "192.168.0.10", "172.16.5.5", "169.254.169.254", "::1", "fd00::5"])
 async def test_a_portal_name_on_an_internal_address_is_refused_and_never_contacted(
     serve: ServeFactory, certs: Certificates, config: ChecksConfig, address: str
 ) -> None:
@@ -124,9 +122,7 @@ async def test_a_mixed_answer_with_one_internal_address_is_refused(
     assert server.connections == 0
 
 
-async def test_production_policy_refuses_the_loopback_test_server(
-    serve: ServeFactory, certs: Certificates
-) -> None:
+async def test_production_policy_refuses_the_loopback_test_server(serve: ServeFactory, certs: Certificates) -> None:
     server = await serve(certs.valid, healthy_routes())
     production = ChecksConfig(timeout_s=1.0, extra_trusted_ca_pem=certs.ca_pem)
     report = await check(server.url(), production)
@@ -187,9 +183,7 @@ async def test_an_endpoint_that_hangs_times_out_alone(
     assert report.failures[0].reason == "timeout"
 
 
-async def test_a_huge_answer_is_capped(
-    serve: ServeFactory, certs: Certificates, config: ChecksConfig
-) -> None:
+async def test_a_huge_answer_is_capped(serve: ServeFactory, certs: Certificates, config: ChecksConfig) -> None:
     routes = healthy_routes()
     routes["/rest/"] = Reply(endless=True, content_type="application/json")
     server = await serve(certs.valid, routes)

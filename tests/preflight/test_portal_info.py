@@ -47,14 +47,10 @@ def test_license_activity_is_judged_against_today() -> None:
 
 def test_updates_name_each_module_behind_the_stable_feed() -> None:
     info = parse_portal_info(answer(MODULES={"main": "25.100.0", "im": "25.0.100", "crm": "bad"}))
-    reason, detail = updates_verdict(
-        info, {"main": "25.100.300", "im": "25.0.100", "crm": "25.0", "voximplant": "1"}
-    )
+    reason, detail = updates_verdict(info, {"main": "25.100.300", "im": "25.0.100", "crm": "25.0", "voximplant": "1"})
     assert reason == "updates_missing"
     assert "main 25.100.0 < 25.100.300" in detail and "crm 'bad'" in detail
-    assert (
-        "im" not in detail.replace("main", "") and "voximplant" not in detail
-    )  # absent module: not an update
+    assert "im" not in detail.replace("main", "") and "voximplant" not in detail  # absent module: not an update
 
 
 @pytest.mark.parametrize(
@@ -86,9 +82,7 @@ PRODUCED_REASONS = {
 def test_every_failure_reason_has_a_message_in_both_languages() -> None:
     assert known_reasons() >= PRODUCED_REASONS
     for reason in PRODUCED_REASONS:
-        message = remediation_for(
-            CheckName.TLS_CERTIFICATE, reason, url="https://p.example", detail="d", path="/pub/"
-        )
+        message = remediation_for(CheckName.TLS_CERTIFICATE, reason, url="https://p.example", detail="d", path="/pub/")
         assert message.ru and message.en and message.ru != message.en
         assert "{" not in message.ru + message.en  # every placeholder filled
 

@@ -39,9 +39,7 @@ def test_the_labelled_set_is_big_enough_and_bilingual() -> None:
 
 
 def test_dev_set_floors(classifier: ScopeClassifier) -> None:
-    figures, accuracy, scope_accuracy, _ = evaluate(
-        classifier, [e for e in load_examples() if e.split == "dev"]
-    )
+    figures, accuracy, scope_accuracy, _ = evaluate(classifier, [e for e in load_examples() if e.split == "dev"])
     assert accuracy >= 0.97 and scope_accuracy >= 0.99
     assert min(f.recall for f in figures.values()) >= 0.9
 
@@ -94,9 +92,7 @@ def test_rules_are_plain_data_a_desk_can_supply() -> None:
         (r"\bнапишите",),
     )
     with pytest.raises(ScopeRulesError):
-        ScopeClassifier.from_mapping(
-            {"category": [{"name": "x", "in_scope": True, "patterns": [{"re": "("}]}]}
-        )
+        ScopeClassifier.from_mapping({"category": [{"name": "x", "in_scope": True, "patterns": [{"re": "("}]}]})
     with pytest.raises(ScopeRulesError):
         ScopeClassifier.from_mapping({"category": [{"name": UNCLASSIFIED, "in_scope": True, "patterns": []}]})
 

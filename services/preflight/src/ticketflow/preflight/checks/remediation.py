@@ -62,8 +62,7 @@ _BY_REASON: dict[str, tuple[str, str]] = {
         "The portal's server did not answer in HTTP ({detail}). Check the web server." + _ADMIN_EN,
     ),
     "redirect_loop": (
-        "Адрес {path} перенаправляет по кругу ({detail}). Проверьте правила перенаправления "
-        "веб-сервера." + _ADMIN_RU,
+        "Адрес {path} перенаправляет по кругу ({detail}). Проверьте правила перенаправления веб-сервера." + _ADMIN_RU,
         "{path} redirects in a loop ({detail}). Check the web server's redirect rules." + _ADMIN_EN,
     ),
     "too_many_redirects": (
@@ -84,12 +83,10 @@ _BY_REASON: dict[str, tuple[str, str]] = {
     "expired": (
         "Срок действия SSL-сертификата портала истёк ({detail}). Продлите сертификат и перезапустите "
         "веб-сервер." + _ADMIN_RU,
-        "The portal's SSL certificate has expired ({detail}). Renew it and reload the web server."
-        + _ADMIN_EN,
+        "The portal's SSL certificate has expired ({detail}). Renew it and reload the web server." + _ADMIN_EN,
     ),
     "not_yet_valid": (
-        "SSL-сертификат портала ещё не начал действовать ({detail}). Проверьте сертификат и часы "
-        "сервера." + _ADMIN_RU,
+        "SSL-сертификат портала ещё не начал действовать ({detail}). Проверьте сертификат и часы сервера." + _ADMIN_RU,
         "The portal's SSL certificate is not valid yet ({detail}). Check the certificate and the "
         "server's clock." + _ADMIN_EN,
     ),
@@ -144,8 +141,7 @@ _BY_REASON: dict[str, tuple[str, str]] = {
     ),
     "bad_portal_info": (
         "Портал вернул неполные сведения о лицензии и версиях ({detail}). Обновите модули портала.",
-        "The portal returned incomplete license and version information ({detail}). Update the portal's "
-        "modules.",
+        "The portal returned incomplete license and version information ({detail}). Update the portal's modules.",
     ),
     "demo_license": (
         "На портале демо-лицензия ({detail}). Поддержка доступна только с активной коммерческой "
@@ -160,8 +156,7 @@ _BY_REASON: dict[str, tuple[str, str]] = {
     "updates_missing": (
         "Установлены не все стабильные обновления ({detail}). Установите их в разделе Настройки > "
         "Обновление платформы, затем обратитесь снова.",
-        "Not all stable updates are installed ({detail}). Install them in Settings > Platform update, "
-        "then ask again.",
+        "Not all stable updates are installed ({detail}). Install them in Settings > Platform update, then ask again.",
     ),
 }
 

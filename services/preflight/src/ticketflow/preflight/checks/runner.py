@@ -93,9 +93,7 @@ def _result(
     if reason == "ok":
         return CheckResult(name=name, outcome=Outcome.PASSED, reason="ok", evidence=evidence)
     remediation = remediation_for(name, reason, url=portal_url, detail=detail, path=path)
-    return CheckResult(
-        name=name, outcome=Outcome.FAILED, reason=reason, evidence=evidence, remediation=remediation
-    )
+    return CheckResult(name=name, outcome=Outcome.FAILED, reason=reason, evidence=evidence, remediation=remediation)
 
 
 def _origin(url: HttpsUrl, path: str) -> str:
@@ -108,9 +106,7 @@ async def _public_address(probe: _Probe, url: HttpsUrl, resolver: Resolver, conf
     return "ok", f"{url.host} resolves to public addresses {', '.join(probe.trace.resolved)}"
 
 
-async def _https_reachable(
-    probe: _Probe, url: HttpsUrl, resolver: Resolver, config: ChecksConfig
-) -> _Verdict:
+async def _https_reachable(probe: _Probe, url: HttpsUrl, resolver: Resolver, config: ChecksConfig) -> _Verdict:
     # Any HTTP answer over TLS counts; certificate judgement is the TLS check's job.
     root = parse_https_url(_origin(url, "/"))
     addresses = await resolve_allowed(root.host, root.port, resolver, config.address_policy, probe.trace)
@@ -119,14 +115,10 @@ async def _https_reachable(
     return "ok", f"HTTP {answer.status} over TLS"
 
 
-async def _tls_certificate(
-    probe: _Probe, url: HttpsUrl, resolver: Resolver, config: ChecksConfig
-) -> _Verdict:
+async def _tls_certificate(probe: _Probe, url: HttpsUrl, resolver: Resolver, config: ChecksConfig) -> _Verdict:
     addresses = await resolve_allowed(url.host, url.port, resolver, config.address_policy, probe.trace)
     try:
-        _reader, writer = await open_pinned(
-            url, addresses, make_ssl_context(config, verify=True), probe.trace
-        )
+        _reader, writer = await open_pinned(url, addresses, make_ssl_context(config, verify=True), probe.trace)
     except ssl.SSLCertVerificationError as exc:
         probe.facts["tls_verify_code"] = exc.verify_code
         probe.facts["tls_verify_message"] = exc.verify_message
@@ -144,19 +136,13 @@ async def _tls_certificate(
 def _record_cert(probe: _Probe, der: bytes | None) -> None:
     facts = tls.cert_facts_from_der(der)
     if facts is not None:
-        probe.facts.update(
-            cert_subject=facts.subject, cert_issuer=facts.issuer, cert_not_after=facts.not_after
-        )
+        probe.facts.update(cert_subject=facts.subject, cert_issuer=facts.issuer, cert_not_after=facts.not_after)
 
 
-async def _record_unverified_cert(
-    probe: _Probe, url: HttpsUrl, addresses: list[Any], config: ChecksConfig
-) -> None:
+async def _record_unverified_cert(probe: _Probe, url: HttpsUrl, addresses: list[Any], config: ChecksConfig) -> None:
     """Second, non-verifying handshake to the same checked address, only to show the bad certificate."""
     try:
-        _reader, writer = await open_pinned(
-            url, addresses, make_ssl_context(config, verify=False), FetchTrace()
-        )
+        _reader, writer = await open_pinned(url, addresses, make_ssl_context(config, verify=False), FetchTrace())
     except (OSError, FetchFailure):
         return
     try:
@@ -166,12 +152,8 @@ async def _record_unverified_cert(
 
 
 async def _pub_readable(probe: _Probe, url: HttpsUrl, resolver: Resolver, config: ChecksConfig) -> _Verdict:
-    answer = await guarded_get(
-        _origin(url, config.pub_path), resolver=resolver, config=config, trace=probe.trace
-    )
-    probe.facts.update(
-        status_code=answer.status, content_type=answer.content_type, bytes_read=len(answer.body)
-    )
+    answer = await guarded_get(_origin(url, config.pub_path), resolver=resolver, config=config, trace=probe.trace)
+    probe.facts.update(status_code=answer.status, content_type=answer.content_type, bytes_read=len(answer.body))
     final_path = urlsplit(answer.url).path
     if not final_path.startswith(config.pub_path):
         return "pub_not_readable", f"redirected to {_redact(answer.url)} (a login page?)"
@@ -183,9 +165,7 @@ async def _pub_readable(probe: _Probe, url: HttpsUrl, resolver: Resolver, config
 async def _json_answer(probe: _Probe, url: HttpsUrl, resolver: Resolver, config: ChecksConfig) -> _Verdict:
     probe_url = _origin(url, config.json_probe_path)
     answer = await guarded_get(probe_url, resolver=resolver, config=config, trace=probe.trace)
-    probe.facts.update(
-        status_code=answer.status, content_type=answer.content_type, bytes_read=len(answer.body)
-    )
+    probe.facts.update(status_code=answer.status, content_type=answer.content_type, bytes_read=len(answer.body))
     if answer.truncated:
         return "too_large", f"more than {config.max_body_bytes} bytes"
     try:
@@ -210,17 +190,13 @@ async def _license_and_updates(
         return portal_info.license_verdict(info, today)
 
     path = f"/rest/{config.portal_info_method}.json"
-    license_result = await _run_check(
-        CheckName.LICENSE, license_body, portal_url=target.url, config=config, path=path
-    )
+    license_result = await _run_check(CheckName.LICENSE, license_body, portal_url=target.url, config=config, path=path)
     if not fetched:  # the portal could not be asked: the same failure holds for updates
         reason, detail = license_result.reason, license_result.evidence.detail or ""
     else:
         reason, detail = portal_info.updates_verdict(fetched[0], config.stable_versions)
     evidence = msgspec.structs.replace(license_result.evidence, detail=detail)
-    return license_result, _result(
-        CheckName.UPDATES, reason, detail, evidence, portal_url=target.url, path=path
-    )
+    return license_result, _result(CheckName.UPDATES, reason, detail, evidence, portal_url=target.url, path=path)
 
 
 async def _as_verdict(info: Awaitable[portal_info.PortalInfo]) -> portal_info.PortalInfo:
@@ -237,9 +213,7 @@ async def _fetch_portal_info(
         raise FetchFailure("no_rest_auth", "no REST access token for this portal")
     path = f"/rest/{config.portal_info_method}.json?auth={quote(target.rest_auth, safe='')}"
     answer = await guarded_get(_origin(url, path), resolver=resolver, config=config, trace=probe.trace)
-    probe.facts.update(
-        status_code=answer.status, content_type=answer.content_type, bytes_read=len(answer.body)
-    )
+    probe.facts.update(status_code=answer.status, content_type=answer.content_type, bytes_read=len(answer.body))
     if answer.truncated:
         raise FetchFailure("too_large", f"more than {config.max_body_bytes} bytes")
     return portal_info.parse_portal_info(answer.body)
