@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fakes.asgi import Fault, Faults, serve
+from .asgi import Fault, Faults, serve
 
 
 @dataclass(frozen=True)

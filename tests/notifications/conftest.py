@@ -14,7 +14,7 @@ import pytest
 # tests/ on sys.path, so `fakes` imports under any pytest import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ticketflow.notifications.ledger import migration_sql  # noqa: E402
+from ticketflow.notifications.ledger import migration_sql
 
 PG_DSN = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
 

@@ -70,7 +70,9 @@ async def test_express_wrong_secret_is_permanent() -> None:
     assert fake.received == [] and fake.rejected_auth == 1
 
 
-@pytest.mark.parametrize(("status", "expected"), [(503, TemporaryFailure), (429, TemporaryFailure), (400, PermanentFailure)])
+@pytest.mark.parametrize(
+    ("status", "expected"), [(503, TemporaryFailure), (429, TemporaryFailure), (400, PermanentFailure)]
+)
 async def test_express_status_classification(status: int, expected: type[Exception]) -> None:
     async with FakeBotX({BOT_ID: SECRET}).running() as fake:
         fake.fail_next(status, retry_after="3")

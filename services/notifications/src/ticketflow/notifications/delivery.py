@@ -84,9 +84,7 @@ class Deliverer:
         claim = await self._ledger.claim(notification)
         key = notification.key
         if claim.status is ClaimStatus.DELIVERED:
-            return DeliveryOutcome(
-                key, OutcomeStatus.DUPLICATE, claim.attempts, None, claim.provider_message_id
-            )
+            return DeliveryOutcome(key, OutcomeStatus.DUPLICATE, claim.attempts, None, claim.provider_message_id)
         if claim.status is ClaimStatus.DEAD:
             return DeliveryOutcome(key, OutcomeStatus.DEAD_LETTER, claim.attempts, claim.last_error)
         if claim.status is ClaimStatus.IN_FLIGHT:
@@ -133,9 +131,7 @@ class Deliverer:
 
     def _prepare(self, notification: Notification) -> tuple[ChannelClient, OutgoingMessage]:
         if not notification.address:
-            raise PermanentFailure(
-                f"recipient {notification.recipient!r} has no {notification.channel} address"
-            )
+            raise PermanentFailure(f"recipient {notification.recipient!r} has no {notification.channel} address")
         client = self._channels.get(notification.channel)
         if client is None:
             raise PermanentFailure(f"channel {notification.channel} is not configured")
@@ -199,9 +195,7 @@ class Deliverer:
             retry_after = failure.retry_after if isinstance(failure, TemporaryFailure) else None
             if retry_after is not None:
                 if retry_after > self._retry.max_retry_after:
-                    reason = (
-                        f"{failure.reason}; asked to wait {retry_after:.0f}s, more than we hold a delivery"
-                    )
+                    reason = f"{failure.reason}; asked to wait {retry_after:.0f}s, more than we hold a delivery"
                     return await self._dead(key, reason, total)
                 delay = max(delay, retry_after)
             await self._ledger.record_retry(key, failure.reason, delay)

@@ -85,9 +85,7 @@ class PgLedger:
         status = {"delivered": ClaimStatus.DELIVERED, "dead": ClaimStatus.DEAD}.get(
             existing["status"], ClaimStatus.IN_FLIGHT
         )
-        return Claim(
-            status, existing["attempts"], False, existing["last_error"], existing["provider_message_id"]
-        )
+        return Claim(status, existing["attempts"], False, existing["last_error"], existing["provider_message_id"])
 
     async def begin_attempt(self, key: str) -> int | None:
         """Fence and mark in-doubt just before a network call; None if the claim was lost."""
@@ -159,7 +157,5 @@ class PgLedger:
         ]
 
     async def row(self, key: str) -> dict[str, Any] | None:
-        record = await self._pool.fetchrow(
-            "SELECT * FROM notification_deliveries WHERE idempotency_key = $1", key
-        )
+        record = await self._pool.fetchrow("SELECT * FROM notification_deliveries WHERE idempotency_key = $1", key)
         return dict(record) if record is not None else None

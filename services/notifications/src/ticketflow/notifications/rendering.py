@@ -54,9 +54,7 @@ def locale_chain(requested: str | None, default: str = DEFAULT_LOCALE) -> list[s
 
 
 class TemplateCatalog:
-    def __init__(
-        self, sources: Mapping[str, Mapping[str, Mapping[str, str]]], default_locale: str = DEFAULT_LOCALE
-    ):
+    def __init__(self, sources: Mapping[str, Mapping[str, Mapping[str, str]]], default_locale: str = DEFAULT_LOCALE):
         """`sources[locale][template] = {"subject": ..., "body": ...}`."""
         if default_locale not in sources:
             raise ValueError(f"default locale {default_locale!r} has no templates")
@@ -79,13 +77,9 @@ class TemplateCatalog:
                 self._compiled[(normalise_locale(locale), name)] = (subject, body)
 
     @classmethod
-    def from_directory(
-        cls, directory: Path | None = None, default_locale: str = DEFAULT_LOCALE
-    ) -> TemplateCatalog:
+    def from_directory(cls, directory: Path | None = None, default_locale: str = DEFAULT_LOCALE) -> TemplateCatalog:
         """Load every `<locale>.toml`; by default the templates shipped with this package."""
-        root: Any = (
-            directory if directory is not None else resources.files("ticketflow.notifications") / "templates"
-        )
+        root: Any = directory if directory is not None else resources.files("ticketflow.notifications") / "templates"
         sources: dict[str, dict[str, dict[str, str]]] = {}
         for entry in sorted(root.iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".toml"):

@@ -36,9 +36,7 @@ class CircuitBreaker:
     """Per destination. Opens after `failure_threshold` consecutive temporary failures; after
     `reset_timeout` lets one probe through (half-open); the probe's result closes or re-opens it."""
 
-    def __init__(
-        self, *, failure_threshold: int = 5, reset_timeout: float = 30.0, clock: Clock = time.monotonic
-    ):
+    def __init__(self, *, failure_threshold: int = 5, reset_timeout: float = 30.0, clock: Clock = time.monotonic):
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
         self._clock = clock
@@ -91,9 +89,7 @@ class CircuitBreaker:
 class TokenBucket:
     """`rate` tokens per second, up to `burst` saved. Waiters are served in arrival order."""
 
-    def __init__(
-        self, *, rate: float, burst: int, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
-    ):
+    def __init__(self, *, rate: float, burst: int, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
         self.rate = rate

@@ -68,9 +68,7 @@ class ExpressChannel:
         self.bot = Bot(
             collectors=[HandlerCollector()],
             bot_accounts=[
-                BotAccountWithSecret.model_validate(
-                    {"id": b.bot_id, "cts_url": b.cts_url, "secret_key": b.secret_key}
-                )
+                BotAccountWithSecret.model_validate({"id": b.bot_id, "cts_url": b.cts_url, "secret_key": b.secret_key})
                 for b in bots
             ],
             httpx_client=httpx.AsyncClient(timeout=timeout),
@@ -82,9 +80,7 @@ class ExpressChannel:
             bot_id = uuid.UUID(message.destination)
             chat_id = uuid.UUID(message.address)
         except ValueError:
-            raise PermanentFailure(
-                f"express: not a UUID: {message.destination!r}/{message.address!r}"
-            ) from None
+            raise PermanentFailure(f"express: not a UUID: {message.destination!r}/{message.address!r}") from None
         body = message.body if len(message.body) <= MAX_BODY else message.body[: MAX_BODY - 1] + "…"
         try:
             if self._synchronous:

@@ -95,8 +95,6 @@ def _failure(exc: aiosmtplib.SMTPException) -> DeliveryFailure:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         text = f"email: {exc.code} {snippet(exc.message)}"
         return TemporaryFailure(text) if exc.code < 500 else PermanentFailure(text)
-    if isinstance(
-        exc, aiosmtplib.SMTPTimeoutError | aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected
-    ):
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
         return TemporaryFailure(f"email: {type(exc).__name__}")
     return PermanentFailure(f"email: {type(exc).__name__}: {snippet(str(exc))}")

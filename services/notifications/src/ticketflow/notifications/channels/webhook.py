@@ -102,9 +102,7 @@ class WebhookChannel:
         except httpx.TransportError as exc:
             raise TemporaryFailure(f"webhook: connection error ({type(exc).__name__})") from exc
         if not response.is_success:
-            raise failure_for_status(
-                response.status_code, response.headers, "webhook " + snippet(response.text)
-            )
+            raise failure_for_status(response.status_code, response.headers, "webhook " + snippet(response.text))
         return response.headers.get("x-request-id") or message.key
 
     async def aclose(self) -> None:

@@ -1,0 +1,288 @@
+"""The delivery engine end to end: real PostgreSQL ledger, real local platform servers.
+
+Every assertion about "exactly once" is made on what the servers received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import asyncpg
+import pytest
+from fakes.asgi import Fault
+from fakes.bitrix24 import FakeBitrix24
+from fakes.botx import FakeBotX
+from fakes.smtp import FakeSmtp
+from fakes.webhook import FakeWebhookReceiver
+
+from ticketflow.notifications.channels import (
+    Bitrix24Channel,
+    Bitrix24Portal,
+    ChannelClient,
+    EmailChannel,
+    ExpressBot,
+    ExpressChannel,
+    SmtpRelay,
+    WebhookChannel,
+    WebhookEndpoint,
+)
+from ticketflow.notifications.delivery import Deliverer
+from ticketflow.notifications.ledger import PgLedger
+from ticketflow.notifications.model import Channel, Notification, OutcomeStatus
+from ticketflow.notifications.rendering import TemplateCatalog
+from ticketflow.notifications.resilience import CircuitBreaker, RetryPolicy
+
+pytestmark = pytest.mark.pg
+
+BOT_ID = uuid.UUID("0b2b4a5e-52a4-4f0a-9f3c-7d1f1c0b9e11")
+BOT_SECRET = "express-bot-secret-0123456789abcdef0123"
+CHAT = "6f1d8a0e-3c55-4a7b-9b61-2f8f6f0d6a10"
+HOOK_SECRET = "hook-secret"
+VARIABLES = {"ticket_number": "B24-7", "agent_name": "Anna", "message": "Clear the cache, please."}
+ADDRESSES = {
+    Channel.EXPRESS: (str(BOT_ID), CHAT),
+    Channel.BITRIX24: ("portal-1", "chat15"),
+    Channel.EMAIL: ("main", "client@example.test"),
+    Channel.WEBHOOK: ("crm", "ext-42"),
+}
+
+
+@dataclass
+class Stack:
+    botx: FakeBotX
+    bitrix: FakeBitrix24
+    smtp: FakeSmtp
+    hooks: FakeWebhookReceiver
+    pool: asyncpg.Pool
+    channels: list[ChannelClient]
+    catalog: TemplateCatalog = field(default_factory=TemplateCatalog.from_directory)
+    sleeps: list[float] = field(default_factory=list)
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)  # recorded, not waited: the tests stay fast
+        await asyncio.sleep(0)
+
+    def deliverer(self, *, lease: float = 60.0, max_attempts: int = 4, **kw: Any) -> Deliverer:
+        kw.setdefault("breaker_factory", lambda: CircuitBreaker(failure_threshold=50, reset_timeout=60))
+        return Deliverer(
+            ledger=PgLedger(self.pool, lease_seconds=lease),
+            catalog=self.catalog,
+            channels=self.channels,
+            retry=RetryPolicy(max_attempts=max_attempts, base_delay=0.01, max_delay=0.05, max_retry_after=5),
+            sleep=self.sleep,
+            **kw,
+        )
+
+    def total_received(self) -> int:
+        return len(self.botx.received) + len(self.bitrix.received) + len(self.smtp.received) + len(self.hooks.received)
+
+
+@pytest.fixture
+async def stack(ledger_pool: asyncpg.Pool) -> AsyncIterator[Stack]:
+    async with AsyncExitStack() as stack:
+        botx = await stack.enter_async_context(FakeBotX({BOT_ID: BOT_SECRET}).running())
+        bitrix = await stack.enter_async_context(FakeBitrix24(auth_token="b24", bot_id=7).running())
+        smtp = await stack.enter_async_context(FakeSmtp().running())
+        hooks = await stack.enter_async_context(FakeWebhookReceiver(secret=HOOK_SECRET).running())
+        channels: list[ChannelClient] = [
+            ExpressChannel([ExpressBot(BOT_ID, botx.base_url, BOT_SECRET)], callback_timeout=5),
+            Bitrix24Channel([Bitrix24Portal("portal-1", bitrix.rest_url, 7, "b24", rate=50, burst=20)]),
+            EmailChannel([SmtpRelay("main", "127.0.0.1", smtp.port, "support@ticketflow.test")]),
+            WebhookChannel([WebhookEndpoint("crm", hooks.url, HOOK_SECRET)]),
+        ]
+        for channel in channels:
+            stack.push_async_callback(channel.aclose)
+        yield Stack(botx, bitrix, smtp, hooks, ledger_pool, channels)
+
+
+def note(channel: Channel, *, template: str = "agent_reply", variables: dict[str, Any] | None = None,
+         address: str | bool | None = True, event_id: str | None = None) -> Notification:  # fmt: skip
+    destination, default_address = ADDRESSES[channel]
+    return Notification.for_event(
+        event_id=event_id or f"ev-{uuid.uuid4()}",
+        channel=channel,
+        recipient="client-1",
+        destination=destination,
+        address=default_address if address is True else address or None,
+        template=template,
+        locale="ru",
+        variables=VARIABLES if variables is None else variables,
+    )
+
+
+@pytest.mark.parametrize("channel", list(Channel))
+async def test_each_channel_delivers_once_even_when_the_event_comes_again(stack: Stack, channel: Channel) -> None:
+    deliverer = stack.deliverer()
+    notification = note(channel)
+    first = await deliverer.deliver(notification)
+    again = await deliverer.deliver(notification)
+    other_worker = await stack.deliverer().deliver(notification)
+    assert first.status is OutcomeStatus.DELIVERED and first.attempts == 1
+    assert again.status is other_worker.status is OutcomeStatus.DUPLICATE
+    assert again.provider_message_id == first.provider_message_id
+    assert stack.total_received() == 1
+    assert "Clear the cache, please." in _received_text(stack, channel)
+
+
+def _received_text(stack: Stack, channel: Channel) -> str:
+    if channel is Channel.EXPRESS:
+        return str(stack.botx.received[0].body)
+    if channel is Channel.BITRIX24:
+        return str(stack.bitrix.received[0].message)
+    if channel is Channel.EMAIL:
+        return str(stack.smtp.received[0].body)
+    return str(stack.hooks.received[0].payload["body"])
+
+
+async def test_concurrent_duplicates_send_once(stack: Stack) -> None:
+    notification = note(Channel.BITRIX24)
+    workers = [stack.deliverer() for _ in range(6)]
+    outcomes = await asyncio.gather(*(w.deliver(notification) for w in workers))
+    statuses = sorted(o.status for o in outcomes)
+    assert statuses.count(OutcomeStatus.DELIVERED) == 1
+    assert set(statuses) <= {OutcomeStatus.DELIVERED, OutcomeStatus.DUPLICATE, OutcomeStatus.IN_FLIGHT}
+    assert len(stack.bitrix.received) == 1
+
+
+async def test_temporary_failures_are_retried_and_sent_once(stack: Stack) -> None:
+    stack.bitrix.query_limit_next(2)
+    stack.botx.fail_next(503)
+    stack.botx.fail_next(429, retry_after="2")
+    deliverer = stack.deliverer()
+    b24 = await deliverer.deliver(note(Channel.BITRIX24))
+    express = await deliverer.deliver(note(Channel.EXPRESS))
+    assert (b24.status, b24.attempts) == (OutcomeStatus.DELIVERED, 3)
+    assert (express.status, express.attempts) == (OutcomeStatus.DELIVERED, 3)
+    assert len(stack.bitrix.received) == 1 and len(stack.botx.received) == 1
+    assert max(stack.sleeps) >= 2.0  # Retry-After honoured
+    row = await PgLedger(stack.pool).row(b24.key)
+    assert row is not None and row["status"] == "delivered" and row["attempts"] == 3
+
+
+async def test_exhausted_retries_dead_letter_then_redrive_sends_once(stack: Stack) -> None:
+    stack.hooks.fail_next(503, times=4)
+    deliverer = stack.deliverer()
+    notification = note(Channel.WEBHOOK)
+    dead = await deliverer.deliver(notification)
+    assert dead.status is OutcomeStatus.DEAD_LETTER and dead.attempts == 4
+    assert dead.reason is not None and "gave up after 4 tries" in dead.reason and "503" in dead.reason
+    assert (await deliverer.deliver(notification)).status is OutcomeStatus.DEAD_LETTER  # nothing new sent
+    assert stack.hooks.received == []
+    redriven = await asyncio.gather(
+        deliverer.redrive([notification.key]), stack.deliverer().redrive([notification.key])
+    )
+    assert sorted(len(r) for r in redriven) == [0, 1]  # one worker re-claimed it, the other found nothing
+    assert [o.status for r in redriven for o in r] == [OutcomeStatus.DELIVERED]
+    assert await deliverer.redrive([notification.key]) == []
+    assert (await deliverer.deliver(notification)).status is OutcomeStatus.DUPLICATE
+    assert [h.idempotency_key for h in stack.hooks.received] == [notification.key]
+
+
+async def test_permanent_failures_dead_letter_at_once(stack: Stack) -> None:
+    stack.hooks.fail_next(403, body=b"forbidden")
+    outcome = await stack.deliverer().deliver(note(Channel.WEBHOOK))
+    assert outcome.status is OutcomeStatus.DEAD_LETTER and outcome.attempts == 1
+    assert outcome.reason is not None and "http 403" in outcome.reason
+    assert stack.sleeps == []
+
+
+async def test_missing_variable_dead_letters_without_sending_and_redrive_after_fix(stack: Stack) -> None:
+    deliverer = stack.deliverer()
+    notification = note(Channel.EXPRESS, variables={"ticket_number": "B24-7", "agent_name": "Anna"})
+    outcome = await deliverer.deliver(notification)
+    assert outcome.status is OutcomeStatus.DEAD_LETTER and outcome.attempts == 0
+    assert outcome.reason is not None and "'message' is undefined" in outcome.reason
+    assert stack.botx.received == []
+
+    async def add_missing(n: Notification) -> Notification:
+        return replace(n, variables={**n.variables, "message": "fixed"})
+
+    [redriven] = await deliverer.redrive([notification.key], refresh=add_missing)
+    assert redriven.status is OutcomeStatus.DELIVERED
+    assert [r.body.endswith("fixed\n") or "fixed" in r.body for r in stack.botx.received] == [True]
+
+
+async def test_recipient_without_address_is_a_dead_letter(stack: Stack) -> None:
+    outcome = await stack.deliverer().deliver(note(Channel.EMAIL, address=None))
+    assert outcome.status is OutcomeStatus.DEAD_LETTER
+    assert outcome.reason is not None and "has no email address" in outcome.reason
+    assert stack.total_received() == 0
+
+
+@pytest.mark.parametrize("garbage", [b"<html>502 from a proxy</html>", b'{"unexpected": "shape"}'])
+async def test_garbage_answer_dead_letters_and_is_never_sent_twice(stack: Stack, garbage: bytes) -> None:
+    stack.bitrix.fail_next(200, body=garbage)
+    deliverer = stack.deliverer()
+    notification = note(Channel.BITRIX24)
+    outcome = await deliverer.deliver(notification)
+    again = await deliverer.deliver(notification)
+    assert outcome.status is again.status is OutcomeStatus.DEAD_LETTER
+    assert outcome.reason is not None and "unrecognised answer" in outcome.reason
+    assert stack.bitrix.requests == 1
+
+
+class CrashAfterSend(PgLedger):
+    """The process 'dies' after the platform accepted the message, before the ledger knows."""
+
+    async def record_delivered(self, key: str, provider_message_id: str) -> bool:
+        raise ConnectionError("worker killed")
+
+
+async def _crash_after_send(stack: Stack, notification: Notification, lease: float) -> None:
+    crashing = stack.deliverer(lease=lease)
+    crashing._ledger = CrashAfterSend(stack.pool, lease_seconds=lease)
+    with pytest.raises(ConnectionError):
+        await crashing.deliver(notification)
+
+
+async def test_crash_between_send_and_record_on_a_chat_channel_is_not_resent(stack: Stack) -> None:
+    notification = note(Channel.BITRIX24)
+    await _crash_after_send(stack, notification, lease=0.3)
+    assert (await stack.deliverer().deliver(notification)).status is OutcomeStatus.IN_FLIGHT  # lease still held
+    await asyncio.sleep(0.4)
+    outcome = await stack.deliverer().deliver(notification)
+    assert outcome.status is OutcomeStatus.DEAD_LETTER
+    assert outcome.reason is not None and "outcome unknown" in outcome.reason
+    assert len(stack.bitrix.received) == 1  # at most once: a person decides (redrive) if it was lost
+
+
+async def test_crash_between_send_and_record_on_a_webhook_resends_the_same_key(stack: Stack) -> None:
+    notification = note(Channel.WEBHOOK)
+    await _crash_after_send(stack, notification, lease=0.3)
+    await asyncio.sleep(0.4)
+    outcome = await stack.deliverer().deliver(notification)
+    assert outcome.status is OutcomeStatus.DELIVERED
+    assert len(stack.hooks.received) == 2 and stack.hooks.unique_keys == {notification.key}
+
+
+async def test_breaker_opens_and_stops_calling_a_failing_destination(stack: Stack) -> None:
+    stack.botx.fail_next(503, times=100)
+    deliverer = stack.deliverer(breaker_factory=lambda: CircuitBreaker(failure_threshold=2, reset_timeout=60))
+    first = await deliverer.deliver(note(Channel.EXPRESS))
+    second = await deliverer.deliver(note(Channel.EXPRESS))
+    assert stack.botx.faults.served == 2  # two real calls opened the breaker; then none
+    assert first.status is second.status is OutcomeStatus.DEAD_LETTER
+    assert second.reason is not None and "circuit open" in second.reason
+    other = await deliverer.deliver(note(Channel.BITRIX24))  # other destinations are unaffected
+    assert other.status is OutcomeStatus.DELIVERED
+
+
+async def test_a_stalled_destination_cannot_queue_without_bound(stack: Stack) -> None:
+    stack.hooks.faults.add(Fault(503, b"", {}, delay=0.3), 2)
+    deliverer = stack.deliverer(max_pending_per_destination=2)
+    notifications = [note(Channel.WEBHOOK) for _ in range(3)]
+    tasks = [asyncio.create_task(deliverer.deliver(n)) for n in notifications[:2]]
+    await asyncio.sleep(0.1)
+    assert deliverer.pending(Channel.WEBHOOK, "crm") == 2
+    overflow = await deliverer.deliver(notifications[2])
+    assert overflow.status is OutcomeStatus.DEAD_LETTER and "backlog full" in (overflow.reason or "")
+    assert [o.status for o in await asyncio.gather(*tasks)] == [OutcomeStatus.DELIVERED] * 2
+    assert deliverer.pending(Channel.WEBHOOK, "crm") == 0
+    [redriven] = await deliverer.redrive([notifications[2].key])
+    assert redriven.status is OutcomeStatus.DELIVERED
+    assert stack.hooks.unique_keys == {n.key for n in notifications} and len(stack.hooks.received) == 3
