@@ -107,7 +107,8 @@ class BotxGateway:
                 parsed = BotAPIIncomingMessage.model_validate(raw)
                 return _normalise(parsed, raw, received_at)
             event = _system_events.validate_python(raw)
-            return SystemNotice(str(event.payload.body), str(event.bot_id))
+            body = event.payload.body
+            return SystemNotice(str(getattr(body, "value", body)), str(event.bot_id))
         except UnsupportedBotAPIVersionError as exc:
             raise Problem(400, "unsupported_proto_version", exc.message) from exc
         except UnknownSystemEventError as exc:

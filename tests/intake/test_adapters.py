@@ -1,0 +1,217 @@
+"""Adapters without I/O: pybotx verification/parsing, Bitrix24 form parsing, the generic API schema."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jwt
+import pytest
+from intake_payloads import (
+    APP_TOKEN,
+    BOT_ID,
+    BOT_SECRET,
+    MEMBER_ID,
+    OTHER_BOT_ID,
+    TENANT_SECRETS,
+    TENANTS_TOML,
+    b24_install,
+    b24_message,
+    botx_chat_created,
+    botx_message,
+    botx_token,
+    generic_message,
+)
+from pybotx.models.message.incoming_message import BotAPIIncomingMessage
+
+from ticketflow.intake.adapters import bitrix24 as b24
+from ticketflow.intake.adapters.botx import BotxGateway, SystemNotice
+from ticketflow.intake.adapters.desks import ConfigError, Tenants, load_tenants
+from ticketflow.intake.adapters.generic import openapi_document, parse_generic
+from ticketflow.intake.adapters.http import Problem
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def tenants(tmp_path_factory: pytest.TempPathFactory) -> Tenants:
+    path = tmp_path_factory.mktemp("intake") / "tenants.toml"
+    path.write_text(TENANTS_TOML)
+    os.environ.update(TENANT_SECRETS)
+    return load_tenants(path)
+
+
+@pytest.fixture(scope="module")
+def gateway(tenants: Tenants) -> BotxGateway:
+    return BotxGateway(tenants)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def test_the_payload_builder_is_what_pybotx_itself_accepts() -> None:
+    raw = botx_message("hello", chat_id=uuid.uuid4(), attachment=("log.txt", b"abc", "text/plain"))
+    domain = BotAPIIncomingMessage.model_validate(raw).to_domain(raw)
+    assert domain.body == "hello" and domain.file is not None and domain.file.filename == "log.txt"
+
+
+def test_a_user_message_is_normalised(gateway: BotxGateway) -> None:
+    chat, user, sync = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    raw = botx_message(
+        "не работает", chat_id=chat, user_huid=user, sync_id=sync, attachment=("shot.png", b"\x89PNG" * 10, "image/png")
+    )
+    gateway.verify(auth(botx_token()), raw["bot_id"])
+    message = gateway.parse_command(raw, NOW)
+    assert not isinstance(message, SystemNotice)
+    assert (message.platform, message.tenant_id, message.conversation_id) == ("express", str(BOT_ID), str(chat))
+    assert (message.message_id, message.sender.user_id, message.text) == (str(sync), str(user), "не работает")
+    [attachment] = message.attachments
+    assert (attachment.name, attachment.mime_type, attachment.size) == ("shot.png", "image/png", 40)
+
+
+def test_system_events_are_recognised(gateway: BotxGateway) -> None:
+    notice = gateway.parse_command(botx_chat_created(uuid.uuid4(), uuid.uuid4()), NOW)
+    assert notice == SystemNotice("system:chat_created", str(BOT_ID))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status", "reason"),
+    [
+        (lambda r: r.update(proto_version=3), 400, "unsupported_proto_version"),
+        (lambda r: r.update(proto_version="4"), 400, "unsupported_proto_version"),
+        (lambda r: r["command"].update(body="system:unheard_of", command_type="system"), 400, "unknown_system_event"),
+        (lambda r: r["from"].update(user_huid=12), 422, "invalid_payload"),
+        (lambda r: r.update(sync_id="not-a-uuid"), 422, "invalid_payload"),
+        (lambda r: r.pop("command"), 422, "invalid_payload"),
+    ],
+)
+def test_bad_commands_are_problems(gateway: BotxGateway, mutate: object, status: int, reason: str) -> None:
+    raw = botx_message("x", chat_id=uuid.uuid4())
+    mutate(raw)  # type: ignore[operator]
+    with pytest.raises(Problem) as caught:
+        gateway.parse_command(raw, NOW)
+    assert (caught.value.status, caught.value.reason) == (status, reason)
+
+
+@pytest.mark.parametrize(
+    ("headers", "bot_id", "status", "reason"),
+    [
+        ({}, BOT_ID, 401, "unverified_request"),
+        (auth("garbage"), BOT_ID, 401, "unverified_request"),
+        (
+            auth(botx_token(secret="forged-secret-of-sufficient-length-0123456789abcdef")),
+            BOT_ID,
+            401,
+            "unverified_request",
+        ),
+        (auth(botx_token(host="evil.example.com")), BOT_ID, 401, "unverified_request"),
+        (
+            auth(jwt.encode({"iss": str(BOT_ID), "aud": "cts.example.com"}, BOT_SECRET, "HS512")),
+            BOT_ID,
+            401,
+            "unverified_request",
+        ),
+        (auth(botx_token()), OTHER_BOT_ID, 403, "unknown_bot"),
+        (auth(botx_token()), "not-a-uuid", 403, "unknown_bot"),
+    ],
+)
+def test_bad_tokens_are_refused(
+    gateway: BotxGateway, headers: dict[str, str], bot_id: object, status: int, reason: str
+) -> None:
+    with pytest.raises(Problem) as caught:
+        gateway.verify(headers, bot_id)
+    assert (caught.value.status, caught.value.reason) == (status, reason)
+
+
+def test_status_answers_the_command_menu(gateway: BotxGateway) -> None:
+    query = {
+        "bot_id": str(BOT_ID),
+        "user_huid": str(uuid.uuid4()),
+        "chat_type": "chat",
+        "ad_login": "",
+        "is_admin": "true",
+    }
+    answer = gateway.status(query, auth(botx_token()))
+    assert answer["status"] == "ok"
+    assert {c["body"] for c in answer["result"]["commands"]} == {"/ticket", "/status", "/close", "/recheck"}
+
+
+def test_bitrix24_message_is_parsed_from_the_form() -> None:
+    event = b24.parse_event(b24_message("Привет", dialog_id="27", message_id="84331").encode())
+    assert (event.name, event.member_id, event.application_token) == ("ONIMBOTMESSAGEADD", MEMBER_ID, APP_TOKEN)
+    message = b24.to_chat_message(event, NOW)
+    assert message is not None
+    assert (message.platform, message.tenant_id, message.conversation_id, message.message_id) == (
+        "bitrix24",
+        MEMBER_ID,
+        "27",
+        "84331",
+    )
+    assert (message.text, message.sender.user_id, message.sender.display_name) == ("Привет", "27", "Emily Smith")
+    assert message.sender.is_admin is False  # the documented payload has no admin flag
+
+
+def test_bitrix24_install_carries_the_token() -> None:
+    event = b24.parse_event(b24_install().encode())
+    assert (event.name, event.member_id, event.application_token) == ("ONAPPINSTALL", MEMBER_ID, APP_TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "malformed_form"),
+        (b"\xff\xfe", "malformed_form"),
+        (b"event=ONIMBOTMESSAGEADD", "invalid_payload"),
+        (b24_message("x", dialog_id="1", message_id="2", event="ONCRMDEALADD").encode(), "unknown_event"),
+        (b"a=1&a[b]=2&event=x&event_handler_id=1&ts=1", "invalid_payload"),
+    ],
+)
+def test_bad_bitrix24_bodies(body: bytes, reason: str) -> None:
+    with pytest.raises(Problem) as caught:
+        b24.parse_event(body)
+    assert caught.value.reason == reason and 400 <= caught.value.status < 500
+
+
+def test_bitrix24_unknown_portal_and_bot(tenants: Tenants) -> None:
+    stranger = b24.parse_event(b24_message("x", dialog_id="1", message_id="2", member_id="stranger").encode())
+    with pytest.raises(Problem, match="unknown_portal"):
+        b24.check_portal(tenants, stranger)
+    other_bot = b24.parse_event(b24_message("x", dialog_id="1", message_id="2", bot_id="999").encode())
+    with pytest.raises(Problem, match="unknown_bot"):
+        b24.check_portal(tenants, other_bot)
+
+
+def test_bitrix24_token_comparison_is_exact() -> None:
+    assert b24.tokens_match(APP_TOKEN, APP_TOKEN)
+    assert not b24.tokens_match(APP_TOKEN, APP_TOKEN[:-1])
+    assert not b24.tokens_match(APP_TOKEN, "")
+
+
+def test_generic_message_and_its_errors() -> None:
+    import msgspec
+
+    body = msgspec.json.encode(generic_message("hi", conversation_id="c1", message_id="m1"))
+    message = parse_generic(body, NOW, "delivery-1")
+    assert message.idempotency_key() == "generic:acme-helpdesk:m1" and message.delivery_id == "delivery-1"
+    with pytest.raises(Problem, match="malformed_json"):
+        parse_generic(b"{", NOW, None)
+    wrong_type = msgspec.json.encode({**generic_message("hi", conversation_id="c1", message_id="m1"), "text": 5})
+    with pytest.raises(Problem, match=r"invalid_payload.*text"):
+        parse_generic(wrong_type, NOW, None)
+
+
+def test_openapi_document_describes_the_route() -> None:
+    doc = openapi_document()
+    post = doc["paths"]["/v1/messages"]["post"]
+    assert doc["openapi"].startswith("3.1") and "202" in post["responses"]
+    assert "GenericMessage" in doc["components"]["schemas"]
+
+
+def test_missing_secret_fails_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(TENANTS_TOML.replace("INTAKE_TEST_BOT_SECRET", "INTAKE_TEST_UNSET_SECRET"))
+    with pytest.raises(ConfigError, match="INTAKE_TEST_UNSET_SECRET"):
+        load_tenants(path)
