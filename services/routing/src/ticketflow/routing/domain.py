@@ -85,9 +85,7 @@ def _route_then_assign(
     probe = TicketRecord(fold(routed, record.state), record.language, record.contract_tier, skills)
     probe.passed_over = record.passed_over
     chosen = _pick(state, probe, queue, now_ts)
-    why = f"{command.reason}; " + (
-        f"{chosen.agent_id}: {chosen.why}" if chosen else "nobody available: waits"
-    )
+    why = f"{command.reason}; " + (f"{chosen.agent_id}: {chosen.why}" if chosen else "nobody available: waits")
     return [*routed, *_assign(probe.state, chosen)], why
 
 
@@ -133,17 +131,13 @@ def decide_reassignment(state: RoutingState, now_ts: int) -> Decision | None:
     queue = state.desks.queues[ticket.queue_id or ""]
     old = ticket.assignee or ""
     unassigned = [
-        msgspec.structs.replace(event, lead_id=queue.lead_id)
-        if isinstance(event, e.TicketUnassigned)
-        else event
+        msgspec.structs.replace(event, lead_id=queue.lead_id) if isinstance(event, e.TicketUnassigned) else event
         for event in decide(c.UnassignTicket(ticket_id, no_answer_reason(queue)), ticket)
     ]
     probe = TicketRecord(fold(unassigned, ticket), record.language, record.contract_tier, record.skills)
     probe.passed_over = record.passed_over
     chosen = _pick(state, probe, queue, now_ts, also_exclude=old)
-    why = f"{old}: {no_answer_reason(queue)}; " + (
-        f"to {chosen.agent_id}" if chosen else "nobody else available"
-    )
+    why = f"{old}: {no_answer_reason(queue)}; " + (f"to {chosen.agent_id}" if chosen else "nobody else available")
     return Decision(ticket_id, ticket.version, [*unassigned, *_assign(probe.state, chosen)], why)
 
 

@@ -50,9 +50,7 @@ class Agent:
         if not self.has_room():
             return f"agent {self.agent_id} is at capacity ({len(self.open_tickets)}/{self.capacity})"
         if not self.on_shift(now_ts):
-            return f"agent {self.agent_id} is off shift" + (
-                f" ({self.shift_error})" if self.shift_error else ""
-            )
+            return f"agent {self.agent_id} is off shift" + (f" ({self.shift_error})" if self.shift_error else "")
         return None
 
 

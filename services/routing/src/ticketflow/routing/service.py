@@ -19,17 +19,14 @@ from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent
 from ticketflow.contracts.ids import deterministic_event_id, ticket_stream
-from ticketflow.contracts.roster_events import AgentEvent
 from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.eventstore.errors import ConcurrencyError
 from ticketflow.routing import domain
 from ticketflow.routing.domain import Decision, Rejected
 from ticketflow.routing.metrics import RoutingMetrics
-from ticketflow.routing.state import RoutingState, StreamGap
+from ticketflow.routing.state import AGENT_EVENT_TYPES, TICKET_EVENT_TYPES, RoutingState, StreamGap
 
 log = logging.getLogger("ticketflow.routing")
-AGENT_EVENT_TYPES = tuple(t for t in AgentEvent.__args__)  # type: ignore[attr-defined]
-TICKET_EVENT_TYPES = tuple(t for t in TicketEvent.__args__)  # type: ignore[attr-defined]
 # Events after which a queue may have room for a waiting ticket.
 FREES_CAPACITY = (
     e.TicketUnassigned,
@@ -52,9 +49,7 @@ class AppendResult(Protocol):
 class TicketStreams(Protocol):
     """What routing needs of `ticketflow.eventstore.EventStore` (an in-memory one for tests)."""
 
-    async def append(
-        self, stream_id: str, expected_version: int, events: Sequence[NewEvent]
-    ) -> AppendResult: ...
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> AppendResult: ...
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[EventEnvelope]: ...
 
@@ -157,9 +152,7 @@ class RoutingService:
         for stored in await self.streams.read_stream(ticket_stream(ticket_id), have + 1):
             self.state.apply_ticket(stored.event, stored.stream_version, epoch(stored.occurred_at))  # type: ignore[arg-type]
 
-    async def _decide(
-        self, decide: Callable[[int], Decision | None], cause: uuid.UUID | None
-    ) -> Decision | None:
+    async def _decide(self, decide: Callable[[int], Decision | None], cause: uuid.UUID | None) -> Decision | None:
         """Decide, append, apply; on a concurrent append reload the stream and decide again."""
         for _ in range(MAX_ATTEMPTS):
             now = self.clock()

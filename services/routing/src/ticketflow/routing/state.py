@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import get_args
 
 from ticketflow.contracts import ticket_events as e
+from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.roster_events import AgentEvent
 from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.lifecycle import Status, TicketState, evolve
@@ -21,6 +24,8 @@ from ticketflow.routing.config import Desks
 from ticketflow.routing.reassignment import reply_deadline
 from ticketflow.routing.roster import Roster
 
+AGENT_EVENT_TYPES: tuple[type[AgentEvent], ...] = get_args(AgentEvent)
+TICKET_EVENT_TYPES: tuple[type[TicketEvent], ...] = get_args(TicketEvent)
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 BacklogKey = tuple[int, int, str]  # (priority rank, routed at, ticket id): oldest most urgent first
 
@@ -151,3 +156,20 @@ class StreamGap(Exception):
     def __init__(self, ticket_id: uuid.UUID, have: int, got: int) -> None:
         self.ticket_id = ticket_id
         super().__init__(f"ticket {ticket_id}: have version {have}, got {got}: events missing in between")
+
+
+def rebuild(desks: Desks, envelopes: Iterable[EventEnvelope]) -> RoutingState:
+    """Routing state from stored events in log order: what a restart does before consuming."""
+    state = RoutingState(desks)
+    for envelope in envelopes:
+        apply_envelope(state, envelope)
+    return state
+
+
+def apply_envelope(state: RoutingState, envelope: EventEnvelope) -> bool:
+    event = envelope.event
+    if isinstance(event, AGENT_EVENT_TYPES):
+        return state.apply_agent(event, envelope.stream_version)
+    if isinstance(event, TICKET_EVENT_TYPES):
+        return state.apply_ticket(event, envelope.stream_version, int(envelope.occurred_at.timestamp()))
+    return False  # SLA and notification events: nothing routing needs

@@ -51,9 +51,7 @@ def least_loaded(candidates: Sequence[Agent], strategy: str = "least_loaded", wh
     return Pick(chosen.agent_id, strategy, f"{why}least loaded ({detail})")
 
 
-def _level_filter(
-    level: FallbackLevel, skills: frozenset[str], language: str
-) -> tuple[str, Callable[[Agent], bool]]:
+def _level_filter(level: FallbackLevel, skills: frozenset[str], language: str) -> tuple[str, Callable[[Agent], bool]]:
     def has_skills(a: Agent) -> bool:
         return skills <= a.skills
 
