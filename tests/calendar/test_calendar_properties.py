@@ -76,9 +76,9 @@ def test_add_business_seconds_agrees_with_the_reference(
 ) -> None:
     calendar, window = built
     start = data.draw(instant(window, calendar.spec.timezone))
-    assert calendar.add_business_seconds_ts(start, seconds) == ReferenceCalendar(
-        calendar
-    ).add_business_seconds(start, seconds)
+    assert calendar.add_business_seconds_ts(start, seconds) == ReferenceCalendar(calendar).add_business_seconds(
+        start, seconds
+    )
 
 
 @PROPERTY_SETTINGS
@@ -89,18 +89,14 @@ def test_between_and_is_open_agree_with_the_reference(
     calendar, window = built
     reference = ReferenceCalendar(calendar)
     a = data.draw(instant(window, calendar.spec.timezone))
-    assert calendar.business_seconds_between_ts(a, a + span) == reference.business_seconds_between(
-        a, a + span
-    )
+    assert calendar.business_seconds_between_ts(a, a + span) == reference.business_seconds_between(a, a + span)
     assert calendar.is_open_ts(a) == reference.is_open(a)
     assert calendar.is_open_ts(a + span) == reference.is_open(a + span)
 
 
 @PROPERTY_SETTINGS
 @given(data=st.data(), built=calendars(), seconds=st.integers(0, 10 * MAX_ADD))
-def test_add_and_between_are_inverse(
-    data: st.DataObject, built: tuple[BusinessCalendar, date], seconds: int
-) -> None:
+def test_add_and_between_are_inverse(data: st.DataObject, built: tuple[BusinessCalendar, date], seconds: int) -> None:
     calendar, window = built
     start = data.draw(instant(window, calendar.spec.timezone))
     end = calendar.add_business_seconds_ts(start, seconds)
@@ -110,9 +106,7 @@ def test_add_and_between_are_inverse(
     worked = calendar.business_seconds_between_ts(start, later)
     if worked > 0:  # (zero means "the next opening", which may lie after `later`)
         assert calendar.add_business_seconds_ts(start, worked) <= later
-    assert calendar.business_seconds_between_ts(later, start) == -calendar.business_seconds_between_ts(
-        start, later
-    )
+    assert calendar.business_seconds_between_ts(later, start) == -calendar.business_seconds_between_ts(start, later)
 
 
 @PROPERTY_SETTINGS
@@ -129,16 +123,12 @@ def test_add_is_monotone_in_start_and_duration(
     start = data.draw(instant(window, calendar.spec.timezone))
     small, large = seconds
     assert calendar.add_business_seconds_ts(start, small) <= calendar.add_business_seconds_ts(start, large)
-    assert calendar.add_business_seconds_ts(start, small) <= calendar.add_business_seconds_ts(
-        start + shift, small
-    )
+    assert calendar.add_business_seconds_ts(start, small) <= calendar.add_business_seconds_ts(start + shift, small)
 
 
 @PROPERTY_SETTINGS
 @given(data=st.data(), built=calendars())
-def test_between_is_additive_and_next_opening_agrees(
-    data: st.DataObject, built: tuple[BusinessCalendar, date]
-) -> None:
+def test_between_is_additive_and_next_opening_agrees(data: st.DataObject, built: tuple[BusinessCalendar, date]) -> None:
     calendar, window = built
     a, b, c = sorted(data.draw(st.lists(instant(window, calendar.spec.timezone), min_size=3, max_size=3)))
     between = calendar.business_seconds_between_ts

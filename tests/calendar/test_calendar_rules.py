@@ -21,9 +21,7 @@ def msk(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
 
 # Bitrix24 box seed: "Поддержка работает с понедельника по пятницу с 10:00 до 19:00 по московскому времени."
 BITRIX24_BOX = BusinessCalendar(
-    CalendarSpec.from_text(
-        "Europe/Moscow", {day: ["10:00-19:00"] for day in WEEKDAYS[:5]}, holiday_country="RU"
-    )
+    CalendarSpec.from_text("Europe/Moscow", {day: ["10:00-19:00"] for day in WEEKDAYS[:5]}, holiday_country="RU")
 )
 # eXpress seed: "с 8:00 до 21:00 в будни и с 10:00 до 18:00 в выходные и праздничные дни
 # (по московскому времени)".
@@ -130,9 +128,7 @@ def test_a_lunch_break_pauses_the_clock() -> None:
 
 
 def test_a_shift_crossing_midnight_belongs_to_the_day_it_starts() -> None:
-    calendar = BusinessCalendar(
-        CalendarSpec.from_text("Europe/Moscow", {day: ["22:00-02:00"] for day in WEEKDAYS[:5]})
-    )
+    calendar = BusinessCalendar(CalendarSpec.from_text("Europe/Moscow", {day: ["22:00-02:00"] for day in WEEKDAYS[:5]}))
     assert calendar.add_business_seconds(msk(2024, 3, 15, 23, 0), 2 * HOUR) == msk(2024, 3, 16, 1, 0)
     assert calendar.is_open(msk(2024, 3, 16, 1, 59))  # Friday's shift, on Saturday morning
     assert not calendar.is_open(msk(2024, 3, 18, 1, 0))  # Monday 01:00: Sunday has no shift
@@ -152,9 +148,7 @@ def test_shifts_crossing_new_year_are_counted_once_whichever_year_is_expanded_fi
 
 
 def test_berlin_spring_forward_day_has_one_hour_less() -> None:
-    calendar = BusinessCalendar(
-        CalendarSpec.from_text("Europe/Berlin", {day: ["01:00-05:00"] for day in WEEKDAYS})
-    )
+    calendar = BusinessCalendar(CalendarSpec.from_text("Europe/Berlin", {day: ["01:00-05:00"] for day in WEEKDAYS}))
     day_start, day_end = datetime(2024, 3, 31, tzinfo=BERLIN), datetime(2024, 3, 31, 23, tzinfo=BERLIN)
     assert calendar.business_seconds_between(day_start, day_end) == 3 * HOUR
     # 01:30 CET + 1 h of work = 03:30 CEST: 02:xx never shows on the clock.
@@ -164,9 +158,7 @@ def test_berlin_spring_forward_day_has_one_hour_less() -> None:
 
 
 def test_berlin_fall_back_day_has_one_hour_more() -> None:
-    calendar = BusinessCalendar(
-        CalendarSpec.from_text("Europe/Berlin", {day: ["01:00-05:00"] for day in WEEKDAYS})
-    )
+    calendar = BusinessCalendar(CalendarSpec.from_text("Europe/Berlin", {day: ["01:00-05:00"] for day in WEEKDAYS}))
     day_start, day_end = datetime(2024, 10, 27, tzinfo=BERLIN), datetime(2024, 10, 27, 23, tzinfo=BERLIN)
     assert calendar.business_seconds_between(day_start, day_end) == 5 * HOUR
     start = datetime(2024, 10, 27, 1, 30, tzinfo=BERLIN)

@@ -39,9 +39,7 @@ def main() -> None:
     parser.add_argument("--reference-ops", type=int, default=200, help="operations for the naive reference")
     args = parser.parse_args()
 
-    spec = CalendarSpec.from_text(
-        "Europe/Moscow", {d: ["10:00-19:00"] for d in WEEKDAYS[:5]}, holiday_country="RU"
-    )
+    spec = CalendarSpec.from_text("Europe/Moscow", {d: ["10:00-19:00"] for d in WEEKDAYS[:5]}, holiday_country="RU")
     calendar = BusinessCalendar(spec)
     reference = ReferenceCalendar(BusinessCalendar(spec))
     rng = random.Random(7)
@@ -62,16 +60,10 @@ def main() -> None:
         measure("consumed_at_ts (0.75 of target)", lambda ts, s: calendar.consumed_at_ts(ts, s, 0.75), cases),
         measure("add_business_seconds (datetime)", _datetime_add(calendar), cases),
         measure("reference add (baseline)", reference.add_business_seconds, cases[: args.reference_ops]),
-        measure(
-            "reference between (baseline)", reference.business_seconds_between, spans[: args.reference_ops]
-        ),
+        measure("reference between (baseline)", reference.business_seconds_between, spans[: args.reference_ops]),
     ]
     fast, naive = (float(str(rows[i][2]).replace(",", "")) for i in (0, 5))
-    print(
-        tabulate(
-            rows, headers=["operation", "ops", "ops/s", "us/op"], colalign=("left", "right", "right", "right")
-        )
-    )
+    print(tabulate(rows, headers=["operation", "ops", "ops/s", "us/op"], colalign=("left", "right", "right", "right")))
     print(f"\nexpansion: first year {first_ms:.1f} ms (loads holiday data), next year {next_year_ms:.1f} ms")
     print(f"add_business_seconds_ts is {fast / naive:,.0f}x the naive reference")
     mismatches = sum(

@@ -127,9 +127,7 @@ class BusinessCalendar:
     def business_seconds_between(self, a: datetime, b: datetime) -> int:
         return self.business_seconds_between_ts(_epoch(a), _epoch(b))
 
-    def consumed_at(
-        self, start: datetime, target_seconds: int, fraction: float, elapsed: int = 0
-    ) -> datetime:
+    def consumed_at(self, start: datetime, target_seconds: int, fraction: float, elapsed: int = 0) -> datetime:
         return self._local(self.consumed_at_ts(_epoch(start), target_seconds, fraction, elapsed))
 
     def _local(self, ts: int) -> datetime:
@@ -238,9 +236,7 @@ def supported_holiday_countries() -> dict[str, frozenset[str]]:
 
 
 @lru_cache(maxsize=256)
-def _public_days(
-    country: str | None, subdivision: str | None, year: int
-) -> tuple[frozenset[date], frozenset[date]]:
+def _public_days(country: str | None, subdivision: str | None, year: int) -> tuple[frozenset[date], frozenset[date]]:
     """(public holidays, weekend days declared working days) from the `holidays` library.
 
     Neighbouring years are loaded too, because a transfer can cross New Year."""
