@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
-from preflight_fakes import STABLE_FEED, Certificates, PortalServer, Route, make_certificates
+from preflight_fakes import STABLE_FEED, Certificates, PortalServer, Route, ServeFactory, make_certificates
 
 from ticketflow.preflight.checks import AddressPolicy, ChecksConfig
-
-ServeFactory = Callable[..., Awaitable[PortalServer]]
 
 
 @pytest.fixture(scope="session")

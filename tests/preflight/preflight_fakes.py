@@ -7,7 +7,7 @@ import datetime as dt
 import ipaddress
 import json
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import trustme
@@ -241,3 +241,6 @@ class _temp_pem:
 
     def __exit__(self, *_exc: object) -> None:
         self._file.close()
+
+
+ServeFactory = Callable[..., Awaitable[PortalServer]]

@@ -6,12 +6,12 @@ import datetime as dt
 import re
 
 import pytest
-from conftest import ServeFactory
 from preflight_fakes import (
     PORTAL_NAME,
     Certificates,
     RebindingResolver,
     Reply,
+    ServeFactory,
     StaticResolver,
     healthy_routes,
     json_reply,
