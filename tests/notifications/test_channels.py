@@ -52,6 +52,8 @@ async def test_express_sends_through_pybotx_with_valid_auth(auth_version: BotXAu
         )
         try:
             sync_id = await channel.send(message(str(BOT_ID), str(CHAT)))
+            # No callback will reach this process: pybotx's per-message bookkeeping is released.
+            assert channel.bot._callbacks_manager._callback_alarms == {}
         finally:
             await channel.aclose()
     assert uuid.UUID(sync_id)

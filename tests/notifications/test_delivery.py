@@ -286,3 +286,18 @@ async def test_a_stalled_destination_cannot_queue_without_bound(stack: Stack) ->
     [redriven] = await deliverer.redrive([notifications[2].key])
     assert redriven.status is OutcomeStatus.DELIVERED
     assert stack.hooks.unique_keys == {n.key for n in notifications} and len(stack.hooks.received) == 3
+
+
+async def test_recover_stale_finishes_work_of_a_worker_that_went_away(stack: Stack) -> None:
+    claimed_not_sent = note(Channel.EXPRESS)
+    await PgLedger(stack.pool, lease_seconds=0.2).claim(claimed_not_sent)  # then the worker vanished
+    sent_not_recorded = note(Channel.BITRIX24)
+    await _crash_after_send(stack, sent_not_recorded, lease=0.2)
+    deliverer = stack.deliverer()
+    assert not {o.key for o in await deliverer.recover_stale()} & {claimed_not_sent.key, sent_not_recorded.key}
+    await asyncio.sleep(0.3)
+    outcomes = {o.key: o for o in await deliverer.recover_stale()}
+    assert outcomes[claimed_not_sent.key].status is OutcomeStatus.DELIVERED  # never sent: safe to send
+    assert outcomes[sent_not_recorded.key].status is OutcomeStatus.DEAD_LETTER  # maybe sent: a person decides
+    assert len(stack.botx.received) == 1 and len(stack.bitrix.received) == 1
+    assert {o.key for o in await deliverer.recover_stale()}.isdisjoint(outcomes)

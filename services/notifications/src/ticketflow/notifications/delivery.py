@@ -116,6 +116,14 @@ class Deliverer:
             outcomes.append(await self._send_with_retries(notification, 0))
         return outcomes
 
+    async def recover_stale(self, *, limit: int = 100) -> list[DeliveryOutcome]:
+        """Finish deliveries whose worker stopped (run periodically; safe on many workers at once).
+
+        Each goes through `deliver`, which takes the expired claim over atomically and applies the
+        crash rule: resend where the receiver dedupes, dead letter where the outcome is unknown.
+        """
+        return [await self.deliver(n) for n in await self._ledger.stale(limit)]
+
     async def _send_with_retries(self, notification: Notification, attempts_before: int) -> DeliveryOutcome:
         destination = (notification.channel, notification.destination)
         if self._pending.get(destination, 0) >= self._max_pending:

@@ -141,21 +141,31 @@ class PgLedger:
             """,
             self.claimant, self.lease_seconds, list(keys) if keys is not None else None, limit,
         )  # fmt: skip
-        return [
-            Notification(
-                key=r["idempotency_key"],
-                event_id=r["event_id"],
-                channel=Channel(r["channel"]),
-                recipient=r["recipient"],
-                destination=r["destination"],
-                address=r["address"],
-                template=r["template"],
-                locale=r["locale"],
-                variables=json.loads(r["variables"]),
-            )
-            for r in rows
-        ]
+        return [_notification(r) for r in rows]
+
+    async def stale(self, limit: int = 100) -> list[Notification]:
+        """Claims whose worker went away (lease expired): for `Deliverer.recover_stale`."""
+        rows = await self._pool.fetch(
+            "SELECT * FROM notification_deliveries WHERE status = 'sending' AND lease_until < now()"
+            " ORDER BY lease_until LIMIT $1",
+            limit,
+        )
+        return [_notification(r) for r in rows]
 
     async def row(self, key: str) -> dict[str, Any] | None:
         record = await self._pool.fetchrow("SELECT * FROM notification_deliveries WHERE idempotency_key = $1", key)
         return dict(record) if record is not None else None
+
+
+def _notification(r: asyncpg.Record) -> Notification:
+    return Notification(
+        key=r["idempotency_key"],
+        event_id=r["event_id"],
+        channel=Channel(r["channel"]),
+        recipient=r["recipient"],
+        destination=r["destination"],
+        address=r["address"],
+        template=r["template"],
+        locale=r["locale"],
+        variables=json.loads(r["variables"]),
+    )

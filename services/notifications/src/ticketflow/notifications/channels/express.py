@@ -50,6 +50,11 @@ class ExpressChannel:
 
     `synchronous=True` uses `send_message_sync` (BotX >= 3.58), which reports an unknown chat in the
     answer instead of in a later callback; the default follows the callback-based API.
+
+    BotX posts the callback of an asynchronous send to the bot's `/notification/callback`, which is
+    served by intake, not here. Unless this process routes those callbacks into `self.bot`
+    (`receives_callbacks=True`), pybotx's bookkeeping for each sync_id is released right after
+    the send, so nothing accumulates and no "callback wasn't waited" error is logged.
     """
 
     channel = Channel.EXPRESS
@@ -62,8 +67,10 @@ class ExpressChannel:
         auth_version: BotXAuthVersion = BotXAuthVersion.V2,
         synchronous: bool = False,
         callback_timeout: float = 60.0,
+        receives_callbacks: bool = False,
     ) -> None:
         self._synchronous = synchronous
+        self._receives_callbacks = receives_callbacks
         self._callback_timeout = callback_timeout
         self.bot = Bot(
             collectors=[HandlerCollector()],
@@ -95,7 +102,17 @@ class ExpressChannel:
                 )
         except Exception as exc:
             raise _failure(exc) from exc
+        if not self._synchronous and not self._receives_callbacks:
+            await self._forget_callback(sync_id)
         return str(sync_id)
+
+    async def _forget_callback(self, sync_id: uuid.UUID) -> None:
+        manager = getattr(self.bot, "_callbacks_manager", None)  # pybotx has no public call for this
+        if manager is None:
+            return
+        with contextlib.suppress(Exception):
+            manager.cancel_callback_timeout_alarm(sync_id)
+            await manager.pop_botx_method_callback(sync_id)
 
     async def aclose(self) -> None:
         # Callback alarms of fire-and-forget sends would outlive the loop otherwise.

@@ -29,5 +29,7 @@ CREATE TABLE IF NOT EXISTS notification_deliveries (
 
 CREATE INDEX IF NOT EXISTS notification_deliveries_dead
     ON notification_deliveries (updated_at) WHERE status = 'dead';
+CREATE INDEX IF NOT EXISTS notification_deliveries_stale
+    ON notification_deliveries (lease_until) WHERE status = 'sending';
 CREATE INDEX IF NOT EXISTS notification_deliveries_event
     ON notification_deliveries (event_id);
