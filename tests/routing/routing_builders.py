@@ -20,7 +20,7 @@ from ticketflow.routing.memory import MemoryStreams
 from ticketflow.routing.service import RoutingService
 from ticketflow.routing.state import RoutingState
 
-ROUTING_TOML = Path(__file__).resolve().parents[2] / "services" / "routing" / "routing.toml"
+ROUTING_TOML = Path(__file__).with_name("routing-fixture.toml")
 DESKS = load(ROUTING_TOML)
 GOLD_TENANT = "8dada2c8-67a6-4434-9dec-570d244e78ee"
 MONDAY_11_MSK = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a working Monday, 11:00 Moscow time

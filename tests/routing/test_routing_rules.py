@@ -56,7 +56,8 @@ def test_nothing_matching_goes_to_the_fallback_queue_marked_for_the_warning_metr
 
 
 def test_the_contract_tier_of_a_tenant_is_configured() -> None:
-    assert DESKS.contract_tiers[GOLD_TENANT] == "gold"
+    assert DESKS.contract_tier("express", "technical", GOLD_TENANT) == "gold"
+    assert DESKS.contract_tier("express", "technical", "someone-else") == "standard"
 
 
 def test_a_rule_naming_an_unknown_queue_is_refused_with_the_file_and_rule(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ class QueueConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     calendar: str | None = None  # name in RoutingConfig.calendars; business time for reassignment
     reassign_after_minutes: int | None = None  # business minutes without an AgentReplied
     lead_id: str | None = None
+    skills: tuple[str, ...] = ()  # what skill_based looks for when the matched rule names none
     skill_fallbacks: tuple[FallbackLevel, ...] = ALL_LEVELS
 
 
@@ -70,8 +71,11 @@ class RuleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class RoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     queues: tuple[QueueConfig, ...]
     rules: tuple[RuleConfig, ...]
-    fallback_queue: str
+    fallback_queue: str  # for tickets of a desk without its own fallback
+    desk_fallbacks: dict[str, str] = {}  # desk id -> that desk's fallback queue
     contract_tiers: dict[str, str] = {}  # chat tenant id -> contract tier ("gold", "silver", ...)
+    track_contract_tiers: dict[str, str] = {}  # "desk/track" -> tier, when the tenant has none
+    default_contract_tier: str = "standard"
     calendars: dict[str, CalendarConfig] = {}
 
 
@@ -82,15 +86,33 @@ class ConfigError(ValueError):
 class Desks:
     """A validated configuration with its lookups built once: queues by id, calendars compiled."""
 
-    def __init__(self, config: RoutingConfig, source: str = "<routing config>") -> None:
-        validate(config, source)
+    def __init__(
+        self,
+        config: RoutingConfig,
+        source: str = "<routing config>",
+        calendars: Mapping[str, BusinessCalendar] | None = None,
+    ) -> None:
+        validate(config, source, set(calendars or ()))
         self.config = config
         self.rules = config.rules
         self.rules_by_id: dict[str, RuleConfig] = {r.id: r for r in config.rules}
         self.queues: dict[str, QueueConfig] = {q.id: q for q in config.queues}
         self.fallback = self.queues[config.fallback_queue]
-        self.contract_tiers = config.contract_tiers
         self.calendars: dict[str, BusinessCalendar] = {n: c.build() for n, c in config.calendars.items()}
+        self.calendars.update(calendars or {})
+
+    def skills_for(self, rule_id: str, queue_id: str) -> tuple[str, ...]:
+        """What a routed ticket needs: its rule's skills, else its queue's."""
+        rule, queue = self.rules_by_id.get(rule_id), self.queues.get(queue_id)
+        return (rule.skills if rule is not None else ()) or (queue.skills if queue is not None else ())
+
+    def fallback_for(self, desk: str) -> QueueConfig:
+        return self.queues[self.config.desk_fallbacks.get(desk, self.config.fallback_queue)]
+
+    def contract_tier(self, desk: str, track: str, tenant: str) -> str:
+        c = self.config
+        tier = c.contract_tiers.get(tenant) or c.contract_tiers.get(tenant.lower())
+        return tier or c.track_contract_tiers.get(f"{desk}/{track}") or c.default_contract_tier
 
     def rule(self, rule_id: str) -> RuleConfig | None:
         return self.rules_by_id.get(rule_id)
@@ -99,13 +121,15 @@ class Desks:
         return None if queue.calendar is None else self.calendars[queue.calendar]
 
 
-def validate(config: RoutingConfig, source: str = "<routing config>") -> None:
+def validate(config: RoutingConfig, source: str = "<routing config>", calendars: set[str] | None = None) -> None:
     queues = {q.id for q in config.queues}
+    known_calendars = set(config.calendars) | (calendars or set())
     problems: list[str] = []
     if len(queues) != len(config.queues):
         problems.append("queue ids repeat")
-    if config.fallback_queue not in queues:
-        problems.append(f"fallback_queue {config.fallback_queue!r} is not a queue")
+    for desk, fallback in {"*": config.fallback_queue, **config.desk_fallbacks}.items():
+        if fallback not in queues:
+            problems.append(f"fallback queue {fallback!r} of desk {desk} is not a queue")
     seen: set[str] = set()
     for index, rule in enumerate(config.rules):
         if rule.id in seen:
@@ -114,7 +138,7 @@ def validate(config: RoutingConfig, source: str = "<routing config>") -> None:
         if rule.queue not in queues:
             problems.append(f"rules[{index}] ({rule.id}): unknown queue {rule.queue!r}")
     for q in config.queues:
-        if q.calendar is not None and q.calendar not in config.calendars:
+        if q.calendar is not None and q.calendar not in known_calendars:
             problems.append(f"queue {q.id}: unknown calendar {q.calendar!r}")
         if q.reassign_after_minutes is not None and q.reassign_after_minutes <= 0:
             problems.append(f"queue {q.id}: reassign_after_minutes must be positive")

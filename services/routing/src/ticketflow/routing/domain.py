@@ -75,13 +75,14 @@ def _assign(ticket: TicketState, chosen: Pick | None, actor: str = "routing") ->
 
 
 def _route_then_assign(
-    state: RoutingState, record: TicketRecord, command: c.RouteTicket, skills: tuple[str, ...], now_ts: int
+    state: RoutingState, record: TicketRecord, command: c.RouteTicket, now_ts: int
 ) -> tuple[list[TicketEvent], str]:
     routed = decide(command, record.state)
     queue = state.desks.queues[command.queue_id]
     if not routed:
         return [], f"already in queue {queue.id}"
     # Pick as if the ticket were already in its new queue (skills from the matched rule).
+    skills = state.desks.skills_for(command.rule_id, command.queue_id)
     probe = TicketRecord(fold(routed, record.state), record.language, record.contract_tier, skills)
     probe.passed_over = record.passed_over
     chosen = _pick(state, probe, queue, now_ts)
@@ -98,7 +99,7 @@ def decide_ready(state: RoutingState, ticket_id: uuid.UUID, now_ts: int) -> Deci
     command = c.RouteTicket(
         ticket_id, decision.queue.id, decision.tier, decision.priority, decision.rule_id, decision.reason
     )
-    events, why = _route_then_assign(state, record, command, decision.skills, now_ts)
+    events, why = _route_then_assign(state, record, command, now_ts)
     return Decision(ticket_id, record.state.version, events, why, decision.fell_back)
 
 
@@ -178,7 +179,7 @@ def decide_command(state: RoutingState, envelope: CommandEnvelope, now_ts: int) 
                     reason=command.reason or f"moved to {queue.id} by {actor}",
                     actor=actor,
                 )
-                events, why = _route_then_assign(state, record, moved, record.skills, now_ts)
+                events, why = _route_then_assign(state, record, moved, now_ts)
             case c.ChangePriority():
                 events = decide(msgspec.structs.replace(command, actor=actor), ticket)
                 why = f"priority {ticket.priority} -> {command.priority} by {actor}"

@@ -66,9 +66,9 @@ def route(desks: Desks, facts: TicketFacts) -> RouteDecision:
                 priority=rule.set_priority or facts.priority,
                 rule_id=rule.id,
                 reason=_why(rule, facts),
-                skills=rule.skills,
+                skills=rule.skills or queue.skills,
             )
-    queue = desks.fallback
+    queue = desks.fallback_for(facts.desk)
     described = ", ".join(f"{name}={getattr(facts, name)}" for name in _CONDITIONS)
     return RouteDecision(
         queue=queue,
@@ -76,5 +76,6 @@ def route(desks: Desks, facts: TicketFacts) -> RouteDecision:
         priority=facts.priority,
         rule_id=FALLBACK_RULE_ID,
         reason=f"no rule matched ({described}); fallback queue {queue.id}",
+        skills=queue.skills,
         fell_back=True,
     )

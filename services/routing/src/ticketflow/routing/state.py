@@ -91,11 +91,10 @@ class RoutingState:
         match event:
             case e.TicketOpened():
                 record.language = language_of(event.requester.locale)
-                record.contract_tier = self.desks.contract_tiers.get(event.chat.tenant_id, "none")
+                record.contract_tier = self.desks.contract_tier(event.desk_id, event.track_id, event.chat.tenant_id)
             case e.TicketRouted():
                 record.routed_ts = occurred_ts
-                rule = self.desks.rule(event.rule_id)
-                record.skills = rule.skills if rule is not None else ()
+                record.skills = self.desks.skills_for(event.rule_id, event.queue_id)
             case e.TicketAssigned():
                 queue = record.state.queue_id
                 if event.strategy == "round_robin" and queue is not None:

@@ -1,0 +1,86 @@
+"""Routing on the packaged desk files (ticketflow.deskconfig), through the adapter."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from routing_builders import MONDAY_11_MSK, given, joined, opened
+
+from ticketflow.contracts import ticket_events as e
+from ticketflow.deskconfig import PACKAGED_DESKS, DeskConfigError
+from ticketflow.routing.desks import load
+from ticketflow.routing.domain import decide_ready
+from ticketflow.routing.rules import TicketFacts, route
+from ticketflow.routing.state import RoutingState
+
+DESKS = load()
+NOW = int(MONDAY_11_MSK.timestamp())
+
+
+def facts(desk: str, track: str, category: str = "installation", **kw: str) -> TicketFacts:
+    return TicketFacts(
+        desk,
+        track,
+        category,
+        kw.get("language", "ru"),
+        kw.get("contract_tier", "standard"),
+        kw.get("priority", "normal"),  # type: ignore[arg-type]
+    )
+
+
+def test_box_tickets_go_to_l1_urgent_ones_to_l2_and_out_of_scope_to_partners() -> None:
+    assert route(DESKS, facts("bitrix24-box", "box")).queue.id == "box-l1"
+    assert route(DESKS, facts("bitrix24-box", "box", priority="urgent")).queue.id == "box-l2"
+    referral = route(DESKS, facts("bitrix24-box", "box", "custom_development"))
+    assert (referral.queue.id, referral.queue.strategy) == ("partners-referral", "none")
+
+
+def test_express_tracks_and_contract_tiers() -> None:
+    assert route(DESKS, facts("express", "client")).queue.id == "client-l1"
+    assert route(DESKS, facts("express", "client", "feature_request")).queue.id == "product-requests"
+    assert route(DESKS, facts("express", "technical-standard")).queue.id == "technical-l2"
+    premium = route(DESKS, facts("express", "technical-premium", contract_tier="premium"))
+    assert (premium.queue.id, premium.rule_id) == ("technical-l3", "premium-contract")
+
+
+def test_a_desk_without_a_matching_rule_uses_its_own_fallback_queue() -> None:
+    decision = route(DESKS, facts("express", "nonexistent-track"))
+    assert decision.fell_back and decision.queue.id == "client-l1"
+
+
+def test_contract_tier_comes_from_the_tenant_else_the_track() -> None:
+    assert DESKS.contract_tier("express", "technical-premium", "unknown-bot") == "premium"
+    state = RoutingState(DESKS)
+    ticket = uuid.uuid4()
+    given(
+        state,
+        *joined("olga", "technical-l3", skills=["server"]),
+        opened(ticket, "express", "technical-premium", tenant="unknown-bot"),
+        e.PreflightPassed(ticket, "installation"),
+    )
+    decision = decide_ready(state, ticket, NOW)
+    assert decision is not None
+    assert decision.events[0] == e.TicketRouted(
+        ticket,
+        "technical-l3",
+        "l3",
+        "normal",
+        "premium-contract",
+        "rule premium-contract: desk=express, contract_tier=premium",
+    )
+    assert decision.events[1] == e.TicketAssigned(ticket, "olga", "skill_based")
+
+
+def test_a_broken_desk_file_is_refused_with_file_line_and_problem(tmp_path: Path) -> None:
+    for source in Path(PACKAGED_DESKS).glob("*.toml"):  # type: ignore[arg-type]
+        shutil.copy(source, tmp_path)
+    broken = tmp_path / "express.toml"
+    lines = broken.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines) if line.startswith('strategy = "least_loaded"'))
+    lines[number] = 'strategy = "lottery"'
+    broken.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DeskConfigError, match=rf"{broken}:{number + 1}: queues\[\d\]\.strategy: Invalid enum"):
+        load(tmp_path)
