@@ -137,3 +137,6 @@ def test_between_is_additive_and_next_opening_agrees(data: st.DataObject, built:
     assert opening == ReferenceCalendar(calendar).next_opening(a)
     assert calendar.is_open_ts(opening)
     assert between(a, opening) == 0
+    closing = calendar.next_closing_ts(a)
+    assert closing > opening and not calendar.is_open_ts(closing)
+    assert between(opening, closing) == closing - opening

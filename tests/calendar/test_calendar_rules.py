@@ -50,6 +50,14 @@ def test_bitrix24_box_clock_stops_over_the_weekend() -> None:
     assert BITRIX24_BOX.business_seconds_between(friday_evening, msk(2024, 3, 18, 10, 30)) == HOUR
 
 
+def test_next_closing_is_when_the_clock_pauses() -> None:
+    assert BITRIX24_BOX.next_closing(msk(2024, 3, 13, 12, 0)) == msk(2024, 3, 13, 19, 0)
+    assert BITRIX24_BOX.next_closing(msk(2024, 3, 16, 12, 0)) == msk(2024, 3, 18, 19, 0)
+    always = BusinessCalendar(CalendarSpec.from_text("Europe/Moscow", {day: ["00:00-24:00"] for day in WEEKDAYS[:5]}))
+    # Monday to Friday merge into one stretch, across the expansion's year boundary too.
+    assert always.next_closing(msk(2024, 12, 30, 12, 0)) == msk(2025, 1, 4, 0, 0)
+
+
 def test_a_deadline_ending_exactly_at_closing_time_is_closing_time_not_next_morning() -> None:
     assert BITRIX24_BOX.add_business_seconds(msk(2024, 3, 13, 10, 0), 9 * HOUR) == msk(2024, 3, 13, 19, 0)
     # ... while a zero duration at closing time means "when the clock next runs".

@@ -82,6 +82,17 @@ class BusinessCalendar:
                 return self._starts[i + 1]
             self._extend_forward(ts)
 
+    def next_closing_ts(self, ts: int) -> int:
+        """When the open stretch containing (or next after) `ts` ends: the clock's next pause.
+
+        A calendar that never closes (24/7) raises CalendarError after `max_search_years`."""
+        opening = self.next_opening_ts(ts)
+        while True:
+            i = bisect_right(self._starts, opening) - 1
+            if self._ends[i] < self._cov_hi:
+                return self._ends[i]
+            self._extend_forward(opening)  # clipped at the covered range: it may continue
+
     def add_business_seconds_ts(self, start: int, seconds: int) -> int:
         """The earliest instant T with `business_seconds_between_ts(start, T) == seconds`;
         for `seconds == 0`, `start` or the next opening if closed."""
@@ -120,6 +131,9 @@ class BusinessCalendar:
 
     def next_opening(self, t: datetime) -> datetime:
         return self._local(self.next_opening_ts(_epoch(t)))
+
+    def next_closing(self, t: datetime) -> datetime:
+        return self._local(self.next_closing_ts(_epoch(t)))
 
     def add_business_seconds(self, start: datetime, seconds: int) -> datetime:
         return self._local(self.add_business_seconds_ts(_epoch(start), seconds))
