@@ -45,3 +45,6 @@ infra-status: ## what runs where, who started it, whether it answers
 
 bench-calendar: setup ## business-calendar arithmetic: ops/s vs the naive minute-walking reference
 	@$(PY) tests/load/calendar/bench_calendar.py
+
+preflight-scope-report: setup ## preflight scope classifier: precision/recall per class, dev and held-out
+	@$(PY) tests/preflight/scope_report.py
