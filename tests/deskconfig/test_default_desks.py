@@ -121,3 +121,10 @@ def test_routing_rules_first_match_wins_with_a_fallback(registry: DeskRegistry) 
     assert box.queue_for(TicketFacts(track="box", priority="urgent", category="custom_development")) == (
         "partners-referral"
     )
+
+
+def test_warming_builds_every_tracks_calendar(registry: DeskRegistry) -> None:
+    registry.warm_calendars(at=int(msk(2025, 6, 1).timestamp()))
+    for desk in registry.desks.values():
+        for track in desk.tracks:
+            assert registry.calendar(desk.id, track.id).spec.timezone == "Europe/Moscow"
