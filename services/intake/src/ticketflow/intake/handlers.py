@@ -64,9 +64,7 @@ class Intake:
 
     async def _accept(self, message: ChatMessage) -> None:
         if self.tenants.route(message.platform, message.tenant_id) is None:
-            raise Problem(
-                403, "unknown_tenant", f"no desk for {message.platform} tenant {message.tenant_id!r}"
-            )
+            raise Problem(403, "unknown_tenant", f"no desk for {message.platform} tenant {message.tenant_id!r}")
         await self.acceptor.accept(message)
         self.metrics.inc("intake_accepted_total", platform=message.platform)
 
@@ -139,9 +137,7 @@ class InboundConsumer:
     """`chat.inbound` batches: decode each record, dead-letter the bad ones, record the rest in one
     transaction, then commit the offsets (manual ack: at-least-once; the store makes it exactly-once)."""
 
-    def __init__(
-        self, store: IntakeStore, producer: InboundProducer, tenants: Tenants, metrics: Metrics
-    ) -> None:
+    def __init__(self, store: IntakeStore, producer: InboundProducer, tenants: Tenants, metrics: Metrics) -> None:
         self.store = store
         self.producer = producer
         self.tenants = tenants

@@ -106,9 +106,7 @@ def to_chat_message(event: Bitrix24Event, received_at: datetime) -> ChatMessage 
     dialog_id = _field(data, "PARAMS", "DIALOG_ID")
     message_id = _field(data, "PARAMS", "MESSAGE_ID")
     user_id = _field(data, "USER", "ID") or _field(data, "PARAMS", "FROM_USER_ID")
-    missing = [
-        n for n, v in (("DIALOG_ID", dialog_id), ("MESSAGE_ID", message_id), ("USER.ID", user_id)) if not v
-    ]
+    missing = [n for n, v in (("DIALOG_ID", dialog_id), ("MESSAGE_ID", message_id), ("USER.ID", user_id)) if not v]
     if missing:
         raise Problem(422, "invalid_payload", f"missing {', '.join(missing)} in data[PARAMS]/data[USER]")
     language = _field(data, "PARAMS", "LANGUAGE") or "ru"

@@ -115,18 +115,24 @@ class BotxGateway:
             raise Problem(400, "unknown_system_event", exc.message) from exc
         except ValidationError as exc:
             raise Problem(422, "invalid_payload", _summary(exc)) from exc
+        except Exception as exc:  # pybotx validators raise TypeError etc. on odd shapes: still bad input
+            raise Problem(422, "invalid_payload", f"{type(exc).__name__}: {exc}") from exc
 
     def parse_callback(self, raw: dict[str, Any]) -> None:
         try:
             _callbacks.validate_python(raw)
         except ValidationError as exc:
             raise Problem(422, "invalid_payload", _summary(exc)) from exc
+        except Exception as exc:  # see parse_command
+            raise Problem(422, "invalid_payload", f"{type(exc).__name__}: {exc}") from exc
 
     def status(self, query: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, Any]:
         try:
             recipient = BotAPIStatusRecipient.model_validate(dict(query))
         except ValidationError as exc:
             raise Problem(422, "invalid_query", _summary(exc)) from exc
+        except Exception as exc:  # see parse_command
+            raise Problem(422, "invalid_query", f"{type(exc).__name__}: {exc}") from exc
         self.verify(headers, recipient.bot_id)
         return build_bot_status_response(MENU)
 
@@ -175,9 +181,7 @@ def _attachments(raw: dict[str, Any]) -> list[Attachment]:
         data = item["data"]
         kind = str(item.get("type", "file"))
         content = data.get("content")
-        mime, size = (
-            _data_url_meta(content) if isinstance(content, str) else ("application/octet-stream", None)
-        )
+        mime, size = _data_url_meta(content) if isinstance(content, str) else ("application/octet-stream", None)
         name = data.get("file_name") or data.get("name") or data.get("url") or kind
         url = data.get("url") if kind == "link" else None
         found.append(Attachment(name=str(name), mime_type=mime, size=size, url=url))

@@ -28,7 +28,8 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 
 def problem_response(problem: Problem) -> Response:
-    body = problem.body or {"error": problem.reason, "detail": problem.detail}
+    # BotX-shaped bodies (reason/error_data) keep their fields; every body also names the problem.
+    body = {**(problem.body or {}), "error": problem.reason, "detail": problem.detail}
     return json_response(body, problem.status)
 
 

@@ -47,9 +47,7 @@ class InboundProducer:
         await self._producer.stop()
 
     async def publish(self, message: ChatMessage) -> None:
-        await self._producer.send_and_wait(
-            self.topic, _encoder.encode(message), key=conversation_key(message).encode()
-        )
+        await self._producer.send_and_wait(self.topic, _encoder.encode(message), key=conversation_key(message).encode())
 
     async def dead_letter(
         self, value: bytes | None, key: bytes | None, reason: str, detail: str, source: tuple[str, int, int]

@@ -39,9 +39,7 @@ class PortalTokens:
         if stored is not None and not tokens_match(stored, event.application_token):
             stored = await self._stored(event.member_id, fresh=True)  # another process may know better
         if stored is None:
-            raise Problem(
-                403, "portal_not_installed", f"portal {event.member_id!r} has not installed the app"
-            )
+            raise Problem(403, "portal_not_installed", f"portal {event.member_id!r} has not installed the app")
         if not tokens_match(stored, event.application_token):
             raise Problem(403, "wrong_application_token", "auth[application_token] does not match")
 

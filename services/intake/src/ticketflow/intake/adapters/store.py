@@ -31,9 +31,7 @@ MAX_ATTEMPTS = 8
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k"
 _SEEN = "SELECT idempotency_key FROM intake_messages WHERE idempotency_key = ANY($1::text[])"
-_CONVERSATIONS = (
-    "SELECT conversation_key, ticket_id FROM intake_conversations WHERE conversation_key = ANY($1::text[])"
-)
+_CONVERSATIONS = "SELECT conversation_key, ticket_id FROM intake_conversations WHERE conversation_key = ANY($1::text[])"
 _READ_STREAMS = """
 SELECT position, transaction_id::text AS transaction_id, stream_id, stream_version, event_id,
        event_type, schema_version, data::text AS data, metadata::text AS metadata, occurred_at
@@ -180,9 +178,7 @@ class IntakeStore:
         )
         for reply in decision.replies:
             chat = reply.chat
-            batch.replies.append(
-                (key, chat.platform, chat.tenant_id, chat.conversation_id, reply.reason, reply.text)
-            )
+            batch.replies.append((key, chat.platform, chat.tenant_id, chat.conversation_id, reply.reason, reply.text))
         batch.results.append(Recorded(key, decision.outcome, decision.ticket_id))
 
     async def _write(self, conn: Any, conversations: dict[str, _Conversation], batch: _Batch) -> None:

@@ -1,0 +1,247 @@
+"""Bad input against the running service: a 4xx with a JSON body naming the problem, counted in
+`intake_rejected_total`, and nothing written (no rows, no chat.inbound record). Fuzzing finds no 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from conftest import RunningIntake
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from intake_payloads import (
+    GENERIC_KEY,
+    OTHER_BOT_ID,
+    b24_install,
+    b24_message,
+    botx_headers,
+    botx_message,
+    botx_token,
+    generic_message,
+)
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
+JSON = {"Content-Type": "application/json"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+FORGED = "forged-secret-of-sufficient-length-0123456789abcdef-0123456789abcdef-012"
+
+
+def botx(mutate: Callable[[dict[str, Any]], Any] = lambda p: None) -> bytes:
+    payload = botx_message("x", chat_id=uuid.uuid4())
+    mutate(payload)
+    return json.dumps(payload).encode()
+
+
+def generic(**changes: Any) -> bytes:
+    return json.dumps({**generic_message("x", conversation_id="c", message_id=str(uuid.uuid4())), **changes}).encode()
+
+
+KEY = {"Authorization": f"Bearer {GENERIC_KEY}", **JSON}
+CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
+    ("command", "/command", b"{not json", botx_headers(), 400, "malformed_json"),
+    ("command", "/command", b"[1, 2]", botx_headers(), 422, "invalid_payload"),
+    ("command", "/command", botx(), {**botx_headers(), "Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+    ("command", "/command", b'{"pad": "' + b"x" * 300_000 + b'"}', botx_headers(), 413, "body_too_large"),
+    ("command", "/command", botx(), JSON, 401, "unverified_request"),
+    ("command", "/command", botx(), botx_headers(botx_token(secret=FORGED)), 401, "unverified_request"),
+    ("command", "/command", botx(lambda p: p.update(bot_id=str(OTHER_BOT_ID))), botx_headers(), 403, "unknown_bot"),
+    (
+        "command",
+        "/command",
+        botx(lambda p: p.update(proto_version=5)),
+        botx_headers(),
+        400,
+        "unsupported_proto_version",
+    ),
+    (
+        "command",
+        "/command",
+        botx(lambda p: p["command"].update(command_type="system", body="system:no_such_event")),
+        botx_headers(),
+        400,
+        "unknown_system_event",
+    ),
+    ("command", "/command", botx(lambda p: p["from"].update(group_chat_id=42)), botx_headers(), 422, "invalid_payload"),
+    (
+        "callback",
+        "/notification/callback",
+        b'{"sync_id": 1}',
+        botx_headers(botx_token(secret=FORGED)),
+        401,
+        "unverified_request",
+    ),
+    ("callback", "/notification/callback", b'{"sync_id": 1}', botx_headers(), 422, "invalid_payload"),
+    (
+        "bitrix24",
+        "/bitrix24/events",
+        b24_message("x", dialog_id="1", message_id="1", token="f" * 32).encode(),
+        FORM,
+        403,
+        "wrong_application_token",
+    ),
+    (
+        "bitrix24",
+        "/bitrix24/events",
+        b24_message("x", dialog_id="1", message_id="1", member_id="evil").encode(),
+        FORM,
+        403,
+        "unknown_portal",
+    ),
+    (
+        "bitrix24",
+        "/bitrix24/events",
+        b24_message("x", dialog_id="1", message_id="1", member_id="not-installed-portal").encode(),
+        FORM,
+        403,
+        "portal_not_installed",
+    ),
+    (
+        "bitrix24",
+        "/bitrix24/events",
+        b24_message("x", dialog_id="1", message_id="1", bot_id="1").encode(),
+        FORM,
+        403,
+        "unknown_bot",
+    ),
+    (
+        "bitrix24",
+        "/bitrix24/events",
+        b24_message("x", dialog_id="1", message_id="1").encode(),
+        JSON,
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "bitrix24",
+        "/bitrix24/events",
+        b24_message("x", dialog_id="1", message_id="1", event="ONTASKADD").encode(),
+        FORM,
+        400,
+        "unknown_event",
+    ),
+    ("bitrix24", "/bitrix24/events", b"event=ONIMBOTMESSAGEADD&ts=abc", FORM, 422, "invalid_payload"),
+    ("generic", "/v1/messages", b"{", KEY, 400, "malformed_json"),
+    ("generic", "/v1/messages", generic(text=["not", "a", "string"]), KEY, 422, "invalid_payload"),
+    ("generic", "/v1/messages", generic(surprise=1), KEY, 422, "invalid_payload"),
+    ("generic", "/v1/messages", generic(tenant_id="nobody"), KEY, 403, "unknown_tenant"),
+    ("generic", "/v1/messages", generic(), JSON, 401, "unauthorized"),
+    ("generic", "/v1/messages", generic(), {**KEY, "Content-Type": "application/xml"}, 415, "unsupported_media_type"),
+]
+_COUNTS = """SELECT (SELECT count(*) FROM intake_messages), (SELECT count(*) FROM intake_conversations),
+                    (SELECT count(*) FROM events), (SELECT count(*) FROM intake_replies)"""
+
+
+async def topic_end(intake: RunningIntake) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=intake.bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(intake.topic, p) for p in range(3)]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def test_each_bad_request_is_named_counted_and_writes_nothing(intake: RunningIntake) -> None:
+    async with intake.client() as client:
+        assert (await client.post("/bitrix24/events", content=b24_install(), headers=FORM)).status_code == 200
+        before_rows = tuple(await intake.pool.fetchrow(_COUNTS))
+        before_end = await topic_end(intake)
+        for route, path, body, headers, status, reason in CASES:
+            counted = await intake.metric("intake_rejected_total", reason=reason, route=_route_name(route))
+            answer = await client.post(path, content=body, headers=headers)
+            assert answer.status_code == status, (path, reason, answer.text)
+            problem = answer.json()
+            assert reason in json.dumps(problem), (reason, problem)
+            assert await intake.metric("intake_rejected_total", reason=reason, route=_route_name(route)) == counted + 1
+        status_answer = await client.get("/status", params={"bot_id": "x"}, headers=botx_headers())
+        assert status_answer.status_code == 422 and status_answer.json()["error"] == "invalid_query"
+    await asyncio.sleep(1.0)  # anything accepted by mistake would be recorded by now
+    assert tuple(await intake.pool.fetchrow(_COUNTS)) == before_rows
+    assert await topic_end(intake) == before_end
+
+
+def _route_name(route: str) -> str:
+    return {
+        "command": "botx_command",
+        "callback": "botx_callback",
+        "bitrix24": "bitrix24_event",
+        "generic": "generic_message",
+    }[route]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+paths_in_botx = st.sampled_from(
+    [
+        ("proto_version",),
+        ("sync_id",),
+        ("bot_id",),
+        ("command",),
+        ("command", "body"),
+        ("command", "command_type"),
+        ("command", "data"),
+        ("from",),
+        ("from", "user_huid"),
+        ("from", "group_chat_id"),
+        ("from", "chat_type"),
+        ("from", "is_admin"),
+        ("from", "locale"),
+        ("from", "device_meta"),
+        ("attachments",),
+        ("entities",),
+        ("source_sync_id",),
+    ]
+)
+
+
+def _set(payload: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    target: Any = payload
+    for key in path[:-1]:
+        target = target.get(key) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            return
+    target[path[-1]] = value
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=paths_in_botx, value=json_values)
+def test_fuzzed_botx_payloads_with_a_valid_token_never_5xx(
+    intake: RunningIntake, path: tuple[str, ...], value: Any
+) -> None:
+    payload = botx_message("fuzz", chat_id=uuid.uuid4())
+    _set(payload, path, value)
+    answer = httpx.post(f"{intake.base_url}/command", json=payload, headers=botx_headers(), timeout=10)
+    assert answer.status_code < 500, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(["/command", "/v1/messages", "/bitrix24/events", "/notification/callback"]),
+    body=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()),
+    content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded", "text/plain", ""]),
+    authorization=st.sampled_from(["", "Bearer", f"Bearer {GENERIC_KEY}", "Bearer a.b.c", "Basic x"]),
+)
+def test_fuzzed_requests_never_5xx(
+    intake: RunningIntake, path: str, body: bytes, content_type: str, authorization: str
+) -> None:
+    headers = {"Content-Type": content_type, "Authorization": authorization}
+    answer = httpx.post(f"{intake.base_url}{path}", content=body, headers=headers, timeout=10)
+    assert answer.status_code < 500, (path, body, answer.text)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.dictionaries(st.text(max_size=30), st.text(max_size=30), max_size=8))
+def test_fuzzed_bitrix24_forms_never_5xx(intake: RunningIntake, fields: dict[str, str]) -> None:
+    base = dict(httpx.QueryParams(b24_message("x", dialog_id="1", message_id="1")))
+    answer = httpx.post(f"{intake.base_url}/bitrix24/events", data={**base, **fields}, headers=FORM, timeout=10)
+    assert answer.status_code < 500, (fields, answer.text)
