@@ -9,7 +9,7 @@ PY := $(CURDIR)/.venv/bin/python
 export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow
 
-.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics run stop status bench
+.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas run stop status bench bench-eventstore
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -34,6 +34,37 @@ typecheck: setup ## mypy (strict)
 
 check: lint typecheck ## lint and typecheck
 
+migrate: setup ## apply the numbered SQL migrations of the event store and every service
+	@$(PY) -m ticketflow.eventstore.migrate
+
+topics: setup ## create every Kafka topic declared in ticketflow.contracts.topics (idempotent)
+	@$(PY) -m ticketflow.runtime.topics
+
+schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas
+	@$(PY) -m ticketflow.contracts.schema docs/schemas
+
+test: setup infra-up ## set up everything and run the whole suite against real Kafka and PostgreSQL
+	@$(MAKE) --no-print-directory migrate topics
+	@$(PY) -m pytest -m "not load" $(PYTEST_ARGS)
+
+test-fast: setup ## pure tests only (no Kafka, no PostgreSQL)
+	@$(PY) -m pytest -m "not load and not pg and not kafka and not e2e" -q $(PYTEST_ARGS)
+
+run: setup infra-up ## the whole system: infrastructure, migrations, topics, all services, and a demo conversation
+	@$(MAKE) --no-print-directory migrate topics
+	@bash deploy/scripts/services-up.sh
+	@bash deploy/scripts/demo.sh
+
+stop: ## stop the services started by make run (infrastructure stays: make infra-down)
+	@bash deploy/scripts/services-down.sh
+
+status: infra-status ## infrastructure and services: what runs, what answers
+	@bash deploy/scripts/services-status.sh
+
+bench-eventstore: setup infra-up ## event store: durable appends/s and p99 vs copy_records_to_table (the ceiling)
+	@$(MAKE) --no-print-directory migrate
+	@$(PY) tests/load/eventstore/bench_eventstore.py $(BENCH_ARGS)
+
 infra-up: ## start PostgreSQL and Kafka on 127.0.0.1 (no Docker; see docs/infrastructure.md)
 	@bash deploy/scripts/infra-up.sh
 
@@ -45,6 +76,9 @@ infra-status: ## what runs where, who started it, whether it answers
 
 bench-calendar: setup ## business-calendar arithmetic: ops/s vs the naive minute-walking reference
 	@$(PY) tests/load/calendar/bench_calendar.py
+
+bench-sla: setup ## SLA timer engine vs call_later, heapq, APScheduler, PG SKIP LOCKED (needs PG; short: BENCH_SLA_ARGS="--timers 200000")
+	@$(PY) tests/load/sla/bench_sla_timers.py $(BENCH_SLA_ARGS)
 
 preflight-scope-report: setup ## preflight scope classifier: precision/recall per class, dev and held-out
 	@$(PY) tests/preflight/scope_report.py

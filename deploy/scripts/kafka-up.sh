@@ -66,7 +66,9 @@ if [[ -z "$started_pid" ]]; then
     fi
 
     # 5. Render the config with this checkout's absolute data path; format storage on first use only.
-    sed "s#@KAFKA_DATA_DIR@#$KAFKA_DATA_DIR#g" "$REPO_ROOT/deploy/kafka/server.properties.template" >"$CONFIG_FILE"
+    sed -e "s#@KAFKA_DATA_DIR@#$KAFKA_DATA_DIR#g" -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" \
+        -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+        "$REPO_ROOT/deploy/kafka/server.properties.template" >"$CONFIG_FILE"
     java_cmd=(java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
         "-Dkafka.logs.dir=$KAFKA_LOG_DIR"
         "-Dlog4j2.configurationFile=$REPO_ROOT/deploy/kafka/log4j2.xml"

@@ -8,11 +8,13 @@ KAFKA_HOME="$LOCAL_DIR/kafka"         # libs per version, data, logs, rendered c
 KAFKA_DATA_DIR="$KAFKA_HOME/data"
 KAFKA_LOG_DIR="$KAFKA_HOME/logs"
 KAFKA_POM="$REPO_ROOT/deploy/kafka/pom.xml"
+# The ports can be moved (e.g. to try these scripts beside a running stack); the project defaults are
+# the env contract's 9092 and 5432, which the tests and services use unless told otherwise.
 KAFKA_HOST=127.0.0.1
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
+KAFKA_PORT="${TICKETFLOW_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${TICKETFLOW_KAFKA_CONTROLLER_PORT:-9093}"
 PG_HOST=127.0.0.1
-PG_PORT=5432
+PG_PORT="${TICKETFLOW_PG_PORT:-5432}"
 PG_ROLE=ticketflow
 PG_PASSWORD=ticketflow
 PG_DATABASE=ticketflow

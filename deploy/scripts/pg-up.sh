@@ -39,6 +39,7 @@ else
         [[ $EUID -eq 0 ]] || die "PostgreSQL is not installed and installing it needs root" \
             "sudo apt-get update && sudo apt-get install -y postgresql postgresql-contrib"
         info "installing PostgreSQL from Debian packages"
+        installed_now=1
         export DEBIAN_FRONTEND=noninteractive
         { apt-get update -qq && apt-get install -y -qq postgresql postgresql-contrib >/dev/null; } ||
             die "apt-get could not install postgresql" \
@@ -48,13 +49,17 @@ else
     cluster=$(local_cluster)
     if [[ -z "$cluster" ]]; then
         version=$(ls /usr/lib/postgresql | sort -n | tail -n1)
-        info "creating PostgreSQL $version cluster 'main' on port $PG_PORT"
-        pg_createcluster "$version" main --port "$PG_PORT" >/dev/null ||
-            die "pg_createcluster $version main failed" "inspect with pg_lsclusters; remove a broken cluster with pg_dropcluster"
+        name=main
+        [[ -d "/etc/postgresql/$version/main" ]] && name=ticketflow  # `main` exists, on another port
+        info "creating PostgreSQL $version cluster '$name' on port $PG_PORT"
+        pg_createcluster "$version" "$name" --port "$PG_PORT" >/dev/null ||
+            die "pg_createcluster $version $name failed" "inspect with pg_lsclusters; remove a broken cluster with pg_dropcluster"
         cluster=$(local_cluster)
     fi
     read -r version name status <<<"$cluster"
-    if [[ "$status" != online* ]]; then
+    if [[ "$status" == online* && -n "${installed_now:-}" ]]; then
+        echo "$version $name" >"$STARTED_FILE"  # apt's post-install started it: ours to stop all the same
+    elif [[ "$status" != online* ]]; then
         info "starting PostgreSQL cluster $version/$name"
         # --skip-systemctl-redirect: work the same with or without systemd (containers, CI).
         pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start ||
@@ -65,7 +70,8 @@ fi
 
 # 4. Role, database and extension, as the postgres superuser over the local socket.
 read -r version name _ <<<"$(local_cluster)"
-superuser_psql() { PGOPTIONS="-c client_min_messages=warning" runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" "$@"; }
+# From /: the postgres user may not be allowed into this checkout's directory.
+superuser_psql() { (cd / && PGOPTIONS="-c client_min_messages=warning" runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" "$@"); }
 for _ in $(seq 1 30); do
     superuser_psql -d postgres -tAc "SELECT 1" >/dev/null 2>&1 && break
     sleep 0.5

@@ -93,15 +93,12 @@ async def apply_all(conn: asyncpg.Connection, migrations: list[Migration] | None
             known = applied.get((m.component, m.version))
             if known is not None:
                 if known != m.checksum:
-                    raise MigrationError(
-                        f"{m.component}/{m.name} changed after it was applied; add a new file"
-                    )
+                    raise MigrationError(f"{m.component}/{m.name} changed after it was applied; add a new file")
                 continue
             async with conn.transaction():
                 await conn.execute(m.sql)
                 await conn.execute(
-                    "INSERT INTO schema_migrations (component, version, name, checksum)"
-                    " VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO schema_migrations (component, version, name, checksum) VALUES ($1, $2, $3, $4)",
                     m.component,
                     m.version,
                     m.name,

@@ -72,9 +72,7 @@ class ProjectionRunner:
             await self.projection.reset(conn)
             await conn.execute(_FORGET, self.projection.name)
         total = await self.store.count() if show_progress else None
-        with tqdm(
-            total=total, unit="ev", desc=f"rebuild {self.projection.name}", disable=not show_progress
-        ) as bar:
+        with tqdm(total=total, unit="ev", desc=f"rebuild {self.projection.name}", disable=not show_progress) as bar:
             return await self.catch_up(bar)
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.05) -> None:

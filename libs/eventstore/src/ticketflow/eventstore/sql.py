@@ -29,9 +29,7 @@ SELECT position, event_id FROM appended
 
 STREAM_HEAD = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 
-EVENTS_BY_ID = (
-    "SELECT event_id, stream_id, stream_version, position FROM events WHERE event_id = ANY($1::uuid[])"
-)
+EVENTS_BY_ID = "SELECT event_id, stream_id, stream_version, position FROM events WHERE event_id = ANY($1::uuid[])"
 
 _COLUMNS = """position, transaction_id::text AS transaction_id, stream_id, stream_version, event_id,
     event_type, schema_version, data::text AS data, metadata::text AS metadata, occurred_at"""

@@ -80,9 +80,7 @@ class EventStore:
                 raise  # a programming error, not an outage
             raise RetryableStoreError(f"append interrupted: {exc!r}") from exc
 
-    async def _append_on(
-        self, conn: Any, requests: Sequence[AppendRequest], args: list[Any]
-    ) -> list[AppendResult]:
+    async def _append_on(self, conn: Any, requests: Sequence[AppendRequest], args: list[Any]) -> list[AppendResult]:
         try:
             async with conn.transaction():
                 rows = await conn.fetch(sql.APPEND, *args)
@@ -147,9 +145,7 @@ class EventStore:
                     col.append(value)
         return cols
 
-    async def read_stream(
-        self, stream_id: str, from_version: int = 1, *, conn: Any = None
-    ) -> list[EventEnvelope]:
+    async def read_stream(self, stream_id: str, from_version: int = 1, *, conn: Any = None) -> list[EventEnvelope]:
         if conn is not None:
             rows = await conn.fetch(sql.READ_STREAM, stream_id, from_version)
         else:
@@ -165,8 +161,7 @@ class EventStore:
         runner = conn if conn is not None else self.pool
         rows = await runner.fetch(sql.READ_ALL, str(after.transaction_id), after.position, limit)
         return [
-            StoredEvent(self.envelope(row), Checkpoint(int(row["transaction_id"]), row["position"]))
-            for row in rows
+            StoredEvent(self.envelope(row), Checkpoint(int(row["transaction_id"]), row["position"])) for row in rows
         ]
 
     async def count(self) -> int:

@@ -16,10 +16,14 @@ SERVICE_PORTS = {
 }
 
 
+DEFAULT_KAFKA = "127.0.0.1:9092"
+DEFAULT_PG_DSN = "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow"
+
+
 class Settings(msgspec.Struct, frozen=True):
     service: str
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    pg_dsn: str = "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow"
+    kafka_bootstrap: str = DEFAULT_KAFKA
+    pg_dsn: str = DEFAULT_PG_DSN
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     otel_console: bool = False
@@ -30,9 +34,9 @@ class Settings(msgspec.Struct, frozen=True):
         env = os.environ
         return cls(
             service=service,
-            kafka_bootstrap=env.get("TICKETFLOW_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
-            pg_dsn=env.get("TICKETFLOW_PG_DSN", cls.pg_dsn),
-            http_host=env.get("TICKETFLOW_HTTP_HOST", cls.http_host),
+            kafka_bootstrap=env.get("TICKETFLOW_KAFKA_BOOTSTRAP", DEFAULT_KAFKA),
+            pg_dsn=env.get("TICKETFLOW_PG_DSN", DEFAULT_PG_DSN),
+            http_host=env.get("TICKETFLOW_HTTP_HOST", "127.0.0.1"),
             http_port=int(env.get(f"TICKETFLOW_{service.upper()}_PORT", SERVICE_PORTS.get(service, 8000))),
             otel_console=env.get("TICKETFLOW_OTEL_CONSOLE", "") == "1",
             log_level=env.get("TICKETFLOW_LOG_LEVEL", "INFO"),

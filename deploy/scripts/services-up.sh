@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Start every service as a background process (logs and pids under .local/run/), wait until each
+# answers /health/ready (Kafka and PostgreSQL reachable). Safe to re-run: running services stay.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
+mkdir -p "$RUN_DIR"
+[[ -x $PY ]] || { echo "[run] error: .venv is missing: run make setup" >&2; exit 1; }
+for svc in "${SERVICES[@]}"; do
+    if pid=$(svc_pid "$svc"); then echo "[run] $svc already running (pid $pid)"; continue; fi
+    if ss -ltn "sport = :${PORTS[$svc]}" | grep -q LISTEN; then
+        echo "[run] error: port ${PORTS[$svc]} for $svc is taken by another process" >&2
+        echo "[run]   fix: stop it (ss -ltnp 'sport = :${PORTS[$svc]}') or set TICKETFLOW_${svc^^}_PORT" >&2
+        exit 1
+    fi
+    (cd "$REPO_ROOT" && nohup "$PY" -m "ticketflow.$svc" >"$RUN_DIR/$svc.log" 2>&1 & echo $! >"$RUN_DIR/$svc.pid")
+    echo "[run] started $svc (pid $(cat "$RUN_DIR/$svc.pid"), port ${PORTS[$svc]}, log .local/run/$svc.log)"
+done
+failed=0
+for svc in "${SERVICES[@]}"; do
+    for _ in $(seq 1 120); do
+        svc_ready "$svc" >/dev/null && break
+        if ! svc_pid "$svc" >/dev/null; then break; fi
+        sleep 0.5
+    done
+    if body=$(svc_ready "$svc"); then
+        echo "[run] $svc ready: $body"
+    else
+        echo "[run] error: $svc is not ready; last lines of .local/run/$svc.log:" >&2
+        tail -n 20 "$RUN_DIR/$svc.log" >&2 || true
+        failed=1
+    fi
+done
+exit $failed

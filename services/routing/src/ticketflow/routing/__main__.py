@@ -1,0 +1,5 @@
+"""`python -m ticketflow.routing` runs the service."""
+
+from ticketflow.routing.main import main
+
+main()
