@@ -152,7 +152,7 @@ async def copy_ceiling(store: EventStore, total: int, batch: int) -> Result:
                     "CustomerMessageAdded",
                     1,
                     store.codec.encode(e.event).decode(),
-                    '{"correlation_id":"%s"}' % t,
+                    f'{{"correlation_id":"{t}"}}',
                     e.occurred_at,
                 )
             )
