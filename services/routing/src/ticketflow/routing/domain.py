@@ -154,6 +154,8 @@ def decide_command(state: RoutingState, envelope: CommandEnvelope, now_ts: int) 
     if record is None or record.state.status is Status.NEW:
         raise Rejected(f"unknown ticket {command.ticket_id}")
     ticket, actor = record.state, envelope.actor
+    if envelope.command_id in record.causes:
+        return Decision(command.ticket_id, ticket.version, [], "done already (redelivered command)")
     try:
         match command:
             case c.AssignTicket():

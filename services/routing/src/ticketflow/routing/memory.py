@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ticketflow.contracts.envelope import EventEnvelope, NewEvent
 from ticketflow.contracts.events import event_type_name, schema_version_of
 from ticketflow.eventstore.errors import ConcurrencyError
+from ticketflow.eventstore.store import AppendRequest
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,15 @@ class MemoryStreams:
 
     async def append(self, stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> Appended:
         return self.append_now(stream_id, expected_version, events)
+
+    async def append_many(self, requests: Sequence[AppendRequest]) -> list[Appended]:
+        """All or nothing, like the store's: every conflict is found before anything is written."""
+        for r in requests:
+            stored = len(self.streams.get(r.stream_id, []))
+            mine = r.events and all(self._ids.get(n.event_id) == r.stream_id for n in r.events)
+            if not mine and stored != r.expected_version:
+                raise ConcurrencyError(r.stream_id, r.expected_version, stored)
+        return [self.append_now(r.stream_id, r.expected_version, r.events) for r in requests]
 
     def append_now(self, stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> Appended:
         stream = self.streams.setdefault(stream_id, [])

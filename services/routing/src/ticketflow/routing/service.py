@@ -1,9 +1,15 @@
 """The routing service layer: events and commands in, decisions appended to ticket streams.
 
-Order of work for every trigger: apply what happened, decide, append the decision's events to the
-ticket's stream with its expected version, and only then apply them to the in-memory state (so a
-failed append leaves no trace). The echo of our own events arriving later from Kafka is ignored by
-stream version. Event ids are derived from the trigger, so a redelivered trigger appends nothing new.
+Decisions are made and applied to the in-memory state at once (synchronously, so no other trigger
+can see a half-made decision), and their events are buffered per stream. `flush` stores the whole
+buffer with one `append_many` (all or nothing, one round trip for a whole Kafka batch). If that
+fails on a concurrent append, the streams are appended one by one, and every ticket whose decision
+could not be stored is forgotten, refolded from its stream and decided again. The caller
+acknowledges its Kafka records only after `flush`, so a crash loses nothing (restart rebuilds the
+state from the store and decides what is still undecided).
+
+Our own events come back from Kafka later and are skipped by stream version. Event ids are derived
+from the trigger, so a redelivered trigger cannot store a decision twice.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -19,8 +25,9 @@ from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent
 from ticketflow.contracts.ids import deterministic_event_id, ticket_stream
-from ticketflow.contracts.ticket_events import TicketEvent
-from ticketflow.eventstore.errors import ConcurrencyError
+from ticketflow.eventstore.errors import ConcurrencyError, EventIdReused
+from ticketflow.eventstore.store import AppendRequest
+from ticketflow.lifecycle import Status
 from ticketflow.routing import domain
 from ticketflow.routing.domain import Decision, Rejected
 from ticketflow.routing.metrics import RoutingMetrics
@@ -36,18 +43,18 @@ FREES_CAPACITY = (
     e.TicketReferred,
     e.DuplicateSuspected,
 )
-MAX_ATTEMPTS = 3
+MAX_REPAIR_ROUNDS = 5
 
 
 class AppendResult(Protocol):
-    @property
-    def stream_version(self) -> int: ...
     @property
     def already_stored(self) -> bool: ...
 
 
 class TicketStreams(Protocol):
     """What routing needs of `ticketflow.eventstore.EventStore` (an in-memory one for tests)."""
+
+    async def append_many(self, requests: Sequence[AppendRequest]) -> Sequence[AppendResult]: ...
 
     async def append(self, stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> AppendResult: ...
 
@@ -71,29 +78,23 @@ class RoutingService:
         self.streams = streams
         self.clock = clock
         self.metrics = metrics or RoutingMetrics()
+        # Decisions not yet stored, in order: a segment holds each ticket once, so it is one append_many;
+        # a ticket decided again after others starts a new segment (the log keeps the decision order,
+        # which round-robin cursors are rebuilt from).
+        self._segments: list[dict[uuid.UUID, tuple[int, list[NewEvent]]]] = []
+        self._last_decided: uuid.UUID | None = None
+        self._gaps: set[uuid.UUID] = set()
 
     # --- triggers ---------------------------------------------------------------------------------
 
     async def on_event(self, envelope: EventEnvelope) -> None:
-        event = envelope.event
-        if isinstance(event, AGENT_EVENT_TYPES):
-            if self.state.apply_agent(event, envelope.stream_version):  # type: ignore[arg-type]
-                agent = self.state.roster.agents[event.agent_id]  # type: ignore[union-attr]
-                await self._drain(sorted(agent.queues), envelope.event_id)
-            return
-        if not isinstance(event, TICKET_EVENT_TYPES):
-            return  # SLA and notification events say nothing routing needs
-        ticket_event: TicketEvent = event  # type: ignore[assignment]
-        before = self.state.tickets.get(ticket_event.ticket_id)
-        old_assignee = before.state.assignee if before is not None else None
-        if not await self._apply(envelope):
-            return
-        if isinstance(ticket_event, e.PreflightPassed):
-            await self._decide(
-                lambda now: domain.decide_ready(self.state, ticket_event.ticket_id, now), envelope.event_id
-            )
-        elif isinstance(ticket_event, FREES_CAPACITY):
-            await self._drain(self._queues_touched(ticket_event.ticket_id, old_assignee), envelope.event_id)
+        await self.on_events([envelope])
+
+    async def on_events(self, envelopes: Iterable[EventEnvelope]) -> None:
+        """A batch of records from ticket.events / agent.events; stored when this returns."""
+        for envelope in envelopes:
+            self._on_event(envelope)
+        await self.flush()
 
     async def on_command(self, envelope: CommandEnvelope) -> str | None:
         """Apply a manual override. Returns the rejection reason (for the dead-letter topic) or None."""
@@ -101,30 +102,57 @@ class RoutingService:
         if ticket_id not in self.state.tickets:
             await self._reload(ticket_id)  # opened before we saw it, or never
         try:
-            decision = await self._decide(
-                lambda now: domain.decide_command(self.state, envelope, now), envelope.command_id
-            )
+            decision = self._decide(lambda now: domain.decide_command(self.state, envelope, now), envelope.command_id)
         except Rejected as rejected:
             self.metrics.rejected_commands.add(1)
             return str(rejected)
         if decision is not None:
-            await self._drain(self._queues_touched(ticket_id, None), envelope.command_id)
+            self._drain(self._queues_touched(ticket_id, None), envelope.command_id)
+        await self.flush()
         return None
 
     async def tick(self) -> int:
-        """Reassign every unanswered assignment whose time is up, then fill queues (shifts begin).
-        Returns how many tickets were reassigned."""
+        """Reassign every unanswered assignment whose time is up, route what is still undecided, fill
+        queues (shifts begin). Returns how many tickets were reassigned."""
         count = 0
-        while (
-            decision := await self._decide(lambda now: domain.decide_reassignment(self.state, now), None)
-        ) is not None:
+        while (decision := self._decide(lambda now: domain.decide_reassignment(self.state, now), None)) is not None:
             count += 1
             self.metrics.reassigned.add(1)
             log.info("reassigned %s: %s", decision.ticket_id, decision.why)
-        await self._drain(sorted(self.state.desks.queues), None)
+        self.route_undecided()
+        self._drain(sorted(self.state.desks.queues), None)
+        await self.flush()
         return count
 
-    # --- helpers ----------------------------------------------------------------------------------
+    def route_undecided(self) -> None:
+        """Tickets that passed preflight but have no routing decision (e.g. read at start-up)."""
+        for ticket_id in [t for t, r in self.state.tickets.items() if r.state.status is Status.READY]:
+            self._decide(functools.partial(domain.decide_ready, self.state, ticket_id), None)
+
+    # --- deciding -------------------------------------------------------------------------------
+
+    def _on_event(self, envelope: EventEnvelope) -> None:
+        event = envelope.event
+        if isinstance(event, AGENT_EVENT_TYPES):
+            if self.state.apply_agent(event, envelope.stream_version):
+                self._drain(sorted(self.state.roster.agents[event.agent_id].queues), envelope.event_id)
+            return
+        if not isinstance(event, TICKET_EVENT_TYPES):
+            return  # SLA and notification events say nothing routing needs
+        ticket_id = event.ticket_id
+        before = self.state.tickets.get(ticket_id)
+        old_assignee = before.state.assignee if before is not None else None
+        try:
+            cause = envelope.metadata.causation_id
+            if not self.state.apply_ticket(event, envelope.stream_version, epoch(envelope.occurred_at), cause=cause):
+                return
+        except StreamGap:
+            self._gaps.add(ticket_id)  # events missing: flush reloads the stream, then decides
+            return
+        if isinstance(event, e.PreflightPassed):
+            self._decide(functools.partial(domain.decide_ready, self.state, ticket_id), envelope.event_id)
+        elif isinstance(event, FREES_CAPACITY):
+            self._drain(self._queues_touched(ticket_id, old_assignee), envelope.event_id)
 
     def _queues_touched(self, ticket_id: uuid.UUID, old_assignee: str | None) -> list[str]:
         record = self.state.tickets.get(ticket_id)
@@ -133,61 +161,99 @@ class RoutingService:
             queues |= self.state.roster.agents[old_assignee].queues
         return sorted(q for q in queues if q is not None)
 
-    async def _drain(self, queue_ids: Sequence[str], cause: uuid.UUID | None) -> None:
+    def _drain(self, queue_ids: Sequence[str], cause: uuid.UUID | None) -> None:
         for queue_id in queue_ids:
             decide = functools.partial(domain.decide_backlog, self.state, queue_id)
-            while await self._decide(decide, cause) is not None:
+            while self._decide(decide, cause) is not None:
                 pass
 
-    async def _apply(self, envelope: EventEnvelope) -> bool:
-        event: TicketEvent = envelope.event  # type: ignore[assignment]
-        try:
-            return self.state.apply_ticket(event, envelope.stream_version, epoch(envelope.occurred_at))
-        except StreamGap:
-            await self._reload(event.ticket_id)
-            return True
-
-    async def _reload(self, ticket_id: uuid.UUID) -> None:
-        have = self.state.version_of(ticket_id)
-        for stored in await self.streams.read_stream(ticket_stream(ticket_id), have + 1):
-            self.state.apply_ticket(stored.event, stored.stream_version, epoch(stored.occurred_at))  # type: ignore[arg-type]
-
-    async def _decide(self, decide: Callable[[int], Decision | None], cause: uuid.UUID | None) -> Decision | None:
-        """Decide, append, apply; on a concurrent append reload the stream and decide again."""
-        for _ in range(MAX_ATTEMPTS):
-            now = self.clock()
-            decision = decide(epoch(now))
-            if decision is None or not decision.events:
-                return None
-            try:
-                await self._append(decision, now, cause)
-            except ConcurrencyError:
-                await self._reload(decision.ticket_id)
-                continue
-            self._count(decision)
-            return decision
-        raise RuntimeError(f"gave up after {MAX_ATTEMPTS} concurrent appends")
-
-    async def _append(self, decision: Decision, now: datetime, cause: uuid.UUID | None) -> None:
-        version = decision.expected_version
+    def _decide(self, decide: Callable[[int], Decision | None], cause: uuid.UUID | None) -> Decision | None:
+        """Decide now, apply at once, and buffer the events for `flush`."""
+        now = self.clock()
+        decision = decide(epoch(now))
+        if decision is None or not decision.events:
+            return None
         metadata = EventMetadata(causation_id=cause)
-        new = [
-            NewEvent(self._event_id(decision, cause, i), event, now, metadata)
-            for i, event in enumerate(decision.events)
-        ]
-        stream = ticket_stream(decision.ticket_id)
-        result = await self.streams.append(stream, version, new)
-        if result.already_stored:
-            await self._reload(decision.ticket_id)  # a redelivered trigger: the events are there
-            return
-        for offset, item in enumerate(new, start=1):
-            self.state.apply_ticket(item.event, version + offset, epoch(now))  # type: ignore[arg-type]
+        new = [NewEvent(self._event_id(decision, cause, i), ev, now, metadata) for i, ev in enumerate(decision.events)]
+        ticket_id = decision.ticket_id
+        if not self._segments or (ticket_id in self._segments[-1] and ticket_id != self._last_decided):
+            self._segments.append({})
+        segment = self._segments[-1]
+        expected, buffered = segment.get(ticket_id, (decision.expected_version, []))
+        segment[ticket_id] = (expected, [*buffered, *new])
+        self._last_decided = ticket_id
+        for offset, event in enumerate(decision.events, start=1):
+            self.state.apply_ticket(event, decision.expected_version + offset, epoch(now), cause=cause)
+        self._count(decision)
+        return decision
 
     @staticmethod
     def _event_id(decision: Decision, cause: uuid.UUID | None, index: int) -> uuid.UUID:
         if cause is None:  # a clock tick: unique per ticket version
             return deterministic_event_id("routing", decision.ticket_id, decision.expected_version, index)
-        return deterministic_event_id("routing", cause, decision.ticket_id, index)
+        return deterministic_event_id("routing", cause, decision.ticket_id, decision.expected_version, index)
+
+    # --- storing ----------------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        for _ in range(MAX_REPAIR_ROUNDS):
+            for ticket_id in sorted(self._gaps, key=str):
+                await self._reload(ticket_id)
+                self._after_reload(ticket_id)
+            self._gaps.clear()
+            if not self._segments:
+                return
+            segments, self._segments, self._last_decided = self._segments, [], None
+            failed: set[uuid.UUID] = set()
+            for segment in segments:
+                # A ticket whose earlier decision failed: its later ones were made on that decision.
+                pending = {t: v for t, v in segment.items() if t not in failed}
+                failed |= await self._store(pending)
+            for ticket_id in failed:  # refold from the store, then decide again (next round stores it)
+                self.state.forget(ticket_id)
+                self._gaps.add(ticket_id)
+        raise RuntimeError(f"routing decisions still conflicting after {MAX_REPAIR_ROUNDS} rounds")
+
+    async def _store(self, pending: dict[uuid.UUID, tuple[int, list[NewEvent]]]) -> set[uuid.UUID]:
+        """Append one segment; returns the tickets whose decision is not stored as decided."""
+        if not pending:
+            return set()
+        requests = [AppendRequest(ticket_stream(t), v, evs) for t, (v, evs) in pending.items()]
+        try:
+            results = await self.streams.append_many(requests)
+        except (ConcurrencyError, EventIdReused):
+            return set(await self._one_by_one(pending))
+        return {t for t, r in zip(pending, results, strict=True) if r.already_stored}
+
+    async def _one_by_one(self, pending: dict[uuid.UUID, tuple[int, list[NewEvent]]]) -> list[uuid.UUID]:
+        failed = []
+        for ticket_id, (version, events) in pending.items():
+            try:
+                result = await self.streams.append(ticket_stream(ticket_id), version, events)
+            except ConcurrencyError as conflict:
+                log.info("ticket %s changed while routing decided (%s); deciding again", ticket_id, conflict)
+                failed.append(ticket_id)
+            else:
+                if result.already_stored:
+                    failed.append(ticket_id)
+        return failed
+
+    async def _reload(self, ticket_id: uuid.UUID) -> None:
+        have = self.state.version_of(ticket_id)
+        for stored in await self.streams.read_stream(ticket_stream(ticket_id), have + 1):
+            self.state.apply_ticket(
+                stored.event,  # type: ignore[arg-type]
+                stored.stream_version,
+                epoch(stored.occurred_at),
+                cause=stored.metadata.causation_id,
+                track_cursor=False,
+            )
+
+    def _after_reload(self, ticket_id: uuid.UUID) -> None:
+        record = self.state.tickets.get(ticket_id)
+        if record is not None and record.state.status is Status.READY:
+            self._decide(functools.partial(domain.decide_ready, self.state, ticket_id), None)
+        self._drain(self._queues_touched(ticket_id, None), None)
 
     def _count(self, decision: Decision) -> None:
         for event in decision.events:
@@ -198,6 +264,3 @@ class RoutingService:
                     log.warning("no routing rule matched ticket %s: %s", decision.ticket_id, event.reason)
             elif isinstance(event, e.TicketAssigned):
                 self.metrics.assigned.add(1, {"strategy": event.strategy})
-
-
-__all__ = ["RoutingService", "TicketStreams"]

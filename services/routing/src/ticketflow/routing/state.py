@@ -38,6 +38,7 @@ class TicketRecord:
     skills: tuple[str, ...] = ()
     routed_ts: int = 0
     passed_over: set[str] = field(default_factory=set)  # agents unassigned from it: not auto-picked again
+    causes: set[uuid.UUID] = field(default_factory=set)  # causation ids of its events: commands done
 
 
 def language_of(locale: str) -> str:
@@ -69,7 +70,15 @@ class RoutingState:
         self.roster.apply(event)
         return True
 
-    def apply_ticket(self, event: TicketEvent, stream_version: int, occurred_ts: int) -> bool:
+    def apply_ticket(
+        self,
+        event: TicketEvent,
+        stream_version: int,
+        occurred_ts: int,
+        *,
+        cause: uuid.UUID | None = None,
+        track_cursor: bool = True,
+    ) -> bool:
         """Apply the event if it is the ticket's next one; False when already applied.
         Raises `StreamGap` when events are missing in between (the caller reloads the stream)."""
         ticket_id = event.ticket_id
@@ -83,11 +92,13 @@ class RoutingState:
             record = self.tickets[ticket_id] = TicketRecord(TicketState())
         before = record.state
         record.state = after = evolve(before, event)
-        self._facts(record, event, occurred_ts)
+        if cause is not None:
+            record.causes.add(cause)
+        self._facts(record, event, occurred_ts, track_cursor)
         self._reconcile(ticket_id, record, before, after, occurred_ts)
         return True
 
-    def _facts(self, record: TicketRecord, event: TicketEvent, occurred_ts: int) -> None:
+    def _facts(self, record: TicketRecord, event: TicketEvent, occurred_ts: int, track_cursor: bool) -> None:
         match event:
             case e.TicketOpened():
                 record.language = language_of(event.requester.locale)
@@ -97,7 +108,7 @@ class RoutingState:
                 record.skills = self.desks.skills_for(event.rule_id, event.queue_id)
             case e.TicketAssigned():
                 queue = record.state.queue_id
-                if event.strategy == "round_robin" and queue is not None:
+                if track_cursor and event.strategy == "round_robin" and queue is not None:
                     self.cursors[queue] = event.agent_id
             case e.TicketUnassigned():
                 record.passed_over.add(event.agent_id)
@@ -138,6 +149,15 @@ class RoutingState:
             else:
                 self.reply_due[ticket_id] = due
 
+    def forget(self, ticket_id: uuid.UUID) -> None:
+        """Drop a ticket (its load, backlog place and deadline) before refolding it from its stream,
+        after a decision about it could not be stored."""
+        record = self.tickets.pop(ticket_id, None)
+        if record is not None and record.state.assignee is not None:
+            self.roster.release(record.state.assignee, ticket_id)
+        self.waiting.pop(ticket_id, None)
+        self.reply_due.pop(ticket_id, None)
+
     # --- queries decisions use ------------------------------------------------------------------
 
     def next_waiting(self, queue_id: str) -> uuid.UUID | None:
@@ -170,5 +190,6 @@ def apply_envelope(state: RoutingState, envelope: EventEnvelope) -> bool:
     if isinstance(event, AGENT_EVENT_TYPES):
         return state.apply_agent(event, envelope.stream_version)
     if isinstance(event, TICKET_EVENT_TYPES):
-        return state.apply_ticket(event, envelope.stream_version, int(envelope.occurred_at.timestamp()))
+        ts = int(envelope.occurred_at.timestamp())
+        return state.apply_ticket(event, envelope.stream_version, ts, cause=envelope.metadata.causation_id)
     return False  # SLA and notification events: nothing routing needs
