@@ -41,6 +41,7 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
+        server.force_exit = True  # do not linger over idle keep-alive connections
         await task
         sock.close()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,20 +83,22 @@ class Stack:
 
 @pytest.fixture
 async def stack(ledger_pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    async with AsyncExitStack() as stack:
-        botx = await stack.enter_async_context(FakeBotX({BOT_ID: BOT_SECRET}).running())
-        bitrix = await stack.enter_async_context(FakeBitrix24(auth_token="b24", bot_id=7).running())
-        smtp = await stack.enter_async_context(FakeSmtp().running())
-        hooks = await stack.enter_async_context(FakeWebhookReceiver(secret=HOOK_SECRET).running())
-        channels: list[ChannelClient] = [
+    botx, bitrix = FakeBotX({BOT_ID: BOT_SECRET}), FakeBitrix24(auth_token="b24", bot_id=7)
+    smtp, hooks = FakeSmtp(), FakeWebhookReceiver(secret=HOOK_SECRET)
+    servers = [botx.running(), bitrix.running(), smtp.running(), hooks.running()]
+    await asyncio.gather(*(server.__aenter__() for server in servers))  # in parallel: uvicorn
+    channels: list[ChannelClient] = []  # needs ~0.2 s to stop, so stop them together too
+    try:
+        channels = [
             ExpressChannel([ExpressBot(BOT_ID, botx.base_url, BOT_SECRET)], callback_timeout=5),
             Bitrix24Channel([Bitrix24Portal("portal-1", bitrix.rest_url, 7, "b24", rate=50, burst=20)]),
             EmailChannel([SmtpRelay("main", "127.0.0.1", smtp.port, "support@ticketflow.test")]),
             WebhookChannel([WebhookEndpoint("crm", hooks.url, HOOK_SECRET)]),
         ]
-        for channel in channels:
-            stack.push_async_callback(channel.aclose)
         yield Stack(botx, bitrix, smtp, hooks, ledger_pool, channels)
+    finally:
+        await asyncio.gather(*(channel.aclose() for channel in channels))
+        await asyncio.gather(*(server.__aexit__(None, None, None) for server in servers))
 
 
 def note(channel: Channel, *, template: str = "agent_reply", variables: dict[str, Any] | None = None,

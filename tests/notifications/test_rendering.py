@@ -124,8 +124,10 @@ def test_locale_chain_always_ends_with_the_default(tag: str) -> None:
     assert chain[-1] == "ru" and len(chain) == len(set(chain))
 
 
+SHARED_CATALOG = TemplateCatalog.from_directory()
+
+
 @given(st.text(max_size=200))
 def test_user_text_is_inserted_verbatim_never_evaluated(text: str) -> None:
-    catalog = TemplateCatalog.from_directory()
-    body = catalog.render("agent_reply", "en", {"ticket_number": "1", "agent_name": "A", "message": text}).body
+    body = SHARED_CATALOG.render("agent_reply", "en", {"ticket_number": "1", "agent_name": "A", "message": text}).body
     assert text.strip() in body
