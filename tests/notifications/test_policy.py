@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticketflow.notifications.model import Channel, idempotency_key
-from ticketflow.notifications.policy import Address, Kind, Person, Role, Schedule, Window, decide, plan
+from ticketflow.notifications.policy import Address, Kind, OnDuty, Person, Role, Schedule, Window, decide, plan
 
 MSK = "Europe/Moscow"
 WEEKDAYS = frozenset(range(5))
@@ -23,7 +23,7 @@ def at_msk(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, 23 + day, hour, minute, tzinfo=UTC) - timedelta(hours=3)
 
 
-def person(role: Role, shift: Schedule | None = None, **kw: object) -> Person:
+def person(role: Role, shift: OnDuty | None = None, **kw: object) -> Person:
     defaults: dict[str, object] = {
         "id": f"{role}-1",
         "role": role,
@@ -130,3 +130,13 @@ def test_idempotency_key_is_per_event_recipient_channel() -> None:
     assert base == idempotency_key("e", "r", "email")
     assert len({base, idempotency_key("e2", "r", Channel.EMAIL), idempotency_key("e", "r2", Channel.EMAIL),
                 idempotency_key("e", "r", Channel.WEBHOOK)}) == 4  # fmt: skip
+
+
+def test_a_business_calendar_is_a_shift_and_knows_public_holidays() -> None:
+    from ticketflow.calendar import WEEKDAYS, BusinessCalendar, CalendarSpec
+
+    spec = CalendarSpec.from_text(MSK, {day: ["10:00-19:00"] for day in WEEKDAYS[:5]}, holiday_country="RU")
+    agent = person(Role.AGENT, BusinessCalendar(spec))
+    unity_day = datetime(2026, 11, 4, 9, tzinfo=UTC)  # Wednesday 12:00 MSK, a public holiday
+    assert not decide(agent, "sla_warning_agent", Kind.SLA_WARNING, unity_day).send
+    assert decide(agent, "sla_warning_agent", Kind.SLA_WARNING, unity_day + timedelta(days=1)).send

@@ -16,7 +16,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from ticketflow.notifications.model import Channel, Notification
@@ -35,6 +35,13 @@ class Kind(enum.StrEnum):
     SLA_BREACH = "sla_breach"
 
 
+class OnDuty(Protocol):
+    """When someone is on duty. `Schedule` below, or a `ticketflow.calendar.BusinessCalendar`
+    (which also knows public holidays and Russia's moved working days)."""
+
+    def is_open(self, t: datetime) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """Weekly window in local time. `end <= start` runs past midnight into the next day."""
@@ -48,6 +55,9 @@ class Window:
 class Schedule:
     timezone: str
     windows: tuple[Window, ...]
+
+    def is_open(self, t: datetime) -> bool:
+        return self.contains(t)
 
     def contains(self, at: datetime) -> bool:
         if at.tzinfo is None:
@@ -78,7 +88,7 @@ class Person:
     locale: str
     channels: tuple[Channel, ...]  # preference order
     addresses: Mapping[Channel, Address] = field(default_factory=dict)
-    shift: Schedule | None = None  # agents/leads: working shift; on-call: day duty. None: always on
+    shift: OnDuty | None = None  # agents/leads: working shift; on-call: day duty. None: always on
     channels_by_kind: Mapping[Kind, tuple[Channel, ...]] = field(default_factory=dict)
     muted_templates: frozenset[str] = frozenset()
     fan_out: bool = False
@@ -95,7 +105,7 @@ class Decision:
 def decide(person: Person, template: str, kind: Kind, at: datetime) -> Decision:
     if template in person.muted_templates and kind is not Kind.SLA_BREACH:
         return Decision(person.id, False, f"muted {template}")
-    off_shift = person.shift is not None and not person.shift.contains(at)
+    off_shift = person.shift is not None and not person.shift.is_open(at)
     if person.role in (Role.AGENT, Role.LEAD) and kind is not Kind.INFO and off_shift:
         return Decision(person.id, False, f"{person.role} off shift")
     # On-call's shift is its day duty; without one, every hour counts as night.
