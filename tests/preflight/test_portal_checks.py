@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import msgspec
 import pytest
 from preflight_fakes import (
     PORTAL_NAME,
@@ -338,3 +339,17 @@ async def test_the_cache_serves_a_portal_once_per_ttl(
     now[0] += 2
     third = await run_portal_checks(target, config, StaticResolver(LOCAL), cache)
     assert third is not first and len(server.requests) == 2 * requests_after_first_run
+
+
+async def test_the_rest_token_never_appears_in_results(
+    serve: ServeFactory, certs: Certificates, config: ChecksConfig
+) -> None:
+    routes = healthy_routes()
+    routes["/rest/ticketflow.portal.info.json"] = lambda target: Reply(
+        status=302, headers={"Location": target + "&again=1"}
+    )
+    server = await serve(certs.valid, routes)
+    report = await check(server.url(), config)
+    assert report.result(CheckName.LICENSE).reason == "too_many_redirects"
+    assert "token-123" not in msgspec.json.encode(report).decode()
+    assert any("auth=***" in u for u in report.result(CheckName.LICENSE).evidence.redirects)

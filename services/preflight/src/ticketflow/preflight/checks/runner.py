@@ -76,6 +76,7 @@ async def _run_check(
         reason, detail = "timeout", f"no answer within {config.timeout_s:g} s"
     except Exception as exc:  # a check must report, not crash the run: the handler needs all results
         reason, detail = "internal_error", f"{type(exc).__name__}: {exc}"
+    detail = _redact(detail)  # failure details quote URLs, and the REST URL carries the token
     evidence = Evidence(
         elapsed_ms=round((time.perf_counter() - started) * 1000),
         resolved_addresses=tuple(probe.trace.resolved),
