@@ -14,6 +14,7 @@ from the trigger, so a redelivered trigger cannot store a decision twice.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import uuid
@@ -84,6 +85,7 @@ class RoutingService:
         self._segments: list[dict[uuid.UUID, tuple[int, list[NewEvent]]]] = []
         self._last_decided: uuid.UUID | None = None
         self._gaps: set[uuid.UUID] = set()
+        self._lock = asyncio.Lock()  # one trigger at a time: a decision must see every earlier one
 
     # --- triggers ---------------------------------------------------------------------------------
 
@@ -92,12 +94,23 @@ class RoutingService:
 
     async def on_events(self, envelopes: Iterable[EventEnvelope]) -> None:
         """A batch of records from ticket.events / agent.events; stored when this returns."""
-        for envelope in envelopes:
-            self._on_event(envelope)
-        await self.flush()
+        async with self._lock:
+            for envelope in envelopes:
+                self._on_event(envelope)
+            await self._flush()
 
     async def on_command(self, envelope: CommandEnvelope) -> str | None:
         """Apply a manual override. Returns the rejection reason (for the dead-letter topic) or None."""
+        async with self._lock:
+            return await self._on_command(envelope)
+
+    async def tick(self) -> int:
+        """Reassign every unanswered assignment whose time is up, route what is still undecided, fill
+        queues (shifts begin). Returns how many tickets were reassigned."""
+        async with self._lock:
+            return await self._tick()
+
+    async def _on_command(self, envelope: CommandEnvelope) -> str | None:
         ticket_id = envelope.command.ticket_id
         if ticket_id not in self.state.tickets:
             await self._reload(ticket_id)  # opened before we saw it, or never
@@ -108,12 +121,10 @@ class RoutingService:
             return str(rejected)
         if decision is not None:
             self._drain(self._queues_touched(ticket_id, None), envelope.command_id)
-        await self.flush()
+        await self._flush()
         return None
 
-    async def tick(self) -> int:
-        """Reassign every unanswered assignment whose time is up, route what is still undecided, fill
-        queues (shifts begin). Returns how many tickets were reassigned."""
+    async def _tick(self) -> int:
         count = 0
         while (decision := self._decide(lambda now: domain.decide_reassignment(self.state, now), None)) is not None:
             count += 1
@@ -121,7 +132,7 @@ class RoutingService:
             log.info("reassigned %s: %s", decision.ticket_id, decision.why)
         self.route_undecided()
         self._drain(sorted(self.state.desks.queues), None)
-        await self.flush()
+        await self._flush()
         return count
 
     def route_undecided(self) -> None:
@@ -195,23 +206,41 @@ class RoutingService:
 
     # --- storing ----------------------------------------------------------------------------------
 
-    async def flush(self) -> None:
+    async def _flush(self) -> None:
+        try:
+            await self._flush_rounds()
+        except BaseException:
+            # The store is unreachable: what was decided but not stored must not stay in memory.
+            # Forget those tickets; the unacknowledged trigger comes again and they are refolded.
+            for segment in self._segments:
+                for ticket_id in segment:
+                    self.state.forget(ticket_id)
+                    self._gaps.add(ticket_id)
+            self._segments, self._last_decided = [], None
+            raise
+
+    async def _flush_rounds(self) -> None:
         for _ in range(MAX_REPAIR_ROUNDS):
             for ticket_id in sorted(self._gaps, key=str):
                 await self._reload(ticket_id)
                 self._after_reload(ticket_id)
-            self._gaps.clear()
+                self._gaps.discard(ticket_id)
             if not self._segments:
                 return
             segments, self._segments, self._last_decided = self._segments, [], None
             failed: set[uuid.UUID] = set()
-            for segment in segments:
-                # A ticket whose earlier decision failed: its later ones were made on that decision.
-                pending = {t: v for t, v in segment.items() if t not in failed}
-                failed |= await self._store(pending)
-            for ticket_id in failed:  # refold from the store, then decide again (next round stores it)
-                self.state.forget(ticket_id)
-                self._gaps.add(ticket_id)
+            try:
+                for segment in segments:
+                    # A ticket whose earlier decision failed: its later ones were made on that decision.
+                    pending = {t: v for t, v in segment.items() if t not in failed}
+                    for ticket_id in await self._store(pending):
+                        # Refold from the store, then decide again (the next round stores it).
+                        self.state.forget(ticket_id)
+                        self._gaps.add(ticket_id)
+                        failed.add(ticket_id)
+                    segments = segments[1:]
+            finally:
+                self._segments = segments + self._segments  # not stored yet (an outage): see _flush
         raise RuntimeError(f"routing decisions still conflicting after {MAX_REPAIR_ROUNDS} rounds")
 
     async def _store(self, pending: dict[uuid.UUID, tuple[int, list[NewEvent]]]) -> set[uuid.UUID]:

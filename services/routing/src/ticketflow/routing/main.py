@@ -1,0 +1,83 @@
+"""Wiring: desk configuration, the event store, the broker, the reassignment clock.
+
+Run: `python -m ticketflow.routing` (port TICKETFLOW_ROUTING_PORT, default 8003).
+Start-up order: desk files are validated first (a broken one stops the process with file, line and
+problem); then, once PostgreSQL is up, the routing state is rebuilt from the stored events, tickets
+still undecided are routed, and only then are Kafka records handled (they wait unacknowledged).
+
+One instance at a time: loads and round-robin cursors are global, so decisions must be serial.
+A second instance in the same consumer group would get some partitions and decide on a partial
+picture; run it as a stand-by only (see docs/routing.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+
+from ticketflow.deskconfig import DeskConfigError
+from ticketflow.eventstore import Checkpoint, EventStore
+from ticketflow.routing import desks as routing_desks
+from ticketflow.routing.config import ConfigError, Desks
+from ticketflow.routing.handlers import RoutingHandlers, subscribe
+from ticketflow.routing.service import RoutingService
+from ticketflow.routing.state import RoutingState, apply_envelope
+from ticketflow.runtime.kafka import DeadLetters
+from ticketflow.runtime.service import Service, new_service, run
+
+log = logging.getLogger("ticketflow.routing")
+TICK_SECONDS = float(os.environ.get("TICKETFLOW_ROUTING_TICK_SECONDS", "15"))
+
+
+async def rebuild_from_store(store: EventStore, desks: Desks, page: int = 5000) -> RoutingState:
+    state = RoutingState(desks)
+    checkpoint = Checkpoint()
+    while batch := await store.read_all(checkpoint, page):
+        for stored in batch:
+            apply_envelope(state, stored.envelope)
+        checkpoint = batch[-1].checkpoint
+    return state
+
+
+def build(desks: Desks | None = None) -> Service:
+    desks = desks or routing_desks.load()
+    service = new_service("routing")
+    handlers = RoutingHandlers(DeadLetters(service.broker, "routing"))
+    subscribe(service.broker, handlers)
+
+    async def start() -> None:
+        assert service.pool is not None
+        store = EventStore(service.pool)
+        state = await rebuild_from_store(store, desks)
+        handlers.service = RoutingService(state, store)
+        await handlers.service.tick()  # route what was left undecided while we were down
+        handlers.ready.set()
+        log.info("routing state rebuilt: %d tickets, %d agents", len(state.tickets), len(state.roster.agents))
+
+    async def clock(stop: asyncio.Event) -> None:
+        await handlers.ready.wait()
+        assert handlers.service is not None
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=TICK_SECONDS)
+            await handlers.service.tick()
+
+    service.on_start.append(start)
+    service.background.append(clock)
+    return service
+
+
+def main() -> None:
+    try:
+        service = build()
+    except (DeskConfigError, ConfigError) as error:
+        print(f"routing: refusing to start: {error}", file=sys.stderr)
+        sys.exit(2)
+    run(service)
+
+
+if __name__ == "__main__":
+    main()
