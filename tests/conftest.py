@@ -34,7 +34,8 @@ def kafka_bootstrap(infra_selector: InfraSelector) -> str:
     try:
         return infra_selector.kafka_bootstrap()
     except InfraUnavailableError as error:
-        pytest.fail(f"this test needs a real Kafka broker: {error}", pytrace=False)
+        problem = str(error)
+    pytest.fail(f"this test needs a real Kafka broker: {problem}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +44,8 @@ def pg_dsn(infra_selector: InfraSelector) -> str:
     try:
         return infra_selector.pg_dsn()
     except InfraUnavailableError as error:
-        pytest.fail(f"this test needs a real PostgreSQL server: {error}", pytrace=False)
+        problem = str(error)
+    pytest.fail(f"this test needs a real PostgreSQL server: {problem}", pytrace=False)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

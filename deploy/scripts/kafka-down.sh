@@ -21,5 +21,5 @@ if kill -0 "$pid" 2>/dev/null; then
     warn "kafka (pid $pid) ignored SIGTERM for 30 s; killing it"
     kill -KILL "$pid" 2>/dev/null || true
 fi
-rm -f "$PID_FILE"
+rm -f "$PID_FILE" "$STATE_DIR/kafka.port"
 info "kafka stopped"

@@ -15,6 +15,10 @@ mkdir -p "$STATE_DIR" "$KAFKA_DATA_DIR" "$KAFKA_LOG_DIR"
 
 # 1. Already ours and answering? Then there is nothing to do.
 if pid_alive_with "$PID_FILE" "kafka.Kafka"; then
+    running_port=$(cat "$STATE_DIR/kafka.port" 2>/dev/null || echo 9092)
+    [[ "$running_port" == "$KAFKA_PORT" ]] ||
+        die "this checkout's broker (pid $(<"$PID_FILE")) runs on port $running_port, not $KAFKA_PORT" \
+            "make infra-down first, then make infra-up"
     if facts=$(kafka_probe "$KAFKA_HOST:$KAFKA_PORT"); then
         info "kafka $(<"$STATE_DIR/kafka.version") already running (pid $(<"$PID_FILE")) on $KAFKA_HOST:$KAFKA_PORT: $facts"
         exit 0
@@ -45,7 +49,8 @@ if [[ -z "$started_pid" ]]; then
     command -v java >/dev/null || die "java is not installed" "apt-get install -y openjdk-17-jre-headless"
     java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
     [[ "${java_major%%.*}" =~ ^[0-9]+$ && "${java_major%%.*}" -ge 17 ]] ||
-        die "java $java_major is too old for Kafka $VERSION (needs 17+)" "apt-get install -y openjdk-17-jre-headless"
+        die "$(command -v java) is Java '${java_major:-of unknown version}'; Kafka $VERSION needs 17 or newer" \
+            "apt-get install -y openjdk-17-jre-headless (and put it first on PATH, or set it with update-alternatives)"
 
     # 4. The broker's class path, fetched once by Maven into .local/ (the marker ties it to the pom).
     pom_digest=$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)
@@ -87,6 +92,7 @@ if [[ -z "$started_pid" ]]; then
     started_pid=$!
     echo "$started_pid" >"$PID_FILE"
     echo "$VERSION" >"$STATE_DIR/kafka.version"
+    echo "$KAFKA_PORT" >"$STATE_DIR/kafka.port"
 fi
 
 # 7. Ready means: the broker answers a metadata request and lists itself.
@@ -99,7 +105,7 @@ until facts=$(kafka_probe "$KAFKA_HOST:$KAFKA_PORT" --timeout 2 2>/dev/null); do
             "read $KAFKA_LOG_DIR/server.log; a stale or foreign data dir is reset by: make infra-down && rm -rf $KAFKA_DATA_DIR"
     fi
     if ((SECONDS >= deadline)); then
-        tail -n 40 "$KAFKA_LOG_DIR/server.log" >&2 2>/dev/null || true
+        tail -n 30 "$KAFKA_LOG_DIR/server.log" >&2 2>/dev/null || true
         die "Kafka did not answer on $KAFKA_HOST:$KAFKA_PORT within ${START_TIMEOUT_S}s (log tail above; pid $started_pid still running)" \
             "make infra-down, then re-run make infra-up; raise TICKETFLOW_KAFKA_START_TIMEOUT_S on a slow machine"
     fi

@@ -76,9 +76,7 @@ def test_compose_broker_settings_match_the_local_broker(compose: dict[str, Any])
 
 
 @pytest.mark.parametrize(("name", "port"), sorted(SERVICE_PORTS.items()))
-def test_each_service_runs_its_module_from_the_project_image(
-    compose: dict[str, Any], name: str, port: int
-) -> None:
+def test_each_service_runs_its_module_from_the_project_image(compose: dict[str, Any], name: str, port: int) -> None:
     service = compose["services"][name]
     assert service["command"] == ["python", "-m", f"ticketflow.{name}"]
     assert service["ports"] == [f"127.0.0.1:{port}:{port}"]

@@ -67,9 +67,7 @@ async def test_faststream_group_consumes_msgspec_events_in_order_per_key_and_com
     # serializer=None: the decoder already built the typed event; no second validation layer.
     broker = KafkaBroker(kafka_bootstrap, serializer=None)
 
-    @broker.subscriber(
-        topic, group_id=group_id, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK, decoder=decode
-    )
+    @broker.subscriber(topic, group_id=group_id, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK, decoder=decode)
     async def on_ticket_noted(event: TicketNoted, message: KafkaMessage) -> None:
         assert isinstance(event, TicketNoted)
         assert message.raw_message.key == event.ticket_id.encode()  # type: ignore[union-attr]

@@ -14,8 +14,7 @@ async def test_rows_written_are_read_back_in_a_throwaway_database(pg_database: s
     connection = await asyncpg.connect(pg_database)
     try:
         await connection.execute(
-            "CREATE TABLE ticket_notes"
-            " (ticket_id uuid, version int, body jsonb, PRIMARY KEY (ticket_id, version))"
+            "CREATE TABLE ticket_notes (ticket_id uuid, version int, body jsonb, PRIMARY KEY (ticket_id, version))"
         )
         ticket_id = uuid.uuid4()
         rows = [(ticket_id, version, f'{{"text": "note {version}"}}') for version in range(1, 4)]

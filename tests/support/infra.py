@@ -237,7 +237,10 @@ class InfraSelector:
             return address
         if chosen:
             # Someone asked for this exact server: starting another one elsewhere would hide their mistake.
-            raise InfraUnavailableError(f"{env_name}={address} does not answer: {first_problem}")
+            raise InfraUnavailableError(
+                f"{env_name}={address} does not answer: {first_problem}. Fix: start that server, "
+                f"or unset {env_name} to use 127.0.0.1 (started by deploy/scripts/infra-up.sh if needed)"
+            )
         if self._docker_answers():
             return from_docker()
         self._run_local_once()
