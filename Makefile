@@ -82,3 +82,6 @@ bench-sla: setup ## SLA timer engine vs call_later, heapq, APScheduler, PG SKIP 
 
 preflight-scope-report: setup ## preflight scope classifier: precision/recall per class, dev and held-out
 	@$(PY) tests/preflight/scope_report.py
+
+test-notifications: setup infra-up ## notifications: templates, channels against local platform fakes, delivery ledger (PG)
+	@$(PY) -m pytest tests/notifications -q $(PYTEST_ARGS)
