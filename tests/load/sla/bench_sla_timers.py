@@ -64,6 +64,12 @@ def parse() -> argparse.Namespace:
     return p.parse_args()
 
 
+def cpu_rates(result: Result, prefix: str = "") -> str:
+    """Rates per CPU-second of this process (wall rates fall when other work shares the cores)."""
+    schedule, cancel = result.get(f"{prefix}schedule_per_cpu_s"), result.get(f"{prefix}cancel_per_cpu_s")
+    return "-" if schedule is None else f"{rate(schedule)} / {rate(cancel)}"
+
+
 def throughput_table(args: argparse.Namespace) -> tuple[list[list[object]], Result]:
     with tempfile.TemporaryDirectory() as scratch:
         wheel = isolated(throughput.engine, args.timers, args.batch, args.singles, scratch)
@@ -71,30 +77,33 @@ def throughput_table(args: argparse.Namespace) -> tuple[list[list[object]], Resu
     call_later = isolated(throughput.call_later_baseline, args.baseline_timers)
     aps = isolated(throughput.apscheduler_baseline, args.aps_timers)
     postgres = isolated(pg.pg_throughput, args.pg_timers, args.pg_singles)
-    ws, wc = wheel["schedule_per_s"], wheel["cancel_per_s"]
+    single = {key.removeprefix("single_"): value for key, value in wheel.items() if key.startswith("single_")}
+    pg_single = {key.removeprefix("single_"): value for key, value in postgres.items() if key.startswith("single_")}
     memory = f"{wheel['rss_per_timer']:.0f} RSS ({wheel['nbytes_per_timer']:.0f} arrays)"
-    rows: list[list[object]] = [
-        ["wheel", f"batch of {args.batch:,}", wheel["n"], rate(ws), rate(wc), memory, "", ""],
-        ["wheel", "one call per timer", wheel["single_n"], rate(wheel["single_schedule_per_s"]),
-         rate(wheel["single_cancel_per_s"]), "", "", ""],
+    systems: list[tuple[str, str, Result, str]] = [
+        ("wheel", f"batch of {args.batch:,}", wheel, memory),
+        ("wheel", "one call per timer", single, ""),
+        ("heapq + tombstones", "one call per timer", heap, f"{heap['rss_per_timer']:.0f} RSS"),
+        ("asyncio call_later", "one call per timer", call_later, f"{call_later['rss_per_timer']:.0f} RSS"),
+        ("APScheduler 3 MemoryJobStore", "one call per timer", aps, f"{aps['rss_per_timer']:.0f} RSS"),
+        ("PG SKIP LOCKED table", f"COPY {pg.COPY_CHUNK:,} / DELETE ANY {pg.DELETE_CHUNK:,}", postgres,
+         f"{postgres['disk_per_timer']:.0f} on disk"),
+        ("PG SKIP LOCKED table", "one statement per timer (autocommit)", pg_single, ""),
     ]  # fmt: skip
-    for name, mode, result, memory_label in (
-        ("heapq + tombstones", "one call per timer", heap, "RSS"),
-        ("asyncio call_later", "one call per timer", call_later, "RSS"),
-        ("APScheduler 3 MemoryJobStore", "one call per timer", aps, "RSS"),
-        ("PG SKIP LOCKED table", f"COPY {pg.COPY_CHUNK:,} / DELETE ANY {pg.DELETE_CHUNK:,}", postgres, "disk"),
-    ):
-        per_timer = result.get("rss_per_timer", result.get("disk_per_timer"))
+    rows: list[list[object]] = []
+    for name, mode, result, memory_label in systems:
+        if result is wheel or result is single:
+            rows.append([name, mode, result["n"], rate(result["schedule_per_s"]), rate(result["cancel_per_s"]),
+                         cpu_rates(result), memory_label, "", ""])  # fmt: skip
+            continue
+        versus_batch = f"{ratio(wheel['schedule_per_s'], result['schedule_per_s'])} / " + ratio(
+            wheel["cancel_per_s"], result["cancel_per_s"]
+        )
+        versus_single = f"{ratio(single['schedule_per_s'], result['schedule_per_s'])} / " + ratio(
+            single["cancel_per_s"], result["cancel_per_s"]
+        )
         rows.append([name, mode, result["n"], rate(result["schedule_per_s"]), rate(result["cancel_per_s"]),
-                     f"{per_timer:.0f} {memory_label}",
-                     f"{ratio(ws, result['schedule_per_s'])} / {ratio(wc, result['cancel_per_s'])}",
-                     f"{ratio(wheel['single_schedule_per_s'], result['schedule_per_s'])} / "
-                     f"{ratio(wheel['single_cancel_per_s'], result['cancel_per_s'])}"])  # fmt: skip
-    rows.append(["PG SKIP LOCKED table", "one statement per timer", postgres["single_n"],
-                 rate(postgres["single_schedule_per_s"]), rate(postgres["single_cancel_per_s"]), "",
-                 f"{ratio(ws, postgres['single_schedule_per_s'])} / {ratio(wc, postgres['single_cancel_per_s'])}",
-                 f"{ratio(wheel['single_schedule_per_s'], postgres['single_schedule_per_s'])} / "
-                 f"{ratio(wheel['single_cancel_per_s'], postgres['single_cancel_per_s'])}"])  # fmt: skip
+                     cpu_rates(result), memory_label, versus_batch, versus_single])  # fmt: skip
     return rows, wheel
 
 
@@ -134,11 +143,12 @@ def main() -> None:
           f"load average at start {os.getloadavg()[0]:.2f} (the machine is shared)")  # fmt: skip
     rows, wheel = throughput_table(args)
     print("\n## Schedule / cancel throughput and memory (deadlines over 5 days, cancels in random order)")
-    headers = ["system", "mode", "N", "schedule/s", "cancel/s", "bytes/timer",
+    headers = ["system", "mode", "N", "schedule/s", "cancel/s", "per CPU-s (sched / cancel)", "bytes/timer",
                "wheel batch ÷ this (sched / cancel)", "wheel single ÷ this"]  # fmt: skip
     print(tabulate(rows, headers, tablefmt="github"))
     print(f"\nwheel checkpoint of {wheel['n']:,} timers: {wheel['snapshot_bytes'] / 1e6:,.0f} MB, "
-          f"snapshot+write {wheel['snapshot_s']:.2f} s, read+restore {wheel['restore_s']:.2f} s")  # fmt: skip
+          f"snapshot+write {wheel['snapshot_s']:.2f} s, read+restore {wheel['restore_s']:.2f} s "
+          f"({wheel['restore_cpu_s']:.2f} CPU-s)")  # fmt: skip
 
     burst_rows, headline = burst_table(args)
     print(f"\n## Burst: {args.burst:,} timers due within the window (APScheduler: {args.aps_burst:,}); "

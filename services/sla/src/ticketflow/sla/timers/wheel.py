@@ -81,19 +81,14 @@ class TimerWheel:
 
     def schedule(self, key: int, due_ms: int, kind: int = 0, level: int = 0) -> int:
         """Add one timer; returns its handle. A deadline in the past fires at the next ``pop_due``."""
-        slots = self._slots
-        slot = slots.allocate_one()
-        slots.keys[slot] = key
-        slots.due_ms[slot] = due_ms
-        slots.kinds[slot] = kind
-        slots.levels[slot] = level
-        handle = slots.handle_of(slot)
+        handle = self._slots.allocate_one(key, due_ms, kind, level)
         due_tick = -(-due_ms // self.tick_ms)
         now = self._now_tick
         if due_tick <= now:
             self._append_one(0, now, handle)
             return handle
-        tier = 0
+        # Tiers below this one are provably too narrow (floor(d / 64**k) >= 64 there): skip them.
+        tier = min((due_tick - now).bit_length() - 1, TIER_BITS * MAX_TIER) // TIER_BITS
         while tier < MAX_TIER and (due_tick >> TIER_BITS * tier) - (now >> TIER_BITS * tier) >= 64:
             tier += 1
         self._append_one(tier, due_tick >> TIER_BITS * tier, handle)
@@ -107,6 +102,7 @@ class TimerWheel:
         levels: Int8Array | None = None,
     ) -> Int64Array:
         """Vectorised ``schedule``: one handle per key, in input order."""
+        keys, due_ms = np.asarray(keys, np.int64), np.asarray(due_ms, np.int64)
         count = len(keys)
         if len(due_ms) != count:
             raise ValueError("keys and due_ms differ in length")
@@ -124,9 +120,7 @@ class TimerWheel:
         """Move a live timer to a new deadline, keeping its payload; returns the new handle."""
         if not self._slots.is_live(handle):
             raise KeyError(handle)
-        slot = handle & SLOT_MASK
-        slots = self._slots
-        key, kind, level = int(slots.keys[slot]), int(slots.kinds[slot]), int(slots.levels[slot])
+        key, _, kind, level = self._slots.payload_of(handle & SLOT_MASK)
         self.cancel(handle)
         return self.schedule(key, due_ms, kind, level)
 
@@ -146,12 +140,14 @@ class TimerWheel:
         live = self._slots.live_mask(handles)
         positions = np.flatnonzero(live)
         slots = (handles[positions] & SLOT_MASK).astype(np.int32)
-        # Keep the first position per slot: scatter positions in reverse (the last write wins).
-        owner = np.empty(self._slots.capacity, np.int64)
-        owner[slots[::-1]] = positions[::-1]
-        first = owner[slots] == positions
-        live[positions[~first]] = False
-        self._slots.release(slots[first])
+        # Keep the first position per slot. Sorting the batch costs O(b log b) for b handles, where a
+        # capacity-sized scratch array would fault in pages all over a multi-megabyte range.
+        unique_slots, first = np.unique(slots, return_index=True)
+        if len(unique_slots) < len(slots):
+            repeated = np.ones(len(slots), np.bool_)
+            repeated[first] = False
+            live[positions[repeated]] = False
+        self._slots.release(unique_slots.astype(np.int32))
         self._compact_if_stale()
         return live
 
