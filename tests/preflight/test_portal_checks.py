@@ -353,3 +353,13 @@ async def test_the_rest_token_never_appears_in_results(
     assert report.result(CheckName.LICENSE).reason == "too_many_redirects"
     assert "token-123" not in msgspec.json.encode(report).decode()
     assert any("auth=***" in u for u in report.result(CheckName.LICENSE).evidence.redirects)
+
+
+async def test_a_redirect_to_an_unsendable_target_is_a_reason_not_a_crash(
+    serve: ServeFactory, certs: Certificates, config: ChecksConfig
+) -> None:
+    routes = healthy_routes()
+    routes["/pub/"] = Reply(status=302, headers={"Location": "/pub/a\x01b"})
+    server = await serve(certs.valid, routes)
+    report = await check(server.url(), config)
+    assert report.result(CheckName.PUB_READABLE).reason == "malformed_url"

@@ -147,8 +147,11 @@ async def _exchange(
         ("Accept", "application/json, text/html;q=0.9, */*;q=0.5"),
         ("Connection", "close"),
     ]
-    writer.write(conn.send(h11.Request(method="GET", target=url.target, headers=headers)) or b"")
-    writer.write(conn.send(h11.EndOfMessage()) or b"")
+    try:
+        request = conn.send(h11.Request(method="GET", target=url.target, headers=headers)) or b""
+    except h11.LocalProtocolError as exc:  # e.g. a redirect Location with characters HTTP forbids
+        raise FetchFailure("malformed_url", f"cannot request {url.url!r}: {exc}") from exc
+    writer.write(request + (conn.send(h11.EndOfMessage()) or b""))
     await writer.drain()
     response: h11.Response | None = None
     body = bytearray()
