@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import subprocess
 import sys
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from preflight_fakes import StaticResolver
 
 from ticketflow.preflight.checks import (
     PUBLIC_ONLY,
     AddressPolicy,
     ChecksConfig,
     ConfigError,
+    PortalTarget,
+    check_portal_uncached,
     load_checks_config,
 )
 from ticketflow.preflight.checks.guarded_http import FetchFailure, parse_https_url
@@ -115,3 +119,17 @@ def test_url_parsing_only_ever_fails_with_a_reason(text: str) -> None:
         assert failure.reason in {"malformed_url", "not_https"}
     else:
         assert parsed.host and 0 < parsed.port < 65536 and parsed.target.startswith("/")
+
+
+# Letters and URL punctuation only, no digits or colons in any script: no IP literal can be generated
+# (IDNA would fold fullwidth digits into ASCII), so nothing outside this machine is ever contacted.
+_NO_IP_ALPHABET = "abcxyzабвгдеёжя.-_/?#[]@% \t\\"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=_NO_IP_ALPHABET, max_size=60).map(lambda s: "https://" + s))
+def test_any_portal_address_gives_a_full_report_not_an_exception(url: str) -> None:
+    resolver = StaticResolver({})
+    report = asyncio.run(check_portal_uncached(PortalTarget(url=url), ChecksConfig(timeout_s=0.5), resolver))
+    assert len(report.results) == 7
+    assert report.results[0].reason in {"malformed_url", "not_resolved"}
