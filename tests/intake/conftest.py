@@ -1,147 +1,17 @@
-"""The intake service as a real process (uvicorn) on a fresh database and fresh Kafka topics."""
+"""Fixtures: the intake service as a real process on a fresh database and fresh topics."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import asyncpg
-import httpx
 import pytest_asyncio
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from intake_payloads import TENANT_SECRETS, TENANTS_TOML
-
-from ticketflow.eventstore import migrate
-
-REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-async def migrate_intake(dsn: str) -> None:
-    """The event store's and intake's migrations only (other components are not under test here)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        wanted = [m for m in migrate.discover() if m.component in {"eventstore", "intake"}]
-        await migrate.apply_all(conn, wanted)
-    finally:
-        await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class RunningIntake:
-    base_url: str
-    pool: asyncpg.Pool
-    topic: str
-    dead_letter_topic: str
-    bootstrap: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=10)
-
-    async def metric(self, name: str, **labels: str) -> int:
-        async with self.client() as client:
-            text = (await client.get("/metrics")).text
-        rendered = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in text.splitlines():
-            if line.startswith(f"{name}{{{rendered}}} "):
-                return int(line.rsplit(" ", 1)[1])
-        return 0
-
-    async def eventually(self, probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], wait_s: float = 20) -> T:
-        """Poll until `ok(value)`; the consumer records asynchronously after the 202."""
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while True:
-            value = await probe()
-            if ok(value) or asyncio.get_running_loop().time() > deadline:
-                return value
-            await asyncio.sleep(0.1)
-
-
-async def start_intake(
-    dsn: str, bootstrap: str, tmp: Path, *, accept: str = "kafka", extra_env: dict[str, str] | None = None
-) -> RunningIntake:
-    topic = f"chat.inbound.test-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 3, 1), NewTopic(f"{topic}.dlq", 1, 1)])
-    finally:
-        await admin.close()
-    tenants = tmp / "tenants.toml"
-    tenants.write_text(TENANTS_TOML)
-    port = free_port()
-    env = {
-        **os.environ,
-        **TENANT_SECRETS,
-        "TICKETFLOW_PG_DSN": dsn,
-        "TICKETFLOW_KAFKA_BOOTSTRAP": bootstrap,
-        "TICKETFLOW_INTAKE_TENANTS": str(tenants),
-        "TICKETFLOW_INTAKE_TOPIC": topic,
-        "TICKETFLOW_INTAKE_GROUP": f"intake-test-{uuid.uuid4().hex[:8]}",
-        "TICKETFLOW_INTAKE_PORT": str(port),
-        "TICKETFLOW_INTAKE_ACCEPT": accept,
-        **(extra_env or {}),
-    }
-    log_path = tmp / f"intake-{port}.log"
-    process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
-        [sys.executable, "-m", "ticketflow.intake.main"],
-        env=env,
-        cwd=REPO,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise RuntimeError(f"intake exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError(f"intake did not become ready:\n{log_path.read_text()}")
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-    assert pool is not None
-    return RunningIntake(base_url, pool, topic, f"{topic}.dlq", bootstrap, process, log_path)
-
-
-async def stop_intake(service: RunningIntake) -> None:
-    await service.pool.close()
-    service.process.send_signal(signal.SIGTERM)
-    try:
-        service.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        service.process.kill()
-    admin = AIOKafkaAdminClient(bootstrap_servers=service.bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([service.topic, service.dead_letter_topic])
-    finally:
-        await admin.close()
+from intake_service import RunningIntake, migrate_intake, start_intake, stop_intake
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

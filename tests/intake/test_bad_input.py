@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from conftest import RunningIntake
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from intake_payloads import (
@@ -25,6 +24,7 @@ from intake_payloads import (
     botx_token,
     generic_message,
 )
+from intake_service import RunningIntake
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 JSON = {"Content-Type": "application/json"}

@@ -32,14 +32,14 @@ def message(text: str, mid: str = "m1", platform: str = "express", admin: bool =
 
 def opened(text: str = "printer broken") -> TicketState:
     ticket_id = uuid.uuid4()
-    decision = decide_message(message(text), EXPRESS, None, new_ticket_id=ticket_id, first_in_conversation=True)
+    decision = decide_message(message(text), EXPRESS, None, new_ticket_id=lambda: ticket_id, first_in_conversation=True)
     return fold(decision.events)
 
 
 def test_first_message_opens_a_ticket_for_the_desk_and_offers_self_help() -> None:
     ticket_id = uuid.uuid4()
     decision = decide_message(
-        message("не работает"), EXPRESS, None, new_ticket_id=ticket_id, first_in_conversation=True
+        message("не работает"), EXPRESS, None, new_ticket_id=lambda: ticket_id, first_in_conversation=True
     )
     assert decision.outcome is Outcome.OPENED
     [event] = decision.events
@@ -51,9 +51,9 @@ def test_first_message_opens_a_ticket_for_the_desk_and_offers_self_help() -> Non
 
 
 def test_self_help_only_for_the_first_message_and_only_where_configured() -> None:
-    later = decide_message(message("x"), EXPRESS, None, new_ticket_id=uuid.uuid4(), first_in_conversation=False)
+    later = decide_message(message("x"), EXPRESS, None, new_ticket_id=uuid.uuid4, first_in_conversation=False)
     bitrix = decide_message(
-        message("x", platform="bitrix24"), B24, None, new_ticket_id=uuid.uuid4(), first_in_conversation=True
+        message("x", platform="bitrix24"), B24, None, new_ticket_id=uuid.uuid4, first_in_conversation=True
     )
     assert later.replies == [] and bitrix.replies == []
 
@@ -61,7 +61,7 @@ def test_self_help_only_for_the_first_message_and_only_where_configured() -> Non
 def test_a_message_on_an_open_ticket_is_added_to_it() -> None:
     state = opened()
     decision = decide_message(
-        message("more", "m2"), EXPRESS, state, new_ticket_id=uuid.uuid4(), first_in_conversation=False
+        message("more", "m2"), EXPRESS, state, new_ticket_id=uuid.uuid4, first_in_conversation=False
     )
     assert decision.outcome is Outcome.ADDED and decision.ticket_id == state.ticket_id
     [event] = decision.events
@@ -76,7 +76,11 @@ def test_a_ticket_that_takes_no_messages_gets_a_new_ticket() -> None:
     for finished in (referred, closed):
         fresh = uuid.uuid4()
         decision = decide_message(
-            message("again", "m3"), EXPRESS, finished, new_ticket_id=fresh, first_in_conversation=False
+            message("again", "m3"),
+            EXPRESS,
+            finished,
+            new_ticket_id=lambda fresh=fresh: fresh,
+            first_in_conversation=False,
         )
         assert decision.outcome is Outcome.OPENED and decision.ticket_id == fresh
 
@@ -85,7 +89,7 @@ def test_ticket_command_opens_a_new_ticket_even_with_one_open() -> None:
     state = opened()
     fresh = uuid.uuid4()
     decision = decide_message(
-        message("/ticket VPN drops"), EXPRESS, state, new_ticket_id=fresh, first_in_conversation=False
+        message("/ticket VPN drops"), EXPRESS, state, new_ticket_id=lambda: fresh, first_in_conversation=False
     )
     assert decision.ticket_id == fresh
     [event] = decision.events
@@ -94,9 +98,7 @@ def test_ticket_command_opens_a_new_ticket_even_with_one_open() -> None:
 
 def test_status_answers_and_changes_nothing() -> None:
     state = opened()
-    decision = decide_message(
-        message("/status"), EXPRESS, state, new_ticket_id=uuid.uuid4(), first_in_conversation=False
-    )
+    decision = decide_message(message("/status"), EXPRESS, state, new_ticket_id=uuid.uuid4, first_in_conversation=False)
     assert decision.outcome is Outcome.STATUS and decision.events == []
     assert str(state.ticket_id) in decision.replies[0].text
 
@@ -104,7 +106,7 @@ def test_status_answers_and_changes_nothing() -> None:
 def test_close_resolves_a_worked_ticket_and_refuses_while_in_preflight() -> None:
     state = opened()
     assert state.ticket_id is not None
-    refused = decide_message(message("/close"), EXPRESS, state, new_ticket_id=uuid.uuid4(), first_in_conversation=False)
+    refused = decide_message(message("/close"), EXPRESS, state, new_ticket_id=uuid.uuid4, first_in_conversation=False)
     assert refused.outcome is Outcome.NOT_CLOSED and refused.events == []
     routed = fold(
         [
@@ -114,7 +116,7 @@ def test_close_resolves_a_worked_ticket_and_refuses_while_in_preflight() -> None
         state,
     )
     closed = decide_message(
-        message("/close", "m9"), EXPRESS, routed, new_ticket_id=uuid.uuid4(), first_in_conversation=False
+        message("/close", "m9"), EXPRESS, routed, new_ticket_id=uuid.uuid4, first_in_conversation=False
     )
     assert closed.outcome is Outcome.CLOSED
     assert fold(closed.events, routed).status is Status.RESOLVED
@@ -123,7 +125,7 @@ def test_close_resolves_a_worked_ticket_and_refuses_while_in_preflight() -> None
 def test_recheck_is_recorded_as_a_message() -> None:
     state = opened()
     decision = decide_message(
-        message("/recheck", "m5"), EXPRESS, state, new_ticket_id=uuid.uuid4(), first_in_conversation=False
+        message("/recheck", "m5"), EXPRESS, state, new_ticket_id=uuid.uuid4, first_in_conversation=False
     )
     assert decision.outcome is Outcome.ADDED and decision.events[0].text == "/recheck"  # type: ignore[union-attr]
 
@@ -150,7 +152,7 @@ def test_every_message_lands_on_exactly_one_ticket_or_none(texts: list[str]) -> 
     state: TicketState | None = None
     for n, text in enumerate(texts):
         decision = decide_message(
-            message(text, f"m{n}"), EXPRESS, state, new_ticket_id=uuid.uuid4(), first_in_conversation=n == 0
+            message(text, f"m{n}"), EXPRESS, state, new_ticket_id=uuid.uuid4, first_in_conversation=n == 0
         )
         if decision.events:
             base = TicketState() if decision.opened or state is None else state

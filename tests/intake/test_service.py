@@ -11,7 +11,6 @@ from typing import Any
 import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from conftest import RunningIntake
 from intake_payloads import (
     BOT_ID,
     GENERIC_KEY,
@@ -23,6 +22,7 @@ from intake_payloads import (
     botx_message,
     generic_message,
 )
+from intake_service import RunningIntake
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.ids import ticket_stream

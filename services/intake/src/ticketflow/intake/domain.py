@@ -13,6 +13,7 @@ the current ticket's status, `/close` closes (or resolves) the current ticket on
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -135,11 +136,11 @@ def decide_message(
     route: DeskRoute,
     current: TicketState | None,
     *,
-    new_ticket_id: uuid.UUID,
+    new_ticket_id: Callable[[], uuid.UUID],
     first_in_conversation: bool,
 ) -> Decision:
     """The effect of one (new, not yet seen) message. `current` is the conversation's ticket, if any;
-    `new_ticket_id` is used only if a ticket is opened."""
+    `new_ticket_id` is called only if a ticket is opened (ids are the caller's, so this stays pure)."""
     slash, rest = parse_slash(message.text)
     if slash is Slash.STATUS:
         text = status_text(current, message.sender.locale)
@@ -152,7 +153,7 @@ def decide_message(
         if added is not None:
             return added
     text = rest if slash is Slash.TICKET and rest else message.text
-    return _open(message, route, new_ticket_id, text, first_in_conversation)
+    return _open(message, route, new_ticket_id(), text, first_in_conversation)
 
 
 def _try_add(message: ChatMessage, current: TicketState) -> Decision | None:

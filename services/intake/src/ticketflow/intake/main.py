@@ -175,6 +175,8 @@ def main() -> None:
         port=port,
         log_level="warning",
         access_log=False,
+        loop="uvloop",
+        http="httptools",
     )
 
 

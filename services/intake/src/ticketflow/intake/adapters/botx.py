@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,7 @@ from ticketflow.intake.adapters.desks import Tenants
 from ticketflow.intake.adapters.http import Problem
 
 PROTO_VERSION = 4
+VERIFIED_TOKENS_KEPT = 4096
 MENU = BotMenu(
     {
         "/ticket": "Открыть новое обращение / open a new ticket",
@@ -78,23 +80,35 @@ class BotxGateway:
         ]
         self._known = {str(bot.bot_id) for bot in tenants.express.values()}
         self._bot = Bot(collectors=[], bot_accounts=accounts)
+        self._verified: dict[str, tuple[float, str]] = {}  # Authorization header -> (exp, bot id)
 
     async def close(self) -> None:
         await self._bot.shutdown()
 
     def verify(self, headers: Mapping[str, str], bot_id: object) -> None:
-        """The JWT must verify with `bot_id`'s secret and name that same bot."""
+        """The JWT must verify with `bot_id`'s secret and name that same bot.
+
+        A token that verified is remembered until its `exp` (BotX reuses a token for its lifetime),
+        so the three HS256 decodes happen once per token, not once per request."""
         if str(bot_id) not in self._known:
             raise _unknown_bot(bot_id)
+        authorization = headers.get("authorization", "")
+        remembered = self._verified.get(authorization)
+        if remembered is not None and remembered[1] == str(bot_id) and time.time() < remembered[0]:
+            return
         try:
             self._bot._verify_request(headers)  # pybotx's own check; private but pinned (pybotx 0.77)
         except (UnverifiedRequestError, RequestHeadersNotProvidedError, UnknownBotAccountError) as exc:
             raise _unverified(str(exc) or type(exc).__name__) from exc
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise _unverified(f"invalid token: {exc}") from exc
-        token_bot = _token_bot(headers.get("authorization", ""))
+        token_bot, expires = _token_claims(authorization)
         if token_bot != str(bot_id):
             raise _unverified(f"the token is for bot {token_bot}, the payload for bot {bot_id}")
+        if expires is not None:
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[authorization] = (expires, token_bot)
 
     def parse_command(self, raw: dict[str, Any], received_at: datetime) -> ChatMessage | SystemNotice:
         version = raw.get("proto_version")
@@ -137,13 +151,15 @@ class BotxGateway:
         return build_bot_status_response(MENU)
 
 
-def _token_bot(authorization: str) -> str:
-    """The bot a (verified) token speaks for: v2 `iss`, v1 `aud[0]`."""
+def _token_claims(authorization: str) -> tuple[str, float | None]:
+    """The bot a (verified) token speaks for (v2 `iss`, v1 `aud[0]`) and its expiry, if it has one."""
     claims = jwt.decode(authorization.split()[-1], options={"verify_signature": False})
     audience = claims.get("aud")
+    expires = claims.get("exp")
+    expiry = float(expires) if isinstance(expires, int | float) else None
     if claims.get("version") == 2 or isinstance(audience, str):
-        return str(claims.get("iss"))
-    return str(audience[0]) if isinstance(audience, list) and audience else ""
+        return str(claims.get("iss")), expiry
+    return (str(audience[0]) if isinstance(audience, list) and audience else ""), expiry
 
 
 def _summary(exc: ValidationError) -> str:

@@ -11,6 +11,7 @@ A `ConcurrencyError` (preflight or routing appended to the ticket meanwhile) rer
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import asyncpg
 
 from ticketflow.contracts.chat import ChatMessage
 from ticketflow.contracts.envelope import EventMetadata, NewEvent
-from ticketflow.contracts.ids import deterministic_event_id, new_ticket_id, ticket_stream
+from ticketflow.contracts.ids import new_ticket_id, ticket_stream
 from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.eventstore.errors import ConcurrencyError
 from ticketflow.eventstore.store import AppendRequest, EventStore
@@ -32,11 +33,15 @@ MAX_ATTEMPTS = 8
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k"
 _SEEN = "SELECT idempotency_key FROM intake_messages WHERE idempotency_key = ANY($1::text[])"
 _CONVERSATIONS = "SELECT conversation_key, ticket_id FROM intake_conversations WHERE conversation_key = ANY($1::text[])"
-_READ_STREAMS = """
-SELECT position, transaction_id::text AS transaction_id, stream_id, stream_version, event_id,
-       event_type, schema_version, data::text AS data, metadata::text AS metadata, occurred_at
-FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version
+# The tail of each ticket stream after the version this process already folded (0: all of it).
+_READ_TAILS = """
+SELECT e.position, e.transaction_id::text AS transaction_id, e.stream_id, e.stream_version, e.event_id,
+       e.event_type, e.schema_version, e.data::text AS data, e.metadata::text AS metadata, e.occurred_at
+FROM unnest($1::text[], $2::int[]) AS u(stream_id, after)
+JOIN events e ON e.stream_id = u.stream_id AND e.stream_version > u.after
+ORDER BY e.stream_id, e.stream_version
 """
+STATES_KEPT = 200_000
 _UPSERT_CONVERSATIONS = """
 INSERT INTO intake_conversations AS c
     (conversation_key, platform, tenant_id, conversation_id, ticket_id, tickets_opened, messages_seen)
@@ -85,6 +90,15 @@ class _Batch:
     results: list[Recorded] = field(default_factory=list)
 
 
+def _event_id(idempotency_key: str, n: int) -> uuid.UUID:
+    """The n-th event caused by a platform message: the same on every retry, so a repeated append is a
+    no-op in the store. blake2b with UUIDv8 bits (uuid.uuid5 costs ~4x more; this runs per event)."""
+    digest = bytearray(hashlib.blake2b(f"{idempotency_key}#{n}".encode(), digest_size=16).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x80
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return uuid.UUID(bytes=bytes(digest))
+
+
 class UnroutableMessage(ValueError):
     """No desk serves this (platform, tenant): the caller dead-letters it."""
 
@@ -94,19 +108,34 @@ class IntakeStore:
         self.pool = pool
         self.events = events
         self.route = route
+        # Folded ticket states by stream. Events are immutable, so a state at version v plus the
+        # events after v is the current state: only the tail is read, never the whole history again.
+        self._states: dict[str, TicketState] = {}
 
     async def record(self, messages: Sequence[ChatMessage]) -> list[Recorded]:
         """Record a batch (in order). Returns one `Recorded` per distinct idempotency key."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
+                folded: dict[str, TicketState] = {}
                 async with self.pool.acquire() as conn, conn.transaction():
-                    return await self._record_on(conn, messages)
+                    results = await self._record_on(conn, messages, folded)
+                self._remember(folded)  # only after the commit: a rolled-back state must not be cached
+                return results
             except (ConcurrencyError, asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError):
                 if attempt == MAX_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
 
-    async def _record_on(self, conn: Any, messages: Sequence[ChatMessage]) -> list[Recorded]:
+    def _remember(self, folded: dict[str, TicketState]) -> None:
+        for stream, state in folded.items():
+            self._states.pop(stream, None)
+            self._states[stream] = state
+        while len(self._states) > STATES_KEPT:
+            self._states.pop(next(iter(self._states)))
+
+    async def _record_on(
+        self, conn: Any, messages: Sequence[ChatMessage], folded: dict[str, TicketState]
+    ) -> list[Recorded]:
         unique: dict[str, ChatMessage] = {}
         for m in messages:
             unique.setdefault(m.idempotency_key(), m)
@@ -121,23 +150,32 @@ class IntakeStore:
         for message in fresh:
             self._decide(message, conversations[conversation_key(message)], batch)
         await self._write(conn, conversations, batch)
+        for conv in conversations.values():
+            if conv.ticket_id is not None and conv.state is not None:
+                folded[ticket_stream(conv.ticket_id)] = conv.state
         return batch.results
 
     async def _load(self, conn: Any, fresh: list[ChatMessage]) -> dict[str, _Conversation]:
         keys = sorted({conversation_key(m) for m in fresh})
         rows = {r["conversation_key"]: r["ticket_id"] for r in await conn.fetch(_CONVERSATIONS, keys)}
         streams = [ticket_stream(t) for t in rows.values() if t is not None]
-        history: dict[str, list[TicketEvent]] = {}
-        for row in await conn.fetch(_READ_STREAMS, streams) if streams else []:
-            envelope = self.events.envelope(row)
-            history.setdefault(row["stream_id"], []).append(envelope.event)  # type: ignore[arg-type]
+        known = {s: self._states.get(s, TicketState()) for s in streams}
+        tails: dict[str, list[TicketEvent]] = {}
+        if streams:
+            after = [known[s].version for s in streams]
+            for row in await conn.fetch(_READ_TAILS, streams, after):
+                envelope = self.events.envelope(row)
+                tails.setdefault(row["stream_id"], []).append(envelope.event)  # type: ignore[arg-type]
         conversations = {}
         for message in fresh:
             key = conversation_key(message)
             if key in conversations:
                 continue
             ticket_id = rows.get(key)
-            state = fold(history.get(ticket_stream(ticket_id), [])) if ticket_id else None
+            state = None
+            if ticket_id is not None:
+                stream = ticket_stream(ticket_id)
+                state = fold(tails.get(stream, []), known[stream])
             conversations[key] = _Conversation(key, message, ticket_id, state, known=key in rows)
         return conversations
 
@@ -150,7 +188,7 @@ class IntakeStore:
             message,
             route,
             conv.state,
-            new_ticket_id=new_ticket_id(),
+            new_ticket_id=new_ticket_id,
             first_in_conversation=not conv.known and conv.seen == 0,
         )
         conv.seen += 1
@@ -160,11 +198,9 @@ class IntakeStore:
                 conv.ticket_id, conv.state, conv.opened = decision.ticket_id, TicketState(), conv.opened + 1
             assert conv.state is not None
             _, pending = batch.appends.setdefault(stream, (conv.state.version, []))
-            causation = deterministic_event_id("chat-message", key)
+            metadata = EventMetadata(correlation_id=decision.ticket_id)
             for n, event in enumerate(decision.events):
-                event_id = deterministic_event_id("intake", key, n)
-                metadata = EventMetadata(correlation_id=decision.ticket_id, causation_id=causation)
-                pending.append(NewEvent(event_id, event, message.received_at, metadata))
+                pending.append(NewEvent(_event_id(key, n), event, message.received_at, metadata))
                 conv.state = evolve(conv.state, event)
         batch.messages.append(
             (
