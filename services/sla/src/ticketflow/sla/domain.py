@@ -1,0 +1,321 @@
+"""The SLA decider for one ticket (pure): lifecycle events in, SLA events out.
+
+`decide(state, event, at, cause, rules)` first fires every ladder level due by the event's own
+time (`advance`), then applies the event, so the SLA history is a function of the lifecycle
+history alone, whatever the consumer's lag or a restart: a breach due before the agent replied
+fires even if the reply is consumed first. The service arms one timer per running clock at
+`next_firing` and calls `advance(state, now)` when it fires.
+
+Every emitted event has a deterministic id: firings (ticket, target, deadline, level), the rest
+("sla", causing event id, target, type), so a replay appends nothing twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+from msgspec.structs import replace
+
+from ticketflow.contracts import sla_events as sla
+from ticketflow.contracts import ticket_events as te
+from ticketflow.contracts.ids import deterministic_event_id
+from ticketflow.contracts.values import SlaTarget
+from ticketflow.sla.clocks import Clock, consumed, deadline_of, level_due, level_label, level_of_label, next_firing
+from ticketflow.sla.policies import TARGETS, Rules, RulesError
+
+
+class TicketSla(msgspec.Struct, frozen=True):
+    ticket_id: uuid.UUID
+    desk_id: str
+    track_id: str
+    priority: str
+    status: str = "opened"  # opened, active, waiting, resolved, closed, excluded (no SLA)
+    clocks: tuple[Clock, ...] = ()
+    version: int = 0  # last ticket-stream version applied (duplicates and gaps are found with it)
+    sla_version: int = 0  # head of the ticket's SLA stream as this service knows it
+
+    def clock(self, target: SlaTarget) -> Clock | None:
+        return next((c for c in self.clocks if c.target == target), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    event_id: uuid.UUID
+    event: sla.SlaEvent
+    at: int  # epoch seconds, becomes the envelope's occurred_at
+
+
+@dataclass
+class Decision:
+    state: TicketSla | None
+    emitted: list[Emitted] = field(default_factory=list)
+    rejected: str | None = None  # wrong input: log and dead-letter it
+    notes: list[str] = field(default_factory=list)  # worth a log line, not a dead letter
+
+
+def utc(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class _Run:
+    """Accumulates one decision: the state as it evolves and what is emitted."""
+
+    def __init__(self, state: TicketSla, rules: Rules, cause: uuid.UUID | None) -> None:
+        self.state, self.rules, self.cause = state, rules, cause
+        self.emitted: list[Emitted] = []
+        self.notes: list[str] = []
+        self.policy = rules.policy(state.desk_id, state.track_id, state.priority)
+        self.calendar = rules.calendar(state.desk_id, state.track_id) if self.policy is not None else None
+
+    def put(self, clock: Clock | None, target: SlaTarget) -> None:
+        others = tuple(c for c in self.state.clocks if c.target != target)
+        self.state = replace(self.state, clocks=others if clock is None else (*others, clock))
+
+    def emit(self, event: sla.SlaEvent, at: int) -> None:
+        event_id = deterministic_event_id("sla", self.cause, event.target, type(event).__name__)
+        self.emitted.append(Emitted(event_id, event, at))
+
+    # -- firing ---------------------------------------------------------------------------------
+
+    def advance(self, until: int) -> None:
+        if self.policy is None or self.calendar is None:
+            return
+        warnings = self.policy.warnings
+        for clock in self.state.clocks:
+            while (firing := next_firing(clock, warnings, self.calendar)) is not None and firing[1] <= until:
+                level, due = firing
+                deadline = deadline_of(clock, self.calendar)
+                event_id = deterministic_event_id(
+                    self.state.ticket_id, clock.target, deadline, level_label(level, warnings)
+                )
+                event: sla.SlaEvent
+                if level < len(warnings):
+                    event = sla.SlaWarning(
+                        self.state.ticket_id, clock.target, warnings[level], utc(deadline), utc(due), self.policy.notify
+                    )
+                else:
+                    escalate = (*self.policy.notify, *self.policy.escalate_to)
+                    event = sla.SlaBreached(self.state.ticket_id, clock.target, utc(deadline), utc(due), escalate)
+                self.emitted.append(Emitted(event_id, event, due))
+                clock = replace(clock, fired=level + 1)
+                self.put(clock, clock.target)
+
+    # -- clock transitions ----------------------------------------------------------------------
+
+    def start(self, target: SlaTarget, at: int) -> None:
+        if self.policy is None or self.calendar is None:
+            return
+        seconds = self.policy.target_seconds(target)
+        if seconds is None:
+            return
+        if seconds <= 0:
+            self.notes.append(f"{self.policy.policy_id}: {target} target is {seconds}s; due at once")
+        clock = Clock(target, max(seconds, 0), at, running_since=at)
+        self.put(clock, target)
+        deadline = deadline_of(clock, self.calendar)
+        self.emit(sla.SlaClockStarted(self.state.ticket_id, target, self.policy.policy_id, clock.target_seconds,
+                                      utc(at), utc(deadline)), at)  # fmt: skip
+
+    def pause(self, clock: Clock, at: int) -> None:
+        assert self.calendar is not None
+        elapsed = consumed(clock, at, self.calendar)
+        self.put(replace(clock, elapsed=elapsed, running_since=None), clock.target)
+        self.emit(sla.SlaClockPaused(self.state.ticket_id, clock.target, utc(at), elapsed), at)
+
+    def resume(self, clock: Clock, at: int) -> None:
+        assert self.calendar is not None
+        clock = replace(clock, running_since=at, stopped=False)
+        self.put(clock, clock.target)
+        deadline = deadline_of(clock, self.calendar)
+        self.emit(sla.SlaClockResumed(self.state.ticket_id, clock.target, utc(at), utc(deadline)), at)
+
+    def meet(self, clock: Clock, at: int) -> None:
+        assert self.calendar is not None
+        elapsed = consumed(clock, at, self.calendar)
+        self.put(replace(clock, elapsed=elapsed, running_since=None, stopped=True), clock.target)
+        self.emit(sla.SlaMet(self.state.ticket_id, clock.target, utc(at), elapsed), at)
+
+    def cancel_all(self, reason: str, at: int) -> None:
+        for clock in self.state.clocks:
+            if clock.pending:
+                self.put(None, clock.target)
+                self.emit(sla.SlaClockCancelled(self.state.ticket_id, clock.target, reason), at)
+
+    def recalculate(self, priority: str, reason: str, at: int) -> None:
+        new = self.rules.policy(self.state.desk_id, self.state.track_id, priority)
+        self.state = replace(self.state, priority=priority)
+        if new is None:
+            self.cancel_all(f"{reason}: no SLA policy", at)
+            self.policy = None
+            return
+        assert self.calendar is not None
+        for clock in self.state.clocks:
+            if not clock.pending:
+                continue
+            seconds = new.target_seconds(clock.target)
+            if seconds is None:
+                self.put(None, clock.target)
+                self.emit(sla.SlaClockCancelled(self.state.ticket_id, clock.target, f"{reason}: no target"), at)
+                continue
+            since = clock.running_since if clock.running else at
+            old_deadline = deadline_of(clock, self.calendar, since)
+            if new.recalculation == "restart":
+                changed = Clock(clock.target, seconds, at, 0, at if clock.running else None)
+                since = at
+            else:
+                changed = replace(clock, target_seconds=seconds)
+            new_deadline = deadline_of(changed, self.calendar, since)
+            self.put(changed, clock.target)
+            self.emit(sla.SlaRecalculated(self.state.ticket_id, clock.target, new.recalculation, reason,
+                                          utc(old_deadline), utc(new_deadline), seconds), at)  # fmt: skip
+        self.policy = new
+
+
+def open_ticket(event: te.TicketOpened, rules: Rules) -> Decision:
+    try:
+        has_sla = rules.has_sla(event.desk_id, event.track_id)
+    except RulesError as error:
+        return Decision(None, rejected=str(error))
+    status = "opened" if has_sla else "excluded"
+    return Decision(TicketSla(event.ticket_id, event.desk_id, event.track_id, event.priority, status))
+
+
+def decide(state: TicketSla | None, event: te.TicketEvent, at: int, cause: uuid.UUID | None, rules: Rules) -> Decision:
+    """Apply one lifecycle event (at epoch second `at`) to a ticket's SLA state."""
+    if isinstance(event, te.TicketOpened):
+        if state is not None:
+            return Decision(state, notes=["TicketOpened for a ticket already known: ignored"])
+        return open_ticket(event, rules)
+    if state is None:
+        return Decision(None, rejected=f"{type(event).__name__} for an unknown ticket")
+    if state.status in ("excluded", "closed"):
+        return Decision(state)
+    try:
+        run = _Run(state, rules, cause)
+        run.advance(at)
+        _apply(run, event, at)
+    except RulesError as error:
+        return Decision(state, rejected=str(error))
+    return Decision(run.state, run.emitted, notes=run.notes)
+
+
+def _apply(run: _Run, event: te.TicketEvent, at: int) -> None:
+    state = run.state
+    if isinstance(event, te.PreflightPassed):
+        if state.status != "opened":
+            return
+        if run.policy is None:
+            run.state = replace(state, status="excluded")
+            return
+        run.state = replace(state, status="active")
+        run.start("first_response", at)
+        run.start("resolution", at)
+    elif isinstance(event, te.TicketRefused | te.TicketReferred):
+        run.cancel_all(type(event).__name__, at)
+        run.state = replace(run.state, status="excluded")
+    elif state.status == "opened":
+        if isinstance(event, te.PriorityChanged | te.TicketRouted):
+            priority = event.to_priority if isinstance(event, te.PriorityChanged) else event.priority
+            run.state = replace(state, priority=priority)  # clocks start later with this priority
+        return  # before preflight passed no clock runs
+    elif isinstance(event, te.AgentReplied):
+        for target in ("first_response", "next_response"):
+            clock = state.clock(target)  # type: ignore[arg-type]
+            if clock is not None and clock.pending:
+                run.meet(clock, at)
+    elif isinstance(event, te.CustomerMessageAdded):
+        if state.status == "waiting":
+            run.state = replace(state, status="active")
+            for clock in state.clocks:
+                if clock.pending and not clock.running:
+                    run.resume(clock, at)
+        first, following = run.state.clock("first_response"), run.state.clock("next_response")
+        answered = first is None or not first.pending
+        if state.status != "resolved" and answered and (following is None or not following.pending):
+            run.start("next_response", at)
+    elif isinstance(event, te.WaitingOnCustomer):
+        if state.status == "active":
+            run.state = replace(state, status="waiting")
+            for clock in state.clocks:
+                if clock.running and clock.pending:
+                    run.pause(clock, at)
+    elif isinstance(event, te.TicketResolved):
+        for clock in state.clocks:
+            if clock.pending:
+                run.meet(clock, at)
+        run.state = replace(run.state, status="resolved")
+    elif isinstance(event, te.TicketReopened):
+        if state.status != "resolved":
+            run.notes.append(f"TicketReopened while {state.status}: ignored")
+            return
+        run.state = replace(state, status="active")
+        resolution = state.clock("resolution")
+        if resolution is not None:
+            run.resume(resolution, at)
+    elif isinstance(event, te.TicketClosed | te.TicketMerged):
+        run.cancel_all(type(event).__name__, at)
+        run.state = replace(run.state, status="closed", clocks=())
+    elif isinstance(event, te.PriorityChanged):
+        run.recalculate(event.to_priority, f"priority {event.from_priority} -> {event.to_priority}", at)
+    elif isinstance(event, te.TicketRouted) and event.priority != state.priority:
+        run.recalculate(event.priority, f"routed with priority {event.priority}", at)
+
+
+def advance(state: TicketSla, now: int, rules: Rules) -> Decision:
+    """Fire every ladder level due by `now` (the timer path)."""
+    if state.status in ("excluded", "closed", "opened"):
+        return Decision(state)
+    try:
+        run = _Run(state, rules, None)
+        run.advance(now)
+    except RulesError as error:
+        return Decision(state, rejected=str(error))
+    return Decision(run.state, run.emitted)
+
+
+def firings(state: TicketSla, rules: Rules) -> dict[SlaTarget, tuple[int, int]]:
+    """Per running clock, (level, due epoch second) of its next firing: what the timer engine holds."""
+    if state.status in ("excluded", "closed", "opened") or not state.clocks:
+        return {}
+    policy = rules.policy(state.desk_id, state.track_id, state.priority)
+    if policy is None:
+        return {}
+    calendar = rules.calendar(state.desk_id, state.track_id)
+    result: dict[SlaTarget, tuple[int, int]] = {}
+    for clock in state.clocks:
+        firing = next_firing(clock, policy.warnings, calendar)
+        if firing is not None:
+            result[clock.target] = firing
+    return result
+
+
+def evolve(clocks: tuple[Clock, ...], event: sla.SlaEvent, at: int, warnings: tuple[float, ...]) -> tuple[Clock, ...]:
+    """Rebuild clocks from the SLA stream alone: the replay of what `decide` emitted."""
+    current = next((c for c in clocks if c.target == event.target), None)
+    others = tuple(c for c in clocks if c.target != event.target)
+    if isinstance(event, sla.SlaClockStarted):
+        ts = int(event.started_at.timestamp())
+        return (*others, Clock(event.target, event.target_seconds, ts, running_since=ts))
+    if isinstance(event, sla.SlaClockCancelled) or current is None:
+        return others
+    if isinstance(event, sla.SlaClockPaused):
+        current = replace(current, elapsed=event.elapsed_seconds, running_since=None)
+    elif isinstance(event, sla.SlaClockResumed):
+        current = replace(current, running_since=int(event.resumed_at.timestamp()), stopped=False)
+    elif isinstance(event, sla.SlaMet):
+        current = replace(current, elapsed=event.elapsed_seconds, running_since=None, stopped=True)
+    elif isinstance(event, sla.SlaRecalculated):
+        if event.rule == "restart":
+            current = Clock(event.target, event.target_seconds, at, 0, at if current.running else None)
+        else:
+            current = replace(current, target_seconds=event.target_seconds)
+    elif isinstance(event, sla.SlaWarning | sla.SlaBreached):
+        level = level_of_label(event.level if isinstance(event, sla.SlaWarning) else None, warnings)
+        current = replace(current, fired=max(current.fired, level + 1))
+    return (*others, current)
+
+
+__all__ = ["TARGETS", "Decision", "Emitted", "TicketSla", "advance", "decide", "evolve", "firings", "level_due"]
