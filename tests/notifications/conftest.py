@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ticketflow.eventstore.migrate import Migration, apply_all
 from ticketflow.notifications.ledger import migration_sql
 
+from .platform_stack import Stack, running_stack
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def ledger_pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
@@ -35,3 +37,9 @@ async def ledger_pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def stack(ledger_pool: asyncpg.Pool) -> AsyncIterator[Stack]:
+    async with running_stack(ledger_pool) as running:
+        yield running

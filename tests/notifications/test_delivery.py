@@ -6,114 +6,19 @@ Every assertion about "exactly once" is made on what the servers received.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-import asyncpg
 import pytest
 from fakes.asgi import Fault
-from fakes.bitrix24 import FakeBitrix24
-from fakes.botx import FakeBotX
-from fakes.smtp import FakeSmtp
-from fakes.webhook import FakeWebhookReceiver
 
-from ticketflow.notifications.channels import (
-    Bitrix24Channel,
-    Bitrix24Portal,
-    ChannelClient,
-    EmailChannel,
-    ExpressBot,
-    ExpressChannel,
-    SmtpRelay,
-    WebhookChannel,
-    WebhookEndpoint,
-)
-from ticketflow.notifications.delivery import Deliverer
 from ticketflow.notifications.ledger import PgLedger
 from ticketflow.notifications.model import Channel, Notification, OutcomeStatus
-from ticketflow.notifications.rendering import TemplateCatalog
-from ticketflow.notifications.resilience import CircuitBreaker, RetryPolicy
+from ticketflow.notifications.resilience import CircuitBreaker
+
+from .platform_stack import Stack, note
 
 pytestmark = pytest.mark.pg
-
-BOT_ID = uuid.UUID("0b2b4a5e-52a4-4f0a-9f3c-7d1f1c0b9e11")
-BOT_SECRET = "express-bot-secret-0123456789abcdef0123"
-CHAT = "6f1d8a0e-3c55-4a7b-9b61-2f8f6f0d6a10"
-HOOK_SECRET = "hook-secret"
-VARIABLES = {"ticket_number": "B24-7", "agent_name": "Anna", "message": "Clear the cache, please."}
-ADDRESSES = {
-    Channel.EXPRESS: (str(BOT_ID), CHAT),
-    Channel.BITRIX24: ("portal-1", "chat15"),
-    Channel.EMAIL: ("main", "client@example.test"),
-    Channel.WEBHOOK: ("crm", "ext-42"),
-}
-
-
-@dataclass
-class Stack:
-    botx: FakeBotX
-    bitrix: FakeBitrix24
-    smtp: FakeSmtp
-    hooks: FakeWebhookReceiver
-    pool: asyncpg.Pool
-    channels: list[ChannelClient]
-    catalog: TemplateCatalog = field(default_factory=TemplateCatalog.from_directory)
-    sleeps: list[float] = field(default_factory=list)
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)  # recorded, not waited: the tests stay fast
-        await asyncio.sleep(0)
-
-    def deliverer(self, *, lease: float = 60.0, max_attempts: int = 4, **kw: Any) -> Deliverer:
-        kw.setdefault("breaker_factory", lambda: CircuitBreaker(failure_threshold=50, reset_timeout=60))
-        return Deliverer(
-            ledger=PgLedger(self.pool, lease_seconds=lease),
-            catalog=self.catalog,
-            channels=self.channels,
-            retry=RetryPolicy(max_attempts=max_attempts, base_delay=0.01, max_delay=0.05, max_retry_after=5),
-            sleep=self.sleep,
-            **kw,
-        )
-
-    def total_received(self) -> int:
-        return len(self.botx.received) + len(self.bitrix.received) + len(self.smtp.received) + len(self.hooks.received)
-
-
-@pytest.fixture
-async def stack(ledger_pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    botx, bitrix = FakeBotX({BOT_ID: BOT_SECRET}), FakeBitrix24(auth_token="b24", bot_id=7)
-    smtp, hooks = FakeSmtp(), FakeWebhookReceiver(secret=HOOK_SECRET)
-    servers = [botx.running(), bitrix.running(), smtp.running(), hooks.running()]
-    await asyncio.gather(*(server.__aenter__() for server in servers))  # in parallel: uvicorn
-    channels: list[ChannelClient] = []  # needs ~0.2 s to stop, so stop them together too
-    try:
-        channels = [
-            ExpressChannel([ExpressBot(BOT_ID, botx.base_url, BOT_SECRET)], callback_timeout=5),
-            Bitrix24Channel([Bitrix24Portal("portal-1", bitrix.rest_url, 7, "b24", rate=50, burst=20)]),
-            EmailChannel([SmtpRelay("main", "127.0.0.1", smtp.port, "support@ticketflow.test")]),
-            WebhookChannel([WebhookEndpoint("crm", hooks.url, HOOK_SECRET)]),
-        ]
-        yield Stack(botx, bitrix, smtp, hooks, ledger_pool, channels)
-    finally:
-        await asyncio.gather(*(channel.aclose() for channel in channels))
-        await asyncio.gather(*(server.__aexit__(None, None, None) for server in servers))
-
-
-def note(channel: Channel, *, template: str = "agent_reply", variables: dict[str, Any] | None = None,
-         address: str | bool | None = True, event_id: str | None = None) -> Notification:  # fmt: skip
-    destination, default_address = ADDRESSES[channel]
-    return Notification.for_event(
-        event_id=event_id or f"ev-{uuid.uuid4()}",
-        channel=channel,
-        recipient="client-1",
-        destination=destination,
-        address=default_address if address is True else address or None,
-        template=template,
-        locale="ru",
-        variables=VARIABLES if variables is None else variables,
-    )
 
 
 @pytest.mark.parametrize("channel", list(Channel))
@@ -302,3 +207,12 @@ async def test_recover_stale_finishes_work_of_a_worker_that_went_away(stack: Sta
     assert outcomes[sent_not_recorded.key].status is OutcomeStatus.DEAD_LETTER  # maybe sent: a person decides
     assert len(stack.botx.received) == 1 and len(stack.bitrix.received) == 1
     assert {o.key for o in await deliverer.recover_stale()}.isdisjoint(outcomes)
+
+
+async def test_variables_that_cannot_be_stored_are_a_dead_letter_not_a_crash(stack: Stack) -> None:
+    circular: dict[str, Any] = {"ticket_number": "1", "agent_name": "A"}
+    circular["message"] = circular
+    outcome = await stack.deliverer().deliver(note(Channel.WEBHOOK, variables=circular))
+    assert outcome.status is OutcomeStatus.DEAD_LETTER
+    assert outcome.reason is not None and "cannot be stored" in outcome.reason
+    assert stack.total_received() == 0

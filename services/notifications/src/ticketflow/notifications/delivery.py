@@ -26,7 +26,7 @@ from ticketflow.notifications.channels.base import (
     TemporaryFailure,
     snippet,
 )
-from ticketflow.notifications.ledger import ClaimStatus, PgLedger, encode_variables
+from ticketflow.notifications.ledger import UNENCODABLE, ClaimStatus, PgLedger, encode_variables
 from ticketflow.notifications.model import (
     Channel,
     DeliveryOutcome,
@@ -145,6 +145,8 @@ class Deliverer:
             raise PermanentFailure(f"channel {notification.channel} is not configured")
         # Render from the stored JSON form, so a redrive renders exactly what the first try did.
         variables = json.loads(encode_variables(notification.variables))
+        if UNENCODABLE in variables:
+            raise PermanentFailure(str(variables[UNENCODABLE]))
         try:
             rendered = self._catalog.render(notification.template, notification.locale, variables)
         except RenderError as exc:

@@ -44,9 +44,20 @@ class Claim:
     provider_message_id: str | None = None
 
 
+UNENCODABLE = "__unencodable__"
+
+
 def encode_variables(variables: Any) -> str:
-    # default=str: datetimes and the like are stored (and later rendered) as text.
-    return json.dumps(dict(variables), ensure_ascii=False, default=str, sort_keys=True)
+    """JSON for the ledger; datetimes and the like become text (and render as text later).
+
+    Variables that cannot be stored at all (a circular structure) are replaced by a marker that the
+    engine turns into a dead letter with the cause, rather than raising in the consumer.
+    """
+    try:
+        as_dict = {str(k): v for k, v in dict(variables).items()}
+        return json.dumps(as_dict, ensure_ascii=False, default=str, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        return json.dumps({UNENCODABLE: f"variables cannot be stored: {type(exc).__name__}: {exc}"})
 
 
 _CLAIM = """
