@@ -17,7 +17,7 @@ from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.contracts.values import ChatRef, Priority, Requester
 from ticketflow.routing.config import Desks, load
 from ticketflow.routing.memory import MemoryStreams
-from ticketflow.routing.service import RoutingService
+from ticketflow.routing.service import RoutingService, TicketStreams
 from ticketflow.routing.state import RoutingState
 
 ROUTING_TOML = Path(__file__).with_name("routing-fixture.toml")
@@ -78,21 +78,24 @@ def given(state: RoutingState, *events: Event, at: datetime = MONDAY_11_MSK) -> 
 class World:
     """Routing on in-memory streams, driven like the real service: events in, decisions stored."""
 
-    def __init__(self, desks: Desks = DESKS, start: datetime = MONDAY_11_MSK) -> None:
+    def __init__(
+        self, desks: Desks = DESKS, start: datetime = MONDAY_11_MSK, store: TicketStreams | None = None
+    ) -> None:
         self.desks = desks
         self.now = start
         self.streams = MemoryStreams()
+        self.store: TicketStreams = store or self.streams  # the real EventStore in `pg` tests
         self.state = RoutingState(desks)
-        self.service = RoutingService(self.state, self.streams, clock=lambda: self.now)
+        self.service = RoutingService(self.state, self.store, clock=lambda: self.now)
 
     def later(self, delta: timedelta) -> None:
         self.now += delta
 
     async def record(self, stream_id: str, *events: Event) -> list[EventEnvelope]:
-        stream = self.streams.streams.get(stream_id, [])
+        head = len(await self.store.read_stream(stream_id))
         new = [NewEvent(new_event_id(), event, self.now) for event in events]
-        self.streams.append_now(stream_id, len(stream), new)
-        stored = self.streams.streams[stream_id][-len(new) :]
+        await self.store.append(stream_id, head, new)
+        stored = await self.store.read_stream(stream_id, head + 1)
         for envelope in stored:
             await self.service.on_event(envelope)
         return stored

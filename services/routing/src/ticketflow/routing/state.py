@@ -27,7 +27,7 @@ from ticketflow.routing.roster import Roster
 AGENT_EVENT_TYPES: tuple[type[AgentEvent], ...] = get_args(AgentEvent)
 TICKET_EVENT_TYPES: tuple[type[TicketEvent], ...] = get_args(TicketEvent)
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
-BacklogKey = tuple[int, int, str]  # (priority rank, routed at, ticket id): oldest most urgent first
+BacklogKey = tuple[int, int, int]  # (priority rank, routed at, routed sequence): oldest most urgent first
 
 
 @dataclass(slots=True)
@@ -37,6 +37,7 @@ class TicketRecord:
     contract_tier: str = "none"
     skills: tuple[str, ...] = ()
     routed_ts: int = 0
+    routed_seq: int = 0  # order among routed tickets (the log's order), for ties within a second
     passed_over: set[str] = field(default_factory=set)  # agents unassigned from it: not auto-picked again
     causes: set[uuid.UUID] = field(default_factory=set)  # causation ids of its events: commands done
 
@@ -53,6 +54,7 @@ class RoutingState:
         self.cursors: dict[str, str] = {}  # queue -> last agent round-robin gave a ticket
         self.backlogs: dict[str, list[tuple[BacklogKey, uuid.UUID]]] = {}
         self.waiting: dict[uuid.UUID, tuple[str, BacklogKey]] = {}  # ticket -> (queue, key) in a backlog
+        self.routed_count = 0
         self.reply_due: dict[uuid.UUID, int] = {}  # ticket -> epoch second its assignee must have answered by
 
     # --- applying events ------------------------------------------------------------------------
@@ -105,6 +107,8 @@ class RoutingState:
                 record.contract_tier = self.desks.contract_tier(event.desk_id, event.track_id, event.chat.tenant_id)
             case e.TicketRouted():
                 record.routed_ts = occurred_ts
+                self.routed_count += 1
+                record.routed_seq = self.routed_count
                 record.skills = self.desks.skills_for(event.rule_id, event.queue_id)
             case e.TicketAssigned():
                 queue = record.state.queue_id
@@ -130,7 +134,7 @@ class RoutingState:
             assert after.assignee is not None
             self.roster.take(after.assignee, ticket_id, after.priority)
         if after.status is Status.ROUTED and after.assignee is None and after.queue_id is not None:
-            key = (PRIORITY_RANK[after.priority], record.routed_ts, str(ticket_id))
+            key = (PRIORITY_RANK[after.priority], record.routed_ts, record.routed_seq)
             if self.waiting.get(ticket_id) != (after.queue_id, key):
                 self.waiting[ticket_id] = (after.queue_id, key)
                 heapq.heappush(self.backlogs.setdefault(after.queue_id, []), (key, ticket_id))
