@@ -85,3 +85,6 @@ preflight-scope-report: setup ## preflight scope classifier: precision/recall pe
 
 test-notifications: setup infra-up ## notifications: templates, channels against local platform fakes, delivery ledger (PG)
 	@$(PY) -m pytest tests/notifications -q $(PYTEST_ARGS)
+
+bench-notifications: setup infra-up ## notifications: msgs/s through the exactly-once engine vs a bare webhook POST (short: BENCH_NOTIFICATIONS_ARGS="--n 300")
+	@$(PY) tests/load/notifications/bench_delivery.py $(BENCH_NOTIFICATIONS_ARGS)
