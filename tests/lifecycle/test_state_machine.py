@@ -133,5 +133,5 @@ class TicketLifecycle(RuleBasedStateMachine):
         assert holder == self.state.assignee
 
 
-TicketLifecycle.TestCase.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
+TicketLifecycle.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
 test_ticket_lifecycle = TicketLifecycle.TestCase
