@@ -32,10 +32,20 @@ log = logging.getLogger("ticketflow.routing")
 TICK_SECONDS = float(os.environ.get("TICKETFLOW_ROUTING_TICK_SECONDS", "15"))
 
 
-async def rebuild_from_store(store: EventStore, desks: Desks, page: int = 5000) -> RoutingState:
+async def rebuild_from_store(store: EventStore, desks: Desks, page: int = 5000, patience: float = 60.0) -> RoutingState:
+    """Fold every event committed before this call. The store's log hides transactions newer than
+    the oldest one still open on the server, so an empty page is not the end: wait for the head."""
     state = RoutingState(desks)
+    target = await store.head()
     checkpoint = Checkpoint()
-    while batch := await store.read_all(checkpoint, page):
+    deadline = asyncio.get_running_loop().time() + patience
+    while checkpoint < target:
+        batch = await store.read_all(checkpoint, page)
+        if not batch:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"routing rebuild: the event log is still held back after {patience}s")
+            await asyncio.sleep(0.05)
+            continue
         for stored in batch:
             apply_envelope(state, stored.envelope)
         checkpoint = batch[-1].checkpoint
