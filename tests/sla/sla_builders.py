@@ -19,7 +19,9 @@ BOX = "bitrix24-box"
 DESKS = DeskRules(load_desks())
 # Monday 2025-03-03 11:00 Moscow (08:00 UTC): the Bitrix24 box desk is open 10:00-19:00 MSK.
 MONDAY_11_MSK = int(datetime(2025, 3, 3, 8, 0, tzinfo=UTC).timestamp())
-ALWAYS_OPEN = BusinessCalendar(CalendarSpec.from_text("UTC", {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}))
+ALWAYS_OPEN = BusinessCalendar(
+    CalendarSpec.from_text("UTC", {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
+)
 
 
 def ts(year: int, month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> int:

@@ -125,7 +125,10 @@ def test_warning_ladder_fires_each_level_once_then_the_breach_with_escalation() 
     )
     fired = d.tick(B + 1074) + d.tick(B + 1074) + d.tick(B + 1100) + d.tick(B + 5000)
     assert [(type(e.event).__name__, e.at - B) for e in fired] == [
-        ("SlaWarning", 1050), ("SlaWarning", 1075), ("SlaWarning", 1090), ("SlaBreached", 1100)
+        ("SlaWarning", 1050),
+        ("SlaWarning", 1075),
+        ("SlaWarning", 1090),
+        ("SlaBreached", 1100),
     ]
     breach = fired[-1].event
     assert isinstance(breach, sla.SlaBreached) and breach.escalate_to == ("assignee", "queue:l2")

@@ -3,7 +3,8 @@
 A clock counts business seconds of its track's calendar. `elapsed` is what was consumed before
 `running_since`; while running, the consumption at time t is `elapsed + between(running_since, t)`.
 The firing ladder is the policy's warning fractions followed by the breach (fraction 1.0); `fired`
-counts the levels already fired, so each fires once.
+is the highest fraction already fired (1.0 once breached), so each level fires once, and a policy
+change with another ladder (keep_elapsed) does not fire again what the old ladder already covered.
 
 Warnings in closed hours: a warning whose instant falls outside business hours moves to the next
 opening, unless the breach comes before that opening; then it fires at its own instant (the close
@@ -25,7 +26,7 @@ class Clock(msgspec.Struct, frozen=True):
     elapsed: int = 0
     running_since: int | None = None  # None: paused or stopped
     stopped: bool = False  # met (resolution can resume on reopen)
-    fired: int = 0  # ladder levels fired so far
+    fired: float = 0.0  # highest ladder fraction fired so far (1.0: breached)
 
     @property
     def running(self) -> bool:
@@ -73,23 +74,28 @@ def level_due(clock: Clock, level: int, warnings: tuple[float, ...], calendar: C
     return due
 
 
+def next_level(clock: Clock, warnings: tuple[float, ...]) -> int | None:
+    """Ladder index of the next level to fire (len(warnings): the breach); None once breached."""
+    if clock.fired >= 1.0:
+        return None
+    for index, fraction in enumerate(warnings):
+        if fraction > clock.fired:
+            return index
+    return len(warnings)
+
+
+def level_fraction(level: int, warnings: tuple[float, ...]) -> float:
+    return 1.0 if level >= len(warnings) else warnings[level]
+
+
 def next_firing(clock: Clock, warnings: tuple[float, ...], calendar: Calendar) -> tuple[int, int] | None:
     """(level, due) of the next firing of a running clock; None when paused, stopped or exhausted."""
-    if clock.running_since is None or clock.stopped or clock.fired > len(warnings):
+    if clock.running_since is None or clock.stopped:
         return None
-    return clock.fired, level_due(clock, clock.fired, warnings, calendar)
+    level = next_level(clock, warnings)
+    return None if level is None else (level, level_due(clock, level, warnings, calendar))
 
 
 def level_label(level: int, warnings: tuple[float, ...]) -> str:
     """Part of a firing's deterministic event id: the fraction, or "breach"."""
     return "breach" if level >= len(warnings) else repr(warnings[level])
-
-
-def level_of_label(label: float | None, warnings: tuple[float, ...]) -> int:
-    """Inverse of the ladder position for an SlaWarning level (None: the breach)."""
-    if label is None:
-        return len(warnings)
-    for index, fraction in enumerate(warnings):
-        if abs(fraction - label) < 1e-9:
-            return index
-    return sum(1 for fraction in warnings if fraction < label)

@@ -23,7 +23,7 @@ from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.ids import deterministic_event_id
 from ticketflow.contracts.values import SlaTarget
-from ticketflow.sla.clocks import Clock, consumed, deadline_of, level_due, level_label, level_of_label, next_firing
+from ticketflow.sla.clocks import Clock, consumed, deadline_of, level_due, level_fraction, level_label, next_firing
 from ticketflow.sla.policies import TARGETS, Rules, RulesError
 
 
@@ -100,7 +100,7 @@ class _Run:
                     escalate = (*self.policy.notify, *self.policy.escalate_to)
                     event = sla.SlaBreached(self.state.ticket_id, clock.target, utc(deadline), utc(due), escalate)
                 self.emitted.append(Emitted(event_id, event, due))
-                clock = replace(clock, fired=level + 1)
+                clock = replace(clock, fired=level_fraction(level, warnings))
                 self.put(clock, clock.target)
 
     # -- clock transitions ----------------------------------------------------------------------
@@ -292,7 +292,7 @@ def firings(state: TicketSla, rules: Rules) -> dict[SlaTarget, tuple[int, int]]:
     return result
 
 
-def evolve(clocks: tuple[Clock, ...], event: sla.SlaEvent, at: int, warnings: tuple[float, ...]) -> tuple[Clock, ...]:
+def evolve(clocks: tuple[Clock, ...], event: sla.SlaEvent, at: int) -> tuple[Clock, ...]:
     """Rebuild clocks from the SLA stream alone: the replay of what `decide` emitted."""
     current = next((c for c in clocks if c.target == event.target), None)
     others = tuple(c for c in clocks if c.target != event.target)
@@ -313,8 +313,8 @@ def evolve(clocks: tuple[Clock, ...], event: sla.SlaEvent, at: int, warnings: tu
         else:
             current = replace(current, target_seconds=event.target_seconds)
     elif isinstance(event, sla.SlaWarning | sla.SlaBreached):
-        level = level_of_label(event.level if isinstance(event, sla.SlaWarning) else None, warnings)
-        current = replace(current, fired=max(current.fired, level + 1))
+        fraction = event.level if isinstance(event, sla.SlaWarning) else 1.0
+        current = replace(current, fired=max(current.fired, fraction))
     return (*others, current)
 
 
