@@ -59,12 +59,21 @@ class ProjectionRunner:
             await conn.execute(_SAVE, self.projection.name, str(last.transaction_id), last.position)
             return len(batch)
 
-    async def catch_up(self, progress: tqdm[Any] | None = None) -> int:
+    async def catch_up(self, progress: tqdm[Any] | None = None, *, max_wait_s: float = 60.0) -> int:
+        """Apply everything committed before this call. An empty batch alone does not mean "done":
+        a transaction still open on the server holds the visible log back, so wait it out."""
+        target = await self.store.head()
+        deadline = asyncio.get_running_loop().time() + max_wait_s
         total = 0
-        while applied := await self.step():
+        while await self.checkpoint() < target:
+            applied = await self.step()
             total += applied
             if progress is not None:
                 progress.update(applied)
+            if not applied:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"{self.projection.name}: log still held back after {max_wait_s}s")
+                await asyncio.sleep(0.01)
         return total
 
     async def rebuild(self, *, show_progress: bool = False) -> int:

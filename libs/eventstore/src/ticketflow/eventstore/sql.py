@@ -51,3 +51,9 @@ LIMIT $3
 """
 
 COUNT_ALL = "SELECT count(*) FROM events"
+
+# The newest committed event in this snapshot: where "caught up" is, for a reader starting now.
+HEAD = """
+SELECT transaction_id::text AS transaction_id, position FROM events
+ORDER BY transaction_id DESC, position DESC LIMIT 1
+"""

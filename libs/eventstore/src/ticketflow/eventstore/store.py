@@ -164,6 +164,12 @@ class EventStore:
             StoredEvent(self.envelope(row), Checkpoint(int(row["transaction_id"]), row["position"])) for row in rows
         ]
 
+    async def head(self) -> Checkpoint:
+        """The checkpoint of the newest committed event: a reader that reaches it has read everything
+        committed before this call (later it may have to wait for older transactions still open)."""
+        row = await self.pool.fetchrow(sql.HEAD)
+        return Checkpoint(int(row["transaction_id"]), row["position"]) if row else Checkpoint()
+
     async def count(self) -> int:
         return int(await self.pool.fetchval(sql.COUNT_ALL))
 
