@@ -61,7 +61,7 @@ def engine(timers: int, batch: int, singles: int, snapshot_dir: str) -> Result:
     dues = deadlines(timers, now)
     kinds = (keys % 4).astype(np.int8)
     before = rss()
-    wheel = TimerWheel(timers, now_ms=now)
+    wheel = TimerWheel(timers + singles, now_ms=now)  # sized for the backlog: no growth mid-measurement
     handles = np.empty(timers, np.int64)  # the caller keeps handles: counted in the RSS delta
     with Stopwatch() as schedule:
         for i in range(0, timers, batch):
