@@ -109,7 +109,8 @@ def test_least_loaded_balances_by_capacity_when_nobody_is_full() -> None:
             await world.agent(agent_id, *joined(agent_id, "express-client", capacity=capacity))
         for _ in range(35):  # half of the 70 slots, all normal priority
             await world.new_ticket("express", "client")
-        return world.state.roster.agents
+        agents: dict[str, Agent] = world.state.roster.agents
+        return agents
 
     agents = asyncio.run(run())
     assert {a: len(x.open_tickets) for a, x in agents.items()} == {"anna": 5, "boris": 10, "vera": 20}

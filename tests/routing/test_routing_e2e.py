@@ -1,0 +1,137 @@
+"""End to end through the real broker: the store's outbox relay publishes ticket and agent events to
+Kafka, routing consumes them, decides, stores its decisions (which the relay publishes in turn), and
+manual commands on ticket.commands are applied or dead-lettered with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka import KafkaBroker
+from routing_builders import DESKS, joined, opened
+from support.eventstore import migrated_pool
+
+from ticketflow.contracts import commands as c
+from ticketflow.contracts import ticket_events as e
+from ticketflow.contracts.commands import CommandEnvelope
+from ticketflow.contracts.envelope import NewEvent
+from ticketflow.contracts.ids import agent_stream, new_event_id, ticket_stream
+from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
+from ticketflow.eventstore import EventStore
+from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+from ticketflow.routing.handlers import RoutingHandlers, subscribe
+from ticketflow.routing.service import RoutingService
+from ticketflow.routing.state import RoutingState
+from ticketflow.runtime.kafka import DeadLetters
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await migrated_pool(pg_database)
+    yield p
+    await p.close()
+
+
+async def eventually(check: Callable[[], object], what: str, seconds: float = 30) -> None:
+    """Poll `check` (sync or async) until true; fail naming `what` after `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                result = check()
+                if inspect.isawaitable(result):
+                    result = await result
+                if result:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        pytest.fail(f"not seen within {seconds}s: {what}")
+
+
+async def test_routing_through_relay_and_broker(
+    pool: asyncpg.Pool, kafka_bootstrap: str, kafka_admin: AIOKafkaAdminClient, kafka_topic_factory: object
+) -> None:
+    new_topic = kafka_topic_factory
+    ticket_events = await new_topic(partitions=3, suffix="ticket-events")  # type: ignore[operator]
+    agent_events = await new_topic(partitions=1, suffix="agent-events")  # type: ignore[operator]
+    commands = await new_topic(partitions=1, suffix="commands")  # type: ignore[operator]
+    dead_letters = f"{commands}.dlq"
+    await kafka_admin.create_topics([NewTopic(dead_letters, num_partitions=1, replication_factor=1)])
+    store = EventStore(pool)
+    stop = asyncio.Event()
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    relay = OutboxRelay(store, producer, topic_names={TICKET_EVENTS: ticket_events, AGENT_EVENTS: agent_events})
+    relaying = asyncio.create_task(relay.run(stop))
+    broker = KafkaBroker(kafka_bootstrap)
+    handlers = RoutingHandlers(DeadLetters(broker, "routing"))
+    subscribe(
+        broker, handlers, group_id=f"routing-{uuid.uuid4()}", event_topics=(ticket_events, agent_events),
+        commands_topic=commands,
+    )  # fmt: skip
+    service = RoutingService(RoutingState(DESKS), store)
+    handlers.service = service
+    handlers.ready.set()
+    await broker.start()
+    now = datetime.now(UTC)
+    try:
+        for agent in ("e2e-anna", "e2e-boris"):
+            await store.append(
+                agent_stream(agent), 0, [NewEvent(new_event_id(), ev, now) for ev in joined(agent, "b24-box")]
+            )
+        await eventually(lambda: len(service.state.roster.members.get("b24-box", [])) == 2, "agents")
+
+        ticket = uuid.uuid4()
+        stream = ticket_stream(ticket)
+        facts = [opened(ticket), e.PreflightPassed(ticket, "updates")]
+        await store.append(stream, 0, [NewEvent(new_event_id(), ev, now) for ev in facts])
+
+        async def assigned() -> bool:
+            return any(isinstance(env.event, e.TicketAssigned) for env in await store.read_stream(stream))
+
+        await eventually(assigned, "routed and assigned")
+        first = [env.event for env in await store.read_stream(stream)][2:]
+        assert first == [
+            e.TicketRouted(
+                ticket, "b24-box", "standard", "normal", "b24-box", "rule b24-box: desk=bitrix24-box, track=box"
+            ),
+            e.TicketAssigned(ticket, "e2e-anna", "round_robin"),
+        ]
+
+        bad = CommandEnvelope(uuid.uuid4(), now, "lead-b24", c.AssignTicket(ticket, "ghost"))
+        good = CommandEnvelope(uuid.uuid4(), now, "lead-b24", c.AssignTicket(ticket, "e2e-boris"))
+        for command in (bad, good):
+            await broker.publish(msgspec.json.encode(command), topic=commands, key=str(ticket).encode())
+        await eventually(lambda: service.state.tickets[ticket].state.assignee == "e2e-boris", "manual assign")
+        assert [env.event for env in await store.read_stream(stream)][4:] == [
+            e.TicketUnassigned(ticket, "e2e-anna", "reassigned to e2e-boris", "lead-b24"),
+            e.TicketAssigned(ticket, "e2e-boris", "manual", "lead-b24"),
+        ]
+
+        consumer = AIOKafkaConsumer(dead_letters, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            record = await asyncio.wait_for(consumer.getone(), 30)
+        finally:
+            await consumer.stop()
+        headers = {k: v.decode() for k, v in record.headers}
+        assert headers["x-dead-letter-reason"] == "unknown agent ghost"
+        assert headers["x-command-id"] == str(bad.command_id)
+    finally:
+        stop.set()
+        await broker.stop()
+        with contextlib.suppress(Exception):
+            await relaying
+        await producer.stop()
+        await kafka_admin.delete_topics([dead_letters])
