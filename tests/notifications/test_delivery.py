@@ -19,6 +19,7 @@ from ticketflow.notifications.resilience import CircuitBreaker
 from .platform_stack import Stack, note
 
 pytestmark = pytest.mark.pg
+LEASE = 1.0  # short claim leases for the crash tests; long enough for a loaded machine
 
 
 @pytest.mark.parametrize("channel", list(Channel))
@@ -148,9 +149,9 @@ async def _crash_after_send(stack: Stack, notification: Notification, lease: flo
 
 async def test_crash_between_send_and_record_on_a_chat_channel_is_not_resent(stack: Stack) -> None:
     notification = note(Channel.BITRIX24)
-    await _crash_after_send(stack, notification, lease=0.3)
+    await _crash_after_send(stack, notification, lease=LEASE)
     assert (await stack.deliverer().deliver(notification)).status is OutcomeStatus.IN_FLIGHT  # lease still held
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(LEASE + 0.1)
     outcome = await stack.deliverer().deliver(notification)
     assert outcome.status is OutcomeStatus.DEAD_LETTER
     assert outcome.reason is not None and "outcome unknown" in outcome.reason
@@ -159,8 +160,8 @@ async def test_crash_between_send_and_record_on_a_chat_channel_is_not_resent(sta
 
 async def test_crash_between_send_and_record_on_a_webhook_resends_the_same_key(stack: Stack) -> None:
     notification = note(Channel.WEBHOOK)
-    await _crash_after_send(stack, notification, lease=0.3)
-    await asyncio.sleep(0.4)
+    await _crash_after_send(stack, notification, lease=LEASE)
+    await asyncio.sleep(LEASE + 0.1)
     outcome = await stack.deliverer().deliver(notification)
     assert outcome.status is OutcomeStatus.DELIVERED
     assert len(stack.hooks.received) == 2 and stack.hooks.unique_keys == {notification.key}
@@ -179,11 +180,14 @@ async def test_breaker_opens_and_stops_calling_a_failing_destination(stack: Stac
 
 
 async def test_a_stalled_destination_cannot_queue_without_bound(stack: Stack) -> None:
-    stack.hooks.faults.add(Fault(503, b"", {}, delay=0.3), 2)
+    stack.hooks.faults.add(Fault(503, b"", {}, delay=2.0), 2)
     deliverer = stack.deliverer(max_pending_per_destination=2)
     notifications = [note(Channel.WEBHOOK) for _ in range(3)]
     tasks = [asyncio.create_task(deliverer.deliver(n)) for n in notifications[:2]]
-    await asyncio.sleep(0.1)
+    for _ in range(200):  # until both wait on the stalled receiver
+        if deliverer.pending(Channel.WEBHOOK, "crm") == 2:
+            break
+        await asyncio.sleep(0.01)
     assert deliverer.pending(Channel.WEBHOOK, "crm") == 2
     overflow = await deliverer.deliver(notifications[2])
     assert overflow.status is OutcomeStatus.DEAD_LETTER and "backlog full" in (overflow.reason or "")
@@ -196,12 +200,12 @@ async def test_a_stalled_destination_cannot_queue_without_bound(stack: Stack) ->
 
 async def test_recover_stale_finishes_work_of_a_worker_that_went_away(stack: Stack) -> None:
     claimed_not_sent = note(Channel.EXPRESS)
-    await PgLedger(stack.pool, lease_seconds=0.2).claim(claimed_not_sent)  # then the worker vanished
+    await PgLedger(stack.pool, lease_seconds=LEASE).claim(claimed_not_sent)  # then the worker vanished
     sent_not_recorded = note(Channel.BITRIX24)
-    await _crash_after_send(stack, sent_not_recorded, lease=0.2)
+    await _crash_after_send(stack, sent_not_recorded, lease=LEASE)
     deliverer = stack.deliverer()
     assert not {o.key for o in await deliverer.recover_stale()} & {claimed_not_sent.key, sent_not_recorded.key}
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(LEASE + 0.1)
     outcomes = {o.key: o for o in await deliverer.recover_stale()}
     assert outcomes[claimed_not_sent.key].status is OutcomeStatus.DELIVERED  # never sent: safe to send
     assert outcomes[sent_not_recorded.key].status is OutcomeStatus.DEAD_LETTER  # maybe sent: a person decides
