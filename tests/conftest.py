@@ -16,6 +16,7 @@ from support.infra import (
     InfraSelector,
     InfraUnavailableError,
     KafkaTopicFactory,
+    drop_database,
     dsn_with_database,
     unique_name,
 )
@@ -82,5 +83,5 @@ async def pg_database(pg_dsn: str) -> AsyncIterator[str]:
             await database.close()
         yield dsn
     finally:
-        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(server, name)
         await server.close()
