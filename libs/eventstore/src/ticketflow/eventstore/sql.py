@@ -16,8 +16,13 @@ WITH input AS (
     SELECT i.stream_id, i.stream_version, i.event_id, i.event_type, i.schema_version, i.data::jsonb,
            i.metadata::jsonb, i.occurred_at
     FROM input i
-    WHERE i.expected = 0
-       OR EXISTS (SELECT 1 FROM events e WHERE e.stream_id = i.stream_id AND e.stream_version = i.expected)
+    -- LATERAL + LIMIT keeps this an index probe per row: as a plain EXISTS under OR, the planner
+    -- may choose a hashed subplan that scans the whole events table.
+    LEFT JOIN LATERAL (
+        SELECT true AS found FROM events e
+        WHERE e.stream_id = i.stream_id AND e.stream_version = i.expected LIMIT 1
+    ) head ON true
+    WHERE i.expected = 0 OR head.found
     ORDER BY i.ord
     RETURNING position, event_id
 ), queued AS (

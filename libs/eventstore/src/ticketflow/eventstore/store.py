@@ -56,6 +56,7 @@ class EventStore:
     def __init__(self, pool: asyncpg.Pool, codec: EventCodec | None = None) -> None:
         self.pool = pool
         self.codec = codec or default_codec()
+        self._kinds: dict[type, tuple[str, int]] = {}  # event class -> (type name, schema version)
 
     async def append(
         self, stream_id: str, expected_version: int, events: Sequence[NewEvent], *, conn: Any = None
@@ -120,30 +121,32 @@ class EventStore:
         return results
 
     def _encode(self, requests: Sequence[AppendRequest]) -> list[Any]:
-        cols: list[list[Any]] = [[] for _ in range(11)]
+        """Column arrays for the APPEND statement (one row per event, transposed once at the end)."""
+        rows: list[tuple[Any, ...]] = []
+        encode, encode_metadata, kinds = self.codec.encode, _metadata_encoder.encode, self._kinds
         for r in requests:
             topic, key = topic_for_stream(r.stream_id), key_for_stream(r.stream_id)
             for offset, new in enumerate(r.events, start=1):
-                event_type = event_type_name(new.event)
-                for col, value in zip(
-                    cols,
+                kind = kinds.get(type(new.event))
+                if kind is None:
+                    name = event_type_name(new.event)
+                    kind = kinds[type(new.event)] = (name, self.codec.current_version(name))
+                rows.append(
                     (
                         r.stream_id,
                         r.expected_version,
                         r.expected_version + offset,
                         new.event_id,
-                        event_type,
-                        self.codec.current_version(event_type),
-                        self.codec.encode(new.event).decode(),
-                        _metadata_encoder.encode(new.metadata).decode(),
+                        kind[0],
+                        kind[1],
+                        encode(new.event).decode(),
+                        encode_metadata(new.metadata).decode(),
                         new.occurred_at,
                         topic,
                         key,
-                    ),
-                    strict=True,
-                ):
-                    col.append(value)
-        return cols
+                    )
+                )
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(11)]
 
     async def read_stream(self, stream_id: str, from_version: int = 1, *, conn: Any = None) -> list[EventEnvelope]:
         if conn is not None:
