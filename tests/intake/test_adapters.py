@@ -215,3 +215,20 @@ def test_missing_secret_fails_at_start(tmp_path: Path) -> None:
     path.write_text(TENANTS_TOML.replace("INTAKE_TEST_BOT_SECRET", "INTAKE_TEST_UNSET_SECRET"))
     with pytest.raises(ConfigError, match="INTAKE_TEST_UNSET_SECRET"):
         load_tenants(path)
+
+
+def test_a_remembered_token_does_not_let_a_forged_or_expired_one_through(gateway: BotxGateway) -> None:
+    good = botx_token()
+    gateway.verify(auth(good), BOT_ID)
+    gateway.verify(auth(good), BOT_ID)  # remembered: still fine
+    head, payload, signature = good.split(".")
+    tampered = f"{head}.{payload}.{signature[:-2]}AA"
+    with pytest.raises(Problem, match="unverified_request"):
+        gateway.verify(auth(tampered), BOT_ID)
+    with pytest.raises(Problem):  # a remembered token speaks for its own bot only
+        gateway.verify(auth(good), OTHER_BOT_ID)
+    from pybotx.auth import build_botx_jwt_v2
+
+    expired = build_botx_jwt_v2(bot_id=BOT_ID, bot_host="cts.example.com", secret_key=BOT_SECRET, issued_at=1)
+    with pytest.raises(Problem, match="unverified_request"):
+        gateway.verify(auth(expired), BOT_ID)

@@ -137,7 +137,10 @@ class InboundConsumer:
     """`chat.inbound` batches: decode each record, dead-letter the bad ones, record the rest in one
     transaction, then commit the offsets (manual ack: at-least-once; the store makes it exactly-once)."""
 
-    def __init__(self, store: IntakeStore, producer: InboundProducer, tenants: Tenants, metrics: Metrics) -> None:
+    def __init__(
+        self, store: IntakeStore, producer: InboundProducer, tenants: Tenants, metrics: Metrics, lanes: int = 4
+    ) -> None:
+        self.lanes = lanes
         self.store = store
         self.producer = producer
         self.tenants = tenants
@@ -158,7 +161,7 @@ class InboundConsumer:
         if not good:
             return
         try:
-            results = await self.store.record([m for _, m in good])
+            results = await self.store.record_in_lanes([m for _, m in good], self.lanes)
         except UnroutableMessage:
             results = await self._one_by_one(good)
         for result in results:

@@ -46,6 +46,7 @@ class Settings:
     topic: str
     group_id: str
     batch: int
+    lanes: int  # concurrent transactions per chat.inbound batch
     pool_size: int
     noop_route: bool  # POST /noop: the do-nothing endpoint benchmarks use as the ceiling
 
@@ -59,7 +60,8 @@ class Settings:
             consume=env("TICKETFLOW_INTAKE_CONSUME", "1") == "1",
             topic=env("TICKETFLOW_INTAKE_TOPIC", CHAT_INBOUND),
             group_id=env("TICKETFLOW_INTAKE_GROUP", "ticketflow-intake"),
-            batch=int(env("TICKETFLOW_INTAKE_BATCH", "500")),
+            batch=int(env("TICKETFLOW_INTAKE_BATCH", "2000")),
+            lanes=int(env("TICKETFLOW_INTAKE_LANES", "4")),
             pool_size=int(env("TICKETFLOW_INTAKE_POOL", "8")),
             noop_route=env("TICKETFLOW_INTAKE_NOOP", "0") == "1",
         )
@@ -110,7 +112,7 @@ def create_app(settings: Settings | None = None, tenants: Tenants | None = None)
         await producer.start()
         acceptor: Acceptor = KafkaAcceptor(producer) if settings.accept == "kafka" else StoreAcceptor(store)
         intake = Intake(tenants, BotxGateway(tenants), PortalTokens(pool), acceptor, metrics)
-        broker = build_broker(settings, InboundConsumer(store, producer, tenants, metrics))
+        broker = build_broker(settings, InboundConsumer(store, producer, tenants, metrics, settings.lanes))
         if settings.consume:
             await broker.start()
         state.update(intake=intake, pool=pool, producer=producer)

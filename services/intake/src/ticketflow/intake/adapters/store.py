@@ -11,6 +11,7 @@ A `ConcurrencyError` (preflight or routing appended to the ticket meanwhile) rer
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
@@ -44,12 +45,11 @@ ORDER BY e.stream_id, e.stream_version
 STATES_KEPT = 200_000
 _UPSERT_CONVERSATIONS = """
 INSERT INTO intake_conversations AS c
-    (conversation_key, platform, tenant_id, conversation_id, ticket_id, tickets_opened, messages_seen)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::int[], $7::bigint[])
+    (conversation_key, platform, tenant_id, conversation_id, ticket_id, tickets_opened)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::int[])
 ON CONFLICT (conversation_key) DO UPDATE SET
-    ticket_id = coalesce(EXCLUDED.ticket_id, c.ticket_id),
+    ticket_id = EXCLUDED.ticket_id,
     tickets_opened = c.tickets_opened + EXCLUDED.tickets_opened,
-    messages_seen = c.messages_seen + EXCLUDED.messages_seen,
     updated_at = now()
 """
 _INSERT_MESSAGES = """
@@ -111,6 +111,15 @@ class IntakeStore:
         # Folded ticket states by stream. Events are immutable, so a state at version v plus the
         # events after v is the current state: only the tail is read, never the whole history again.
         self._states: dict[str, TicketState] = {}
+
+    async def record_in_lanes(self, messages: Sequence[ChatMessage], lanes: int) -> list[Recorded]:
+        """Record a large batch as `lanes` concurrent transactions over disjoint sets of conversations
+        (so PostgreSQL works on one lane while Python decides the next); order within a conversation holds."""
+        split: list[list[ChatMessage]] = [[] for _ in range(max(1, lanes))]
+        for message in messages:
+            split[hash(conversation_key(message)) % len(split)].append(message)
+        done = await asyncio.gather(*(self.record(part) for part in split if part))
+        return [r for part in done for r in part]
 
     async def record(self, messages: Sequence[ChatMessage]) -> list[Recorded]:
         """Record a batch (in order). Returns one `Recorded` per distinct idempotency key."""
@@ -221,17 +230,17 @@ class IntakeStore:
         requests = [AppendRequest(s, expected, events) for s, (expected, events) in batch.appends.items()]
         if requests:
             await self.events.append_many(requests, conn=conn)
-        convs = list(conversations.values())
-        await conn.execute(
-            _UPSERT_CONVERSATIONS,
-            [c.key for c in convs],
-            [c.message.platform for c in convs],
-            [c.message.tenant_id for c in convs],
-            [c.message.conversation_id for c in convs],
-            [c.ticket_id for c in convs],
-            [c.opened for c in convs],
-            [c.seen for c in convs],
-        )
+        convs = [c for c in conversations.values() if c.opened]  # only a new ticket changes the row
+        if convs:
+            await conn.execute(
+                _UPSERT_CONVERSATIONS,
+                [c.key for c in convs],
+                [c.message.platform for c in convs],
+                [c.message.tenant_id for c in convs],
+                [c.message.conversation_id for c in convs],
+                [c.ticket_id for c in convs],
+                [c.opened for c in convs],
+            )
         await conn.execute(_INSERT_MESSAGES, *(list(col) for col in zip(*batch.messages, strict=True)))
         if batch.replies:
             await conn.execute(_INSERT_REPLIES, *(list(col) for col in zip(*batch.replies, strict=True)))

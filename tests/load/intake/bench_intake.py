@@ -1,0 +1,310 @@
+"""Intake benchmark: chat messages per second from webhook to stored event and to the published Kafka
+record, against a do-nothing endpoint of the same HTTP server (the ceiling), plus the `chat.inbound`
+topic path. wrk (Debian package, installed if missing) generates the load with a Lua script; BotX
+requests carry a valid HS256 JWT generated up front and a unique sync_id each.
+
+Runs against a fresh database and fresh topics; the intake service is a real process (uvicorn), the
+outbox relay runs in this process and publishes to a bench copy of `ticket.events`.
+Usage: python tests/load/intake/bench_intake.py [--duration 10] [--connections 64] [--topic-messages 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from tabulate import tabulate
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "intake"))
+sys.path.insert(0, str(REPO / "tests"))
+
+from intake_payloads import BOT_ID, botx_message, botx_token  # noqa: E402
+from intake_service import RunningIntake, migrate_intake, start_intake, stop_intake  # noqa: E402
+
+from ticketflow.contracts.chat import ChatMessage, ChatSender  # noqa: E402
+from ticketflow.eventstore.outbox import OutboxRelay, make_producer  # noqa: E402
+from ticketflow.eventstore.store import EventStore  # noqa: E402
+
+TARGET_BOTX_PER_S, TARGET_P99_MS, TARGET_TOPIC_PER_S = 3_000, 50.0, 20_000
+SYNC, CHAT = "00000000-5111-4111-8111-111111111111", "00000000-5222-4222-8222-222222222222"
+
+LUA = r"""
+local threads = {}
+function setup(thread) thread:set("id", #threads); table.insert(threads, thread) end
+function init(args) ok = 0; bad = 0; n = 0 end
+local parts = { [==[%(p0)s]==], [==[%(p1)s]==], [==[%(p2)s]==] }
+local headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(token)s" }
+function request()
+  n = n + 1
+  local sync = string.format("%(nonce)s-%%04x-4000-8000-%%012x", id, n)
+  local chat = string.format("%(nonce)s-0000-4000-8000-%%012x", (n * 7 + id) %% %(conversations)d)
+  return wrk.format("POST", "%(path)s", headers, parts[1] .. sync .. parts[2] .. chat .. parts[3])
+end
+function response(status, hdrs, body) if status == 202 then ok = ok + 1 else bad = bad + 1 end end
+function done(summary, latency, requests)
+  local o, b = 0, 0
+  for _, t in ipairs(threads) do o = o + t:get("ok"); b = b + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, ' ..
+    '"ok": %%d, "bad": %%d, "socket_errors": %%d}\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), o, b, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def ensure_wrk() -> str:
+    if (found := shutil.which("wrk")) is None:
+        print("wrk is missing: apt-get install -y wrk")
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL)
+        found = shutil.which("wrk")
+    assert found is not None, "wrk could not be installed"
+    return found
+
+
+def run_wrk(wrk: str, url: str, path: str, args: argparse.Namespace, nonce: str) -> dict[str, Any]:
+    template = json.dumps(botx_message("Не работает вход, помогите", chat_id=uuid.UUID(CHAT), sync_id=uuid.UUID(SYNC)))
+    p0, rest = template.split(SYNC)
+    p1, p2 = rest.split(CHAT)
+    script = LUA % {
+        "p0": p0,
+        "p1": p1,
+        "p2": p2,
+        "token": botx_token(),
+        "nonce": nonce,
+        "path": path,
+        "conversations": args.conversations,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    command = [
+        wrk,
+        "-t",
+        str(args.threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{args.duration}s",
+        "-s",
+        handle.name,
+        url,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in output.splitlines() if x.startswith("WRKJSON "))
+    result: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+    result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+async def count_messages(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM intake_messages"))
+
+
+async def wait_count(pool: asyncpg.Pool, target: int, limit_s: float = 300) -> float:
+    start = time.monotonic()
+    while await count_messages(pool) < target and time.monotonic() - start < limit_s:
+        await asyncio.sleep(0.05)
+    return time.monotonic()
+
+
+async def latency_ms(pool: asyncpg.Pool, where: str = "true") -> tuple[float, float]:
+    row = await pool.fetchrow(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.99) WITHIN GROUP (ORDER BY d) "
+        f"FROM (SELECT extract(epoch FROM recorded_at - received_at) * 1000 AS d FROM intake_messages WHERE {where}) s"
+    )
+    return float(row[0] or 0), float(row[1] or 0)
+
+
+async def published_latency_ms(bootstrap: str, topic: str, expected: int) -> tuple[int, float, float]:
+    """Read the bench ticket.events copy: record timestamp (publish) minus event occurred_at (webhook)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    delays: list[float] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(delays) < expected and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
+                for record in records:
+                    occurred = datetime.fromisoformat(json.loads(record.value)["occurred_at"])
+                    delays.append(record.timestamp - occurred.timestamp() * 1000)
+    finally:
+        await consumer.stop()
+    delays.sort()
+    if not delays:
+        return 0, 0.0, 0.0
+    return len(delays), delays[len(delays) // 2], delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+
+
+async def fill_topic(bootstrap: str, topic: str, count: int, conversations: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all")
+    await producer.start()
+    now = datetime.now(UTC)
+    try:
+        pending = []
+        for n in range(count):
+            conversation = f"topic-bench-{n % conversations}"
+            message = ChatMessage(
+                platform="generic",
+                tenant_id="acme-helpdesk",
+                conversation_id=conversation,
+                message_id=f"tb-{n}",
+                sender=ChatSender(f"u-{n % conversations}"),
+                text="Портал не открывается",
+                received_at=now,
+            )
+            pending.append(await producer.send(topic, msgspec.json.encode(message), key=conversation.encode()))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def main(args: argparse.Namespace) -> None:
+    wrk = ensure_wrk()
+    server_dsn = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+    bootstrap = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    name = f"tf_bench_intake_{uuid.uuid4().hex[:8]}"
+    admin_conn = await asyncpg.connect(server_dsn)
+    await admin_conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = server_dsn.rsplit("/", 1)[0] + f"/{name}?sslmode=disable"  # TLS on loopback only costs CPU
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    events_topic, drain_topic = f"ticket.events.bench-{name[-8:]}", f"chat.inbound.drain-{name[-8:]}"
+    await admin.create_topics(
+        [NewTopic(events_topic, 6, 1), NewTopic(drain_topic, 6, 1), NewTopic(f"{drain_topic}.dlq", 1, 1)]
+    )
+    services: list[RunningIntake] = []
+    rows: list[list[Any]] = []
+    try:
+        await migrate_intake(dsn)
+        tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+        web_env = {"TICKETFLOW_INTAKE_NOOP": "1", "TICKETFLOW_INTAKE_CONSUME": "0" if args.split else "1"}
+        service = await start_intake(dsn, bootstrap, tmp, extra_env=web_env)
+        services.append(service)
+        if args.split:  # a second process consumes chat.inbound, so HTTP and recording use both cores
+            services.append(
+                await start_intake(dsn, bootstrap, tmp, extra_env={"TICKETFLOW_INTAKE_TOPIC": service.topic})
+            )
+        relay_producer = make_producer(bootstrap)
+        await relay_producer.start()
+        relay = OutboxRelay(EventStore(service.pool), relay_producer, topic_names={"ticket.events": events_topic})
+        stop = asyncio.Event()
+        relay_task = asyncio.create_task(relay.run(stop))
+
+        ceiling = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/noop", args, uuid.uuid4().hex[:8])
+        rows.append(
+            [
+                "do-nothing POST /noop (ceiling)",
+                f"{ceiling['rate']:,.0f}",
+                f"{ceiling['p50_us'] / 1000:.1f}",
+                f"{ceiling['p99_us'] / 1000:.1f}",
+                f"{ceiling['ok']:,} × 202",
+                "same server, same body",
+            ]
+        )
+
+        start = time.monotonic()
+        botx = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/command", args, uuid.uuid4().hex[:8])
+        stored_at = await wait_count(service.pool, botx["ok"])
+        stored = await count_messages(service.pool)
+        p50, p99 = await latency_ms(service.pool)
+        rows.append(
+            [
+                "BotX POST /command → 202 (durable on chat.inbound)",
+                f"{botx['rate']:,.0f}",
+                f"{botx['p50_us'] / 1000:.1f}",
+                f"{botx['p99_us'] / 1000:.1f}",
+                f"{botx['ok']:,} × 202, {botx['bad']} other, {botx['socket_errors']} socket errors",
+                f"target ≥ {TARGET_BOTX_PER_S:,}/s, p99 < {TARGET_P99_MS:.0f} ms",
+            ]
+        )
+        rows.append(
+            [
+                "  … → ticket event stored (webhook to commit)",
+                f"{stored / (stored_at - start):,.0f}",
+                f"{p50:.1f}",
+                f"{p99:.1f}",
+                f"{stored:,} stored",
+                "rate over load + drain time",
+            ]
+        )
+        while await service.pool.fetchval("SELECT count(*) FROM outbox") > 0:
+            await asyncio.sleep(0.05)
+        published_at = time.monotonic()
+        total_events = int(await service.pool.fetchval("SELECT count(*) FROM events"))
+        seen, pub50, pub99 = await published_latency_ms(bootstrap, events_topic, total_events)
+        rows.append(
+            [
+                "  … → published on ticket.events (outbox relay)",
+                f"{total_events / (published_at - start):,.0f}",
+                f"{pub50:.1f}",
+                f"{pub99:.1f}",
+                f"{seen:,} records read back",
+                "relay in the bench process",
+            ]
+        )
+        stop.set()
+        await relay_task
+        await relay_producer.stop()
+
+        await fill_topic(bootstrap, drain_topic, args.topic_messages, args.conversations)
+        before = await count_messages(service.pool)
+        began = time.monotonic()
+        drain = await start_intake(dsn, bootstrap, tmp, extra_env={"TICKETFLOW_INTAKE_TOPIC": drain_topic})
+        services.append(drain)
+        done_at = await wait_count(service.pool, before + args.topic_messages)
+        span = await service.pool.fetchval(
+            "SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) FROM intake_messages "
+            "WHERE idempotency_key LIKE 'generic:acme-helpdesk:tb-%'"
+        )
+        recorded = await count_messages(service.pool) - before
+        rows.append(
+            [
+                f"chat.inbound topic → stored ({args.topic_messages:,} queued records)",
+                f"{recorded / float(span or 1):,.0f}",
+                "",
+                "",
+                f"{recorded:,} stored",
+                f"target ≥ {TARGET_TOPIC_PER_S:,}/s; wall incl. start-up {done_at - began:.1f} s",
+            ]
+        )
+    finally:
+        for service in services:
+            await stop_intake(service)
+        await admin.delete_topics([events_topic, drain_topic, f"{drain_topic}.dlq"])
+        await admin.close()
+        await admin_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_conn.close()
+    print(
+        f"\nintake benchmark: {os.cpu_count()} cores, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+        f"{args.conversations} conversations, bot {BOT_ID}"
+    )
+    print(tabulate(rows, headers=["path", "msgs/s", "p50 ms", "p99 ms", "count", "note"]))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--conversations", type=int, default=1000)
+    parser.add_argument("--topic-messages", type=int, default=50_000)
+    parser.add_argument("--split", action="store_true", help="HTTP and chat.inbound consumer in two processes")
+    asyncio.run(main(parser.parse_args()))
