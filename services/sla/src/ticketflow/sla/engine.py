@@ -1,0 +1,250 @@
+"""The SLA engine: per-partition ticket states, one timer wheel, decisions written through the store.
+
+Ownership follows Kafka: a partition's tickets (and so their timers) live here while this instance
+owns the partition. `assign` takes a checkpoint's states; the partition goes live (its timers are
+armed) once replay reaches the end offset seen at assignment, so a timer never fires on state that
+records still in the log would have changed. `revoke` cancels the partition's timers and drops it.
+
+One lock serialises "decide, append, keep": a consumed batch and a timer batch never interleave on
+a ticket, and a state is kept only after its SLA events are in the store (a failed append changes
+nothing and is retried: the batch by the consumer, a firing by re-arming its timer a second later).
+
+Timer payload: key = partition << 32 | ticket slot, kind = target index, level = ladder index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import msgspec
+from msgspec.structs import replace
+
+from ticketflow.contracts import sla_events as sla
+from ticketflow.contracts import ticket_events as te
+from ticketflow.contracts.envelope import envelope_decoder
+from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, decide, firings
+from ticketflow.sla.policies import TARGETS, Rules, RulesError
+from ticketflow.sla.timers import Clock, FiredTimers, SystemClock, TimerLoop, TimerWheel
+from ticketflow.sla.writer import SlaWriter
+
+log = logging.getLogger(__name__)
+TICKET_EVENT_TYPES: tuple[type, ...] = te.TicketEvent.__args__  # type: ignore[attr-defined]
+SLA_EVENT_TYPES: tuple[type, ...] = sla.SlaEvent.__args__  # type: ignore[attr-defined]
+TARGET_INDEX = {target: index for index, target in enumerate(TARGETS)}
+SLOT_BITS = 32
+RETRY_FIRING_MS = 1000
+Overlay = dict[uuid.UUID, TicketSla]
+Pending = dict[uuid.UUID, list[Emitted]]
+DeadLetter = Callable[[bytes | None, bytes, str], Awaitable[None]]
+
+
+@dataclass
+class Partition:
+    number: int
+    tickets: dict[uuid.UUID, TicketSla]
+    next_offset: int
+    catch_up_to: int
+    live: bool = False
+    ids: list[uuid.UUID] = field(default_factory=list)
+    slots: dict[uuid.UUID, int] = field(default_factory=dict)
+    armed: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)  # -> handle, level, due
+
+    def slot(self, ticket: uuid.UUID) -> int:
+        slot = self.slots.get(ticket)
+        if slot is None:
+            slot = self.slots[ticket] = len(self.ids)
+            self.ids.append(ticket)
+        return slot
+
+
+@dataclass
+class Stats:
+    events: int = 0
+    emitted: int = 0
+    fired: int = 0
+    dead_letters: int = 0
+    armed_latency_ms: list[float] = field(default_factory=list)  # per batch: fetched -> timers armed
+
+
+class SlaEngine:
+    def __init__(self, rules: Rules, writer: SlaWriter, dead_letter: DeadLetter, clock: Clock | None = None) -> None:
+        self.rules = rules
+        self.writer = writer
+        self.dead_letter = dead_letter
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.wheel = TimerWheel(1 << 16, now_ms=self.clock.now_ms())
+        self.loop = TimerLoop(self.wheel, self.on_fire, self.clock)
+        self.partitions: dict[int, Partition] = {}
+        self.lock = asyncio.Lock()
+        self.stats = Stats()
+
+    # -- ownership ------------------------------------------------------------------------------
+
+    def assign(self, number: int, next_offset: int, tickets: dict[uuid.UUID, TicketSla], catch_up_to: int) -> None:
+        self.revoke(number)
+        part = self.partitions[number] = Partition(number, tickets, next_offset, catch_up_to)
+        log.info("partition %d assigned: %d tickets, replay %d..%d", number, len(tickets), next_offset, catch_up_to)
+        if next_offset >= catch_up_to:
+            self.go_live(part)
+
+    def revoke(self, number: int) -> None:
+        part = self.partitions.pop(number, None)
+        if part is not None:
+            for handle, _, _ in part.armed.values():
+                self.wheel.cancel(handle)
+            log.info("partition %d revoked: %d timers dropped", number, len(part.armed))
+
+    def go_live(self, part: Partition) -> None:
+        part.live = True
+        for ticket, state in part.tickets.items():
+            self._sync(part, ticket, state)
+        log.info("partition %d live at offset %d: %d timers armed", part.number, part.next_offset, len(part.armed))
+
+    def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla]] | None:
+        part = self.partitions.get(number)
+        return None if part is None else (part.next_offset, dict(part.tickets))
+
+    # -- consumed records -------------------------------------------------------------------------
+
+    async def handle(
+        self, number: int, offsets: Sequence[int], keys: Sequence[bytes | None], values: Sequence[bytes]
+    ) -> None:
+        fetched = time.perf_counter()
+        dead: list[tuple[bytes | None, bytes, str]] = []
+        async with self.lock:
+            part = self.partitions.get(number)
+            if part is None:
+                return  # revoked meanwhile: the new owner replays these records
+            overlay: dict[uuid.UUID, TicketSla] = {}
+            pending: dict[uuid.UUID, list[Emitted]] = defaultdict(list)
+            for key, value in zip(keys, values, strict=True):
+                reason = self._apply(part, value, overlay, pending)
+                if reason is not None:
+                    dead.append((key, value, reason))
+            overlay.update(await self.writer.write(overlay, pending))
+            part.tickets.update(overlay)
+            part.next_offset = offsets[-1] + 1
+            self.stats.events += len(values)
+            self.stats.emitted += sum(len(e) for e in pending.values())
+            if part.live:
+                for ticket, state in overlay.items():
+                    self._sync(part, ticket, state)
+            elif part.next_offset >= part.catch_up_to:
+                self.go_live(part)
+        self.stats.armed_latency_ms.append((time.perf_counter() - fetched) * 1000)
+        for key, value, reason in dead:
+            self.stats.dead_letters += 1
+            await self.dead_letter(key, value, reason)
+
+    def _apply(
+        self,
+        part: Partition,
+        value: bytes,
+        overlay: dict[uuid.UUID, TicketSla],
+        pending: dict[uuid.UUID, list[Emitted]],
+    ) -> str | None:
+        """Decide one record into the overlay; returns a dead-letter reason for wrong input."""
+        try:
+            envelope = envelope_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            return f"undecodable: {error}"
+        if isinstance(envelope.event, SLA_EVENT_TYPES):
+            event: Any = envelope.event  # our own output coming back: keep the stream head current
+            state = overlay.get(event.ticket_id) or part.tickets.get(event.ticket_id)
+            if state is not None and envelope.stream_version > state.sla_version:
+                overlay[event.ticket_id] = replace(state, sla_version=envelope.stream_version)
+            return None
+        if not isinstance(envelope.event, TICKET_EVENT_TYPES):
+            return None
+        lifecycle = cast(te.TicketEvent, envelope.event)
+        ticket = lifecycle.ticket_id
+        state = overlay.get(ticket) or part.tickets.get(ticket)
+        problem = None
+        if state is not None:
+            if envelope.stream_version <= state.version:
+                return None  # a redelivery or a replayed record already applied
+            if envelope.stream_version > state.version + 1:
+                problem = f"out of order: ticket stream version {envelope.stream_version} after {state.version}"
+                log.warning("ticket %s: %s (applied anyway)", ticket, problem)
+        decision: Decision = decide(
+            state, lifecycle, int(envelope.occurred_at.timestamp()), envelope.event_id, self.rules
+        )
+        for note in decision.notes:
+            log.info("ticket %s: %s", ticket, note)
+        if decision.rejected is not None:
+            log.warning("ticket %s: %s rejected: %s", ticket, type(lifecycle).__name__, decision.rejected)
+            return decision.rejected
+        if decision.state is not None:
+            overlay[ticket] = replace(decision.state, version=envelope.stream_version)
+            pending[ticket].extend(decision.emitted)
+        return problem
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    async def on_fire(self, batch: FiredTimers) -> None:
+        async with self.lock:
+            now_s = self.clock.now_ms() // 1000
+            due: dict[tuple[int, uuid.UUID], None] = {}  # (partition, ticket), in firing order
+            for key, kind in zip(batch.keys.tolist(), batch.kinds.tolist(), strict=True):
+                part = self.partitions.get(key >> SLOT_BITS)
+                if part is None or not part.live:
+                    continue
+                slot = key & ((1 << SLOT_BITS) - 1)
+                part.armed.pop((slot, kind), None)
+                due[(part.number, part.ids[slot])] = None
+            states: dict[uuid.UUID, TicketSla] = {}
+            pending: dict[uuid.UUID, list[Emitted]] = {}
+            for number, ticket in due:
+                decision = advance(self.partitions[number].tickets[ticket], now_s, self.rules)
+                if decision.state is not None and decision.emitted:
+                    states[ticket], pending[ticket] = decision.state, decision.emitted
+            try:
+                written = await self.writer.write(states, pending)
+            except Exception:
+                log.exception("appending %d firings failed; retrying in %d ms", len(pending), RETRY_FIRING_MS)
+                for number, ticket in due:
+                    part = self.partitions[number]
+                    self._sync(part, ticket, part.tickets[ticket], delay_ms=RETRY_FIRING_MS)
+                return
+            for number, ticket in due:
+                part = self.partitions[number]
+                state = written.get(ticket, part.tickets[ticket])
+                part.tickets[ticket] = state
+                self._sync(part, ticket, state)
+            self.stats.fired += sum(len(e) for e in pending.values())
+
+    def _sync(self, part: Partition, ticket: uuid.UUID, state: TicketSla, delay_ms: int = 0) -> None:
+        """Make the wheel hold exactly the ticket's next firing per running clock."""
+        try:
+            wanted = firings(state, self.rules)
+        except RulesError as error:
+            log.warning("ticket %s: no timers: %s", ticket, error)
+            wanted = {}
+        if not wanted and ticket not in part.slots:
+            return
+        slot = part.slot(ticket)
+        earliest: int | None = None
+        for target, index in TARGET_INDEX.items():
+            armed = part.armed.get((slot, index))
+            want = wanted.get(target)
+            if armed is not None and (want is None or (armed[1], armed[2]) != want or delay_ms):
+                self.wheel.cancel(armed[0])
+                del part.armed[(slot, index)]
+                armed = None
+            if want is not None and armed is None:
+                due_ms = max(want[1] * 1000, self.clock.now_ms() + delay_ms) if delay_ms else want[1] * 1000
+                handle = self.wheel.schedule((part.number << SLOT_BITS) | slot, due_ms, index, want[0])
+                part.armed[(slot, index)] = (handle, want[0], want[1])
+                earliest = due_ms if earliest is None else min(earliest, due_ms)
+        if earliest is not None:
+            self.loop.notify_scheduled(earliest)
+
+    def timers(self) -> int:
+        return len(self.wheel)

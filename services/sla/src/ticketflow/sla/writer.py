@@ -1,0 +1,127 @@
+"""Appending SLA events: one `append_many` round trip per batch, exactly-once in effect.
+
+Every SLA event id is deterministic, so a replayed decision (after a crash, a rebalance, a redelivered
+record) appends the same ids, and the store answers "already stored" instead of writing twice.
+The expected version of each `sla-<ticket>` stream is the one this service knows; after a restart
+from an older checkpoint it can be behind the store. Then the batch fails as a whole, and the
+writer falls back to one event at a time: an event already stored is skipped, a version conflict
+reads the stream's newer events (folding their firings into the clocks, so a level that fired
+before the crash is not fired again under a recalculated deadline) and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+
+from msgspec.structs import replace
+
+from ticketflow.contracts import sla_events as sla
+from ticketflow.contracts.envelope import EventEnvelope, NewEvent
+from ticketflow.contracts.ids import sla_stream
+from ticketflow.eventstore import AppendRequest, ConcurrencyError, EventIdReused, EventStore
+from ticketflow.sla.domain import Emitted, TicketSla, evolve, utc
+
+log = logging.getLogger(__name__)
+MAX_CONFLICTS = 5
+
+
+def new_events(emitted: Sequence[Emitted]) -> list[NewEvent]:
+    return [NewEvent(e.event_id, e.event, utc(e.at)) for e in emitted]
+
+
+def absorb(state: TicketSla, stored: Sequence[EventEnvelope]) -> TicketSla:
+    """Take the SLA stream's newer events into a ticket's state: its head version and the firings."""
+    clocks = state.clocks
+    for envelope in stored:
+        event = envelope.event
+        if isinstance(event, sla.SlaWarning | sla.SlaBreached):
+            clock = next((c for c in clocks if c.target == event.target), None)
+            if clock is not None and int(event.fired_at.timestamp()) >= clock.started_at:
+                clocks = evolve(clocks, event, int(envelope.occurred_at.timestamp()))
+    version = max([state.sla_version, *(e.stream_version for e in stored)])
+    return replace(state, clocks=clocks, sla_version=version)
+
+
+class SlaWriter:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.appended = 0  # events newly written
+        self.duplicates = 0  # events found already stored (replays)
+        self.repairs = 0  # version conflicts repaired
+
+    async def write(
+        self, states: Mapping[uuid.UUID, TicketSla], pending: Mapping[uuid.UUID, list[Emitted]]
+    ) -> dict[uuid.UUID, TicketSla]:
+        """Append each ticket's pending events; returns the states with their new SLA stream heads.
+        Raises RetryableStoreError when the database is unreachable (nothing is then recorded)."""
+        tickets = [t for t, events in pending.items() if events]
+        if not tickets:
+            return {}
+        requests = [AppendRequest(sla_stream(t), states[t].sla_version, new_events(pending[t])) for t in tickets]
+        try:
+            results = await self.store.append_many(requests)
+        except (ConcurrencyError, EventIdReused):
+            return {t: await self._one_by_one(states[t], pending[t]) for t in tickets}
+        updated: dict[uuid.UUID, TicketSla] = {}
+        for ticket, result in zip(tickets, results, strict=True):
+            if result.already_stored:
+                self.duplicates += len(pending[ticket])
+            else:
+                self.appended += len(pending[ticket])
+            updated[ticket] = replace(
+                states[ticket], sla_version=max(states[ticket].sla_version, result.stream_version)
+            )
+        return updated
+
+    async def _one_by_one(self, state: TicketSla, emitted: Sequence[Emitted]) -> TicketSla:
+        stream = sla_stream(state.ticket_id)
+        fired_before: set[tuple[str, float]] = set()  # (target, level) found in the store for this clock
+        for event in new_events(emitted):
+            if _firing_key(event.event) in fired_before:
+                self.duplicates += 1  # fired before a crash under another deadline: once is enough
+                continue
+            for _ in range(MAX_CONFLICTS):
+                try:
+                    result = await self.store.append(stream, state.sla_version, [event])
+                except ConcurrencyError:
+                    self.repairs += 1
+                    newer = await self.store.read_stream(stream, state.sla_version + 1)
+                    state = absorb(state, newer)
+                    fired_before.update(_firings_of_live_clocks(state, newer))
+                    if _firing_key(event.event) in fired_before:
+                        self.duplicates += 1
+                        break
+                    continue
+                if result.already_stored:
+                    self.duplicates += 1
+                else:
+                    self.appended += 1
+                state = replace(state, sla_version=max(state.sla_version, result.stream_version))
+                break
+            else:
+                log.error(
+                    "sla stream %s: gave up on event %s after %d conflicts", stream, event.event_id, MAX_CONFLICTS
+                )
+        return state
+
+
+def _firing_key(event: object) -> tuple[str, float] | None:
+    if isinstance(event, sla.SlaWarning):
+        return (event.target, event.level)
+    if isinstance(event, sla.SlaBreached):
+        return (event.target, 1.0)
+    return None
+
+
+def _firings_of_live_clocks(state: TicketSla, stored: Sequence[EventEnvelope]) -> set[tuple[str, float]]:
+    found = set()
+    for envelope in stored:
+        event = envelope.event
+        if isinstance(event, sla.SlaWarning | sla.SlaBreached):
+            clock = state.clock(event.target)
+            key = _firing_key(event)
+            if key is not None and clock is not None and int(event.fired_at.timestamp()) >= clock.started_at:
+                found.add(key)
+    return found
