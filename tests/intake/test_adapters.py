@@ -232,3 +232,21 @@ def test_a_remembered_token_does_not_let_a_forged_or_expired_one_through(gateway
     expired = build_botx_jwt_v2(bot_id=BOT_ID, bot_host="cts.example.com", secret_key=BOT_SECRET, issued_at=1)
     with pytest.raises(Problem, match="unverified_request"):
         gateway.verify(auth(expired), BOT_ID)
+
+
+def test_tenants_come_from_the_packaged_desk_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ticketflow.deskconfig import load_desks
+    from ticketflow.intake.adapters.desks import tenants_from_desks
+
+    registry = load_desks()
+    for desk in registry.desks.values():
+        for bot in desk.platforms.express:
+            monkeypatch.setenv(bot.secret_env, "x" * 64)
+        for tenant in desk.platforms.generic:
+            monkeypatch.setenv(tenant.api_key_env, "y" * 32)
+    tenants = tenants_from_desks(registry)
+    client_bot = tenants.route("express", "8dada2c8-67a6-4434-9dec-570d244e78ee")
+    assert client_bot is not None and (client_bot.desk_id, client_bot.track_id) == ("express", "client")
+    assert client_bot.self_help_hints
+    portal = tenants.route("bitrix24", "a1b2c3d4e5f60718293a4b5c6d7e8f90")
+    assert portal is not None and portal.desk_id == "bitrix24-box"

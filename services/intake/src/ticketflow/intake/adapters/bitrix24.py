@@ -62,7 +62,7 @@ def parse_event(body: bytes) -> Bitrix24Event:
     auth = event.auth
     return Bitrix24Event(
         name=name,
-        member_id=str(auth.member_id),
+        member_id=str(auth.member_id).lower(),
         application_token=str(auth.application_token),
         domain=str(getattr(auth, "domain", "") or ""),
         client_endpoint=str(getattr(auth, "client_endpoint", "") or ""),

@@ -1,8 +1,9 @@
 """Which tenants intake serves, their secrets, and the desk/track each one's messages go to.
 
-A stand-in for `ticketflow.deskconfig` until it lands: `load_tenants()` is the one function to swap.
-Read from the TOML file named by TICKETFLOW_INTAKE_TENANTS; secrets are never in the file, only the
-names of the environment variables that hold them.
+`load_tenants()` reads the desk configuration (`ticketflow.deskconfig.load_desks()`: the packaged desks or
+$TICKETFLOW_DESK_CONFIG_DIR). For tests and small setups, TICKETFLOW_INTAKE_TENANTS may name a small
+TOML file instead (format below). Secrets are never in either file, only the names of the environment
+variables that hold them; a missing one fails the start.
 
     [[express]]                       # one eXpress (BotX) bot
     bot_id = "8dada2c8-67a6-4434-9dec-570d244e78ee"
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import msgspec
 
+from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
 from ticketflow.intake.domain import DeskRoute
 
 CONFIG_ENV = "TICKETFLOW_INTAKE_TENANTS"
@@ -97,15 +99,44 @@ class Tenants:
 
 
 def load_tenants(path: str | Path | None = None) -> Tenants:
-    """Read and validate the tenant file; every named secret must be set (fail at start, not at 3 a.m.)."""
+    """The tenant file if one is named, else the desk configuration; every named secret must be set
+    (fail at start, not at 3 a.m.)."""
     source = path or os.environ.get(CONFIG_ENV)
     if not source:
-        raise ConfigError(f"{CONFIG_ENV} is not set: name the intake tenant file (see docs/intake.md)")
+        try:
+            return tenants_from_desks(load_desks())
+        except DeskConfigError as exc:
+            raise ConfigError(f"desk configuration: {exc}") from exc
     try:
         raw = tomllib.loads(Path(source).read_text())
         parsed = msgspec.convert(raw, TenantFile)
     except (OSError, tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+    return _with_secrets(parsed, str(source))
+
+
+def tenants_from_desks(registry: DeskRegistry) -> Tenants:
+    """Intake's view of the desk files. Bitrix24 portals are keyed by member_id (what every event
+    carries); a portal listed only by domain is not served until its member_id is added."""
+    express, bitrix24, generic = [], [], []
+    for desk in registry.desks.values():
+        for bot in desk.platforms.express:
+            express.append(
+                ExpressBot(bot.bot_id, bot.host, bot.secret_env, desk.id, bot.default_track, bot.self_help_hints)
+            )
+        for app in desk.platforms.bitrix24:
+            for member_id in app.member_ids:
+                bitrix24.append(Bitrix24Portal(member_id.lower(), desk.id, app.default_track, app.bot_ids))
+        for tenant in desk.platforms.generic:
+            generic.append(
+                GenericTenant(
+                    tenant.tenant_id, tenant.api_key_env, desk.id, tenant.default_track, tenant.self_help_hints
+                )
+            )
+    return _with_secrets(TenantFile(tuple(express), tuple(bitrix24), tuple(generic)), "desk configuration")
+
+
+def _with_secrets(parsed: TenantFile, source: str) -> Tenants:
     names = [b.secret_env for b in parsed.express] + [g.api_key_env for g in parsed.generic]
     missing = [n for n in names if not os.environ.get(n)]
     if missing:
