@@ -31,6 +31,9 @@ class ChatRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     platform: Platform
     tenant_id: str
     conversation_id: str
+    # Bitrix24: the portal's public address, "https://" + the event's `auth[domain]` (preflight checks
+    # it; None: unknown, preflight falls back to the desk's `portal_domains`). Other platforms: None.
+    portal_url: str | None = None
 
 
 class Attachment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
