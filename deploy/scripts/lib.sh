@@ -2,7 +2,8 @@
 # shellcheck shell=bash
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-LOCAL_DIR="$REPO_ROOT/.local"
+# TICKETFLOW_LOCAL_DIR moves all state elsewhere (tests of these scripts use a scratch directory).
+LOCAL_DIR="${TICKETFLOW_LOCAL_DIR:-$REPO_ROOT/.local}"
 STATE_DIR="$LOCAL_DIR/state"          # what THIS checkout started, so infra-down stops only that
 KAFKA_HOME="$LOCAL_DIR/kafka"         # libs per version, data, logs, rendered config
 KAFKA_DATA_DIR="$KAFKA_HOME/data"
