@@ -1,0 +1,285 @@
+"""Routing benchmark: decisions per second and decision latency, through the real broker, against the
+pure decision function (the ceiling), in one run. 200 agents in 20 queues (round-robin, least-loaded
+and skill-based), 20 rules plus the fallback; every ticket is routed and assigned.
+
+Scenarios:
+  pure            decide_ready + apply on the in-memory state: the ceiling (no I/O at all)
+  service         RoutingService.on_events on in-memory streams, batches of 1000 (service overhead)
+  kafka+memory    real Kafka (a fresh 12-partition topic) -> handlers -> service, in-memory streams
+  kafka+pg        real Kafka -> handlers -> service -> PostgreSQL event store (append_many + outbox)
+  kafka+pg paced  the same at a fixed offered rate (--rate): latency from produce to decision stored
+Latency: pure = one decision; kafka = from the record's produce timestamp to its decision being stored.
+Usage: python tests/load/routing/bench_routing.py [--tickets 20000] [--rate 5000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka import KafkaBroker
+from hdrh.histogram import HdrHistogram
+from tabulate import tabulate
+
+from ticketflow.contracts import roster_events as r
+from ticketflow.contracts import ticket_events as e
+from ticketflow.contracts.envelope import EventEnvelope, NewEvent, envelope_encoder
+from ticketflow.contracts.ids import new_event_id, ticket_stream
+from ticketflow.contracts.values import PRIORITIES, ChatRef, Requester
+from ticketflow.eventstore import AppendRequest, EventStore, migrate
+from ticketflow.routing.config import Desks, RoutingConfig
+from ticketflow.routing.domain import decide_ready
+from ticketflow.routing.handlers import RoutingHandlers, subscribe
+from ticketflow.routing.memory import MemoryStreams
+from ticketflow.routing.service import RoutingService, TicketStreams
+from ticketflow.routing.state import RoutingState
+from ticketflow.runtime.kafka import DeadLetters
+
+QUEUES, AGENTS, TARGET = 20, 200, 5000
+STRATEGIES = ("round_robin", "least_loaded", "skill_based")
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+BOOTSTRAP = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+PG_DSN = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+
+
+def desks() -> Desks:
+    queues = [
+        {"id": f"q{i:02}", "desk": "bench", "strategy": STRATEGIES[i % 3], "skills": [f"s{i % 4}"]}
+        for i in range(QUEUES)
+    ]
+    rules = [
+        {"id": f"r{i:02}", "queue": f"q{i:02}", "desk": ["bench"], "category": [f"c{i:02}"]} for i in range(QUEUES)
+    ]
+    return Desks(msgspec.convert({"queues": queues, "rules": rules, "fallback_queue": "q00"}, RoutingConfig))
+
+
+def roster(state: RoutingState, capacity: int) -> None:
+    for i in range(AGENTS):
+        agent = f"a{i:03}"
+        skills = tuple(f"s{k}" for k in range(4) if (i >> k) & 1)
+        state.apply_agent(r.AgentJoinedQueue(agent, f"q{i % QUEUES:02}", skills, ("ru", "en"), capacity))
+        state.apply_agent(r.AgentStatusChanged(agent, "online"))
+
+
+def ticket_envelopes(count: int, seed: int = 1) -> list[tuple[uuid.UUID, list[EventEnvelope]]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        t = uuid.uuid4()
+        opened = e.TicketOpened(
+            t, "bench", "box", ChatRef("bitrix24", "portal", "chat"),
+            Requester("u", locale=rng.choice(("ru", "en"))), "help", f"m-{t}", NOW, rng.choice(PRIORITIES),
+        )  # fmt: skip
+        passed = e.PreflightPassed(t, f"c{rng.randrange(QUEUES + 2):02}")  # 2 in 22: no rule, fallback
+        envelopes = [
+            EventEnvelope(new_event_id(), ticket_stream(t), v, NOW, 1, ev) for v, ev in ((1, opened), (2, passed))
+        ]
+        out.append((t, envelopes))
+    return out
+
+
+def histogram() -> HdrHistogram:
+    return HdrHistogram(1, 60_000_000, 3)  # microseconds
+
+
+def bench_pure(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> tuple[float, HdrHistogram]:
+    state = RoutingState(desks())
+    roster(state, capacity=len(tickets))
+    latency, ts = histogram(), int(NOW.timestamp())
+    for _, envs in tickets:
+        for env in envs:
+            state.apply_ticket(env.event, env.stream_version, ts)  # type: ignore[arg-type]
+    start = time.perf_counter()
+    for t, _ in tickets:
+        t0 = time.perf_counter_ns()
+        decision = decide_ready(state, t, ts)
+        assert decision is not None and len(decision.events) == 2
+        for offset, event in enumerate(decision.events, start=1):
+            state.apply_ticket(event, decision.expected_version + offset, ts)
+        latency.record_value(max(1, (time.perf_counter_ns() - t0) // 1000))
+    return len(tickets) / (time.perf_counter() - start), latency
+
+
+async def bench_service(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> float:
+    state = RoutingState(desks())
+    roster(state, capacity=len(tickets))
+    service = RoutingService(state, MemoryStreams(), clock=lambda: NOW)
+    flat = [env for _, envs in tickets for env in envs]
+    start = time.perf_counter()
+    for i in range(0, len(flat), 1000):
+        await service.on_events(flat[i : i + 1000])
+    rate = len(tickets) / (time.perf_counter() - start)
+    assert all(rec.state.assignee for rec in state.tickets.values())
+    return rate
+
+
+class TimedHandlers(RoutingHandlers):
+    """Counts decided tickets and records produce-to-stored latency per PreflightPassed record."""
+
+    def __init__(self, dead_letters: DeadLetters, expected: int) -> None:
+        super().__init__(dead_letters)
+        self.latency = histogram()
+        self.decided = 0
+        self.first: float | None = None
+        self.done = asyncio.Event()
+        self.expected = expected
+
+    async def events(self, records: Sequence[Any]) -> None:
+        self.first = self.first or time.perf_counter()
+        await super().events(records)
+        now_ms = time.time() * 1000
+        for record in records:
+            if b'"PreflightPassed"' in record.value:
+                self.decided += 1
+                self.latency.record_value(max(1, int((now_ms - record.timestamp) * 1000)))
+        if self.decided >= self.expected:
+            self.last = time.perf_counter()
+            self.done.set()
+
+
+async def fresh_database() -> tuple[str, str]:
+    name = f"bench_routing_{uuid.uuid4().hex[:8]}"
+    server = await asyncpg.connect(PG_DSN)
+    try:
+        await server.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await server.close()
+    return name, PG_DSN.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_database(name: str) -> None:
+    server = await asyncpg.connect(PG_DSN)
+    try:
+        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await server.close()
+
+
+async def prestore(store: EventStore, tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> None:
+    """What intake and preflight would have stored before routing sees the tickets (not timed)."""
+    for i in range(0, len(tickets), 1000):
+        await store.append_many(
+            [
+                AppendRequest(ticket_stream(t), 0, [NewEvent(env.event_id, env.event, NOW) for env in envs])
+                for t, envs in tickets[i : i + 1000]
+            ]
+        )
+
+
+async def produce(
+    producer: AIOKafkaProducer, topic: str, tickets: Sequence[tuple[uuid.UUID, list[EventEnvelope]]], rate: float | None
+) -> None:
+    start = time.perf_counter()
+    for n, (t, envs) in enumerate(tickets):
+        for env in envs:
+            await producer.send(topic, envelope_encoder.encode(env), key=str(t).encode())
+        if rate is not None and n % 50 == 0:
+            ahead = n / rate - (time.perf_counter() - start)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    await producer.flush()
+
+
+async def bench_kafka(
+    tickets: list[tuple[uuid.UUID, list[EventEnvelope]]], *, use_pg: bool, rate: float | None
+) -> tuple[float, HdrHistogram]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    topics = [f"bench-routing-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("events", "agents", "commands")]
+    await admin.create_topics([NewTopic(name, 12 if i == 0 else 1, 1) for i, name in enumerate(topics)])
+    db_name, pool = None, None
+    try:
+        streams: TicketStreams = MemoryStreams()
+        if use_pg:
+            db_name, dsn = await fresh_database()
+            conn = await asyncpg.connect(dsn)
+            await migrate.apply_all(conn)
+            await conn.close()
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+            store = EventStore(pool)
+            await prestore(store, tickets)
+            streams = store
+        else:
+            memory = MemoryStreams()
+            for t, envs in tickets:
+                memory.append_now(ticket_stream(t), 0, [NewEvent(env.event_id, env.event, NOW) for env in envs])
+            streams = memory
+        state = RoutingState(desks())
+        roster(state, capacity=len(tickets))
+        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, acks="all")
+        await producer.start()
+        broker = KafkaBroker(BOOTSTRAP, logger=None)
+        handlers = TimedHandlers(DeadLetters(broker, "bench"), len(tickets))
+        subscribe(broker, handlers, group_id=f"bench-{uuid.uuid4()}", event_topics=topics[:2], commands_topic=topics[2])
+        handlers.service = RoutingService(state, streams)
+        handlers.ready.set()
+        if rate is None:  # a backlog: everything produced first, then drained
+            await produce(producer, topics[0], tickets, None)
+            await broker.start()
+        else:
+            await broker.start()
+            await asyncio.sleep(3)  # partitions assigned before the clock starts
+            await produce(producer, topics[0], tickets, rate)
+        await asyncio.wait_for(handlers.done.wait(), 600)
+        assert handlers.first is not None
+        elapsed = handlers.last - handlers.first
+        await broker.stop()
+        await producer.stop()
+        assigned = sum(1 for rec in state.tickets.values() if rec.state.assignee)
+        assert assigned == len(tickets), (assigned, len(tickets))
+        return len(tickets) / elapsed, handlers.latency
+    finally:
+        await admin.delete_topics(topics)
+        await admin.close()
+        if pool is not None:
+            await pool.close()
+        if db_name is not None:
+            await drop_database(db_name)
+
+
+def row(name: str, rate: float, latency: HdrHistogram | None, note: str) -> list[str]:
+    def p(q: float) -> str:
+        return f"{latency.get_value_at_percentile(q) / 1000:.3f}" if latency else "-"
+
+    return [name, f"{rate:,.0f}", p(50), p(99), f"{rate / TARGET:.2f}x" if "kafka" in name else "", note]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tickets", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=TARGET, help="offered tickets/s for the paced run")
+    parser.add_argument("--seconds", type=float, default=10, help="length of the paced run")
+    args = parser.parse_args()
+    logging.getLogger("ticketflow.routing").setLevel(logging.ERROR)  # one warning per fallback ticket
+    tickets = ticket_envelopes(args.tickets)
+    print(f"routing benchmark: {AGENTS} agents, {QUEUES} queues, {args.tickets} tickets, {os.cpu_count()} CPUs")
+    pure_rate, pure_latency = bench_pure(tickets)
+    rows = [row("pure decide+apply (ceiling)", pure_rate, pure_latency, "one decision, no I/O")]
+    rows.append(row("service, in-memory streams", await bench_service(tickets), None, "batches of 1000"))
+    rate, latency = await bench_kafka(tickets, use_pg=False, rate=None)
+    rows.append(row("kafka+memory (backlog)", rate, latency, "produce->decided, includes queueing"))
+    rate, latency = await bench_kafka(tickets, use_pg=True, rate=None)
+    rows.append(row("kafka+pg (backlog)", rate, latency, "produce->stored, includes queueing"))
+    paced = ticket_envelopes(int(args.rate * args.seconds), seed=2)
+    rate, latency = await bench_kafka(paced, use_pg=True, rate=args.rate)
+    rows.append(row(f"kafka+pg paced {args.rate:,.0f}/s", rate, latency, "produce->stored at the offered rate"))
+    headers = ["scenario", "decisions/s", "p50 ms", "p99 ms", f"vs {TARGET:,}/s", "latency measures"]
+    print(tabulate(rows, headers=headers, tablefmt="github"))
+    share = float(rows[3][1].replace(",", "")) / pure_rate
+    print(f"kafka+pg backlog: {rows[3][1]} decisions/s = {share:.0%} of the pure ceiling")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
