@@ -14,7 +14,7 @@ import asyncpg
 import msgspec
 import pytest
 import pytest_asyncio
-from support.eventstore import migrated_pool
+from support.eventstore import migrated_pool, read_all_settled
 
 from ticketflow.contracts.codec import EventCodec, UnknownEventType, Upcaster, default_codec
 from ticketflow.contracts.envelope import NewEvent
@@ -136,7 +136,7 @@ async def test_a_v1_row_in_the_event_store_reads_back_through_the_v2_codec(pool:
     [read] = await new_code.read_stream(stream)
     assert read.event == NoteAdded(TICKET, "customer called twice", "internal")  # type: ignore[comparison-overlap]
     assert (read.event_id, read.stream_version, read.schema_version) == (stored.event_id, 1, 2)
-    [logged] = await new_code.read_all()
+    [logged] = await read_all_settled(new_code)
     assert logged.envelope.event == read.event
 
     row = await pool.fetchrow("SELECT schema_version, data FROM events WHERE event_id = $1", stored.event_id)

@@ -195,9 +195,6 @@ def test_moving_an_assigned_ticket_to_another_queue_unassigns_first(status: Stat
     assert (state.status, state.queue_id, state.assignee) == (S.ROUTED, "box-l2", None)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="decider drops a same-queue route even when tier or priority change"
-)
 def test_route_to_the_same_queue_with_a_new_tier_is_recorded() -> None:
     # Escalating within the queue (l1 -> l2) is a routing decision; returning [] loses it.
     at(S.ROUTED).when(route("box-l1", "l2")).then(
@@ -231,11 +228,6 @@ def test_reassign_while_waiting_on_the_customer_yields_unassign_then_assign() ->
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Unassigned moves the ticket to ROUTED first, so the wait (SLA pause) is lost",
-)
 def test_reassign_while_waiting_on_the_customer_keeps_waiting() -> None:
     # The customer still owes an answer: a new agent does not restart the clock. evolve(TicketAssigned)
     # means to keep WAITING_ON_CUSTOMER, but the TicketUnassigned before it has already made it ROUTED.
@@ -353,9 +345,6 @@ def test_a_full_conversation_reopened_twice() -> None:
     assert state.version == len(history) + 2 * 3
 
 
-@pytest.mark.xfail(
-    strict=True, raises=pytest.fail.Exception, reason="decide does not check that the command is for this ticket"
-)
 def test_a_command_for_another_ticket_is_refused() -> None:
     # Applied to ANN's ticket, AssignTicket(OTHER_TICKET) yields TicketUnassigned for this ticket and
     # TicketAssigned for the other one: one decision, two streams' events.

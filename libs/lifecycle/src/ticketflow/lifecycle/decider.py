@@ -9,7 +9,7 @@ import msgspec
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.ticket_events import TicketEvent
-from ticketflow.lifecycle.state import OPEN, WITH_ASSIGNEE, IllegalTransition, Status, TicketState
+from ticketflow.lifecycle.state import OPEN, IllegalTransition, Status, TicketState
 
 S = Status
 PREFLIGHT = frozenset({S.OPENED, S.AWAITING_CUSTOMER})
@@ -34,6 +34,8 @@ def _unassign_first(state: TicketState, reason: str, actor: str) -> list[TicketE
 
 def decide(command: c.TicketCommand, state: TicketState) -> list[TicketEvent]:
     t = command.ticket_id
+    if state.ticket_id is not None and t != state.ticket_id:
+        raise IllegalTransition(state, command, f"the command is for ticket {t}, not {state.ticket_id}")
     match command:
         case c.OpenTicket():
             _require(state, command, frozenset({S.NEW}), "the ticket exists already")
@@ -90,13 +92,16 @@ def decide(command: c.TicketCommand, state: TicketState) -> list[TicketEvent]:
             return [e.DuplicateSuspected(t, command.duplicate_of, command.similarity)]
         case c.RouteTicket():
             _require(state, command, QUEUED_OR_WORKED)
-            if state.queue_id == command.queue_id and state.status is S.ROUTED:
-                return []  # already there
+            unchanged = (state.queue_id, state.tier, state.priority) == (
+                command.queue_id,
+                command.tier,
+                command.priority,
+            )
+            if unchanged and state.status is S.ROUTED:
+                return []  # already there, same tier and priority
             return [
                 *_unassign_first(state, f"moved to queue {command.queue_id}", command.actor),
-                e.TicketRouted(
-                    t, command.queue_id, command.tier, command.priority, command.rule_id, command.reason
-                ),
+                e.TicketRouted(t, command.queue_id, command.tier, command.priority, command.rule_id, command.reason),
             ]
         case c.AssignTicket():
             _require(state, command, WORKABLE)
@@ -180,7 +185,9 @@ def evolve(state: TicketState, event: TicketEvent) -> TicketState:
             status = s.status if s.status in {S.IN_PROGRESS, S.WAITING_ON_CUSTOMER} else S.ASSIGNED
             return nxt(s, status=status, assignee=event.agent_id)
         case e.TicketUnassigned():
-            status = S.ROUTED if s.status in WITH_ASSIGNEE else s.status
+            # Waiting on the customer survives a reassignment (Unassigned + Assigned in one decision):
+            # the SLA clock stays paused whoever the agent is.
+            status = S.ROUTED if s.status in {S.ASSIGNED, S.IN_PROGRESS} else s.status
             return nxt(s, status=status, assignee=None)
         case e.WorkStarted():
             return nxt(s, status=S.IN_PROGRESS)
