@@ -1,0 +1,64 @@
+"""Kafka-record-shaped inputs for the SLA engine: lifecycle events as published envelopes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from ticketflow.contracts import ticket_events as te
+from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder
+from ticketflow.contracts.ids import deterministic_event_id
+
+
+@dataclass
+class Ticket:
+    """Publishes one ticket's lifecycle as envelopes with consecutive stream versions."""
+
+    ticket_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    version: int = 0
+
+    def envelope(self, event: te.TicketEvent, at: int) -> bytes:
+        self.version += 1
+        envelope = EventEnvelope(
+            event_id=deterministic_event_id("test", self.ticket_id, self.version),
+            stream_id=f"ticket-{self.ticket_id}",
+            stream_version=self.version,
+            occurred_at=datetime.fromtimestamp(at, UTC),
+            schema_version=1,
+            event=event,
+        )
+        return envelope_encoder.encode(envelope)
+
+    @property
+    def key(self) -> bytes:
+        return str(self.ticket_id).encode()
+
+
+class DeadLetterList:
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes, str]] = []
+
+    async def __call__(self, key: bytes | None, value: bytes, reason: str) -> None:
+        self.records.append((key, value, reason))
+
+    def reasons(self) -> list[str]:
+        return [reason for _, _, reason in self.records]
+
+
+async def firing_counts(pool: asyncpg.Pool, tickets: list[Ticket]) -> dict[tuple[str, str, str], int]:
+    """(stream, target, level or 'breach') -> how many firing events the store holds for these tickets."""
+    rows = await pool.fetch(
+        """SELECT stream_id, data->>'target' AS target, coalesce(data->>'level', 'breach') AS level, count(*) AS n
+           FROM events WHERE event_type IN ('SlaWarning', 'SlaBreached') AND stream_id = ANY($1::text[])
+           GROUP BY 1, 2, 3""",
+        [f"sla-{t.ticket_id}" for t in tickets],
+    )
+    return {(r["stream_id"], r["target"], r["level"]): int(r["n"]) for r in rows}
+
+
+async def count_of(pool: asyncpg.Pool, event_type: str, ticket: Ticket) -> int:
+    query = "SELECT count(*) FROM events WHERE event_type = $1 AND stream_id = $2"
+    return int(await pool.fetchval(query, event_type, f"sla-{ticket.ticket_id}"))
