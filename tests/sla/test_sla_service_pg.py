@@ -36,7 +36,7 @@ def make_engine(
     pool: asyncpg.Pool, clock: ManualClock, rules: FakeRules | None = None
 ) -> tuple[SlaEngine, DeadLetterList]:
     dead = DeadLetterList()
-    return SlaEngine(rules or FakeRules(), SlaWriter(EventStore(pool)), dead, clock), dead
+    return SlaEngine(FakeRules(), SlaWriter(EventStore(pool)), dead, clock), dead
 
 
 async def settle(rounds: int = 20) -> None:
