@@ -34,7 +34,7 @@ def some_events(ticket_id: uuid.UUID, count: int, label: str = "e") -> list[NewE
 
 
 async def read_all_settled(
-    store: EventStore, after: Checkpoint = Checkpoint(), max_wait_s: float = 30.0
+    store: EventStore, after: Checkpoint | None = None, max_wait_s: float = 30.0
 ) -> list[StoredEvent]:
     """The global log after `after`, up to everything committed before this call. Transactions still
     open anywhere on the server (other tests' databases too) hold the readable log back for a while;
