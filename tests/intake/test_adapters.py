@@ -28,7 +28,7 @@ from pybotx.models.message.incoming_message import BotAPIIncomingMessage
 
 from ticketflow.intake.adapters import bitrix24 as b24
 from ticketflow.intake.adapters.botx import BotxGateway, SystemNotice
-from ticketflow.intake.adapters.desks import ConfigError, Tenants, load_tenants
+from ticketflow.intake.adapters.desks import Tenants, load_tenants
 from ticketflow.intake.adapters.generic import openapi_document, parse_generic
 from ticketflow.intake.adapters.http import Problem
 
@@ -210,11 +210,13 @@ def test_openapi_document_describes_the_route() -> None:
     assert "GenericMessage" in doc["components"]["schemas"]
 
 
-def test_missing_secret_fails_at_start(tmp_path: Path) -> None:
+def test_a_tenant_without_its_secret_is_disabled(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text(TENANTS_TOML.replace("INTAKE_TEST_BOT_SECRET", "INTAKE_TEST_UNSET_SECRET"))
-    with pytest.raises(ConfigError, match="INTAKE_TEST_UNSET_SECRET"):
-        load_tenants(path)
+    tenants = load_tenants(path)
+    assert tenants.route("express", str(BOT_ID)) is None
+    assert any("INTAKE_TEST_UNSET_SECRET" in d for d in tenants.disabled)
+    assert BotxGateway(tenants) is not None  # starts with no bots
 
 
 def test_a_remembered_token_does_not_let_a_forged_or_expired_one_through(gateway: BotxGateway) -> None:

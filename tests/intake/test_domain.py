@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -28,6 +29,10 @@ def message(text: str, mid: str = "m1", platform: str = "express", admin: bool =
         text=text,
         received_at=NOW,
     )
+
+
+def const(value: uuid.UUID) -> Callable[[], uuid.UUID]:
+    return lambda: value
 
 
 def opened(text: str = "printer broken") -> TicketState:
@@ -79,7 +84,7 @@ def test_a_ticket_that_takes_no_messages_gets_a_new_ticket() -> None:
             message("again", "m3"),
             EXPRESS,
             finished,
-            new_ticket_id=lambda fresh=fresh: fresh,
+            new_ticket_id=const(fresh),
             first_in_conversation=False,
         )
         assert decision.outcome is Outcome.OPENED and decision.ticket_id == fresh

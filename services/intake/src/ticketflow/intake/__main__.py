@@ -1,4 +1,4 @@
-"""`python -m ticketflow.intake` runs the service."""
+"""`python -m ticketflow.intake` (what `make run` starts)."""
 
 from ticketflow.intake.main import main
 

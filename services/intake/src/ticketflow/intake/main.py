@@ -33,6 +33,7 @@ from ticketflow.intake.adapters.metrics import Metrics
 from ticketflow.intake.adapters.portals import PortalTokens
 from ticketflow.intake.adapters.store import IntakeStore
 from ticketflow.intake.handlers import InboundConsumer, Intake
+from ticketflow.runtime.settings import Settings as RuntimeSettings
 
 log = logging.getLogger("ticketflow.intake")
 
@@ -53,9 +54,10 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ.get
+        common = RuntimeSettings.from_env("intake")
         return cls(
-            pg_dsn=env("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow"),
-            kafka_bootstrap=env("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            pg_dsn=common.pg_dsn,
+            kafka_bootstrap=common.kafka_bootstrap,
             accept=env("TICKETFLOW_INTAKE_ACCEPT", "kafka"),
             consume=env("TICKETFLOW_INTAKE_CONSUME", "1") == "1",
             topic=env("TICKETFLOW_INTAKE_TOPIC", CHAT_INBOUND),
@@ -146,7 +148,7 @@ def create_app(settings: Settings | None = None, tenants: Tenants | None = None)
             await state["producer"]._producer.partitions_for(settings.topic)
         except Exception as exc:  # any failure means "not ready"; the reason is in the body
             return json_response({"status": "unavailable", "detail": repr(exc)}, 503)
-        return json_response({"status": "ready"})
+        return json_response({"status": "ready", "disabled_tenants": list(tenants.disabled)})
 
     routes = [
         Route("/command", route("botx_command", "POST"), methods=["POST"]),
@@ -158,6 +160,8 @@ def create_app(settings: Settings | None = None, tenants: Tenants | None = None)
         Route("/metrics", route("metrics_text", "GET"), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/health/live", healthz, methods=["GET"]),  # the names deploy/scripts/services.sh polls
+        Route("/health/ready", readyz, methods=["GET"]),
     ]
     if settings.noop_route:
         routes.append(Route("/noop", noop, methods=["POST"]))
@@ -169,12 +173,12 @@ def create_app(settings: Settings | None = None, tenants: Tenants | None = None)
 def main() -> None:
     import uvicorn
 
-    logging.basicConfig(level=os.environ.get("TICKETFLOW_LOG_LEVEL", "WARNING"))
-    port = int(os.environ.get("TICKETFLOW_INTAKE_PORT", "8081"))
+    common = RuntimeSettings.from_env("intake")  # host, port (TICKETFLOW_INTAKE_PORT, 8001), log level
+    logging.basicConfig(level=common.log_level)
     uvicorn.run(
         create_app(),
-        host=os.environ.get("TICKETFLOW_INTAKE_HOST", "127.0.0.1"),
-        port=port,
+        host=common.http_host,
+        port=common.http_port,
         log_level="warning",
         access_log=False,
         loop="uvloop",

@@ -3,7 +3,7 @@
 `load_tenants()` reads the desk configuration (`ticketflow.deskconfig.load_desks()`: the packaged desks or
 $TICKETFLOW_DESK_CONFIG_DIR). For tests and small setups, TICKETFLOW_INTAKE_TENANTS may name a small
 TOML file instead (format below). Secrets are never in either file, only the names of the environment
-variables that hold them; a missing one fails the start.
+variables that hold them; a tenant whose secret is unset is disabled and logged.
 
     [[express]]                       # one eXpress (BotX) bot
     bot_id = "8dada2c8-67a6-4434-9dec-570d244e78ee"
@@ -28,6 +28,7 @@ variables that hold them; a missing one fails the start.
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 import uuid
@@ -40,6 +41,7 @@ from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
 from ticketflow.intake.domain import DeskRoute
 
 CONFIG_ENV = "TICKETFLOW_INTAKE_TENANTS"
+log = logging.getLogger("ticketflow.intake")
 
 
 class ExpressBot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -84,6 +86,7 @@ class Tenants:
     bitrix24: dict[str, Bitrix24Portal] = field(default_factory=dict)
     generic: dict[str, GenericTenant] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # env var name -> value
+    disabled: tuple[str, ...] = ()  # configured, but their secret is not set
 
     def route(self, platform: str, tenant_id: str) -> DeskRoute | None:
         if platform == "express" and (bot := self.express.get(tenant_id)):
@@ -100,7 +103,7 @@ class Tenants:
 
 def load_tenants(path: str | Path | None = None) -> Tenants:
     """The tenant file if one is named, else the desk configuration; every named secret must be set
-    (fail at start, not at 3 a.m.)."""
+    (a tenant without its secret is disabled, loudly)."""
     source = path or os.environ.get(CONFIG_ENV)
     if not source:
         try:
@@ -137,13 +140,24 @@ def tenants_from_desks(registry: DeskRegistry) -> Tenants:
 
 
 def _with_secrets(parsed: TenantFile, source: str) -> Tenants:
-    names = [b.secret_env for b in parsed.express] + [g.api_key_env for g in parsed.generic]
-    missing = [n for n in names if not os.environ.get(n)]
-    if missing:
-        raise ConfigError(f"{source}: these secret variables are not set: {', '.join(sorted(set(missing)))}")
+    """A bot or tenant whose secret variable is unset is disabled (its requests get 403 unknown_bot /
+    unknown_tenant), and named in `disabled` and in the start-up log, so one missing secret does not
+    take every desk down."""
+    present = {n: v for n in _secret_names(parsed) if (v := os.environ.get(n))}
+    bots = [b for b in parsed.express if b.secret_env in present]
+    tenants = [g for g in parsed.generic if g.api_key_env in present]
+    disabled = [f"express bot {b.bot_id} (${b.secret_env})" for b in parsed.express if b not in bots]
+    disabled += [f"generic tenant {g.tenant_id} (${g.api_key_env})" for g in parsed.generic if g not in tenants]
+    if disabled:
+        log.warning("%s: disabled for want of a secret: %s", source, "; ".join(disabled))
     return Tenants(
-        express={str(b.bot_id): b for b in parsed.express},
+        express={str(b.bot_id): b for b in bots},
         bitrix24={p.member_id: p for p in parsed.bitrix24},
-        generic={g.tenant_id: g for g in parsed.generic},
-        secrets={n: os.environ[n] for n in names},
+        generic={g.tenant_id: g for g in tenants},
+        secrets=present,
+        disabled=tuple(disabled),
     )
+
+
+def _secret_names(parsed: TenantFile) -> list[str]:
+    return [b.secret_env for b in parsed.express] + [g.api_key_env for g in parsed.generic]
