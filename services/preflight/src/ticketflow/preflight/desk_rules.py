@@ -1,0 +1,103 @@
+"""What preflight reads from a desk's configuration (pure): the scope classifier, the checks'
+configuration, and the portal address of a Bitrix24 chat.
+
+Scope rules: a desk's `[[preflight.scope]]` categories are its rules. For a desk whose categories are
+the Desk 1 seed categories (Bitrix24 box), preflight uses its packaged, measured rule set
+(`data/scope_rules.toml`, docs/preflight.md section 2) instead of the short keyword lists, and
+reports the desk's own category ids, so routing rules written against the desk file still match.
+Any other desk is classified by its keywords (each keyword a literal, weight 1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ticketflow.contracts.values import ChatRef
+from ticketflow.deskconfig import Desk
+from ticketflow.preflight.checks.policy import ChecksConfig, load_checks_config
+from ticketflow.preflight.scope import ScopeClassifier
+
+# desk-file id -> category name in data/scope_rules.toml (the same seed category, spelt differently)
+PACKAGED_ALIASES: Mapping[str, str] = {
+    "software_installation": "install_software",
+    "product_errors": "product_error",
+    "business_tasks": "business_task",
+}
+# The packaged rules score in weights up to ~3 per pattern; a desk's keywords score 1 per keyword.
+PACKAGED_REFER_MIN_SCORE = 2.0
+KEYWORD_REFER_MIN_SCORE = 1.0
+
+
+@dataclass(frozen=True)
+class DeskScope:
+    """A desk's classifier, the map from classifier names back to desk ids, and how strong an
+    out-of-scope verdict must be to refer the ticket (domain.scope_verdict)."""
+
+    classifier: ScopeClassifier
+    desk_ids: Mapping[str, str]  # classifier category name -> desk category id
+    refer_min_score: float
+    refer_to: Mapping[str, str]  # desk category id -> who the customer is referred to
+
+    def desk_category(self, name: str) -> str:
+        return self.desk_ids.get(name, name)
+
+
+def scope_for(desk: Desk, packaged: ScopeClassifier | None = None) -> DeskScope:
+    categories = desk.preflight.scope
+    refer_to = {c.id: c.refer_to or "partners" for c in categories if not c.in_scope}
+    packaged = packaged or ScopeClassifier.default()
+    packaged_names = {c.name for c in packaged.categories}
+    aliased = {PACKAGED_ALIASES.get(c.id, c.id): c.id for c in categories}
+    if categories and set(aliased) == packaged_names:
+        return DeskScope(packaged, aliased, PACKAGED_REFER_MIN_SCORE, refer_to)
+    rules: dict[str, Any] = {
+        "min_score": 1.0,
+        "category": [
+            {
+                "name": c.id,
+                "in_scope": c.in_scope,
+                "patterns": [
+                    {"re": _keyword_pattern(k), "w": 1.0} for k in (*c.keywords_ru, *c.keywords_en) if k.strip()
+                ],
+            }
+            for c in categories
+        ],
+    }
+    return DeskScope(
+        ScopeClassifier.from_mapping(rules), {c.id: c.id for c in categories}, KEYWORD_REFER_MIN_SCORE, refer_to
+    )
+
+
+def _keyword_pattern(keyword: str) -> str:
+    """A keyword as a literal at a word start (the classifier lower-cases and folds ё to е)."""
+    text = " ".join(keyword.lower().replace("ё", "е").split())
+    return r"(?<!\w)" + re.escape(text)
+
+
+def checks_config_for(desk: Desk, stable_versions: Mapping[str, str]) -> ChecksConfig:
+    """The production checks configuration: public addresses only, the system trust store."""
+    section = desk.preflight
+    return load_checks_config(
+        {
+            "timeout_s": section.timeout_seconds,
+            "cache_ttl_passed_s": float(section.cache_ttl_passed_seconds),
+            "cache_ttl_failed_s": float(section.cache_ttl_failed_seconds),
+            "stable_versions": dict(stable_versions),
+        }
+    )
+
+
+def portal_url_for(desk: Desk, chat: ChatRef) -> str | None:
+    """The address to check: the event's (intake reads `auth[domain]`), else the desk file's only
+    `portal_domains` entry for this member_id. None when neither says."""
+    if chat.portal_url:
+        return chat.portal_url
+    tenant = chat.tenant_id.lower()
+    for portal in desk.platforms.bitrix24:
+        if tenant in (m.lower() for m in portal.member_ids) and len(portal.portal_domains) == 1:
+            domain = portal.portal_domains[0]
+            return domain if domain.startswith(("https://", "http://")) else f"https://{domain}/"
+    return None

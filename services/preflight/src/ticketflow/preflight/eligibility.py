@@ -1,0 +1,70 @@
+"""Who may open a ticket on a track (pure). The roles a track accepts come from desk configuration
+(`[[tracks]] eligibility`); the requester's roles come from the platform (intake sets them).
+
+Seeds: Bitrix24 box, «Чат с поддержкой доступен только администраторам портала»; eXpress, client
+support for end users of the app, technical support under a service contract for the customer's
+system administrators and partners. A refused requester gets a refusal with a reason code and a
+message in their language, never a ticket (no SLA clock starts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ticketflow.deskconfig import Track
+
+# Reason codes (stable, for templates and statistics).
+NOT_PORTAL_ADMIN = "not_portal_admin"
+NOT_CONTRACT_CONTACT = "not_contract_contact"
+ROLE_NOT_ELIGIBLE = "role_not_eligible"
+
+_MESSAGES: dict[str, tuple[str, str]] = {
+    NOT_PORTAL_ADMIN: (
+        "Чат с поддержкой доступен только администраторам портала. Попросите администратора вашего "
+        "портала Битрикс24 обратиться в поддержку.",
+        "Support chat is available to portal administrators only. Please ask an administrator of your "
+        "Bitrix24 portal to contact support.",
+    ),
+    NOT_CONTRACT_CONTACT: (
+        "Техническая поддержка доступна по договору обслуживания только системным администраторам и "
+        "партнёрам заказчика. Пользователям приложения помогает клиентская поддержка.",
+        "Technical support is available under the service contract to the customer's system "
+        "administrators and partners only. Users of the app are helped by client support.",
+    ),
+    ROLE_NOT_ELIGIBLE: (
+        "Эта линия поддержки недоступна для вашей роли. Обратитесь к администратору вашей организации.",
+        "This support line is not available for your role. Please contact your organisation's administrator.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    eligible: bool
+    code: str = ""  # "" when eligible
+    messages: tuple[str, str] = ("", "")  # (ru, en)
+
+    def message(self, locale: str) -> str:
+        return self.messages[0] if locale.lower().startswith("ru") else self.messages[1]
+
+
+ELIGIBLE = Eligibility(True)
+
+
+def refusal_code(accepted: Iterable[str]) -> str:
+    """The most specific reason for a track accepting only `accepted` roles."""
+    roles = frozenset(accepted)
+    if roles == {"portal_admin"}:
+        return NOT_PORTAL_ADMIN
+    if roles and roles <= {"system_admin", "partner"}:
+        return NOT_CONTRACT_CONTACT
+    return ROLE_NOT_ELIGIBLE
+
+
+def check_eligibility(track: Track, roles: Iterable[str]) -> Eligibility:
+    """Eligible when the requester holds at least one role the track accepts."""
+    if set(roles) & set(track.eligibility):
+        return ELIGIBLE
+    code = refusal_code(track.eligibility)
+    return Eligibility(False, code, _MESSAGES[code])

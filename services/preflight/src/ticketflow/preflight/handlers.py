@@ -1,0 +1,98 @@
+"""The thin Kafka side: decode the envelope with msgspec, hand it to the service, never let an
+exception escape. `ticket.events` is read with group "preflight" and AckPolicy.ACK: every record is
+acknowledged once handled, dead-lettered, or retried out (at-least-once is the store's job: the
+service claims each event id). Dead letters go to `<topic>.dlq` with the cause in
+`x-dead-letter-reason`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+import asyncpg
+import msgspec
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from ticketflow.contracts.envelope import envelope_decoder
+from ticketflow.contracts.topics import TICKET_EVENTS
+from ticketflow.eventstore import ConcurrencyError, RetryableStoreError
+from ticketflow.eventstore.connection import retryable_errors
+from ticketflow.preflight.service import PreflightService, Rejected
+from ticketflow.runtime.kafka import DeadLetters, with_retries
+
+log = logging.getLogger("ticketflow.preflight")
+GROUP_ID = "preflight"
+OUTAGES = (RetryableStoreError, ConcurrencyError, asyncpg.DeadlockDetectedError, *retryable_errors())
+
+
+class PreflightHandlers:
+    """Records wait (unacknowledged) until the service is attached: the pool exists only once the
+    service's lifespan has started, after the broker."""
+
+    def __init__(
+        self, dead_letters: DeadLetters, service: PreflightService | None = None, *, retry_attempts: int = 5
+    ) -> None:
+        self.dead_letters = dead_letters
+        self.retry_attempts = retry_attempts
+        self.outcomes: deque[str] = deque(maxlen=1000)  # what the latest records led to (tests, logs)
+        self._ready = asyncio.Event()
+        self._service = service
+        if service is not None:
+            self._ready.set()
+
+    def attach(self, service: PreflightService) -> None:
+        self._service = service
+        self._ready.set()
+
+    @property
+    def service(self) -> PreflightService:
+        assert self._service is not None, "PreflightHandlers.attach() first"
+        return self._service
+
+    async def on_record(self, topic: str, key: bytes | None, value: bytes) -> None:
+        await self._ready.wait()
+        try:
+            envelope = envelope_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            await self._dead_letter(topic, key, value, f"undecodable envelope: {error}")
+            return
+        try:
+            outcome = await with_retries(lambda: self.service.handle(envelope), OUTAGES, attempts=self.retry_attempts)
+        except Rejected as rejected:
+            await self._dead_letter(topic, key, value, str(rejected), event_id=str(envelope.event_id))
+            return
+        except OUTAGES as outage:
+            await self._dead_letter(
+                topic, key, value, f"retries exhausted: {outage!r}", event_id=str(envelope.event_id)
+            )
+            return
+        except Exception as error:  # a bug must not stop the consumer: keep the record and the cause
+            log.exception("preflight: unexpected failure on event %s", envelope.event_id)
+            await self._dead_letter(topic, key, value, f"unexpected: {error!r}", event_id=str(envelope.event_id))
+            return
+        self.outcomes.append(outcome)
+        log.info("preflight: %s %s -> %s", type(envelope.event).__name__, envelope.stream_id, outcome)
+
+    async def _dead_letter(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
+        self.outcomes.append(f"dead letter: {reason}")
+        try:
+            await self.dead_letters.send(topic, key, value, reason, **context)
+        except Exception:  # the broker is gone too: log loudly, the record is acknowledged regardless
+            log.exception("preflight: could not dead-letter a record from %s (%s)", topic, reason)
+
+
+def subscribe(
+    broker: KafkaBroker, handlers: PreflightHandlers, *, topic: str = TICKET_EVENTS, group_id: str = GROUP_ID
+) -> None:
+    async def raw(message: Any) -> Any:  # decoded by msgspec in the handler, so failures are dead letters
+        return message.body
+
+    @broker.subscriber(topic, group_id=group_id, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest", decoder=raw)
+    async def on_ticket_event(body: bytes, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        await handlers.on_record(record.topic, record.key, body)  # type: ignore[union-attr]
