@@ -88,3 +88,9 @@ test-notifications: setup infra-up ## notifications: templates, channels against
 
 bench-notifications: setup infra-up ## notifications: msgs/s through the exactly-once engine vs a bare webhook POST (short: BENCH_NOTIFICATIONS_ARGS="--n 300")
 	@$(PY) tests/load/notifications/bench_delivery.py $(BENCH_NOTIFICATIONS_ARGS)
+
+test-intake: setup infra-up ## intake: decisions, adapters, the service as a process on real PostgreSQL and Kafka
+	@$(PY) -m pytest tests/intake -q
+
+bench-intake: setup infra-up ## intake: BotX webhook and chat.inbound msgs/s, p50/p99 vs a do-nothing route (short: BENCH_INTAKE_ARGS="--duration 3 --topic-messages 5000")
+	@$(PY) tests/load/intake/bench_intake.py $(BENCH_INTAKE_ARGS)
