@@ -177,6 +177,7 @@ async def test_breaker_opens_and_stops_calling_a_failing_destination(stack: Stac
     assert second.reason is not None and "circuit open" in second.reason
     other = await deliverer.deliver(note(Channel.BITRIX24))  # other destinations are unaffected
     assert other.status is OutcomeStatus.DELIVERED
+    assert deliverer.tracked_destinations() == 1  # only the failing destination keeps state
 
 
 async def test_a_stalled_destination_cannot_queue_without_bound(stack: Stack) -> None:
@@ -193,6 +194,7 @@ async def test_a_stalled_destination_cannot_queue_without_bound(stack: Stack) ->
     assert overflow.status is OutcomeStatus.DEAD_LETTER and "backlog full" in (overflow.reason or "")
     assert [o.status for o in await asyncio.gather(*tasks)] == [OutcomeStatus.DELIVERED] * 2
     assert deliverer.pending(Channel.WEBHOOK, "crm") == 0
+    assert deliverer.tracked_destinations() == 0  # the breaker closed clean and was dropped
     [redriven] = await deliverer.redrive([notifications[2].key])
     assert redriven.status is OutcomeStatus.DELIVERED
     assert stack.hooks.unique_keys == {n.key for n in notifications} and len(stack.hooks.received) == 3

@@ -80,6 +80,10 @@ class Deliverer:
     def pending(self, channel: Channel, destination: str) -> int:
         return self._pending.get((channel, destination), 0)
 
+    def tracked_destinations(self) -> int:
+        """Destinations holding in-memory state (pending deliveries or a non-idle breaker)."""
+        return len(self._pending.keys() | self._breakers.keys())
+
     async def deliver(self, notification: Notification) -> DeliveryOutcome:
         claim = await self._ledger.claim(notification)
         key = notification.key
@@ -98,31 +102,45 @@ class Deliverer:
         return await self._send_with_retries(notification, claim.attempts)
 
     async def redrive(
-        self, keys: Sequence[str] | None = None, *, limit: int = 100, refresh: Refresh | None = None
+        self,
+        keys: Sequence[str] | None = None,
+        *,
+        limit: int = 100,
+        refresh: Refresh | None = None,
+        concurrency: int = 8,
     ) -> list[DeliveryOutcome]:
         """Send dead letters again after their cause is fixed (by default the oldest `limit`).
 
         Each is re-claimed atomically, so concurrent redrives never send one twice, and a delivered
         key is never touched. `refresh` may update a notification first (a corrected address).
         """
-        outcomes = []
-        for notification in await self._ledger.claim_dead(keys, limit):
-            if refresh is not None:
-                try:
-                    notification = replace(await refresh(notification), key=notification.key)
-                except Exception as exc:
-                    outcomes.append(await self._dead(notification.key, f"refresh failed: {exc!r}", 0))
-                    continue
-            outcomes.append(await self._send_with_retries(notification, 0))
-        return outcomes
+        gate = asyncio.Semaphore(concurrency)
 
-    async def recover_stale(self, *, limit: int = 100) -> list[DeliveryOutcome]:
+        async def one(notification: Notification) -> DeliveryOutcome:
+            async with gate:
+                if refresh is not None:
+                    try:
+                        notification = replace(await refresh(notification), key=notification.key)
+                    except Exception as exc:
+                        return await self._dead(notification.key, f"refresh failed: {exc!r}", 0)
+                return await self._send_with_retries(notification, 0)
+
+        claimed = await self._ledger.claim_dead(keys, limit)
+        return list(await asyncio.gather(*(one(n) for n in claimed)))
+
+    async def recover_stale(self, *, limit: int = 100, concurrency: int = 8) -> list[DeliveryOutcome]:
         """Finish deliveries whose worker stopped (run periodically; safe on many workers at once).
 
         Each goes through `deliver`, which takes the expired claim over atomically and applies the
         crash rule: resend where the receiver dedupes, dead letter where the outcome is unknown.
         """
-        return [await self.deliver(n) for n in await self._ledger.stale(limit)]
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(notification: Notification) -> DeliveryOutcome:
+            async with gate:
+                return await self.deliver(notification)
+
+        return list(await asyncio.gather(*(one(n) for n in await self._ledger.stale(limit))))
 
     async def _send_with_retries(self, notification: Notification, attempts_before: int) -> DeliveryOutcome:
         destination = (notification.channel, notification.destination)
@@ -136,6 +154,10 @@ class Deliverer:
             self._pending[destination] -= 1
             if not self._pending[destination]:
                 del self._pending[destination]
+                # Keep breakers only for destinations that are failing: memory follows trouble,
+                # not the number of destinations ever seen.
+                if destination in self._breakers and self._breakers[destination].idle:
+                    del self._breakers[destination]
 
     def _prepare(self, notification: Notification) -> tuple[ChannelClient, OutgoingMessage]:
         if not notification.address:

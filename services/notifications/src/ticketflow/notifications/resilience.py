@@ -52,6 +52,11 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
+    @property
+    def idle(self) -> bool:
+        """Closed with no failures counted: it holds no state worth keeping."""
+        return self._opened_at is None and self._failures == 0 and not self._probe_in_flight
+
     def remaining_open(self) -> float:
         if self._opened_at is None:
             return 0.0
