@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +26,7 @@ from typing import Protocol
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent
-from ticketflow.contracts.ids import deterministic_event_id, ticket_stream
+from ticketflow.contracts.ids import ticket_stream
 from ticketflow.eventstore.errors import ConcurrencyError, EventIdReused
 from ticketflow.eventstore.store import AppendRequest
 from ticketflow.lifecycle import Status
@@ -200,9 +201,12 @@ class RoutingService:
 
     @staticmethod
     def _event_id(decision: Decision, cause: uuid.UUID | None, index: int) -> uuid.UUID:
-        if cause is None:  # a clock tick: unique per ticket version
-            return deterministic_event_id("routing", decision.ticket_id, decision.expected_version, index)
-        return deterministic_event_id("routing", cause, decision.ticket_id, decision.expected_version, index)
+        """The same trigger, ticket version and position always give the same id (a tick has no
+        trigger: ticket and version alone). blake2b over raw bytes: uuid5 over strings cost a third
+        of a decision."""
+        seed = b"routing" + (cause.bytes if cause is not None else b"tick") + decision.ticket_id.bytes
+        seed += decision.expected_version.to_bytes(8, "big") + index.to_bytes(4, "big")
+        return uuid.UUID(bytes=hashlib.blake2b(seed, digest_size=16).digest())
 
     # --- storing ----------------------------------------------------------------------------------
 
