@@ -219,3 +219,44 @@ async def test_chat_inbound_topic_records_and_dead_letters(intake: RunningIntake
     reasons = sorted(dict(r.headers)["x-dlq-reason"].decode() for r in records)
     assert reasons == ["invalid_record", "invalid_record", "unknown_tenant"]
     assert all(dict(r.headers)["x-original-topic"].decode() == intake.topic for r in records)
+
+
+async def test_ticket_events_reach_kafka_through_the_outbox(intake: RunningIntake) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+
+    topic = f"ticket.events.intake-test-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=intake.bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 3, 1)])
+    producer = make_producer(intake.bootstrap)
+    await producer.start()
+    chat = uuid.uuid4()
+    try:
+        async with intake.client() as client:
+            payload = botx_message("до Кафки", chat_id=chat)
+            assert (await client.post("/command", json=payload, headers=botx_headers())).status_code == 202
+        [(_, stream, _)] = await wait_events(intake, str(chat), 1)
+        relay = OutboxRelay(EventStore(intake.pool), producer, topic_names={"ticket.events": topic})
+        while await relay.relay_once():
+            pass
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=intake.bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            found: list[Any] = []
+            for _ in range(20):
+                batch = await consumer.getmany(timeout_ms=500)
+                found += [r for records in batch.values() for r in records if r.key == stream.split("-", 1)[1].encode()]
+                if found:
+                    break
+        finally:
+            await consumer.stop()
+        [record] = found
+        envelope = json.loads(record.value)
+        assert envelope["stream_id"] == stream and envelope["event"]["type"] == "TicketOpened"
+        assert envelope["event"]["platform_message_id"] == payload["sync_id"]
+    finally:
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
