@@ -45,6 +45,7 @@ class SlaConsumer:
         group_id: str = "sla",
         checkpoint_every_s: float = 5.0,
         max_records: int = 5000,
+        consumer_options: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
         self.pool = pool
@@ -53,6 +54,7 @@ class SlaConsumer:
         self.group_id = group_id
         self.checkpoint_every_s = checkpoint_every_s
         self.max_records = max_records
+        self.consumer_options = consumer_options or {}
         self.consumer: AIOKafkaConsumer | None = None
         self.checkpoints = 0
 
@@ -66,6 +68,7 @@ class SlaConsumer:
             max_poll_records=self.max_records,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            **self.consumer_options,
         )
         consumer.subscribe([self.topic], listener=_Ownership(self))
         await consumer.start()
