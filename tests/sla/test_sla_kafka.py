@@ -49,13 +49,13 @@ def consumer_for(pool: asyncpg.Pool, bootstrap: str, topic: str, rules: FakeRule
     return SlaConsumer(engine, pool, bootstrap, topic, checkpoint_every_s=0.5, consumer_options=FAST_GROUP)
 
 
-async def wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(condition: object, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if await condition():  # type: ignore[operator]
             return
         await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 async def produce(bootstrap: str, topic: str, tickets: list[Ticket], at: int) -> None:
