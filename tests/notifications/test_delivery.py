@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime, time
 from typing import Any
 
 import pytest
@@ -14,9 +15,10 @@ from fakes.asgi import Fault
 
 from ticketflow.notifications.ledger import PgLedger
 from ticketflow.notifications.model import Channel, Notification, OutcomeStatus
+from ticketflow.notifications.policy import Address, Kind, Person, Role, Schedule, Window, plan
 from ticketflow.notifications.resilience import CircuitBreaker
 
-from .platform_stack import Stack, note
+from .platform_stack import ADDRESSES, Stack, note
 
 pytestmark = pytest.mark.pg
 LEASE = 1.0  # short claim leases for the crash tests; long enough for a loaded machine
@@ -222,3 +224,29 @@ async def test_variables_that_cannot_be_stored_are_a_dead_letter_not_a_crash(sta
     assert outcome.status is OutcomeStatus.DEAD_LETTER
     assert outcome.reason is not None and "cannot be stored" in outcome.reason
     assert stack.total_received() == 0
+
+
+async def test_a_night_breach_reaches_on_call_only_and_an_unreachable_lead_is_a_dead_letter(stack: Stack) -> None:
+    day = Schedule("Europe/Moscow", (Window(frozenset(range(5)), time(10), time(19)),))
+    express = Address(*ADDRESSES[Channel.EXPRESS])
+    people = [
+        Person("agent-1", Role.AGENT, "ru", (Channel.EXPRESS,), {Channel.EXPRESS: express}, shift=day),
+        Person("oncall-1", Role.ONCALL, "en", (Channel.EXPRESS, Channel.EMAIL), {Channel.EXPRESS: express}),
+        Person("lead-1", Role.LEAD, "ru", (Channel.BITRIX24,), {}),
+    ]
+    variables = {"ticket_number": "B24-9", "ticket_title": "Slow", "target": "resolution", "due_at": "02:00",
+                 "overdue": "1 h", "agent_name": "Anna"}  # fmt: skip
+    night = datetime(2026, 11, 25, 0, 30, tzinfo=UTC)  # 03:30 in Moscow
+    for template in ("sla_breach_oncall", "sla_warning_oncall"):
+        kind = Kind.SLA_BREACH if template.startswith("sla_breach") else Kind.SLA_WARNING
+        notifications, _ = plan(event_id=f"ev-{template}-{night}", template=template, kind=kind, people=people,
+                                variables={**variables, "remaining": "0"}, at=night)  # fmt: skip
+        outcomes = {n.recipient: await stack.deliverer().deliver(n) for n in notifications}
+        if kind is Kind.SLA_BREACH:
+            assert outcomes["oncall-1"].status is OutcomeStatus.DELIVERED
+            assert outcomes["lead-1"].status is OutcomeStatus.DEAD_LETTER
+            assert "has no bitrix24 address" in (outcomes["lead-1"].reason or "")
+            assert "agent-1" not in outcomes  # off shift at night
+        else:
+            assert set(outcomes) == {"lead-1"}  # on-call hears nothing but breaches at night
+    assert [m.body.startswith("On-call: ticket B24-9") for m in stack.botx.received] == [True]
