@@ -44,6 +44,7 @@ def message(destination: str, address: str, body: str = "Привет, #42 от�
     )
 
 
+@pytest.mark.filterwarnings("ignore:BotX auth v1 is deprecated:DeprecationWarning")  # v1 on purpose
 @pytest.mark.parametrize("auth_version", [BotXAuthVersion.V2, BotXAuthVersion.V1])
 async def test_express_sends_through_pybotx_with_valid_auth(auth_version: BotXAuthVersion) -> None:
     async with FakeBotX({BOT_ID: SECRET}).running() as fake:
