@@ -85,6 +85,8 @@ class PreflightService:
         return "ignored"
 
     async def _on_customer_message(self, envelope: EventEnvelope, message: e.CustomerMessageAdded) -> str:
+        if await self._already_processed(envelope.event_id):
+            return "duplicate delivery"
         history = await self._history(message.ticket_id)
         state = fold(history)
         failures = [ev for ev in history if isinstance(ev, e.PreflightFailed)]
