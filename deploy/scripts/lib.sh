@@ -1,5 +1,5 @@
 # Shared by the infra-*.sh scripts: paths, messages, small checks. Source it; do not run it.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are used by the scripts that source this file
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # TICKETFLOW_LOCAL_DIR moves all state elsewhere (tests of these scripts use a scratch directory).
