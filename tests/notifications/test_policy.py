@@ -140,3 +140,13 @@ def test_a_business_calendar_is_a_shift_and_knows_public_holidays() -> None:
     unity_day = datetime(2026, 11, 4, 9, tzinfo=UTC)  # Wednesday 12:00 MSK, a public holiday
     assert not decide(agent, "sla_warning_agent", Kind.SLA_WARNING, unity_day).send
     assert decide(agent, "sla_warning_agent", Kind.SLA_WARNING, unity_day + timedelta(days=1)).send
+
+
+def test_a_person_in_two_roles_gets_one_message_per_event_and_channel() -> None:
+    lead = person(Role.LEAD, None, id="p-1")
+    oncall = person(Role.ONCALL, None, id="p-1")
+    notifications, decisions = plan(
+        event_id="ev-2", template="sla_breach_lead", kind=Kind.SLA_BREACH, people=[lead, oncall], variables={},
+        at=at_msk(0, 3),
+    )  # fmt: skip
+    assert len(decisions) == 2 and len(notifications) == 1

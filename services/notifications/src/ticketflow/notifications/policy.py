@@ -130,8 +130,13 @@ def plan(
     variables: Mapping[str, Any],
     at: datetime,
 ) -> tuple[list[Notification], list[Decision]]:
-    """The notifications to deliver for one event, and every decision (for logs and tests)."""
+    """The notifications to deliver for one event, and every decision (for logs and tests).
+
+    One message per (event, person, channel): a person listed twice (lead and on-call) gets one.
+    Across calls the ledger enforces the same, since the key does not include the template.
+    """
     notifications: list[Notification] = []
+    seen: set[str] = set()
     decisions: list[Decision] = []
     for person in people:
         decision = decide(person, template, kind, at)
@@ -140,16 +145,17 @@ def plan(
             continue
         for channel in decision.channels:
             target = person.addresses.get(channel)
-            notifications.append(
-                Notification.for_event(
-                    event_id=event_id,
-                    channel=channel,
-                    recipient=person.id,
-                    destination=target.destination if target else "",
-                    address=target.address if target else None,
-                    template=template,
-                    locale=person.locale,
-                    variables=variables,
-                )
+            notification = Notification.for_event(
+                event_id=event_id,
+                channel=channel,
+                recipient=person.id,
+                destination=target.destination if target else "",
+                address=target.address if target else None,
+                template=template,
+                locale=person.locale,
+                variables=variables,
             )
+            if notification.key not in seen:
+                seen.add(notification.key)
+                notifications.append(notification)
     return notifications, decisions
