@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from fakes.asgi import Fault
 from fakes.bitrix24 import FakeBitrix24
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
@@ -234,3 +235,14 @@ async def test_webhook_signs_exact_body_and_sends_idempotency_key() -> None:
     assert [h.idempotency_key for h in fake.received] == [msg.key]
     assert fake.received[0].payload["body"] == "Привет, #42 открыт"
     assert fake.bad_signatures == 1
+
+
+async def test_a_destination_that_does_not_answer_in_time_is_temporary() -> None:
+    async with FakeWebhookReceiver(secret="hook-secret").running() as fake:
+        fake.faults.add(Fault(200, b"", {}, delay=1.0))
+        channel = WebhookChannel([WebhookEndpoint("crm", fake.url, "hook-secret")], timeout=0.2)
+        try:
+            with pytest.raises(TemporaryFailure, match="timeout"):
+                await channel.send(message("crm", "ext-user-1"))
+        finally:
+            await channel.aclose()
