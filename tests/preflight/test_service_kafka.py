@@ -1,0 +1,110 @@
+"""Through the real broker: TicketOpened appended to the store, relayed from the outbox to Kafka, consumed
+by the preflight subscriber (in-process, group "preflight-<random>", AckPolicy.ACK), and the decisions
+found back in the store. A record that is not an envelope lands on `<topic>.dlq` with its cause."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka import KafkaBroker
+from preflight_fakes import Certificates, ServeFactory, healthy_routes
+from support.eventstore import migrated_pool
+from support.infra import KafkaTopicFactory
+from test_service import PRODUCT_ERROR, events_of, make_service, open_ticket, ticket_of
+
+from ticketflow.contracts import ticket_events as e
+from ticketflow.contracts.topics import TICKET_EVENTS
+from ticketflow.deskconfig import load_desks
+from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+from ticketflow.preflight.checks import ChecksConfig
+from ticketflow.preflight.handlers import PreflightHandlers, subscribe
+from ticketflow.runtime.kafka import DeadLetters
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await migrated_pool(pg_database)
+    yield p
+    await p.close()
+
+
+async def eventually(check: Callable[[], object], what: str, seconds: float = 30) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                result = check()
+                if asyncio.iscoroutine(result):
+                    result = await result
+                if result:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        pytest.fail(f"not seen within {seconds}s: {what}")
+
+
+async def test_preflight_decides_tickets_relayed_through_kafka(
+    pool: asyncpg.Pool,
+    kafka_bootstrap: str,
+    kafka_admin: AIOKafkaAdminClient,
+    kafka_topic_factory: KafkaTopicFactory,
+    config: ChecksConfig,
+    serve: ServeFactory,
+    certs: Certificates,
+) -> None:
+    topic = await kafka_topic_factory(partitions=3, suffix="ticket-events")
+    dead_letter_topic = f"{topic}.dlq"
+    await kafka_admin.create_topics([NewTopic(dead_letter_topic, num_partitions=1, replication_factor=1)])
+    server = await serve(certs.valid, healthy_routes())
+    service = make_service(pool, load_desks(), config)
+    stop = asyncio.Event()
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    relaying = asyncio.create_task(OutboxRelay(service.store, producer, topic_names={TICKET_EVENTS: topic}).run(stop))
+    broker = KafkaBroker(kafka_bootstrap)
+    handlers = PreflightHandlers(DeadLetters(broker, "preflight"), service)
+    subscribe(broker, handlers, topic=topic, group_id=f"preflight-{uuid.uuid4()}")
+    await broker.start()
+    try:
+        admin = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=server.url())
+        visitor = await open_ticket(service.store, text=PRODUCT_ERROR, roles=("end_user",), portal_url=server.url())
+        await broker.publish(b"not an envelope", topic=topic, key=b"junk")
+
+        async def decided(envelope_ticket: uuid.UUID, kind: type) -> bool:
+            return any(isinstance(ev, kind) for ev in await events_of(service.store, envelope_ticket))
+
+        await eventually(lambda: decided(ticket_of(admin), e.PreflightPassed), "PreflightPassed for the admin")
+        await eventually(lambda: decided(ticket_of(visitor), e.TicketRefused), "TicketRefused for the visitor")
+        refused = (await events_of(service.store, ticket_of(visitor)))[-1]
+        assert refused.code == "not_portal_admin"
+
+        consumer = AIOKafkaConsumer(dead_letter_topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            record = await asyncio.wait_for(consumer.getone(), 30)
+        finally:
+            await consumer.stop()
+        headers = {k: v.decode() for k, v in record.headers}
+        assert record.value == b"not an envelope"
+        assert headers["x-dead-letter-reason"].startswith("undecodable envelope")
+        assert headers["x-consumer"] == "preflight"
+        # The decisions came back through the relay as well: PreflightPassed is nothing to do, and a refused
+        # ticket leaves the duplicate index (an idempotent delete).
+        await eventually(lambda: {"ignored", "forgotten"} <= set(handlers.outcomes), "own decisions seen")
+        assert len(await events_of(service.store, ticket_of(admin))) == 2
+    finally:
+        stop.set()
+        await broker.stop()
+        with contextlib.suppress(Exception):
+            await relaying
+        await producer.stop()
+        await kafka_admin.delete_topics([dead_letter_topic])
