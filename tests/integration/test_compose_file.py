@@ -54,7 +54,7 @@ def local_broker_settings() -> dict[str, str]:
 
 
 def test_infrastructure_and_all_six_services_are_defined(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"kafka", "postgres", *SERVICE_PORTS}
+    assert set(compose["services"]) == {"init", "kafka", "postgres", *SERVICE_PORTS}
 
 
 def test_kafka_image_is_the_version_pinned_in_the_pom(compose: dict[str, Any]) -> None:
@@ -85,10 +85,28 @@ def test_each_service_runs_its_module_from_the_project_image(compose: dict[str, 
     environment = service["environment"]
     assert environment["TICKETFLOW_KAFKA_BOOTSTRAP"] == "kafka:19092"
     assert environment["TICKETFLOW_PG_DSN"].endswith("@postgres:5432/ticketflow")
-    assert environment["TICKETFLOW_HTTP_PORT"] == str(port)
-    assert set(service["depends_on"]) == {"kafka", "postgres"}
+    assert environment["TICKETFLOW_HTTP_HOST"] == "0.0.0.0"
+    assert f"127.0.0.1:{port}/health/ready" in " ".join(service["healthcheck"]["test"])
+    assert service["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
     # The module must exist in the workspace (services/<name>/src/ticketflow/<name>/).
     assert (REPO_ROOT / "services" / name / "src" / "ticketflow" / name).is_dir()
+
+
+def test_services_start_after_migrations_and_topics_on_healthy_infrastructure(compose: dict[str, Any]) -> None:
+    init = compose["services"]["init"]
+    assert init["command"][-1] == "python -m ticketflow.eventstore.migrate && python -m ticketflow.runtime.topics"
+    assert init["depends_on"] == {
+        "kafka": {"condition": "service_healthy"},
+        "postgres": {"condition": "service_healthy"},
+    }
+    for module in ("eventstore/src/ticketflow/eventstore/migrate.py", "runtime/src/ticketflow/runtime/topics.py"):
+        assert (REPO_ROOT / "libs" / module).is_file(), module
+
+
+def test_service_ports_agree_with_the_runtime_settings() -> None:
+    from ticketflow.runtime.settings import SERVICE_PORTS as RUNTIME_PORTS
+
+    assert RUNTIME_PORTS == SERVICE_PORTS
 
 
 def test_image_installs_exactly_the_locked_dependencies_with_uv() -> None:
