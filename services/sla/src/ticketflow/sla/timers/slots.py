@@ -7,6 +7,8 @@ reused slot) is recognised in O(1) by comparing generations.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import numpy.typing as npt
 
@@ -14,7 +16,10 @@ Int64Array = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
 Int8Array = npt.NDArray[np.int8]
 BoolArray = npt.NDArray[np.bool_]
+IndexArray = npt.NDArray[np.intp] | npt.NDArray[np.int32]
 
+# A handle's two 32-bit halves, read as a uint32 view without shifting or masking.
+SLOT_HALF, GENERATION_HALF = (0, 1) if sys.byteorder == "little" else (1, 0)
 SLOT_BITS = 32
 SLOT_MASK = (1 << SLOT_BITS) - 1
 MIN_CAPACITY = 16
@@ -89,10 +94,16 @@ class TimerSlots:
             self._level_view[slot],
         )
 
-    def release(self, slots: Int32Array) -> None:
-        """Free live slots (each at most once): their handles and wheel entries go stale."""
+    def release(self, slots: IndexArray, next_generations: npt.NDArray[np.uint32] | None = None) -> None:
+        """Free live slots (each at most once): their handles and wheel entries go stale.
+
+        ``next_generations`` (current + 1, when the caller already has the current ones) saves a gather.
+        """
         count = len(slots)
-        self.generations[slots] += 1
+        if next_generations is None:
+            self.generations[slots] += 1
+        else:
+            self.generations[slots] = next_generations
         self._free[self._free_count : self._free_count + count] = slots
         self._free_count += count
         self.live -= count
@@ -114,6 +125,12 @@ class TimerSlots:
         candidates = np.flatnonzero(mask)
         mask[candidates] = self.generations[slots[candidates]] == generations[candidates]
         return mask
+
+    def live_entries(self, entries: Int64Array) -> BoolArray:
+        """``live_mask`` for the wheel's own entries, which are well-formed handles: one gather."""
+        halves = entries.view(np.uint32)
+        live: BoolArray = self.generations[halves[SLOT_HALF::2]] == halves[GENERATION_HALF::2]
+        return live
 
     def is_live(self, handle: int) -> bool:
         slot = handle & SLOT_MASK

@@ -21,9 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ticketflow.sla.timers.slots import (
+    GENERATION_HALF,
     MIN_CAPACITY,
+    SLOT_HALF,
     SLOT_MASK,
     BoolArray,
+    IndexArray,
     Int8Array,
     Int32Array,
     Int64Array,
@@ -171,10 +174,11 @@ class TimerWheel:
             elif len(handles):
                 self._place(handles, self._ticks_of(handles & SLOT_MASK), now)
         if not fired:
-            return self._fired(np.empty(0, np.int32))
-        slots = (np.concatenate(fired) & SLOT_MASK).astype(np.int32)
+            return self._fired(np.empty(0, np.intp))
+        halves = (np.concatenate(fired) if len(fired) > 1 else fired[0]).view(np.uint32)
+        slots = halves[SLOT_HALF::2].astype(np.intp)  # intp: every gather below indexes without a cast
         batch = self._fired(slots)
-        self._slots.release(slots)
+        self._slots.release(slots, halves[GENERATION_HALF::2] + np.uint32(1))
         return batch
 
     def next_due_ms(self) -> int | None:
@@ -187,7 +191,7 @@ class TimerWheel:
         while heap:
             start, tier, index = heap[0]
             bucket = self._buckets[(tier, index)]
-            if tier == 0 and self._slots.live_mask(np.frombuffer(bucket, np.int64)).any():
+            if tier == 0 and self._slots.live_entries(np.frombuffer(bucket, np.int64)).any():
                 return start * self.tick_ms
             heapq.heappop(heap)
             handles = self._take_live(tier, index)
@@ -217,7 +221,7 @@ class TimerWheel:
         due: Int64Array = self._slots.due_ms[slots]
         return -(-due // self.tick_ms)
 
-    def _fired(self, slots: Int32Array) -> FiredTimers:
+    def _fired(self, slots: IndexArray) -> FiredTimers:
         s = self._slots
         return FiredTimers(s.keys[slots], s.kinds[slots], s.levels[slots], s.due_ms[slots])
 
@@ -233,9 +237,9 @@ class TimerWheel:
         """Remove a bucket; return its live handles."""
         bucket = self._buckets.pop((tier, index))
         self._entries -= len(bucket)
-        entries = np.frombuffer(bucket, np.int64)
-        live: Int64Array = entries[self._slots.live_mask(entries)]
-        return live
+        entries: Int64Array = np.frombuffer(bucket, np.int64)  # keeps the bucket's buffer alive
+        live = self._slots.live_entries(entries)
+        return entries if live.all() else entries[live]
 
     def _place(self, handles: Int64Array, ticks: Int64Array, now: int) -> None:
         """Put handles into buckets relative to wheel time ``now`` (one bucket lookup per group)."""
@@ -279,6 +283,6 @@ class TimerWheel:
         for key, bucket in self._buckets.items():
             entries = np.frombuffer(bucket, np.int64)
             kept = array("q")
-            kept.frombytes(entries[self._slots.live_mask(entries)].tobytes())
+            kept.frombytes(entries[self._slots.live_entries(entries)].tobytes())
             self._buckets[key] = kept
         self._entries = live
