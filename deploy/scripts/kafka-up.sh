@@ -59,8 +59,13 @@ if [[ -z "$started_pid" ]]; then
         info "fetching Kafka $VERSION and its runtime dependencies from Maven Central (once)"
         staging="$LIBS_DIR.partial"
         rm -rf "$staging"
-        if ! mvn -q -B -Dmaven.repo.local="$LOCAL_DIR/m2" -f "$KAFKA_POM" dependency:copy-dependencies \
-            -DincludeScope=runtime -DoutputDirectory="$staging" >"$KAFKA_LOG_DIR/maven.log" 2>&1; then
+        fetch() {
+            mvn -q -B -Dmaven.repo.local="$LOCAL_DIR/m2" -f "$KAFKA_POM" dependency:copy-dependencies \
+                -DincludeScope=runtime -DoutputDirectory="$staging" >>"$KAFKA_LOG_DIR/maven.log" 2>&1
+        }
+        : >"$KAFKA_LOG_DIR/maven.log"
+        # One retry: a registry hiccup should not fail a whole CI run.
+        if ! fetch && ! { warn "Maven failed; retrying once in 5 s"; sleep 5; fetch; }; then
             tail -n 20 "$KAFKA_LOG_DIR/maven.log" >&2
             die "Maven could not download Kafka $VERSION (full log: $KAFKA_LOG_DIR/maven.log)" \
                 "check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml), then re-run make infra-up"
