@@ -45,6 +45,16 @@ Pending = dict[uuid.UUID, list[Emitted]]
 DeadLetter = Callable[[bytes | None, bytes, str], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records of one partition from one poll, in offset order."""
+
+    partition: int
+    offsets: Sequence[int]
+    keys: Sequence[bytes | None]
+    values: Sequence[bytes]
+
+
 @dataclass
 class Partition:
     number: int
@@ -116,28 +126,41 @@ class SlaEngine:
     async def handle(
         self, number: int, offsets: Sequence[int], keys: Sequence[bytes | None], values: Sequence[bytes]
     ) -> None:
+        await self.handle_many([Batch(number, offsets, keys, values)])
+
+    async def handle_many(self, batches: Sequence[Batch]) -> None:
+        """Decide one poll's records of every partition, append all SLA events in one round trip, arm."""
         fetched = time.perf_counter()
         dead: list[tuple[bytes | None, bytes, str]] = []
         async with self.lock:
-            part = self.partitions.get(number)
-            if part is None:
-                return  # revoked meanwhile: the new owner replays these records
-            overlay: dict[uuid.UUID, TicketSla] = {}
-            pending: dict[uuid.UUID, list[Emitted]] = defaultdict(list)
-            for key, value in zip(keys, values, strict=True):
-                reason = self._apply(part, value, overlay, pending)
-                if reason is not None:
-                    dead.append((key, value, reason))
-            overlay.update(await self.writer.write(overlay, pending))
-            part.tickets.update(overlay)
-            part.next_offset = offsets[-1] + 1
-            self.stats.events += len(values)
+            overlays: dict[int, Overlay] = {}
+            pending: Pending = defaultdict(list)
+            for batch in batches:
+                part = self.partitions.get(batch.partition)
+                if part is None:
+                    continue  # revoked meanwhile: the new owner replays these records
+                overlay = overlays.setdefault(batch.partition, {})
+                for key, value in zip(batch.keys, batch.values, strict=True):
+                    reason = self._apply(part, value, overlay, pending)
+                    if reason is not None:
+                        dead.append((key, value, reason))
+            states = {ticket: state for overlay in overlays.values() for ticket, state in overlay.items()}
+            written = await self.writer.write(states, pending)
+            for batch in batches:
+                part = self.partitions.get(batch.partition)
+                if part is None or batch.partition not in overlays:
+                    continue
+                overlay = overlays[batch.partition]
+                overlay.update((t, written[t]) for t in overlay.keys() & written.keys())
+                part.tickets.update(overlay)
+                part.next_offset = batch.offsets[-1] + 1
+                self.stats.events += len(batch.values)
+                if part.live:
+                    for ticket, state in overlay.items():
+                        self._sync(part, ticket, state)
+                elif part.next_offset >= part.catch_up_to:
+                    self.go_live(part)
             self.stats.emitted += sum(len(e) for e in pending.values())
-            if part.live:
-                for ticket, state in overlay.items():
-                    self._sync(part, ticket, state)
-            elif part.next_offset >= part.catch_up_to:
-                self.go_live(part)
         self.stats.armed_latency_ms.append((time.perf_counter() - fetched) * 1000)
         for key, value, reason in dead:
             self.stats.dead_letters += 1

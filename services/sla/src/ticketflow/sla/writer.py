@@ -11,6 +11,7 @@ before the crash is not fired again under a recalculated deadline) and retries.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,8 @@ from ticketflow.sla.domain import Emitted, TicketSla, evolve, utc
 
 log = logging.getLogger(__name__)
 MAX_CONFLICTS = 5
+Ticket = uuid.UUID
+MIN_CHUNK = 100  # tickets per parallel append below which one round trip is cheaper
 
 
 def new_events(emitted: Sequence[Emitted]) -> list[NewEvent]:
@@ -45,8 +48,9 @@ def absorb(state: TicketSla, stored: Sequence[EventEnvelope]) -> TicketSla:
 
 
 class SlaWriter:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, *, parallel: int = 2) -> None:
         self.store = store
+        self.parallel = parallel
         self.appended = 0  # events newly written
         self.duplicates = 0  # events found already stored (replays)
         self.repairs = 0  # version conflicts repaired
@@ -55,10 +59,24 @@ class SlaWriter:
         self, states: Mapping[uuid.UUID, TicketSla], pending: Mapping[uuid.UUID, list[Emitted]]
     ) -> dict[uuid.UUID, TicketSla]:
         """Append each ticket's pending events; returns the states with their new SLA stream heads.
-        Raises RetryableStoreError when the database is unreachable (nothing is then recorded)."""
+
+        A large batch is split into `parallel` append_many calls on separate connections, so the
+        database's work spreads over its cores (each chunk is atomic; a failure raises, and the
+        replay that follows finds the committed chunks already stored). Raises RetryableStoreError
+        when the database is unreachable."""
         tickets = [t for t, events in pending.items() if events]
         if not tickets:
             return {}
+        chunks = self.parallel if len(tickets) >= self.parallel * MIN_CHUNK else 1
+        parts = await asyncio.gather(*(self._write_chunk(states, pending, tickets[i::chunks]) for i in range(chunks)))
+        return {ticket: state for part in parts for ticket, state in part.items()}
+
+    async def _write_chunk(
+        self,
+        states: Mapping[uuid.UUID, TicketSla],
+        pending: Mapping[uuid.UUID, list[Emitted]],
+        tickets: list[uuid.UUID],
+    ) -> dict[uuid.UUID, TicketSla]:
         requests = [AppendRequest(sla_stream(t), states[t].sla_version, new_events(pending[t])) for t in tickets]
         try:
             results = await self.store.append_many(requests)
@@ -70,9 +88,8 @@ class SlaWriter:
                 self.duplicates += len(pending[ticket])
             else:
                 self.appended += len(pending[ticket])
-            updated[ticket] = replace(
-                states[ticket], sla_version=max(states[ticket].sla_version, result.stream_version)
-            )
+            head = max(states[ticket].sla_version, result.stream_version)
+            updated[ticket] = replace(states[ticket], sla_version=head)
         return updated
 
     async def _one_by_one(self, state: TicketSla, emitted: Sequence[Emitted]) -> TicketSla:

@@ -1,0 +1,317 @@
+"""The whole SLA service through the real broker: lifecycle events/s consumed (decode, calendar maths,
+decisions appended to PostgreSQL, timers armed) with many timers resident, then a firing burst.
+
+Run: make bench-sla-service   (or: .venv/bin/python tests/load/sla/bench_service.py [--resident N] ...)
+Needs Kafka at TICKETFLOW_KAFKA_BOOTSTRAP and PostgreSQL at TICKETFLOW_PG_DSN; creates a scratch
+database and topic and drops them afterwards.
+
+Phases, all in one run:
+1. resident: N tickets with running first-response and resolution clocks are restored as partition
+   checkpoints (as after a restart), so the consumer arms 2N timers when it takes the partitions;
+2. consume: a separate producer process publishes E lifecycle envelopes (8 per ticket: opened,
+   preflight passed, reply, customer message, waiting, customer message, priority change, reply) on
+   the Bitrix24 box desk (Mon-Fri 10-19 Moscow, holidays) while the service consumes them live;
+3. fire: F tickets due in the same second are added (24/7 desk): warnings/breaches appended per second;
+4. baseline: a bare aiokafka consumer that only decodes the same envelopes (the broker+decode ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from tabulate import tabulate
+
+from ticketflow.contracts import ticket_events as te
+from ticketflow.contracts.envelope import EventEnvelope, envelope_decoder, envelope_encoder
+from ticketflow.contracts.values import ChatRef, Requester
+from ticketflow.deskconfig import load_desks
+from ticketflow.eventstore import EventStore, migrate
+from ticketflow.runtime.settings import DEFAULT_KAFKA, DEFAULT_PG_DSN
+from ticketflow.sla import checkpoint
+from ticketflow.sla.clocks import Clock
+from ticketflow.sla.domain import TicketSla
+from ticketflow.sla.engine import SlaEngine
+from ticketflow.sla.handlers import SlaConsumer
+from ticketflow.sla.policies import DeskRules
+from ticketflow.sla.writer import SlaWriter
+
+PARTITIONS = 12
+BOX, BOX_TRACK, PREMIUM_DESK, PREMIUM_TRACK = "bitrix24-box", "box", "express", "technical-premium"
+SLOW_GROUP = {"session_timeout_ms": 120_000, "max_poll_interval_ms": 600_000, "rebalance_timeout_ms": 600_000}
+
+
+def lifecycle(ticket: uuid.UUID, at: datetime) -> list[te.TicketEvent]:
+    chat, who = ChatRef("bitrix24", "member-1", "chat"), Requester("u", roles=("portal_admin",))
+    return [
+        te.TicketOpened(ticket, BOX, BOX_TRACK, chat, who, "help", "m", at),
+        te.PreflightPassed(ticket, "installation"),
+        te.AgentReplied(ticket, "a1", "r1", "hello"),
+        te.CustomerMessageAdded(ticket, "c1", "logs", at),
+        te.WaitingOnCustomer(ticket, "need more", "a1"),
+        te.CustomerMessageAdded(ticket, "c2", "more logs", at),
+        te.PriorityChanged(ticket, "normal", "high", "lead"),
+        te.AgentReplied(ticket, "a1", "r2", "fixed?"),
+    ]
+
+
+def produce_process(bootstrap: str, topic: str, events: int, go: Any, done: Any) -> None:
+    """In its own process: encode everything first, then publish as fast as the broker takes it."""
+
+    async def run() -> None:
+        at = datetime.now(UTC)
+        records = []
+        for _ in range(events // 8):
+            ticket = uuid.uuid4()
+            for version, event in enumerate(lifecycle(ticket, at), start=1):
+                envelope = EventEnvelope(uuid.uuid4(), f"ticket-{ticket}", version, at, 1, event)
+                records.append((str(ticket).encode(), envelope_encoder.encode(envelope)))
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1)
+        await producer.start()
+        go.wait()
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+        await producer.stop()
+        done.set()
+
+    asyncio.run(run())
+
+
+def cpu_by_role(producer_pid: int) -> dict[str, float]:
+    """User+system CPU seconds so far of this process, the producer, PostgreSQL, Kafka and the rest."""
+    roles = {"service": 0.0, "producer": 0.0, "postgres": 0.0, "kafka": 0.0}
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        try:
+            times = proc.cpu_times()
+            cpu = times.user + times.system
+            name, cmd = proc.info["name"] or "", " ".join(proc.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if proc.info["pid"] == me:
+            roles["service"] += cpu
+        elif proc.info["pid"] == producer_pid:
+            roles["producer"] += cpu
+        elif name.startswith("postgres"):
+            roles["postgres"] += cpu
+        elif name == "java" and "kafka" in cmd:
+            roles["kafka"] += cpu
+    return roles
+
+
+def resident_tickets(count: int, now: int) -> list[dict[uuid.UUID, TicketSla]]:
+    """Tickets mid-flight on the box desk: first response and resolution running (2 timers each)."""
+    parts: list[dict[uuid.UUID, TicketSla]] = [{} for _ in range(PARTITIONS)]
+    rng = random.Random(7)
+    for n in range(count):
+        ticket = uuid.UUID(int=rng.getrandbits(128))
+        started = now - rng.randrange(0, 600)
+        clocks = (Clock("first_response", 7200, started, running_since=started),
+                  Clock("resolution", 162_000, started, running_since=started))  # fmt: skip
+        parts[n % PARTITIONS][ticket] = TicketSla(ticket, BOX, BOX_TRACK, "normal", "active", clocks, 2, 0)
+    return parts
+
+
+def due_tickets(count: int, due: int) -> list[TicketSla]:
+    """24/7 premium tickets whose next ladder level (a 0.9 warning or the breach) is due at `due`."""
+    tickets = []
+    for n in range(count):
+        if n % 2:  # the 0.9 warning of a 900 s target is due 810 s after start
+            clock = Clock("first_response", 900, due - 810, running_since=due - 810, fired=0.75)
+        else:  # the breach
+            clock = Clock("first_response", 900, due - 900, running_since=due - 900, fired=0.9)
+        tickets.append(TicketSla(uuid.uuid4(), PREMIUM_DESK, PREMIUM_TRACK, "urgent", "active", (clock,), 2, 0))
+    return tickets
+
+
+async def scratch(args: argparse.Namespace) -> tuple[str, str]:
+    database = f"tf_bench_sla_{uuid.uuid4().hex[:8]}"
+    server = await asyncpg.connect(args.dsn)
+    await server.execute(f'CREATE DATABASE "{database}"')
+    await server.close()
+    dsn = args.dsn.rsplit("/", 1)[0] + "/" + database
+    conn = await asyncpg.connect(dsn)
+    await migrate.apply_all(conn)
+    await conn.close()
+    topic = f"bench-sla-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=args.bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    await admin.close()
+    return dsn, topic
+
+
+async def drop(args: argparse.Namespace, dsn: str, topic: str) -> None:
+    server = await asyncpg.connect(args.dsn)
+    await server.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+    await server.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=args.bootstrap)
+    await admin.start()
+    await admin.delete_topics([topic])
+    await admin.close()
+
+
+async def baseline(bootstrap: str, topic: str, events: int) -> float:
+    group = f"bench-raw-{uuid.uuid4().hex[:6]}"
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_poll_records=5000, fetch_max_bytes=64 * 2**20,
+                                max_partition_fetch_bytes=8 * 2**20)  # fmt: skip
+    await consumer.start()
+    seen, began = 0, None
+    try:
+        while seen < events:
+            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
+                began = began or time.perf_counter()
+                for record in records:
+                    if isinstance(envelope_decoder.decode(record.value).event, te.TicketOpened | te.PreflightPassed):
+                        pass
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return seen / (time.perf_counter() - (began or time.perf_counter()))
+
+
+async def bench(args: argparse.Namespace) -> None:
+    dsn, topic = await scratch(args)
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
+    assert pool is not None
+    registry = load_desks()
+    registry.warm_calendars()
+    now = int(time.time())
+    t0 = time.perf_counter()
+    for number, tickets in enumerate(resident_tickets(args.resident, now)):
+        await checkpoint.save(pool, topic, number, 0, checkpoint.encode_tickets(tickets), len(tickets))
+    restore_s = time.perf_counter() - t0
+    writer = TimedWriter(EventStore(pool))
+    engine = SlaEngine(DeskRules(registry), writer, _dead_letter)
+    consumer = SlaConsumer(engine, pool, args.bootstrap, topic, checkpoint_every_s=args.checkpoint_seconds,
+                           consumer_options=SLOW_GROUP)  # fmt: skip
+    stop = asyncio.Event()
+    t_assign = time.perf_counter()
+    task = asyncio.create_task(consumer.run(stop))
+    await poll_until(lambda: len(engine.partitions) == PARTITIONS and all(p.live for p in engine.partitions.values()))
+    live_s, resident = time.perf_counter() - t_assign, engine.timers()
+    rss_before = psutil.Process().memory_info().rss
+
+    context = multiprocessing.get_context("spawn")
+    go, done = context.Event(), context.Event()
+    producer = context.Process(target=produce_process, args=(args.bootstrap, topic, args.events, go, done))
+    producer.start()
+    await asyncio.sleep(3 + args.events / 100_000)  # let it encode
+    me, cpu_all = psutil.Process(), psutil.cpu_times()
+    cpu_me, roles_before = me.cpu_times(), cpu_by_role(producer.pid or 0)
+    engine.stats.armed_latency_ms.clear()
+    events_before = engine.stats.events
+    writer.seconds = 0.0
+    go.set()
+    began = time.perf_counter()
+    total = events_before + (args.events // 8) * 8
+    await poll_until(lambda: engine.stats.events >= total)
+    consume_s = time.perf_counter() - began
+    me_cpu = sum(me.cpu_times()[:2]) - sum(cpu_me[:2])
+    roles = {k: v - roles_before[k] for k, v in cpu_by_role(producer.pid or 0).items()}
+    all_after = psutil.cpu_times()
+    machine_cpu = (all_after.user + all_after.system) - (cpu_all.user + cpu_all.system)
+    producer.join()
+    consumed = total - events_before
+    latencies = np.array(engine.stats.armed_latency_ms)
+    timers_after = engine.timers()
+
+    fired_before = engine.stats.fired
+    due_from = int(time.time()) + 2
+    async with engine.lock:
+        parts = list(engine.partitions.values())
+        for n, state in enumerate(due_tickets(args.fire, due_from)):
+            part = parts[n % len(parts)]
+            part.tickets[state.ticket_id] = state
+            engine._sync(part, state.ticket_id, state)
+    await poll_until(lambda: engine.stats.fired - fired_before >= args.fire, 0.01)
+    fire_s = time.time() - due_from
+    stop.set()
+    await task
+    rss_after = psutil.Process().memory_info().rss
+    raw_rate = await baseline(args.bootstrap, topic, consumed)
+    await pool.close()
+    await drop(args, dsn, topic)
+
+    rate = consumed / consume_s
+    rows = [
+        ["resident timers (armed at assignment)", f"{resident:,}",
+         f"restored {args.resident:,} tickets in {live_s:.1f} s"],
+        ["lifecycle events consumed", f"{consumed:,}", f"in {consume_s:.1f} s"],
+        ["events/s (service)", f"{rate:,.0f}", "target >= 20,000"],
+        ["events/s (baseline: bare consume + decode)", f"{raw_rate:,.0f}",
+         f"service = {rate / raw_rate:.2f}x baseline"],
+        ["batch fetch -> timers armed p50 / p99 ms",
+         f"{np.percentile(latencies, 50):.1f} / {np.percentile(latencies, 99):.1f}",
+         f"{len(latencies)} batches, target p99 < 50"],
+        ["SLA events appended during consume", f"{engine.writer.appended:,}",
+         f"{writer.seconds:.1f} s of the consume time waiting for PostgreSQL"],
+        ["timers after consume", f"{timers_after:,}", ""],
+        ["warnings+breaches fired", f"{args.fire:,}", f"in {fire_s:.2f} s after the first was due"],
+        ["firings/s (appended to the store)", f"{args.fire / fire_s:,.0f}", "target >= 50,000"],
+        ["service CPU-s per 1,000 events", f"{1000 * me_cpu / consumed:.3f}", "this process"],
+        ["machine CPU-s per 1,000 events", f"{1000 * machine_cpu / consumed:.3f}",
+         "incl. broker, PostgreSQL, producer"],
+        ["CPU-s during consume by process", ", ".join(f"{k} {v:.1f}" for k, v in roles.items()),
+         f"machine total {machine_cpu:.1f} (the rest: other work on the box)"],
+        ["RSS (MB) after restore / at end", f"{rss_before / 2**20:,.0f} / {rss_after / 2**20:,.0f}", ""],
+        ["checkpoints written", f"{consumer.checkpoints}", f"every {args.checkpoint_seconds} s"],
+    ]  # fmt: skip
+    print(f"\n## SLA service through the real broker ({PARTITIONS} partitions, {os.cpu_count()} cores)\n")
+    print(tabulate(rows, headers=["measure", "value", "note"], tablefmt="github"))
+    print(f"\nresident tickets checkpoint write: {restore_s:.1f} s")
+
+
+async def poll_until(condition: Any, interval: float = 0.05) -> None:
+    """Benchmark progress is read from the engine's counters; nothing signals them."""
+    while not condition():  # noqa: ASYNC110 - counters, not events
+        await asyncio.sleep(interval)
+
+
+class TimedWriter(SlaWriter):
+    """Measures how long the service waits for the store's appends."""
+
+    seconds = 0.0
+
+    async def write(self, states: Any, pending: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return await super().write(states, pending)
+        finally:
+            self.seconds += time.perf_counter() - began
+
+
+async def _dead_letter(key: bytes | None, value: bytes, reason: str) -> None:
+    print(f"dead letter: {reason}", file=sys.stderr)
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--resident", type=int, default=1_000_000, help="tickets restored with 2 running clocks each")
+    p.add_argument("--events", type=int, default=400_000, help="lifecycle events to consume (8 per ticket)")
+    p.add_argument("--fire", type=int, default=50_000, help="warnings/breaches due at the same second")
+    p.add_argument("--checkpoint-seconds", type=float, default=10.0)
+    p.add_argument("--bootstrap", default=os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", DEFAULT_KAFKA))
+    p.add_argument("--dsn", default=os.environ.get("TICKETFLOW_PG_DSN", DEFAULT_PG_DSN))
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    asyncio.run(bench(parse()))
