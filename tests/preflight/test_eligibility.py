@@ -14,6 +14,7 @@ from ticketflow.preflight.eligibility import (
     NOT_PORTAL_ADMIN,
     ROLE_NOT_ELIGIBLE,
     check_eligibility,
+    effective_roles,
 )
 
 ROLES = ("portal_admin", "end_user", "system_admin", "partner", "agent", "lead")
@@ -72,3 +73,20 @@ def test_eligible_exactly_when_a_role_is_accepted(roles: set[str], accepted: set
     decision = check_eligibility(track, roles)
     assert decision.eligible is bool(roles & accepted)
     assert decision.eligible or (decision.code and all(decision.messages))
+
+
+def test_an_express_sender_without_roles_is_an_end_user_of_the_app(desks: DeskRegistry) -> None:
+    """BotX sends no role: client support accepts anyone writing through the app, technical support does not."""
+    roles = effective_roles("express", ())
+    assert check_eligibility(desks.track("express", "client"), roles).eligible
+    assert check_eligibility(desks.track("express", "technical-standard"), roles).code == NOT_CONTRACT_CONTACT
+    assert check_eligibility(
+        desks.track("express", "technical-standard"), effective_roles("express", ("system_admin",))
+    ).eligible
+
+
+def test_nothing_is_implied_for_a_bitrix24_sender(desks: DeskRegistry) -> None:
+    assert effective_roles("bitrix24", ()) == frozenset()
+    assert (
+        check_eligibility(desks.track("bitrix24-box", "box"), effective_roles("bitrix24", ())).code == NOT_PORTAL_ADMIN
+    )

@@ -62,6 +62,14 @@ def refusal_code(accepted: Iterable[str]) -> str:
     return ROLE_NOT_ELIGIBLE
 
 
+def effective_roles(platform: str, roles: Iterable[str]) -> frozenset[str]:
+    """The requester's roles plus what the platform itself implies: everyone writing through the
+    eXpress app is an end user of the app (BotX sends no role; intake passes `roles=()`), which is what
+    client support asks for. Nothing is implied for Bitrix24: portal admins must be named as such."""
+    implied = {"end_user"} if platform == "express" else set()
+    return frozenset(roles) | implied
+
+
 def check_eligibility(track: Track, roles: Iterable[str]) -> Eligibility:
     """Eligible when the requester holds at least one role the track accepts."""
     if set(roles) & set(track.eligibility):

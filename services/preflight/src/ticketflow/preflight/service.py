@@ -33,7 +33,7 @@ from ticketflow.preflight.checks import CheckCache, ChecksConfig, PortalTarget, 
 from ticketflow.preflight.desk_rules import DeskScope, portal_url_for, scope_for
 from ticketflow.preflight.duplicate_store import find_duplicates, forget_ticket, record_open_ticket
 from ticketflow.preflight.duplicates import TicketText
-from ticketflow.preflight.eligibility import check_eligibility
+from ticketflow.preflight.eligibility import check_eligibility, effective_roles
 from ticketflow.preflight.feature_requests import assess_feature_request
 
 log = logging.getLogger("ticketflow.preflight")
@@ -119,9 +119,8 @@ class PreflightService:
         self, desk: Desk, track: Track, opened: e.TicketOpened, text: str, *, fresh: bool
     ) -> domain.Findings:
         """Each step runs only when every earlier one let the ticket through (domain.decide_outcome's order)."""
-        found = domain.Findings(
-            opened.ticket_id, check_eligibility(track, opened.requester.roles), opened.requester.locale
-        )
+        roles = effective_roles(opened.chat.platform, opened.requester.roles)
+        found = domain.Findings(opened.ticket_id, check_eligibility(track, roles), opened.requester.locale)
         if not found.eligibility.eligible:
             return found
         if opened.chat.platform == "bitrix24" and desk.preflight.checks:
