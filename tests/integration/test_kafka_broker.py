@@ -13,6 +13,7 @@ from collections import defaultdict
 import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import UnknownTopicOrPartitionError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -168,3 +169,21 @@ async def test_rebalance_splits_partitions_and_gives_them_back_when_a_member_lea
         await wait_for_assignment(first, 4)
     finally:
         await first.stop()
+
+
+async def test_broker_does_not_create_topics_on_first_use(kafka_bootstrap: str) -> None:
+    # Topics are code (`make topics`); a misspelt topic name must fail instead of silently appearing.
+    missing = f"never-created-{uuid.uuid4().hex[:8]}"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, request_timeout_ms=3000)
+    await producer.start()
+    try:
+        with pytest.raises(UnknownTopicOrPartitionError):
+            await producer.send_and_wait(missing, b"lost")
+    finally:
+        await producer.stop()
+    lister = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    await lister.start()
+    try:
+        assert missing not in await lister.topics()
+    finally:
+        await lister.stop()
