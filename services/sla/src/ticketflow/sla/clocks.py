@@ -84,6 +84,18 @@ def next_level(clock: Clock, warnings: tuple[float, ...]) -> int | None:
     return len(warnings)
 
 
+def surely_not_due(clock: Clock, warnings: tuple[float, ...], until: int) -> bool:
+    """A cheap exact pre-check: business time never runs faster than wall time, so a level needing
+    more business seconds than `until - running_since` cannot be due yet (no calendar maths)."""
+    if clock.running_since is None or clock.stopped:
+        return True
+    level = next_level(clock, warnings)
+    if level is None:
+        return True
+    needed = clock.target_seconds * level_fraction(level, warnings) - clock.elapsed
+    return needed > 0 and until - clock.running_since < needed - 1
+
+
 def level_fraction(level: int, warnings: tuple[float, ...]) -> float:
     return 1.0 if level >= len(warnings) else warnings[level]
 

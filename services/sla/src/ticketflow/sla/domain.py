@@ -23,7 +23,16 @@ from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.ids import deterministic_event_id
 from ticketflow.contracts.values import SlaTarget
-from ticketflow.sla.clocks import Clock, consumed, deadline_of, level_due, level_fraction, level_label, next_firing
+from ticketflow.sla.clocks import (
+    Clock,
+    consumed,
+    deadline_of,
+    level_due,
+    level_fraction,
+    level_label,
+    next_firing,
+    surely_not_due,
+)
 from ticketflow.sla.policies import TARGETS, Rules, RulesError
 
 
@@ -85,6 +94,8 @@ class _Run:
             return
         warnings = self.policy.warnings
         for clock in self.state.clocks:
+            if surely_not_due(clock, warnings, until):
+                continue
             while (firing := next_firing(clock, warnings, self.calendar)) is not None and firing[1] <= until:
                 level, due = firing
                 deadline = deadline_of(clock, self.calendar)

@@ -152,12 +152,15 @@ class SlaEngine:
                     continue
                 overlay = overlays[batch.partition]
                 overlay.update((t, written[t]) for t in overlay.keys() & written.keys())
+                before = {t: part.tickets.get(t) for t in overlay} if part.live else {}
                 part.tickets.update(overlay)
                 part.next_offset = batch.offsets[-1] + 1
                 self.stats.events += len(batch.values)
                 if part.live:
                     for ticket, state in overlay.items():
-                        self._sync(part, ticket, state)
+                        old = before[ticket]
+                        if old is None or old.clocks is not state.clocks or old.priority != state.priority:
+                            self._sync(part, ticket, state)  # same clocks, same policy: same timers
                 elif part.next_offset >= part.catch_up_to:
                     self.go_live(part)
             self.stats.emitted += sum(len(e) for e in pending.values())
