@@ -80,7 +80,7 @@ def build_broker(settings: Settings, consumer: InboundConsumer) -> KafkaBroker:
         group_id=settings.group_id,
         batch=True,
         max_records=settings.batch,
-        batch_timeout_ms=50,
+        batch_timeout_ms=10,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         decoder=raw,
