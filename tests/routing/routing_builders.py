@@ -17,7 +17,8 @@ from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.contracts.values import ChatRef, Priority, Requester
 from ticketflow.routing.config import Desks, load
 from ticketflow.routing.memory import MemoryStreams
-from ticketflow.routing.service import RoutingService, TicketStreams
+from ticketflow.routing.pending import TicketStreams
+from ticketflow.routing.service import RoutingService
 from ticketflow.routing.state import RoutingState
 
 ROUTING_TOML = Path(__file__).with_name("routing-fixture.toml")

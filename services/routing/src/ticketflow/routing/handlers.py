@@ -1,7 +1,10 @@
-"""Thin Kafka subscribers: decode with msgspec, hand batches to the service, ack after storing.
+"""Thin Kafka subscribers: decode with msgspec, hand batches to the service, commit after storing.
 
 - `ticket.events` + `agent.events` (one subscriber, so ticket and roster changes are applied in one
-  order): an undecodable record goes to the topic's dead-letter topic with the cause.
+  order): an undecodable record goes to the topic's dead-letter topic with the cause. Pipelined:
+  a batch is decided at once and stored while the next one is decided; its offsets (exactly its
+  records', not the consumer's position) are committed once it is stored, in batch order. If storing
+  fails, every partition is rewound to the first record not stored and nothing later is committed.
 - `ticket.commands`: manual overrides; a refused one goes to `ticket.commands.dlq` with the reason
   in the `x-dead-letter-reason` header and the command id in `x-command-id`.
 A store outage leaves the batch unacknowledged (seek back, redelivered after a pause).
@@ -12,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import msgspec
+from aiokafka import TopicPartition
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -36,24 +41,84 @@ GROUP_ID = os.environ.get("TICKETFLOW_ROUTING_GROUP", "ticketflow-routing")
 class RoutingHandlers:
     """Holds the service once its state is rebuilt; records wait (unacknowledged) until then."""
 
-    def __init__(self, dead_letters: DeadLetters) -> None:
+    def __init__(self, dead_letters: DeadLetters, max_in_flight: int = 2) -> None:
         self.dead_letters = dead_letters
         self.service: RoutingService | None = None
         self.ready = asyncio.Event()
+        self.max_in_flight = max_in_flight
+        self.retry_pause = 1.0  # seconds before redelivery after a failed store
+        self._in_flight: deque[tuple[asyncio.Task[None], Sequence[Any]]] = deque()
+        self._epoch = 0  # bumped by a rewind: batches read before it are neither committed nor rewound again
 
     async def _service(self) -> RoutingService:
         await self.ready.wait()
         assert self.service is not None
         return self.service
 
-    async def events(self, records: Sequence[Any]) -> None:
+    async def _decode(self, records: Sequence[Any]) -> list[EventEnvelope]:
         envelopes: list[EventEnvelope] = []
         for record in records:
             try:
                 envelopes.append(envelope_decoder.decode(record.value))
             except (msgspec.DecodeError, msgspec.ValidationError) as error:
                 await self.dead_letters.send(record.topic, record.key, record.value, f"undecodable: {error}")
-        await (await self._service()).on_events(envelopes)
+        return envelopes
+
+    async def events(self, records: Sequence[Any]) -> None:
+        """One batch, stored when this returns (no pipelining)."""
+        await (await self._service()).on_events(await self._decode(records))
+
+    async def events_pipelined(self, records: Sequence[Any], consumer: Any) -> None:
+        service = await self._service()
+        while self._in_flight and (len(self._in_flight) >= self.max_in_flight or self._in_flight[0][0].done()):
+            await asyncio.wait([self._in_flight.popleft()[0]])
+        service.decide_events(await self._decode(records))
+        stored = service.flush_later()
+        previous = self._in_flight[-1][0] if self._in_flight else None
+        settle = asyncio.create_task(self._settle(stored, records, consumer, previous, self._epoch))
+        self._in_flight.append((settle, records))
+
+    async def _settle(
+        self,
+        stored: asyncio.Task[None],
+        records: Sequence[Any],
+        consumer: Any,
+        previous: asyncio.Task[None] | None,
+        epoch: int,
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # commits in batch order
+        try:
+            await stored
+        except Exception as error:
+            if epoch == self._epoch:
+                self._epoch += 1
+                log.warning("routing batch not stored, rewinding to redeliver it: %r", error)
+                await asyncio.sleep(self.retry_pause)
+                self._rewind(records, consumer)
+            return
+        if epoch != self._epoch:
+            return  # an earlier batch failed: this one comes again
+        offsets: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+        try:
+            await consumer.commit(offsets)
+        except Exception as error:  # e.g. a rebalance: the records come again, and are skipped
+            log.warning("routing could not commit offsets: %r", error)
+
+    def _rewind(self, failed: Sequence[Any], consumer: Any) -> None:
+        """Seek every partition back to its first record in the failed batch or any later one."""
+        earliest: dict[TopicPartition, int] = {}
+        in_flight = [records for _, records in self._in_flight]
+        position = next((i for i, records in enumerate(in_flight) if records is failed), -1)
+        for records in [failed, *in_flight[position + 1 :]]:  # (-1: all in flight came later)
+            for r in records:
+                tp = TopicPartition(r.topic, r.partition)
+                earliest[tp] = min(earliest.get(tp, r.offset), r.offset)
+        for tp, offset in earliest.items():
+            consumer.seek(tp, offset)
 
     async def commands(self, records: Sequence[Any]) -> None:
         service = await self._service()
@@ -104,7 +169,8 @@ def subscribe(
         decoder=raw,
     )
     async def on_events(body: Any, msg: KafkaMessage) -> None:
-        await handle(msg, handlers.events)
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        await handlers.events_pipelined(records, msg.consumer)
 
     @broker.subscriber(
         commands_topic,

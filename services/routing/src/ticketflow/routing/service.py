@@ -15,24 +15,23 @@ from the trigger, so a redelivered trigger cannot store a decision twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
 
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent
 from ticketflow.contracts.ids import ticket_stream
-from ticketflow.eventstore.errors import ConcurrencyError, EventIdReused
-from ticketflow.eventstore.store import AppendRequest
 from ticketflow.lifecycle import Status
 from ticketflow.routing import domain
 from ticketflow.routing.domain import Decision, Rejected
 from ticketflow.routing.metrics import RoutingMetrics
+from ticketflow.routing.pending import PendingDecisions, TicketStreams, store_segment
 from ticketflow.routing.state import AGENT_EVENT_TYPES, TICKET_EVENT_TYPES, RoutingState, StreamGap
 
 log = logging.getLogger("ticketflow.routing")
@@ -46,21 +45,6 @@ FREES_CAPACITY = (
     e.DuplicateSuspected,
 )
 MAX_REPAIR_ROUNDS = 5
-
-
-class AppendResult(Protocol):
-    @property
-    def already_stored(self) -> bool: ...
-
-
-class TicketStreams(Protocol):
-    """What routing needs of `ticketflow.eventstore.EventStore` (an in-memory one for tests)."""
-
-    async def append_many(self, requests: Sequence[AppendRequest]) -> Sequence[AppendResult]: ...
-
-    async def append(self, stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> AppendResult: ...
-
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[EventEnvelope]: ...
 
 
 def epoch(t: datetime) -> int:
@@ -80,13 +64,9 @@ class RoutingService:
         self.streams = streams
         self.clock = clock
         self.metrics = metrics or RoutingMetrics()
-        # Decisions not yet stored, in order: a segment holds each ticket once, so it is one append_many;
-        # a ticket decided again after others starts a new segment (the log keeps the decision order,
-        # which round-robin cursors are rebuilt from).
-        self._segments: list[dict[uuid.UUID, tuple[int, list[NewEvent]]]] = []
-        self._last_decided: uuid.UUID | None = None
-        self._gaps: set[uuid.UUID] = set()
-        self._lock = asyncio.Lock()  # one trigger at a time: a decision must see every earlier one
+        self.pending = PendingDecisions()
+        self._gaps: set[uuid.UUID] = set()  # tickets to refold from the store before the next store
+        self._chain: asyncio.Task[None] | None = None  # the latest flush; flushes run one at a time
 
     # --- triggers ---------------------------------------------------------------------------------
 
@@ -95,23 +75,16 @@ class RoutingService:
 
     async def on_events(self, envelopes: Iterable[EventEnvelope]) -> None:
         """A batch of records from ticket.events / agent.events; stored when this returns."""
-        async with self._lock:
-            for envelope in envelopes:
-                self._on_event(envelope)
-            await self._flush()
+        self.decide_events(envelopes)
+        await self.flush()
+
+    def decide_events(self, envelopes: Iterable[EventEnvelope]) -> None:
+        """Apply and decide (synchronously: no other trigger sees a half-made decision); `flush` stores."""
+        for envelope in envelopes:
+            self._on_event(envelope)
 
     async def on_command(self, envelope: CommandEnvelope) -> str | None:
         """Apply a manual override. Returns the rejection reason (for the dead-letter topic) or None."""
-        async with self._lock:
-            return await self._on_command(envelope)
-
-    async def tick(self) -> int:
-        """Reassign every unanswered assignment whose time is up, route what is still undecided, fill
-        queues (shifts begin). Returns how many tickets were reassigned."""
-        async with self._lock:
-            return await self._tick()
-
-    async def _on_command(self, envelope: CommandEnvelope) -> str | None:
         ticket_id = envelope.command.ticket_id
         if ticket_id not in self.state.tickets:
             await self._reload(ticket_id)  # opened before we saw it, or never
@@ -122,10 +95,12 @@ class RoutingService:
             return str(rejected)
         if decision is not None:
             self._drain(self._queues_touched(ticket_id, None), envelope.command_id)
-        await self._flush()
+        await self.flush()
         return None
 
-    async def _tick(self) -> int:
+    async def tick(self) -> int:
+        """Reassign every unanswered assignment whose time is up, route what is still undecided, fill
+        queues (shifts begin). Returns how many tickets were reassigned."""
         count = 0
         while (decision := self._decide(lambda now: domain.decide_reassignment(self.state, now), None)) is not None:
             count += 1
@@ -133,7 +108,7 @@ class RoutingService:
             log.info("reassigned %s: %s", decision.ticket_id, decision.why)
         self.route_undecided()
         self._drain(sorted(self.state.desks.queues), None)
-        await self._flush()
+        await self.flush()
         return count
 
     def route_undecided(self) -> None:
@@ -187,13 +162,7 @@ class RoutingService:
             return None
         metadata = EventMetadata(causation_id=cause)
         new = [NewEvent(self._event_id(decision, cause, i), ev, now, metadata) for i, ev in enumerate(decision.events)]
-        ticket_id = decision.ticket_id
-        if not self._segments or (ticket_id in self._segments[-1] and ticket_id != self._last_decided):
-            self._segments.append({})
-        segment = self._segments[-1]
-        expected, buffered = segment.get(ticket_id, (decision.expected_version, []))
-        segment[ticket_id] = (expected, [*buffered, *new])
-        self._last_decided = ticket_id
+        self.pending.add(decision.ticket_id, decision.expected_version, new)
         for offset, event in enumerate(decision.events, start=1):
             self.state.apply_ticket(event, decision.expected_version + offset, epoch(now), cause=cause)
         self._count(decision)
@@ -210,66 +179,56 @@ class RoutingService:
 
     # --- storing ----------------------------------------------------------------------------------
 
+    async def flush(self) -> None:
+        await self.flush_later()
+
+    def flush_later(self) -> asyncio.Task[None]:
+        """Store everything decided so far, after every earlier flush has finished (in call order)."""
+        previous = self._chain
+
+        async def run() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):  # its own caller handles its failure
+                    await previous
+            await self._flush()
+
+        self._chain = asyncio.create_task(run())
+        return self._chain
+
     async def _flush(self) -> None:
         try:
             await self._flush_rounds()
         except BaseException:
             # The store is unreachable: what was decided but not stored must not stay in memory.
             # Forget those tickets; the unacknowledged trigger comes again and they are refolded.
-            for segment in self._segments:
-                for ticket_id in segment:
-                    self.state.forget(ticket_id)
-                    self._gaps.add(ticket_id)
-            self._segments, self._last_decided = [], None
+            for ticket_id in self.pending.tickets():
+                self._refold_later(ticket_id)
             raise
 
     async def _flush_rounds(self) -> None:
         for _ in range(MAX_REPAIR_ROUNDS):
             for ticket_id in sorted(self._gaps, key=str):
                 await self._reload(ticket_id)
-                self._after_reload(ticket_id)
                 self._gaps.discard(ticket_id)
-            if not self._segments:
+                self._after_reload(ticket_id)
+            segments = self.pending.take()
+            if not segments:
                 return
-            segments, self._segments, self._last_decided = self._segments, [], None
-            failed: set[uuid.UUID] = set()
             try:
-                for segment in segments:
-                    # A ticket whose earlier decision failed: its later ones were made on that decision.
-                    pending = {t: v for t, v in segment.items() if t not in failed}
-                    for ticket_id in await self._store(pending):
-                        # Refold from the store, then decide again (the next round stores it).
-                        self.state.forget(ticket_id)
-                        self._gaps.add(ticket_id)
-                        failed.add(ticket_id)
-                    segments = segments[1:]
+                while segments:
+                    for ticket_id in await store_segment(self.streams, segments[0]):
+                        self._refold_later(ticket_id)
+                        for later in segments[1:]:  # decided on the state that was not stored
+                            later.pop(ticket_id, None)
+                    segments.pop(0)
             finally:
-                self._segments = segments + self._segments  # not stored yet (an outage): see _flush
+                self.pending.put_back(segments)  # not stored (an outage): see _flush
         raise RuntimeError(f"routing decisions still conflicting after {MAX_REPAIR_ROUNDS} rounds")
 
-    async def _store(self, pending: dict[uuid.UUID, tuple[int, list[NewEvent]]]) -> set[uuid.UUID]:
-        """Append one segment; returns the tickets whose decision is not stored as decided."""
-        if not pending:
-            return set()
-        requests = [AppendRequest(ticket_stream(t), v, evs) for t, (v, evs) in pending.items()]
-        try:
-            results = await self.streams.append_many(requests)
-        except (ConcurrencyError, EventIdReused):
-            return set(await self._one_by_one(pending))
-        return {t for t, r in zip(pending, results, strict=True) if r.already_stored}
-
-    async def _one_by_one(self, pending: dict[uuid.UUID, tuple[int, list[NewEvent]]]) -> list[uuid.UUID]:
-        failed = []
-        for ticket_id, (version, events) in pending.items():
-            try:
-                result = await self.streams.append(ticket_stream(ticket_id), version, events)
-            except ConcurrencyError as conflict:
-                log.info("ticket %s changed while routing decided (%s); deciding again", ticket_id, conflict)
-                failed.append(ticket_id)
-            else:
-                if result.already_stored:
-                    failed.append(ticket_id)
-        return failed
+    def _refold_later(self, ticket_id: uuid.UUID) -> None:
+        self.state.forget(ticket_id)
+        self.pending.drop(ticket_id)
+        self._gaps.add(ticket_id)
 
     async def _reload(self, ticket_id: uuid.UUID) -> None:
         have = self.state.version_of(ticket_id)
