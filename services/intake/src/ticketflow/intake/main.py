@@ -23,7 +23,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ticketflow.contracts.topics import CHAT_INBOUND
-from ticketflow.eventstore.errors import RetryableStoreError
 from ticketflow.eventstore.store import EventStore
 from ticketflow.intake.adapters.botx import BotxGateway
 from ticketflow.intake.adapters.desks import Tenants, load_tenants
@@ -89,10 +88,12 @@ def build_broker(settings: Settings, consumer: InboundConsumer) -> KafkaBroker:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         try:
             await consumer.handle(records)
-        except (RetryableStoreError, OSError, asyncpg.PostgresError) as exc:
+        except Exception as exc:  # whatever failed, the batch must come again, never be skipped
+            # With manual acks, leaving a batch un-acked is not enough: the next batch's commit would
+            # move the offset past it. Seek back so the same records are delivered again.
             log.warning("chat.inbound batch not recorded, will be redelivered: %r", exc)
             await asyncio.sleep(1.0)
-            await msg.nack()  # seek back: the same records come again
+            await msg.nack()
             return
         await msg.ack()
 
