@@ -320,3 +320,34 @@ async def test_bad_input_is_dead_lettered_with_the_cause_and_the_consumer_contin
     assert reasons[3].startswith("unknown ticket")
     assert dead.records[2][2]["event_id"] == str(unknown_desk.event_id)
     assert len(dead.records) == 4 and handlers.outcomes[-1] == "RecordPreflightPassed"
+
+
+class Record:
+    """The fields of an aiokafka ConsumerRecord the handlers read."""
+
+    def __init__(self, envelope: EventEnvelope) -> None:
+        self.topic = "ticket.events"
+        self.key = envelope.stream_id.encode()
+        self.value = envelope_encoder.encode(envelope)
+
+
+async def test_a_batch_examines_tickets_concurrently_so_a_hanging_portal_holds_only_its_own(
+    pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, serve: ServeFactory, certs: Certificates
+) -> None:
+    hanging_routes = healthy_routes()
+    hanging_routes["/pub/"] = Reply(hang=True)  # ends in the check's timeout (1 s here)
+    hanging = await serve(certs.valid, hanging_routes)
+    healthy = await serve(certs.valid, healthy_routes())
+    service = make_service(pool, desks, config)
+    handlers = PreflightHandlers(RecordedDeadLetters(), service)
+    slow = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=hanging.url())
+    fast = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=healthy.url())
+    await handlers.on_batch([Record(slow), Record(fast)])
+
+    slow_decision = (await service.store.read_stream(slow.stream_id))[-1]
+    fast_decision = (await service.store.read_stream(fast.stream_id))[-1]
+    assert isinstance(slow_decision.event, e.PreflightFailed)
+    assert next(check for check in slow_decision.event.checks if not check.passed).reason == "timeout"
+    assert isinstance(fast_decision.event, e.PreflightPassed)
+    assert fast_decision.position is not None and slow_decision.position is not None
+    assert fast_decision.position < slow_decision.position  # the later ticket did not wait for the slow one

@@ -1,7 +1,7 @@
 """The thin Kafka side: decode the envelope with msgspec, hand it to the service, never let an
-exception escape. `ticket.events` is read with group "preflight" and AckPolicy.ACK: every record is
-acknowledged once handled, dead-lettered, or retried out (at-least-once is the store's job: the
-service claims each event id). Dead letters go to `<topic>.dlq` with the cause in
+exception escape. `ticket.events` is read in batches with group "preflight" and AckPolicy.ACK: a
+batch is acknowledged once each record is handled, dead-lettered, or retried out (exactly one effect
+is the store's job: the service claims each event id). Tickets of a batch are examined concurrently. Dead letters go to `<topic>.dlq` with the cause in
 `x-dead-letter-reason`.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -78,6 +79,19 @@ class PreflightHandlers:
         self.outcomes.append(outcome)
         log.info("preflight: %s %s -> %s", type(envelope.event).__name__, envelope.stream_id, outcome)
 
+    async def on_batch(self, records: Sequence[Any]) -> None:
+        """Different tickets concurrently, so one slow portal holds only its own tickets; one ticket's
+        records in order (they share a key, hence a partition)."""
+        by_ticket: dict[bytes | None, list[Any]] = {}
+        for record in records:
+            by_ticket.setdefault(record.key, []).append(record)
+
+        async def in_order(group: list[Any]) -> None:
+            for record in group:
+                await self.on_record(record.topic, record.key, record.value)
+
+        await asyncio.gather(*(in_order(group) for group in by_ticket.values()))
+
     async def _dead_letter(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
         self.outcomes.append(f"dead letter: {reason}")
         try:
@@ -87,12 +101,29 @@ class PreflightHandlers:
 
 
 def subscribe(
-    broker: KafkaBroker, handlers: PreflightHandlers, *, topic: str = TICKET_EVENTS, group_id: str = GROUP_ID
+    broker: KafkaBroker,
+    handlers: PreflightHandlers,
+    *,
+    topic: str = TICKET_EVENTS,
+    group_id: str = GROUP_ID,
+    batch: int = 64,
 ) -> None:
+    """Batches of up to `batch` records, acknowledged (AckPolicy.ACK) once every record in them is
+    handled or dead-lettered; `batch` bounds how many tickets are examined at once."""
+
     async def raw(message: Any) -> Any:  # decoded by msgspec in the handler, so failures are dead letters
         return message.body
 
-    @broker.subscriber(topic, group_id=group_id, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest", decoder=raw)
-    async def on_ticket_event(body: bytes, msg: KafkaMessage) -> None:
-        record = msg.raw_message
-        await handlers.on_record(record.topic, record.key, body)  # type: ignore[union-attr]
+    @broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=batch,
+        batch_timeout_ms=20,
+        ack_policy=AckPolicy.ACK,
+        auto_offset_reset="earliest",
+        decoder=raw,
+    )
+    async def on_ticket_events(body: Any, msg: KafkaMessage) -> None:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        await handlers.on_batch(records)
