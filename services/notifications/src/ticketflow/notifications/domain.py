@@ -1,0 +1,328 @@
+"""Which events need a message, to whom, with which template and variables. Pure: no I/O.
+
+The ticket's context (chat, requester, desk, title, queue, assignee) is folded from the ticket's own
+events (`evolve`); the service loads the stream from the store (see docs/notifications.md, "Service").
+Variables are formatted here, in each recipient's language and time zone, because the templates
+take them as text. Policy (shifts, on-call nights, mutes, channel preference) is `policy.plan`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from ticketflow.contracts import sla_events as sla
+from ticketflow.contracts import ticket_events as t
+from ticketflow.contracts.envelope import EventEnvelope
+from ticketflow.contracts.values import ChatRef, Requester
+from ticketflow.notifications.model import Channel, Notification
+from ticketflow.notifications.policy import Address, Decision, Kind, Person, Role, plan
+
+PLATFORM_CHANNEL = {"express": Channel.EXPRESS, "bitrix24": Channel.BITRIX24, "generic": Channel.WEBHOOK}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketContext:
+    ticket_id: uuid.UUID
+    version: int = 0  # the last ticket-stream version folded in
+    desk_id: str = ""
+    track_id: str = ""
+    chat: ChatRef | None = None
+    requester: Requester | None = None
+    title: str = ""
+    priority: str = "normal"
+    queue_id: str | None = None
+    assignee: str | None = None
+
+
+def evolve(ctx: TicketContext, envelope: EventEnvelope) -> TicketContext:
+    event, version = envelope.event, max(ctx.version, envelope.stream_version)
+    if isinstance(event, t.TicketOpened):
+        return replace(ctx, version=version, desk_id=event.desk_id, track_id=event.track_id, chat=event.chat,
+                       requester=event.requester, title=title_of(event.text), priority=event.priority)  # fmt: skip
+    if isinstance(event, t.TicketRouted):
+        return replace(ctx, version=version, queue_id=event.queue_id, priority=event.priority)
+    if isinstance(event, t.TicketAssigned):
+        return replace(ctx, version=version, assignee=event.agent_id)
+    if isinstance(event, t.TicketUnassigned) and ctx.assignee == event.agent_id:
+        return replace(ctx, version=version, assignee=None)
+    if isinstance(event, t.PriorityChanged):
+        return replace(ctx, version=version, priority=event.to_priority)
+    return replace(ctx, version=version)
+
+
+def context_of(ticket_id: uuid.UUID, envelopes: Iterable[EventEnvelope], up_to: int | None = None) -> TicketContext:
+    ctx = TicketContext(ticket_id)
+    for envelope in envelopes:
+        if up_to is None or envelope.stream_version <= up_to:
+            ctx = evolve(ctx, envelope)
+    return ctx
+
+
+def ticket_number(ticket_id: uuid.UUID) -> str:
+    """Short and stable: the random tail of the (UUIDv7) ticket id."""
+    return "TF-" + ticket_id.hex[-8:].upper()
+
+
+def title_of(text: str, limit: int = 80) -> str:
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+# -- formatting in the recipient's language and time zone ------------------------------------------
+
+_MONTHS = {
+    "ru": ("янв", "фев", "мар", "апр", "мая", "июн", "июл", "авг", "сен", "окт", "ноя", "дек"),
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+}
+_DAYS = {"ru": ("пн", "вт", "ср", "чт", "пт", "сб", "вс"), "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+_UNITS = {"ru": ("д", "ч", "мин"), "en": ("d", "h", "min")}
+_DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def language(locale: str) -> str:
+    return "en" if locale.lower().startswith("en") else "ru"
+
+
+def format_time(at: datetime, locale: str, timezone: str) -> str:
+    """`пн 23 ноя 12:00 MSK` / `Mon 23 Nov 12:00 MSK`, in the recipient's zone."""
+    lang, local = language(locale), at.astimezone(ZoneInfo(timezone))
+    day, month = _DAYS[lang][local.weekday()], _MONTHS[lang][local.month - 1]
+    return f"{day} {local.day} {month} {local:%H:%M} {local.tzname()}"
+
+
+def format_duration(span: timedelta, locale: str) -> str:
+    minutes = max(0, int(span.total_seconds() + 59) // 60)
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    units = _UNITS[language(locale)]
+    parts = [f"{v} {u}" for v, u in zip((days, hours, mins), units, strict=True) if v]
+    return " ".join(parts) or f"0 {units[2]}"
+
+
+def describe_hours(weekly: Mapping[str, Sequence[str]], locale: str, timezone: str) -> str:
+    """Weekly hours as text, consecutive days with the same hours joined: `пн–пт 10:00-19:00 (MSK)`."""
+    lang, groups = language(locale), list[tuple[int, int, str]]()  # (first day, last day, hours)
+    for index, key in enumerate(_DAY_KEYS):
+        hours = ", ".join(weekly.get(key, ()))
+        if hours and groups and groups[-1][2] == hours and groups[-1][1] == index - 1:
+            groups[-1] = (groups[-1][0], index, hours)
+        elif hours:
+            groups.append((index, index, hours))
+    names = _DAYS[lang]
+    text = "; ".join(
+        f"{names[a]}–{names[b]} {h}" if b > a else f"{names[a]} {h}" for a, b, h in groups
+    )  # fmt: skip
+    zone = datetime.now(ZoneInfo(timezone)).tzname()
+    return f"{text} ({zone})" if text else ("по договорённости" if lang == "ru" else "by arrangement")
+
+
+# -- what the domain needs to know about desks and staff --------------------------------------------
+
+
+class Calendar(Protocol):
+    def is_open(self, t: datetime) -> bool: ...
+    def next_opening(self, t: datetime) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class DeskView:
+    timezone: str
+    calendar: Calendar | None = None  # the track's support hours; None: always open
+    weekly_hours: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    email: bool = False  # the desk keeps a ticket register with e-mail notifications
+    email_relay: str | None = None
+    partners_url: str = ""
+
+
+class Staff(Protocol):
+    def person(self, person_id: str) -> Person | None: ...
+    def name(self, person_id: str) -> str: ...
+    def timezone(self, person_id: str) -> str | None: ...
+    def leads(self, queue_id: str) -> tuple[Person, ...]: ...
+    def oncall(self, desk_id: str, queue_id: str | None) -> tuple[Person, ...]: ...
+
+
+@dataclass(frozen=True)
+class Related:
+    """Facts from other streams the service looked up: the duplicate's title, the SLA deadline."""
+
+    duplicate_title: str = ""
+    deadline: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Planned:
+    notifications: list[Notification] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    note: str = ""  # why nothing was planned, for logs
+
+
+# One message kind per event: (template, policy kind) per role; variables come from `_variables`.
+NEEDS_MESSAGE = (t.TicketOpened, t.PreflightFailed, t.TicketReferred, t.DuplicateSuspected, t.TicketAssigned,
+                 t.AgentReplied, t.WaitingOnCustomer, t.TicketResolved, t.TicketReopened, sla.SlaWarning,
+                 sla.SlaBreached)  # fmt: skip
+
+
+def needs_message(event: object) -> bool:
+    return isinstance(event, NEEDS_MESSAGE)
+
+
+def requester_person(ctx: TicketContext, desk: DeskView) -> Person | None:
+    """The requester in the chat they wrote from; plus e-mail where the desk keeps a register."""
+    if ctx.chat is None or ctx.requester is None:
+        return None
+    chat_channel = PLATFORM_CHANNEL[ctx.chat.platform]
+    address = ctx.requester.user_id if chat_channel is Channel.WEBHOOK else ctx.chat.conversation_id
+    addresses = {chat_channel: Address(ctx.chat.tenant_id, address)}
+    channels: tuple[Channel, ...] = (chat_channel,)
+    if desk.email and ctx.requester.email:
+        channels += (Channel.EMAIL,)
+        addresses[Channel.EMAIL] = Address(desk.email_relay or "", ctx.requester.email)
+    return Person(f"requester:{ctx.requester.user_id}", Role.REQUESTER, ctx.requester.locale, channels, addresses,
+                  fan_out=True)  # fmt: skip
+
+
+def staff_person(staff: Staff, person_id: str, role: Role) -> Person:
+    """Someone routing named; unknown to the directory, they get an address-less (dead-letter) message."""
+    return staff.person(person_id) or Person(person_id, role, "ru", (Channel.EMAIL,))
+
+
+def plan_event(
+    envelope: EventEnvelope, ctx: TicketContext, desk: DeskView, staff: Staff, related: Related = Related()
+) -> Planned:
+    event, at = envelope.event, envelope.occurred_at
+    if not needs_message(event):
+        return Planned(note="no message for this event")
+    requester = requester_person(ctx, desk)
+    audience = _audience(event, ctx, staff, requester)
+    if not audience:
+        return Planned(note="nobody to tell (ticket context unknown)")
+    planned = Planned()
+    seen: set[str] = set()
+    for person, template, kind in audience:
+        timezone = desk.timezone if person.role is Role.REQUESTER else staff.timezone(person.id) or desk.timezone
+        variables = _variables(event, ctx, desk, staff, related, person.locale, timezone)
+        notes, decisions = plan(event_id=str(envelope.event_id), template=template, kind=kind, people=[person],
+                                variables=variables, at=at)  # fmt: skip
+        planned.decisions.extend(decisions)
+        for n in notes:
+            if n.key not in seen:  # one per (event, person, channel), e.g. lead and on-call at once
+                seen.add(n.key)
+                planned.notifications.append(n)
+    return planned
+
+
+Audience = list[tuple[Person, str, Kind]]
+
+
+def _audience(event: object, ctx: TicketContext, staff: Staff, requester: Person | None) -> Audience:
+    to_requester: Audience = []
+    if requester is not None:
+        template = _REQUESTER_TEMPLATES.get(type(event))
+        if template is not None:
+            to_requester.append((requester, template, Kind.INFO))
+    if isinstance(event, t.TicketAssigned):
+        return [*to_requester, (staff_person(staff, event.agent_id, Role.AGENT), "assigned_to_you", Kind.INFO)]
+    if isinstance(event, t.TicketReopened) and ctx.assignee:
+        return [*to_requester, (staff_person(staff, ctx.assignee, Role.AGENT), "ticket_reopened", Kind.INFO)]
+    if isinstance(event, sla.SlaWarning | sla.SlaBreached):
+        return _escalation(event, ctx, staff)
+    return to_requester
+
+
+_REQUESTER_TEMPLATES: dict[type, str] = {
+    t.TicketOpened: "ticket_opened",
+    t.PreflightFailed: "preflight_failed",
+    t.TicketReferred: "ticket_referred",
+    t.DuplicateSuspected: "duplicate_found",
+    t.TicketAssigned: "ticket_assigned",
+    t.AgentReplied: "agent_reply",
+    t.WaitingOnCustomer: "waiting_on_you",
+    t.TicketResolved: "ticket_resolved",
+    t.TicketReopened: "ticket_reopened",
+}
+
+
+def _escalation(event: sla.SlaWarning | sla.SlaBreached, ctx: TicketContext, staff: Staff) -> Audience:
+    """`escalate_to` names "assignee", "lead", "queue:<id>" (its leads and on-call); the desk's on-call
+    always hears (policy keeps warnings from them at night). "requester" has no SLA template."""
+    breach = isinstance(event, sla.SlaBreached)
+    kind, prefix = (Kind.SLA_BREACH, "sla_breach") if breach else (Kind.SLA_WARNING, "sla_warning")
+    audience: Audience = []
+    for who in event.escalate_to:
+        if who == "assignee" and ctx.assignee:
+            audience.append((staff_person(staff, ctx.assignee, Role.AGENT), f"{prefix}_agent", kind))
+        elif who == "lead" and ctx.queue_id:
+            audience += [(p, f"{prefix}_lead", kind) for p in staff.leads(ctx.queue_id)]
+        elif who.startswith("queue:"):
+            queue = who.removeprefix("queue:")
+            audience += [(p, f"{prefix}_lead", kind) for p in staff.leads(queue)]
+            audience += [(p, f"{prefix}_oncall", kind) for p in staff.oncall(ctx.desk_id, queue)]
+    audience += [(p, f"{prefix}_oncall", kind) for p in staff.oncall(ctx.desk_id, ctx.queue_id)]
+    return audience
+
+
+def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, related: Related,
+               locale: str, timezone: str) -> dict[str, Any]:  # fmt: skip
+    number = ticket_number(ctx.ticket_id)
+    base: dict[str, Any] = {"ticket_number": number, "ticket_title": ctx.title}
+    if isinstance(event, t.TicketOpened):
+        outside = desk.calendar is not None and not desk.calendar.is_open(event.opened_at)
+        base["outside_hours"] = outside
+        if outside and desk.calendar is not None:
+            base["support_hours"] = describe_hours(desk.weekly_hours, locale, desk.timezone)
+            base["clock_starts_at"] = format_time(desk.calendar.next_opening(event.opened_at), locale, timezone)
+        return base
+    if isinstance(event, t.PreflightFailed):
+        lang = language(locale)
+        failed = [c for c in event.checks if not c.passed]
+        checks = [{"title": _check_title(c.name, lang), "remediation": _remediation(c.remediation, c.reason, lang)}
+                  for c in failed]  # fmt: skip
+        portal = ctx.chat.portal_url if ctx.chat and ctx.chat.portal_url else ""
+        return {"portal_url": portal, "checks": checks}
+    if isinstance(event, t.TicketReferred):
+        return {**base, "reason": event.reason, "partners_url": desk.partners_url}
+    if isinstance(event, t.DuplicateSuspected):
+        return {**base, "duplicate_of": ticket_number(event.duplicate_of), "duplicate_title": related.duplicate_title}
+    if isinstance(event, t.TicketAssigned):
+        due = format_time(related.deadline, locale, timezone) if related.deadline else "—"
+        return {**base, "agent_name": staff.name(event.agent_id), "priority": ctx.priority, "due_at": due}
+    if isinstance(event, t.AgentReplied):
+        return {**base, "agent_name": staff.name(event.agent_id), "message": event.text}
+    if isinstance(event, t.WaitingOnCustomer):
+        return {**base, "question": event.reason}
+    if isinstance(event, t.TicketResolved):
+        return {**base, "resolution": event.resolution}
+    if isinstance(event, t.TicketReopened):
+        return {**base, "reason": event.reason}
+    if isinstance(event, sla.SlaWarning | sla.SlaBreached):
+        base |= {"target": event.target, "due_at": format_time(event.deadline, locale, timezone),
+                 "agent_name": staff.name(ctx.assignee) if ctx.assignee else "—"}  # fmt: skip
+        if isinstance(event, sla.SlaWarning):
+            return base | {"remaining": format_duration(event.deadline - event.fired_at, locale)}
+        return base | {"overdue": format_duration(event.fired_at - event.deadline, locale)}
+    return base
+
+
+_CHECK_TITLES = {
+    "public_address": ("Публичный адрес портала", "Portal's public address"),
+    "https_reachable": ("Доступность по HTTPS", "HTTPS reachability"),
+    "tls_certificate": ("SSL-сертификат", "SSL certificate"),
+    "pub_readable": ("Доступ к /pub/", "Access to /pub/"),
+    "json_answer": ("Ответ сервера в JSON", "Server answers in JSON"),
+    "license": ("Лицензия", "License"),
+    "updates": ("Обновления", "Updates"),
+}
+
+
+def _check_title(name: str, lang: str) -> str:
+    titles = _CHECK_TITLES.get(name)
+    return (titles[0] if lang == "ru" else titles[1]) if titles else name
+
+
+def _remediation(remediation: Mapping[str, str], reason: str, lang: str) -> str:
+    return remediation.get(lang) or remediation.get("ru") or next(iter(remediation.values()), reason)

@@ -1,0 +1,153 @@
+"""The thin Kafka side: `ticket.events` in batches (group "notifications", AckPolicy.ACK).
+
+A batch is grouped by record key (the ticket id): one ticket's records are handled in order, tickets
+concurrently (at most `parallel`), so per-ticket order holds and one slow destination does not stall
+the rest. Nothing escapes: a record that is not an envelope is dead-lettered to `<topic>.dlq` with
+the cause; a PostgreSQL outage is retried with backoff, and after bounded retries the record is
+dead-lettered with "retries exhausted" (redelivering it from `.dlq` later is safe: handling is
+idempotent). Delivery failures are not dead letters here: they stay in the ledger for `redrive`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from ticketflow.contracts.envelope import envelope_decoder
+from ticketflow.contracts.topics import TICKET_EVENTS
+from ticketflow.eventstore import ConcurrencyError, RetryableStoreError
+from ticketflow.eventstore.connection import retryable_errors
+from ticketflow.notifications.service import NotificationService
+from ticketflow.runtime.kafka import DeadLetters, with_retries
+
+log = logging.getLogger("ticketflow.notifications")
+GROUP_ID = "notifications"
+OUTAGES = (
+    RetryableStoreError,
+    ConcurrencyError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.TooManyConnectionsError,
+    *retryable_errors(),
+)
+
+
+class NotificationHandlers:
+    """Records wait (unacknowledged) until the service is attached: the pool exists only once the
+    service's lifespan has started, after the broker."""
+
+    def __init__(
+        self,
+        dead_letters: DeadLetters,
+        service: NotificationService | None = None,
+        *,
+        parallel: int = 64,
+        retry_attempts: int = 6,
+        retry_base_delay: float = 0.2,
+    ) -> None:
+        self.dead_letters = dead_letters
+        self.parallel = parallel
+        self.retry_attempts = retry_attempts
+        self.retry_base_delay = retry_base_delay
+        self.outcomes: deque[str] = deque(maxlen=1000)  # what the latest records led to (tests, logs)
+        self.handled = 0
+        self._ready = asyncio.Event()
+        self._service = service
+        if service is not None:
+            self._ready.set()
+
+    @property
+    def attached(self) -> asyncio.Event:
+        return self._ready
+
+    def attach(self, service: NotificationService) -> None:
+        self._service = service
+        self._ready.set()
+
+    @property
+    def service(self) -> NotificationService:
+        assert self._service is not None, "NotificationHandlers.attach() first"
+        return self._service
+
+    async def on_batch(self, records: Sequence[Any]) -> None:
+        await self._ready.wait()
+        by_ticket: dict[bytes | None, list[Any]] = {}
+        for record in records:
+            by_ticket.setdefault(record.key, []).append(record)
+        gate = asyncio.Semaphore(self.parallel)
+
+        async def lane(ticket_records: list[Any]) -> None:
+            async with gate:
+                for record in ticket_records:
+                    await self.on_record(record.topic, record.key, record.value)
+
+        await asyncio.gather(*(lane(rs) for rs in by_ticket.values()))
+
+    async def on_record(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            envelope = envelope_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            await self._dead_letter(topic, key, value, f"undecodable envelope: {error}")
+            return
+        event_id = str(envelope.event_id)
+        try:
+            handled = await with_retries(
+                lambda: self.service.handle(envelope), OUTAGES, attempts=self.retry_attempts,
+                base_delay=self.retry_base_delay,
+            )  # fmt: skip
+        except OUTAGES as outage:
+            await self._dead_letter(topic, key, value, f"retries exhausted: {outage!r}", event_id=event_id)
+            return
+        except Exception as error:  # a bug must not stop the consumer: keep the record and the cause
+            log.exception("notifications: unexpected failure on event %s", event_id)
+            await self._dead_letter(topic, key, value, f"unexpected: {error!r}", event_id=event_id)
+            return
+        self.handled += 1
+        if handled.skipped:
+            self.outcomes.append(f"skipped: {handled.skipped}")
+        else:
+            self.outcomes.append(f"sent {handled.sent}, dead {handled.dead}")
+            log.debug("notifications: %s %s -> %s", type(envelope.event).__name__, envelope.stream_id, handled)
+
+    async def _dead_letter(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
+        self.outcomes.append(f"dead letter: {reason}")
+        try:
+            await self.dead_letters.send(topic, key, value, reason, **context)
+        except Exception:  # the broker is gone too: log loudly, the record is acknowledged regardless
+            log.exception("notifications: could not dead-letter a record from %s (%s)", topic, reason)
+
+
+def subscribe(
+    broker: KafkaBroker,
+    handlers: NotificationHandlers,
+    *,
+    topic: str = TICKET_EVENTS,
+    group_id: str = GROUP_ID,
+    batch: int = 500,
+) -> None:
+    async def raw(message: Any) -> Any:  # decoded by msgspec in the handler, so failures are dead letters
+        return message.body
+
+    @broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=batch,
+        batch_timeout_ms=10,
+        ack_policy=AckPolicy.ACK,
+        auto_offset_reset="earliest",
+        decoder=raw,
+    )
+    async def on_ticket_events(body: Any, msg: KafkaMessage) -> None:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        await handlers.on_batch(records)

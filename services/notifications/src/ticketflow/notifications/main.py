@@ -1,0 +1,116 @@
+"""Wiring: desk configuration, channel accounts and staff, the ledger, the broker.
+
+Run: `python -m ticketflow.notifications` (port TICKETFLOW_NOTIFICATIONS_PORT, default 8005).
+Environment (besides TICKETFLOW_KAFKA_BOOTSTRAP / TICKETFLOW_PG_DSN):
+- TICKETFLOW_NOTIFICATIONS_CONFIG: channel accounts and staff (default: the packaged local.toml);
+- TICKETFLOW_DESK_CONFIG_DIR: desk files (default: the packaged desks);
+- TICKETFLOW_NOTIFICATIONS_PARALLEL (64): tickets handled at once; TICKETFLOW_NOTIFICATIONS_POOL (24):
+  PostgreSQL connections; TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS (60): how often stale claims are
+  finished (`Deliverer.recover_stale`).
+A broken configuration file stops the process with the problem (exit 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+
+from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
+from ticketflow.eventstore import EventStore
+from ticketflow.notifications.channels import ChannelClient
+from ticketflow.notifications.delivery import Deliverer
+from ticketflow.notifications.directory import ConfigError, Directory, build_channels, load_config
+from ticketflow.notifications.handlers import NotificationHandlers, subscribe
+from ticketflow.notifications.ledger import PgLedger
+from ticketflow.notifications.rendering import TemplateCatalog
+from ticketflow.notifications.service import NotificationService
+from ticketflow.runtime.kafka import DeadLetters
+from ticketflow.runtime.service import Service, new_service, run
+
+log = logging.getLogger("ticketflow.notifications")
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def make_service(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory,
+                 channels: Sequence[ChannelClient], **deliverer_options: object) -> NotificationService:  # fmt: skip
+    deliverer = Deliverer(
+        ledger=PgLedger(pool), catalog=TemplateCatalog.from_directory(), channels=channels,
+        **deliverer_options,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return NotificationService(EventStore(pool), deliverer, desks, directory)
+
+
+async def recover_periodically(service: NotificationService, stop: asyncio.Event, every: float) -> None:
+    """Finish claims whose worker went away, and record their outcomes."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        if stop.is_set():
+            return
+        try:
+            outcomes = await service.deliverer.recover_stale()
+            if outcomes:
+                await service.record_by_keys(outcomes)
+                log.info("notifications: recovered %d stale deliveries", len(outcomes))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("notifications: recover_stale failed, next round in %.0fs: %r", every, exc)
+
+
+def build(desks: DeskRegistry | None = None) -> Service:
+    desks = desks or load_desks()
+    config = load_config()
+    directory = Directory.from_config(config)
+    service = new_service("notifications")
+    handlers = NotificationHandlers(
+        DeadLetters(service.broker, "notifications"), parallel=_int("TICKETFLOW_NOTIFICATIONS_PARALLEL", 64)
+    )
+    subscribe(service.broker, handlers)
+    state: dict[str, NotificationService] = {}
+    channels: list[ChannelClient] = []
+
+    async def start() -> None:
+        desks.warm_calendars()
+        pool = await asyncpg.create_pool(
+            service.settings.pg_dsn, min_size=2, max_size=_int("TICKETFLOW_NOTIFICATIONS_POOL", 24)
+        )
+        channels.extend(build_channels(config))
+        state["service"] = make_service(pool, desks, directory, channels)
+        handlers.attach(state["service"])
+
+    async def recover(stop: asyncio.Event) -> None:
+        await handlers.attached.wait()  # background tasks start after on_start; this is a guard
+        notifications = state["service"]
+        try:
+            await recover_periodically(notifications, stop, _int("TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS", 60))
+        finally:
+            if stop.is_set():  # shutting down: close the channels' connections and our pool
+                for channel in channels:
+                    with contextlib.suppress(Exception):
+                        await channel.aclose()
+                await notifications.store.pool.close()
+
+    service.on_start.append(start)
+    service.background.append(recover)
+    return service
+
+
+def main() -> None:
+    try:
+        service = build()
+    except (DeskConfigError, ConfigError, OSError, ValueError) as error:
+        print(f"notifications: refusing to start: {error}", file=sys.stderr)
+        sys.exit(2)
+    run(service)
+
+
+if __name__ == "__main__":
+    main()
