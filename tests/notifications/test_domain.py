@@ -1,0 +1,385 @@
+"""Which events need a message, to whom, which template, which variables (pure: no I/O).
+
+Given a ticket's events (its context) and the staff directory, when an event arrives, then these
+people get this template on this channel, with variables every template of both locales renders.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ticketflow.contracts import notification_events as ne
+from ticketflow.contracts import sla_events as sla
+from ticketflow.contracts import ticket_events as t
+from ticketflow.contracts.envelope import EventEnvelope
+from ticketflow.contracts.ids import sla_stream, ticket_stream
+from ticketflow.contracts.values import ChatRef, CheckEvidence, Requester
+from ticketflow.deskconfig import load_desks
+from ticketflow.notifications.directory import Directory, parse_config
+from ticketflow.notifications.domain import (
+    DeskView,
+    Planned,
+    Related,
+    TicketContext,
+    context_of,
+    describe_hours,
+    format_duration,
+    format_time,
+    plan_event,
+    ticket_number,
+)
+from ticketflow.notifications.model import Channel
+from ticketflow.notifications.rendering import TemplateCatalog
+
+EXPRESS_BOT = "8dada2c8-67a6-4434-9dec-570d244e78ee"
+PORTAL = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+CHAT = "6f1d8a0e-3c55-4a7b-9b61-2f8f6f0d6a10"
+# Tuesday 2026-11-24: 12:00 Moscow is inside every shift below, 03:00 Moscow is night.
+DAY = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+NIGHT = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+SATURDAY = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+STAFF_TOML = f"""
+[[express_bots]]
+bot_id = "{EXPRESS_BOT}"
+cts_url = "http://127.0.0.1:1"
+secret_env = "BOT_SECRET"
+
+[[bitrix24_portals]]
+portal_id = "{PORTAL}"
+rest_url = "http://127.0.0.1:1/rest"
+bot_id = 7
+auth_token_env = "B24_TOKEN"
+
+[[smtp_relays]]
+name = "register"
+hostname = "127.0.0.1"
+sender = "support@ticketflow.test"
+
+[[desks]]
+desk_id = "express"
+email_relay = "register"
+
+[[desks]]
+desk_id = "bitrix24-box"
+partners_url = "https://partners.example.ru"
+
+[[people]]
+id = "anna"
+name = "Anna"
+role = "agent"
+locale = "en"
+timezone = "Asia/Yekaterinburg"
+channels = ["express", "email"]
+addresses.express = {{ destination = "{EXPRESS_BOT}", address = "{uuid.UUID(int=1)}" }}
+addresses.email = {{ destination = "register", address = "anna@example.test" }}
+shift = [{{ days = ["mon", "tue", "wed", "thu", "fri"], start = "09:00", end = "18:00" }}]
+
+[[people]]
+id = "boris"
+name = "Борис"
+role = "lead"
+channels = ["bitrix24"]
+addresses.bitrix24 = {{ destination = "{PORTAL}", address = "15" }}
+queues = ["box-l1"]
+shift = [{{ days = ["mon", "tue", "wed", "thu", "fri"], start = "10:00", end = "19:00" }}]
+
+[[people]]
+id = "duty"
+name = "Дежурный"
+role = "oncall"
+channels = ["email"]
+addresses.email = {{ destination = "register", address = "duty@example.test" }}
+desks = ["bitrix24-box", "express"]
+shift = [{{ days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], start = "09:00", end = "21:00" }}]
+"""
+STAFF = Directory.from_config(parse_config(STAFF_TOML))
+DESKS = load_desks()
+CATALOG = TemplateCatalog.from_directory()
+
+
+def envelope(event: object, version: int = 1, at: datetime = DAY, stream: str | None = None) -> EventEnvelope:
+    ticket_id = getattr(event, "ticket_id")  # noqa: B009 - every event here has one
+    stream_id = stream or (
+        sla_stream(ticket_id) if type(event).__module__.endswith("sla_events") else ticket_stream(ticket_id)
+    )
+    return EventEnvelope(uuid.uuid4(), stream_id, version, at, 1, event)  # type: ignore[arg-type]
+
+
+def opened(
+    ticket_id: uuid.UUID, *, platform: str = "bitrix24", locale: str = "ru", email: str | None = None,
+    at: datetime = DAY,
+) -> t.TicketOpened:  # fmt: skip
+    if platform == "express":
+        chat, desk, track = ChatRef("express", EXPRESS_BOT, CHAT), "express", "client"
+    elif platform == "generic":
+        chat, desk, track = ChatRef("generic", "crm", "conv-1"), "bitrix24-box", "box"
+    else:
+        chat, desk, track = ChatRef("bitrix24", PORTAL, "chat42", "https://b24.example.ru"), "bitrix24-box", "box"
+    requester = Requester("user-7", "Ivan", locale, ("portal_admin",), email)
+    return t.TicketOpened(ticket_id, desk, track, chat, requester, "Portal is slow\nsince update", "m-1", at)
+
+
+def view(ctx: TicketContext) -> DeskView:
+    desk = DESKS.desk(ctx.desk_id)
+    track = DESKS.track(desk.id, ctx.track_id)
+    config = next(c for c in desk.calendars if c.id == track.calendar)
+    weekly = {d: tuple(getattr(config.weekly, d)) for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    return DeskView(desk.timezone, DESKS.calendar(desk.id, track.id), weekly, desk.notifications.email,
+                    STAFF.email_relay(desk.id), STAFF.partners_url(desk.id))  # fmt: skip
+
+
+def given_ticket(*events: object, **opened_options: object) -> tuple[uuid.UUID, TicketContext]:
+    ticket_id = uuid.uuid4()
+    history = [opened(ticket_id, **opened_options), *(e(ticket_id) if callable(e) else e for e in events)]  # type: ignore[arg-type]
+    ctx = context_of(ticket_id, [envelope(e, i) for i, e in enumerate(history, start=1)])
+    return ticket_id, ctx
+
+
+def when(ctx: TicketContext, event: object, at: datetime = DAY, related: Related | None = None) -> Planned:
+    planned = plan_event(envelope(event, ctx.version + 1, at), ctx, view(ctx), STAFF, related or Related())
+    for n in planned.notifications:  # whatever is planned renders in the recipient's locale
+        if n.address is not None:
+            CATALOG.render(n.template, n.locale, dict(n.variables))
+    return planned
+
+
+def sent(planned: Planned) -> list[tuple[str, str, Channel]]:
+    return [(n.recipient, n.template, n.channel) for n in planned.notifications]
+
+
+def routed_and_assigned(ticket_id: uuid.UUID) -> Sequence[object]:
+    return [
+        t.TicketRouted(ticket_id, "box-l1", "l1", "high", "rule"),
+        t.TicketAssigned(ticket_id, "anna", "round_robin"),
+    ]
+
+
+# -- requester messages -------------------------------------------------------------------------
+
+
+def test_ticket_opened_inside_hours_goes_to_the_bitrix24_chat_it_came_from() -> None:
+    ticket_id = uuid.uuid4()
+    ctx = context_of(ticket_id, [])
+    event = opened(ticket_id)
+    planned = plan_event(envelope(event), ctx, view(context_of(ticket_id, [envelope(event)])), STAFF)
+    assert planned.notifications == []  # context not known yet: nobody to tell
+    ctx = context_of(ticket_id, [envelope(event)])
+    [n] = plan_event(envelope(event), ctx, view(ctx), STAFF).notifications
+    assert (n.channel, n.destination, n.address, n.template) == (Channel.BITRIX24, PORTAL, "chat42", "ticket_opened")
+    assert n.variables["outside_hours"] is False
+    assert n.variables["ticket_number"] == ticket_number(ticket_id)
+    assert n.variables["ticket_title"] == "Portal is slow"
+
+
+@pytest.mark.parametrize(
+    ("locale", "hours", "starts"),
+    [
+        ("ru", "пн–пт 10:00-19:00 (MSK)", "пн 30 ноя 10:00 MSK"),
+        ("en", "Mon–Fri 10:00-19:00 (MSK)", "Mon 30 Nov 10:00 MSK"),
+    ],
+)
+def test_ticket_opened_on_saturday_tells_the_support_hours_and_when_the_clock_starts(
+    locale: str, hours: str, starts: str
+) -> None:
+    ticket_id = uuid.uuid4()
+    event = opened(ticket_id, locale=locale, at=SATURDAY)
+    ctx = context_of(ticket_id, [envelope(event)])
+    [n] = plan_event(envelope(event, at=SATURDAY), ctx, view(ctx), STAFF).notifications
+    assert n.variables["outside_hours"] is True
+    assert (n.variables["support_hours"], n.variables["clock_starts_at"], n.locale) == (hours, starts, locale)
+    body = CATALOG.render("ticket_opened", locale, dict(n.variables)).body
+    assert starts in body
+
+
+def test_express_requester_with_an_email_gets_the_chat_and_the_register_email() -> None:
+    _, ctx = given_ticket(platform="express", email="ivan@example.test")
+    planned = when(ctx, t.AgentReplied(ctx.ticket_id, "anna", "r-1", "Clear the cache, please."))
+    by_channel = {n.channel: n for n in planned.notifications}
+    assert set(by_channel) == {Channel.EXPRESS, Channel.EMAIL}
+    assert (by_channel[Channel.EXPRESS].destination, by_channel[Channel.EXPRESS].address) == (EXPRESS_BOT, CHAT)
+    assert (by_channel[Channel.EMAIL].destination, by_channel[Channel.EMAIL].address) == (
+        "register",
+        "ivan@example.test",
+    )
+    assert by_channel[Channel.EMAIL].variables["message"] == "Clear the cache, please."
+    assert by_channel[Channel.EMAIL].variables["agent_name"] == "Anna"
+
+
+def test_bitrix24_desk_sends_no_email_and_express_without_an_address_only_the_chat() -> None:
+    _, box = given_ticket(email="ivan@example.test")
+    assert [n.channel for n in when(box, t.TicketResolved(box.ticket_id, "done", "anna")).notifications] == [
+        Channel.BITRIX24
+    ]
+    _, express = given_ticket(platform="express")
+    assert [n.channel for n in when(express, t.TicketResolved(express.ticket_id, "done", "anna")).notifications] == [
+        Channel.EXPRESS
+    ]
+
+
+def test_generic_platform_requester_is_told_through_the_tenants_webhook() -> None:
+    _, ctx = given_ticket(platform="generic")
+    [n] = when(ctx, t.WaitingOnCustomer(ctx.ticket_id, "Which version is installed?", "anna")).notifications
+    assert (n.channel, n.destination, n.address, n.template) == (Channel.WEBHOOK, "crm", "user-7", "waiting_on_you")
+    assert n.variables["question"] == "Which version is installed?"
+
+
+@pytest.mark.parametrize("locale", ["ru", "en"])
+def test_preflight_failed_lists_only_failed_checks_with_remediation_in_the_requesters_language(locale: str) -> None:
+    _, ctx = given_ticket(locale=locale)
+    checks = (
+        CheckEvidence(
+            "tls_certificate", False, "self-signed", {"ru": "Установите сертификат", "en": "Install a certificate"}
+        ),
+        CheckEvidence("json_answer", True),
+        CheckEvidence("pub_readable", False, "403 on /pub/", {"ru": "Откройте /pub/"}),
+    )
+    [n] = when(ctx, t.PreflightFailed(ctx.ticket_id, checks)).notifications
+    assert n.template == "preflight_failed" and n.variables["portal_url"] == "https://b24.example.ru"
+    titles = [c["title"] for c in n.variables["checks"]]
+    assert titles == (
+        ["SSL-сертификат", "Доступ к /pub/"] if locale == "ru" else ["SSL certificate", "Access to /pub/"]
+    )
+    remedies = [c["remediation"] for c in n.variables["checks"]]
+    assert remedies == (
+        ["Установите сертификат", "Откройте /pub/"] if locale == "ru" else ["Install a certificate", "Откройте /pub/"]
+    )
+
+
+def test_referred_duplicate_resolved_reopened_reach_the_requester_with_their_variables() -> None:
+    ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
+    other = uuid.uuid4()
+    referred = when(ctx, t.TicketReferred(ticket_id, "custom_development", "custom development"))
+    assert sent(referred) == [("requester:user-7", "ticket_referred", Channel.BITRIX24)]
+    assert referred.notifications[0].variables["partners_url"] == "https://partners.example.ru"
+    duplicate = when(ctx, t.DuplicateSuspected(ticket_id, other, 0.93), related=Related(duplicate_title="Slow portal"))
+    assert duplicate.notifications[0].variables["duplicate_of"] == ticket_number(other)
+    assert duplicate.notifications[0].variables["duplicate_title"] == "Slow portal"
+    assert sent(when(ctx, t.TicketResolved(ticket_id, "cache cleared", "anna"))) == [
+        ("requester:user-7", "ticket_resolved", Channel.BITRIX24)
+    ]
+
+
+def test_assignment_tells_the_requester_and_the_agent_with_the_deadline_in_the_agents_zone() -> None:
+    ticket_id, ctx = given_ticket(lambda tid: t.TicketRouted(tid, "box-l1", "l1", "high", "rule"))
+    deadline = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    planned = when(ctx, t.TicketAssigned(ticket_id, "anna", "round_robin"), related=Related(deadline=deadline))
+    assert sent(planned) == [
+        ("requester:user-7", "ticket_assigned", Channel.BITRIX24),
+        ("anna", "assigned_to_you", Channel.EXPRESS),
+    ]
+    agent = planned.notifications[1]
+    assert agent.locale == "en" and agent.variables["priority"] == "high"
+    assert agent.variables["due_at"] == "Tue 24 Nov 15:00 +05"  # Yekaterinburg
+    assert planned.notifications[0].variables["agent_name"] == "Anna"
+
+
+def test_reopened_tells_the_requester_and_the_assignee() -> None:
+    ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
+    assert ctx.assignee == "anna" and ctx.queue_id == "box-l1"
+    assert sent(when(ctx, t.TicketReopened(ticket_id, "it broke again", "user-7"))) == [
+        ("requester:user-7", "ticket_reopened", Channel.BITRIX24),
+        ("anna", "ticket_reopened", Channel.EXPRESS),
+    ]
+
+
+def test_an_agent_unknown_to_the_directory_gets_an_address_less_notification_not_silence() -> None:
+    ticket_id, ctx = given_ticket()
+    planned = when(ctx, t.TicketAssigned(ticket_id, "ghost", "round_robin"))
+    ghost = next(n for n in planned.notifications if n.recipient == "ghost")
+    assert ghost.address is None and ghost.variables["agent_name"] == "ghost"
+
+
+# -- SLA: agents, leads, on-call ----------------------------------------------------------------
+
+
+def warning(ticket_id: uuid.UUID, at: datetime) -> sla.SlaWarning:
+    return sla.SlaWarning(ticket_id, "first_response", 0.75, at + timedelta(minutes=30), at, ("assignee", "lead"))
+
+
+def breach(ticket_id: uuid.UUID, at: datetime) -> sla.SlaBreached:
+    return sla.SlaBreached(ticket_id, "resolution", at, at, ("assignee", "lead", "queue:box-l2"))
+
+
+def test_sla_warning_in_the_day_reaches_agent_lead_and_day_duty_on_call() -> None:
+    ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
+    planned = when(ctx, warning(ticket_id, DAY), DAY)
+    assert sent(planned) == [
+        ("anna", "sla_warning_agent", Channel.EXPRESS),
+        ("boris", "sla_warning_lead", Channel.BITRIX24),
+        ("duty", "sla_warning_oncall", Channel.EMAIL),
+    ]
+    anna = planned.notifications[0]
+    assert (anna.locale, anna.variables["remaining"], anna.variables["due_at"]) == (
+        "en",
+        "30 min",
+        "Tue 24 Nov 14:30 +05",
+    )
+    assert planned.notifications[1].variables["remaining"] == "30 мин"
+
+
+def test_sla_warning_at_night_reaches_nobody_and_a_breach_at_night_only_on_call() -> None:
+    ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
+    night_warning = when(ctx, warning(ticket_id, NIGHT), NIGHT)
+    assert night_warning.notifications == []
+    assert {d.reason for d in night_warning.decisions} == {
+        "agent off shift",
+        "lead off shift",
+        "on-call at night: breaches only",
+    }
+    assert sent(when(ctx, breach(ticket_id, NIGHT), NIGHT)) == [("duty", "sla_breach_oncall", Channel.EMAIL)]
+
+
+def test_sla_breach_by_day_reaches_agent_lead_and_on_call_once_each() -> None:
+    ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
+    planned = when(ctx, breach(ticket_id, DAY), DAY)
+    assert sent(planned) == [
+        ("anna", "sla_breach_agent", Channel.EXPRESS),
+        ("boris", "sla_breach_lead", Channel.BITRIX24),
+        ("duty", "sla_breach_oncall", Channel.EMAIL),
+    ]
+    assert planned.notifications[1].variables["agent_name"] == "Anna"
+
+
+# -- nothing to say -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        lambda tid: t.CustomerMessageAdded(tid, "m-2", "more details", DAY),
+        lambda tid: t.PreflightPassed(tid, "installation"),
+        lambda tid: t.TicketRouted(tid, "box-l1", "l1", "normal", "rule"),
+        lambda tid: t.TicketClosed(tid, "confirmed", "user-7"),
+        lambda tid: sla.SlaClockStarted(tid, "first_response", "p", 3600, DAY, DAY),
+        lambda tid: ne.NotificationDelivered(tid, "k", "express", "r", "ticket_opened", DAY),
+    ],
+)
+def test_events_without_a_message_plan_nothing(event: object) -> None:
+    ticket_id, ctx = given_ticket()
+    assert when(ctx, event(ticket_id)).notifications == []  # type: ignore[operator]
+
+
+# -- formatting ---------------------------------------------------------------------------------
+
+
+def test_times_and_durations_in_the_recipients_language_and_zone() -> None:
+    at = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
+    assert format_time(at, "ru", "Europe/Moscow") == "пн 23 ноя 12:05 MSK"
+    assert format_time(at, "en-GB", "Europe/London") == "Mon 23 Nov 09:05 GMT"
+    assert format_duration(timedelta(hours=26, minutes=5), "ru") == "1 д 2 ч 5 мин"
+    assert format_duration(timedelta(seconds=-30), "en") == "0 min"
+    weekly = {"mon": ("08:00-21:00",), "tue": ("08:00-21:00",), "sat": ("10:00-18:00",), "sun": ("10:00-18:00",)}
+    assert describe_hours(weekly, "en", "Europe/Moscow") == "Mon–Tue 08:00-21:00; Sat–Sun 10:00-18:00 (MSK)"
+
+
+@given(st.timedeltas(min_value=timedelta(days=-3), max_value=timedelta(days=400)), st.sampled_from(["ru", "en", "de"]))
+def test_any_duration_formats_as_non_empty_whole_units(span: timedelta, locale: str) -> None:
+    text = format_duration(span, locale)
+    assert text and not text.startswith("-")
