@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import msgspec
+from aiokafka.errors import KafkaError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,6 +37,8 @@ from ticketflow.intake.adapters.portals import PortalTokens
 from ticketflow.intake.adapters.store import IntakeStore, UnroutableMessage
 
 log = logging.getLogger("ticketflow.intake")
+# Kafka or PostgreSQL unreachable, timing out or refusing connections.
+OUTAGES = (OSError, TimeoutError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError)
 ACCEPTED = {"result": "accepted"}
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -54,11 +58,15 @@ class Intake:
             except Problem as problem:
                 self.metrics.inc("intake_rejected_total", route=route, reason=problem.reason)
                 return problem_response(problem)
-            except (OSError, TimeoutError) as exc:
+            except OUTAGES as exc:
                 # Our outage, not the caller's fault: 503 so the platform retries (nothing was accepted).
                 log.warning("%s: could not make the message durable: %r", route, exc)
                 self.metrics.inc("intake_rejected_total", route=route, reason="unavailable")
                 return json_response({"error": "unavailable", "detail": "try again later"}, 503)
+            except Exception:
+                log.exception("%s: unexpected failure", route)  # a bug: say so, in JSON, and count it
+                self.metrics.inc("intake_rejected_total", route=route, reason="internal_error")
+                return json_response({"error": "internal_error", "detail": "see the service log"}, 500)
 
         return run
 
