@@ -56,7 +56,7 @@ def lifecycle(tickets: list[Ticket], at: int) -> tuple[list[bytes], list[bytes]]
 async def test_timers_fire_every_level_once_on_the_manual_clock(pool: asyncpg.Pool) -> None:
     clock = ManualClock(B * 1000)
     engine, dead = make_engine(pool, clock)
-    engine.assign(0, 0, {}, 0)
+    await engine.assign(0, 0, {}, 0)
     runner = asyncio.create_task(engine.loop.run())
     tickets = [Ticket() for _ in range(20)]
     keys, values = lifecycle(tickets, B)
@@ -72,9 +72,9 @@ async def test_timers_fire_every_level_once_on_the_manual_clock(pool: asyncpg.Po
     assert engine.timers() == 0 and dead.records == []
     # A second engine deciding the same records again appends nothing new (deterministic ids).
     again, _ = make_engine(pool, ManualClock((B + 100) * 1000))
-    again.assign(0, 0, {}, len(values))
+    await again.assign(0, 0, {}, len(values))
     await again.handle(0, list(range(len(values))), keys, values)
-    again.go_live(again.partitions[0])
+    await again.go_live(again.partitions[0])
     assert again.writer.appended == 0 and again.writer.duplicates > 0
     assert await firing_counts(pool, tickets) == counts
 
@@ -82,7 +82,7 @@ async def test_timers_fire_every_level_once_on_the_manual_clock(pool: asyncpg.Po
 async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_twice(pool: asyncpg.Pool) -> None:
     clock = ManualClock(B * 1000)
     first, _ = make_engine(pool, clock)
-    first.assign(3, 0, {}, 0)
+    await first.assign(3, 0, {}, 0)
     runner = asyncio.create_task(first.loop.run())
     tickets = [Ticket() for _ in range(10)]
     keys, values = lifecycle(tickets, B)
@@ -103,7 +103,7 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
     second, _ = make_engine(pool, clock2)
     saved = await checkpoint.load(pool, "t", 3)
     assert saved is not None and saved[0] == offset
-    second.assign(3, saved[0], saved[1], offset + 5)
+    await second.assign(3, saved[0], saved[1], offset + 5)
     assert second.timers() == 0  # not live before the replay reached the end seen at assignment
     runner2 = asyncio.create_task(second.loop.run())
     await second.handle(3, list(range(offset, offset + 5)), [t.key for t in tickets[:5]], later)
@@ -124,7 +124,7 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
 
 async def test_wrong_input_is_dead_lettered_and_nothing_crashes(pool: asyncpg.Pool) -> None:
     engine, dead = make_engine(pool, ManualClock(B * 1000))
-    engine.assign(1, 0, {}, 0)
+    await engine.assign(1, 0, {}, 0)
     ghost, unknown_desk, gappy = Ticket(), Ticket(), Ticket()
     records = [
         b"{not json",
@@ -146,7 +146,7 @@ async def test_wrong_input_is_dead_lettered_and_nothing_crashes(pool: asyncpg.Po
 
 async def test_a_stale_stream_version_is_repaired_without_duplicates(pool: asyncpg.Pool) -> None:
     engine, _ = make_engine(pool, ManualClock(B * 1000))
-    engine.assign(2, 0, {}, 0)
+    await engine.assign(2, 0, {}, 0)
     t = Ticket()
     keys, values = lifecycle([t], B)
     await engine.handle(2, [0, 1], keys, values)
@@ -155,6 +155,6 @@ async def test_a_stale_stream_version_is_repaired_without_duplicates(pool: async
     await engine.handle(2, [2], [t.key], closing)
     # A second owner restored from before the close (older SLA head) replays it: nothing is written twice.
     other, _ = make_engine(pool, ManualClock(B * 1000))
-    other.assign(2, 2, {t.ticket_id: stale}, 3)
+    await other.assign(2, 2, {t.ticket_id: stale}, 3)
     await other.handle(2, [2], [t.key], closing)
     assert other.writer.appended == 0 and await count_of(pool, "SlaClockCancelled", t) == 2

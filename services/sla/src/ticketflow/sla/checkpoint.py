@@ -7,6 +7,7 @@ tickets as msgpack, zlib-compressed (clocks repeat a lot of structure).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import zlib
 from typing import Any
@@ -46,4 +47,5 @@ async def load(pool: asyncpg.Pool | Any, topic: str, partition: int) -> tuple[in
     row = await pool.fetchrow(_LOAD, topic, partition)
     if row is None:
         return None
-    return int(row["next_offset"]), decode_tickets(bytes(row["snapshot"]))
+    # Off the event loop: a partition of a million tickets decodes for seconds (heartbeats go on).
+    return int(row["next_offset"]), await asyncio.to_thread(decode_tickets, bytes(row["snapshot"]))

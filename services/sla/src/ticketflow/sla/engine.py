@@ -40,6 +40,7 @@ SLA_EVENT_TYPES: tuple[type, ...] = sla.SlaEvent.__args__  # type: ignore[attr-d
 TARGET_INDEX = {target: index for index, target in enumerate(TARGETS)}
 SLOT_BITS = 32
 RETRY_FIRING_MS = 1000
+ARM_CHUNK = 20_000
 Overlay = dict[uuid.UUID, TicketSla]
 Pending = dict[uuid.UUID, list[Emitted]]
 DeadLetter = Callable[[bytes | None, bytes, str], Awaitable[None]]
@@ -97,12 +98,15 @@ class SlaEngine:
 
     # -- ownership ------------------------------------------------------------------------------
 
-    def assign(self, number: int, next_offset: int, tickets: dict[uuid.UUID, TicketSla], catch_up_to: int) -> None:
-        self.revoke(number)
-        part = self.partitions[number] = Partition(number, tickets, next_offset, catch_up_to)
-        log.info("partition %d assigned: %d tickets, replay %d..%d", number, len(tickets), next_offset, catch_up_to)
-        if next_offset >= catch_up_to:
-            self.go_live(part)
+    async def assign(
+        self, number: int, next_offset: int, tickets: dict[uuid.UUID, TicketSla], catch_up_to: int
+    ) -> None:
+        async with self.lock:
+            self.revoke(number)
+            part = self.partitions[number] = Partition(number, tickets, next_offset, catch_up_to)
+            log.info("partition %d assigned: %d tickets, replay %d..%d", number, len(tickets), next_offset, catch_up_to)
+            if next_offset >= catch_up_to:
+                await self.go_live(part)
 
     def revoke(self, number: int) -> None:
         part = self.partitions.pop(number, None)
@@ -111,10 +115,14 @@ class SlaEngine:
                 self.wheel.cancel(handle)
             log.info("partition %d revoked: %d timers dropped", number, len(part.armed))
 
-    def go_live(self, part: Partition) -> None:
+    async def go_live(self, part: Partition) -> None:
+        """Arm every timer of a caught-up partition (the caller holds the lock). A partition of a
+        million tickets takes seconds: yield now and then so heartbeats keep the group membership."""
         part.live = True
-        for ticket, state in part.tickets.items():
+        for n, (ticket, state) in enumerate(list(part.tickets.items()), start=1):
             self._sync(part, ticket, state)
+            if n % ARM_CHUNK == 0:
+                await asyncio.sleep(0)
         log.info("partition %d live at offset %d: %d timers armed", part.number, part.next_offset, len(part.armed))
 
     def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla]] | None:
@@ -162,7 +170,7 @@ class SlaEngine:
                         if old is None or old.clocks is not state.clocks or old.priority != state.priority:
                             self._sync(part, ticket, state)  # same clocks, same policy: same timers
                 elif part.next_offset >= part.catch_up_to:
-                    self.go_live(part)
+                    await self.go_live(part)
             self.stats.emitted += sum(len(e) for e in pending.values())
         self.stats.armed_latency_ms.append((time.perf_counter() - fetched) * 1000)
         for key, value, reason in dead:

@@ -107,7 +107,7 @@ class SlaConsumer:
             offset, tickets = saved if saved is not None else (beginnings[tp], {})
             offset = max(offset, beginnings[tp])  # records older than retention are gone either way
             consumer.seek(tp, offset)
-            self.engine.assign(tp.partition, offset, tickets, ends[tp])
+            await self.engine.assign(tp.partition, offset, tickets, ends[tp])
 
     async def release(self, partitions: list[int]) -> None:
         for number in partitions:
@@ -122,7 +122,7 @@ class SlaConsumer:
                 if position >= part.catch_up_to:
                     async with self.engine.lock:
                         part.next_offset = max(part.next_offset, position)
-                        self.engine.go_live(part)
+                        await self.engine.go_live(part)
 
     async def checkpoint(self, number: int) -> None:
         async with self.engine.lock:
