@@ -97,3 +97,9 @@ bench-intake: setup infra-up ## intake: BotX webhook and chat.inbound msgs/s, p5
 
 test-preflight: setup infra-up ## preflight: eligibility, outcomes, checks on HTTPS 127.0.0.1, the service on real PostgreSQL and Kafka
 	@$(PY) -m pytest tests/preflight -q $(PYTEST_ARGS)
+
+test-sla: setup infra-up ## sla service: decider (given/when/then, hypothesis), engine on PostgreSQL, real-broker e2e, kill -9 recovery
+	@$(PY) -m pytest tests/sla -q $(PYTEST_ARGS)
+
+bench-sla-service: setup infra-up ## whole SLA service through the real broker: events/s, armed p99, firings/s, CPU (short: BENCH_SLA_SERVICE_ARGS="--resident 20000 --events 40000 --fire 5000")
+	@$(PY) tests/load/sla/bench_service.py $(BENCH_SLA_SERVICE_ARGS)
