@@ -1,8 +1,8 @@
 """The thin Kafka side: decode the envelope with msgspec, hand it to the service, never let an
 exception escape. `ticket.events` is read in batches with group "preflight" and AckPolicy.ACK: a
 batch is acknowledged once each record is handled, dead-lettered, or retried out (exactly one effect
-is the store's job: the service claims each event id). Tickets of a batch are examined concurrently. Dead letters go to `<topic>.dlq` with the cause in
-`x-dead-letter-reason`.
+is the store's job: the service claims each event id). Tickets of a batch are examined concurrently.
+Dead letters go to `<topic>.dlq` with the cause in `x-dead-letter-reason`.
 """
 
 from __future__ import annotations
