@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -40,12 +41,10 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def make_service(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory,
-                 channels: Sequence[ChannelClient], **deliverer_options: object) -> NotificationService:  # fmt: skip
-    deliverer = Deliverer(
-        ledger=PgLedger(pool), catalog=TemplateCatalog.from_directory(), channels=channels,
-        **deliverer_options,  # type: ignore[arg-type]
-    )  # fmt: skip
+def make_service(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory, channels: Sequence[ChannelClient],
+                 catalog: TemplateCatalog | None = None, **deliverer_options: Any) -> NotificationService:  # fmt: skip
+    catalog = catalog or TemplateCatalog.from_directory()
+    deliverer = Deliverer(ledger=PgLedger(pool), catalog=catalog, channels=channels, **deliverer_options)
     return NotificationService(EventStore(pool), deliverer, desks, directory)
 
 

@@ -1,0 +1,338 @@
+"""The service on real PostgreSQL (event store + ledger) against the local platform servers.
+
+Ticket events are appended to the store and read back as the relay would publish them; the service
+plans, delivers through the real channel clients and records NotificationDelivered/Failed in the
+ticket's notification stream. Redelivered events send nothing new; bad input is a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from fakes.bitrix24 import FakeBitrix24
+from fakes.botx import FakeBotX
+from fakes.smtp import FakeSmtp
+from fakes.webhook import FakeWebhookReceiver
+from support.eventstore import migrated_pool
+
+from ticketflow.contracts import notification_events as ne
+from ticketflow.contracts import ticket_events as t
+from ticketflow.contracts.envelope import EventEnvelope, NewEvent, envelope_encoder
+from ticketflow.contracts.ids import new_event_id, notification_stream, ticket_stream
+from ticketflow.contracts.values import ChatRef, Requester
+from ticketflow.deskconfig import load_desks
+from ticketflow.eventstore import EventStore
+from ticketflow.notifications.channels import ChannelClient
+from ticketflow.notifications.directory import Directory, build_channels, parse_config
+from ticketflow.notifications.handlers import NotificationHandlers
+from ticketflow.notifications.main import make_service
+from ticketflow.notifications.rendering import TemplateCatalog
+from ticketflow.notifications.resilience import RetryPolicy
+from ticketflow.notifications.service import Handled, NotificationService
+from ticketflow.runtime.kafka import DeadLetters
+
+pytestmark = pytest.mark.pg
+
+EXPRESS_BOT = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee")  # deskconfig express.toml
+PORTAL = "a1b2c3d4e5f60718293a4b5c6d7e8f90"  # deskconfig bitrix24-box.toml
+CHAT = uuid.UUID("6f1d8a0e-3c55-4a7b-9b61-2f8f6f0d6a10")
+SECRETS = {"BOT_SECRET": "express-bot-secret-0123456789abcdef", "B24_TOKEN": "b24-token", "HOOK_SECRET": "hook"}
+DAY = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # Tuesday 12:00 Moscow: inside support hours
+
+
+@dataclass
+class Platforms:
+    botx: FakeBotX
+    bitrix: FakeBitrix24
+    smtp: FakeSmtp
+    hooks: FakeWebhookReceiver
+
+    def config_toml(self, bitrix_rate: float = 100.0) -> str:
+        return f"""
+[[express_bots]]
+bot_id = "{EXPRESS_BOT}"
+cts_url = "{self.botx.base_url}"
+secret_env = "BOT_SECRET"
+
+[[bitrix24_portals]]
+portal_id = "{PORTAL}"
+rest_url = "{self.bitrix.rest_url}"
+bot_id = 7
+auth_token_env = "B24_TOKEN"
+rate = {bitrix_rate}
+burst = 50
+
+[[smtp_relays]]
+name = "register"
+hostname = "127.0.0.1"
+port = {self.smtp.port}
+sender = "support@ticketflow.test"
+
+[[webhooks]]
+name = "crm"
+url = "{self.hooks.url}"
+secret_env = "HOOK_SECRET"
+
+[[desks]]
+desk_id = "express"
+email_relay = "register"
+
+[[people]]
+id = "anna"
+name = "Anna"
+role = "agent"
+locale = "en"
+channels = ["email"]
+addresses.email = {{ destination = "register", address = "anna@example.test" }}
+"""
+
+    def received(self) -> int:
+        return len(self.botx.received) + len(self.bitrix.received) + len(self.smtp.received) + len(self.hooks.received)
+
+
+@asynccontextmanager
+async def running_platforms() -> AsyncIterator[Platforms]:
+    platforms = Platforms(
+        FakeBotX({EXPRESS_BOT: SECRETS["BOT_SECRET"]}),
+        FakeBitrix24(auth_token=SECRETS["B24_TOKEN"], bot_id=7),
+        FakeSmtp(),
+        FakeWebhookReceiver(secret=SECRETS["HOOK_SECRET"]),
+    )
+    servers = [
+        platforms.botx.running(),
+        platforms.bitrix.running(),
+        platforms.smtp.running(),
+        platforms.hooks.running(),
+    ]
+    await asyncio.gather(*(s.__aenter__() for s in servers))
+    try:
+        yield platforms
+    finally:
+        await asyncio.gather(*(s.__aexit__(None, None, None) for s in servers))
+
+
+@asynccontextmanager
+async def running_service(
+    pool: asyncpg.Pool, platforms: Platforms, catalog: TemplateCatalog | None = None
+) -> AsyncIterator[NotificationService]:
+    config = parse_config(platforms.config_toml())
+    channels: list[ChannelClient] = build_channels(config, SECRETS)
+    retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=1)
+    try:
+        yield make_service(pool, load_desks(), Directory.from_config(config), channels, catalog, retry=retry)
+    finally:
+        await asyncio.gather(*(c.aclose() for c in channels))
+
+
+async def append(store: EventStore, *events: Any, at: datetime = DAY) -> list[EventEnvelope]:
+    """Append to each event's ticket stream; the stored envelopes, as the relay publishes them."""
+    ticket_id = events[0].ticket_id
+    stream = ticket_stream(ticket_id)
+    head = len(await store.read_stream(stream))
+    await store.append(stream, head, [NewEvent(new_event_id(), e, at) for e in events])
+    return (await store.read_stream(stream))[head:]
+
+
+def opened(ticket_id: uuid.UUID, platform: str = "bitrix24", email: str | None = None) -> t.TicketOpened:
+    chat = (
+        ChatRef("express", str(EXPRESS_BOT), str(CHAT))
+        if platform == "express"
+        else ChatRef("bitrix24", PORTAL, "chat42")
+    )
+    desk, track = ("express", "client") if platform == "express" else ("bitrix24-box", "box")
+    return t.TicketOpened(
+        ticket_id, desk, track, chat, Requester("user-7", "Ivan", "ru", (), email), "Slow portal", "m-1", DAY
+    )
+
+
+async def outcomes(store: EventStore, ticket_id: uuid.UUID) -> list[Any]:
+    return [e.event for e in await store.read_stream(notification_stream(ticket_id))]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await migrated_pool(pg_database, max_size=16)
+    yield p
+    await p.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def platforms() -> AsyncIterator[Platforms]:
+    async with running_platforms() as running:
+        yield running
+
+
+async def test_lifecycle_messages_reach_the_platforms_once_even_when_every_event_comes_again(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    async with running_service(pool, platforms) as service:
+        ticket_id = uuid.uuid4()
+        envelopes = await append(
+            service.store,
+            opened(ticket_id),
+            t.TicketRouted(ticket_id, "box-l1", "l1", "normal", "rule"),
+            t.TicketAssigned(ticket_id, "anna", "round_robin"),
+            t.AgentReplied(ticket_id, "anna", "r-1", "Clear the cache, please."),
+        )
+        for envelope in envelopes:
+            await service.handle(envelope)
+        # Redelivered: once more in order, and twice at the same time (two consumers after a rebalance).
+        for envelope in envelopes:
+            await asyncio.gather(service.handle(envelope), service.handle(envelope))
+
+    chat = [(m.dialog_id, m.message) for m in platforms.bitrix.received]
+    assert [d for d, _ in chat] == ["chat42"] * 3
+    assert "Slow portal" in chat[0][1] and "Anna" in chat[1][1] and "Clear the cache, please." in chat[2][1]
+    [mail] = platforms.smtp.received
+    assert mail.recipients == ["anna@example.test"] and "Assigned to you" in str(mail.message["Subject"])
+    recorded = await outcomes(service.store, ticket_id)
+    assert [type(e) for e in recorded] == [ne.NotificationDelivered] * 4
+    assert {e.template for e in recorded} == {"ticket_opened", "ticket_assigned", "assigned_to_you", "agent_reply"}
+
+
+async def test_express_requester_hears_in_the_chat_and_by_register_email(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    async with running_service(pool, platforms) as service:
+        ticket_id = uuid.uuid4()
+        [envelope] = await append(service.store, opened(ticket_id, "express", "ivan@example.test"))
+        await service.handle(envelope)
+    [chat] = platforms.botx.received
+    assert (chat.bot_id, chat.chat_id) == (EXPRESS_BOT, CHAT)
+    [mail] = platforms.smtp.received
+    assert mail.recipients == ["ivan@example.test"]
+    assert {e.channel for e in await outcomes(service.store, ticket_id)} == {"express", "email"}
+
+
+async def test_a_recipient_without_an_address_is_a_dead_letter_and_notification_failed(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    async with running_service(pool, platforms) as service:
+        ticket_id = uuid.uuid4()
+        for envelope in await append(service.store, opened(ticket_id), t.TicketAssigned(ticket_id, "ghost", "manual")):
+            await service.handle(envelope)
+    assert len(platforms.bitrix.received) == 2  # the requester still hears: opened, assigned
+    [failed] = [e for e in await outcomes(service.store, ticket_id) if isinstance(e, ne.NotificationFailed)]
+    assert failed.recipient == "ghost" and "has no email address" in failed.reason and failed.permanent
+    row = await pool.fetchrow(
+        "SELECT status FROM notification_deliveries WHERE idempotency_key = $1", failed.notification_key
+    )
+    assert row is not None and row["status"] == "dead"
+
+
+async def test_a_missing_template_variable_is_a_dead_letter_nothing_half_rendered_is_sent(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    broken = {
+        locale: {
+            "ticket_opened": {"subject": "Ticket {{ ticket_number }}", "body": "{{ not_given }} {{ ticket_title }}"}
+        }
+        for locale in ("ru", "en")
+    }
+    async with running_service(pool, platforms, TemplateCatalog(broken)) as service:
+        ticket_id = uuid.uuid4()
+        [envelope] = await append(service.store, opened(ticket_id))
+        handled = await service.handle(envelope)
+    assert handled.dead == 1 and platforms.received() == 0
+    [failed] = await outcomes(service.store, ticket_id)
+    assert isinstance(failed, ne.NotificationFailed) and "not_given" in failed.reason
+
+
+async def test_garbage_answer_is_a_dead_letter_and_the_redrive_cli_sends_it_once(
+    pool: asyncpg.Pool, platforms: Platforms, pg_database: str, tmp_path: Path
+) -> None:
+    platforms.bitrix.fail_next(200, body=b"<html>proxy login</html>")
+    async with running_service(pool, platforms) as service:
+        ticket_id = uuid.uuid4()
+        [envelope] = await append(service.store, opened(ticket_id))
+        await service.handle(envelope)
+    [failed] = await outcomes(service.store, ticket_id)
+    assert isinstance(failed, ne.NotificationFailed) and "unrecognised answer" in failed.reason
+    assert platforms.bitrix.received == []
+
+    config = tmp_path / "notifications.toml"
+    config.write_text(platforms.config_toml(), encoding="utf-8")
+    env = {**os.environ, **SECRETS, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), "TICKETFLOW_PG_DSN": pg_database}
+    for _ in range(2):  # the second run finds nothing dead: nothing is sent twice
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ticketflow.notifications.redrive", "--key", failed.notification_key,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(cli.communicate(), 60)
+        assert cli.returncode == 0, output.decode()
+    assert len(platforms.bitrix.received) == 1
+    assert [type(e) for e in await outcomes(service.store, ticket_id)] == [
+        ne.NotificationFailed,
+        ne.NotificationDelivered,
+    ]
+
+
+# -- the Kafka handler's side: bad input and outages never escape -----------------------------------
+
+
+class RecordedDeadLetters(DeadLetters):
+    def __init__(self) -> None:
+        self.letters: list[tuple[bytes, str, dict[str, str]]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
+        self.letters.append((value, reason, context))
+
+
+class FlakyService:
+    """Fails with a database outage `failures` times, then handles."""
+
+    def __init__(self, failures: int, error: BaseException | None = None) -> None:
+        self.failures, self.calls = failures, 0
+        self.error = error or asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+
+    async def handle(self, envelope: EventEnvelope) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return Handled(sent=1)
+
+
+def handlers_with(service: Any, letters: RecordedDeadLetters) -> NotificationHandlers:
+    return NotificationHandlers(letters, service, retry_attempts=3, retry_base_delay=0.001)
+
+
+async def record_of(pool: asyncpg.Pool) -> bytes:
+    ticket_id = uuid.uuid4()
+    [envelope] = await append(EventStore(pool), opened(ticket_id))
+    return envelope_encoder.encode(envelope)
+
+
+@pytest.mark.parametrize(
+    ("service", "dead", "calls"),
+    [
+        (FlakyService(2), [], 3),  # an outage shorter than the retries: handled, not dead-lettered
+        (FlakyService(99), ["retries exhausted"], 3),  # a long outage: dead letter with the cause
+        (FlakyService(99, RuntimeError("bug")), ["unexpected"], 1),  # a bug: dead letter, consumer lives
+    ],
+)
+async def test_outages_are_retried_then_dead_lettered_and_nothing_escapes(
+    pool: asyncpg.Pool, service: FlakyService, dead: Sequence[str], calls: int
+) -> None:
+    letters = RecordedDeadLetters()
+    await handlers_with(service, letters).on_record("ticket.events", b"k", await record_of(pool))
+    assert [reason.split(":")[0] for _, reason, _ in letters.letters] == list(dead)
+    assert service.calls == calls
+
+
+async def test_a_record_that_is_not_an_envelope_is_dead_lettered_with_the_cause() -> None:
+    letters = RecordedDeadLetters()
+    await handlers_with(FlakyService(0), letters).on_record("ticket.events", b"k", b'{"event": "nope"}')
+    [(value, reason, _)] = letters.letters
+    assert value == b'{"event": "nope"}' and reason.startswith("undecodable envelope")
