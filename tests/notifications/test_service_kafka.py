@@ -1,0 +1,116 @@
+"""End to end through the real broker: events appended to the store, relayed from the outbox to Kafka,
+consumed by the notifications subscriber in-process (batch, AckPolicy.ACK), delivered to the local
+BotX and Bitrix24 servers exactly once per notification, and NotificationDelivered found in the store.
+A record that is not an envelope lands on `<topic>.dlq` with its cause."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka import KafkaBroker
+from support.eventstore import migrated_pool
+from support.infra import KafkaTopicFactory
+
+from ticketflow.contracts import notification_events as ne
+from ticketflow.contracts import ticket_events as t
+from ticketflow.contracts.envelope import envelope_encoder
+from ticketflow.contracts.topics import TICKET_EVENTS
+from ticketflow.eventstore import EventStore
+from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+from ticketflow.notifications.handlers import NotificationHandlers, subscribe
+from ticketflow.runtime.kafka import DeadLetters
+
+from .test_service import append, opened, outcomes, running_platforms, running_service
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await migrated_pool(pg_database, max_size=16)
+    yield p
+    await p.close()
+
+
+async def eventually(check: Callable[[], object], what: str, seconds: float = 30) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                result = check()
+                if asyncio.iscoroutine(result):
+                    result = await result
+                if result:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        pytest.fail(f"not seen within {seconds}s: {what}")
+
+
+async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_recorded(
+    pool: asyncpg.Pool, kafka_bootstrap: str, kafka_admin: AIOKafkaAdminClient, kafka_topic_factory: KafkaTopicFactory
+) -> None:
+    topic = await kafka_topic_factory(partitions=3, suffix="ticket-events")
+    dead_letter_topic = f"{topic}.dlq"
+    await kafka_admin.create_topics([NewTopic(dead_letter_topic, num_partitions=1, replication_factor=1)])
+    stop = asyncio.Event()
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    store = EventStore(pool)
+    relaying = asyncio.create_task(OutboxRelay(store, producer, topic_names={TICKET_EVENTS: topic}).run(stop))
+    async with running_platforms() as platforms, running_service(pool, platforms) as service:
+        broker = KafkaBroker(kafka_bootstrap)
+        handlers = NotificationHandlers(DeadLetters(broker, "notifications"), service)
+        subscribe(broker, handlers, topic=topic, group_id=f"notifications-{uuid.uuid4()}")
+        await broker.start()
+        try:
+            box, express = uuid.uuid4(), uuid.uuid4()
+            box_events = await append(store, opened(box), t.TicketResolved(box, "cache cleared", "anna"))
+            await append(
+                store, opened(express, "express"), t.AgentReplied(express, "anna", "r-1", "Try again, please.")
+            )
+            await broker.publish(b"not an envelope", topic=topic, key=b"junk")
+
+            async def delivered(ticket_id: uuid.UUID) -> bool:
+                return (
+                    len([e for e in await outcomes(store, ticket_id) if isinstance(e, ne.NotificationDelivered)]) == 2
+                )
+
+            await eventually(lambda: delivered(box), "two NotificationDelivered for the Bitrix24 ticket")
+            await eventually(lambda: delivered(express), "two NotificationDelivered for the eXpress ticket")
+
+            # The same events published again (a relay crash between publish and mark): nothing new is sent.
+            for envelope in box_events:
+                await broker.publish(envelope_encoder.encode(envelope), topic=topic, key=str(box).encode())
+            await eventually(lambda: handlers.handled >= 10, "the redelivered events handled")
+
+            consumer = AIOKafkaConsumer(
+                dead_letter_topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+            )
+            await consumer.start()
+            try:
+                record = await asyncio.wait_for(consumer.getone(), 30)
+            finally:
+                await consumer.stop()
+            headers = {k: v.decode() for k, v in record.headers}
+            assert record.value == b"not an envelope"
+            assert headers["x-dead-letter-reason"].startswith("undecodable envelope")
+        finally:
+            stop.set()
+            await broker.stop()
+            with contextlib.suppress(Exception):
+                await relaying
+            await producer.stop()
+            await kafka_admin.delete_topics([dead_letter_topic])
+
+    assert [m.dialog_id for m in platforms.bitrix.received] == ["chat42", "chat42"]
+    assert "cache cleared" in platforms.bitrix.received[1].message
+    assert len(platforms.botx.received) == 2 and "Try again, please." in platforms.botx.received[1].body
+    assert len(await outcomes(store, box)) == 2  # redelivery appended nothing (deterministic event ids)
