@@ -1,8 +1,9 @@
-"""The Kafka-facing handlers on real PostgreSQL: bad input becomes a dead letter with its cause while
-the consumer continues, and a batch examines its tickets concurrently."""
+"""The Kafka-facing side on real PostgreSQL: bad input becomes a dead letter with its cause while the
+consumer continues, a batch examines its tickets concurrently, racing deliveries store one decision."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,7 +13,7 @@ import pytest
 import pytest_asyncio
 from preflight_fakes import Certificates, Reply, ServeFactory, healthy_routes
 from support.eventstore import migrated_pool
-from test_service import CLIENT_BOT, PRODUCT_ERROR, make_service, open_ticket
+from test_service import CLIENT_BOT, PRODUCT_ERROR, customer_says, events_of, make_service, open_ticket, ticket_of
 
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder
@@ -106,3 +107,19 @@ async def test_a_batch_examines_tickets_concurrently_so_a_hanging_portal_holds_o
     assert isinstance(fast_decision.event, e.PreflightPassed)
     assert fast_decision.position is not None and slow_decision.position is not None
     assert fast_decision.position < slow_decision.position  # the later ticket did not wait for the slow one
+
+
+async def test_two_racing_deliveries_of_one_recheck_store_one_decision(
+    pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, serve: ServeFactory, certs: Certificates
+) -> None:
+    routes = healthy_routes()
+    routes["/pub/"] = Reply(status=403, body=b"Forbidden")
+    server = await serve(certs.valid, routes)
+    service = make_service(pool, desks, config)
+    opened = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=server.url())
+    assert await service.handle(opened) == "RecordPreflightFailed"
+    routes["/pub/"] = Reply(body=b"<html>public</html>")
+    recheck = await customer_says(service.store, ticket_of(opened), "/recheck", "r1")
+    await asyncio.gather(service.handle(recheck), service.handle(recheck), service.handle(recheck))
+    kinds = [type(ev).__name__ for ev in await events_of(service.store, ticket_of(opened))]
+    assert kinds == ["TicketOpened", "PreflightFailed", "CustomerMessageAdded", "PreflightPassed"]
