@@ -336,3 +336,33 @@ async def test_a_record_that_is_not_an_envelope_is_dead_lettered_with_the_cause(
     await handlers_with(FlakyService(0), letters).on_record("ticket.events", b"k", b'{"event": "nope"}')
     [(value, reason, _)] = letters.letters
     assert value == b'{"event": "nope"}' and reason.startswith("undecodable envelope")
+
+
+async def test_dead_letters_of_a_destination_that_was_down_are_redriven_automatically_once_up(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    platforms.bitrix.fail_next(503, times=3)  # every try of the first delivery (3 tries) fails
+    async with running_service(pool, platforms) as service:
+        ticket_id = uuid.uuid4()
+        [envelope] = await append(service.store, opened(ticket_id))
+        assert (await service.handle(envelope)).dead == 1
+        [failed] = await outcomes(service.store, ticket_id)
+        assert isinstance(failed, ne.NotificationFailed) and failed.reason.startswith("gave up after 3 tries")
+        assert await service.redrive_temporary(older_than=3600) == 0  # too recent: left alone
+        assert await service.redrive_temporary(older_than=0) == 1
+        assert await service.redrive_temporary(older_than=0) == 0  # delivered now: never again
+    assert len(platforms.bitrix.received) == 1
+    assert [type(e) for e in await outcomes(service.store, ticket_id)] == [
+        ne.NotificationFailed,
+        ne.NotificationDelivered,
+    ]
+
+
+async def test_permanent_causes_wait_for_a_person(pool: asyncpg.Pool, platforms: Platforms) -> None:
+    platforms.bitrix.fail_next(401, body={"error": "invalid_token", "error_description": "bad"})
+    async with running_service(pool, platforms) as service:
+        ticket_id = uuid.uuid4()
+        [envelope] = await append(service.store, opened(ticket_id))
+        assert (await service.handle(envelope)).dead == 1
+        assert await service.redrive_temporary(older_than=0) == 0
+    assert platforms.bitrix.received == []

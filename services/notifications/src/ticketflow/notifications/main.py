@@ -6,7 +6,9 @@ Environment (besides TICKETFLOW_KAFKA_BOOTSTRAP / TICKETFLOW_PG_DSN):
 - TICKETFLOW_DESK_CONFIG_DIR: desk files (default: the packaged desks);
 - TICKETFLOW_NOTIFICATIONS_PARALLEL (64): tickets handled at once; TICKETFLOW_NOTIFICATIONS_POOL (24):
   PostgreSQL connections; TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS (60): how often stale claims are
-  finished (`Deliverer.recover_stale`).
+  finished (`Deliverer.recover_stale`); TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS (300, 0 = off):
+  dead letters of temporary causes (destination down) older than this are redriven automatically;
+- TICKETFLOW_NOTIFICATIONS_TOPIC / _GROUP: the topic and consumer group (ticket.events / notifications).
 A broken configuration file stops the process with the problem (exit 2).
 """
 
@@ -22,12 +24,13 @@ from typing import Any
 
 import asyncpg
 
+from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.notifications.channels import ChannelClient
 from ticketflow.notifications.delivery import Deliverer
 from ticketflow.notifications.directory import ConfigError, Directory, build_channels, load_config
-from ticketflow.notifications.handlers import NotificationHandlers, subscribe
+from ticketflow.notifications.handlers import GROUP_ID, NotificationHandlers, subscribe
 from ticketflow.notifications.ledger import PgLedger
 from ticketflow.notifications.rendering import TemplateCatalog
 from ticketflow.notifications.service import NotificationService
@@ -48,8 +51,10 @@ def make_service(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory, 
     return NotificationService(EventStore(pool), deliverer, desks, directory)
 
 
-async def recover_periodically(service: NotificationService, stop: asyncio.Event, every: float) -> None:
-    """Finish claims whose worker went away, and record their outcomes."""
+async def recover_periodically(
+    service: NotificationService, stop: asyncio.Event, every: float, auto_redrive_after: float
+) -> None:
+    """Finish claims whose worker went away; redrive dead letters of temporary causes (0: never)."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
@@ -60,8 +65,10 @@ async def recover_periodically(service: NotificationService, stop: asyncio.Event
             if outcomes:
                 await service.record_by_keys(outcomes)
                 log.info("notifications: recovered %d stale deliveries", len(outcomes))
+            if auto_redrive_after > 0 and (redriven := await service.redrive_temporary(older_than=auto_redrive_after)):
+                log.info("notifications: redrove %d dead letters of temporary causes", redriven)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("notifications: recover_stale failed, next round in %.0fs: %r", every, exc)
+            log.warning("notifications: recovery round failed, next in %.0fs: %r", every, exc)
 
 
 def build(desks: DeskRegistry | None = None) -> Service:
@@ -72,7 +79,12 @@ def build(desks: DeskRegistry | None = None) -> Service:
     handlers = NotificationHandlers(
         DeadLetters(service.broker, "notifications"), parallel=_int("TICKETFLOW_NOTIFICATIONS_PARALLEL", 64)
     )
-    subscribe(service.broker, handlers)
+    subscribe(
+        service.broker,
+        handlers,
+        topic=os.environ.get("TICKETFLOW_NOTIFICATIONS_TOPIC", TICKET_EVENTS),
+        group_id=os.environ.get("TICKETFLOW_NOTIFICATIONS_GROUP", GROUP_ID),
+    )
     state: dict[str, NotificationService] = {}
     channels: list[ChannelClient] = []
 
@@ -89,7 +101,9 @@ def build(desks: DeskRegistry | None = None) -> Service:
         await handlers.attached.wait()  # background tasks start after on_start; this is a guard
         notifications = state["service"]
         try:
-            await recover_periodically(notifications, stop, _int("TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS", 60))
+            every = float(os.environ.get("TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS", 60))
+            auto_redrive = float(os.environ.get("TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS", 300))
+            await recover_periodically(notifications, stop, every, auto_redrive)
         finally:
             if stop.is_set():  # shutting down: close the channels' connections and our pool
                 for channel in channels:

@@ -196,3 +196,25 @@ class NotificationService:
         for ticket_id, results in per_ticket.items():
             await self.record(ticket_id, results)
         return sum(len(r) for r in per_ticket.values())
+
+    async def redrive_temporary(self, *, older_than: float, limit: int = 500) -> int:
+        """Redrive dead letters whose cause was temporary (destination down or slow: tries used up,
+        backlog full, Retry-After too long) once they are `older_than` seconds old; permanent causes
+        (credentials, addresses, templates, garbage answers) wait for a person. Returns how many."""
+        keys = [
+            r["idempotency_key"]
+            for r in await self.store.pool.fetch(
+                "SELECT idempotency_key FROM notification_deliveries WHERE status = 'dead'"
+                " AND updated_at < now() - make_interval(secs => $1)"
+                " AND (last_error LIKE 'gave up after %' OR last_error LIKE 'destination backlog full%'"
+                "      OR last_error LIKE '%more than we hold a delivery')"
+                " ORDER BY updated_at LIMIT $2",
+                older_than,
+                limit,
+            )
+        ]
+        if not keys:
+            return 0
+        outcomes = await self.deliverer.redrive(keys, limit=limit)
+        await self.record_by_keys(outcomes)
+        return len(outcomes)
