@@ -342,7 +342,7 @@ async def main(args: argparse.Namespace) -> None:
         await admin_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin_conn.close()
     print(
-        f"\nintake benchmark: {os.cpu_count()} cores, {'split: HTTP and consumer in two processes' if args.split else 'one process'}, "
+        f"\nintake benchmark: {os.cpu_count()} cores, {'HTTP and consumer split' if args.split else 'one process'}, "
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
         f"{args.conversations} conversations, bot {BOT_ID}"
     )
