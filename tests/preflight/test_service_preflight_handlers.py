@@ -13,7 +13,15 @@ import pytest
 import pytest_asyncio
 from preflight_fakes import Certificates, Reply, ServeFactory, healthy_routes
 from support.eventstore import migrated_pool
-from test_service import CLIENT_BOT, PRODUCT_ERROR, customer_says, events_of, make_service, open_ticket, ticket_of
+from test_service_preflight import (
+    CLIENT_BOT,
+    PRODUCT_ERROR,
+    customer_says,
+    events_of,
+    make_service,
+    open_ticket,
+    ticket_of,
+)
 
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder

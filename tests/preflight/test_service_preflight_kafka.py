@@ -18,7 +18,7 @@ from faststream.kafka import KafkaBroker
 from preflight_fakes import Certificates, ServeFactory, healthy_routes
 from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
-from test_service import PRODUCT_ERROR, events_of, make_service, open_ticket, ticket_of
+from test_service_preflight import PRODUCT_ERROR, events_of, make_service, open_ticket, ticket_of
 
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.topics import TICKET_EVENTS
