@@ -58,6 +58,16 @@ def test_the_payload_builder_is_what_pybotx_itself_accepts() -> None:
     assert domain.body == "hello" and domain.file is not None and domain.file.filename == "log.txt"
 
 
+def test_the_system_event_builder_is_what_pybotx_itself_accepts() -> None:
+    from pybotx.models.commands import BotAPISystemEvent
+    from pybotx.models.system_events.chat_created import ChatCreatedEvent
+    from pydantic import TypeAdapter
+
+    raw = botx_chat_created(uuid.uuid4(), uuid.uuid4())
+    event = TypeAdapter(BotAPISystemEvent).validate_python(raw).to_domain(raw)
+    assert isinstance(event, ChatCreatedEvent) and len(event.members) == 2
+
+
 def test_a_user_message_is_normalised(gateway: BotxGateway) -> None:
     chat, user, sync = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     raw = botx_message(
