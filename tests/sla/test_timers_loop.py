@@ -149,3 +149,25 @@ def test_compaction_drops_stale_entries() -> None:
 def test_snapshot_rejects_foreign_bytes() -> None:
     with pytest.raises(ValueError):
         TimerWheel.restore(b"x" * 40)
+
+
+def test_draining_a_large_random_wheel_matches_sorting_the_deadlines() -> None:
+    """100k deadlines over 5 days, a third cancelled, drained by next_due/pop: exact and never early."""
+    rng = np.random.default_rng(11)
+    count = 100_000
+    dues = T0 + rng.integers(-1_000, 5 * 86_400_000, count)
+    wheel = TimerWheel(1_000, now_ms=T0)
+    handles = wheel.schedule_many(np.arange(count, dtype=np.int64), dues)
+    cancelled = rng.random(count) < 0.33
+    assert wheel.cancel_many(handles[cancelled]).all()
+    remaining = np.sort(dues[~cancelled])
+    fired_upto = 0
+    now = T0
+    while (next_due := wheel.next_due_ms()) is not None:
+        assert next_due == max(int(remaining[fired_upto]), T0)
+        now = next_due + int(rng.integers(0, 3_600_000))
+        fired = np.sort(wheel.pop_due_batch(now).due_ms)
+        expected_end = int(np.searchsorted(remaining, now, side="right"))
+        assert fired.tolist() == remaining[fired_upto:expected_end].tolist()
+        fired_upto = expected_end
+    assert fired_upto == len(remaining)
