@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -62,6 +63,7 @@ def build(desks: Desks | None = None) -> Service:
         assert service.pool is not None
         store = EventStore(service.pool)
         state = await rebuild_from_store(store, desks)
+        gc.freeze()  # the rebuilt state is long-lived: keep full collections from rescanning it
         handlers.service = RoutingService(state, store)
         await handlers.service.tick()  # route what was left undecided while we were down
         handlers.ready.set()
