@@ -103,3 +103,6 @@ test-sla: setup infra-up ## sla service: decider (given/when/then, hypothesis), 
 
 bench-sla-service: setup infra-up ## whole SLA service through the real broker: events/s, armed p99, firings/s, CPU (short: BENCH_SLA_SERVICE_ARGS="--resident 20000 --events 40000 --fire 5000")
 	@$(PY) tests/load/sla/bench_service.py $(BENCH_SLA_SERVICE_ARGS)
+
+bench-routing: setup infra-up ## routing: decisions/s and p99 through Kafka (+PostgreSQL) vs the pure decision function (short: BENCH_ROUTING_ARGS="--tickets 2000")
+	@$(PY) tests/load/routing/bench_routing.py $(BENCH_ROUTING_ARGS)
