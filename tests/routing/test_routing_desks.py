@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import pytest
 from routing_builders import MONDAY_11_MSK, given, joined, opened
 
 from ticketflow.contracts import ticket_events as e
-from ticketflow.deskconfig import PACKAGED_DESKS, DeskConfigError
+from ticketflow.deskconfig import CONFIG_DIR_ENV, PACKAGED_DESKS, DeskConfigError
 from ticketflow.routing.desks import load
 from ticketflow.routing.domain import decide_ready
 from ticketflow.routing.rules import TicketFacts, route
@@ -84,3 +87,17 @@ def test_a_broken_desk_file_is_refused_with_file_line_and_problem(tmp_path: Path
     broken.write_text("\n".join(lines) + "\n")
     with pytest.raises(DeskConfigError, match=rf"{broken}:{number + 1}: queues\[\d\]\.strategy: Invalid enum"):
         load(tmp_path)
+
+
+def test_the_service_refuses_to_start_on_a_broken_desk_file(tmp_path: Path) -> None:
+    for source in Path(PACKAGED_DESKS).glob("*.toml"):  # type: ignore[arg-type]
+        shutil.copy(source, tmp_path)
+    broken = tmp_path / "bitrix24-box.toml"
+    broken.write_text(broken.read_text().replace('strategy = "round_robin"', 'strategy = "coin_toss"', 1))
+    env = {**os.environ, CONFIG_DIR_ENV: str(tmp_path), "TICKETFLOW_ROUTING_PORT": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ticketflow.routing"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert f"routing: refusing to start: {broken}:" in done.stderr
+    assert "strategy: Invalid enum value 'coin_toss'" in done.stderr

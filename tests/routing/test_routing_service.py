@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from routing_builders import World, joined, opened
 
 from ticketflow.contracts import commands as c
@@ -12,6 +14,7 @@ from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import NewEvent
 from ticketflow.contracts.ids import new_event_id, ticket_stream
+from ticketflow.routing.metrics import RoutingMetrics
 from ticketflow.routing.state import rebuild
 
 
@@ -111,3 +114,24 @@ async def test_after_a_restart_undecided_tickets_are_routed() -> None:
     world.service.state = world.state = rebuild(world.desks, world.streams.log)
     await world.service.tick()
     assert world.assignee(ticket) == "anna"
+
+
+async def test_a_ticket_no_rule_matches_goes_to_the_fallback_queue_and_bumps_the_warning_metric() -> None:
+    reader = InMemoryMetricReader()
+    metrics = RoutingMetrics(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    world = World()
+    world.service.metrics = metrics
+    await world.agent("ivan", *joined("ivan", "triage"))
+    ticket = await world.new_ticket("generic", "default")
+    routed = world.events(ticket)[2]
+    assert isinstance(routed, e.TicketRouted) and (routed.queue_id, routed.rule_id) == ("triage", "fallback")
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        metric.name: sum(p.value for p in metric.data.data_points)  # type: ignore[union-attr,misc]
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+    }
+    assert points["routing.rules.unmatched"] == 1
+    assert points["routing.tickets.assigned"] == 1
