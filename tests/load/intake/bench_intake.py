@@ -191,6 +191,79 @@ async def fill_topic(bootstrap: str, topic: str, count: int, conversations: int)
         await producer.stop()
 
 
+def wrk_row(label: str, result: dict[str, Any], cpu: str, note: str) -> list[Any]:
+    p50, p99 = result["p50_us"] / 1000, result["p99_us"] / 1000
+    return [label, f"{result['rate']:,.0f}", f"{p50:.1f}", f"{p99:.1f}", f"{result['ok']:,} × 202", cpu, note]
+
+
+async def http_phases(
+    wrk: str, service: RunningIntake, args: argparse.Namespace, bootstrap: str, events_topic: str
+) -> list[list[Any]]:
+    """The ceiling, the BotX route at full and light load, stored and published."""
+    relay_producer = make_producer(bootstrap)
+    await relay_producer.start()
+    relay = OutboxRelay(EventStore(service.pool), relay_producer, topic_names={"ticket.events": events_topic})
+    stop = asyncio.Event()
+    relay_task = asyncio.create_task(relay.run(stop))
+    try:
+        cpu0 = cpu_seconds(service)
+        ceiling = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/noop", args, uuid.uuid4().hex[:8])
+        cpu1 = cpu_seconds(service)
+        rows = [wrk_row("do-nothing POST /noop (ceiling)", ceiling, per_cpu(ceiling["ok"], cpu1 - cpu0), "same body")]
+        start = time.monotonic()
+        botx = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/command", args, uuid.uuid4().hex[:8])
+        cpu2 = cpu_seconds(service)
+        stored_at = await wait_count(service.pool, botx["ok"])
+        stored, cpu3 = await count_messages(service.pool), cpu_seconds(service)
+        p50, p99 = await latency_ms(service.pool)
+        target = f"target ≥ {TARGET_BOTX_PER_S:,}/s, p99 < {TARGET_P99_MS:.0f} ms; {botx['bad']} non-202"
+        rows.append(wrk_row("BotX POST /command → 202 (durable)", botx, per_cpu(botx["ok"], cpu2 - cpu1), target))
+        rate = f"{stored / (stored_at - start):,.0f}"
+        stored_cpu = per_cpu(stored, cpu3 - cpu1)
+        rows.append(["  … → ticket event stored", rate, f"{p50:.1f}", f"{p99:.1f}", f"{stored:,}", stored_cpu, ""])
+        while await service.pool.fetchval("SELECT count(*) FROM outbox") > 0:  # noqa: ASYNC110 - polls PG
+            await asyncio.sleep(0.05)
+        published_at = time.monotonic()
+        total_events = int(await service.pool.fetchval("SELECT count(*) FROM events"))
+        seen, pub50, pub99 = await published_latency_ms(bootstrap, events_topic, total_events)
+        rate = f"{total_events / (published_at - start):,.0f}"
+        rows.append(["  … → published on ticket.events", rate, f"{pub50:.1f}", f"{pub99:.1f}", f"{seen:,}", "", ""])
+        # The same route at light load: latency without a saturated machine.
+        light_from = await service.pool.fetchval("SELECT now()")
+        light_args = argparse.Namespace(**{**vars(args), "connections": args.light_connections})
+        light = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/command", light_args, uuid.uuid4().hex[:8])
+        await wait_count(service.pool, stored + light["ok"])
+        lp50, lp99 = await latency_ms(service.pool, f"received_at >= '{light_from.isoformat()}'")
+        rows.append(wrk_row(f"BotX, {args.light_connections} connections (light load)", light, "", ""))
+        rows.append(["  … → ticket event stored", "", f"{lp50:.1f}", f"{lp99:.1f}", "", "", ""])
+        return rows
+    finally:
+        stop.set()
+        await relay_task
+        await relay_producer.stop()
+
+
+async def topic_phase(
+    service: RunningIntake, drain: RunningIntake, args: argparse.Namespace, bootstrap: str, topic: str
+) -> list[Any]:
+    """Records produced straight to a chat.inbound copy, recorded by a second intake process."""
+    await asyncio.sleep(2)  # the consumer joins its group
+    before = await count_messages(service.pool)
+    cpu0, began = cpu_seconds(drain), time.monotonic()
+    await fill_topic(bootstrap, topic, args.topic_messages, args.conversations)
+    done_at = await wait_count(service.pool, before + args.topic_messages)
+    cpu1 = cpu_seconds(drain)
+    span = await service.pool.fetchval(
+        "SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) FROM intake_messages "
+        "WHERE idempotency_key LIKE 'generic:acme-helpdesk:tb-%'"
+    )
+    recorded = await count_messages(service.pool) - before
+    note = f"target ≥ {TARGET_TOPIC_PER_S:,}/s; wall from first produce {done_at - began:.1f} s"
+    rate = f"{recorded / float(span or 1):,.0f}"
+    label = f"chat.inbound → stored ({args.topic_messages:,} records)"
+    return [label, rate, "", "", f"{recorded:,}", per_cpu(recorded, cpu1 - cpu0), note]
+
+
 async def main(args: argparse.Namespace) -> None:
     wrk = ensure_wrk()
     server_dsn = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
@@ -220,120 +293,10 @@ async def main(args: argparse.Namespace) -> None:
             services.append(
                 await start_intake(dsn, bootstrap, tmp, extra_env={"TICKETFLOW_INTAKE_TOPIC": service.topic})
             )
-        relay_producer = make_producer(bootstrap)
-        await relay_producer.start()
-        relay = OutboxRelay(EventStore(service.pool), relay_producer, topic_names={"ticket.events": events_topic})
-        stop = asyncio.Event()
-        relay_task = asyncio.create_task(relay.run(stop))
-
-        cpu0 = cpu_seconds(service)
-        ceiling = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/noop", args, uuid.uuid4().hex[:8])
-        cpu1 = cpu_seconds(service)
-        rows.append(
-            [
-                "do-nothing POST /noop (ceiling)",
-                f"{ceiling['rate']:,.0f}",
-                f"{ceiling['p50_us'] / 1000:.1f}",
-                f"{ceiling['p99_us'] / 1000:.1f}",
-                f"{ceiling['ok']:,} × 202",
-                per_cpu(ceiling["ok"], cpu1 - cpu0),
-                "same server, same body",
-            ]
-        )
-
-        start = time.monotonic()
-        botx = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/command", args, uuid.uuid4().hex[:8])
-        cpu2 = cpu_seconds(service)
-        stored_at = await wait_count(service.pool, botx["ok"])
-        stored = await count_messages(service.pool)
-        cpu3 = cpu_seconds(service)
-        p50, p99 = await latency_ms(service.pool)
-        rows.append(
-            [
-                "BotX POST /command → 202 (durable on chat.inbound)",
-                f"{botx['rate']:,.0f}",
-                f"{botx['p50_us'] / 1000:.1f}",
-                f"{botx['p99_us'] / 1000:.1f}",
-                f"{botx['ok']:,} × 202, {botx['bad']} other, {botx['socket_errors']} socket errors",
-                per_cpu(botx["ok"], cpu2 - cpu1),
-                f"target ≥ {TARGET_BOTX_PER_S:,}/s, p99 < {TARGET_P99_MS:.0f} ms",
-            ]
-        )
-        rows.append(
-            [
-                "  … → ticket event stored (webhook to commit)",
-                f"{stored / (stored_at - start):,.0f}",
-                f"{p50:.1f}",
-                f"{p99:.1f}",
-                f"{stored:,} stored",
-                per_cpu(stored, cpu3 - cpu1),
-                "rate over load + drain time",
-            ]
-        )
-        while await service.pool.fetchval("SELECT count(*) FROM outbox") > 0:  # noqa: ASYNC110 - polls PG
-            await asyncio.sleep(0.05)
-        published_at = time.monotonic()
-        total_events = int(await service.pool.fetchval("SELECT count(*) FROM events"))
-        seen, pub50, pub99 = await published_latency_ms(bootstrap, events_topic, total_events)
-        rows.append(
-            [
-                "  … → published on ticket.events (outbox relay)",
-                f"{total_events / (published_at - start):,.0f}",
-                f"{pub50:.1f}",
-                f"{pub99:.1f}",
-                f"{seen:,} records read back",
-                "",
-                "relay in the bench process",
-            ]
-        )
-        # The same route at light load: latency without a saturated machine.
-        light_from = await service.pool.fetchval("SELECT now()")
-        light_args = argparse.Namespace(**{**vars(args), "connections": args.light_connections})
-        light = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/command", light_args, uuid.uuid4().hex[:8])
-        await wait_count(service.pool, stored + light["ok"])
-        lp50, lp99 = await latency_ms(service.pool, f"received_at >= '{light_from.isoformat()}'")
-        rows.append(
-            [
-                f"BotX POST /command, {args.light_connections} connections (light load)",
-                f"{light['rate']:,.0f}",
-                f"{light['p50_us'] / 1000:.1f}",
-                f"{light['p99_us'] / 1000:.1f}",
-                f"{light['ok']:,} × 202",
-                "",
-                "webhook answer latency",
-            ]
-        )
-        rows.append(
-            ["  … → ticket event stored", "", f"{lp50:.1f}", f"{lp99:.1f}", "", "", "webhook to commit, light load"]
-        )
-        stop.set()
-        await relay_task
-        await relay_producer.stop()
-
+        rows += await http_phases(wrk, service, args, bootstrap, events_topic)
         drain = await start_intake(dsn, bootstrap, tmp, extra_env={"TICKETFLOW_INTAKE_TOPIC": drain_topic})
         services.append(drain)
-        await asyncio.sleep(2)  # the consumer joins its group
-        before = await count_messages(service.pool)
-        cpu4, began = cpu_seconds(drain), time.monotonic()
-        await fill_topic(bootstrap, drain_topic, args.topic_messages, args.conversations)
-        done_at = await wait_count(service.pool, before + args.topic_messages)
-        cpu5 = cpu_seconds(drain)
-        span = await service.pool.fetchval(
-            "SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) FROM intake_messages "
-            "WHERE idempotency_key LIKE 'generic:acme-helpdesk:tb-%'"
-        )
-        recorded = await count_messages(service.pool) - before
-        rows.append(
-            [
-                f"chat.inbound topic → stored ({args.topic_messages:,} queued records)",
-                f"{recorded / float(span or 1):,.0f}",
-                "",
-                "",
-                f"{recorded:,} stored",
-                per_cpu(recorded, cpu5 - cpu4),
-                f"target ≥ {TARGET_TOPIC_PER_S:,}/s; wall from first produce {done_at - began:.1f} s",
-            ]
-        )
+        rows.append(await topic_phase(service, drain, args, bootstrap, drain_topic))
     finally:
         for service in services:
             await stop_intake(service)
