@@ -34,7 +34,9 @@ async def main(bootstrap: str, dsn: str, topic: str, first_response: int, resolu
         logging.warning("dead letter: %s", reason)
 
     engine = SlaEngine(rules, SlaWriter(EventStore(pool)), dead_letter)
-    consumer = SlaConsumer(engine, pool, bootstrap, topic, checkpoint_every_s=0.5, consumer_options=FAST_GROUP)
+    consumer = SlaConsumer(
+        engine, pool, bootstrap, topic, group_id=f"sla-{topic}", checkpoint_every_s=0.5, consumer_options=FAST_GROUP
+    )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     task = asyncio.create_task(consumer.run(stop))

@@ -46,7 +46,10 @@ async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
 
 def consumer_for(pool: asyncpg.Pool, bootstrap: str, topic: str, rules: FakeRules) -> SlaConsumer:
     engine = SlaEngine(rules, SlaWriter(EventStore(pool)), DeadLetterList())
-    return SlaConsumer(engine, pool, bootstrap, topic, checkpoint_every_s=0.5, consumer_options=FAST_GROUP)
+    group = f"sla-{topic}"  # a group per test topic: groups span topics, a shared one would rebalance them all
+    return SlaConsumer(
+        engine, pool, bootstrap, topic, group_id=group, checkpoint_every_s=0.5, consumer_options=FAST_GROUP
+    )
 
 
 async def wait_for(condition: object, seconds: float, what: str) -> None:

@@ -199,8 +199,8 @@ async def bench(args: argparse.Namespace) -> None:
     restore_s = time.perf_counter() - t0
     writer = TimedWriter(EventStore(pool))
     engine = SlaEngine(DeskRules(registry), writer, _dead_letter)
-    consumer = SlaConsumer(engine, pool, args.bootstrap, topic, checkpoint_every_s=args.checkpoint_seconds,
-                           consumer_options=SLOW_GROUP)  # fmt: skip
+    consumer = SlaConsumer(engine, pool, args.bootstrap, topic, group_id=f"bench-{topic}",
+                           checkpoint_every_s=args.checkpoint_seconds, consumer_options=SLOW_GROUP)  # fmt: skip
     stop = asyncio.Event()
     t_assign = time.perf_counter()
     task = asyncio.create_task(consumer.run(stop))

@@ -19,7 +19,7 @@ from ticketflow.contracts.values import SlaTarget
 from ticketflow.sla.policies import Calendar
 
 
-class Clock(msgspec.Struct, frozen=True):
+class Clock(msgspec.Struct, frozen=True, gc=False):
     target: SlaTarget
     target_seconds: int
     started_at: int

@@ -63,6 +63,7 @@ class Partition:
     next_offset: int
     catch_up_to: int
     live: bool = False
+    dirty: bool = False  # states changed since the last checkpoint
     ids: list[uuid.UUID] = field(default_factory=list)
     slots: dict[uuid.UUID, int] = field(default_factory=dict)
     armed: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)  # -> handle, level, due
@@ -126,8 +127,12 @@ class SlaEngine:
         log.info("partition %d live at offset %d: %d timers armed", part.number, part.next_offset, len(part.armed))
 
     def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla]] | None:
+        """(next offset, states) to checkpoint; None when the partition is gone or unchanged since."""
         part = self.partitions.get(number)
-        return None if part is None else (part.next_offset, dict(part.tickets))
+        if part is None or not part.dirty:
+            return None
+        part.dirty = False
+        return part.next_offset, dict(part.tickets)
 
     # -- consumed records -------------------------------------------------------------------------
 
@@ -163,6 +168,7 @@ class SlaEngine:
                 before = {t: part.tickets.get(t) for t in overlay} if part.live else {}
                 part.tickets.update(overlay)
                 part.next_offset = batch.offsets[-1] + 1
+                part.dirty = True
                 self.stats.events += len(batch.values)
                 if part.live:
                     for ticket, state in overlay.items():
@@ -251,6 +257,7 @@ class SlaEngine:
                 part = self.partitions[number]
                 state = written.get(ticket, part.tickets[ticket])
                 part.tickets[ticket] = state
+                part.dirty = True
                 self._sync(part, ticket, state)
             self.stats.fired += sum(len(e) for e in pending.values())
 

@@ -34,7 +34,7 @@ class Calendar(Protocol):
     def consumed_at_ts(self, start: int, target_seconds: int, fraction: float, elapsed: int = 0) -> int: ...
 
 
-class Policy(msgspec.Struct, frozen=True):
+class Policy(msgspec.Struct, frozen=True, gc=False):
     """A desk/track/priority policy with targets in business seconds (None: no such clock)."""
 
     policy_id: str
