@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -297,7 +298,7 @@ class FlakyService:
         self.failures, self.calls = failures, 0
         self.error = error or asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
 
-    async def handle(self, envelope: EventEnvelope) -> Any:
+    async def handle(self, envelope: EventEnvelope, *, record: bool = True) -> Any:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
@@ -366,3 +367,22 @@ async def test_permanent_causes_wait_for_a_person(pool: asyncpg.Pool, platforms:
         assert (await service.handle(envelope)).dead == 1
         assert await service.redrive_temporary(older_than=0) == 0
     assert platforms.bitrix.received == []
+
+
+async def test_a_batch_with_the_same_record_twice_sends_once_and_records_each_outcome_once(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    async with running_service(pool, platforms) as service:
+        first, second = uuid.uuid4(), uuid.uuid4()
+        a = await append(service.store, opened(first), t.TicketResolved(first, "done", "anna"))
+        b = await append(service.store, opened(second))
+        records = [
+            SimpleNamespace(topic="ticket.events", key=e.stream_id.encode(), value=envelope_encoder.encode(e))
+            for e in (*a, b[0], a[0], *a)
+        ]
+        handlers = NotificationHandlers(RecordedDeadLetters(), service)
+        await handlers.on_batch(records)
+        await handlers.on_batch(records)  # the whole batch again (not acknowledged before a crash)
+    assert len(platforms.bitrix.received) == 3
+    assert [type(e) for e in await outcomes(service.store, first)] == [ne.NotificationDelivered] * 2
+    assert [type(e) for e in await outcomes(service.store, second)] == [ne.NotificationDelivered]

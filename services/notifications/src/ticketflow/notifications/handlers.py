@@ -6,6 +6,7 @@ the rest. Nothing escapes: a record that is not an envelope is dead-lettered to 
 the cause; a PostgreSQL outage is retried with backoff, and after bounded retries the record is
 dead-lettered with "retries exhausted" (redelivering it from `.dlq` later is safe: handling is
 idempotent). Delivery failures are not dead letters here: they stay in the ledger for `redrive`.
+The batch's NotificationDelivered/Failed events are written together after its deliveries.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from ticketflow.contracts.envelope import envelope_decoder
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import ConcurrencyError, RetryableStoreError
 from ticketflow.eventstore.connection import retryable_errors
-from ticketflow.notifications.service import NotificationService
+from ticketflow.notifications.outcomes import Result
+from ticketflow.notifications.service import Handled, NotificationService
 from ticketflow.runtime.kafka import DeadLetters, with_retries
 
 log = logging.getLogger("ticketflow.notifications")
@@ -80,44 +82,66 @@ class NotificationHandlers:
         return self._service
 
     async def on_batch(self, records: Sequence[Any]) -> None:
+        """Handle every record (tickets in parallel, each ticket in order), then write the batch's
+        outcome events at once, before the batch is acknowledged."""
         await self._ready.wait()
         by_ticket: dict[bytes | None, list[Any]] = {}
         for record in records:
             by_ticket.setdefault(record.key, []).append(record)
         gate = asyncio.Semaphore(self.parallel)
+        pending: list[tuple[Any, tuple[Result, ...]]] = []
 
         async def lane(ticket_records: list[Any]) -> None:
             async with gate:
                 for record in ticket_records:
-                    await self.on_record(record.topic, record.key, record.value)
+                    results = await self.on_record(record.topic, record.key, record.value, record_outcomes=False)
+                    if results:
+                        pending.append((record, results))
 
         await asyncio.gather(*(lane(rs) for rs in by_ticket.values()))
+        if pending:
+            await self._record(pending)
 
-    async def on_record(self, topic: str, key: bytes | None, value: bytes) -> None:
+    async def _record(self, pending: list[tuple[Any, tuple[Result, ...]]]) -> None:
+        results = [r for _, rs in pending for r in rs]
+        try:
+            await with_retries(lambda: self.service.recorder.record(results), OUTAGES,
+                               attempts=self.retry_attempts, base_delay=self.retry_base_delay)  # fmt: skip
+        except Exception as error:  # deliveries are settled in the ledger; a redelivery records them
+            log.exception("notifications: outcome events of %d records not recorded", len(pending))
+            for record, _ in pending:
+                await self._dead_letter(record.topic, record.key, record.value,
+                                        f"outcome events not recorded: {error!r}")  # fmt: skip
+
+    async def on_record(
+        self, topic: str, key: bytes | None, value: bytes, *, record_outcomes: bool = True
+    ) -> tuple[Result, ...]:
+        """Handle one record; without `record_outcomes`, return the outcomes for the caller to record."""
         try:
             envelope = envelope_decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             await self._dead_letter(topic, key, value, f"undecodable envelope: {error}")
-            return
+            return ()
         event_id = str(envelope.event_id)
         try:
-            handled = await with_retries(
-                lambda: self.service.handle(envelope), OUTAGES, attempts=self.retry_attempts,
-                base_delay=self.retry_base_delay,
+            handled: Handled = await with_retries(
+                lambda: self.service.handle(envelope, record=record_outcomes), OUTAGES,
+                attempts=self.retry_attempts, base_delay=self.retry_base_delay,
             )  # fmt: skip
         except OUTAGES as outage:
             await self._dead_letter(topic, key, value, f"retries exhausted: {outage!r}", event_id=event_id)
-            return
+            return ()
         except Exception as error:  # a bug must not stop the consumer: keep the record and the cause
             log.exception("notifications: unexpected failure on event %s", event_id)
             await self._dead_letter(topic, key, value, f"unexpected: {error!r}", event_id=event_id)
-            return
+            return ()
         self.handled += 1
         if handled.skipped:
             self.outcomes.append(f"skipped: {handled.skipped}")
         else:
             self.outcomes.append(f"sent {handled.sent}, dead {handled.dead}")
             log.debug("notifications: %s %s -> %s", type(envelope.event).__name__, envelope.stream_id, handled)
+        return handled.results
 
     async def _dead_letter(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
         self.outcomes.append(f"dead letter: {reason}")

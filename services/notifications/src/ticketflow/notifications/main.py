@@ -51,6 +51,17 @@ def make_service(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory, 
     return NotificationService(EventStore(pool), deliverer, desks, directory)
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Released connections skip asyncpg's default reset query (a round trip per statement): this
+    service sets no session state, takes no advisory locks and never LISTENs; an open transaction
+    is still rolled back by the pool before this is called."""
+
+
+async def make_pool(dsn: str, size: int) -> asyncpg.Pool:
+    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=2, max_size=size, reset=_keep_session)
+    return pool
+
+
 async def recover_periodically(
     service: NotificationService, stop: asyncio.Event, every: float, auto_redrive_after: float
 ) -> None:
@@ -90,9 +101,7 @@ def build(desks: DeskRegistry | None = None) -> Service:
 
     async def start() -> None:
         desks.warm_calendars()
-        pool = await asyncpg.create_pool(
-            service.settings.pg_dsn, min_size=2, max_size=_int("TICKETFLOW_NOTIFICATIONS_POOL", 24)
-        )
+        pool = await make_pool(service.settings.pg_dsn, _int("TICKETFLOW_NOTIFICATIONS_POOL", 24))
         channels.extend(build_channels(config))
         state["service"] = make_service(pool, desks, directory, channels)
         handlers.attach(state["service"])

@@ -13,16 +13,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
-from ticketflow.contracts.envelope import EventEnvelope, NewEvent
-from ticketflow.contracts.ids import deterministic_event_id, notification_stream, sla_stream, ticket_stream
+from ticketflow.contracts.envelope import EventEnvelope
+from ticketflow.contracts.ids import sla_stream, ticket_stream
 from ticketflow.deskconfig import DeskRegistry
-from ticketflow.eventstore import ConcurrencyError, EventStore
+from ticketflow.eventstore import EventStore
 from ticketflow.notifications.delivery import Deliverer
 from ticketflow.notifications.directory import Directory
 from ticketflow.notifications.domain import (
@@ -35,10 +33,10 @@ from ticketflow.notifications.domain import (
     plan_event,
     title_of,
 )
-from ticketflow.notifications.model import Channel, DeliveryOutcome, Notification, OutcomeStatus
+from ticketflow.notifications.model import DeliveryOutcome, OutcomeStatus
+from ticketflow.notifications.outcomes import OutcomeRecorder, Result
 
 log = logging.getLogger("ticketflow.notifications")
-MAX_CONFLICTS = 5
 DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -47,24 +45,7 @@ class Handled:
     sent: int = 0
     dead: int = 0
     skipped: str = ""
-
-
-def outcome_event(ticket_id: uuid.UUID, n: Notification, outcome: DeliveryOutcome, at: datetime) -> NewEvent | None:
-    """NotificationDelivered / NotificationFailed with an id derived from the key (and the attempt
-    count for failures, so a redriven-and-failed-again delivery records its new failure)."""
-    attempts = max(outcome.attempts, 1)
-    event: ne.NotificationEvent
-    if outcome.status in (OutcomeStatus.DELIVERED, OutcomeStatus.DUPLICATE):
-        event_id = deterministic_event_id("notification", n.key, "delivered")
-        event = ne.NotificationDelivered(ticket_id, n.key, n.channel.value, n.recipient, n.template, at, attempts)
-    elif outcome.status is OutcomeStatus.DEAD_LETTER:
-        event_id = deterministic_event_id("notification", n.key, "failed", outcome.attempts)
-        reason = outcome.reason or "unknown"
-        event = ne.NotificationFailed(ticket_id, n.key, n.channel.value, n.recipient, n.template, reason, True, at,
-                                      attempts)  # fmt: skip
-    else:
-        return None  # in flight elsewhere: that worker (or recover_stale) records it
-    return NewEvent(event_id, event, at)
+    results: tuple[Result, ...] = ()  # for the caller to record, when asked not to record them here
 
 
 class NotificationService:
@@ -81,11 +62,12 @@ class NotificationService:
         self.deliverer = deliverer
         self.desks = desks
         self.directory = directory
+        self.recorder = OutcomeRecorder(store)
         # Ticket contexts, newest last; bounded, so memory does not grow with the number of tickets.
         self._contexts: OrderedDict[uuid.UUID, TicketContext] = OrderedDict()
         self._cache_size = cache_size
 
-    async def handle(self, envelope: EventEnvelope) -> Handled:
+    async def handle(self, envelope: EventEnvelope, *, record: bool = True) -> Handled:
         event = envelope.event
         ticket_id: uuid.UUID | None = getattr(event, "ticket_id", None)
         if ticket_id is None or not envelope.stream_id.startswith(("ticket-", "sla-")):
@@ -97,27 +79,11 @@ class NotificationService:
         if not planned.notifications:
             return Handled(skipped=planned.note or "nobody to tell")
         outcomes = await asyncio.gather(*(self.deliverer.deliver(n) for n in planned.notifications))
-        await self.record(ticket_id, list(zip(planned.notifications, outcomes, strict=True)))
+        results = tuple((ticket_id, n, o) for n, o in zip(planned.notifications, outcomes, strict=True))
+        if record:
+            await self.recorder.record(results)
         dead = sum(o.status is OutcomeStatus.DEAD_LETTER for o in outcomes)
-        return Handled(sent=sum(o.sent_now for o in outcomes), dead=dead)
-
-    async def record(self, ticket_id: uuid.UUID, results: Sequence[tuple[Notification, DeliveryOutcome]]) -> None:
-        """Append the outcomes to `notification-<ticket>`; already-stored ids are skipped by the store."""
-        now = datetime.now(UTC)
-        events = [e for n, o in results if (e := outcome_event(ticket_id, n, o, now)) is not None]
-        if not events:
-            return
-        stream = notification_stream(ticket_id)
-        for _ in range(MAX_CONFLICTS):
-            head = await self.store.pool.fetchval(
-                "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", stream
-            )
-            try:
-                await self.store.append(stream, head, events)
-                return
-            except ConcurrencyError:
-                continue  # another writer (a redrive) appended meanwhile: read the head again
-        raise ConcurrencyError(stream, -1, -1)
+        return Handled(sent=sum(o.sent_now for o in outcomes), dead=dead, results=() if record else results)
 
     def desk_view(self, ctx: TicketContext) -> DeskView:
         directory = self.directory
@@ -171,31 +137,7 @@ class NotificationService:
         return Related()
 
     async def record_by_keys(self, outcomes: Sequence[DeliveryOutcome]) -> int:
-        """Outcome events for deliveries finished outside `handle` (redrive, recover_stale): the
-        ledger row says what was sent, the store says which ticket the event belongs to."""
-        final = [o for o in outcomes if o.status in (OutcomeStatus.DELIVERED, OutcomeStatus.DEAD_LETTER)]
-        if not final:
-            return 0
-        rows = await self.store.pool.fetch(
-            "SELECT d.*, e.stream_id FROM notification_deliveries d"
-            " LEFT JOIN events e ON e.event_id = CASE WHEN d.event_id ~* '^[0-9a-f-]{36}$'"
-            " THEN d.event_id::uuid END WHERE d.idempotency_key = ANY($1::text[])",
-            [o.key for o in final],
-        )
-        by_key = {r["idempotency_key"]: r for r in rows}
-        per_ticket: dict[uuid.UUID, list[tuple[Notification, DeliveryOutcome]]] = {}
-        for outcome in final:
-            row = by_key.get(outcome.key)
-            if row is None or row["stream_id"] is None:
-                log.warning("notifications: no ticket found for delivery %s; outcome not recorded", outcome.key)
-                continue
-            ticket_id = uuid.UUID(row["stream_id"].split("-", 1)[1])
-            n = Notification(outcome.key, row["event_id"], Channel(row["channel"]), row["recipient"],
-                             row["destination"], row["address"], row["template"], row["locale"])  # fmt: skip
-            per_ticket.setdefault(ticket_id, []).append((n, outcome))
-        for ticket_id, results in per_ticket.items():
-            await self.record(ticket_id, results)
-        return sum(len(r) for r in per_ticket.values())
+        return await self.recorder.record_by_keys(outcomes)
 
     async def redrive_temporary(self, *, older_than: float, limit: int = 500) -> int:
         """Redrive dead letters whose cause was temporary (destination down or slow: tries used up,
@@ -216,5 +158,5 @@ class NotificationService:
         if not keys:
             return 0
         outcomes = await self.deliverer.redrive(keys, limit=limit)
-        await self.record_by_keys(outcomes)
+        await self.recorder.record_by_keys(outcomes)
         return len(outcomes)

@@ -1,0 +1,104 @@
+"""NotificationDelivered / NotificationFailed in `notification-<ticket>`, so dashboards show delivery state.
+
+Event ids derive from the idempotency key (and, for failures, the attempt count), so recording the
+same outcome again (a redelivered event finds its delivery DUPLICATE) writes nothing new. A Kafka
+batch's outcomes are written together: one query for what is stored, one for the stream heads, one
+append for every stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from ticketflow.contracts import notification_events as ne
+from ticketflow.contracts.envelope import NewEvent
+from ticketflow.contracts.ids import deterministic_event_id, notification_stream
+from ticketflow.eventstore import AppendRequest, ConcurrencyError, EventIdReused, EventStore
+from ticketflow.notifications.model import Channel, DeliveryOutcome, Notification, OutcomeStatus
+
+log = logging.getLogger("ticketflow.notifications")
+MAX_CONFLICTS = 5
+Result = tuple[uuid.UUID, Notification, DeliveryOutcome]  # (ticket id, what, how it went)
+
+
+def outcome_event(ticket_id: uuid.UUID, n: Notification, outcome: DeliveryOutcome, at: datetime) -> NewEvent | None:
+    attempts = max(outcome.attempts, 1)
+    event: ne.NotificationEvent
+    if outcome.status in (OutcomeStatus.DELIVERED, OutcomeStatus.DUPLICATE):
+        event_id = deterministic_event_id("notification", n.key, "delivered")
+        event = ne.NotificationDelivered(ticket_id, n.key, n.channel.value, n.recipient, n.template, at, attempts)
+    elif outcome.status is OutcomeStatus.DEAD_LETTER:
+        event_id = deterministic_event_id("notification", n.key, "failed", outcome.attempts)
+        reason = outcome.reason or "unknown"
+        event = ne.NotificationFailed(ticket_id, n.key, n.channel.value, n.recipient, n.template, reason, True, at,
+                                      attempts)  # fmt: skip
+    else:
+        return None  # in flight elsewhere: that worker (or recover_stale) records it
+    return NewEvent(event_id, event, at)
+
+
+class OutcomeRecorder:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    async def record(self, results: Sequence[Result]) -> int:
+        """Append what is not stored yet; returns how many events were written."""
+        now = datetime.now(UTC)
+        by_id: dict[uuid.UUID, tuple[str, NewEvent]] = {}
+        for ticket_id, n, outcome in results:
+            event = outcome_event(ticket_id, n, outcome, now)
+            if event is not None:
+                by_id.setdefault(event.event_id, (notification_stream(ticket_id), event))
+        pool = self.store.pool
+        for _ in range(MAX_CONFLICTS):
+            if not by_id:
+                return 0
+            stored = await pool.fetch("SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])", list(by_id))
+            for row in stored:
+                by_id.pop(row["event_id"], None)
+            per_stream: dict[str, list[NewEvent]] = {}
+            for stream, event in by_id.values():
+                per_stream.setdefault(stream, []).append(event)
+            if not per_stream:
+                return 0
+            heads = await pool.fetch(
+                "SELECT stream_id, max(stream_version) AS head FROM events WHERE stream_id = ANY($1::text[])"
+                " GROUP BY stream_id",
+                list(per_stream),
+            )
+            head = {r["stream_id"]: r["head"] for r in heads}
+            requests = [AppendRequest(s, head.get(s, 0), events) for s, events in per_stream.items()]
+            try:
+                await self.store.append_many(requests)
+                return len(by_id)
+            except (ConcurrencyError, EventIdReused):
+                continue  # another writer (a redrive, a second consumer) appended meanwhile: look again
+        raise ConcurrencyError("notification streams", -1, -1)
+
+    async def record_by_keys(self, outcomes: Sequence[DeliveryOutcome]) -> int:
+        """Outcomes of deliveries finished outside the consumer (redrive, recover_stale): the ledger
+        row says what was sent, the store says which ticket its event belongs to."""
+        final = [o for o in outcomes if o.status in (OutcomeStatus.DELIVERED, OutcomeStatus.DEAD_LETTER)]
+        if not final:
+            return 0
+        rows = await self.store.pool.fetch(
+            "SELECT d.*, e.stream_id FROM notification_deliveries d"
+            " LEFT JOIN events e ON e.event_id = CASE WHEN d.event_id ~* '^[0-9a-f-]{36}$'"
+            " THEN d.event_id::uuid END WHERE d.idempotency_key = ANY($1::text[])",
+            [o.key for o in final],
+        )
+        by_key = {r["idempotency_key"]: r for r in rows}
+        results: list[Result] = []
+        for outcome in final:
+            row = by_key.get(outcome.key)
+            if row is None or row["stream_id"] is None:
+                log.warning("notifications: no ticket found for delivery %s; outcome not recorded", outcome.key)
+                continue
+            n = Notification(outcome.key, row["event_id"], Channel(row["channel"]), row["recipient"],
+                             row["destination"], row["address"], row["template"], row["locale"])  # fmt: skip
+            results.append((uuid.UUID(row["stream_id"].split("-", 1)[1]), n, outcome))
+        await self.record(results)
+        return len(results)

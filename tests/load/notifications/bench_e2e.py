@@ -1,0 +1,380 @@
+"""Notifications end to end: an event produced on Kafka -> a request received by a local platform server.
+
+Three processes besides this one: a Bitrix24 portal (`imbot.message.add`, token and bot checked; a
+minimal asyncio HTTP/1.1 server so it does not eat the CPU the service needs), the notifications
+service itself (`python -m ticketflow.notifications`: real consumer, ledger, store, Bitrix24 channel),
+and, for the ceiling, a plain aiokafka consumer that decodes each envelope and POSTs the same request
+with httpx (no ledger, no store, no templates). Every event is a TicketOpened: one message each.
+
+Phases: paced at --rate for --seconds (achieved rate, p50/p99 latency), a backlog of --backlog
+events drained as fast as possible, both for the ceiling and the service; then the service under a
+destination that answers 503 for --down seconds while events keep coming at --outage-rate: no loss
+(every event received exactly once), RSS sampled, recovery time after the destination is back.
+
+Run: make bench-notifications-e2e   (short: BENCH_NOTIFICATIONS_E2E_ARGS="--seconds 3 --backlog 3000 --down 5")
+Needs Kafka and PostgreSQL (a temporary database and topics are created and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import asyncpg
+import httpx
+import msgspec
+import numpy as np
+import psutil
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from tabulate import tabulate
+
+from ticketflow.contracts import ticket_events as t
+from ticketflow.contracts.envelope import EventEnvelope, envelope_decoder, envelope_encoder
+from ticketflow.contracts.ids import new_event_id, ticket_stream
+from ticketflow.contracts.values import ChatRef, Requester
+from ticketflow.eventstore import migrate
+from ticketflow.eventstore.outbox import make_producer
+
+DSN = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+KAFKA = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+PORTAL, TOKEN, BOT_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90", "bench-token", 7
+SEQ = re.compile(rb"bench-(\d+)")
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable"}
+
+
+# -- the platform server (its own process) ------------------------------------------------------
+
+
+class Portal(asyncio.Protocol):
+    received: ClassVar[dict[int, float]] = {}  # seq -> first arrival (monotonic, comparable across processes)
+    counters: ClassVar[dict[str, int]] = {"requests": 0, "duplicates": 0, "refused": 0}
+    down_until = 0.0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport, self.buffer = transport, b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].decode("latin-1").split("\r\n")
+            length = next(
+                (int(v) for n, _, v in (h.partition(":") for h in head[1:]) if n.lower() == "content-length"), 0
+            )
+            if len(self.buffer) < end + 4 + length:
+                return
+            body, self.buffer = self.buffer[end + 4 : end + 4 + length], self.buffer[end + 4 + length :]
+            method, path = head[0].split(" ")[:2]
+            status, answer = self.answer(method, path, body)
+            payload = msgspec.json.encode(answer)
+            self.transport.write(
+                f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
+
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        cls, now = type(self), time.monotonic()
+        if path == "/rest/imbot.message.add.json":
+            cls.counters["requests"] += 1
+            if now < cls.down_until:
+                return 503, {"error": "INTERNAL_SERVER_ERROR", "error_description": "portal is down"}
+            params = msgspec.json.decode(body)
+            if params.get("auth") != TOKEN or int(params.get("BOT_ID", 0)) != BOT_ID or not params.get("DIALOG_ID"):
+                cls.counters["refused"] += 1
+                return 401, {"error": "invalid_token", "error_description": "The access token provided is invalid."}
+            match = SEQ.search(str(params.get("MESSAGE", "")).encode())
+            if match:
+                seq = int(match.group(1))
+                if seq in cls.received:
+                    cls.counters["duplicates"] += 1
+                else:
+                    cls.received[seq] = now
+            return 200, {"result": cls.counters["requests"], "time": {"start": time.time()}}
+        if path == "/control/down":
+            cls.down_until = now + float(msgspec.json.decode(body)["seconds"])
+            return 200, {"down_until": cls.down_until}
+        if path == "/stats":
+            return 200, {**cls.counters, "received": len(cls.received)}
+        if path == "/stats/full":
+            return 200, {"received": {str(k): v for k, v in cls.received.items()}}
+        return 404, {"error": "NOT_FOUND"}
+
+
+async def serve_portal(port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(Portal, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+# -- the ceiling: consume and POST, nothing else (its own process) ------------------------------
+
+
+async def ceiling_consumer(topic: str, url: str, parallel: int) -> None:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=f"ceiling-{topic}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    gate = asyncio.Semaphore(parallel)
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def post(value: bytes) -> None:
+            event = envelope_decoder.decode(value).event
+            assert isinstance(event, t.TicketOpened)
+            message = {"BOT_ID": BOT_ID, "DIALOG_ID": event.chat.conversation_id, "MESSAGE": event.text, "auth": TOKEN}
+            async with gate:
+                (await http.post(url, json=message)).raise_for_status()
+
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            await asyncio.gather(*(post(r.value) for records in batches.values() for r in records))
+            if batches:
+                await consumer.commit()
+
+
+# -- the orchestration -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def envelope(seq: int) -> tuple[bytes, bytes]:
+    ticket_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    event = t.TicketOpened(ticket_id, "bitrix24-box", "box", ChatRef("bitrix24", PORTAL, f"chat{seq % 97}"),
+                           Requester(f"user-{seq}", locale="ru"), f"bench-{seq}", f"m-{seq}", now)  # fmt: skip
+    value = envelope_encoder.encode(EventEnvelope(new_event_id(), ticket_stream(ticket_id), 1, now, 1, event))
+    return str(ticket_id).encode(), value
+
+
+class Bench:
+    def __init__(self, portal_url: str) -> None:
+        self.portal_url = portal_url
+        self.http = httpx.AsyncClient(timeout=10)
+        self.producer = make_producer(KAFKA, linger_ms=5)
+        self.produced: dict[int, float] = {}
+        self.next_seq = 0
+
+    async def stats(self, full: bool = False) -> dict[str, Any]:
+        answer: dict[str, Any] = (await self.http.get(f"{self.portal_url}/stats{'/full' if full else ''}")).json()
+        return answer
+
+    async def produce(self, topic: str, count: int, rate: float | None) -> list[int]:
+        """`count` events, paced at `rate`/s in 10 ms slices (or as fast as possible)."""
+        seqs, start, sends = list(range(self.next_seq, self.next_seq + count)), time.monotonic(), []
+        self.next_seq += count
+        for i, seq in enumerate(seqs):
+            if rate is not None and i % max(1, int(rate / 100)) == 0:
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            key, value = envelope(seq)
+            self.produced[seq] = time.monotonic()
+            sends.append(await self.producer.send(topic, value=value, key=key))
+        await asyncio.gather(*sends)
+        return seqs
+
+    async def wait_received(self, seqs: list[int], within: float) -> dict[int, float]:
+        deadline, wanted, received = time.monotonic() + within, set(seqs), dict[int, float]()
+        while time.monotonic() < deadline:
+            received = {int(k): v for k, v in (await self.stats(True))["received"].items()}
+            if wanted <= received.keys():
+                return {s: received[s] for s in seqs}
+            await asyncio.sleep(0.5)
+        return {s: v for s, v in received.items() if s in wanted}
+
+    def row(self, name: str, seqs: list[int], got: dict[int, float], rss: list[float], cpu: float | None) -> list[Any]:
+        first = min(self.produced[s] for s in seqs)
+        latencies = np.array([got[s] - self.produced[s] for s in got]) * 1000
+        rate = len(got) / (max(got.values()) - first) if got else 0.0
+        p50, p99 = np.percentile(latencies, [50, 99]) if len(latencies) else (float("nan"),) * 2
+        cpu_ms = f"{cpu * 1000 / max(len(got), 1):.2f}" if cpu is not None else "-"
+        return [
+            name,
+            len(seqs),
+            len(got),
+            f"{rate:,.0f}",
+            f"{p50:,.0f}",
+            f"{p99:,.0f}",
+            f"{max(rss, default=0):.0f}",
+            cpu_ms,
+        ]
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})})
+
+
+async def main(args: argparse.Namespace) -> None:
+    run = uuid.uuid4().hex[:8]
+    database, admin_pg = f"notif_e2e_{run}", await asyncpg.connect(DSN)
+    await admin_pg.execute(f'CREATE DATABASE "{database}"')
+    bench_dsn = DSN.rsplit("/", 1)[0] + f"/{database}"
+    conn = await asyncpg.connect(bench_dsn)
+    await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    await migrate.apply_all(conn)
+    topics = {name: f"bench-notif-{name}-{run}" for name in ("ceiling", "engine", "outage")}
+    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await kafka_admin.start()
+    await kafka_admin.create_topics([NewTopic(n, args.partitions, 1) for n in topics.values()])
+    portal_port, service_port = free_port(), free_port()
+    portal_url = f"http://127.0.0.1:{portal_port}"
+    processes = [spawn(__file__, "--role", "portal", "--port", str(portal_port))]
+    scratch = tempfile.TemporaryDirectory()
+    config = Path(scratch.name) / "notifications.toml"
+    portal = (
+        f'portal_id = "{PORTAL}"\nrest_url = "{portal_url}/rest"\nbot_id = {BOT_ID}\nauth_token_env = "BENCH_B24_TOKEN"'
+    )
+    config.write_text(f"[[bitrix24_portals]]\n{portal}\nrate = 1000000.0\nburst = 100000\n")
+    bench = Bench(portal_url)
+    await bench.producer.start()
+    rows: list[list[Any]] = []
+    try:
+        for _ in range(100):
+            try:
+                await bench.stats()
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        ceiling = spawn(__file__, "--role", "ceiling", "--topic", topics["ceiling"], "--url",
+                        f"{portal_url}/rest/imbot.message.add.json", "--parallel", str(args.parallel))  # fmt: skip
+        processes.append(ceiling)
+        rows += await measure(bench, "ceiling: consume -> POST", topics["ceiling"], ceiling.pid, args)
+        ceiling.terminate()
+        service = spawn("-m", "ticketflow.notifications", env={
+            "TICKETFLOW_PG_DSN": bench_dsn, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), "BENCH_B24_TOKEN": TOKEN,
+            "TICKETFLOW_NOTIFICATIONS_TOPIC": topics["engine"], "TICKETFLOW_NOTIFICATIONS_GROUP": f"bench-{run}",
+            "TICKETFLOW_NOTIFICATIONS_PORT": str(service_port), "TICKETFLOW_LOG_LEVEL": "WARNING",
+            "TICKETFLOW_NOTIFICATIONS_PARALLEL": str(args.parallel), "TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS": "2",
+            "TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS": "3"})  # fmt: skip
+        processes.append(service)
+        rows += await measure(
+            bench, "service: consume -> plan -> ledger -> POST -> record", topics["engine"], service.pid, args
+        )
+        outage = await measure_outage(bench, topics["engine"], service.pid, args, bench_dsn)
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.wait(10)
+        await bench.producer.stop()
+        await bench.http.aclose()
+        await kafka_admin.delete_topics(list(topics.values()))
+        await kafka_admin.close()
+        await conn.close()
+        await admin_pg.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+        await admin_pg.close()
+        scratch.cleanup()
+    print(
+        tabulate(
+            rows, headers=["path", "events", "received", "msgs/s", "p50 ms", "p99 ms", "max RSS MiB", "CPU ms/msg"]
+        )
+    )
+    print()
+    print(tabulate(outage, headers=["destination down", "value"]))
+
+
+class RssSampler:
+    """Samples a process's resident memory every 250 ms while running."""
+
+    def __init__(self, pid: int) -> None:
+        self.process, self.samples = psutil.Process(pid), list[float]()
+        self._task: asyncio.Task[None] | None = None
+
+    def now(self) -> float:
+        return float(self.process.memory_info().rss) / 2**20
+
+    async def _run(self) -> None:
+        while True:
+            self.samples.append(self.now())
+            await asyncio.sleep(0.25)
+
+    def start(self) -> None:
+        self.samples.clear()
+        self._task = asyncio.create_task(self._run())
+
+    def stop(self) -> list[float]:
+        if self._task is not None:
+            self._task.cancel()
+        return list(self.samples)
+
+
+async def measure(bench: Bench, name: str, topic: str, pid: int, args: argparse.Namespace) -> list[list[Any]]:
+    rss = RssSampler(pid)
+    warm = await bench.produce(topic, 200, None)  # start-up, group join, first connections
+    await bench.wait_received(warm, 120)
+    rows = []
+    for label, count, rate in ((f"paced {args.rate:,.0f}/s", int(args.rate * args.seconds), args.rate),
+                               ("backlog drain", args.backlog, None)):  # fmt: skip
+        cpu_before = sum(rss.process.cpu_times()[:2])
+        rss.start()
+        seqs = await bench.produce(topic, count, rate)
+        got = await bench.wait_received(seqs, max(60.0, count / 200))
+        samples = rss.stop()
+        rows.append(bench.row(f"{name} ({label})", seqs, got, samples, sum(rss.process.cpu_times()[:2]) - cpu_before))
+    return rows
+
+
+async def measure_outage(bench: Bench, topic: str, pid: int, args: argparse.Namespace, dsn: str) -> list[list[Any]]:
+    rss = RssSampler(pid)
+    before = rss.now()
+    rss.start()
+    total = int(args.outage_rate * (args.down + 20))
+    producing = asyncio.create_task(bench.produce(topic, total, args.outage_rate))
+    await asyncio.sleep(5)
+    await bench.http.post(f"{bench.portal_url}/control/down", json={"seconds": args.down})
+    up_at = time.monotonic() + args.down
+    seqs = await producing
+    got = await bench.wait_received(seqs, args.down + 300)
+    samples = rss.stop()
+    stats = await bench.stats()
+    db = await asyncpg.connect(dsn)
+    failed = await db.fetchval("SELECT count(*) FROM events WHERE event_type = 'NotificationFailed'")
+    dead_now = await db.fetchval("SELECT count(*) FROM notification_deliveries WHERE status = 'dead'")
+    await db.close()
+    after_up = [v for s, v in got.items() if bench.produced[s] < up_at]
+    return [
+        ["events produced during the run / received", f"{len(seqs)} / {len(got)} (lost: {len(seqs) - len(got)})"],
+        ["duplicates received (whole run)", stats["duplicates"]],
+        [
+            f"down for {args.down:.0f} s; recovery: last earlier event received after the destination was up",
+            f"{max(after_up) - up_at:.1f} s" if after_up else "-",
+        ],
+        ["dead letters recorded (NotificationFailed) / still dead at the end", f"{failed} / {dead_now}"],
+        ["service RSS MiB: before / max during / at end", f"{before:.0f} / {max(samples):.0f} / {samples[-1]:.0f}"],
+    ]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--role", choices=["bench", "portal", "ceiling"], default="bench")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--topic")
+    parser.add_argument("--url")
+    parser.add_argument("--rate", type=float, default=2000.0, help="paced phase: events/s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="paced phase: duration")
+    parser.add_argument("--backlog", type=int, default=20000)
+    parser.add_argument("--parallel", type=int, default=64)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--down", type=float, default=30.0, help="outage: seconds the destination answers 503")
+    parser.add_argument("--outage-rate", type=float, default=300.0)
+    cli = parser.parse_args()
+    if cli.role == "portal":
+        asyncio.run(serve_portal(cli.port))
+    elif cli.role == "ceiling":
+        asyncio.run(ceiling_consumer(cli.topic, cli.url, cli.parallel))
+    else:
+        asyncio.run(main(cli))
