@@ -142,7 +142,7 @@ def subscribe(
     group_id: str = GROUP_ID,
     event_topics: Sequence[str] = (TICKET_EVENTS, AGENT_EVENTS),
     commands_topic: str = TICKET_COMMANDS,
-    batch: int = 1000,
+    batch: int = 4000,
 ) -> None:
     async def raw(message: Any) -> Any:  # records are decoded by msgspec in the handlers
         return message.body
