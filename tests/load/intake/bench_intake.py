@@ -294,7 +294,8 @@ async def main(args: argparse.Namespace) -> None:
                 await start_intake(dsn, bootstrap, tmp, extra_env={"TICKETFLOW_INTAKE_TOPIC": service.topic})
             )
         rows += await http_phases(wrk, service, args, bootstrap, events_topic)
-        drain = await start_intake(dsn, bootstrap, tmp, extra_env={"TICKETFLOW_INTAKE_TOPIC": drain_topic})
+        drain_env = {"TICKETFLOW_INTAKE_TOPIC": drain_topic, "TICKETFLOW_INTAKE_BATCH": "2000"}
+        drain = await start_intake(dsn, bootstrap, tmp, extra_env=drain_env)
         services.append(drain)
         rows.append(await topic_phase(service, drain, args, bootstrap, drain_topic))
     finally:

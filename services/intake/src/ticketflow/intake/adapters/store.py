@@ -43,6 +43,7 @@ JOIN events e ON e.stream_id = u.stream_id AND e.stream_version > u.after
 ORDER BY e.stream_id, e.stream_version
 """
 STATES_KEPT = 200_000
+YIELD_EVERY = 50  # messages decided between two yields to the event loop (~2 ms of CPU)
 _UPSERT_CONVERSATIONS = """
 INSERT INTO intake_conversations AS c
     (conversation_key, platform, tenant_id, conversation_id, ticket_id, tickets_opened)
@@ -156,8 +157,10 @@ class IntakeStore:
         if not fresh:
             return batch.results
         conversations = await self._load(conn, fresh)
-        for message in fresh:
+        for n, message in enumerate(fresh, start=1):
             self._decide(message, conversations[conversation_key(message)], batch)
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the webhooks sharing this event loop answer meanwhile
         await self._write(conn, conversations, batch)
         for conv in conversations.values():
             if conv.ticket_id is not None and conv.state is not None:
