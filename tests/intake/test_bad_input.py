@@ -139,7 +139,8 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
     ("generic", "/v1/messages", generic(), {**KEY, "Content-Type": "application/xml"}, 415, "unsupported_media_type"),
 ]
 _COUNTS = """SELECT (SELECT count(*) FROM intake_messages), (SELECT count(*) FROM intake_conversations),
-                    (SELECT count(*) FROM events), (SELECT count(*) FROM intake_replies)"""
+                    (SELECT count(*) FROM events), (SELECT count(*) FROM intake_replies),
+                    (SELECT count(*) FROM intake_bitrix24_portals), (SELECT count(*) FROM outbox)"""
 
 
 async def topic_end(intake: RunningIntake) -> int:
