@@ -1,0 +1,181 @@
+"""`ticketflow` — the SRE command line: dead letters, replays and manual commands, all through Kafka
+topics and the event store (nothing reaches into a service's process).
+
+  ticketflow dlq show chat.inbound [--limit 20]     read dead letters with their causes
+  ticketflow dlq redrive chat.inbound [--limit N]   re-publish them to the topic they came from
+  ticketflow replay ticket-<uuid>                   queue a stream's stored events for the relay again
+  ticketflow assign <ticket uuid> <agent> [--actor sre]     (also: unassign, priority, move)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from ticketflow.contracts import commands as c
+from ticketflow.contracts.commands import CommandEnvelope
+from ticketflow.contracts.topics import TICKET_COMMANDS, TOPICS_BY_NAME
+from ticketflow.contracts.values import PRIORITIES
+from ticketflow.runtime.settings import Settings
+
+REDRIVE_GROUP = "ticketflow-ops-redrive"
+
+
+async def _dead_letters(
+    bootstrap: str, topic: str, limit: int, group: str | None
+) -> tuple[AIOKafkaConsumer, list[ConsumerRecord[bytes, bytes]]]:
+    consumer = AIOKafkaConsumer(
+        f"{topic}.dlq",
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    batch = await consumer.getmany(timeout_ms=2000, max_records=limit)
+    for partition_records in batch.values():
+        records.extend(partition_records)
+    return consumer, records[:limit]
+
+
+def _known_dead_letter_topic(topic: str) -> str | None:
+    if f"{topic}.dlq" in TOPICS_BY_NAME:
+        return None
+    known = sorted(t.removesuffix(".dlq") for t in TOPICS_BY_NAME if t.endswith(".dlq"))
+    return f"{topic} has no dead-letter topic; topics with one: {', '.join(known)}"
+
+
+async def dlq_show(bootstrap: str, topic: str, limit: int) -> int:
+    consumer, records = await _dead_letters(bootstrap, topic, limit, None)
+    await consumer.stop()
+    for r in records:
+        headers = {k: v.decode(errors="replace") for k, v in r.headers}
+        print(f"offset {r.offset} key={r.key!r}: {headers.get('x-dead-letter-reason', '?')}")
+        print(f"    consumer={headers.get('x-consumer', '?')} value={r.value[:200]!r}")
+    print(f"{len(records)} dead letter(s) shown from {topic}.dlq")
+    return 0
+
+
+async def dlq_redrive(bootstrap: str, topic: str, limit: int, group: str = REDRIVE_GROUP) -> int:
+    """Re-publish dead letters to their original topic, then commit the redrive group's offset, so a
+    record is redriven once (a crash in between redrives it again: consumers are idempotent)."""
+    consumer, records = await _dead_letters(bootstrap, topic, limit, group)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for r in records:
+            headers = [(k, v) for k, v in r.headers if not k.startswith("x-")] + [("x-redriven-from", b"dlq")]
+            await producer.send_and_wait(topic, r.value, key=r.key, headers=headers)
+        offsets: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+        if offsets:
+            await consumer.commit(offsets)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    print(f"redrove {len(records)} record(s) from {topic}.dlq to {topic}")
+    return 0
+
+
+async def replay(pg_dsn: str, stream_id: str) -> int:
+    """Queue a stream's events in the outbox again: the relay republishes them, consumers dedupe."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        done = await conn.execute(
+            """INSERT INTO outbox (position, topic, key)
+               SELECT position, $2, $3 FROM events WHERE stream_id = $1
+               ON CONFLICT (position) DO NOTHING""",
+            stream_id,
+            _topic_for(stream_id),
+            stream_id.split("-", 1)[1].encode(),
+        )
+    finally:
+        await conn.close()
+    print(f"replay {stream_id}: {done.split()[-1]} event(s) queued for the relay")
+    return 0
+
+
+def _topic_for(stream_id: str) -> str:
+    from ticketflow.contracts.topics import topic_for_stream
+
+    return topic_for_stream(stream_id)
+
+
+async def send_command(s: Settings, command: c.TicketCommand, actor: str) -> int:
+    envelope = CommandEnvelope(uuid.uuid4(), datetime.now(UTC), actor, command)
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            TICKET_COMMANDS, msgspec.json.encode(envelope), key=str(command.ticket_id).encode()
+        )
+    finally:
+        await producer.stop()
+    print(f"sent {type(command).__name__} {envelope.command_id} for ticket {command.ticket_id}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ticketflow", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
+    for action in ("show", "redrive"):
+        a = dlq.add_parser(action)
+        a.add_argument("topic")
+        a.add_argument("--limit", type=int, default=20 if action == "show" else 1000)
+    sub.add_parser("replay", help="republish a stream's events").add_argument("stream_id")
+    for name, extra in (("assign", "agent"), ("unassign", "reason"), ("priority", "priority"), ("move", "queue")):
+        a = sub.add_parser(name, help=f"send a {name} command on {TICKET_COMMANDS}")
+        a.add_argument("ticket_id", type=uuid.UUID)
+        a.add_argument(extra)
+        a.add_argument("--actor", default="sre")
+        if name == "move":
+            a.add_argument("--tier", default="l1")
+            a.add_argument("--priority", default="normal", choices=PRIORITIES)
+    return p
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    s = Settings.from_env("ops")
+    if args.what == "dlq":
+        problem = _known_dead_letter_topic(args.topic)
+        if problem:
+            print(problem)
+            return 2
+        action = dlq_show if args.action == "show" else dlq_redrive
+        return asyncio.run(action(s.kafka_bootstrap, args.topic, args.limit))
+    if args.what == "replay":
+        return asyncio.run(replay(s.pg_dsn, args.stream_id))
+    ticket, actor = args.ticket_id, args.actor
+    command: c.TicketCommand
+    if args.what == "assign":
+        command = c.AssignTicket(ticket, args.agent, "manual", actor)
+    elif args.what == "unassign":
+        command = c.UnassignTicket(ticket, args.reason, actor)
+    elif args.what == "priority":
+        if args.priority not in PRIORITIES:
+            print(f"priority must be one of {', '.join(PRIORITIES)} (got {args.priority!r})")
+            return 2
+        command = c.ChangePriority(ticket, args.priority, actor)
+    else:
+        command = c.RouteTicket(ticket, args.queue, args.tier, args.priority, "manual", f"moved by {actor}", actor)
+    return asyncio.run(send_command(s, command, actor))
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The SRE command line against the real broker and PostgreSQL: redrive, replay, commands, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import msgspec
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from support.eventstore import migrated_pool, some_events
+from support.infra import KafkaTopicFactory
+
+from ticketflow.contracts.commands import AssignTicket, CommandEnvelope
+from ticketflow.contracts.ids import ticket_stream
+from ticketflow.eventstore import EventStore
+from ticketflow.runtime import ops
+
+
+async def read_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    got: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+    try:
+        async with asyncio.timeout(20):
+            while len(got) < expected:
+                for records in (await consumer.getmany(timeout_ms=300)).values():
+                    got += [(r.key, r.value, dict(r.headers)) for r in records if r.value is not None]
+        extra = await consumer.getmany(timeout_ms=500)  # nothing more than expected
+        got += [(r.key, r.value, dict(r.headers)) for records in extra.values() for r in records if r.value]
+    finally:
+        await consumer.stop()
+    return got
+
+
+@pytest.mark.kafka
+async def test_redrive_republishes_dead_letters_once_without_their_dead_letter_headers(
+    kafka_bootstrap: str, kafka_topic_factory: KafkaTopicFactory, kafka_admin: AIOKafkaAdminClient
+) -> None:
+    topic = await kafka_topic_factory(partitions=1)
+    await kafka_admin.create_topics([NewTopic(f"{topic}.dlq", 1, 1)])
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        for n in range(3):
+            await producer.send_and_wait(
+                f"{topic}.dlq",
+                f"record {n}".encode(),
+                key=b"k",
+                headers=[("x-dead-letter-reason", b"db down"), ("traceparent", b"tp")],
+            )
+        await producer.stop()
+        group = f"redrive-{uuid.uuid4().hex[:6]}"
+        assert await ops.dlq_redrive(kafka_bootstrap, topic, 100, group) == 0
+        redriven = await read_all(kafka_bootstrap, topic, 3)
+        assert sorted(v for _, v, _ in redriven) == [b"record 0", b"record 1", b"record 2"]
+        for _, _, headers in redriven:
+            assert "x-dead-letter-reason" not in headers and headers["traceparent"] == b"tp"
+            assert headers["x-redriven-from"] == b"dlq"
+        assert await ops.dlq_redrive(kafka_bootstrap, topic, 100, group) == 0  # committed: nothing again
+        assert len(await read_all(kafka_bootstrap, topic, 3)) == 3
+    finally:
+        await kafka_admin.delete_topics([f"{topic}.dlq"])
+
+
+@pytest.mark.pg
+async def test_replay_queues_a_streams_events_for_the_relay_again(pg_database: str) -> None:
+    pool = await migrated_pool(pg_database)
+    try:
+        store = EventStore(pool)
+        ticket = uuid.uuid4()
+        await store.append(ticket_stream(ticket), 0, some_events(ticket, 3))
+        await pool.execute("DELETE FROM outbox")  # as if the relay had published them
+        assert await ops.replay(pg_database, ticket_stream(ticket)) == 0
+        rows = await pool.fetch("SELECT topic, key FROM outbox ORDER BY position")
+        assert [(r["topic"], bytes(r["key"])) for r in rows] == [("ticket.events", str(ticket).encode())] * 3
+        assert await ops.replay(pg_database, ticket_stream(ticket)) == 0  # still queued: no duplicates
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
+    finally:
+        await pool.close()
+
+
+def test_unknown_topic_and_bad_priority_are_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ops.run(["dlq", "show", "no.such.topic"]) == 2
+    assert "no.such.topic has no dead-letter topic" in capsys.readouterr().out
+    assert ops.run(["priority", str(uuid.uuid4()), "asap"]) == 2
+    assert "priority must be one of urgent, high, normal, low" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        ops.run(["assign", "not-a-uuid", "ann"])
+
+
+@pytest.mark.kafka
+async def test_assign_command_goes_to_ticket_commands_keyed_by_ticket(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, kafka_topic_factory: KafkaTopicFactory
+) -> None:
+    topic = await kafka_topic_factory(partitions=1)
+    monkeypatch.setattr(ops, "TICKET_COMMANDS", topic)
+    ticket = uuid.uuid4()
+    settings = ops.Settings("ops", kafka_bootstrap=kafka_bootstrap)
+    assert await ops.send_command(settings, AssignTicket(ticket, "ann", "manual", "sre-bob"), "sre-bob") == 0
+    [(key, value, _)] = await read_all(kafka_bootstrap, topic, 1)
+    envelope = msgspec.json.decode(value, type=CommandEnvelope)
+    assert key == str(ticket).encode() and envelope.actor == "sre-bob"
+    assert envelope.command == AssignTicket(ticket, "ann", "manual", "sre-bob")
