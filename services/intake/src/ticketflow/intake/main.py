@@ -63,7 +63,7 @@ class Settings:
             group_id=env("TICKETFLOW_INTAKE_GROUP", "ticketflow-intake"),
             # Small batches keep webhook latency low when HTTP and the consumer share a process;
             # a consumer-only process records faster with TICKETFLOW_INTAKE_BATCH=2000.
-            batch=int(env("TICKETFLOW_INTAKE_BATCH", "400")),
+            batch=int(env("TICKETFLOW_INTAKE_BATCH", "1000")),
             lanes=int(env("TICKETFLOW_INTAKE_LANES", "4")),
             pool_size=int(env("TICKETFLOW_INTAKE_POOL", "8")),
             noop_route=env("TICKETFLOW_INTAKE_NOOP", "0") == "1",
