@@ -97,14 +97,14 @@ def histogram() -> HdrHistogram:
     return HdrHistogram(1, 60_000_000, 3)  # microseconds
 
 
-def bench_pure(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> tuple[float, HdrHistogram]:
+def bench_pure(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> tuple[float, HdrHistogram, float]:
     state = RoutingState(desks())
     roster(state, capacity=len(tickets))
     latency, ts = histogram(), int(NOW.timestamp())
     for _, envs in tickets:
         for env in envs:
             state.apply_ticket(env.event, env.stream_version, ts)  # type: ignore[arg-type]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for t, _ in tickets:
         t0 = time.perf_counter_ns()
         decision = decide_ready(state, t, ts)
@@ -112,10 +112,10 @@ def bench_pure(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> tuple[fl
         for offset, event in enumerate(decision.events, start=1):
             state.apply_ticket(event, decision.expected_version + offset, ts)
         latency.record_value(max(1, (time.perf_counter_ns() - t0) // 1000))
-    return len(tickets) / (time.perf_counter() - start), latency
+    return len(tickets) / (time.perf_counter() - start), latency, time.process_time() - cpu
 
 
-async def bench_service(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> float:
+async def bench_service(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> tuple[float, float]:
     state = RoutingState(desks())
     roster(state, capacity=len(tickets))
     streams = MemoryStreams()
@@ -123,12 +123,13 @@ async def bench_service(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) ->
         streams.append_now(ticket_stream(t), 0, [NewEvent(env.event_id, env.event, NOW) for env in envs])
     service = RoutingService(state, streams, clock=lambda: NOW)
     flat = [env for _, envs in tickets for env in envs]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(flat), 1000):
         await service.on_events(flat[i : i + 1000])
     rate = len(tickets) / (time.perf_counter() - start)
+    cpu = time.process_time() - cpu
     assert sum(1 for rec in state.tickets.values() if rec.state.assignee) == len(tickets)
-    return rate
+    return rate, cpu
 
 
 class TimedHandlers(RoutingHandlers):
@@ -139,11 +140,13 @@ class TimedHandlers(RoutingHandlers):
         self.latency = histogram()
         self.decided = 0
         self.first: float | None = None
+        self.first_cpu = self.cpu = 0.0
         self.done = asyncio.Event()
         self.expected = expected
 
     async def events_pipelined(self, records: Sequence[Any], consumer: Any) -> None:
-        self.first = self.first or time.perf_counter()
+        if self.first is None:
+            self.first, self.first_cpu = time.perf_counter(), time.process_time()
         await super().events_pipelined(records, consumer)
 
     async def _settle(self, stored: Any, records: Sequence[Any], consumer: Any, previous: Any, epoch: int) -> None:
@@ -154,7 +157,7 @@ class TimedHandlers(RoutingHandlers):
                 self.decided += 1
                 self.latency.record_value(max(1, int((now_ms - record.timestamp) * 1000)))
         if self.decided >= self.expected:
-            self.last = time.perf_counter()
+            self.last, self.cpu = time.perf_counter(), time.process_time() - self.first_cpu
             self.done.set()
 
 
@@ -218,7 +221,7 @@ async def produce(topic: str, tickets: Sequence[tuple[uuid.UUID, list[EventEnvel
 
 async def bench_kafka(
     tickets: list[tuple[uuid.UUID, list[EventEnvelope]]], *, use_pg: bool, rate: float | None
-) -> tuple[float, HdrHistogram]:
+) -> tuple[float, HdrHistogram, float]:
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
     topics = [f"bench-routing-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("events", "agents", "commands")]
@@ -261,7 +264,7 @@ async def bench_kafka(
         await broker.stop()
         assigned = sum(1 for rec in state.tickets.values() if rec.state.assignee)
         assert assigned == len(tickets), (assigned, len(tickets))
-        return len(tickets) / elapsed, handlers.latency
+        return len(tickets) / elapsed, handlers.latency, handlers.cpu
     finally:
         await admin.delete_topics(topics)
         await admin.close()
@@ -271,11 +274,12 @@ async def bench_kafka(
             await drop_database(db_name)
 
 
-def row(name: str, rate: float, latency: HdrHistogram | None, note: str) -> list[str]:
+def row(name: str, n: int, rate: float, latency: HdrHistogram | None, cpu: float, note: str) -> list[str]:
     def p(q: float) -> str:
         return f"{latency.get_value_at_percentile(q) / 1000:.3f}" if latency else "-"
 
-    return [name, f"{rate:,.0f}", p(50), p(99), f"{rate / TARGET:.2f}x" if "kafka" in name else "", note]
+    vs = f"{rate / TARGET:.2f}x" if "kafka" in name else ""
+    return [name, f"{rate:,.0f}", p(50), p(99), vs, f"{n / cpu:,.0f}", note]
 
 
 async def main() -> None:
@@ -287,17 +291,20 @@ async def main() -> None:
     logging.getLogger("ticketflow.routing").setLevel(logging.ERROR)  # one warning per fallback ticket
     tickets = ticket_envelopes(args.tickets)
     print(f"routing benchmark: {AGENTS} agents, {QUEUES} queues, {args.tickets} tickets, {os.cpu_count()} CPUs")
-    pure_rate, pure_latency = bench_pure(tickets)
-    rows = [row("pure decide+apply (ceiling)", pure_rate, pure_latency, "one decision, no I/O")]
-    rows.append(row("service, in-memory streams", await bench_service(tickets), None, "batches of 1000"))
-    rate, latency = await bench_kafka(tickets, use_pg=False, rate=None)
-    rows.append(row("kafka+memory (backlog)", rate, latency, "produce->decided, includes queueing"))
-    rate, latency = await bench_kafka(tickets, use_pg=True, rate=None)
-    rows.append(row("kafka+pg (backlog)", rate, latency, "produce->stored, includes queueing"))
+    n = len(tickets)
+    pure_rate, pure_latency, cpu = bench_pure(tickets)
+    rows = [row("pure decide+apply (ceiling)", n, pure_rate, pure_latency, cpu, "one decision, no I/O")]
+    rate, cpu = await bench_service(tickets)
+    rows.append(row("service, in-memory streams", n, rate, None, cpu, "batches of 1000"))
+    rate, latency, cpu = await bench_kafka(tickets, use_pg=False, rate=None)
+    rows.append(row("kafka+memory (backlog)", n, rate, latency, cpu, "produce->decided, includes queueing"))
+    rate, latency, cpu = await bench_kafka(tickets, use_pg=True, rate=None)
+    rows.append(row("kafka+pg (backlog)", n, rate, latency, cpu, "produce->stored, includes queueing"))
     paced = ticket_envelopes(int(args.rate * args.seconds), seed=2)
-    rate, latency = await bench_kafka(paced, use_pg=True, rate=args.rate)
-    rows.append(row(f"kafka+pg paced {args.rate:,.0f}/s", rate, latency, "produce->stored at the offered rate"))
-    headers = ["scenario", "decisions/s", "p50 ms", "p99 ms", f"vs {TARGET:,}/s", "latency measures"]
+    rate, latency, cpu = await bench_kafka(paced, use_pg=True, rate=args.rate)
+    name = f"kafka+pg paced {args.rate:,.0f}/s"
+    rows.append(row(name, len(paced), rate, latency, cpu, "produce->stored at the offered rate"))
+    headers = ["scenario", "decisions/s", "p50 ms", "p99 ms", f"vs {TARGET:,}/s", "per routing CPU-s", "latency"]
     print(tabulate(rows, headers=headers, tablefmt="github"))
     share = float(rows[3][1].replace(",", "")) / pure_rate
     print(f"kafka+pg backlog: {rows[3][1]} decisions/s = {share:.0%} of the pure ceiling")
