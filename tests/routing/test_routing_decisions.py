@@ -231,3 +231,15 @@ def test_commands_that_are_not_routing_s_are_left_alone() -> None:
     state = RoutingState(DESKS)
     ready(state)
     assert decide_command(state, command(c.ResolveTicket(T, "done", "anna")), NOW) is None
+
+
+def test_a_closed_ticket_is_forgotten_and_commands_for_it_are_rejected_as_closed() -> None:
+    state = RoutingState(DESKS)
+    given(state, *joined("anna", "b24-box"))
+    ready(state)
+    decision = decide_ready(state, T, NOW)
+    assert decision is not None
+    given(state, *decision.events, e.TicketResolved(T, "fixed", "anna"), e.TicketClosed(T, "done", "anna"))
+    assert T not in state.tickets and state.roster.agents["anna"].open_tickets == {}
+    with pytest.raises(Rejected, match=f"ticket {T} is closed"):
+        decide_command(state, command(c.AssignTicket(T, "anna")), NOW)

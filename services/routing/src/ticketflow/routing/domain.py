@@ -150,6 +150,8 @@ def decide_command(state: RoutingState, envelope: CommandEnvelope, now_ts: int) 
     command = envelope.command
     if not isinstance(command, ROUTING_COMMANDS):
         return None
+    if command.ticket_id in state.ended:
+        raise Rejected(f"ticket {command.ticket_id} is {state.ended[command.ticket_id].value}")
     record = state.tickets.get(command.ticket_id)
     if record is None or record.state.status is Status.NEW:
         raise Rejected(f"unknown ticket {command.ticket_id}")

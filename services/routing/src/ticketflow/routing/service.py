@@ -86,7 +86,7 @@ class RoutingService:
     async def on_command(self, envelope: CommandEnvelope) -> str | None:
         """Apply a manual override. Returns the rejection reason (for the dead-letter topic) or None."""
         ticket_id = envelope.command.ticket_id
-        if ticket_id not in self.state.tickets:
+        if ticket_id not in self.state.tickets and ticket_id not in self.state.ended:
             await self._reload(ticket_id)  # opened before we saw it, or never
         try:
             decision = self._decide(lambda now: domain.decide_command(self.state, envelope, now), envelope.command_id)

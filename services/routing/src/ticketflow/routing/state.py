@@ -19,7 +19,7 @@ from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.roster_events import AgentEvent
 from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.lifecycle import Status, TicketState, evolve
-from ticketflow.lifecycle.state import WITH_ASSIGNEE
+from ticketflow.lifecycle.state import TERMINAL, WITH_ASSIGNEE
 from ticketflow.routing.config import Desks
 from ticketflow.routing.reassignment import reply_deadline
 from ticketflow.routing.roster import Roster
@@ -50,6 +50,7 @@ class RoutingState:
     def __init__(self, desks: Desks) -> None:
         self.desks = desks
         self.tickets: dict[uuid.UUID, TicketRecord] = {}
+        self.ended: dict[uuid.UUID, Status] = {}  # closed, merged or refused: only the fact is kept
         self.roster = Roster()
         self.cursors: dict[str, str] = {}  # queue -> last agent round-robin gave a ticket
         self.backlogs: dict[str, list[tuple[BacklogKey, uuid.UUID]]] = {}
@@ -84,6 +85,8 @@ class RoutingState:
         """Apply the event if it is the ticket's next one; False when already applied.
         Raises `StreamGap` when events are missing in between (the caller reloads the stream)."""
         ticket_id = event.ticket_id
+        if ticket_id in self.ended:
+            return False
         record = self.tickets.get(ticket_id)
         current = 0 if record is None else record.state.version
         if stream_version <= current:
@@ -98,6 +101,9 @@ class RoutingState:
             record.causes.add(cause)
         self._facts(record, event, occurred_ts, track_cursor)
         self._reconcile(ticket_id, record, before, after, occurred_ts)
+        if after.status in TERMINAL:  # nothing can happen to it any more: free the memory
+            del self.tickets[ticket_id]
+            self.ended[ticket_id] = after.status
         return True
 
     def _facts(self, record: TicketRecord, event: TicketEvent, occurred_ts: int, track_cursor: bool) -> None:
