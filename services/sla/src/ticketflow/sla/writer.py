@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_CONFLICTS = 5
 Ticket = uuid.UUID
 MIN_CHUNK = 100  # tickets per parallel append below which one round trip is cheaper
+MAX_CHUNK = 2000  # tickets per append: a firing burst of 50 000 is many modest transactions, not one huge one
 
 
 def new_events(emitted: Sequence[Emitted]) -> list[NewEvent]:
@@ -68,7 +69,14 @@ class SlaWriter:
         if not tickets:
             return {}
         chunks = self.parallel if len(tickets) >= self.parallel * MIN_CHUNK else 1
-        parts = await asyncio.gather(*(self._write_chunk(states, pending, tickets[i::chunks]) for i in range(chunks)))
+        chunks = max(chunks, -(-len(tickets) // MAX_CHUNK))
+        gate = asyncio.Semaphore(self.parallel)
+
+        async def one(chunk: list[Ticket]) -> dict[uuid.UUID, TicketSla]:
+            async with gate:
+                return await self._write_chunk(states, pending, chunk)
+
+        parts = await asyncio.gather(*(one(tickets[i::chunks]) for i in range(chunks)))
         return {ticket: state for part in parts for ticket, state in part.items()}
 
     async def _write_chunk(
