@@ -95,6 +95,8 @@ class SlaEngine:
         self.loop = TimerLoop(self.wheel, self.on_fire, self.clock)
         self.partitions: dict[int, Partition] = {}
         self.lock = asyncio.Lock()
+        self.unwritten: Overlay = {}  # decided, appends in flight
+        self._inflight: asyncio.Task[None] | None = None
         self.stats = Stats()
 
     # -- ownership ------------------------------------------------------------------------------
@@ -120,8 +122,10 @@ class SlaEngine:
         """Arm every timer of a caught-up partition (the caller holds the lock). A partition of a
         million tickets takes seconds: yield now and then so heartbeats keep the group membership."""
         part.live = True
-        for n, (ticket, state) in enumerate(list(part.tickets.items()), start=1):
-            self._sync(part, ticket, state)
+        for n, ticket in enumerate(list(part.tickets), start=1):
+            state = part.tickets.get(ticket)
+            if state is not None:  # read now: a firing may have moved it on while this loop yielded
+                self._sync(part, ticket, state)
             if n % ARM_CHUNK == 0:
                 await asyncio.sleep(0)
         log.info("partition %d live at offset %d: %d timers armed", part.number, part.next_offset, len(part.armed))
@@ -139,10 +143,17 @@ class SlaEngine:
     async def handle(
         self, number: int, offsets: Sequence[int], keys: Sequence[bytes | None], values: Sequence[bytes]
     ) -> None:
+        """One partition's records, committed before returning (tests, tools)."""
         await self.handle_many([Batch(number, offsets, keys, values)])
+        await self.drain()
 
     async def handle_many(self, batches: Sequence[Batch]) -> None:
-        """Decide one poll's records of every partition, append all SLA events in one round trip, arm."""
+        """Decide one poll's records of every partition, then hand their append and arming to a commit
+        task and return: the next poll is decided while this one's events are being written.
+
+        Commits run one after another in poll order (each awaits the previous), so the store sees
+        SLA events in decision order. A state becomes a partition's state (and goes into checkpoints)
+        only after its events are appended; until then the next decisions read it from `unwritten`."""
         fetched = time.perf_counter()
         dead: list[tuple[bytes | None, bytes, str]] = []
         async with self.lock:
@@ -157,31 +168,60 @@ class SlaEngine:
                     reason = self._apply(part, value, overlay, pending)
                     if reason is not None:
                         dead.append((key, value, reason))
-            states = {ticket: state for overlay in overlays.values() for ticket, state in overlay.items()}
-            written = await self.writer.write(states, pending)
-            for batch in batches:
-                part = self.partitions.get(batch.partition)
-                if part is None or batch.partition not in overlays:
-                    continue
-                overlay = overlays[batch.partition]
-                overlay.update((t, written[t]) for t in overlay.keys() & written.keys())
-                before = {t: part.tickets.get(t) for t in overlay} if part.live else {}
-                part.tickets.update(overlay)
-                part.next_offset = batch.offsets[-1] + 1
-                part.dirty = True
-                self.stats.events += len(batch.values)
-                if part.live:
-                    for ticket, state in overlay.items():
-                        old = before[ticket]
-                        if old is None or old.clocks is not state.clocks or old.priority != state.priority:
-                            self._sync(part, ticket, state)  # same clocks, same policy: same timers
-                elif part.next_offset >= part.catch_up_to:
-                    await self.go_live(part)
-            self.stats.emitted += sum(len(e) for e in pending.values())
-        self.stats.armed_latency_ms.append((time.perf_counter() - fetched) * 1000)
+                self.unwritten.update(overlay)
+            previous = self._inflight
+        if previous is not None:
+            await previous  # at most one commit in flight; its failure surfaces here
+        self._inflight = asyncio.create_task(self._commit(batches, overlays, pending, fetched))
         for key, value, reason in dead:
             self.stats.dead_letters += 1
             await self.dead_letter(key, value, reason)
+
+    async def drain(self) -> None:
+        """Wait for the commit in flight (before a checkpoint, a revocation, a firing batch)."""
+        task = self._inflight
+        if task is not None:
+            await task
+
+    async def _commit(
+        self, batches: Sequence[Batch], overlays: dict[int, Overlay], pending: Pending, fetched: float
+    ) -> None:
+        decided = {ticket: state for overlay in overlays.values() for ticket, state in overlay.items()}
+        states = {}
+        for batch in batches:  # the previous commit moved these streams' heads: append after them
+            part = self.partitions.get(batch.partition)
+            for ticket in overlays.get(batch.partition, {}):
+                state, kept = decided[ticket], None if part is None else part.tickets.get(ticket)
+                if kept is not None and kept.sla_version > state.sla_version:
+                    state = replace(state, sla_version=kept.sla_version)
+                states[ticket] = state
+        try:
+            written = await self.writer.write(states, pending)
+        except BaseException:
+            self.unwritten.clear()  # decided on top of what is now unknown: the consumer restarts
+            raise
+        for batch in batches:
+            part = self.partitions.get(batch.partition)
+            if part is None or batch.partition not in overlays:
+                continue
+            overlay = {t: written.get(t, states[t]) for t in overlays[batch.partition]}
+            before = {t: part.tickets.get(t) for t in overlay} if part.live else {}
+            part.tickets.update(overlay)
+            for ticket in overlay:
+                if self.unwritten.get(ticket) is decided[ticket]:
+                    del self.unwritten[ticket]  # no newer decision waits on top of this one
+            part.next_offset = batch.offsets[-1] + 1
+            part.dirty = True
+            self.stats.events += len(batch.values)
+            if part.live:
+                for ticket, state in overlay.items():
+                    old = before[ticket]
+                    if old is None or old.clocks is not state.clocks or old.priority != state.priority:
+                        self._sync(part, ticket, state)  # same clocks, same policy: same timers
+            elif part.next_offset >= part.catch_up_to:
+                await self.go_live(part)
+        self.stats.emitted += sum(len(e) for e in pending.values())
+        self.stats.armed_latency_ms.append((time.perf_counter() - fetched) * 1000)
 
     def _apply(
         self,
@@ -197,7 +237,7 @@ class SlaEngine:
             return f"undecodable: {error}"
         if isinstance(envelope.event, SLA_EVENT_TYPES):
             event: Any = envelope.event  # our own output coming back: keep the stream head current
-            state = overlay.get(event.ticket_id) or part.tickets.get(event.ticket_id)
+            state = self._current(part, overlay, event.ticket_id)
             if state is not None and envelope.stream_version > state.sla_version:
                 overlay[event.ticket_id] = replace(state, sla_version=envelope.stream_version)
             return None
@@ -205,7 +245,7 @@ class SlaEngine:
             return None
         lifecycle = cast(te.TicketEvent, envelope.event)
         ticket = lifecycle.ticket_id
-        state = overlay.get(ticket) or part.tickets.get(ticket)
+        state = self._current(part, overlay, ticket)
         problem = None
         if state is not None:
             if envelope.stream_version <= state.version:
@@ -226,10 +266,19 @@ class SlaEngine:
             pending[ticket].extend(decision.emitted)
         return problem
 
+    def _current(self, part: Partition, overlay: Overlay, ticket: uuid.UUID) -> TicketSla | None:
+        """The latest decided state: this poll's, else a commit's still in flight, else the kept one."""
+        return overlay.get(ticket) or self.unwritten.get(ticket) or part.tickets.get(ticket)
+
     # -- timers ---------------------------------------------------------------------------------
 
     async def on_fire(self, batch: FiredTimers) -> None:
         async with self.lock:
+            try:
+                await self.drain()  # firings append after the commit in flight, on the states it kept
+            except Exception:
+                log.warning("a commit failed; %d due timers wait for the consumer's restart", len(batch))
+                return
             now_s = self.clock.now_ms() // 1000
             due: dict[tuple[int, uuid.UUID], None] = {}  # (partition, ticket), in firing order
             for key, kind in zip(batch.keys.tolist(), batch.kinds.tolist(), strict=True):

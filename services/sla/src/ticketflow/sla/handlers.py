@@ -90,6 +90,7 @@ class SlaConsumer:
             self.engine.loop.stop()
             await asyncio.gather(timers, return_exceptions=True)
             try:
+                await self.engine.drain()
                 await self.checkpoint_all()
             finally:
                 for number in list(self.engine.partitions):
@@ -116,6 +117,9 @@ class SlaConsumer:
                 self.engine.revoke(number)
 
     async def _go_live_when_caught_up(self, consumer: AIOKafkaConsumer) -> None:
+        if all(part.live for part in self.engine.partitions.values()):
+            return
+        await self.engine.drain()
         for part in list(self.engine.partitions.values()):
             if not part.live:
                 position = await consumer.position(TopicPartition(self.topic, part.number))
@@ -126,6 +130,7 @@ class SlaConsumer:
 
     async def checkpoint(self, number: int) -> None:
         async with self.engine.lock:
+            await self.engine.drain()  # a checkpoint holds only states whose events are stored
             taken = self.engine.snapshot_of(number)
         if taken is None:
             return
