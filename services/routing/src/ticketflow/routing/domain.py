@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import msgspec
@@ -22,7 +23,7 @@ from ticketflow.lifecycle import IllegalTransition, Status, TicketState, decide,
 from ticketflow.routing.config import QueueConfig
 from ticketflow.routing.reassignment import no_answer_reason
 from ticketflow.routing.rules import RouteDecision, TicketFacts, route
-from ticketflow.routing.state import RoutingState, TicketRecord
+from ticketflow.routing.state import BacklogKey, RoutingState, TicketRecord
 from ticketflow.routing.strategies import Pick, pick
 
 BACKLOG_LOOKAHEAD = 32  # waiting tickets tried per drain step before giving up on a queue
@@ -109,7 +110,16 @@ def decide_backlog(state: RoutingState, queue_id: str, now_ts: int) -> Decision 
     heap = state.backlogs.get(queue_id)
     if queue is None or queue.strategy == "none" or not heap or state.next_waiting(queue_id) is None:
         return None
-    for key, ticket_id in heapq.nsmallest(BACKLOG_LOOKAHEAD, heap):
+    if not any(a.available(now_ts) for a in state.roster.queue_members(queue_id)):
+        return None  # the common case of a full queue: no need to look through a long backlog
+
+    def in_order() -> Iterator[tuple[BacklogKey, uuid.UUID]]:
+        head = state.next_waiting(queue_id)  # usually the one: the O(backlog) scan only if not
+        if head is not None:
+            yield state.waiting[head][1], head
+        yield from heapq.nsmallest(BACKLOG_LOOKAHEAD, heap)
+
+    for key, ticket_id in in_order():
         if state.waiting.get(ticket_id) != (queue_id, key):
             continue
         record = state.tickets[ticket_id]
