@@ -243,3 +243,27 @@ def test_a_closed_ticket_is_forgotten_and_commands_for_it_are_rejected_as_closed
     assert T not in state.tickets and state.roster.agents["anna"].open_tickets == {}
     with pytest.raises(Rejected, match=f"ticket {T} is closed"):
         decide_command(state, command(c.AssignTicket(T, "anna")), NOW)
+
+
+def test_a_full_queue_overflows_to_its_overflow_queue_when_someone_there_is_free() -> None:
+    state = RoutingState(DESKS)
+    given(state, *joined("anna", "b24-box", capacity=1), *joined("ivan", "triage"))
+    first, second = uuid.UUID(int=1), uuid.UUID(int=2)
+    ready(state, first)
+    decision = decide_ready(state, first, NOW)
+    assert decision is not None and decision.events[1] == e.TicketAssigned(first, "anna", "round_robin")
+    given(state, *decision.events)
+    ready(state, second)
+    decision = decide_ready(state, second, NOW)
+    assert decision is not None
+    assert decision.events == [
+        e.TicketRouted(
+            second,
+            "triage",
+            "standard",
+            "normal",
+            "b24-box",
+            "rule b24-box: desk=bitrix24-box, track=box; overflow: nobody available in b24-box",
+        ),
+        e.TicketAssigned(second, "ivan", "least_loaded"),
+    ]

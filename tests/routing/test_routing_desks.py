@@ -49,6 +49,11 @@ def test_express_tracks_and_contract_tiers() -> None:
     assert (premium.queue.id, premium.rule_id) == ("technical-l3", "premium-contract")
 
 
+def test_a_queue_s_fallback_is_its_overflow_queue() -> None:
+    assert DESKS.queues["box-l1"].overflow == "box-l2"
+    assert DESKS.queues["technical-l2"].overflow == "technical-l3"
+
+
 def test_a_desk_without_a_matching_rule_uses_its_own_fallback_queue() -> None:
     decision = route(DESKS, facts("express", "nonexistent-track"))
     assert decision.fell_back and decision.queue.id == "client-l1"

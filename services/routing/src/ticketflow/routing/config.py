@@ -49,6 +49,7 @@ class QueueConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reassign_after_minutes: int | None = None  # business minutes without an AgentReplied
     lead_id: str | None = None
     skills: tuple[str, ...] = ()  # what skill_based looks for when the matched rule names none
+    overflow: str | None = None  # a queue to route to when nobody here may take a new ticket now
     skill_fallbacks: tuple[FallbackLevel, ...] = ALL_LEVELS
 
 
@@ -138,6 +139,8 @@ def validate(config: RoutingConfig, source: str = "<routing config>", calendars:
         if rule.queue not in queues:
             problems.append(f"rules[{index}] ({rule.id}): unknown queue {rule.queue!r}")
     for q in config.queues:
+        if q.overflow is not None and q.overflow not in queues:
+            problems.append(f"queue {q.id}: unknown overflow queue {q.overflow!r}")
         if q.calendar is not None and q.calendar not in known_calendars:
             problems.append(f"queue {q.id}: unknown calendar {q.calendar!r}")
         if q.reassign_after_minutes is not None and q.reassign_after_minutes <= 0:

@@ -2,7 +2,8 @@
 routing's configuration. Desk files are the source of truth; routing only flattens them:
 - a desk's rules get a `desk` condition (rules are per desk there), in desk order;
 - a queue's business calendar is its track's calendar;
-- a ticket's contract tier is its tenant's (bot, portal, generic tenant), else its track's.
+- a ticket's contract tier is its tenant's (bot, portal, generic tenant), else its track's;
+- a queue's `fallback` is its overflow queue (used when nobody in the queue may take a new ticket).
 What desk files do not say yet (queue leads, skills per rule) stays empty.
 """
 
@@ -40,6 +41,7 @@ def from_registry(registry: DeskRegistry, fallback_queue: str | None = None) -> 
                     calendar=calendar_id,
                     reassign_after_minutes=queue.reassign_after_minutes,
                     skills=queue.skills,
+                    overflow=queue.fallback,
                 )
             )
         rules.extend(

@@ -101,6 +101,14 @@ def decide_ready(state: RoutingState, ticket_id: uuid.UUID, now_ts: int) -> Deci
         ticket_id, decision.queue.id, decision.tier, decision.priority, decision.rule_id, decision.reason
     )
     events, why = _route_then_assign(state, record, command, now_ts)
+    overflow = state.desks.queues.get(decision.queue.overflow or "")
+    if overflow is not None and not any(isinstance(x, e.TicketAssigned) for x in events):
+        # Nobody in the matched queue may take it now: the overflow queue, if someone there can.
+        reason = f"{decision.reason}; overflow: nobody available in {decision.queue.id}"
+        moved = msgspec.structs.replace(command, queue_id=overflow.id, tier=overflow.tier, reason=reason)
+        overflowed, overflow_why = _route_then_assign(state, record, moved, now_ts)
+        if any(isinstance(x, e.TicketAssigned) for x in overflowed):
+            events, why = overflowed, overflow_why
     return Decision(ticket_id, record.state.version, events, why, decision.fell_back)
 
 
