@@ -162,6 +162,7 @@ def test_bitrix24_message_is_parsed_from_the_form() -> None:
     )
     assert (message.text, message.sender.user_id, message.sender.display_name) == ("Привет", "27", "Emily Smith")
     assert message.sender.is_admin is False  # the documented payload has no admin flag
+    assert message.portal_url == "https://some-domain.bitrix24.com/"  # from auth[domain], for preflight
 
 
 def test_bitrix24_install_carries_the_token() -> None:

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -165,3 +166,24 @@ def test_every_message_lands_on_exactly_one_ticket_or_none(texts: list[str]) -> 
             assert state.ticket_id == decision.ticket_id
         opened_events = [ev for ev in decision.events if isinstance(ev, e.TicketOpened)]
         assert len(opened_events) == (1 if decision.opened else 0)
+
+
+def test_a_contract_bot_vouches_for_its_users_as_system_admins() -> None:
+    contract = DeskRoute("express", "technical", implied_roles=("system_admin",))
+    decision = decide_message(
+        message("VPN gateway drops"), contract, None, new_ticket_id=uuid.uuid4, first_in_conversation=True
+    )
+    [event] = decision.events
+    assert isinstance(event, e.TicketOpened) and event.requester.roles == ("system_admin",)
+    plain = decide_message(message("x"), EXPRESS, None, new_ticket_id=uuid.uuid4, first_in_conversation=True)
+    assert isinstance(plain.events[0], e.TicketOpened) and plain.events[0].requester.roles == ()
+
+
+def test_bitrix24_tickets_carry_the_portal_address_for_preflight() -> None:
+    msg = msgspec.structs.replace(
+        message("x", platform="bitrix24", admin=True), portal_url="https://portal.example.ru/"
+    )
+    decision = decide_message(msg, B24, None, new_ticket_id=uuid.uuid4, first_in_conversation=True)
+    [event] = decision.events
+    assert isinstance(event, e.TicketOpened)
+    assert event.chat.portal_url == "https://portal.example.ru/" and "portal_admin" in event.requester.roles

@@ -34,6 +34,8 @@ class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     attachments: tuple[Attachment, ...] = ()
     delivery_id: str | None = None
     sent_at: datetime | None = None
+    # Bitrix24: the portal's public address from the event (auth[domain]); preflight checks it.
+    portal_url: str | None = None
 
     def idempotency_key(self) -> str:
         return f"{self.platform}:{self.tenant_id}:{self.message_id}"

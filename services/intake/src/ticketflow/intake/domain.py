@@ -20,7 +20,7 @@ from enum import StrEnum
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.chat import ChatMessage
 from ticketflow.contracts.ticket_events import TicketEvent
-from ticketflow.contracts.values import ChatRef, Requester
+from ticketflow.contracts.values import ChatRef, Requester, Role
 from ticketflow.lifecycle import IllegalTransition, TicketState, decide
 
 REQUESTER = "requester"
@@ -74,6 +74,9 @@ class DeskRoute:
     desk_id: str
     track_id: str
     self_help_hints: bool = False
+    # Roles the tenant vouches for: an eXpress bot under a technical-support contract serves the
+    # customer's system administrators and partners (BotX itself sends no such role).
+    implied_roles: tuple[Role, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def conversation_key(message: ChatMessage) -> str:
 
 
 def chat_ref(message: ChatMessage) -> ChatRef:
-    return ChatRef(message.platform, message.tenant_id, message.conversation_id)
+    return ChatRef(message.platform, message.tenant_id, message.conversation_id, message.portal_url)
 
 
 def parse_slash(text: str) -> tuple[Slash | None, str]:
@@ -177,7 +180,7 @@ def _open(
     message: ChatMessage, route: DeskRoute, ticket_id: uuid.UUID, text: str, first_in_conversation: bool
 ) -> Decision:
     sender = message.sender
-    roles = sender.roles
+    roles = (*sender.roles, *(r for r in route.implied_roles if r not in sender.roles))
     if sender.is_admin and message.platform == "bitrix24" and "portal_admin" not in roles:
         roles = (*roles, "portal_admin")
     command = c.OpenTicket(

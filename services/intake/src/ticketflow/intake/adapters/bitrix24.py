@@ -124,6 +124,7 @@ def to_chat_message(event: Bitrix24Event, received_at: datetime) -> ChatMessage 
         text=_field(data, "PARAMS", "MESSAGE"),
         received_at=received_at,
         attachments=tuple(_files(data)),
+        portal_url=f"https://{event.domain}/" if event.domain else None,
     )
 
 

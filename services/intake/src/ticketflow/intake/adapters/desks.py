@@ -37,6 +37,7 @@ from pathlib import Path
 
 import msgspec
 
+from ticketflow.contracts.values import Role
 from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
 from ticketflow.intake.domain import DeskRoute
 
@@ -51,6 +52,7 @@ class ExpressBot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     desk: str = "express"
     track: str = "client"
     self_help_hints: bool = True
+    contract_tier: str | None = None  # set: a technical-support contract bot (implies system_admin)
 
 
 class Bitrix24Portal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -90,7 +92,8 @@ class Tenants:
 
     def route(self, platform: str, tenant_id: str) -> DeskRoute | None:
         if platform == "express" and (bot := self.express.get(tenant_id)):
-            return DeskRoute(bot.desk, bot.track, bot.self_help_hints)
+            implied: tuple[Role, ...] = ("system_admin",) if bot.contract_tier else ()
+            return DeskRoute(bot.desk, bot.track, bot.self_help_hints, implied)
         if platform == "bitrix24" and (portal := self.bitrix24.get(tenant_id)):
             return DeskRoute(portal.desk, portal.track, False)
         if platform == "generic" and (tenant := self.generic.get(tenant_id)):
@@ -125,7 +128,15 @@ def tenants_from_desks(registry: DeskRegistry) -> Tenants:
     for desk in registry.desks.values():
         for bot in desk.platforms.express:
             express.append(
-                ExpressBot(bot.bot_id, bot.host, bot.secret_env, desk.id, bot.default_track, bot.self_help_hints)
+                ExpressBot(
+                    bot.bot_id,
+                    bot.host,
+                    bot.secret_env,
+                    desk.id,
+                    bot.default_track,
+                    bot.self_help_hints,
+                    bot.contract_tier,
+                )
             )
         for app in desk.platforms.bitrix24:
             for member_id in app.member_ids:
