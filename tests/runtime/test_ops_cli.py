@@ -103,3 +103,18 @@ async def test_assign_command_goes_to_ticket_commands_keyed_by_ticket(
     envelope = msgspec.json.decode(value, type=CommandEnvelope)
     assert key == str(ticket).encode() and envelope.actor == "sre-bob"
     assert envelope.command == AssignTicket(ticket, "ann", "manual", "sre-bob")
+
+
+@pytest.mark.pg
+async def test_agent_join_and_status_append_roster_events_in_order(pg_database: str) -> None:
+    from ticketflow.contracts.roster_events import AgentJoinedQueue, AgentStatusChanged
+
+    pool = await migrated_pool(pg_database)
+    try:
+        join = AgentJoinedQueue("ann", "box-l1", ("installation",), ("ru", "en"), 3)
+        assert await ops.agent_event(pg_database, join) == 0
+        assert await ops.agent_event(pg_database, AgentStatusChanged("ann", "online")) == 0
+        stream = await EventStore(pool).read_stream("agent-ann")
+        assert [e.event for e in stream] == [join, AgentStatusChanged("ann", "online")]
+    finally:
+        await pool.close()

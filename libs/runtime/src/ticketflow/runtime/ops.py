@@ -5,6 +5,8 @@ topics and the event store (nothing reaches into a service's process).
   ticketflow dlq redrive chat.inbound [--limit N]   re-publish them to the topic they came from
   ticketflow replay ticket-<uuid>                   queue a stream's stored events for the relay again
   ticketflow assign <ticket uuid> <agent> [--actor sre]     (also: unassign, priority, move)
+  ticketflow agent join <agent> <queue> [--skills a,b] [--languages ru,en] [--capacity 5]
+  ticketflow agent status <agent> online|away|offline
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.commands import CommandEnvelope
+from ticketflow.contracts.ids import agent_stream
+from ticketflow.contracts.roster_events import AgentEvent, AgentJoinedQueue, AgentStatusChanged
 from ticketflow.contracts.topics import TICKET_COMMANDS, TOPICS_BY_NAME
 from ticketflow.contracts.values import PRIORITIES
+from ticketflow.eventstore import EventStore, new_event
 from ticketflow.runtime.settings import Settings
 
 REDRIVE_GROUP = "ticketflow-ops-redrive"
@@ -125,6 +130,21 @@ async def send_command(s: Settings, command: c.TicketCommand, actor: str) -> int
     return 0
 
 
+async def agent_event(pg_dsn: str, event: AgentEvent) -> int:
+    """Append a roster event to the agent's stream (routing rebuilds its roster from these)."""
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1)
+    assert pool is not None
+    try:
+        store = EventStore(pool)
+        stream = agent_stream(event.agent_id)
+        version = len(await store.read_stream(stream))
+        await store.append(stream, version, [new_event(event, datetime.now(UTC))])
+    finally:
+        await pool.close()
+    print(f"{type(event).__name__} appended to {stream}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ticketflow", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -142,7 +162,21 @@ def parser() -> argparse.ArgumentParser:
         if name == "move":
             a.add_argument("--tier", default="l1")
             a.add_argument("--priority", default="normal", choices=PRIORITIES)
+    agent = sub.add_parser("agent", help="agent roster").add_subparsers(dest="action", required=True)
+    join = agent.add_parser("join")
+    join.add_argument("agent_id")
+    join.add_argument("queue_id")
+    join.add_argument("--skills", default="")
+    join.add_argument("--languages", default="ru")
+    join.add_argument("--capacity", type=int, default=5)
+    status = agent.add_parser("status")
+    status.add_argument("agent_id")
+    status.add_argument("status", choices=["online", "away", "offline"])
     return p
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 def run(argv: list[str]) -> int:
@@ -157,6 +191,13 @@ def run(argv: list[str]) -> int:
         return asyncio.run(action(s.kafka_bootstrap, args.topic, args.limit))
     if args.what == "replay":
         return asyncio.run(replay(s.pg_dsn, args.stream_id))
+    if args.what == "agent":
+        event: AgentEvent = (
+            AgentJoinedQueue(args.agent_id, args.queue_id, _csv(args.skills), _csv(args.languages), args.capacity)
+            if args.action == "join"
+            else AgentStatusChanged(args.agent_id, args.status)
+        )
+        return asyncio.run(agent_event(s.pg_dsn, event))
     ticket, actor = args.ticket_id, args.actor
     command: c.TicketCommand
     if args.what == "assign":
