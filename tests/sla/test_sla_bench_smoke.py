@@ -1,0 +1,23 @@
+"""The whole-service SLA benchmark runs end to end at toy size (so `make bench-sla-service` does not rot)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parents[1] / "load" / "sla" / "bench_service.py"
+TOY = ["--resident", "2000", "--events", "4000", "--fire", "500", "--checkpoint-seconds", "1"]
+
+
+@pytest.mark.load
+@pytest.mark.pg
+@pytest.mark.kafka
+def test_service_benchmark_prints_its_table() -> None:
+    run = subprocess.run([sys.executable, str(BENCH), *TOY], capture_output=True, text=True, timeout=280)
+    assert run.returncode == 0, run.stderr
+    for row in ("## SLA service through the real broker", "events/s (service)", "firings/s", "baseline"):
+        assert row in run.stdout
+    assert "dead letter" not in run.stderr
