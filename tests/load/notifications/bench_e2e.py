@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -29,117 +28,29 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import asyncpg
 import httpx
-import msgspec
 import numpy as np
 import psutil
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tabulate import tabulate
 
 from ticketflow.contracts import ticket_events as t
-from ticketflow.contracts.envelope import EventEnvelope, envelope_decoder, envelope_encoder
+from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder
 from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.eventstore import migrate
 from ticketflow.eventstore.outbox import make_producer
 
+sys.path.insert(0, str(Path(__file__).parent))
+from e2e_processes import BOT_ID, TOKEN
+
 DSN = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
 KAFKA = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-PORTAL, TOKEN, BOT_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90", "bench-token", 7
-SEQ = re.compile(rb"bench-(\d+)")
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable"}
-
-
-# -- the platform server (its own process) ------------------------------------------------------
-
-
-class Portal(asyncio.Protocol):
-    received: ClassVar[dict[int, float]] = {}  # seq -> first arrival (monotonic, comparable across processes)
-    counters: ClassVar[dict[str, int]] = {"requests": 0, "duplicates": 0, "refused": 0}
-    down_until = 0.0
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport, self.buffer = transport, b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            head = self.buffer[:end].decode("latin-1").split("\r\n")
-            length = next(
-                (int(v) for n, _, v in (h.partition(":") for h in head[1:]) if n.lower() == "content-length"), 0
-            )
-            if len(self.buffer) < end + 4 + length:
-                return
-            body, self.buffer = self.buffer[end + 4 : end + 4 + length], self.buffer[end + 4 + length :]
-            method, path = head[0].split(" ")[:2]
-            status, answer = self.answer(method, path, body)
-            payload = msgspec.json.encode(answer)
-            self.transport.write(
-                f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n".encode()
-                + payload
-            )
-
-    def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
-        cls, now = type(self), time.monotonic()
-        if path == "/rest/imbot.message.add.json":
-            cls.counters["requests"] += 1
-            if now < cls.down_until:
-                return 503, {"error": "INTERNAL_SERVER_ERROR", "error_description": "portal is down"}
-            params = msgspec.json.decode(body)
-            if params.get("auth") != TOKEN or int(params.get("BOT_ID", 0)) != BOT_ID or not params.get("DIALOG_ID"):
-                cls.counters["refused"] += 1
-                return 401, {"error": "invalid_token", "error_description": "The access token provided is invalid."}
-            match = SEQ.search(str(params.get("MESSAGE", "")).encode())
-            if match:
-                seq = int(match.group(1))
-                if seq in cls.received:
-                    cls.counters["duplicates"] += 1
-                else:
-                    cls.received[seq] = now
-            return 200, {"result": cls.counters["requests"], "time": {"start": time.time()}}
-        if path == "/control/down":
-            cls.down_until = now + float(msgspec.json.decode(body)["seconds"])
-            return 200, {"down_until": cls.down_until}
-        if path == "/stats":
-            return 200, {**cls.counters, "received": len(cls.received)}
-        if path == "/stats/full":
-            return 200, {"received": {str(k): v for k, v in cls.received.items()}}
-        return 404, {"error": "NOT_FOUND"}
-
-
-async def serve_portal(port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(Portal, "127.0.0.1", port)
-    async with server:
-        await server.serve_forever()
-
-
-# -- the ceiling: consume and POST, nothing else (its own process) ------------------------------
-
-
-async def ceiling_consumer(topic: str, url: str, parallel: int) -> None:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=f"ceiling-{topic}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
-    await consumer.start()
-    gate = asyncio.Semaphore(parallel)
-    async with httpx.AsyncClient(timeout=10) as http:
-
-        async def post(value: bytes) -> None:
-            event = envelope_decoder.decode(value).event
-            assert isinstance(event, t.TicketOpened)
-            message = {"BOT_ID": BOT_ID, "DIALOG_ID": event.chat.conversation_id, "MESSAGE": event.text, "auth": TOKEN}
-            async with gate:
-                (await http.post(url, json=message)).raise_for_status()
-
-        while True:
-            batches = await consumer.getmany(timeout_ms=100, max_records=500)
-            await asyncio.gather(*(post(r.value) for records in batches.values() for r in records))
-            if batches:
-                await consumer.commit()
+PORTAL = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+HELPERS = str(Path(__file__).with_name("e2e_processes.py"))
 
 
 # -- the orchestration -----------------------------------------------------------------------------
@@ -214,8 +125,14 @@ class Bench:
         ]
 
 
-def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})})
+def print_logs(directory: Path) -> None:
+    for service_log in directory.glob("service-*.log"):
+        print(service_log.read_text(errors="replace")[-3000:], file=sys.stderr)
+
+
+def spawn(*args: str, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
+    output = log.open("wb") if log is not None else None  # the service's logs: kept out of the table
+    return subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})}, stdout=output, stderr=output)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -223,6 +140,7 @@ async def main(args: argparse.Namespace) -> None:
     database, admin_pg = f"notif_e2e_{run}", await asyncpg.connect(DSN)
     await admin_pg.execute(f'CREATE DATABASE "{database}"')
     bench_dsn = DSN.rsplit("/", 1)[0] + f"/{database}"
+    service_dsn = f"{bench_dsn}?sslmode={args.pg_sslmode}"  # loopback: TLS only costs CPU here
     conn = await asyncpg.connect(bench_dsn)
     await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     await migrate.apply_all(conn)
@@ -230,9 +148,9 @@ async def main(args: argparse.Namespace) -> None:
     kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await kafka_admin.start()
     await kafka_admin.create_topics([NewTopic(n, args.partitions, 1) for n in topics.values()])
-    portal_port, service_port = free_port(), free_port()
+    portal_port = free_port()
     portal_url = f"http://127.0.0.1:{portal_port}"
-    processes = [spawn(__file__, "--role", "portal", "--port", str(portal_port))]
+    processes = [spawn(HELPERS, "portal", "--port", str(portal_port))]
     scratch = tempfile.TemporaryDirectory()
     config = Path(scratch.name) / "notifications.toml"
     portal = (
@@ -249,22 +167,34 @@ async def main(args: argparse.Namespace) -> None:
                 break
             except httpx.TransportError:
                 await asyncio.sleep(0.1)
-        ceiling = spawn(__file__, "--role", "ceiling", "--topic", topics["ceiling"], "--url",
+        ceiling = spawn(HELPERS, "ceiling", "--topic", topics["ceiling"], "--url",
                         f"{portal_url}/rest/imbot.message.add.json", "--parallel", str(args.parallel))  # fmt: skip
         processes.append(ceiling)
-        rows += await measure(bench, "ceiling: consume -> POST", topics["ceiling"], ceiling.pid, args)
+        rows += await measure(bench, "ceiling: consume -> POST", topics["ceiling"], [ceiling.pid], args)
         ceiling.terminate()
-        service = spawn("-m", "ticketflow.notifications", env={
-            "TICKETFLOW_PG_DSN": bench_dsn, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), "BENCH_B24_TOKEN": TOKEN,
-            "TICKETFLOW_NOTIFICATIONS_TOPIC": topics["engine"], "TICKETFLOW_NOTIFICATIONS_GROUP": f"bench-{run}",
-            "TICKETFLOW_NOTIFICATIONS_PORT": str(service_port), "TICKETFLOW_LOG_LEVEL": "WARNING",
-            "TICKETFLOW_NOTIFICATIONS_PARALLEL": str(args.parallel), "TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS": "2",
-            "TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS": "3"})  # fmt: skip
-        processes.append(service)
-        rows += await measure(
-            bench, "service: consume -> plan -> ledger -> POST -> record", topics["engine"], service.pid, args
-        )
-        outage = await measure_outage(bench, topics["engine"], service.pid, args, bench_dsn)
+
+        def start_service(index: int) -> subprocess.Popen[bytes]:
+            service = spawn("-m", "ticketflow.notifications", env={
+                "TICKETFLOW_PG_DSN": service_dsn, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config),
+                "BENCH_B24_TOKEN": TOKEN, "TICKETFLOW_NOTIFICATIONS_TOPIC": topics["engine"],
+                "TICKETFLOW_NOTIFICATIONS_GROUP": f"bench-{run}", "TICKETFLOW_NOTIFICATIONS_PORT": str(free_port()),
+                "TICKETFLOW_LOG_LEVEL": "WARNING", "TICKETFLOW_NOTIFICATIONS_PARALLEL": str(args.parallel),
+                "TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS": "2", "TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS": "3",
+            }, log=Path(scratch.name) / f"service-{index}.log")  # fmt: skip
+            processes.append(service)
+            return service
+
+        first = start_service(1)
+        rows += await measure(bench, "service x1: consume -> plan -> ledger -> POST -> record", topics["engine"],
+                              [first.pid], args)  # fmt: skip
+        outage = await measure_outage(bench, topics["engine"], first.pid, args, bench_dsn)
+        if args.scale_out > 1:
+            more = [start_service(i) for i in range(2, args.scale_out + 1)]
+            rows += await measure(bench, f"service x{args.scale_out} (one consumer group)", topics["engine"],
+                                  [first.pid, *(p.pid for p in more)], args)  # fmt: skip
+    except BaseException:
+        print_logs(Path(scratch.name))
+        raise
     finally:
         for p in processes:
             p.terminate()
@@ -287,19 +217,22 @@ async def main(args: argparse.Namespace) -> None:
     print(tabulate(outage, headers=["destination down", "value"]))
 
 
-class RssSampler:
-    """Samples a process's resident memory every 250 ms while running."""
+class Sampler:
+    """Resident memory (summed over the processes) every 250 ms while running; their CPU seconds."""
 
-    def __init__(self, pid: int) -> None:
-        self.process, self.samples = psutil.Process(pid), list[float]()
+    def __init__(self, pids: list[int]) -> None:
+        self.processes, self.samples = [psutil.Process(p) for p in pids], list[float]()
         self._task: asyncio.Task[None] | None = None
 
-    def now(self) -> float:
-        return float(self.process.memory_info().rss) / 2**20
+    def rss(self) -> float:
+        return sum(float(p.memory_info().rss) for p in self.processes) / 2**20
+
+    def cpu(self) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in self.processes)
 
     async def _run(self) -> None:
         while True:
-            self.samples.append(self.now())
+            self.samples.append(self.rss())
             await asyncio.sleep(0.25)
 
     def start(self) -> None:
@@ -312,25 +245,25 @@ class RssSampler:
         return list(self.samples)
 
 
-async def measure(bench: Bench, name: str, topic: str, pid: int, args: argparse.Namespace) -> list[list[Any]]:
-    rss = RssSampler(pid)
-    warm = await bench.produce(topic, 200, None)  # start-up, group join, first connections
+async def measure(bench: Bench, name: str, topic: str, pids: list[int], args: argparse.Namespace) -> list[list[Any]]:
+    sampler = Sampler(pids)
+    warm = await bench.produce(topic, 200, None)  # start-up, group join (rebalance), first connections
     await bench.wait_received(warm, 120)
     rows = []
     for label, count, rate in ((f"paced {args.rate:,.0f}/s", int(args.rate * args.seconds), args.rate),
                                ("backlog drain", args.backlog, None)):  # fmt: skip
-        cpu_before = sum(rss.process.cpu_times()[:2])
-        rss.start()
+        cpu_before = sampler.cpu()
+        sampler.start()
         seqs = await bench.produce(topic, count, rate)
         got = await bench.wait_received(seqs, max(60.0, count / 200))
-        samples = rss.stop()
-        rows.append(bench.row(f"{name} ({label})", seqs, got, samples, sum(rss.process.cpu_times()[:2]) - cpu_before))
+        samples = sampler.stop()
+        rows.append(bench.row(f"{name} ({label})", seqs, got, samples, sampler.cpu() - cpu_before))
     return rows
 
 
 async def measure_outage(bench: Bench, topic: str, pid: int, args: argparse.Namespace, dsn: str) -> list[list[Any]]:
-    rss = RssSampler(pid)
-    before = rss.now()
+    rss = Sampler([pid])
+    before = rss.rss()
     rss.start()
     total = int(args.outage_rate * (args.down + 20))
     producing = asyncio.create_task(bench.produce(topic, total, args.outage_rate))
@@ -360,10 +293,6 @@ async def measure_outage(bench: Bench, topic: str, pid: int, args: argparse.Name
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--role", choices=["bench", "portal", "ceiling"], default="bench")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--topic")
-    parser.add_argument("--url")
     parser.add_argument("--rate", type=float, default=2000.0, help="paced phase: events/s")
     parser.add_argument("--seconds", type=float, default=10.0, help="paced phase: duration")
     parser.add_argument("--backlog", type=int, default=20000)
@@ -371,10 +300,6 @@ if __name__ == "__main__":
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--down", type=float, default=30.0, help="outage: seconds the destination answers 503")
     parser.add_argument("--outage-rate", type=float, default=300.0)
-    cli = parser.parse_args()
-    if cli.role == "portal":
-        asyncio.run(serve_portal(cli.port))
-    elif cli.role == "ceiling":
-        asyncio.run(ceiling_consumer(cli.topic, cli.url, cli.parallel))
-    else:
-        asyncio.run(main(cli))
+    parser.add_argument("--scale-out", type=int, default=2, help="then this many service processes (1: skip)")
+    parser.add_argument("--pg-sslmode", default="disable", help="the service's PostgreSQL TLS (libpq sslmode)")
+    asyncio.run(main(parser.parse_args()))

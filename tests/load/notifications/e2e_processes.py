@@ -1,0 +1,128 @@
+"""The bench's helper processes: a Bitrix24 portal and the ceiling consumer (see bench_e2e.py).
+
+python e2e_processes.py portal --port P
+python e2e_processes.py ceiling --topic T --url U [--parallel N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import time
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+from aiokafka import AIOKafkaConsumer
+
+from ticketflow.contracts import ticket_events as t
+from ticketflow.contracts.envelope import envelope_decoder
+
+KAFKA = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+TOKEN, BOT_ID = "bench-token", 7
+SEQ = re.compile(rb"bench-(\d+)")
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable"}
+
+
+# -- the platform server (its own process) ------------------------------------------------------
+
+
+class Portal(asyncio.Protocol):
+    received: ClassVar[dict[int, float]] = {}  # seq -> first arrival (monotonic, comparable across processes)
+    counters: ClassVar[dict[str, int]] = {"requests": 0, "duplicates": 0, "refused": 0}
+    down_until = 0.0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport, self.buffer = transport, b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].decode("latin-1").split("\r\n")
+            length = next(
+                (int(v) for n, _, v in (h.partition(":") for h in head[1:]) if n.lower() == "content-length"), 0
+            )
+            if len(self.buffer) < end + 4 + length:
+                return
+            body, self.buffer = self.buffer[end + 4 : end + 4 + length], self.buffer[end + 4 + length :]
+            method, path = head[0].split(" ")[:2]
+            status, answer = self.answer(method, path, body)
+            payload = msgspec.json.encode(answer)
+            self.transport.write(
+                f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
+
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        cls, now = type(self), time.monotonic()
+        if path == "/rest/imbot.message.add.json":
+            cls.counters["requests"] += 1
+            if now < cls.down_until:
+                return 503, {"error": "INTERNAL_SERVER_ERROR", "error_description": "portal is down"}
+            params = msgspec.json.decode(body)
+            if params.get("auth") != TOKEN or int(params.get("BOT_ID", 0)) != BOT_ID or not params.get("DIALOG_ID"):
+                cls.counters["refused"] += 1
+                return 401, {"error": "invalid_token", "error_description": "The access token provided is invalid."}
+            match = SEQ.search(str(params.get("MESSAGE", "")).encode())
+            if match:
+                seq = int(match.group(1))
+                if seq in cls.received:
+                    cls.counters["duplicates"] += 1
+                else:
+                    cls.received[seq] = now
+            return 200, {"result": cls.counters["requests"], "time": {"start": time.time()}}
+        if path == "/control/down":
+            cls.down_until = now + float(msgspec.json.decode(body)["seconds"])
+            return 200, {"down_until": cls.down_until}
+        if path == "/stats":
+            return 200, {**cls.counters, "received": len(cls.received)}
+        if path == "/stats/full":
+            return 200, {"received": {str(k): v for k, v in cls.received.items()}}
+        return 404, {"error": "NOT_FOUND"}
+
+
+async def serve_portal(port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(Portal, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+# -- the ceiling: consume and POST, nothing else (its own process) ------------------------------
+
+
+async def ceiling_consumer(topic: str, url: str, parallel: int) -> None:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=f"ceiling-{topic}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    gate = asyncio.Semaphore(parallel)
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def post(value: bytes) -> None:
+            event = envelope_decoder.decode(value).event
+            assert isinstance(event, t.TicketOpened)
+            message = {"BOT_ID": BOT_ID, "DIALOG_ID": event.chat.conversation_id, "MESSAGE": event.text, "auth": TOKEN}
+            async with gate:
+                (await http.post(url, json=message)).raise_for_status()
+
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            await asyncio.gather(*(post(r.value) for records in batches.values() for r in records))
+            if batches:
+                await consumer.commit()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("role", choices=["portal", "ceiling"])
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--topic")
+    parser.add_argument("--url")
+    parser.add_argument("--parallel", type=int, default=64)
+    cli = parser.parse_args()
+    if cli.role == "portal":
+        asyncio.run(serve_portal(cli.port))
+    else:
+        asyncio.run(ceiling_consumer(cli.topic, cli.url, cli.parallel))
