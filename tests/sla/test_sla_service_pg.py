@@ -88,7 +88,7 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
     keys, values = lifecycle(tickets, B)
     await first.handle(3, list(range(len(values))), keys, values)
     offset, states = first.snapshot_of(3)  # type: ignore[misc]
-    await checkpoint.save(pool, "t", 3, offset, checkpoint.encode_tickets(states), len(states))
+    await checkpoint.save(pool, "t", 3, offset, states)
     # After the checkpoint: replies for half the tickets, and some warnings fire (5 s of 10 s).
     later = [t.envelope(replied(t.ticket_id), B + 4) for t in tickets[:5]]
     await first.handle(3, list(range(offset, offset + 5)), [t.key for t in tickets[:5]], later)
@@ -158,3 +158,22 @@ async def test_a_stale_stream_version_is_repaired_without_duplicates(pool: async
     await other.assign(2, 2, {t.ticket_id: stale}, 3)
     await other.handle(2, [2], [t.key], closing)
     assert other.writer.appended == 0 and await count_of(pool, "SlaClockCancelled", t) == 2
+
+
+async def test_incremental_checkpoints_add_up_to_the_whole_partition(pool: asyncpg.Pool) -> None:
+    engine, _ = make_engine(pool, ManualClock(B * 1000))
+    await engine.assign(7, 0, {}, 0)
+    first, second, third = Ticket(), Ticket(), Ticket()
+    keys, values = lifecycle([first, second], B)
+    await engine.handle(7, list(range(4)), keys, values)
+    taken = engine.snapshot_of(7)
+    assert taken is not None and set(taken[1]) == {first.ticket_id, second.ticket_id}
+    await checkpoint.save(pool, "inc", 7, *taken)
+    later = [second.envelope(replied(second.ticket_id), B + 1), *lifecycle([third], B + 1)[1]]
+    await engine.handle(7, [4, 5, 6], [second.key, third.key, third.key], later)
+    taken = engine.snapshot_of(7)
+    assert taken is not None and set(taken[1]) == {second.ticket_id, third.ticket_id}  # only what changed
+    await checkpoint.save(pool, "inc", 7, *taken)
+    assert engine.snapshot_of(7) is None  # nothing moved since
+    loaded = await checkpoint.load(pool, "inc", 7)
+    assert loaded == (7, engine.partitions[7].tickets)

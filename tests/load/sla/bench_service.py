@@ -203,7 +203,7 @@ async def bench(args: argparse.Namespace) -> None:
     now = int(time.time())
     t0 = time.perf_counter()
     for number, tickets in enumerate(resident_tickets(args.resident, now)):
-        await checkpoint.save(pool, topic, number, 0, checkpoint.encode_tickets(tickets), len(tickets))
+        await checkpoint.save(pool, topic, number, 0, tickets)
     restore_s = time.perf_counter() - t0
     writer = TimedWriter(EventStore(pool))
     engine = SlaEngine(DeskRules(registry), writer, _dead_letter)

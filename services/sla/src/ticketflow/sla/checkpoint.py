@@ -1,15 +1,15 @@
-"""Partition checkpoints: the SLA state of one partition's tickets plus the next offset to read.
+"""Partition checkpoints: the next offset to read, plus the SLA state of each of the partition's
+tickets, written incrementally (only tickets changed since the previous checkpoint).
 
 Timers are not stored: they are a function of the state (`domain.firings`), so a restore re-arms
-them, and whatever fell due while nobody owned the partition fires at once. The snapshot is the
-tickets as msgpack, zlib-compressed (clocks repeat a lot of structure).
+them, and whatever fell due while nobody owned the partition fires at once. The offset row and the
+changed ticket rows commit in one transaction, so a checkpoint is never half written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-import zlib
 from typing import Any
 
 import asyncpg
@@ -17,35 +17,53 @@ import msgspec
 
 from ticketflow.sla.domain import TicketSla
 
+ROWS_PER_STATEMENT = 20_000
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(list[TicketSla])
+_decoder = msgspec.msgpack.Decoder(TicketSla)
 
-_SAVE = """
+_SAVE_OFFSET = """
 INSERT INTO sla_partition_checkpoints (topic, partition, next_offset, tickets, snapshot, written_at)
-VALUES ($1, $2, $3, $4, $5, now())
+VALUES ($1, $2, $3, $4, ''::bytea, now())
 ON CONFLICT (topic, partition) DO UPDATE
 SET next_offset = EXCLUDED.next_offset, tickets = EXCLUDED.tickets, snapshot = EXCLUDED.snapshot,
     written_at = now()
 """
-_LOAD = "SELECT next_offset, snapshot FROM sla_partition_checkpoints WHERE topic = $1 AND partition = $2"
+_SAVE_STATES = """
+INSERT INTO sla_ticket_states (topic, partition, ticket_id, state)
+SELECT $1, $2, u.ticket_id, u.state FROM unnest($3::uuid[], $4::bytea[]) AS u(ticket_id, state)
+ON CONFLICT (topic, partition, ticket_id) DO UPDATE SET state = EXCLUDED.state
+"""
+_LOAD_OFFSET = "SELECT next_offset FROM sla_partition_checkpoints WHERE topic = $1 AND partition = $2"
+_LOAD_STATES = "SELECT state FROM sla_ticket_states WHERE topic = $1 AND partition = $2"
 
 
-def encode_tickets(tickets: dict[uuid.UUID, TicketSla]) -> bytes:
-    return zlib.compress(_encoder.encode(list(tickets.values())), 1)
+def encode_states(tickets: dict[uuid.UUID, TicketSla]) -> tuple[list[uuid.UUID], list[bytes]]:
+    return list(tickets), [_encoder.encode(state) for state in tickets.values()]
 
 
-def decode_tickets(data: bytes) -> dict[uuid.UUID, TicketSla]:
-    return {t.ticket_id: t for t in _decoder.decode(zlib.decompress(data))}
+def decode_states(rows: list[bytes]) -> dict[uuid.UUID, TicketSla]:
+    states = (_decoder.decode(row) for row in rows)
+    return {state.ticket_id: state for state in states}
 
 
-async def save(pool: asyncpg.Pool, topic: str, partition: int, next_offset: int, snapshot: bytes, count: int) -> None:
-    await pool.execute(_SAVE, topic, partition, next_offset, count, snapshot)
+async def save(
+    pool: asyncpg.Pool, topic: str, partition: int, next_offset: int, changed: dict[uuid.UUID, TicketSla]
+) -> None:
+    """Record `next_offset` and the states of the tickets changed since the previous checkpoint."""
+    ids, blobs = await asyncio.to_thread(encode_states, changed)
+    async with pool.acquire() as conn, conn.transaction():
+        for start in range(0, len(ids), ROWS_PER_STATEMENT):
+            end = start + ROWS_PER_STATEMENT
+            await conn.execute(_SAVE_STATES, topic, partition, ids[start:end], blobs[start:end])
+        await conn.execute(_SAVE_OFFSET, topic, partition, next_offset, len(ids))
 
 
 async def load(pool: asyncpg.Pool | Any, topic: str, partition: int) -> tuple[int, dict[uuid.UUID, TicketSla]] | None:
     """(next offset, tickets) of the latest checkpoint; None when the partition never had one."""
-    row = await pool.fetchrow(_LOAD, topic, partition)
-    if row is None:
-        return None
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        offset = await conn.fetchval(_LOAD_OFFSET, topic, partition)
+        if offset is None:
+            return None
+        rows = [bytes(r["state"]) for r in await conn.fetch(_LOAD_STATES, topic, partition)]
     # Off the event loop: a partition of a million tickets decodes for seconds (heartbeats go on).
-    return int(row["next_offset"]), await asyncio.to_thread(decode_tickets, bytes(row["snapshot"]))
+    return int(offset), await asyncio.to_thread(decode_states, rows)

@@ -63,7 +63,8 @@ class Partition:
     next_offset: int
     catch_up_to: int
     live: bool = False
-    dirty: bool = False  # states changed since the last checkpoint
+    dirty: bool = False  # offset or states moved since the last checkpoint
+    changed: set[uuid.UUID] = field(default_factory=set)  # tickets whose state the next checkpoint writes
     ids: list[uuid.UUID] = field(default_factory=list)
     slots: dict[uuid.UUID, int] = field(default_factory=dict)
     armed: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)  # -> handle, level, due
@@ -131,12 +132,20 @@ class SlaEngine:
         log.info("partition %d live at offset %d: %d timers armed", part.number, part.next_offset, len(part.armed))
 
     def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla]] | None:
-        """(next offset, states) to checkpoint; None when the partition is gone or unchanged since."""
+        """(next offset, states changed since the last call) to checkpoint; None when nothing moved.
+        If writing it fails, `unsnapshot` puts the changes back for the next attempt."""
         part = self.partitions.get(number)
         if part is None or not part.dirty:
             return None
-        part.dirty = False
-        return part.next_offset, dict(part.tickets)
+        changed = {t: part.tickets[t] for t in part.changed if t in part.tickets}
+        part.dirty, part.changed = False, set()
+        return part.next_offset, changed
+
+    def unsnapshot(self, number: int, changed: dict[uuid.UUID, TicketSla]) -> None:
+        part = self.partitions.get(number)
+        if part is not None:
+            part.dirty = True
+            part.changed.update(changed)
 
     # -- consumed records -------------------------------------------------------------------------
 
@@ -207,6 +216,7 @@ class SlaEngine:
             overlay = {t: written.get(t, states[t]) for t in overlays[batch.partition]}
             before = {t: part.tickets.get(t) for t in overlay} if part.live else {}
             part.tickets.update(overlay)
+            part.changed.update(overlay)
             for ticket in overlay:
                 if self.unwritten.get(ticket) is decided[ticket]:
                     del self.unwritten[ticket]  # no newer decision waits on top of this one
@@ -306,6 +316,7 @@ class SlaEngine:
                 part = self.partitions[number]
                 state = written.get(ticket, part.tickets[ticket])
                 part.tickets[ticket] = state
+                part.changed.add(ticket)
                 part.dirty = True
                 self._sync(part, ticket, state)
             self.stats.fired += sum(len(e) for e in pending.values())

@@ -134,9 +134,12 @@ class SlaConsumer:
             taken = self.engine.snapshot_of(number)
         if taken is None:
             return
-        next_offset, tickets = taken
-        data = await asyncio.to_thread(checkpoint.encode_tickets, tickets)
-        await checkpoint.save(self.pool, self.topic, number, next_offset, data, len(tickets))
+        next_offset, changed = taken
+        try:
+            await checkpoint.save(self.pool, self.topic, number, next_offset, changed)
+        except BaseException:
+            self.engine.unsnapshot(number, changed)
+            raise
         self.checkpoints += 1
         if self.consumer is not None:
             tp = TopicPartition(self.topic, number)
