@@ -29,9 +29,10 @@ from fakes.webhook import FakeWebhookReceiver
 from support.eventstore import migrated_pool
 
 from ticketflow.contracts import notification_events as ne
+from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import EventEnvelope, NewEvent, envelope_encoder
-from ticketflow.contracts.ids import new_event_id, notification_stream, ticket_stream
+from ticketflow.contracts.ids import new_event_id, notification_stream, sla_stream, ticket_stream
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
@@ -386,3 +387,20 @@ async def test_a_batch_with_the_same_record_twice_sends_once_and_records_each_ou
     assert len(platforms.bitrix.received) == 3
     assert [type(e) for e in await outcomes(service.store, first)] == [ne.NotificationDelivered] * 2
     assert [type(e) for e in await outcomes(service.store, second)] == [ne.NotificationDelivered]
+
+
+async def test_an_sla_warning_finds_the_assignee_by_reading_the_ticket_stream(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    ticket_id = uuid.uuid4()
+    store = EventStore(pool)
+    await append(store, opened(ticket_id), t.TicketRouted(ticket_id, "box-l1", "l1", "high", "rule"),
+                 t.TicketAssigned(ticket_id, "anna", "round_robin"))  # fmt: skip
+    warning = sla.SlaWarning(ticket_id, "first_response", 0.75, DAY, DAY, ("assignee", "lead"))
+    await store.append(sla_stream(ticket_id), 0, [NewEvent(new_event_id(), warning, DAY)])
+    [envelope] = await store.read_stream(sla_stream(ticket_id))
+    async with running_service(pool, platforms) as service:  # a fresh service: nothing cached
+        handled = await service.handle(envelope)
+    assert handled.sent == 1
+    [mail] = platforms.smtp.received
+    assert mail.recipients == ["anna@example.test"] and "SLA warning" in str(mail.message["Subject"])

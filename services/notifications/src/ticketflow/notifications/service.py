@@ -107,13 +107,15 @@ class NotificationService:
         )
 
     async def _context(self, ticket_id: uuid.UUID, envelope: EventEnvelope) -> TicketContext:
-        """Ticket events in order extend the cached context; anything else reads the ticket stream."""
+        """Ticket events in order extend the cached context; anything else (SLA events, gaps, older
+        events replayed) reads the ticket stream, folded up to the event, so a replay sees the ticket
+        as it was then."""
         cached = self._contexts.get(ticket_id)
         is_ticket_event = envelope.stream_id == ticket_stream(ticket_id)
         if cached is not None and is_ticket_event and envelope.stream_version == cached.version + 1:
             ctx = evolve(cached, envelope)
-        elif cached is not None and is_ticket_event and envelope.stream_version <= cached.version:
-            ctx = cached  # a redelivery: what it changed is already in
+        elif cached is not None and is_ticket_event and envelope.stream_version == cached.version:
+            ctx = cached  # the latest event again (a redelivered batch): what it changed is already in
         elif isinstance(envelope.event, t.TicketOpened):
             ctx = evolve(TicketContext(ticket_id), envelope)
         else:
