@@ -289,6 +289,19 @@ def test_reopened_tells_the_requester_and_the_assignee() -> None:
     ]
 
 
+def test_reassignment_after_no_answer_tells_the_agent_and_the_queue_lead_not_the_requester() -> None:
+    ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
+    planned = when(ctx, t.TicketUnassigned(ticket_id, "anna", "no answer within 30 min", lead_id="boris"))
+    assert sent(planned) == [
+        ("anna", "ticket_unassigned", Channel.EXPRESS),
+        ("boris", "ticket_unassigned", Channel.BITRIX24),
+    ]
+    assert planned.notifications[1].variables["reason"] == "no answer within 30 min"
+    assert planned.notifications[1].variables["agent_name"] == "Anna"
+    without_lead = when(ctx, t.TicketUnassigned(ticket_id, "anna", "agent went off shift"))
+    assert sent(without_lead) == [("anna", "ticket_unassigned", Channel.EXPRESS)]
+
+
 def test_an_agent_unknown_to_the_directory_gets_an_address_less_notification_not_silence() -> None:
     ticket_id, ctx = given_ticket()
     planned = when(ctx, t.TicketAssigned(ticket_id, "ghost", "round_robin"))

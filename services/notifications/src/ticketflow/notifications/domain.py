@@ -163,8 +163,8 @@ class Planned:
 
 # One message kind per event: (template, policy kind) per role; variables come from `_variables`.
 NEEDS_MESSAGE = (t.TicketOpened, t.PreflightFailed, t.TicketReferred, t.DuplicateSuspected, t.TicketAssigned,
-                 t.AgentReplied, t.WaitingOnCustomer, t.TicketResolved, t.TicketReopened, sla.SlaWarning,
-                 sla.SlaBreached)  # fmt: skip
+                 t.TicketUnassigned, t.AgentReplied, t.WaitingOnCustomer, t.TicketResolved, t.TicketReopened,
+                 sla.SlaWarning, sla.SlaBreached)  # fmt: skip
 
 
 def needs_message(event: object) -> bool:
@@ -227,6 +227,11 @@ def _audience(event: object, ctx: TicketContext, staff: Staff, requester: Person
             to_requester.append((requester, template, Kind.INFO))
     if isinstance(event, t.TicketAssigned):
         return [*to_requester, (staff_person(staff, event.agent_id, Role.AGENT), "assigned_to_you", Kind.INFO)]
+    if isinstance(event, t.TicketUnassigned):  # e.g. reassigned after no answer: the agent and the lead
+        lead = (
+            [(staff_person(staff, event.lead_id, Role.LEAD), "ticket_unassigned", Kind.INFO)] if event.lead_id else []
+        )
+        return [(staff_person(staff, event.agent_id, Role.AGENT), "ticket_unassigned", Kind.INFO), *lead]
     if isinstance(event, t.TicketReopened) and ctx.assignee:
         return [*to_requester, (staff_person(staff, ctx.assignee, Role.AGENT), "ticket_reopened", Kind.INFO)]
     if isinstance(event, sla.SlaWarning | sla.SlaBreached):
@@ -291,6 +296,8 @@ def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, 
     if isinstance(event, t.TicketAssigned):
         due = format_time(related.deadline, locale, timezone) if related.deadline else "—"
         return {**base, "agent_name": staff.name(event.agent_id), "priority": ctx.priority, "due_at": due}
+    if isinstance(event, t.TicketUnassigned):
+        return {**base, "agent_name": staff.name(event.agent_id), "reason": event.reason}
     if isinstance(event, t.AgentReplied):
         return {**base, "agent_name": staff.name(event.agent_id), "message": event.text}
     if isinstance(event, t.WaitingOnCustomer):
