@@ -4,6 +4,10 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 mkdir -p "$RUN_DIR"
+# The demo tenants' secrets (deploy/demo.env), for variables not already set in the environment.
+while IFS='=' read -r name value; do
+    [[ $name =~ ^[A-Z_]+$ && -z ${!name:-} ]] && export "$name=$value"
+done < "$REPO_ROOT/deploy/demo.env"
 [[ -x $PY ]] || { echo "[run] error: .venv is missing: run make setup" >&2; exit 1; }
 for svc in "${SERVICES[@]}"; do
     if pid=$(svc_pid "$svc"); then echo "[run] $svc already running (pid $pid)"; continue; fi

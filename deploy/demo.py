@@ -1,0 +1,112 @@
+"""The `make run` demo: a short conversation through the running system, as the platforms send it.
+
+1. two agents join queues and go online (roster events through the SRE command line);
+2. an eXpress user writes to the client-support bot (a signed BotX proto-4 command), and BotX
+   retries the same delivery: one ticket, not two;
+3. a Bitrix24 portal installs the app, an administrator writes from a portal on a private address
+   (the seed's "not reachable from outside" case: preflight fails it with a remediation), and a
+   non-administrator writes too (refused: only portal administrators may talk to support);
+then it waits for the tickets to show up in the dashboard API and prints them.
+Payload builders are the ones the intake tests use (tests/intake/intake_payloads.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "intake"))
+from intake_payloads import b24_install, b24_message, botx_message
+from pybotx.auth import build_botx_jwt_v2
+
+from ticketflow.contracts.roster_events import AgentJoinedQueue, AgentStatusChanged
+from ticketflow.runtime.ops import agent_event
+
+INTAKE = "http://127.0.0.1:8001"
+DASHBOARD = "http://127.0.0.1:8006"
+EXPRESS_BOT, EXPRESS_HOST = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee"), "cts.express.example.ru"
+# The same token every run: intake refuses a re-install that presents a different one.
+PORTAL_MEMBER, PORTAL_TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90", "demo-application-token-0001"
+PORTAL_DOMAIN = "192.168.10.5"  # a box portal on a private address: the seed's "not reachable" case
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def say(text: str) -> None:
+    print(f"[demo] {text}", flush=True)
+
+
+async def agents(dsn: str) -> None:
+    for agent, queue in (("anna", "client-l1"), ("boris", "box-l1")):
+        await agent_event(dsn, AgentJoinedQueue(agent, queue, (), ("ru", "en"), 5))
+        await agent_event(dsn, AgentStatusChanged(agent, "online"))
+
+
+async def conversation(client: httpx.AsyncClient) -> None:
+    secret = os.environ["TICKETFLOW_EXPRESS_CLIENT_BOT_SECRET"]
+    token = build_botx_jwt_v2(bot_id=EXPRESS_BOT, bot_host=EXPRESS_HOST, secret_key=secret)
+    command = botx_message(
+        "После обновления приложения не приходят push-уведомления на Android", chat_id=uuid.uuid4(), bot_id=EXPRESS_BOT
+    )
+    command["from"]["host"] = EXPRESS_HOST
+    headers = {"Authorization": f"Bearer {token}"}
+    for attempt in ("first delivery", "BotX retries the same sync_id"):
+        answer = await client.post(f"{INTAKE}/command", json=command, headers=headers)
+        say(f"eXpress /command ({attempt}): {answer.status_code} {answer.text}")
+
+    answer = await client.post(
+        f"{INTAKE}/bitrix24/events", content=b24_install(PORTAL_MEMBER, PORTAL_TOKEN), headers=FORM
+    )
+    say(f"Bitrix24 ONAPPINSTALL: {answer.status_code} {answer.text}")
+    for user, text, admin in (
+        ("1", "После обновления портал отдаёт 500 на /crm/", True),
+        ("27", "Как настроить бизнес-процесс?", False),
+    ):
+        form = b24_message(
+            text,
+            dialog_id=user,
+            message_id=str(uuid.uuid4().int % 10**6),
+            user_id=user,
+            member_id=PORTAL_MEMBER,
+            token=PORTAL_TOKEN,
+        )
+        form = form.replace("some-domain.bitrix24.com", PORTAL_DOMAIN)
+        if admin:
+            form += "&data%5BUSER%5D%5BIS_ADMIN%5D=Y"
+        answer = await client.post(f"{INTAKE}/bitrix24/events", content=form, headers=FORM)
+        say(f"Bitrix24 message from {'an administrator' if admin else 'a non-administrator'}: {answer.status_code}")
+
+
+async def show(client: httpx.AsyncClient, expected: int) -> int:
+    deadline = time.monotonic() + 60
+    tickets: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        tickets = (await client.get(f"{DASHBOARD}/v1/tickets", params={"limit": "20"})).json()["tickets"]
+        if len(tickets) >= expected and all(t["status"] != "opened" for t in tickets[:expected]):
+            break
+        await asyncio.sleep(1)
+    say(f"dashboard {DASHBOARD}/v1/tickets (newest first):")
+    for t in tickets[:expected]:
+        print(
+            f"    {t['ticket_id']}  {t['desk_id']:13} {t['status']:18} queue={t['queue_id']} "
+            f"assignee={t['assignee']} category={t['category']}"
+        )
+    return 0 if len(tickets) >= expected else 1
+
+
+async def main() -> int:
+    dsn = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+    await agents(dsn)
+    async with httpx.AsyncClient(timeout=10) as client:
+        await conversation(client)
+        code = await show(client, expected=3)
+    say("more: make status | curl 127.0.0.1:8006/v1/stats | .venv/bin/ticketflow --help | make stop")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
