@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ticketflow.contracts.topics import CHAT_INBOUND
+from ticketflow.contracts.topics import CHAT_INBOUND, TICKET_COMMANDS
 from ticketflow.eventstore.store import EventStore
+from ticketflow.intake.adapters import agent_commands
 from ticketflow.intake.adapters.botx import BotxGateway
 from ticketflow.intake.adapters.desks import Tenants, load_tenants
 from ticketflow.intake.adapters.http import json_response
@@ -32,6 +33,7 @@ from ticketflow.intake.adapters.metrics import Metrics
 from ticketflow.intake.adapters.portals import PortalTokens
 from ticketflow.intake.adapters.store import IntakeStore
 from ticketflow.intake.handlers import InboundConsumer, Intake
+from ticketflow.runtime.kafka import DeadLetters
 from ticketflow.runtime.settings import Settings as RuntimeSettings
 
 log = logging.getLogger("ticketflow.intake")
@@ -49,6 +51,8 @@ class Settings:
     lanes: int  # concurrent transactions per chat.inbound batch
     pool_size: int
     noop_route: bool  # POST /noop: the do-nothing endpoint benchmarks use as the ceiling
+    commands_topic: str  # agents' lifecycle commands (ticket.commands); "" = not consumed here
+    commands_group: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,10 +71,12 @@ class Settings:
             lanes=int(env("TICKETFLOW_INTAKE_LANES", "4")),
             pool_size=int(env("TICKETFLOW_INTAKE_POOL", "8")),
             noop_route=env("TICKETFLOW_INTAKE_NOOP", "0") == "1",
+            commands_topic=env("TICKETFLOW_INTAKE_COMMANDS_TOPIC", TICKET_COMMANDS),
+            commands_group=env("TICKETFLOW_INTAKE_COMMANDS_GROUP", agent_commands.GROUP_ID),
         )
 
 
-def build_broker(settings: Settings, consumer: InboundConsumer) -> KafkaBroker:
+def build_broker(settings: Settings, consumer: InboundConsumer, store: EventStore) -> KafkaBroker:
     broker = KafkaBroker(settings.kafka_bootstrap, client_id="ticketflow-intake-consumer")
 
     async def raw(message: Any) -> Any:  # skip FastStream's JSON decoding: records are decoded by msgspec
@@ -99,6 +105,9 @@ def build_broker(settings: Settings, consumer: InboundConsumer) -> KafkaBroker:
             return
         await msg.ack()
 
+    if settings.commands_topic:  # StartWork, ReplyAsAgent, WaitForCustomer, Resolve/Reopen/Close/MergeTicket
+        handler = agent_commands.AgentCommandHandler(store, DeadLetters(broker, "intake-commands"))
+        agent_commands.subscribe(broker, handler, topic=settings.commands_topic, group_id=settings.commands_group)
     return broker
 
 
@@ -117,7 +126,8 @@ def create_app(settings: Settings | None = None, tenants: Tenants | None = None)
         await producer.start()
         acceptor: Acceptor = KafkaAcceptor(producer) if settings.accept == "kafka" else StoreAcceptor(store)
         intake = Intake(tenants, BotxGateway(tenants), PortalTokens(pool), acceptor, metrics)
-        broker = build_broker(settings, InboundConsumer(store, producer, tenants, metrics, settings.lanes))
+        consumer = InboundConsumer(store, producer, tenants, metrics, settings.lanes)
+        broker = build_broker(settings, consumer, store.events)
         if settings.consume:
             await broker.start()
         state.update(intake=intake, pool=pool, producer=producer)
