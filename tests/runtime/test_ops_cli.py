@@ -118,3 +118,40 @@ async def test_agent_join_and_status_append_roster_events_in_order(pg_database: 
         assert [e.event for e in stream] == [join, AgentStatusChanged("ann", "online")]
     finally:
         await pool.close()
+
+
+def test_agent_subcommands_build_the_agents_lifecycle_commands() -> None:
+    from ticketflow.contracts import commands as c
+
+    ticket = uuid.uuid4()
+    t = str(ticket)
+    expected = {
+        ("start", t, "ann"): c.StartWork(ticket, "ann"),
+        ("reply", t, "ann", "please restart"): c.ReplyAsAgent(ticket, "ann", "", "please restart"),
+        ("wait", t, "logs please", "--actor", "ann"): c.WaitForCustomer(ticket, "logs please", "ann"),
+        ("resolve", t, "fixed", "--actor", "ann"): c.ResolveTicket(ticket, "fixed", "ann"),
+        ("close", t, "confirmed"): c.CloseTicket(ticket, "confirmed", "sre"),
+        ("reopen", t, "not fixed", "--actor", "lead"): c.ReopenTicket(ticket, "not fixed", "lead"),
+    }
+    for argv, command in expected.items():
+        assert ops.agent_command(ops.parser().parse_args(list(argv))) == command
+    with pytest.raises(SystemExit):
+        ops.parser().parse_args(["reply", t, "ann"])  # no text
+
+
+@pytest.mark.kafka
+async def test_reply_subcommand_sends_a_reply_on_ticket_commands_with_the_actor(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, kafka_topic_factory: KafkaTopicFactory
+) -> None:
+    from ticketflow.contracts.commands import ReplyAsAgent
+
+    topic = await kafka_topic_factory(partitions=1)
+    monkeypatch.setattr(ops, "TICKET_COMMANDS", topic)
+    monkeypatch.setenv("TICKETFLOW_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    ticket = uuid.uuid4()
+    argv = ["reply", str(ticket), "ann", "please restart the portal", "--actor", "ann"]
+    assert await asyncio.to_thread(ops.run, argv) == 0  # ops.run owns its event loop
+    [(key, value, _)] = await read_all(kafka_bootstrap, topic, 1)
+    envelope = msgspec.json.decode(value, type=CommandEnvelope)
+    assert key == str(ticket).encode() and envelope.actor == "ann"
+    assert envelope.command == ReplyAsAgent(ticket, "ann", "", "please restart the portal")

@@ -5,6 +5,9 @@ topics and the event store (nothing reaches into a service's process).
   ticketflow dlq redrive chat.inbound [--limit N]   re-publish them to the topic they came from
   ticketflow replay ticket-<uuid>                   queue a stream's stored events for the relay again
   ticketflow assign <ticket uuid> <agent> [--actor sre]     (also: unassign, priority, move)
+  ticketflow reply <ticket uuid> <agent> <text> [--actor]   agents' commands, applied by intake:
+  ticketflow start <ticket> <agent> | wait <ticket> <reason> | resolve <ticket> <resolution>
+  ticketflow close <ticket> <reason> | reopen <ticket> <reason>     (each with --actor)
   ticketflow agent join <agent> <queue> [--skills a,b] [--languages ru,en] [--capacity 5]
   ticketflow agent status <agent> online|away|offline
 """
@@ -31,6 +34,15 @@ from ticketflow.eventstore import EventStore, new_event
 from ticketflow.runtime.settings import Settings
 
 REDRIVE_GROUP = "ticketflow-ops-redrive"
+# Agents' lifecycle commands (intake applies them): subcommand -> its positional arguments after the ticket.
+AGENT_SUBCOMMANDS = {
+    "start": ("agent",),
+    "reply": ("agent", "text"),
+    "wait": ("reason",),
+    "resolve": ("resolution",),
+    "close": ("reason",),
+    "reopen": ("reason",),
+}
 
 
 async def _dead_letters(
@@ -162,6 +174,12 @@ def parser() -> argparse.ArgumentParser:
         if name == "move":
             a.add_argument("--tier", default="l1")
             a.add_argument("--priority", default="normal", choices=PRIORITIES)
+    for name, extras in AGENT_SUBCOMMANDS.items():
+        a = sub.add_parser(name, help=f"send a {name} command on {TICKET_COMMANDS} (applied by intake)")
+        a.add_argument("ticket_id", type=uuid.UUID)
+        for extra in extras:
+            a.add_argument(extra)
+        a.add_argument("--actor", default="sre")
     agent = sub.add_parser("agent", help="agent roster").add_subparsers(dest="action", required=True)
     join = agent.add_parser("join")
     join.add_argument("agent_id")
@@ -177,6 +195,23 @@ def parser() -> argparse.ArgumentParser:
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def agent_command(args: argparse.Namespace) -> c.TicketCommand:
+    ticket, actor = args.ticket_id, args.actor
+    match args.what:
+        case "start":
+            return c.StartWork(ticket, args.agent)
+        case "reply":
+            return c.ReplyAsAgent(ticket, args.agent, "", args.text)  # intake uses the command id as message id
+        case "wait":
+            return c.WaitForCustomer(ticket, args.reason, actor)
+        case "resolve":
+            return c.ResolveTicket(ticket, args.resolution, actor)
+        case "close":
+            return c.CloseTicket(ticket, args.reason, actor)
+        case _:
+            return c.ReopenTicket(ticket, args.reason, actor)
 
 
 def run(argv: list[str]) -> int:
@@ -204,6 +239,8 @@ def run(argv: list[str]) -> int:
         command = c.AssignTicket(ticket, args.agent, "manual", actor)
     elif args.what == "unassign":
         command = c.UnassignTicket(ticket, args.reason, actor)
+    elif args.what in AGENT_SUBCOMMANDS:
+        command = agent_command(args)
     elif args.what == "priority":
         if args.priority not in PRIORITIES:
             print(f"priority must be one of {', '.join(PRIORITIES)} (got {args.priority!r})")
