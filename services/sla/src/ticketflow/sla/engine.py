@@ -15,6 +15,7 @@ Timer payload: key = partition << 32 | ticket slot, kind = target index, level =
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -41,6 +42,7 @@ TARGET_INDEX = {target: index for index, target in enumerate(TARGETS)}
 SLOT_BITS = 32
 RETRY_FIRING_MS = 1000
 ARM_CHUNK = 20_000
+FREEZE_ABOVE = 50_000  # tickets in a restored partition worth moving out of the GC's sight
 Overlay = dict[uuid.UUID, TicketSla]
 Pending = dict[uuid.UUID, list[Emitted]]
 DeadLetter = Callable[[bytes | None, bytes, str], Awaitable[None]]
@@ -129,6 +131,10 @@ class SlaEngine:
                 self._sync(part, ticket, state)
             if n % ARM_CHUNK == 0:
                 await asyncio.sleep(0)
+        if len(part.tickets) >= FREEZE_ABOVE:
+            # The restored resident set (UUID keys, dicts, handle tuples) would otherwise be walked by
+            # every full GC pass: 0.5 s per pass at a million tickets. It holds no reference cycles.
+            gc.freeze()
         log.info("partition %d live at offset %d: %d timers armed", part.number, part.next_offset, len(part.armed))
 
     def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla]] | None:
