@@ -6,8 +6,8 @@ Needs Kafka at TICKETFLOW_KAFKA_BOOTSTRAP and PostgreSQL at TICKETFLOW_PG_DSN; c
 database and topic and drops them afterwards.
 
 Phases, all in one run:
-1. resident: N tickets with running first-response and resolution clocks are restored as partition
-   checkpoints (as after a restart), so the consumer arms 2N timers when it takes the partitions;
+1. resident: N tickets (default 2.5 M) with running first-response and resolution clocks are restored
+   from partition checkpoints (as after a restart): the consumer arms ~2N timers on assignment;
 2. consume: a separate producer process publishes E lifecycle envelopes (8 per ticket: opened,
    preflight passed, reply, customer message, waiting, customer message, priority change, reply) on
    the Bitrix24 box desk (Mon-Fri 10-19 Moscow, holidays) while the service consumes them live;
@@ -312,7 +312,7 @@ async def _dead_letter(key: bytes | None, value: bytes, reason: str) -> None:
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--resident", type=int, default=1_000_000, help="tickets restored with 2 running clocks each")
+    p.add_argument("--resident", type=int, default=2_500_000, help="tickets restored with 2 running clocks each")
     p.add_argument("--events", type=int, default=400_000, help="lifecycle events to consume (8 per ticket)")
     p.add_argument("--fire", type=int, default=50_000, help="warnings/breaches due at the same second")
     p.add_argument("--checkpoint-seconds", type=float, default=10.0)
