@@ -93,6 +93,7 @@ async def start_intake(
         "TICKETFLOW_KAFKA_BOOTSTRAP": bootstrap,
         "TICKETFLOW_INTAKE_TENANTS": str(tenants),
         "TICKETFLOW_INTAKE_TOPIC": topic,
+        "TICKETFLOW_INTAKE_COMMANDS_TOPIC": "",  # tests never join the real ticket.commands group
         "TICKETFLOW_INTAKE_GROUP": f"intake-test-{uuid.uuid4().hex[:8]}",
         "TICKETFLOW_INTAKE_PORT": str(port),
         "TICKETFLOW_INTAKE_ACCEPT": accept,

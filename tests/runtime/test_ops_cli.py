@@ -16,6 +16,7 @@ from ticketflow.contracts.commands import AssignTicket, CommandEnvelope
 from ticketflow.contracts.ids import ticket_stream
 from ticketflow.eventstore import EventStore
 from ticketflow.runtime import ops
+from ticketflow.runtime.settings import Settings
 
 
 async def read_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
@@ -97,7 +98,7 @@ async def test_assign_command_goes_to_ticket_commands_keyed_by_ticket(
     topic = await kafka_topic_factory(partitions=1)
     monkeypatch.setattr(ops, "TICKET_COMMANDS", topic)
     ticket = uuid.uuid4()
-    settings = ops.Settings("ops", kafka_bootstrap=kafka_bootstrap)
+    settings = Settings("ops", kafka_bootstrap=kafka_bootstrap)
     assert await ops.send_command(settings, AssignTicket(ticket, "ann", "manual", "sre-bob"), "sre-bob") == 0
     [(key, value, _)] = await read_all(kafka_bootstrap, topic, 1)
     envelope = msgspec.json.decode(value, type=CommandEnvelope)

@@ -286,6 +286,7 @@ async def main(args: argparse.Namespace) -> None:
         web_env = {
             "TICKETFLOW_INTAKE_NOOP": "1",
             "TICKETFLOW_INTAKE_CONSUME": "0" if args.split else "1",
+            "TICKETFLOW_INTAKE_COMMANDS_TOPIC": "",  # the benchmark never joins the real ticket.commands group
         }
         service = await start_intake(dsn, bootstrap, tmp, extra_env=web_env)
         services.append(service)
