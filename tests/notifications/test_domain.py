@@ -28,12 +28,10 @@ from ticketflow.notifications.domain import (
     Related,
     TicketContext,
     context_of,
-    describe_hours,
-    format_duration,
-    format_time,
     plan_event,
     ticket_number,
 )
+from ticketflow.notifications.formatting import describe_hours, format_duration, format_time
 from ticketflow.notifications.model import Channel
 from ticketflow.notifications.rendering import TemplateCatalog
 

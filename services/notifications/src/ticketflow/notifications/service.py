@@ -72,9 +72,10 @@ class NotificationService:
         ticket_id: uuid.UUID | None = getattr(event, "ticket_id", None)
         if ticket_id is None or not envelope.stream_id.startswith(("ticket-", "sla-")):
             return Handled(skipped="not a ticket or SLA event")
-        ctx = await self._context(ticket_id, envelope)
         if not needs_message(event):
+            self._follow(ticket_id, envelope)
             return Handled(skipped="no message for this event")
+        ctx = await self._context(ticket_id, envelope)
         planned = plan_event(envelope, ctx, self.desk_view(ctx), self.directory, await self._related(event))
         if not planned.notifications:
             return Handled(skipped=planned.note or "nobody to tell")
@@ -105,6 +106,15 @@ class NotificationService:
             email_relay=directory.email_relay(desk.id),
             partners_url=directory.partners_url(desk.id),
         )
+
+    def _follow(self, ticket_id: uuid.UUID, envelope: EventEnvelope) -> None:
+        """An event without a message still moves a cached context along (no I/O for it)."""
+        cached = self._contexts.get(ticket_id)
+        if cached is not None and envelope.stream_id == ticket_stream(ticket_id):
+            if envelope.stream_version == cached.version + 1:
+                self._contexts[ticket_id] = evolve(cached, envelope)
+            elif envelope.stream_version > cached.version:
+                del self._contexts[ticket_id]  # a gap: the next event that needs a message reads the stream
 
     async def _context(self, ticket_id: uuid.UUID, envelope: EventEnvelope) -> TicketContext:
         """Ticket events in order extend the cached context; anything else (SLA events, gaps, older
