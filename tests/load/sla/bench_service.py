@@ -208,11 +208,18 @@ async def bench(args: argparse.Namespace) -> None:
     writer = TimedWriter(EventStore(pool))
     engine = SlaEngine(DeskRules(registry), writer, _dead_letter)
     consumer = SlaConsumer(engine, pool, args.bootstrap, topic, group_id=f"bench-{topic}",
-                           checkpoint_every_s=args.checkpoint_seconds, consumer_options=SLOW_GROUP)  # fmt: skip
+                           max_records=args.poll_records, checkpoint_every_s=args.checkpoint_seconds,
+                           consumer_options=SLOW_GROUP)  # fmt: skip
     stop = asyncio.Event()
     t_assign = time.perf_counter()
     task = asyncio.create_task(consumer.run(stop))
-    await poll_until(lambda: len(engine.partitions) == PARTITIONS and all(p.live for p in engine.partitions.values()))
+    await poll_until(
+        lambda: (
+            len(engine.partitions) == PARTITIONS
+            and all(p.live for p in engine.partitions.values())
+            and engine.arming == 0
+        )
+    )
     live_s, resident = time.perf_counter() - t_assign, engine.timers()
     rss_before = psutil.Process().memory_info().rss
 
@@ -316,6 +323,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--events", type=int, default=400_000, help="lifecycle events to consume (8 per ticket)")
     p.add_argument("--fire", type=int, default=50_000, help="warnings/breaches due at the same second")
     p.add_argument("--checkpoint-seconds", type=float, default=10.0)
+    p.add_argument("--poll-records", type=int, default=500, help="max records per poll (the service's default)")
     p.add_argument("--bootstrap", default=os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", DEFAULT_KAFKA))
     p.add_argument("--dsn", default=os.environ.get("TICKETFLOW_PG_DSN", DEFAULT_PG_DSN))
     return p.parse_args()

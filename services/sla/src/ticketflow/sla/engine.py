@@ -99,6 +99,7 @@ class SlaEngine:
         self.partitions: dict[int, Partition] = {}
         self.lock = asyncio.Lock()
         self.unwritten: Overlay = {}  # decided, appends in flight
+        self.arming = 0  # partitions whose timers are being armed right now
         self._inflight: asyncio.Task[None] | None = None
         self.stats = Stats()
 
@@ -124,13 +125,17 @@ class SlaEngine:
     async def go_live(self, part: Partition) -> None:
         """Arm every timer of a caught-up partition (the caller holds the lock). A partition of a
         million tickets takes seconds: yield now and then so heartbeats keep the group membership."""
-        part.live = True
-        for n, ticket in enumerate(list(part.tickets), start=1):
-            state = part.tickets.get(ticket)
-            if state is not None:  # read now: a firing may have moved it on while this loop yielded
-                self._sync(part, ticket, state)
-            if n % ARM_CHUNK == 0:
-                await asyncio.sleep(0)
+        part.live = True  # now, not after: a timer armed below may fire while this loop yields
+        self.arming += 1
+        try:
+            for n, ticket in enumerate(list(part.tickets), start=1):
+                state = part.tickets.get(ticket)
+                if state is not None:  # read now: a firing may have moved it on while this loop yielded
+                    self._sync(part, ticket, state)
+                if n % ARM_CHUNK == 0:
+                    await asyncio.sleep(0)
+        finally:
+            self.arming -= 1
         if len(part.tickets) >= FREEZE_ABOVE:
             # The restored resident set (UUID keys, dicts, handle tuples) would otherwise be walked by
             # every full GC pass: 0.5 s per pass at a million tickets. It holds no reference cycles.

@@ -44,7 +44,7 @@ class SlaConsumer:
         *,
         group_id: str = "sla",
         checkpoint_every_s: float = 5.0,
-        max_records: int = 5000,
+        max_records: int = 500,
         consumer_options: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
