@@ -92,25 +92,35 @@ def produce_process(bootstrap: str, topic: str, events: int, go: Any, done: Any)
     asyncio.run(run())
 
 
-def cpu_by_role(producer_pid: int) -> dict[str, float]:
-    """User+system CPU seconds so far of this process, the producer, PostgreSQL, Kafka and the rest."""
-    roles = {"service": 0.0, "producer": 0.0, "postgres": 0.0, "kafka": 0.0}
+def cpu_by_process(producer_pid: int) -> dict[tuple[str, int], float]:
+    """User+system CPU seconds so far, per (role, pid): this process, the producer, PostgreSQL, Kafka."""
+    found: dict[tuple[str, int], float] = {}
     me = os.getpid()
     for proc in psutil.process_iter(["pid", "name", "cmdline"]):
         try:
             times = proc.cpu_times()
-            cpu = times.user + times.system
             name, cmd = proc.info["name"] or "", " ".join(proc.info["cmdline"] or [])
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if proc.info["pid"] == me:
-            roles["service"] += cpu
-        elif proc.info["pid"] == producer_pid:
-            roles["producer"] += cpu
-        elif name.startswith("postgres"):
-            roles["postgres"] += cpu
-        elif name == "java" and "kafka" in cmd:
-            roles["kafka"] += cpu
+        pid = proc.info["pid"]
+        role = (
+            "service" if pid == me
+            else "producer" if pid == producer_pid
+            else "postgres" if name.startswith("postgres")
+            else "kafka" if name == "java" and "kafka" in cmd
+            else None
+        )  # fmt: skip
+        if role is not None:
+            found[(role, pid)] = times.user + times.system
+    return found
+
+
+def cpu_by_role(before: dict[tuple[str, int], float], after: dict[tuple[str, int], float]) -> dict[str, float]:
+    """CPU used between two samples per role; a process that exited meanwhile is not counted (an
+    undercount: PostgreSQL backends of other clients come and go)."""
+    roles = {"service": 0.0, "producer": 0.0, "postgres": 0.0, "kafka": 0.0}
+    for (role, pid), cpu in after.items():
+        roles[role] += cpu - before.get((role, pid), 0.0)
     return roles
 
 
@@ -229,7 +239,7 @@ async def bench(args: argparse.Namespace) -> None:
     producer.start()
     await asyncio.sleep(3 + args.events / 100_000)  # let it encode
     me, cpu_all = psutil.Process(), psutil.cpu_times()
-    cpu_me, roles_before = me.cpu_times(), cpu_by_role(producer.pid or 0)
+    cpu_me, roles_before = me.cpu_times(), cpu_by_process(producer.pid or 0)
     engine.stats.armed_latency_ms.clear()
     events_before = engine.stats.events
     writer.seconds, appended_before = 0.0, writer.appended
@@ -240,7 +250,7 @@ async def bench(args: argparse.Namespace) -> None:
     consume_s = time.perf_counter() - began
     appended = writer.appended - appended_before
     me_cpu = sum(me.cpu_times()[:2]) - sum(cpu_me[:2])
-    roles = {k: v - roles_before[k] for k, v in cpu_by_role(producer.pid or 0).items()}
+    roles = cpu_by_role(roles_before, cpu_by_process(producer.pid or 0))
     all_after = psutil.cpu_times()
     machine_cpu = (all_after.user + all_after.system) - (cpu_all.user + cpu_all.system)
     producer.join()
