@@ -287,6 +287,19 @@ def test_reopened_tells_the_requester_and_the_assignee() -> None:
     ]
 
 
+def test_a_refused_requester_hears_the_reason_preflight_wrote_in_their_language() -> None:
+    ticket_id, ctx = given_ticket(locale="en")
+    reason = "Support chat is available to portal administrators only."
+    [n] = when(ctx, t.TicketRefused(ticket_id, "not_portal_admin", reason)).notifications
+    assert (n.recipient, n.template, n.channel, n.locale) == (
+        "requester:user-7",
+        "ticket_refused",
+        Channel.BITRIX24,
+        "en",
+    )
+    assert CATALOG.render(n.template, n.locale, dict(n.variables)).body.strip() == reason
+
+
 def test_reassignment_after_no_answer_tells_the_agent_and_the_queue_lead_not_the_requester() -> None:
     ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
     planned = when(ctx, t.TicketUnassigned(ticket_id, "anna", "no answer within 30 min", lead_id="boris"))

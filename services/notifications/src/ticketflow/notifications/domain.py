@@ -114,10 +114,10 @@ class Planned:
     note: str = ""  # why nothing was planned, for logs
 
 
-# One message kind per event: (template, policy kind) per role; variables come from `_variables`.
-NEEDS_MESSAGE = (t.TicketOpened, t.PreflightFailed, t.TicketReferred, t.DuplicateSuspected, t.TicketAssigned,
-                 t.TicketUnassigned, t.AgentReplied, t.WaitingOnCustomer, t.TicketResolved, t.TicketReopened,
-                 sla.SlaWarning, sla.SlaBreached)  # fmt: skip
+# The events that lead to a message; who hears is `_audience`, what they read `_variables`.
+NEEDS_MESSAGE = (t.TicketOpened, t.PreflightFailed, t.TicketRefused, t.TicketReferred, t.DuplicateSuspected,
+                 t.TicketAssigned, t.TicketUnassigned, t.AgentReplied, t.WaitingOnCustomer, t.TicketResolved,
+                 t.TicketReopened, sla.SlaWarning, sla.SlaBreached)  # fmt: skip
 
 
 def needs_message(event: object) -> bool:
@@ -195,6 +195,7 @@ def _audience(event: object, ctx: TicketContext, staff: Staff, requester: Person
 _REQUESTER_TEMPLATES: dict[type, str] = {
     t.TicketOpened: "ticket_opened",
     t.PreflightFailed: "preflight_failed",
+    t.TicketRefused: "ticket_refused",
     t.TicketReferred: "ticket_referred",
     t.DuplicateSuspected: "duplicate_found",
     t.TicketAssigned: "ticket_assigned",
@@ -242,6 +243,8 @@ def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, 
                   for c in failed]  # fmt: skip
         portal = ctx.chat.portal_url if ctx.chat and ctx.chat.portal_url else ""
         return {"portal_url": portal, "checks": checks}
+    if isinstance(event, t.TicketRefused):  # preflight wrote the reason in the requester's language
+        return {**base, "reason": event.reason}
     if isinstance(event, t.TicketReferred):
         return {**base, "reason": event.reason, "partners_url": desk.partners_url}
     if isinstance(event, t.DuplicateSuspected):
