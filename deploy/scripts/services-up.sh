@@ -16,7 +16,9 @@ for svc in "${SERVICES[@]}"; do
         echo "[run]   fix: stop it (ss -ltnp 'sport = :${PORTS[$svc]}') or set TICKETFLOW_${svc^^}_PORT" >&2
         exit 1
     fi
-    (cd "$REPO_ROOT" && nohup "$PY" -m "ticketflow.$svc" >"$RUN_DIR/$svc.log" 2>&1 & echo $! >"$RUN_DIR/$svc.pid")
+    # exec: the recorded pid is the service's own process (make stop signals it directly).
+    (cd "$REPO_ROOT" && exec nohup "$PY" -m "ticketflow.$svc" >"$RUN_DIR/$svc.log" 2>&1) &
+    echo $! >"$RUN_DIR/$svc.pid"
     echo "[run] started $svc (pid $(cat "$RUN_DIR/$svc.pid"), port ${PORTS[$svc]}, log .local/run/$svc.log)"
 done
 failed=0
