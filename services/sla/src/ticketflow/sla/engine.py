@@ -21,7 +21,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import msgspec
@@ -31,6 +30,7 @@ from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.envelope import envelope_decoder
 from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, decide, firings
+from ticketflow.sla.partition import Batch, Partition, Stats
 from ticketflow.sla.policies import TARGETS, Rules, RulesError
 from ticketflow.sla.timers import Clock, FiredTimers, SystemClock, TimerLoop, TimerWheel
 from ticketflow.sla.writer import SlaWriter
@@ -46,46 +46,6 @@ FREEZE_ABOVE = 50_000  # tickets in a restored partition worth moving out of the
 Overlay = dict[uuid.UUID, TicketSla]
 Pending = dict[uuid.UUID, list[Emitted]]
 DeadLetter = Callable[[bytes | None, bytes, str], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Records of one partition from one poll, in offset order."""
-
-    partition: int
-    offsets: Sequence[int]
-    keys: Sequence[bytes | None]
-    values: Sequence[bytes]
-
-
-@dataclass
-class Partition:
-    number: int
-    tickets: dict[uuid.UUID, TicketSla]
-    next_offset: int
-    catch_up_to: int
-    live: bool = False
-    dirty: bool = False  # offset or states moved since the last checkpoint
-    changed: set[uuid.UUID] = field(default_factory=set)  # tickets whose state the next checkpoint writes
-    ids: list[uuid.UUID] = field(default_factory=list)
-    slots: dict[uuid.UUID, int] = field(default_factory=dict)
-    armed: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)  # -> handle, level, due
-
-    def slot(self, ticket: uuid.UUID) -> int:
-        slot = self.slots.get(ticket)
-        if slot is None:
-            slot = self.slots[ticket] = len(self.ids)
-            self.ids.append(ticket)
-        return slot
-
-
-@dataclass
-class Stats:
-    events: int = 0
-    emitted: int = 0
-    fired: int = 0
-    dead_letters: int = 0
-    armed_latency_ms: list[float] = field(default_factory=list)  # per batch: fetched -> timers armed
 
 
 class SlaEngine:
