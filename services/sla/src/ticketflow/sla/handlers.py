@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from ticketflow.sla import checkpoint
 from ticketflow.sla.engine import SlaEngine
+from ticketflow.sla.partition import Batch
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,12 @@ class SlaConsumer:
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
-                for tp, records in batches.items():
-                    offsets = [r.offset for r in records]
-                    await self.engine.handle(
-                        tp.partition, offsets, [r.key for r in records], [r.value for r in records]
-                    )
+                if batches:  # one decision pass and one pipelined commit for the whole poll
+                    polled = [
+                        Batch(tp.partition, [r.offset for r in rs], [r.key for r in rs], [r.value for r in rs])
+                        for tp, rs in batches.items()
+                    ]
+                    await self.engine.handle_many(polled)
                 await self._go_live_when_caught_up(consumer)
                 if time.monotonic() - last_checkpoint >= self.checkpoint_every_s:
                     await self.checkpoint_all()
