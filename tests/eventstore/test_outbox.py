@@ -33,9 +33,7 @@ async def crash(_: list[int]) -> None:
     raise CrashAfterPublish
 
 
-async def consume(
-    bootstrap: str, topic: str, count: int
-) -> list[tuple[bytes, EventEnvelope, dict[str, bytes]]]:
+async def consume(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, EventEnvelope, dict[str, bytes]]]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4()}", auto_offset_reset="earliest"
     )

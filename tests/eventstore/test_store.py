@@ -73,9 +73,7 @@ async def test_append_many_is_all_or_nothing(store: EventStore) -> None:
     (t1, s1), (t2, s2) = new_stream(), new_stream()
     await store.append(s2, 0, some_events(t2, 1))
     with pytest.raises(ConcurrencyError):
-        await store.append_many(
-            [AppendRequest(s1, 0, some_events(t1, 1)), AppendRequest(s2, 0, some_events(t2, 1))]
-        )
+        await store.append_many([AppendRequest(s1, 0, some_events(t1, 1)), AppendRequest(s2, 0, some_events(t2, 1))])
     assert await store.read_stream(s1) == []
 
 
