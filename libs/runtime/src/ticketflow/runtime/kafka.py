@@ -58,13 +58,23 @@ class DeadLetters:
         self.broker = broker
         self.consumer = consumer
         self.sent = 0
+        self.failed = 0
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
+    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> bool:
+        """Publish to `<topic>.dlq` with the cause in headers. Never raises: a handler calls this when
+        a record cannot be processed, and if the broker is down as well, the loss is logged loudly
+        and counted rather than crashing the consumer. Returns whether the dead letter was written."""
         headers = {"x-dead-letter-reason": reason[:2000], "x-consumer": self.consumer, "x-original-topic": topic}
         headers.update({f"x-{k.replace('_', '-')}": v for k, v in context.items()})
-        await self.broker.publish(value, topic=f"{topic}.dlq", key=key, headers=headers)
+        try:
+            await self.broker.publish(value, topic=f"{topic}.dlq", key=key, headers=headers)
+        except Exception:
+            self.failed += 1
+            log.exception("could not dead-letter a record from %s (%s): the record is lost", topic, reason)
+            return False
         self.sent += 1
         log.warning("dead-lettered a record from %s: %s", topic, reason)
+        return True
 
 
 async def with_retries(

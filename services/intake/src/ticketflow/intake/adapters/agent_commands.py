@@ -38,7 +38,7 @@ OUTAGES: tuple[type[BaseException], ...] = (RetryableStoreError, *retryable_erro
 class DeadLetterSink(Protocol):
     """`ticketflow.runtime.kafka.DeadLetters` (or a test double)."""
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None: ...
+    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> object: ...
 
 
 @dataclass
@@ -129,10 +129,7 @@ class AgentCommandHandler:
 
     async def _dead_letter(self, record: Any, reason: str, command_id: str) -> None:
         context = {"command_id": command_id} if command_id else {}
-        try:
-            await self.dead_letters.send(record.topic, record.key, record.value or b"", reason, **context)
-        except Exception:  # the broker is down too: log it, the record's offset is still committed
-            log.exception("could not dead-letter a %s record (%s)", record.topic, reason)
+        await self.dead_letters.send(record.topic, record.key, record.value or b"", reason, **context)
 
 
 def subscribe(
