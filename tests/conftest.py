@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient
+from support.eventstore import migrated_pool
 from support.infra import (
     InfraSelector,
     InfraUnavailableError,
@@ -85,3 +86,11 @@ async def pg_database(pg_dsn: str) -> AsyncIterator[str]:
     finally:
         await drop_database(server, name)
         await server.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool on this module's fresh database, with every migration applied."""
+    p = await migrated_pool(pg_database)
+    yield p
+    await p.close()

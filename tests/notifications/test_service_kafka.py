@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
+from support.polling import eventually
 
 from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts import ticket_events as t
@@ -38,20 +39,6 @@ async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
     p = await migrated_pool(pg_database, max_size=16)
     yield p
     await p.close()
-
-
-async def eventually(check: Callable[[], object], what: str, seconds: float = 30) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                result = check()
-                if asyncio.iscoroutine(result):
-                    result = await result
-                if result:
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"not seen within {seconds}s: {what}")
 
 
 async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_recorded(

@@ -7,16 +7,13 @@ handlers directly. The packaged desk files are used as they ship.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 import pytest
-import pytest_asyncio
 from preflight_fakes import PORTAL_NAME, Certificates, Reply, ServeFactory, StaticResolver, healthy_routes
-from support.eventstore import migrated_pool
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import ticket_events as e
@@ -43,13 +40,6 @@ FEATURE_DETAILS = "Платформа: мобильное приложение �
 class StaticCredentials:
     async def rest_auth(self, desk_id: str, chat: ChatRef) -> str | None:
         return "token-123"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_database)
-    yield p
-    await p.close()
 
 
 @pytest.fixture(scope="module")

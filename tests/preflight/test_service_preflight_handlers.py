@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
 import pytest
-import pytest_asyncio
 from preflight_fakes import Certificates, Reply, ServeFactory, healthy_routes
-from support.eventstore import migrated_pool
 from test_service_preflight import (
     CLIENT_BOT,
     PRODUCT_ERROR,
@@ -31,13 +28,6 @@ from ticketflow.preflight.handlers import PreflightHandlers
 from ticketflow.runtime.kafka import DeadLetters
 
 pytestmark = pytest.mark.pg
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_database)
-    yield p
-    await p.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from preflight_fakes import Certificates, ServeFactory, healthy_routes
-from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
+from support.polling import eventually
 from test_service_preflight import PRODUCT_ERROR, events_of, make_service, open_ticket, ticket_of
 
 from ticketflow.contracts import ticket_events as e
@@ -29,27 +27,6 @@ from ticketflow.preflight.handlers import PreflightHandlers, subscribe
 from ticketflow.runtime.kafka import DeadLetters
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_database)
-    yield p
-    await p.close()
-
-
-async def eventually(check: Callable[[], object], what: str, seconds: float = 30) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                result = check()
-                if asyncio.iscoroutine(result):
-                    result = await result
-                if result:
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"not seen within {seconds}s: {what}")
 
 
 async def test_preflight_decides_tickets_relayed_through_kafka(

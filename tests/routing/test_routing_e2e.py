@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from routing_builders import DESKS, joined, opened
-from support.eventstore import migrated_pool
+from support.polling import eventually
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import ticket_events as e
@@ -35,28 +32,6 @@ from ticketflow.routing.state import RoutingState
 from ticketflow.runtime.kafka import DeadLetters
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_database)
-    yield p
-    await p.close()
-
-
-async def eventually(check: Callable[[], object], what: str, seconds: float = 30) -> None:
-    """Poll `check` (sync or async) until true; fail naming `what` after `seconds`."""
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                result = check()
-                if inspect.isawaitable(result):
-                    result = await result
-                if result:
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"not seen within {seconds}s: {what}")
 
 
 async def test_routing_through_relay_and_broker(

@@ -4,13 +4,10 @@ conflicts repaired, and a restart rebuilding the same state from the global log.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from routing_builders import World, joined, opened
-from support.eventstore import migrated_pool
 from test_routing_rebuild import fingerprint
 
 from ticketflow.contracts import commands as c
@@ -23,13 +20,6 @@ from ticketflow.routing.domain import decide_ready
 from ticketflow.routing.main import rebuild_from_store
 
 pytestmark = pytest.mark.pg
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_database)
-    yield p
-    await p.close()
 
 
 async def kinds(store: EventStore, ticket_id: uuid.UUID) -> list[str]:
