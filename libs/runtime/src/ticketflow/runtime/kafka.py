@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from ticketflow.contracts.topics import TOPICS, TopicSpec
@@ -93,3 +95,33 @@ async def with_retries(
                 raise
             await asyncio.sleep(random.uniform(0, base_delay * 2**attempt))
     raise AssertionError("unreachable")
+
+
+def subscribe_raw_batches(
+    broker: KafkaBroker,
+    topic: str,
+    group_id: str,
+    handle: Callable[[Sequence[Any]], Awaitable[None]],
+    *,
+    max_records: int,
+    batch_timeout_ms: int = 20,
+) -> None:
+    """Deliver batches of raw aiokafka records to `handle`, committed (AckPolicy.ACK) when it returns.
+    The handler decodes with msgspec itself, so an undecodable record becomes a dead letter instead of
+    a FastStream decoding error, and it must not raise (see the module docstring)."""
+
+    async def raw(message: Any) -> Any:
+        return message.body
+
+    @broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        ack_policy=AckPolicy.ACK,
+        auto_offset_reset="earliest",
+        decoder=raw,
+    )
+    async def on_batch(body: Any, msg: KafkaMessage) -> None:
+        await handle(msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,))

@@ -20,8 +20,6 @@ from typing import Any
 import asyncpg
 import msgspec
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
 
 from ticketflow.contracts.envelope import envelope_decoder
 from ticketflow.contracts.topics import TICKET_EVENTS
@@ -29,7 +27,7 @@ from ticketflow.eventstore import ConcurrencyError, RetryableStoreError
 from ticketflow.eventstore.connection import retryable_errors
 from ticketflow.notifications.outcomes import Result
 from ticketflow.notifications.service import Handled, NotificationService
-from ticketflow.runtime.kafka import DeadLetters, with_retries
+from ticketflow.runtime.kafka import DeadLetters, subscribe_raw_batches, with_retries
 
 log = logging.getLogger("ticketflow.notifications")
 GROUP_ID = "notifications"
@@ -156,19 +154,4 @@ def subscribe(
     group_id: str = GROUP_ID,
     batch: int = 500,
 ) -> None:
-    async def raw(message: Any) -> Any:  # decoded by msgspec in the handler, so failures are dead letters
-        return message.body
-
-    @broker.subscriber(
-        topic,
-        group_id=group_id,
-        batch=True,
-        max_records=batch,
-        batch_timeout_ms=10,
-        ack_policy=AckPolicy.ACK,
-        auto_offset_reset="earliest",
-        decoder=raw,
-    )
-    async def on_ticket_events(body: Any, msg: KafkaMessage) -> None:
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        await handlers.on_batch(records)
+    subscribe_raw_batches(broker, topic, group_id, handlers.on_batch, max_records=batch, batch_timeout_ms=10)

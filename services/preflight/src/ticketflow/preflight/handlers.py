@@ -16,15 +16,13 @@ from typing import Any
 import asyncpg
 import msgspec
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
 
 from ticketflow.contracts.envelope import envelope_decoder
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import ConcurrencyError, RetryableStoreError
 from ticketflow.eventstore.connection import retryable_errors
 from ticketflow.preflight.service import PreflightService, Rejected
-from ticketflow.runtime.kafka import DeadLetters, with_retries
+from ticketflow.runtime.kafka import DeadLetters, subscribe_raw_batches, with_retries
 
 log = logging.getLogger("ticketflow.preflight")
 GROUP_ID = "preflight"
@@ -108,19 +106,4 @@ def subscribe(
     """Batches of up to `batch` records, acknowledged (AckPolicy.ACK) once every record in them is
     handled or dead-lettered; `batch` bounds how many tickets are examined at once."""
 
-    async def raw(message: Any) -> Any:  # decoded by msgspec in the handler, so failures are dead letters
-        return message.body
-
-    @broker.subscriber(
-        topic,
-        group_id=group_id,
-        batch=True,
-        max_records=batch,
-        batch_timeout_ms=20,
-        ack_policy=AckPolicy.ACK,
-        auto_offset_reset="earliest",
-        decoder=raw,
-    )
-    async def on_ticket_events(body: Any, msg: KafkaMessage) -> None:
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        await handlers.on_batch(records)
+    subscribe_raw_batches(broker, topic, group_id, handlers.on_batch, max_records=batch, batch_timeout_ms=20)
