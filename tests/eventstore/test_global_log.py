@@ -82,3 +82,24 @@ async def test_live_reader_sees_every_event_exactly_once_under_interleaved_commi
     await reading
     assert len(seen) == len(set(seen)), "an event was read twice"
     assert set(seen) == set(written), f"missed {len(set(written) - set(seen))} events"
+
+
+async def test_the_log_is_ordered_by_transaction_id_as_a_number_not_as_text(store: EventStore) -> None:
+    """Transaction ids cross digit boundaries (999999 -> 1000000) in a cluster's life; as text they
+    would sort "10" before "9". Rows with explicit ids 9 and 10 (older than any cluster's horizon)
+    must come back 9 first, and head() must be the numerically newest transaction."""
+    nine, ten = uuid.uuid4(), uuid.uuid4()
+    insert = """INSERT INTO events (transaction_id, stream_id, stream_version, event_id, event_type, schema_version,
+                                    data, metadata, occurred_at)
+                VALUES ($1::text::xid8, $2, 1, $3, 'TicketClosed', 1, $4::jsonb, '{}', now())"""
+    for txid, ticket in (("10", ten), ("9", nine)):  # id 10 gets the lower position
+        [event] = some_events(ticket, 1)
+        await store.pool.execute(
+            insert, txid, ticket_stream(ticket), event.event_id, store.codec.encode(event.event).decode()
+        )
+    read = await store.read_all(Checkpoint(), limit=1_000_000)
+    ours = [s for s in read if s.envelope.stream_id in (ticket_stream(nine), ticket_stream(ten))]
+    assert [s.envelope.stream_id for s in ours] == [ticket_stream(nine), ticket_stream(ten)]
+    assert [s.checkpoint.transaction_id for s in ours] == [9, 10]
+    newest = await store.pool.fetchval("SELECT max(transaction_id)::text FROM events")
+    assert (await store.head()).transaction_id == int(newest)

@@ -51,7 +51,9 @@ READ_ALL = f"""
 SELECT {_COLUMNS} FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id, position
+-- Qualified: the select list aliases transaction_id::text AS transaction_id, and an unqualified
+-- ORDER BY would sort by that text ("1000000" < "999999"). events.* names the xid8 column itself.
+ORDER BY events.transaction_id, events.position
 LIMIT $3
 """
 
@@ -60,5 +62,5 @@ COUNT_ALL = "SELECT count(*) FROM events"
 # The newest committed event in this snapshot: where "caught up" is, for a reader starting now.
 HEAD = """
 SELECT transaction_id::text AS transaction_id, position FROM events
-ORDER BY transaction_id DESC, position DESC LIMIT 1
+ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1
 """
