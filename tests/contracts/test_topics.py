@@ -12,6 +12,7 @@ from ticketflow.contracts.ids import agent_stream, notification_stream, sla_stre
 from ticketflow.contracts.topics import (
     AGENT_EVENTS,
     CHAT_INBOUND,
+    CHAT_REPLIES,
     TICKET_COMMANDS,
     TICKET_EVENTS,
     TOPICS,
@@ -22,7 +23,7 @@ from ticketflow.contracts.topics import (
 )
 
 # Topics that services consume with consumer groups (a poison record must have somewhere to go).
-CONSUMED = {TICKET_EVENTS, AGENT_EVENTS, CHAT_INBOUND, TICKET_COMMANDS}
+CONSUMED = {TICKET_EVENTS, AGENT_EVENTS, CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS}
 DEAD_LETTERS = {t.dead_letter for t in TOPICS if t.dead_letter}
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from ticketflow.contracts.values import Attachment, Platform, Role
+from ticketflow.contracts.values import Attachment, ChatRef, Platform, Role
 
 
 class ChatSender(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -42,3 +42,23 @@ class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 chat_message_decoder = msgspec.json.Decoder(ChatMessage)
+
+
+class ChatReply(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A text the bot owes a chat outside the ticket lifecycle (self-help hints, `/status` and `/close`
+    answers), decided by intake and delivered by notifications. Already in the requester's language.
+
+    `reply_key` is the idempotency key of the delivery: the same on every republish, so a redelivered
+    record sends nothing new. `cause_key` is the platform message that caused it."""
+
+    reply_key: str
+    chat: ChatRef
+    reason: str
+    body: str
+    cause_key: str
+    created_at: datetime
+    ticket_id: str | None = None
+    schema: Literal["chat.reply/v1"] = "chat.reply/v1"
+
+
+chat_reply_decoder = msgspec.json.Decoder(ChatReply)

@@ -1,4 +1,4 @@
-"""JSON Schema export of every event, command and the chat message (docs/schemas/*.json).
+"""JSON Schema export of every event, command, the chat message and the chat reply (docs/schemas/*.json).
 
 Run `python -m ticketflow.contracts.schema docs/schemas` (make schemas); a test fails when the
 committed files are stale."""
@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from ticketflow.contracts.chat import ChatMessage
+from ticketflow.contracts.chat import ChatMessage, ChatReply
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import EventEnvelope
 
@@ -19,6 +19,7 @@ SCHEMAS: dict[str, Any] = {
     "event-envelope": EventEnvelope,
     "command-envelope": CommandEnvelope,
     "chat-message": ChatMessage,
+    "chat-reply": ChatReply,
 }
 
 

@@ -27,6 +27,7 @@ class TopicSpec(msgspec.Struct, frozen=True):
 TICKET_EVENTS = "ticket.events"
 AGENT_EVENTS = "agent.events"
 CHAT_INBOUND = "chat.inbound"
+CHAT_REPLIES = "chat.replies"
 TICKET_COMMANDS = "ticket.commands"
 SLA_CHECKPOINTS = "sla.checkpoints"
 
@@ -58,6 +59,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         description="normalised chat messages (chat.message/v1) from platforms that post to Kafka",
     ),
     TopicSpec(
+        CHAT_REPLIES,
+        6,
+        7 * DAY_MS,
+        dead_letter=_dlq(CHAT_REPLIES),
+        description="bot replies outside the lifecycle (chat.reply/v1), intake to notifications, keyed by conversation",
+    ),
+    TopicSpec(
         TICKET_COMMANDS,
         6,
         7 * DAY_MS,
@@ -73,7 +81,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     *(
         TopicSpec(_dlq(name), 1, 30 * DAY_MS, description=f"dead letters of {name}, cause in headers")
-        for name in (TICKET_EVENTS, AGENT_EVENTS, CHAT_INBOUND, TICKET_COMMANDS)
+        for name in (TICKET_EVENTS, AGENT_EVENTS, CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS)
     ),
 )
 
