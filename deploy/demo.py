@@ -30,6 +30,7 @@ from ticketflow.runtime.ops import agent_event
 
 INTAKE = "http://127.0.0.1:8001"
 DASHBOARD = "http://127.0.0.1:8006"
+PLATFORMS = "http://127.0.0.1:8767"  # deploy/demo_platforms.py: what notifications delivered
 EXPRESS_BOT, EXPRESS_HOST = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee"), "cts.express.example.ru"
 # The same token every run: intake refuses a re-install that presents a different one.
 PORTAL_MEMBER, PORTAL_TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90", "demo-application-token-0001"
@@ -111,6 +112,21 @@ async def show(client: httpx.AsyncClient, before: set[str], expected: int) -> in
     return 0
 
 
+async def delivered(client: httpx.AsyncClient, seconds: float = 15) -> dict[str, list[dict[str, object]]]:
+    """What the demo platforms received so far, once deliveries stop arriving (or after `seconds`)."""
+    seen: dict[str, list[dict[str, object]]] = {}
+    deadline, quiet = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline and quiet < 3:
+        try:
+            now = (await client.get(f"{PLATFORMS}/received")).json()
+        except httpx.HTTPError:
+            return {}
+        quiet = quiet + 1 if now == seen and any(now.values()) else 0
+        seen = now
+        await asyncio.sleep(1)
+    return seen
+
+
 async def main() -> int:
     dsn = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
     await agents(dsn)
@@ -118,6 +134,11 @@ async def main() -> int:
         before = await ticket_ids(client)
         await conversation(client)
         code = await show(client, before, expected=3)
+        say(f"what the chat platforms received from notifications ({PLATFORMS}/received):")
+        for platform, messages in (await delivered(client)).items():
+            for m in messages:
+                text = str(m.get("body") or m.get("message") or m.get("subject"))
+                print(f"    {platform:9} {text[:110]!r}")
     say("more: make status | curl 127.0.0.1:8006/v1/stats | .venv/bin/ticketflow --help | make stop")
     return code
 

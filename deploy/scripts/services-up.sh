@@ -9,6 +9,16 @@ while IFS='=' read -r name value; do
     [[ $name =~ ^[A-Z_]+$ && -z ${!name:-} ]] && export "$name=$value"
 done < "$REPO_ROOT/deploy/demo.env"
 [[ -x $PY ]] || { echo "[run] error: .venv is missing: run make setup" >&2; exit 1; }
+# The demo's chat platforms (deploy/demo_platforms.py) first: notifications delivers to them.
+if pid=$(svc_pid platforms); then
+    echo "[run] demo platforms already running (pid $pid)"
+elif ss -ltn "sport = :8765" | grep -q LISTEN; then
+    echo "[run] port 8765 is taken: the demo platforms are not started (deliveries will be retried)" >&2
+else
+    (cd "$REPO_ROOT" && exec nohup "$PY" deploy/demo_platforms.py >"$RUN_DIR/platforms.log" 2>&1) &
+    echo $! >"$RUN_DIR/platforms.pid"
+    echo "[run] started the demo platforms (pid $(cat "$RUN_DIR/platforms.pid"), BotX :8765, Bitrix24 :8766, SMTP :8025)"
+fi
 for svc in "${SERVICES[@]}"; do
     if pid=$(svc_pid "$svc"); then echo "[run] $svc already running (pid $pid)"; continue; fi
     if ss -ltn "sport = :${PORTS[$svc]}" | grep -q LISTEN; then

@@ -23,11 +23,11 @@ class _QuietServer(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Yield the base URL (`http://127.0.0.1:<port>`) while the app serves."""
+async def serve(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
+    """Yield the base URL (`http://127.0.0.1:<port>`) while the app serves (port 0: an ephemeral one)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = _QuietServer(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))

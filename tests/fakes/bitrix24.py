@@ -63,8 +63,8 @@ class FakeBitrix24:
         return self.base_url + "/rest"
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[FakeBitrix24]:
-        async with serve(self.app) as base_url:
+    async def running(self, port: int = 0) -> AsyncIterator[FakeBitrix24]:
+        async with serve(self.app, port) as base_url:
             self.base_url = base_url
             yield self
 

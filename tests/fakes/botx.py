@@ -59,8 +59,8 @@ class FakeBotX:
         )
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[FakeBotX]:
-        async with serve(self.app) as base_url:
+    async def running(self, port: int = 0) -> AsyncIterator[FakeBotX]:
+        async with serve(self.app, port) as base_url:
             self.base_url = base_url
             yield self
 

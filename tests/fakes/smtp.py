@@ -64,11 +64,11 @@ class FakeSmtp:
         self.data_faults.extend(f"{code} {text}" for _ in range(times))
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[FakeSmtp]:
+    async def running(self, port: int = 0) -> AsyncIterator[FakeSmtp]:
         handler = _Handler(self)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SMTP(handler, hostname="fake-smtp.localhost", loop=loop), "127.0.0.1", 0
+            lambda: SMTP(handler, hostname="fake-smtp.localhost", loop=loop), "127.0.0.1", port
         )
         self.port = server.sockets[0].getsockname()[1]
         try:
