@@ -128,3 +128,17 @@ def test_warming_builds_every_tracks_calendar(registry: DeskRegistry) -> None:
     for desk in registry.desks.values():
         for track in desk.tracks:
             assert registry.calendar(desk.id, track.id).spec.timezone == "Europe/Moscow"
+
+
+def test_every_worked_queue_of_the_packaged_desks_has_its_lead() -> None:
+    registry = load_desks()
+    leads = {q.id: q.lead for desk in registry.desks.values() for q in desk.queues}
+    assert leads == {
+        "box-l1": "lead-boris",
+        "box-l2": "lead-boris",
+        "partners-referral": None,
+        "client-l1": "lead-boris",
+        "product-requests": "lead-boris",
+        "technical-l2": "lead-boris",
+        "technical-l3": "lead-boris",
+    }

@@ -195,3 +195,29 @@ def test_check_command_accepts_a_valid_directory(tmp_path: Path, capsys: pytest.
     (tmp_path / "acme.toml").write_text(MINIMAL_DESK, encoding="utf-8")
     assert main(["check", str(tmp_path)]) == 0
     assert "ok: acme" in capsys.readouterr().out
+
+
+def test_a_queue_lead_is_read_and_must_be_a_staff_id() -> None:
+    led = MINIMAL_DESK.replace('id = "l1"\ntrack = "general"', 'id = "l1"\ntrack = "general"\nlead = "lead-boris"')
+    assert parse_desk(led, "acme.toml").queues[0].lead == "lead-boris"
+    text = led.replace('lead = "lead-boris"', 'lead = "Boris Kuznetsov"')
+    problem = only_problem(text)
+    assert (problem.line, problem.field) == (line_of(text, "Boris Kuznetsov"), "queues[0].lead")
+    assert problem.message.startswith("'Boris Kuznetsov' is not a staff id")
+
+
+def test_a_queue_that_reassigns_needs_a_lead_to_tell() -> None:
+    text = MINIMAL_DESK.replace('fallback = "l1"', 'fallback = "l1"\nreassign_after_minutes = 30')
+    problem = only_problem(text)
+    assert (problem.line, problem.field) == (
+        line_of(text, "reassign_after_minutes"),
+        "queues[1].reassign_after_minutes",
+    )
+    assert "tells the queue's lead: set `lead`" in problem.message
+    assert parse_desk(text.replace("reassign_after_minutes = 30", 'reassign_after_minutes = 30\nlead = "lead-b"'))
+
+
+def test_a_queue_nobody_works_has_no_lead() -> None:
+    text = MINIMAL_DESK.replace('fallback = "l1"', 'fallback = "l1"\nstrategy = "none"\nlead = "lead-boris"')
+    problem = only_problem(text)
+    assert (problem.line, problem.field) == (line_of(text, 'lead = "lead-boris"'), "queues[1].lead")

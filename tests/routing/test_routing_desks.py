@@ -6,11 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from routing_builders import MONDAY_11_MSK, given, joined, opened
+from routing_builders import MONDAY_11_MSK, World, given, joined, opened
 
 from ticketflow.contracts import ticket_events as e
 from ticketflow.deskconfig import CONFIG_DIR_ENV, PACKAGED_DESKS, DeskConfigError
@@ -80,6 +82,34 @@ def test_contract_tier_comes_from_the_tenant_else_the_track() -> None:
         "rule premium-contract: desk=express, contract_tier=premium",
     )
     assert decision.events[1] == e.TicketAssigned(ticket, "olga", "skill_based")
+
+
+STAFF_DIRECTORY = (
+    Path(__file__).parents[2].joinpath("services/notifications/src/ticketflow/notifications/config/local.toml")
+)
+
+
+def test_every_queue_someone_works_has_a_lead_from_the_staff_directory() -> None:
+    staff = {p["id"]: p["role"] for p in tomllib.loads(STAFF_DIRECTORY.read_text(encoding="utf-8"))["people"]}
+    worked = {q.id: q.lead_id for q in DESKS.queues.values() if q.strategy != "none"}
+    assert worked and all(worked.values()), worked
+    assert {staff.get(lead) for lead in worked.values()} == {"lead"}
+    assert DESKS.queues["partners-referral"].lead_id is None
+
+
+async def test_a_no_answer_reassignment_names_the_queue_lead_of_the_desk_file() -> None:
+    friday_1850_msk = datetime(2026, 11, 27, 15, 50, tzinfo=UTC)
+    world = World(DESKS, start=friday_1850_msk)
+    await world.agent("anna", *joined("anna", "box-l1"))
+    await world.agent("boris", *joined("boris", "box-l1"))
+    ticket = await world.new_ticket("bitrix24-box", "box", "configuration")
+    assert world.assignee(ticket) == "anna"
+    world.later(timedelta(hours=63, minutes=30))  # Monday 10:20 Moscow: 30 business minutes used
+    assert await world.service.tick() == 1
+    assert world.events(ticket)[-2:] == [
+        e.TicketUnassigned(ticket, "anna", "no answer within 30 business minutes", "routing", "lead-boris"),
+        e.TicketAssigned(ticket, "boris", "round_robin"),
+    ]
 
 
 def test_a_broken_desk_file_is_refused_with_file_line_and_problem(tmp_path: Path) -> None:

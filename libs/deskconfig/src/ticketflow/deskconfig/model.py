@@ -174,6 +174,9 @@ class Queue(Model, frozen=True, kw_only=True):
     reassign_after_minutes: int | None = None  # business minutes without an agent reply
     fallback: str | None = None  # queue to overflow into
     skills: tuple[str, ...] = ()
+    # The queue's lead: a staff id of the notifications directory (e.g. "lead-boris"). Told when
+    # routing takes a ticket away from an agent who did not answer (TicketUnassigned.lead_id).
+    lead: str | None = None
 
 
 class RoutingRule(Model, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ from ticketflow.deskconfig.model import PRIORITIES, CalendarConfig, Desk
 
 Finding = tuple[Path, str]
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_STAFF_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # ids of the notifications staff directory ("lead-boris")
 
 
 def validate_desk(desk: Desk) -> list[Finding]:
@@ -190,6 +191,14 @@ def _check_queues_and_routing(desk: Desk) -> list[Finding]:
             findings.append((("queues", index, "fallback"), f"unknown (or own) queue {queue.fallback!r}"))
         if queue.reassign_after_minutes is not None and queue.reassign_after_minutes <= 0:
             findings.append((("queues", index, "reassign_after_minutes"), "must be positive"))
+        if queue.lead is not None and not _STAFF_ID.match(queue.lead):
+            problem = f"{queue.lead!r} is not a staff id (lower-case letters, digits, '.', '_', '-'; e.g. 'lead-boris')"
+            findings.append((("queues", index, "lead"), problem))
+        if queue.reassign_after_minutes is not None and queue.lead is None:
+            problem = "a no-answer reassignment tells the queue's lead: set `lead` (a staff id, e.g. 'lead-boris')"
+            findings.append((("queues", index, "reassign_after_minutes"), problem))
+        if queue.lead is not None and queue.strategy == "none":
+            findings.append((("queues", index, "lead"), "nobody works a queue with strategy = 'none': it has no lead"))
     if desk.routing.fallback_queue not in queues:
         findings.append((("routing", "fallback_queue"), f"unknown queue {desk.routing.fallback_queue!r}"))
     for index, rule in enumerate(desk.routing.rules):

@@ -3,8 +3,9 @@ routing's configuration. Desk files are the source of truth; routing only flatte
 - a desk's rules get a `desk` condition (rules are per desk there), in desk order;
 - a queue's business calendar is its track's calendar;
 - a ticket's contract tier is its tenant's (bot, portal, generic tenant), else its track's;
-- a queue's `fallback` is its overflow queue (used when nobody in the queue may take a new ticket).
-What desk files do not say yet (queue leads, skills per rule) stays empty.
+- a queue's `fallback` is its overflow queue (used when nobody in the queue may take a new ticket);
+- a queue's `lead` is its `lead_id` (named in TicketUnassigned after a no-answer reassignment).
+What desk files do not say yet (skills per rule) stays empty.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def from_registry(registry: DeskRegistry, fallback_queue: str | None = None) -> 
                     reassign_after_minutes=queue.reassign_after_minutes,
                     skills=queue.skills,
                     overflow=queue.fallback,
+                    lead_id=queue.lead,
                 )
             )
         rules.extend(
