@@ -17,6 +17,9 @@ class ChatSender(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     is_admin: bool = False
     locale: str = "ru"
     email: str | None = None
+    # Bitrix24: why the portal could not be asked whether the sender is an administrator (REST
+    # `user.admin`), e.g. "timeout"; `is_admin` is then False. None: the flag is the platform's answer.
+    admin_unverified: str | None = None
 
 
 class ChatMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

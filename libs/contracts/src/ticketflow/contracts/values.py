@@ -22,6 +22,9 @@ class Requester(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     locale: str = "ru"
     roles: tuple[Role, ...] = ()
     email: str | None = None
+    # Bitrix24: why intake could not ask the portal whether the requester is an administrator (then
+    # `portal_admin` is absent from roles although the requester may be one). None: roles are as stated.
+    admin_unverified: str | None = None
 
 
 class ChatRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
