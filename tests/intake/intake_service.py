@@ -97,6 +97,9 @@ async def start_intake(
         "TICKETFLOW_INTAKE_GROUP": f"intake-test-{uuid.uuid4().hex[:8]}",
         "TICKETFLOW_INTAKE_PORT": str(port),
         "TICKETFLOW_INTAKE_ACCEPT": accept,
+        "TICKETFLOW_INTAKE_REPLIES_TOPIC": "",  # the reply relay runs only where a test gives it a topic
+        # Under pytest, Bitrix24 portal names resolve only as a test says (here: none), never via real DNS.
+        **({"TICKETFLOW_INTAKE_B24_TEST_HOSTS": "{}"} if os.environ.get("PYTEST_CURRENT_TEST") else {}),
         **(extra_env or {}),
     }
     log_path = tmp / f"intake-{port}.log"

@@ -188,7 +188,9 @@ def _open(
         desk_id=route.desk_id,
         track_id=route.track_id,
         chat=chat_ref(message),
-        requester=Requester(sender.user_id, sender.display_name, sender.locale, roles, sender.email),
+        requester=Requester(
+            sender.user_id, sender.display_name, sender.locale, roles, sender.email, sender.admin_unverified
+        ),
         text=text,
         platform_message_id=message.message_id,
         opened_at=message.received_at,

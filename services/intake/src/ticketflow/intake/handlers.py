@@ -33,6 +33,7 @@ from ticketflow.intake.adapters.http import (
 )
 from ticketflow.intake.adapters.inbound import Acceptor, InboundProducer
 from ticketflow.intake.adapters.metrics import Metrics
+from ticketflow.intake.adapters.portal_admin import AdminCheck
 from ticketflow.intake.adapters.portals import PortalTokens
 from ticketflow.intake.adapters.store import IntakeStore, UnroutableMessage
 
@@ -50,6 +51,7 @@ class Intake:
     portals: PortalTokens
     acceptor: Acceptor
     metrics: Metrics
+    admin: AdminCheck | None = None  # Bitrix24: ask the portal whether the author is an administrator
 
     def guarded(self, route: str, handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
@@ -111,6 +113,10 @@ class Intake:
         if event.name == b24.BOT_DELETE:
             await self.portals.bot_deleted(event)
         message = b24.to_chat_message(event, datetime.now(UTC)) if event.name == b24.MESSAGE_ADD else None
+        if message is not None and self.admin is not None:
+            # Never a 4xx/5xx for this: a portal that cannot be asked leaves the sender unverified.
+            domain = await self.portals.domain(event.member_id, expected=event.domain)
+            message = await self.admin.apply(event, message, domain)
         if message is None:
             self.metrics.inc("intake_ignored_total", kind=event.name)
         else:

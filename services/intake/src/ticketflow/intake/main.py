@@ -1,6 +1,8 @@
-"""Wiring: settings from the environment, PostgreSQL pool, Kafka producer and consumer, HTTP routes.
+"""Wiring: tenants, the standard service (settings, broker, pool, `/health/live` and `/health/ready`
+from `ticketflow.runtime.service`), intake's own routes, the `chat.inbound` consumer, the reply relay.
 
-Run: `python -m ticketflow.intake.main` (or `uvicorn --factory ticketflow.intake.main:create_app`).
+Run: `python -m ticketflow.intake` (port TICKETFLOW_INTAKE_PORT, default 8001). Tenants and desk files
+are validated first; a broken one stops the process with the problem (exit 2).
 """
 
 from __future__ import annotations
@@ -8,21 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from ticketflow.contracts.topics import CHAT_INBOUND, TICKET_COMMANDS
+from ticketflow.contracts.topics import CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS
+from ticketflow.deskconfig import DeskConfigError
 from ticketflow.eventstore.store import EventStore
 from ticketflow.intake.adapters import agent_commands
 from ticketflow.intake.adapters.botx import BotxGateway
@@ -30,37 +30,37 @@ from ticketflow.intake.adapters.desks import Tenants, load_tenants
 from ticketflow.intake.adapters.http import json_response
 from ticketflow.intake.adapters.inbound import Acceptor, InboundProducer, KafkaAcceptor, StoreAcceptor
 from ticketflow.intake.adapters.metrics import Metrics
+from ticketflow.intake.adapters.portal_admin import AdminCheck
 from ticketflow.intake.adapters.portals import PortalTokens
+from ticketflow.intake.adapters.replies import ReplyRelay
 from ticketflow.intake.adapters.store import IntakeStore
 from ticketflow.intake.handlers import InboundConsumer, Intake
 from ticketflow.runtime.kafka import DeadLetters
-from ticketflow.runtime.settings import Settings as RuntimeSettings
+from ticketflow.runtime.service import Service, new_service, ready, run
 
 log = logging.getLogger("ticketflow.intake")
 
 
 @dataclass(frozen=True)
 class Settings:
-    pg_dsn: str
-    kafka_bootstrap: str
+    """Intake's own settings; the common ones (DSN, bootstrap, host, port, log level) are the service's."""
+
     accept: str  # "kafka": durable on chat.inbound before 202; "store": recorded in PostgreSQL before 202
-    consume: bool  # run the chat.inbound consumer in this process
+    consume: bool  # run the chat.inbound consumer (and the ticket.commands subscriber) in this process
     topic: str
     group_id: str
     batch: int
     lanes: int  # concurrent transactions per chat.inbound batch
-    pool_size: int
     noop_route: bool  # POST /noop: the do-nothing endpoint benchmarks use as the ceiling
     commands_topic: str  # agents' lifecycle commands (ticket.commands); "" = not consumed here
     commands_group: str
+    replies_topic: str  # where queued replies are published; "" = no relay in this process
+    admin_check: bool  # Bitrix24: ask the portal (user.admin) whether a message's author is an admin
 
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ.get
-        common = RuntimeSettings.from_env("intake")
         return cls(
-            pg_dsn=common.pg_dsn,
-            kafka_bootstrap=common.kafka_bootstrap,
             accept=env("TICKETFLOW_INTAKE_ACCEPT", "kafka"),
             consume=env("TICKETFLOW_INTAKE_CONSUME", "1") == "1",
             topic=env("TICKETFLOW_INTAKE_TOPIC", CHAT_INBOUND),
@@ -69,16 +69,15 @@ class Settings:
             # a consumer-only process records faster with TICKETFLOW_INTAKE_BATCH=2000.
             batch=int(env("TICKETFLOW_INTAKE_BATCH", "1000")),
             lanes=int(env("TICKETFLOW_INTAKE_LANES", "4")),
-            pool_size=int(env("TICKETFLOW_INTAKE_POOL", "8")),
             noop_route=env("TICKETFLOW_INTAKE_NOOP", "0") == "1",
             commands_topic=env("TICKETFLOW_INTAKE_COMMANDS_TOPIC", TICKET_COMMANDS),
             commands_group=env("TICKETFLOW_INTAKE_COMMANDS_GROUP", agent_commands.GROUP_ID),
+            replies_topic=env("TICKETFLOW_INTAKE_REPLIES_TOPIC", CHAT_REPLIES),
+            admin_check=env("TICKETFLOW_INTAKE_B24_ADMIN_CHECK", "1") == "1",
         )
 
 
-def build_broker(settings: Settings, consumer: InboundConsumer, store: EventStore) -> KafkaBroker:
-    broker = KafkaBroker(settings.kafka_bootstrap, client_id="ticketflow-intake-consumer")
-
+def subscribe_inbound(broker: KafkaBroker, settings: Settings, consumer: InboundConsumer | _WhenStarted) -> None:
     async def raw(message: Any) -> Any:  # skip FastStream's JSON decoding: records are decoded by msgspec
         return message.body
 
@@ -105,46 +104,73 @@ def build_broker(settings: Settings, consumer: InboundConsumer, store: EventStor
             return
         await msg.ack()
 
-    if settings.commands_topic:  # StartWork, ReplyAsAgent, WaitForCustomer, Resolve/Reopen/Close/MergeTicket
-        handler = agent_commands.AgentCommandHandler(store, DeadLetters(broker, "intake-commands"))
-        agent_commands.subscribe(broker, handler, topic=settings.commands_topic, group_id=settings.commands_group)
-    return broker
+
+class _WhenStarted:
+    """A subscriber's handler that exists only once the pool does: the runtime starts the broker before
+    the start hooks, so a record that arrives first waits here (unacknowledged) instead of failing."""
+
+    def __init__(self, started: asyncio.Event, state: dict[str, Any], name: str) -> None:
+        self.started = started
+        self.state = state
+        self.name = name
+
+    async def handle(self, records: Any) -> Any:
+        await self.started.wait()
+        return await self.state[self.name].handle(records)
 
 
-def create_app(settings: Settings | None = None, tenants: Tenants | None = None) -> Starlette:
+def build(settings: Settings | None = None, tenants: Tenants | None = None) -> Service:
     settings = settings or Settings.from_env()
-    tenants = tenants or load_tenants()
+    tenants = tenants or load_tenants()  # start-up check: broken desk or tenant files stop the process here
     metrics = Metrics()
+    admin = AdminCheck.from_env(metrics) if settings.admin_check else None
+    service = new_service("intake")
     state: dict[str, Any] = {}
+    started = asyncio.Event()
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(settings.pg_dsn, min_size=2, max_size=settings.pool_size)
+    async def start() -> None:
+        pool = service.pool
         assert pool is not None
+        # uvicorn's access log costs ~10% of the webhook throughput; intake counts requests in /metrics.
+        logging.getLogger("uvicorn.access").handlers = []
+        logging.getLogger("uvicorn.access").propagate = False
         store = IntakeStore(pool, EventStore(pool), lambda m: tenants.route(m.platform, m.tenant_id))
-        producer = InboundProducer(settings.kafka_bootstrap, settings.topic)
+        producer = InboundProducer(service.settings.kafka_bootstrap, settings.topic)
         await producer.start()
         acceptor: Acceptor = KafkaAcceptor(producer) if settings.accept == "kafka" else StoreAcceptor(store)
-        intake = Intake(tenants, BotxGateway(tenants), PortalTokens(pool), acceptor, metrics)
-        consumer = InboundConsumer(store, producer, tenants, metrics, settings.lanes)
-        broker = build_broker(settings, consumer, store.events)
-        if settings.consume:
-            await broker.start()
-        state.update(intake=intake, pool=pool, producer=producer)
-        try:
-            yield
-        finally:
-            if settings.consume:
-                await broker.stop()
-            await producer.stop()
-            await intake.botx.close()
-            await pool.close()
+        state["producer"] = producer
+        state["intake"] = Intake(tenants, BotxGateway(tenants), PortalTokens(pool), acceptor, metrics, admin)
+        state["consumer"] = InboundConsumer(store, producer, tenants, metrics, settings.lanes)
+        dead_letters = DeadLetters(service.broker, "intake-commands")
+        state["commands"] = agent_commands.AgentCommandHandler(store.events, dead_letters)
+        if settings.replies_topic:
+            relay = ReplyRelay(pool, service.settings.kafka_bootstrap, settings.replies_topic)
+            state["relay"] = relay
+            service.background.append(relay.run)  # the lifespan starts the background tasks after this hook
+        started.set()
 
-    def route(name: str, method: str) -> Any:
+    async def close(stop: asyncio.Event) -> None:
+        await stop.wait()
+        await state["producer"].stop()
+        await state["intake"].botx.close()
+
+    if settings.consume:
+        subscribe_inbound(service.broker, settings, _WhenStarted(started, state, "consumer"))
+        if settings.commands_topic:  # StartWork, ReplyAsAgent, WaitForCustomer, Resolve/Reopen/Close/MergeTicket
+            commands = _WhenStarted(started, state, "commands")
+            topic, group = settings.commands_topic, settings.commands_group
+            agent_commands.subscribe(service.broker, commands, topic=topic, group_id=group)  # type: ignore[arg-type]
+    service.on_start.append(start)
+    service.background.append(close)
+    service.routes.extend(_routes(service, settings, tenants, state))
+    return service
+
+
+def _routes(service: Service, settings: Settings, tenants: Tenants, state: dict[str, Any]) -> list[BaseRoute]:
+    def route(name: str) -> Any:
         async def endpoint(request: Request) -> Response:
             intake: Intake = state["intake"]
-            handler = getattr(intake, name)
-            return await intake.guarded(name, handler)(request)
+            return await intake.guarded(name, getattr(intake, name))(request)
 
         return endpoint
 
@@ -156,47 +182,44 @@ def create_app(settings: Settings | None = None, tenants: Tenants | None = None)
         return json_response({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
+        """The standard checks, plus chat.inbound's producer, plus which tenants are disabled."""
+        checks = await ready(service)
         try:
-            await state["pool"].fetchval("SELECT 1")
             await state["producer"]._producer.partitions_for(settings.topic)
+            checks["chat_inbound"] = "ok"
         except Exception as exc:  # any failure means "not ready"; the reason is in the body
-            return json_response({"status": "unavailable", "detail": repr(exc)}, 503)
-        return json_response({"status": "ready", "disabled_tenants": list(tenants.disabled)})
+            checks["chat_inbound"] = f"error: {exc!r}"
+        ok = all(v == "ok" for v in checks.values())
+        body = {
+            "status": "ready" if ok else "unavailable",
+            "checks": checks,
+            "disabled_tenants": list(tenants.disabled),
+        }
+        return json_response(body, 200 if ok else 503)
 
-    routes = [
-        Route("/command", route("botx_command", "POST"), methods=["POST"]),
-        Route("/status", route("botx_status", "GET"), methods=["GET"]),
-        Route("/notification/callback", route("botx_callback", "POST"), methods=["POST"]),
-        Route("/bitrix24/events", route("bitrix24_event", "POST"), methods=["POST"]),
-        Route("/v1/messages", route("generic_message", "POST"), methods=["POST"]),
-        Route("/openapi.json", route("openapi", "GET"), methods=["GET"]),
-        Route("/metrics", route("metrics_text", "GET"), methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
+    routes: list[BaseRoute] = [
+        Route("/command", route("botx_command"), methods=["POST"]),
+        Route("/status", route("botx_status"), methods=["GET"]),
+        Route("/notification/callback", route("botx_callback"), methods=["POST"]),
+        Route("/bitrix24/events", route("bitrix24_event"), methods=["POST"]),
+        Route("/v1/messages", route("generic_message"), methods=["POST"]),
+        Route("/openapi.json", route("openapi"), methods=["GET"]),
+        Route("/metrics", route("metrics_text"), methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),  # older names of /health/live and a detailed /health/ready
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/health/live", healthz, methods=["GET"]),  # the names deploy/scripts/services.sh polls
-        Route("/health/ready", readyz, methods=["GET"]),
     ]
     if settings.noop_route:
         routes.append(Route("/noop", noop, methods=["POST"]))
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.metrics = metrics
-    return app
+    return routes
 
 
 def main() -> None:
-    import uvicorn
-
-    common = RuntimeSettings.from_env("intake")  # host, port (TICKETFLOW_INTAKE_PORT, 8001), log level
-    logging.basicConfig(level=common.log_level)
-    uvicorn.run(
-        create_app(),
-        host=common.http_host,
-        port=common.http_port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    try:
+        service = build()
+    except (DeskConfigError, ValueError, OSError, RuntimeError) as error:
+        print(f"intake: refusing to start: {error}", file=sys.stderr)
+        sys.exit(2)
+    run(service)
 
 
 if __name__ == "__main__":

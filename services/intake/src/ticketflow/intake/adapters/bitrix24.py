@@ -6,15 +6,16 @@ token; a later install or update must present the stored token (a changed token 
 reset the portal's row: otherwise anyone who knows a member_id could replace it).
 
 Admin flag: Bitrix24's documented ONIMBOTMESSAGEADD payload has no admin field in `data[USER]` (ID, NAME,
-FIRST_NAME, LAST_NAME, WORK_POSITION, GENDER, IS_BOT, IS_CONNECTOR, IS_NETWORK, IS_EXTRANET). Intake
-passes `IS_ADMIN=Y` through if a portal sends it and otherwise reports `is_admin=False`; the
-authoritative check is REST `user.admin` with the event's user auth, which belongs to preflight.
+FIRST_NAME, LAST_NAME, WORK_POSITION, GENDER, IS_BOT, IS_CONNECTOR, IS_NETWORK, IS_EXTRANET). This
+module passes `IS_ADMIN=Y` through if a portal sends it; otherwise `portal_admin.AdminCheck` asks the
+portal (REST `user.admin` with the event's `auth[access_token]`, the author's token) before the message
+is accepted.
 """
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -42,6 +43,10 @@ class Bitrix24Event:
     domain: str
     client_endpoint: str
     data: dict[str, Any]
+    # The event's user authorisation (the author of a message): for REST `user.admin` only, never stored.
+    access_token: str = field(default="", repr=False)
+    auth_user_id: str = ""
+    token_expires: float | None = None  # unix time
 
 
 def parse_event(body: bytes) -> Bitrix24Event:
@@ -60,6 +65,7 @@ def parse_event(body: bytes) -> Bitrix24Event:
         raise Problem(400, "unknown_event", f"unsupported Bitrix24 event {event.event!r}")
     data = event.data if isinstance(event.data, dict) else {}
     auth = event.auth
+    token = auth.oauth_token
     return Bitrix24Event(
         name=name,
         member_id=str(auth.member_id).lower(),
@@ -67,6 +73,9 @@ def parse_event(body: bytes) -> Bitrix24Event:
         domain=str(getattr(auth, "domain", "") or ""),
         client_endpoint=str(getattr(auth, "client_endpoint", "") or ""),
         data=data,
+        access_token=str(token.access_token) if token is not None else "",
+        auth_user_id=str(auth.user_id) if auth.user_id is not None else "",
+        token_expires=token.expires.timestamp() if token is not None and token.expires is not None else None,
     )
 
 

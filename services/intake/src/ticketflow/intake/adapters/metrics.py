@@ -15,6 +15,9 @@ class Metrics:
             "intake_ignored_total": "Accepted platform events that carry no customer message, by kind.",
             "intake_processed_total": "Messages processed into the store, by outcome.",
             "intake_dead_letters_total": "chat.inbound records sent to the dead-letter topic, by reason.",
+            "intake_admin_checks_total": "Bitrix24 authors' admin flag settled, by outcome "
+            "(admin, not_admin, cached, stale, stated by the portal, unverified).",
+            "intake_admin_unverified_total": "Bitrix24 portals that could not be asked (user.admin), by reason.",
         }
 
     def inc(self, name: str, amount: int = 1, **labels: str) -> None:

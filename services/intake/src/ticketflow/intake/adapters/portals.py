@@ -1,4 +1,5 @@
-"""Bitrix24 portals' application tokens (stored at ONAPPINSTALL), with an in-process cache."""
+"""Bitrix24 portals' application tokens and domains (stored at ONAPPINSTALL/ONAPPUPDATE), with an
+in-process cache. The stored domain is the only address intake ever calls for a portal (`user.admin`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncpg
 from ticketflow.intake.adapters.bitrix24 import Bitrix24Event, tokens_match
 from ticketflow.intake.adapters.http import Problem
 
-_GET = "SELECT application_token FROM intake_bitrix24_portals WHERE member_id = $1"
+_GET = "SELECT application_token, domain FROM intake_bitrix24_portals WHERE member_id = $1"
 _INSERT = """
 INSERT INTO intake_bitrix24_portals (member_id, application_token, domain, client_endpoint)
 VALUES ($1, $2, $3, $4) ON CONFLICT (member_id) DO NOTHING RETURNING true
@@ -24,14 +25,25 @@ class PortalTokens:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self._cache: dict[str, str] = {}
+        self._domains: dict[str, str] = {}
 
     async def _stored(self, member_id: str, *, fresh: bool = False) -> str | None:
         if not fresh and member_id in self._cache:
             return self._cache[member_id]
-        token: str | None = await self.pool.fetchval(_GET, member_id)
-        if token is not None:
-            self._cache[member_id] = token
-        return token
+        row = await self.pool.fetchrow(_GET, member_id)
+        if row is None:
+            return None
+        self._cache[member_id] = row["application_token"]
+        self._domains[member_id] = row["domain"]
+        return str(row["application_token"])
+
+    async def domain(self, member_id: str, *, expected: str = "") -> str | None:
+        """The domain stored for an installed portal. When the caller saw another one (`expected`), the
+        row is read again: another intake process may have handled an ONAPPUPDATE meanwhile."""
+        known = self._domains.get(member_id)
+        if known is None or (expected and expected.lower() != known.lower()):
+            await self._stored(member_id, fresh=True)
+        return self._domains.get(member_id) or None
 
     async def verify(self, event: Bitrix24Event) -> None:
         """403 unless the event carries the token this portal installed with."""
@@ -53,9 +65,11 @@ class PortalTokens:
             )
             if created:
                 self._cache[event.member_id] = event.application_token
+                self._domains[event.member_id] = event.domain
                 return True
         await self.verify(event)
         await self.pool.execute(_TOUCH, event.member_id, event.domain, event.client_endpoint)
+        self._domains[event.member_id] = event.domain
         return False
 
     async def bot_deleted(self, event: Bitrix24Event) -> None:

@@ -1,0 +1,386 @@
+"""Is the author of a Bitrix24 message an administrator of the portal? Asked with REST `user.admin`.
+
+Bitrix24's ONIMBOTMESSAGEADD has no admin flag. Its `auth` block is the authorisation of the user on
+whose behalf the event fired (the message's author; the bot's own token is in `data[BOT][<id>]`), and
+`user.admin` (scope `basic`, no parameters) answers `{"result": true|false}` for the token's user: in a
+box portal, membership of the administrators group. So intake posts `auth=<auth[access_token]>` to
+`https://<portal>/rest/user.admin.json` and sets `ChatSender.is_admin` from the answer.
+
+Not an SSRF vector:
+- the address is the portal domain stored at ONAPPINSTALL/ONAPPUPDATE for the event's `member_id`, never
+  one read from this request; an event whose `auth[domain]` or `auth[client_endpoint]` names another host
+  is not checked at all (`domain_mismatch`: the token is not sent anywhere);
+- the name is resolved once, every address is judged (loopback, private, link-local, multicast, reserved,
+  not globally routable: refused), and the connection goes to the judged IP while TLS SNI, certificate
+  verification and the Host header use the name (no second lookup for DNS rebinding to answer);
+- HTTPS only with the system trust store, one overall timeout, redirects never followed, body capped,
+  no proxy from the environment, no connection reuse across portals.
+
+The token must be the author's (`auth[user_id]` = `data[USER][ID]`), else the answer would be about
+someone else (`token_user_mismatch`). Definite answers are cached per (member_id, user_id) for `ttl_s`;
+concurrent messages of one user share one call.
+
+When the portal cannot be asked (timeout, refused, 401, garbage, ...) the message is still accepted: a
+definite answer younger than `stale_s` is used if there is one (metric outcome `stale`); otherwise
+`is_admin=False` and `admin_unverified="<reason>: <detail>"`, which travels into the ticket's
+`Requester.admin_unverified` so preflight and agents can tell "not an administrator" from "could not be
+verified". A portal that just failed at the transport level is not asked again for `down_s` seconds.
+
+b24pysdk has `client.user.admin()`, but its calls are blocking (requests) and connect wherever DNS says,
+so the pinning above would be lost; httpx (async) with the `sni_hostname` extension is used instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+from ticketflow.contracts.chat import ChatMessage
+from ticketflow.intake.adapters.bitrix24 import Bitrix24Event
+from ticketflow.intake.adapters.metrics import Metrics
+
+log = logging.getLogger("ticketflow.intake")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
+_MAX_BODY = 64 * 1024
+TEST_HOSTS_ENV = "TICKETFLOW_INTAKE_B24_TEST_HOSTS"
+TEST_CA_ENV = "TICKETFLOW_INTAKE_B24_TEST_CA"
+
+
+class CheckFailed(Exception):
+    """The portal could not be asked; `reason` is a stable code (metric label), `detail` says more."""
+
+    def __init__(self, reason: str, detail: str = "", *, transport: bool = False) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.transport = transport  # the portal itself is unreachable (not just this token)
+
+
+def under_test() -> bool:
+    """True in a pytest process or a child it started (pytest sets PYTEST_CURRENT_TEST while a test runs)."""
+    return "pytest" in sys.modules or bool(os.environ.get("PYTEST_CURRENT_TEST"))
+
+
+def forbidden_reason(address: IPAddress) -> str | None:
+    """Why `address` must not be contacted, or None when it is a public unicast address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+    for reason, hit in (
+        ("loopback", address.is_loopback),
+        ("unspecified", address.is_unspecified),
+        ("link_local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("not_global", not address.is_global),
+    ):
+        if hit:
+            return reason
+    return None
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Public addresses only. `allow_loopback` (127.0.0.0/8, for the tests' local HTTPS portal) cannot
+    be created outside a test run."""
+
+    allow_loopback: bool = False
+
+    def __post_init__(self) -> None:
+        if self.allow_loopback and not under_test():
+            raise RuntimeError("the loopback allowance exists for tests only")
+
+    def refusal(self, address: IPAddress) -> str | None:
+        if self.allow_loopback and isinstance(address, ipaddress.IPv4Address) and address in _LOOPBACK_V4:
+            return None
+        return forbidden_reason(address)
+
+
+class Resolver(Protocol):
+    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]: ...
+
+
+class SystemResolver:
+    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
+        loop = asyncio.get_running_loop()  # getaddrinfo runs in the loop's executor: never blocks the loop
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise CheckFailed("not_resolved", f"{host}: {exc}", transport=True) from exc
+        found: list[IPAddress] = []
+        for *_, sockaddr in infos:
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+            if address not in found:
+                found.append(address)
+        return found
+
+
+class StaticResolver:
+    """Tests: names resolve to what the test says; any other name does not resolve (no real DNS)."""
+
+    def __init__(self, hosts: Mapping[str, str]) -> None:
+        if not under_test():
+            raise RuntimeError("the static resolver exists for tests only")
+        self.hosts = {k.lower(): ipaddress.ip_address(v) for k, v in hosts.items()}
+
+    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
+        if host.lower() not in self.hosts:
+            raise CheckFailed("not_resolved", f"{host}: not in the test hosts", transport=True)
+        return [self.hosts[host.lower()]]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    is_admin: bool
+    unverified: str | None  # None: a definite answer (fresh, cached or stale)
+    outcome: str  # admin | not_admin | cached | stale | unverified | stated
+
+
+@dataclass
+class _Known:
+    is_admin: bool
+    at: float
+
+
+class AdminCheck:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        resolver: Resolver | None = None,
+        policy: AddressPolicy | None = None,
+        extra_ca_pem: str | None = None,
+        timeout_s: float = 3.0,
+        ttl_s: float = 600.0,
+        stale_s: float = 86_400.0,
+        down_s: float = 30.0,
+        kept: int = 100_000,
+    ) -> None:
+        self.metrics = metrics
+        self.resolver: Resolver = resolver or SystemResolver()
+        self.policy = policy or AddressPolicy()
+        self.timeout_s = timeout_s
+        self.ttl_s = ttl_s
+        self.stale_s = stale_s
+        self.down_s = down_s
+        self.kept = kept
+        self._ssl = ssl.create_default_context()
+        if extra_ca_pem:
+            if not under_test():
+                raise RuntimeError("extra trusted CAs exist for tests only")
+            self._ssl.load_verify_locations(cadata=extra_ca_pem)
+        self._known: dict[tuple[str, str], _Known] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[bool]] = {}
+        self._down: dict[str, tuple[float, CheckFailed]] = {}
+
+    @classmethod
+    def from_env(cls, metrics: Metrics) -> AdminCheck:
+        """Production: system DNS, public addresses, system CAs. Test settings (a hosts map and a CA file)
+        are honoured only under pytest, and then also allow 127.0.0.0/8."""
+        env = os.environ.get
+        timeout_s = float(env("TICKETFLOW_INTAKE_B24_ADMIN_TIMEOUT", "3"))
+        ttl_s = float(env("TICKETFLOW_INTAKE_B24_ADMIN_TTL", "600"))
+        hosts, ca = env(TEST_HOSTS_ENV), env(TEST_CA_ENV)
+        if not (hosts or ca):
+            return cls(metrics, timeout_s=timeout_s, ttl_s=ttl_s)
+        if not under_test():
+            raise RuntimeError(f"{TEST_HOSTS_ENV} and {TEST_CA_ENV} are for tests only")
+        with open(ca or os.devnull, encoding="ascii") as f:
+            pem = f.read() or None
+        return cls(
+            metrics,
+            resolver=StaticResolver(json.loads(hosts or "{}")),
+            policy=AddressPolicy(allow_loopback=True),
+            extra_ca_pem=pem,
+            timeout_s=timeout_s,
+            ttl_s=ttl_s,
+        )
+
+    async def apply(self, event: Bitrix24Event, message: ChatMessage, portal_domain: str | None) -> ChatMessage:
+        """The message with the sender's admin flag settled (or marked unverified, with the reason)."""
+        verdict = await self.verdict(event, message.sender.user_id, portal_domain)
+        self.metrics.inc("intake_admin_checks_total", outcome=verdict.outcome)
+        if verdict.outcome == "stated":
+            return message
+        sender = msgspec.structs.replace(message.sender, is_admin=verdict.is_admin, admin_unverified=verdict.unverified)
+        return msgspec.structs.replace(message, sender=sender)
+
+    async def verdict(self, event: Bitrix24Event, user_id: str, portal_domain: str | None) -> Verdict:
+        user = event.data.get("USER")
+        stated = user.get("IS_ADMIN") if isinstance(user, dict) else None
+        if stated in ("Y", "N"):  # the portal said so itself (the event is authenticated by its token)
+            return Verdict(stated == "Y", None, "stated")
+        key = (event.member_id, user_id)
+        now = time.monotonic()
+        known = self._known.get(key)
+        if known is not None and now - known.at < self.ttl_s:
+            return Verdict(known.is_admin, None, "cached")
+        try:
+            try:
+                domain = self._target(event, user_id, portal_domain)
+                is_admin = await self._shared(key, domain, event.access_token)
+            except CheckFailed:
+                raise
+            except Exception as exc:  # never let the portal's trouble become the webhook's 4xx/5xx
+                raise CheckFailed("check_error", repr(exc)) from exc
+        except CheckFailed as failed:
+            self.metrics.inc("intake_admin_unverified_total", reason=failed.reason)
+            log.warning("Bitrix24 %s user %s: admin check failed: %s", event.member_id, user_id, failed)
+            if known is not None and now - known.at < self.stale_s:
+                return Verdict(known.is_admin, None, "stale")
+            return Verdict(False, str(failed)[:300], "unverified")
+        return Verdict(is_admin, None, "admin" if is_admin else "not_admin")
+
+    def _target(self, event: Bitrix24Event, user_id: str, portal_domain: str | None) -> str:
+        if not event.access_token:
+            raise CheckFailed("no_access_token", "the event carries no auth[access_token]")
+        if event.auth_user_id != user_id:
+            raise CheckFailed("token_user_mismatch", f"auth[user_id]={event.auth_user_id!r}, author={user_id!r}")
+        if event.token_expires is not None and event.token_expires <= time.time():
+            raise CheckFailed("token_expired", "auth[expires] is in the past")
+        if not portal_domain:
+            raise CheckFailed("no_portal_domain", "no domain was stored for this portal at install")
+        stored = portal_domain.lower()
+        named = {event.domain.lower()} if event.domain else set()
+        if event.client_endpoint:
+            named.add(urlsplit(event.client_endpoint).netloc.lower())
+            if not event.client_endpoint.lower().startswith("https://"):
+                raise CheckFailed("domain_mismatch", f"client_endpoint {event.client_endpoint!r} is not https")
+        if named - {stored}:
+            raise CheckFailed("domain_mismatch", f"event names {sorted(named)}, the portal installed as {stored!r}")
+        return stored
+
+    async def _shared(self, key: tuple[str, str], domain: str, token: str) -> bool:
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._ask(domain, token)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(result)
+        self._remember(key, result)
+        return result
+
+    def _remember(self, key: tuple[str, str], is_admin: bool) -> None:
+        if len(self._known) >= self.kept:
+            self._known.pop(next(iter(self._known)))
+        self._known.pop(key, None)
+        self._known[key] = _Known(is_admin, time.monotonic())
+
+    async def _ask(self, domain: str, token: str) -> bool:
+        down = self._down.get(domain)
+        if down is not None and time.monotonic() < down[0]:
+            raise CheckFailed(down[1].reason, f"{down[1].detail} (failed less than {self.down_s:.0f} s ago)")
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._post(domain, token)
+        except TimeoutError as exc:
+            failed = CheckFailed("timeout", f"no answer from {domain} within {self.timeout_s} s", transport=True)
+            self._down[domain] = (time.monotonic() + self.down_s, failed)
+            raise failed from exc
+        except CheckFailed as failed:
+            if failed.transport:
+                self._down[domain] = (time.monotonic() + self.down_s, failed)
+            raise
+
+    async def _post(self, domain: str, token: str) -> bool:
+        parts = urlsplit(f"https://{domain}")
+        try:
+            host, port = parts.hostname or "", parts.port or 443
+        except ValueError as exc:
+            raise CheckFailed("bad_portal_domain", repr(domain)) from exc
+        if not host or parts.path or parts.query or parts.username:
+            raise CheckFailed("bad_portal_domain", repr(domain))
+        try:
+            addresses: Sequence[IPAddress] = [ipaddress.ip_address(host)]
+        except ValueError:
+            addresses = await self.resolver.resolve(host, port)
+        if not addresses:
+            raise CheckFailed("not_resolved", f"{host} has no addresses", transport=True)
+        for address in addresses:  # a mixed answer is not trusted: one bad address refuses the name
+            refusal = self.policy.refusal(address)
+            if refusal is not None:
+                raise CheckFailed("forbidden_address", f"{host} resolves to {address} ({refusal})", transport=True)
+        host_header = host if port == 443 else f"{host}:{port}"
+        last: Exception | None = None
+        async with httpx.AsyncClient(
+            verify=self._ssl,
+            trust_env=False,
+            follow_redirects=False,
+            timeout=self.timeout_s,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        ) as client:
+            for address in addresses:
+                literal = f"[{address}]" if address.version == 6 else str(address)
+                try:
+                    async with client.stream(
+                        "POST",
+                        f"https://{literal}:{port}/rest/user.admin.json",
+                        data={"auth": token},
+                        headers={"Host": host_header, "Accept": "application/json"},
+                        extensions={"sni_hostname": host},
+                    ) as answer:
+                        body = bytearray()
+                        async for chunk in answer.aiter_bytes():
+                            body += chunk
+                            if len(body) > _MAX_BODY:
+                                raise CheckFailed("bad_answer", f"answer over {_MAX_BODY} bytes")
+                        return _parse(answer.status_code, bytes(body))
+                except httpx.ConnectError as exc:
+                    if _is_tls_failure(exc):
+                        raise CheckFailed("tls_error", f"{host}: {exc}", transport=True) from exc
+                    last = exc
+                except httpx.TimeoutException as exc:
+                    raise TimeoutError(str(exc)) from exc
+                except httpx.HTTPError as exc:
+                    raise CheckFailed("protocol_error", f"{host}: {exc!r}", transport=True) from exc
+        raise CheckFailed("connection_failed", f"{host}:{port}: {last}", transport=True)
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSL" in str(exc)
+
+
+def _parse(status: int, body: bytes) -> bool:
+    """`{"result": true|false}` with 200; Bitrix24 REST errors are `{"error": CODE, "error_description": ...}`."""
+    if 300 <= status < 400:
+        raise CheckFailed("redirect", f"HTTP {status} (redirects are not followed)")
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    if isinstance(document, dict) and "error" in document:
+        code = str(document.get("error"))[:80]
+        raise CheckFailed(f"http_{status}" if status != 200 else "rest_error", code)
+    if status != 200:
+        raise CheckFailed(f"http_{status}", body[:120].decode("utf-8", "replace"))
+    if not isinstance(document, dict) or not isinstance(document.get("result"), bool):
+        raise CheckFailed("bad_answer", body[:120].decode("utf-8", "replace"))
+    return bool(document["result"])
