@@ -4,7 +4,8 @@ Three processes besides this one: a Bitrix24 portal (`imbot.message.add`, token 
 minimal asyncio HTTP/1.1 server so it does not eat the CPU the service needs), the notifications
 service itself (`python -m ticketflow.notifications`: real consumer, ledger, store, Bitrix24 channel),
 and, for the ceiling, a plain aiokafka consumer that decodes each envelope and POSTs the same request
-with httpx (no ledger, no store, no templates). Every event is a TicketOpened: one message each.
+with the channel's own HTTP client, aiohttp (no ledger, no store, no templates). Every event is a
+TicketOpened: one message each.
 
 Phases: paced at --rate for --seconds (achieved rate, p50/p99 latency), a backlog of --backlog
 events drained as fast as possible, both for the ceiling and the service; then the service under a
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -135,6 +137,11 @@ def spawn(*args: str, env: dict[str, str] | None = None, log: Path | None = None
     return subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})}, stdout=output, stderr=output)
 
 
+def start_profiler(py_spy: str, pid: int, output: str) -> subprocess.Popen[bytes]:
+    command = [py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking", "-o", output]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def main(args: argparse.Namespace) -> None:
     run = uuid.uuid4().hex[:8]
     database, admin_pg = f"notif_e2e_{run}", await asyncpg.connect(DSN)
@@ -185,9 +192,15 @@ async def main(args: argparse.Namespace) -> None:
             return service
 
         first = start_service(1)
+        profiler = None
+        if args.profile:  # py-spy samples the service process through its paced and backlog phases
+            profiler = start_profiler(args.py_spy, first.pid, args.profile)
         rows += await measure(bench, "service x1: consume -> plan -> ledger -> POST -> record", topics["engine"],
                               [first.pid], args)  # fmt: skip
-        outage = await measure_outage(bench, topics["engine"], first.pid, args, bench_dsn)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
+        outage = await measure_outage(bench, topics["engine"], first.pid, args, bench_dsn) if args.down > 0 else []
         if args.scale_out > 1:
             more = [start_service(i) for i in range(2, args.scale_out + 1)]
             rows += await measure(bench, f"service x{args.scale_out} (one consumer group)", topics["engine"],
@@ -298,8 +311,12 @@ if __name__ == "__main__":
     parser.add_argument("--backlog", type=int, default=20000)
     parser.add_argument("--parallel", type=int, default=64)
     parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--down", type=float, default=30.0, help="outage: seconds the destination answers 503")
+    parser.add_argument(
+        "--down", type=float, default=30.0, help="outage: seconds the destination answers 503 (0: skip)"
+    )
     parser.add_argument("--outage-rate", type=float, default=300.0)
     parser.add_argument("--scale-out", type=int, default=2, help="then this many service processes (1: skip)")
+    parser.add_argument("--profile", help="py-spy raw (collapsed) profile of service x1's throughput phases here")
+    parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable (for --profile)")
     parser.add_argument("--pg-sslmode", default="disable", help="the service's PostgreSQL TLS (libpq sslmode)")
     asyncio.run(main(parser.parse_args()))

@@ -13,12 +13,12 @@ import re
 import time
 from typing import Any, ClassVar
 
-import httpx
 import msgspec
 from aiokafka import AIOKafkaConsumer
 
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import envelope_decoder
+from ticketflow.notifications.channels.http import HttpClient
 
 KAFKA = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 TOKEN, BOT_ID = "bench-token", 7
@@ -94,24 +94,31 @@ async def serve_portal(port: int) -> None:
 
 
 async def ceiling_consumer(topic: str, url: str, parallel: int) -> None:
+    """The Bitrix24 channel's own HTTP client (`channels.http.HttpClient`, aiohttp, same connection
+    limits) and JSON encoder, without the engine: the fair "same client, no engine" ceiling."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=f"ceiling-{topic}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     gate = asyncio.Semaphore(parallel)
-    async with httpx.AsyncClient(timeout=10) as http:
+    http = HttpClient(timeout=10)
+    headers = {"Content-Type": "application/json"}
 
-        async def post(value: bytes) -> None:
-            event = envelope_decoder.decode(value).event
-            assert isinstance(event, t.TicketOpened)
-            message = {"BOT_ID": BOT_ID, "DIALOG_ID": event.chat.conversation_id, "MESSAGE": event.text, "auth": TOKEN}
-            async with gate:
-                (await http.post(url, json=message)).raise_for_status()
+    async def post(value: bytes) -> None:
+        event = envelope_decoder.decode(value).event
+        assert isinstance(event, t.TicketOpened)
+        message = {"BOT_ID": BOT_ID, "DIALOG_ID": event.chat.conversation_id, "MESSAGE": event.text, "auth": TOKEN}
+        async with gate:
+            answer = await http.post(url, msgspec.json.encode(message), headers, what="ceiling")
+            assert answer.is_success, answer
 
+    try:
         while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=500)
             await asyncio.gather(*(post(r.value) for records in batches.values() for r in records))
             if batches:
                 await consumer.commit()
+    finally:
+        await http.aclose()
 
 
 if __name__ == "__main__":

@@ -2,10 +2,17 @@
 
 Every statement is a single atomic UPDATE/INSERT guarded by `claimed_by`, so two workers can never
 both own a key: a worker whose lease was taken over finds its next write matching no row and stops.
+
+The three writes of every delivery (claim, fence before the send, record delivered) are coalesced
+across concurrent deliveries (`batching.Coalescer`): one multi-row statement per batch, with the
+same per-row conditions, so the guarantees are those of the single-row statements. A batch that
+PostgreSQL refuses for one row's data (say a NUL character) is retried row by row, so only that
+delivery fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import os
@@ -18,6 +25,7 @@ from typing import Any
 
 import asyncpg
 
+from ticketflow.notifications.batching import Coalescer
 from ticketflow.notifications.model import Channel, Notification
 
 
@@ -72,13 +80,125 @@ RETURNING attempts, sending_since IS NOT NULL AS in_doubt
 """
 
 
+_CLAIM_MANY = """
+INSERT INTO notification_deliveries AS d
+    (idempotency_key, event_id, recipient, channel, destination, address, template, locale, variables,
+     status, claimed_by, lease_until)
+SELECT k, e, r, c, dst, a, t, l, v::jsonb, 'sending', $10, now() + make_interval(secs => $11)
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+              $9::text[]) AS u(k, e, r, c, dst, a, t, l, v)
+ ORDER BY k
+ON CONFLICT (idempotency_key) DO UPDATE
+    SET claimed_by = EXCLUDED.claimed_by, lease_until = EXCLUDED.lease_until, updated_at = now()
+    WHERE d.status = 'sending' AND d.lease_until < now()
+RETURNING idempotency_key, attempts, sending_since IS NOT NULL AS in_doubt
+"""
+
+_BEGIN_MANY = """
+UPDATE notification_deliveries AS d
+   SET attempts = d.attempts + 1, sending_since = now(), lease_until = now() + make_interval(secs => $3),
+       updated_at = now()
+  FROM unnest($1::text[]) AS u(k)
+ WHERE d.idempotency_key = u.k AND d.claimed_by = $2 AND d.status = 'sending'
+RETURNING d.idempotency_key, d.attempts
+"""
+
+_DELIVERED_MANY = """
+UPDATE notification_deliveries AS d
+   SET status = 'delivered', provider_message_id = u.p, delivered_at = now(), sending_since = NULL,
+       claimed_by = NULL, lease_until = NULL, last_error = NULL, updated_at = now()
+  FROM unnest($1::text[], $2::text[]) AS u(k, p)
+ WHERE d.idempotency_key = u.k AND d.claimed_by = $3 AND d.status = 'sending'
+RETURNING d.idempotency_key
+"""
+
+# A batch refused for one row's data (invalid text, a CHECK) is retried row by row.
+_ROW_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
 class PgLedger:
-    def __init__(self, pool: asyncpg.Pool, *, lease_seconds: float = 120.0, claimant: str | None = None):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        lease_seconds: float = 120.0,
+        claimant: str | None = None,
+        max_batch: int = 500,
+        max_inflight: int = 4,
+    ):
         self._pool = pool
         self.lease_seconds = lease_seconds
         self.claimant = claimant or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        options: dict[str, Any] = {"max_batch": max_batch, "max_inflight": max_inflight}
+        self._claims: Coalescer[Notification, Claim] = Coalescer(self._claim_many, key=_key, **options)
+        self._begins: Coalescer[str, int | None] = Coalescer(self._begin_many, key=_same, **options)
+        self._delivered: Coalescer[tuple[str, str], bool] = Coalescer(self._delivered_many, key=_first, **options)
+
+    def batch_counts(self) -> dict[str, tuple[int, int]]:
+        """(statements, rows) per coalesced write, for tests and benchmarks."""
+        return {
+            "claim": (self._claims.batches, self._claims.items),
+            "begin_attempt": (self._begins.batches, self._begins.items),
+            "record_delivered": (self._delivered.batches, self._delivered.items),
+        }
 
     async def claim(self, n: Notification) -> Claim:
+        return await self._claims.submit(n)
+
+    async def begin_attempt(self, key: str) -> int | None:
+        """Fence and mark in-doubt just before a network call; None if the claim was lost."""
+        return await self._begins.submit(key)
+
+    async def record_delivered(self, key: str, provider_message_id: str) -> bool:
+        return await self._delivered.submit((key, provider_message_id))
+
+    async def _claim_many(self, batch: list[Notification]) -> list[Claim | BaseException]:
+        if len(batch) == 1:
+            return [await self._claim_one(batch[0])]
+        columns: list[list[str | None]] = [[] for _ in range(9)]
+        for n in batch:
+            values = (n.key, n.event_id, n.recipient, n.channel.value, n.destination, n.address, n.template,
+                      n.locale, encode_variables(n.variables))  # fmt: skip
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        try:
+            rows = await self._pool.fetch(_CLAIM_MANY, *columns, self.claimant, self.lease_seconds)
+        except _ROW_ERRORS:
+            return list(await asyncio.gather(*(self._claim_one(n) for n in batch), return_exceptions=True))
+        claimed = {r["idempotency_key"]: Claim(ClaimStatus.CLAIMED, r["attempts"], r["in_doubt"]) for r in rows}
+        others = [n.key for n in batch if n.key not in claimed]
+        if others:
+            existing = await self._pool.fetch(
+                "SELECT idempotency_key, status, attempts, last_error, provider_message_id"
+                " FROM notification_deliveries WHERE idempotency_key = ANY($1::text[])",
+                others,
+            )
+            claimed.update((r["idempotency_key"], _existing(r)) for r in existing)
+        results: list[Claim | BaseException] = []
+        for n in batch:
+            found = claimed.get(n.key)
+            results.append(found if found is not None else await self._claim_one(n))  # vanished meanwhile
+        return results
+
+    async def _begin_many(self, keys: list[str]) -> list[int | BaseException | None]:
+        if len(keys) == 1:
+            return [await self._begin_one(keys[0])]
+        rows = await self._pool.fetch(_BEGIN_MANY, keys, self.claimant, self.lease_seconds)
+        attempts = {r["idempotency_key"]: r["attempts"] for r in rows}
+        return [attempts.get(k) for k in keys]
+
+    async def _delivered_many(self, batch: list[tuple[str, str]]) -> list[bool | BaseException]:
+        if len(batch) == 1:
+            return [await self._delivered_one(*batch[0])]
+        keys, ids = [k for k, _ in batch], [p for _, p in batch]
+        try:
+            rows = await self._pool.fetch(_DELIVERED_MANY, keys, ids, self.claimant)
+        except _ROW_ERRORS:
+            return list(await asyncio.gather(*(self._delivered_one(k, p) for k, p in batch), return_exceptions=True))
+        done = {r["idempotency_key"] for r in rows}
+        return [k in done for k in keys]
+
+    async def _claim_one(self, n: Notification) -> Claim:
         row = await self._pool.fetchrow(
             _CLAIM,
             n.key, n.event_id, n.recipient, n.channel.value, n.destination, n.address, n.template,
@@ -92,14 +212,10 @@ class PgLedger:
             n.key,
         )
         if existing is None:  # vanished between the two statements (manual cleanup): try again
-            return await self.claim(n)
-        status = {"delivered": ClaimStatus.DELIVERED, "dead": ClaimStatus.DEAD}.get(
-            existing["status"], ClaimStatus.IN_FLIGHT
-        )
-        return Claim(status, existing["attempts"], False, existing["last_error"], existing["provider_message_id"])
+            return await self._claim_one(n)
+        return _existing(existing)
 
-    async def begin_attempt(self, key: str) -> int | None:
-        """Fence and mark in-doubt just before a network call; None if the claim was lost."""
+    async def _begin_one(self, key: str) -> int | None:
         value: int | None = await self._pool.fetchval(
             "UPDATE notification_deliveries SET attempts = attempts + 1, sending_since = now(),"
             " lease_until = now() + make_interval(secs => $3), updated_at = now()"
@@ -116,7 +232,7 @@ class PgLedger:
             key, reason, wait_seconds + self.lease_seconds,
         )  # fmt: skip
 
-    async def record_delivered(self, key: str, provider_message_id: str) -> bool:
+    async def _delivered_one(self, key: str, provider_message_id: str) -> bool:
         return await self._update(
             "status = 'delivered', provider_message_id = $3, delivered_at = now(), sending_since = NULL,"
             " claimed_by = NULL, lease_until = NULL, last_error = NULL",
@@ -166,6 +282,23 @@ class PgLedger:
     async def row(self, key: str) -> dict[str, Any] | None:
         record = await self._pool.fetchrow("SELECT * FROM notification_deliveries WHERE idempotency_key = $1", key)
         return dict(record) if record is not None else None
+
+
+def _existing(r: asyncpg.Record) -> Claim:
+    status = {"delivered": ClaimStatus.DELIVERED, "dead": ClaimStatus.DEAD}.get(r["status"], ClaimStatus.IN_FLIGHT)
+    return Claim(status, r["attempts"], False, r["last_error"], r["provider_message_id"])
+
+
+def _key(n: Notification) -> str:
+    return n.key
+
+
+def _same(key: str) -> str:
+    return key
+
+
+def _first(pair: tuple[str, str]) -> str:
+    return pair[0]
 
 
 def _notification(r: asyncpg.Record) -> Notification:

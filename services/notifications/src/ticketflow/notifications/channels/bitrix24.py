@@ -1,4 +1,4 @@
-"""Bitrix24 chat bot messages: REST `imbot.message.add` over httpx, asynchronously.
+"""Bitrix24 chat bot messages: REST `imbot.message.add` over aiohttp (`channels/http.py`), asynchronously.
 
 b24pysdk is synchronous and would block the event loop, so the call is made directly:
 `POST {rest_url}/imbot.message.add.json` with `BOT_ID`, `DIALOG_ID`, `MESSAGE`, (`CLIENT_ID`) and
@@ -9,12 +9,11 @@ each portal gets its own token bucket here, and that answer is retryable.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import msgspec
 
 from ticketflow.notifications.channels.base import (
     DeliveryFailure,
@@ -24,6 +23,7 @@ from ticketflow.notifications.channels.base import (
     parse_retry_after,
     snippet,
 )
+from ticketflow.notifications.channels.http import HttpAnswer, HttpClient
 from ticketflow.notifications.model import Channel, OutgoingMessage
 from ticketflow.notifications.resilience import TokenBucket
 
@@ -46,10 +46,12 @@ class Bitrix24Channel:
 
     channel = Channel.BITRIX24
 
-    def __init__(self, portals: Sequence[Bitrix24Portal], *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, portals: Sequence[Bitrix24Portal], *, timeout: float = 10.0, max_connections_per_portal: int = 64
+    ) -> None:
         self._portals = {p.portal_id: p for p in portals}
         self._buckets = {p.portal_id: TokenBucket(rate=p.rate, burst=p.burst) for p in portals}
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = HttpClient(timeout=timeout, max_per_host=max_connections_per_portal)
 
     def set_auth_token(self, portal_id: str, token: str) -> None:
         """The OAuth access token is refreshed elsewhere (install / ONAPPINSTALL handler)."""
@@ -79,27 +81,26 @@ class Bitrix24Channel:
         bucket = self._buckets[portal.portal_id]
         await bucket.acquire()
         url = portal.rest_url.rstrip("/") + "/imbot.message.add.json"
-        try:
-            response = await self._http.post(url, json=params)
-        except httpx.TimeoutException as exc:
-            raise TemporaryFailure(f"bitrix24: timeout ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise TemporaryFailure(f"bitrix24: connection error ({type(exc).__name__})") from exc
+        body = msgspec.json.encode(params)
+        response = await self._http.post(url, body, _JSON, what="bitrix24")
         return _message_id(response, bucket)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
-def _message_id(response: httpx.Response, bucket: TokenBucket) -> str:
+_JSON = {"Content-Type": "application/json"}
+
+
+def _message_id(response: HttpAnswer, bucket: TokenBucket) -> str:
     try:
-        answer = json.loads(response.content)
-    except ValueError:
+        answer = msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
         answer = None
     if isinstance(answer, dict) and isinstance(answer.get("error"), str):
         raise _error_failure(response, answer, bucket)
     if not response.is_success:
-        raise failure_for_status(response.status_code, response.headers, "bitrix24 " + snippet(response.text))
+        raise failure_for_status(response.status, response.headers, "bitrix24 " + snippet(response.text))
     result = answer.get("result") if isinstance(answer, dict) else None
     if result is False:
         raise PermanentFailure("bitrix24: message refused (result=false)")
@@ -109,7 +110,7 @@ def _message_id(response: httpx.Response, bucket: TokenBucket) -> str:
     return str(result)
 
 
-def _error_failure(response: httpx.Response, answer: dict[str, Any], bucket: TokenBucket) -> DeliveryFailure:
+def _error_failure(response: HttpAnswer, answer: dict[str, Any], bucket: TokenBucket) -> DeliveryFailure:
     code: str = answer["error"]
     description = snippet(str(answer.get("error_description", "")))
     reason = f"bitrix24 {code}: {description}" if description else f"bitrix24 {code}"
@@ -117,9 +118,9 @@ def _error_failure(response: httpx.Response, answer: dict[str, Any], bucket: Tok
         bucket.drain()
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         return TemporaryFailure(reason, retry_after if retry_after is not None else 1.0 / bucket.rate)
-    if code in RETRYABLE_ERRORS or response.status_code >= 500:
+    if code in RETRYABLE_ERRORS or response.status >= 500:
         return TemporaryFailure(reason, parse_retry_after(response.headers.get("retry-after")))
-    if response.status_code == 429:
+    if response.status == 429:
         return TemporaryFailure(reason, parse_retry_after(response.headers.get("retry-after")))
     # expired_token / invalid_token / NO_AUTH_FOUND / ACCESS_DENIED / wrong DIALOG_ID and the like.
     return PermanentFailure(reason)

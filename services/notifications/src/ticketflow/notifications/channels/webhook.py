@@ -17,14 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import httpx
-
 from ticketflow.notifications.channels.base import (
     PermanentFailure,
-    TemporaryFailure,
     failure_for_status,
     snippet,
 )
+from ticketflow.notifications.channels.http import HttpClient
 from ticketflow.notifications.model import Channel, OutgoingMessage
 
 SIGNATURE_HEADER = "X-Ticketflow-Signature"
@@ -64,9 +62,10 @@ class WebhookChannel:
         *,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        max_connections_per_host: int = 64,
     ) -> None:
         self._endpoints = {e.name: e for e in endpoints}
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = HttpClient(timeout=timeout, max_per_host=max_connections_per_host)
         self._clock = clock
 
     @staticmethod
@@ -95,14 +94,9 @@ class WebhookChannel:
             SIGNATURE_HEADER: sign(endpoint.secret, timestamp, body),
             IDEMPOTENCY_HEADER: message.key,
         }
-        try:
-            response = await self._http.post(endpoint.url, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TemporaryFailure(f"webhook: timeout ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise TemporaryFailure(f"webhook: connection error ({type(exc).__name__})") from exc
+        response = await self._http.post(endpoint.url, body, headers, what="webhook")
         if not response.is_success:
-            raise failure_for_status(response.status_code, response.headers, "webhook " + snippet(response.text))
+            raise failure_for_status(response.status, response.headers, "webhook " + snippet(response.text))
         return response.headers.get("x-request-id") or message.key
 
     async def aclose(self) -> None:
