@@ -158,16 +158,24 @@ def php_form(payload: dict[str, Any]) -> str:
     return urlencode(pairs)
 
 
-def b24_auth(member_id: str = MEMBER_ID, token: str = APP_TOKEN, user_id: str = "27") -> dict[str, str]:
+def b24_auth(
+    member_id: str = MEMBER_ID,
+    token: str = APP_TOKEN,
+    user_id: str = "27",
+    *,
+    domain: str = "some-domain.bitrix24.com",
+    access_token: str = "a98b9d690000071b000008440000001b0000071d8a2",
+    expires: str = "1771932585",
+) -> dict[str, str]:
     return {
-        "access_token": "a98b9d690000071b000008440000001b0000071d8a2",
-        "expires": "1771932585",
+        "access_token": access_token,
+        "expires": expires,
         "expires_in": "3600",
         "scope": "imbot",
-        "domain": "some-domain.bitrix24.com",
+        "domain": domain,
         "server_endpoint": "https://oauth.bitrix.info/rest/",
         "status": "F",
-        "client_endpoint": "https://some-domain.bitrix24.com/rest/",
+        "client_endpoint": f"https://{domain}/rest/",
         "member_id": member_id,
         "user_id": user_id,
         "refresh_token": "990ac569071b000008440000001b000007f80ccc35b5e3",
@@ -175,14 +183,20 @@ def b24_auth(member_id: str = MEMBER_ID, token: str = APP_TOKEN, user_id: str = 
     }
 
 
-def b24_install(member_id: str = MEMBER_ID, token: str = APP_TOKEN, event: str = "ONAPPINSTALL") -> str:
+def b24_install(
+    member_id: str = MEMBER_ID,
+    token: str = APP_TOKEN,
+    event: str = "ONAPPINSTALL",
+    *,
+    domain: str = "some-domain.bitrix24.com",
+) -> str:
     return php_form(
         {
             "event": event,
             "event_handler_id": "1",
             "data": {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "ru"},
             "ts": "1771928985",
-            "auth": b24_auth(member_id, token, user_id="1"),
+            "auth": b24_auth(member_id, token, user_id="1", domain=domain),
         }
     )
 
@@ -197,8 +211,10 @@ def b24_message(
     token: str = APP_TOKEN,
     event: str = "ONIMBOTMESSAGEADD",
     bot_id: str = B24_BOT_ID,
+    auth: dict[str, str] | None = None,
 ) -> str:
-    """ONIMBOTMESSAGEADD as in Bitrix24's documentation (personal chat with the bot)."""
+    """ONIMBOTMESSAGEADD as in Bitrix24's documentation (personal chat with the bot). `auth`: the
+    event's user authorisation (default: `b24_auth` for the author)."""
     bot_auth = {**b24_auth(member_id, token, user_id=bot_id), "client_id": "a7eff906dd1d950269258a599214f69e"}
     return php_form(
         {
@@ -234,7 +250,7 @@ def b24_message(
                 },
             },
             "ts": "1771928985",
-            "auth": b24_auth(member_id, token, user_id),
+            "auth": auth or b24_auth(member_id, token, user_id),
         }
     )
 

@@ -1,0 +1,121 @@
+"""The reply relay in this process, on a fresh database and the real broker: two relays racing (as two
+intake processes would) publish each reply once and in conversation order; a failed publish marks
+nothing sent, and the next round sends it again with the same reply_key."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from ticketflow.contracts.chat import ChatReply, chat_reply_decoder
+from ticketflow.intake.adapters.replies import ReplyRelay
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka]
+
+
+async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.5) -> list[tuple[bytes, ChatReply]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    found: list[tuple[bytes, ChatReply]] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=int(settle_s * 1000))
+            records = [r for part in batch.values() for r in part]
+            if not records:
+                return found
+            found += [(r.key or b"", chat_reply_decoder.decode(r.value or b"")) for r in records]
+    finally:
+        await consumer.stop()
+
+
+async def queue_replies(pool: asyncpg.Pool, conversations: int, per_conversation: int) -> list[str]:
+    """Queue replies as intake's store does (a message row, then its reply), in order; returns the keys."""
+    keys = []
+    async with pool.acquire() as conn:
+        for c in range(conversations):
+            conversation = f"conv-{uuid.uuid4().hex[:8]}-{c}"
+            for n in range(per_conversation):
+                key = f"generic:acme:{conversation}-{n}"
+                await conn.execute(
+                    "INSERT INTO intake_messages (idempotency_key, conversation_key, outcome, received_at) "
+                    "VALUES ($1, $2, 'status', $3)",
+                    key,
+                    f"generic:acme:{conversation}",
+                    datetime.now(UTC),
+                )
+                await conn.execute(
+                    "INSERT INTO intake_replies (idempotency_key, platform, tenant_id, conversation_id, reason, body) "
+                    "VALUES ($1, 'generic', 'acme', $2, 'status', $3)",
+                    key,
+                    conversation,
+                    f"answer {n}",
+                )
+                keys.append(key)
+    return keys
+
+
+async def test_two_relays_publish_each_reply_once_in_conversation_order(
+    pool: asyncpg.Pool, kafka_bootstrap: str, kafka_topic_factory: Any
+) -> None:
+    topic = await kafka_topic_factory(partitions=3)
+    keys = await queue_replies(pool, conversations=20, per_conversation=10)
+    relays = [ReplyRelay(pool, kafka_bootstrap, topic, batch=25) for _ in range(2)]
+    for relay in relays:
+        await relay._producer.start()
+    try:
+        for _ in range(100):  # both relays race round after round, as two intake processes would
+            await asyncio.gather(*(relay.relay_once() for relay in relays))
+            if not await pool.fetchval("SELECT count(*) FROM intake_replies WHERE sent_at IS NULL"):
+                break
+    finally:
+        for relay in relays:
+            await relay._producer.stop()
+    assert sum(r.published for r in relays) == len(keys)
+    records = await read_topic(kafka_bootstrap, topic)
+    assert sorted(r.cause_key for _, r in records) == sorted(keys)  # each reply exactly once
+    by_conversation: dict[str, list[str]] = {}
+    for _, reply in records:
+        by_conversation.setdefault(reply.chat.conversation_id, []).append(reply.body)
+    assert all(bodies == [f"answer {n}" for n in range(10)] for bodies in by_conversation.values())
+
+
+async def test_a_failed_publish_marks_nothing_and_the_next_round_sends_it(
+    pool: asyncpg.Pool, kafka_bootstrap: str, kafka_topic_factory: Any
+) -> None:
+    topic = await kafka_topic_factory(partitions=1)
+    await pool.execute("UPDATE intake_replies SET sent_at = now() WHERE sent_at IS NULL")  # earlier tests' rows
+    keys = await queue_replies(pool, conversations=1, per_conversation=3)
+    relay = ReplyRelay(pool, kafka_bootstrap, topic)
+    await relay._producer.start()
+    try:
+        original = relay._producer.send
+        calls = 0
+
+        async def failing_third(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise ConnectionError("broker went away")
+            return await original(*args, **kwargs)
+
+        relay._producer.send = failing_third  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await relay.relay_once()
+        assert await pool.fetchval("SELECT count(*) FROM intake_replies WHERE sent_at IS NULL") == 3
+        relay._producer.send = original  # type: ignore[method-assign]
+        assert await relay.relay_once() == 3
+    finally:
+        await relay._producer.stop()
+    assert await pool.fetchval("SELECT count(*) FROM intake_replies WHERE sent_at IS NULL") == 0
+    records = [r for _, r in await read_topic(kafka_bootstrap, topic)]
+    # At-least-once: the two records acknowledged before the failure went out again; the key tells.
+    assert [r.cause_key for r in records] == keys[:2] + keys
+    assert len({r.reply_key for r in records}) == 3
