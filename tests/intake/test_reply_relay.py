@@ -119,3 +119,27 @@ async def test_a_failed_publish_marks_nothing_and_the_next_round_sends_it(
     # At-least-once: the two records acknowledged before the failure went out again; the key tells.
     assert [r.cause_key for r in records] == keys[:2] + keys
     assert len({r.reply_key for r in records}) == 3
+
+
+async def test_a_reply_older_than_the_max_age_is_skipped_not_sent(
+    pool: asyncpg.Pool, kafka_bootstrap: str, kafka_topic_factory: Any
+) -> None:
+    topic = await kafka_topic_factory(partitions=1)
+    await pool.execute("UPDATE intake_replies SET sent_at = now() WHERE sent_at IS NULL")
+    old, fresh = await queue_replies(pool, conversations=1, per_conversation=2)
+    await pool.execute(
+        "UPDATE intake_replies SET created_at = now() - interval '2 days' WHERE idempotency_key = $1", old
+    )
+    relay = ReplyRelay(pool, kafka_bootstrap, topic)
+    await relay._producer.start()
+    try:
+        assert await relay.relay_once() == 2
+    finally:
+        await relay._producer.stop()
+    assert (relay.published, relay.skipped) == (1, 1)
+    rows = await pool.fetch(
+        "SELECT idempotency_key, sent_at, skipped FROM intake_replies WHERE idempotency_key = ANY($1)", [old, fresh]
+    )
+    state = {r["idempotency_key"]: (r["sent_at"] is not None, r["skipped"]) for r in rows}
+    assert state == {old: (True, "older than 1 day, 0:00:00 when the relay saw it"), fresh: (True, None)}
+    assert [r.cause_key for _, r in await read_topic(kafka_bootstrap, topic)] == [fresh]

@@ -11,6 +11,10 @@ it; this relay publishes what is unsent and notifications delivers it. At-least-
 3. only after the broker acknowledged every record is `sent_at` set, and the transaction commits.
    A failure anywhere rolls back: the rows are sent again next round.
 
+A reply older than `max_age_s` (24 h) when the relay first sees it is not sent: it is marked done with
+`skipped` saying why (after a long outage, a "/status" answer from yesterday is noise). Migration 0003
+marked the replies queued before the relay existed the same way.
+
 A republished record carries the same `reply_key` (`<cause idempotency key>#<reason>`: a message
 causes at most one reply of each reason), so the consumer recognises it.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -47,6 +51,7 @@ LIMIT $1
 FOR UPDATE OF r SKIP LOCKED
 """
 _MARK_SENT = "UPDATE intake_replies SET sent_at = now() WHERE reply_id = ANY($1::bigint[])"
+_MARK_SKIPPED = "UPDATE intake_replies SET sent_at = now(), skipped = $2 WHERE reply_id = ANY($1::bigint[])"
 
 
 def reply_key(cause_key: str, reason: str) -> str:
@@ -82,14 +87,21 @@ class ReplyRelay:
         *,
         batch: int = 500,
         interval_s: float = 0.2,
+        max_age_s: float = 86_400.0,
     ) -> None:
         self.pool = pool
+        self.bootstrap = bootstrap
         self.topic = topic
         self.batch = batch
         self.interval_s = interval_s
+        self.max_age = timedelta(seconds=max_age_s)
         self.published = 0
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+        self.skipped = 0
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=1,
@@ -98,13 +110,19 @@ class ReplyRelay:
         )
 
     async def relay_once(self) -> int:
-        """Publish one round of unsent replies; returns how many were published (0: none, or not leader)."""
+        """Publish one round of unsent replies; returns how many rows were done (0: none, or not leader)."""
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(_LEADER):
                 return 0
-            rows = await conn.fetch(_CLAIM, self.batch)
-            if not rows:
+            claimed = await conn.fetch(_CLAIM, self.batch)
+            if not claimed:
                 return 0
+            oldest = datetime.now(UTC) - self.max_age
+            rows = [row for row in claimed if row["created_at"] >= oldest]
+            stale = [row["reply_id"] for row in claimed if row["created_at"] < oldest]
+            if stale:
+                log.warning("reply relay: %d replies older than %s not sent", len(stale), self.max_age)
+                await conn.execute(_MARK_SKIPPED, stale, f"older than {self.max_age} when the relay saw it")
             acks = []
             for row in rows:  # send() enqueues in call order; the idempotent producer keeps that order
                 reply = to_chat_reply(row)
@@ -114,10 +132,13 @@ class ReplyRelay:
             await asyncio.gather(*acks)  # raises if any record was not acknowledged: nothing is marked
             await conn.execute(_MARK_SENT, [row["reply_id"] for row in rows])
         self.published += len(rows)
-        return len(rows)
+        self.skipped += len(stale)
+        return len(claimed)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The background loop (started and supervised by ticketflow.runtime.service)."""
+        """The background loop (started and supervised by ticketflow.runtime.service: restarted after a
+        crash, with a fresh producer, since a producer whose start failed cannot be started again)."""
+        self._producer = self._new_producer()
         await self._producer.start()
         try:
             while not stop.is_set():
