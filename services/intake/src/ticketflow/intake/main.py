@@ -131,7 +131,8 @@ def build(settings: Settings | None = None, tenants: Tenants | None = None) -> S
     async def start() -> None:
         pool = service.pool
         assert pool is not None
-        # uvicorn's access log costs ~10% of the webhook throughput; intake counts requests in /metrics.
+        # No uvicorn access log (run() has no switch for it): a line per webhook costs throughput, and
+        # /metrics counts requests.
         logging.getLogger("uvicorn.access").handlers = []
         logging.getLogger("uvicorn.access").propagate = False
         store = IntakeStore(pool, EventStore(pool), lambda m: tenants.route(m.platform, m.tenant_id))
