@@ -101,6 +101,7 @@ class Desks:
         self.fallback = self.queues[config.fallback_queue]
         self.calendars: dict[str, BusinessCalendar] = {n: c.build() for n, c in config.calendars.items()}
         self.calendars.update(calendars or {})
+        self.route_cache: dict[Any, Any] = {}  # rules.route: TicketFacts -> RouteDecision
 
     def skills_for(self, rule_id: str, queue_id: str) -> tuple[str, ...]:
         """What a routed ticket needs: its rule's skills, else its queue's."""

@@ -1,11 +1,19 @@
 """Decisions made (and applied in memory) but not stored yet, in decision order.
 
 A segment holds each ticket at most once, so it is one `append_many`; a ticket decided again after
-other tickets starts a new segment, so the log keeps the order decisions were made in (round-robin
-cursors are rebuilt from that order)."""
+other tickets starts a new segment, so the log keeps the order decisions were made in.
+
+What a restart rebuilds from that order is per queue: a round-robin cursor is the last agent its
+queue gave a ticket, and a backlog's ties are broken by the order tickets were routed into it. So a
+segment may be stored as several transactions at once, as long as every queue's decisions are in one
+of them (in decision order): `chunks` splits a segment by queue (queues linked by a ticket whose
+decisions name both stay together) into at most `parallel` parts. Segments are still stored one
+after the other. Several transactions in flight let PostgreSQL use more than one backend (and its
+group commit), where one large transaction is serial."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -17,7 +25,8 @@ from ticketflow.eventstore.errors import ConcurrencyError, EventIdReused
 from ticketflow.eventstore.store import AppendRequest
 
 log = logging.getLogger("ticketflow.routing")
-Segment = dict[uuid.UUID, tuple[int, list[NewEvent]]]  # ticket -> (expected version, events)
+# ticket -> (expected version, events, queues whose order they are part of)
+Segment = dict[uuid.UUID, tuple[int, list[NewEvent], frozenset[str]]]
 
 
 class AppendResult(Protocol):
@@ -40,12 +49,15 @@ class PendingDecisions:
         self.segments: list[Segment] = []
         self._last: uuid.UUID | None = None
 
-    def add(self, ticket_id: uuid.UUID, expected_version: int, events: list[NewEvent]) -> None:
+    def add(
+        self, ticket_id: uuid.UUID, expected_version: int, events: list[NewEvent], queue: str | None = None
+    ) -> None:
+        """`queue`: the ticket's queue after these events (whose cursor and backlog order they touch)."""
         if not self.segments or (ticket_id in self.segments[-1] and ticket_id != self._last):
             self.segments.append({})
         segment = self.segments[-1]
-        expected, buffered = segment.get(ticket_id, (expected_version, []))
-        segment[ticket_id] = (expected, [*buffered, *events])
+        expected, buffered, queues = segment.get(ticket_id, (expected_version, [], frozenset()))
+        segment[ticket_id] = (expected, [*buffered, *events], queues | {queue} if queue is not None else queues)
         self._last = ticket_id
 
     def take(self) -> list[Segment]:
@@ -65,11 +77,60 @@ class PendingDecisions:
         return {t for segment in self.segments for t in segment}
 
 
-async def store_segment(streams: TicketStreams, segment: Segment) -> set[uuid.UUID]:
-    """Append one segment; returns the tickets whose decision is not stored as decided."""
+def chunks(segment: Segment, parallel: int) -> list[Segment]:
+    """Split a segment into at most `parallel` parts, none sharing a queue, each in decision order."""
+    if parallel <= 1 or len(segment) < 2 * parallel:
+        return [segment]
+    parent: dict[str, str] = {}
+
+    def root(queue: str) -> str:
+        while parent.setdefault(queue, queue) != queue:
+            parent[queue] = parent[parent[queue]]
+            queue = parent[queue]
+        return queue
+
+    sizes: dict[str, int] = {}
+    for _, _, queues in segment.values():
+        first, *others = sorted(queues) or [""]
+        for other in others:  # a ticket moved between queues: their orders must stay together
+            parent[root(other)] = root(first)
+        sizes[first] = sizes.get(first, 0) + 1
+    totals: dict[str, int] = {}
+    for queue, size in sizes.items():
+        totals[root(queue)] = totals.get(root(queue), 0) + size
+    loads = [0] * parallel
+    part_of: dict[str, int] = {}
+    for component, size in sorted(totals.items(), key=lambda item: (-item[1], item[0])):  # largest first
+        part = loads.index(min(loads))
+        part_of[component] = part
+        loads[part] += size
+    parts: list[Segment] = [{} for _ in range(parallel)]
+    for ticket_id, entry in segment.items():
+        first = min(entry[2]) if entry[2] else ""
+        parts[part_of[root(first)]][ticket_id] = entry
+    return [part for part in parts if part]
+
+
+async def store_segment(streams: TicketStreams, segment: Segment, parallel: int = 1) -> set[uuid.UUID]:
+    """Append one segment (as up to `parallel` transactions at once); returns the tickets whose
+    decision is not stored as decided. An outage in any part is raised once every part has ended
+    (the caller refolds every ticket of the segment: what was stored is read back)."""
+    parts = chunks(segment, parallel)
+    if len(parts) == 1:
+        return await _store_part(streams, parts[0])
+    results = await asyncio.gather(*(_store_part(streams, part) for part in parts), return_exceptions=True)
+    failed: set[uuid.UUID] = set()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        failed |= result
+    return failed
+
+
+async def _store_part(streams: TicketStreams, segment: Segment) -> set[uuid.UUID]:
     if not segment:
         return set()
-    requests = [AppendRequest(ticket_stream(t), v, evs) for t, (v, evs) in segment.items()]
+    requests = [AppendRequest(ticket_stream(t), v, evs) for t, (v, evs, _) in segment.items()]
     try:
         results = await streams.append_many(requests)
     except (ConcurrencyError, EventIdReused):
@@ -79,7 +140,7 @@ async def store_segment(streams: TicketStreams, segment: Segment) -> set[uuid.UU
 
 async def _one_by_one(streams: TicketStreams, segment: Segment) -> set[uuid.UUID]:
     failed = set()
-    for ticket_id, (version, events) in segment.items():
+    for ticket_id, (version, events, _) in segment.items():
         try:
             result = await streams.append(ticket_stream(ticket_id), version, events)
         except ConcurrencyError as conflict:

@@ -13,6 +13,7 @@ from ticketflow.contracts.values import Priority
 from ticketflow.routing.config import Desks, QueueConfig, RuleConfig
 
 FALLBACK_RULE_ID = "fallback"
+ROUTE_CACHE_SIZE = 65_536  # distinct (desk, track, category, language, tier, priority) remembered
 
 
 class TicketFacts(msgspec.Struct, frozen=True):
@@ -54,6 +55,18 @@ def _why(rule: RuleConfig, facts: TicketFacts) -> str:
 
 
 def route(desks: Desks, facts: TicketFacts) -> RouteDecision:
+    """The first matching rule's decision. A pure function of the (immutable) desks and the facts,
+    so remembered per facts: scanning the rules was a third of a decision with 20 rules."""
+    cache: dict[TicketFacts, RouteDecision] = desks.route_cache
+    decision = cache.get(facts)
+    if decision is None:
+        if len(cache) >= ROUTE_CACHE_SIZE:
+            cache.clear()
+        decision = cache[facts] = _route(desks, facts)
+    return decision
+
+
+def _route(desks: Desks, facts: TicketFacts) -> RouteDecision:
     for rule in desks.rules:
         if _accepts(rule, facts):
             queue = desks.queues[rule.queue]

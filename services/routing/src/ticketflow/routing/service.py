@@ -19,6 +19,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -45,6 +46,8 @@ FREES_CAPACITY = (
     e.DuplicateSuspected,
 )
 MAX_REPAIR_ROUNDS = 5
+# Transactions one flush may have in flight (a segment split by queue; see pending.py).
+STORE_PARALLEL = int(os.environ.get("TICKETFLOW_ROUTING_STORE_PARALLEL", "4"))
 
 
 def epoch(t: datetime) -> int:
@@ -59,10 +62,13 @@ class RoutingService:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: RoutingMetrics | None = None,
+        store_parallel: int = STORE_PARALLEL,
     ) -> None:
         self.state = state
         self.streams = streams
         self.clock = clock
+        self.store_parallel = store_parallel
+        self._now: datetime | None = None  # while a batch is decided: its one time
         self.metrics = metrics or RoutingMetrics()
         self.pending = PendingDecisions()
         self._gaps: set[uuid.UUID] = set()  # tickets to refold from the store before the next store
@@ -79,9 +85,14 @@ class RoutingService:
         await self.flush()
 
     def decide_events(self, envelopes: Iterable[EventEnvelope]) -> None:
-        """Apply and decide (synchronously: no other trigger sees a half-made decision); `flush` stores."""
-        for envelope in envelopes:
-            self._on_event(envelope)
+        """Apply and decide (synchronously: no other trigger sees a half-made decision); `flush` stores.
+        The batch is decided at one time (read once: a clock read per decision cost a tenth of it)."""
+        self._now = self.clock()
+        try:
+            for envelope in envelopes:
+                self._on_event(envelope)
+        finally:
+            self._now = None
 
     async def on_command(self, envelope: CommandEnvelope) -> str | None:
         """Apply a manual override. Returns the rejection reason (for the dead-letter topic) or None."""
@@ -156,15 +167,17 @@ class RoutingService:
 
     def _decide(self, decide: Callable[[int], Decision | None], cause: uuid.UUID | None) -> Decision | None:
         """Decide now, apply at once, and buffer the events for `flush`."""
-        now = self.clock()
+        now = self._now or self.clock()
         decision = decide(epoch(now))
         if decision is None or not decision.events:
             return None
         metadata = EventMetadata(causation_id=cause)
         new = [NewEvent(self._event_id(decision, cause, i), ev, now, metadata) for i, ev in enumerate(decision.events)]
-        self.pending.add(decision.ticket_id, decision.expected_version, new)
         for offset, event in enumerate(decision.events, start=1):
             self.state.apply_ticket(event, decision.expected_version + offset, epoch(now), cause=cause)
+        record = self.state.tickets.get(decision.ticket_id)
+        queue = record.state.queue_id if record is not None else None
+        self.pending.add(decision.ticket_id, decision.expected_version, new, queue)
         self._count(decision)
         return decision
 
@@ -216,7 +229,7 @@ class RoutingService:
                 return
             try:
                 while segments:
-                    for ticket_id in await store_segment(self.streams, segments[0]):
+                    for ticket_id in await store_segment(self.streams, segments[0], self.store_parallel):
                         self._refold_later(ticket_id)
                         for later in segments[1:]:  # decided on the state that was not stored
                             later.pop(ticket_id, None)

@@ -1,0 +1,159 @@
+"""A flush stores a segment as several transactions at once, split by queue. Whatever order they
+commit in, a restart rebuilds the same cursors, loads and backlog order, and decides the same."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
+from routing_builders import DESKS, GOLD_TENANT, MONDAY_11_MSK, joined, opened
+
+from ticketflow.contracts import roster_events as r
+from ticketflow.contracts import ticket_events as e
+from ticketflow.contracts.envelope import EventEnvelope, NewEvent
+from ticketflow.contracts.events import Event
+from ticketflow.contracts.ids import agent_stream, new_event_id, ticket_stream
+from ticketflow.eventstore.store import AppendRequest
+from ticketflow.routing.domain import decide_backlog, decide_ready
+from ticketflow.routing.memory import Appended, MemoryStreams
+from ticketflow.routing.pending import Segment, chunks
+from ticketflow.routing.service import RoutingService
+from ticketflow.routing.state import RoutingState, rebuild
+
+
+class ShuffledStreams:
+    """In-memory streams whose `append_many` calls finish in a random order, as transactions in
+    flight at once may commit (and so reach the global log) in any order."""
+
+    def __init__(self, inner: MemoryStreams, seed: int) -> None:
+        self.inner = inner
+        self.rng = random.Random(seed)
+        self.calls = 0
+        self.in_flight = self.most_in_flight = 0
+
+    async def append_many(self, requests: Sequence[AppendRequest]) -> list[Appended]:
+        self.calls += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.rng.random() / 1000)
+            return await self.inner.append_many(requests)
+        finally:
+            self.in_flight -= 1
+
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> Appended:
+        return await self.inner.append(stream_id, expected_version, events)
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[EventEnvelope]:
+        return await self.inner.read_stream(stream_id, from_version)
+
+
+def store(memory: MemoryStreams, stream_id: str, *events: Event) -> list[EventEnvelope]:
+    """What another service appended (intake, preflight, agents): stored, then read from Kafka."""
+    head = len(memory.streams.get(stream_id, []))
+    memory.append_now(stream_id, head, [NewEvent(new_event_id(), ev, MONDAY_11_MSK) for ev in events])
+    return memory.streams[stream_id][head:]
+
+
+def waiting_order(state: RoutingState) -> dict[str, list[uuid.UUID]]:
+    """Each backlog in the order it is served (the keys' absolute sequence numbers may differ)."""
+    queues: dict[str, list[tuple[tuple[int, int, int], uuid.UUID]]] = {}
+    for ticket_id, (queue, key) in state.waiting.items():
+        queues.setdefault(queue, []).append((key, ticket_id))
+    return {queue: [t for _, t in sorted(entries)] for queue, entries in queues.items()}
+
+
+def picture(state: RoutingState) -> dict[str, object]:
+    return {
+        "cursors": dict(state.cursors),
+        "waiting": waiting_order(state),
+        "reply_due": dict(state.reply_due),
+        "loads": {a.agent_id: (a.load, dict(a.open_tickets)) for a in state.roster.agents.values()},
+        "tickets": {t: (rec.state, sorted(rec.passed_over)) for t, rec in state.tickets.items()},
+    }
+
+
+async def busy_batches(seed: int) -> tuple[RoutingState, MemoryStreams, ShuffledStreams]:
+    memory = MemoryStreams()
+    shuffled = ShuffledStreams(memory, seed)
+    state = RoutingState(DESKS)
+    service = RoutingService(state, shuffled, clock=lambda: MONDAY_11_MSK + timedelta(minutes=5), store_parallel=4)
+    rng = random.Random(seed)
+    agents: list[EventEnvelope] = []
+    for i in range(5):
+        agents += store(memory, agent_stream(f"b{i}"), *joined(f"b{i}", "b24-box", capacity=2 + i % 3))
+        agents += store(memory, agent_stream(f"x{i}"), *joined(f"x{i}", "express-client", capacity=3))
+        skills = ["express-server"][: i % 2]
+        agents += store(memory, agent_stream(f"t{i}"), *joined(f"t{i}", "express-technical-premium", skills=skills))
+        agents += store(memory, agent_stream(f"r{i}"), *joined(f"r{i}", "triage", capacity=4))
+    agents += store(memory, agent_stream("b4"), r.AgentStatusChanged("b4", "offline"))
+    await service.on_events(agents)
+    for _ in range(12):  # Kafka batches: many tickets each, then some work done and freed
+        batch: list[EventEnvelope] = []
+        for _ in range(40):
+            t = uuid.uuid4()
+            kind = rng.randrange(3)
+            if kind == 0:
+                first = opened(t, priority=rng.choice(["low", "normal", "urgent"]))
+            elif kind == 1:
+                first = opened(t, "express", "client", priority=rng.choice(["low", "urgent"]))
+            else:
+                first = opened(t, "express", "technical", tenant=GOLD_TENANT)
+            batch += store(memory, ticket_stream(t), first, e.PreflightPassed(t, "configuration"))
+        await service.on_events(batch)
+        assigned = sorted((t for t, rec in state.tickets.items() if rec.state.assignee), key=str)
+        freed: list[EventEnvelope] = []
+        for t in rng.sample(assigned, len(assigned) // 3):
+            version = len(memory.streams[ticket_stream(t)])
+            memory.append_now(
+                ticket_stream(t), version, [NewEvent(new_event_id(), e.TicketResolved(t, "ok", "agent"), MONDAY_11_MSK)]
+            )
+            freed += memory.streams[ticket_stream(t)][version:]
+        await service.on_events(freed)  # backlogs drain: assignments from several queues in one flush
+    return state, memory, shuffled
+
+
+def test_every_queue_s_decisions_stay_in_one_part_in_decision_order() -> None:
+    t = [uuid.UUID(int=i) for i in range(12)]
+    queues = ["a", "b", "c", "a", "d", "b", "e", "a", "f", "c", "g", "h"]
+    segment: Segment = {ticket: (0, [], frozenset({q})) for ticket, q in zip(t, queues, strict=True)}
+    segment[t[11]] = (0, [], frozenset({"h", "b"}))  # moved from h to b: h and b stay together
+    parts = chunks(segment, 3)
+    assert 1 < len(parts) <= 3
+    assert sorted(ticket for part in parts for ticket in part) == sorted(t)
+    owner: dict[str, int] = {}
+    for index, part in enumerate(parts):
+        assert list(part) == [ticket for ticket in segment if ticket in part]  # decision order kept
+        for _, _, qs in part.values():
+            for q in qs:
+                assert owner.setdefault(q, index) == index, f"queue {q} is in two parts"
+    assert chunks(segment, 1) == [segment]
+
+
+def test_a_restart_after_parallel_stores_decides_the_same() -> None:
+    for seed in range(4):
+        live, memory, shuffled = asyncio.run(busy_batches(seed))
+        assert shuffled.most_in_flight > 1  # several transactions were in flight at once
+        restarted = rebuild(DESKS, memory.log)
+        assert picture(restarted) == picture(live)
+        now = int((MONDAY_11_MSK + timedelta(minutes=6)).timestamp())
+        probe = uuid.uuid4()
+        for state in (live, restarted):
+            state.apply_ticket(opened(probe), 1, now)
+            state.apply_ticket(e.PreflightPassed(probe, "configuration"), 2, now)
+        assert decide_ready(restarted, probe, now) == decide_ready(live, probe, now)
+        for queue in DESKS.queues:
+            assert decide_backlog(restarted, queue, now) == decide_backlog(live, queue, now)
+
+
+def test_exactly_one_routing_and_assignment_per_ticket_when_stored_in_parallel() -> None:
+    live, memory, _ = asyncio.run(busy_batches(7))
+    for stream_id, envelopes in memory.streams.items():
+        if stream_id.startswith("ticket-"):
+            kinds = [type(env.event).__name__ for env in envelopes]
+            assert kinds.count("TicketRouted") == 1, kinds
+            assert kinds.count("TicketAssigned") <= 1, kinds
+    assert any(rec.state.assignee is None for rec in live.tickets.values())  # some waited in a backlog
