@@ -26,7 +26,8 @@ async def test_concurrent_deliveries_share_statements_and_each_is_sent_once(stac
     assert {o.status for o in outcomes} == {OutcomeStatus.DELIVERED}
     assert sorted(h.idempotency_key for h in stack.hooks.received) == sorted(n.key for n in notifications)
     counts = deliverer._ledger.batch_counts()
-    assert counts["claim"][1] == counts["begin_attempt"][1] == counts["record_delivered"][1] == 40
+    assert counts["claim"][1] == counts["record_delivered"][1] == 40
+    assert counts["begin_attempt"] == (0, 0)  # each fresh claim fenced its first attempt itself
     assert counts["claim"][0] < 40 and counts["record_delivered"][0] < 40, counts  # rows shared statements
     ledger = PgLedger(stack.pool)
     rows = [await ledger.row(n.key) for n in notifications]
@@ -35,6 +36,23 @@ async def test_concurrent_deliveries_share_statements_and_each_is_sent_once(stac
     again = await asyncio.gather(*(deliverer.deliver(n) for n in notifications))  # a redelivered batch
     assert {o.status for o in again} == {OutcomeStatus.DUPLICATE}
     assert len(stack.hooks.received) == 40
+
+
+async def test_a_fenced_claim_left_by_a_stopped_worker_is_in_doubt(stack: Stack) -> None:
+    notification = note(Channel.BITRIX24)
+    stopped = PgLedger(stack.pool, lease_seconds=0.2)
+    first = await stopped.claim(notification, fence=True)  # then the worker dies before sending/recording
+    assert first.fenced and first.attempts == 1 and not first.in_doubt
+    await asyncio.sleep(0.4)
+    outcome = await stack.deliverer().deliver(notification)  # takes the expired claim over
+    assert outcome.status is OutcomeStatus.DEAD_LETTER and "outcome unknown" in (outcome.reason or "")
+    assert stack.bitrix.received == []  # a chat message is not sent a second time on a guess
+    unfenced = note(Channel.BITRIX24)
+    claim = await stopped.claim(unfenced)  # not fenced: nothing was about to be sent
+    await asyncio.sleep(0.4)
+    assert not claim.fenced and claim.attempts == 0
+    assert (await stack.deliverer().deliver(unfenced)).status is OutcomeStatus.DELIVERED
+    assert len(stack.bitrix.received) == 1
 
 
 async def test_the_same_key_twice_in_one_turn_is_sent_once(stack: Stack) -> None:

@@ -35,7 +35,7 @@ from ticketflow.notifications.model import (
     OutgoingMessage,
 )
 from ticketflow.notifications.rendering import RenderError, TemplateCatalog
-from ticketflow.notifications.resilience import CircuitBreaker, RetryPolicy, Sleep
+from ticketflow.notifications.resilience import BreakerState, CircuitBreaker, RetryPolicy, Sleep
 
 # Channels whose receiver can drop a duplicate by our key (webhook Idempotency-Key header, e-mail
 # Message-ID): after a crash between send and record they are sent again. Chat channels are not:
@@ -43,6 +43,7 @@ from ticketflow.notifications.resilience import CircuitBreaker, RetryPolicy, Sle
 RESEND_WHEN_IN_DOUBT = frozenset({Channel.WEBHOOK, Channel.EMAIL})
 
 Refresh = Callable[[Notification], Awaitable[Notification]]
+Prepared = tuple[ChannelClient, OutgoingMessage] | PermanentFailure  # rendered and routed, or why not
 
 
 class Deliverer:
@@ -85,7 +86,17 @@ class Deliverer:
         return len(self._pending.keys() | self._breakers.keys())
 
     async def deliver(self, notification: Notification) -> DeliveryOutcome:
-        claim = await self._ledger.claim(notification)
+        # Rendered before the claim: when it renders and the destination takes calls, the claim is
+        # also the first attempt's fence (one statement instead of two).
+        prepared = self._try_prepare(notification)
+        destination = (notification.channel, notification.destination)
+        breaker = self._breakers.get(destination)
+        fence = (
+            not isinstance(prepared, PermanentFailure)
+            and self._pending.get(destination, 0) < self._max_pending
+            and (breaker is None or breaker.state is BreakerState.CLOSED)
+        )
+        claim = await self._ledger.claim(notification, fence=fence)
         key = notification.key
         if claim.status is ClaimStatus.DELIVERED:
             return DeliveryOutcome(key, OutcomeStatus.DUPLICATE, claim.attempts, None, claim.provider_message_id)
@@ -99,7 +110,7 @@ class Deliverer:
                 f"{claim.attempts}; check the chat, then redrive if it did not arrive"
             )
             return await self._dead(key, reason, claim.attempts)
-        return await self._send_with_retries(notification, claim.attempts)
+        return await self._send_with_retries(notification, claim.attempts, prepared, fenced=claim.fenced)
 
     async def redrive(
         self,
@@ -142,14 +153,21 @@ class Deliverer:
 
         return list(await asyncio.gather(*(one(n) for n in await self._ledger.stale(limit))))
 
-    async def _send_with_retries(self, notification: Notification, attempts_before: int) -> DeliveryOutcome:
+    async def _send_with_retries(
+        self,
+        notification: Notification,
+        attempts_before: int,
+        prepared: Prepared | None = None,
+        *,
+        fenced: bool = False,
+    ) -> DeliveryOutcome:
         destination = (notification.channel, notification.destination)
         if self._pending.get(destination, 0) >= self._max_pending:
             reason = f"destination backlog full ({self._max_pending} deliveries waiting)"
             return await self._dead(notification.key, reason, attempts_before)
         self._pending[destination] = self._pending.get(destination, 0) + 1
         try:
-            return await self._attempts(notification, attempts_before)
+            return await self._attempts(notification, attempts_before, prepared, fenced)
         finally:
             self._pending[destination] -= 1
             if not self._pending[destination]:
@@ -158,6 +176,12 @@ class Deliverer:
                 # not the number of destinations ever seen.
                 if destination in self._breakers and self._breakers[destination].idle:
                     del self._breakers[destination]
+
+    def _try_prepare(self, notification: Notification) -> Prepared:
+        try:
+            return self._prepare(notification)
+        except PermanentFailure as unsendable:
+            return unsendable
 
     def _prepare(self, notification: Notification) -> tuple[ChannelClient, OutgoingMessage]:
         if not notification.address:
@@ -186,12 +210,15 @@ class Deliverer:
         )
         return client, message
 
-    async def _attempts(self, notification: Notification, attempts_before: int) -> DeliveryOutcome:
+    async def _attempts(
+        self, notification: Notification, attempts_before: int, prepared: Prepared | None, fenced: bool
+    ) -> DeliveryOutcome:
         key = notification.key
-        try:
-            client, message = self._prepare(notification)
-        except PermanentFailure as unsendable:
-            return await self._dead(key, unsendable.reason, attempts_before)
+        if prepared is None:
+            prepared = self._try_prepare(notification)
+        if isinstance(prepared, PermanentFailure):
+            return await self._dead(key, prepared.reason, attempts_before)
+        client, message = prepared
         breaker = self.breaker(notification.channel, notification.destination)
         total = attempts_before
         last: DeliveryFailure | None = None
@@ -200,10 +227,11 @@ class Deliverer:
             if not breaker.allow():
                 failure = TemporaryFailure("circuit open", retry_after=breaker.remaining_open())
             else:
-                fenced = await self._ledger.begin_attempt(key)
-                if fenced is None:  # our lease was taken over: the other worker owns it now
-                    return DeliveryOutcome(key, OutcomeStatus.IN_FLIGHT, total, "claim lost")
-                total = fenced
+                if not (fenced and attempt == 1):  # else the claim fenced attempt 1 already
+                    attempts_now = await self._ledger.begin_attempt(key)
+                    if attempts_now is None:  # our lease was taken over: the other worker owns it now
+                        return DeliveryOutcome(key, OutcomeStatus.IN_FLIGHT, total, "claim lost")
+                    total = attempts_now
                 try:
                     provider_id = await client.send(message)
                 except TemporaryFailure as exc:

@@ -48,6 +48,7 @@ class Claim:
     status: ClaimStatus
     attempts: int = 0
     in_doubt: bool = False  # taken over from a worker that stopped mid-send
+    fenced: bool = False  # a fresh claim already marked as attempt 1, about to be sent (claim(fence=True))
     last_error: str | None = None
     provider_message_id: str | None = None
 
@@ -68,30 +69,35 @@ def encode_variables(variables: Any) -> str:
         return json.dumps({UNENCODABLE: f"variables cannot be stored: {type(exc).__name__}: {exc}"})
 
 
+# A fresh row may be fenced at once ($12: the engine is about to send; saves `begin_attempt`'s round
+# trip). A taken-over row keeps its sending_since, which then says the previous worker was mid-send.
+# xmax = 0 tells an inserted row from one updated by ON CONFLICT.
 _CLAIM = """
 INSERT INTO notification_deliveries AS d
     (idempotency_key, event_id, recipient, channel, destination, address, template, locale, variables,
-     status, claimed_by, lease_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 'sending', $10, now() + make_interval(secs => $11))
+     status, claimed_by, lease_until, attempts, sending_since)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 'sending', $10, now() + make_interval(secs => $11),
+        CASE WHEN $12::bool THEN 1 ELSE 0 END, CASE WHEN $12::bool THEN now() END)
 ON CONFLICT (idempotency_key) DO UPDATE
     SET claimed_by = EXCLUDED.claimed_by, lease_until = EXCLUDED.lease_until, updated_at = now()
     WHERE d.status = 'sending' AND d.lease_until < now()
-RETURNING attempts, sending_since IS NOT NULL AS in_doubt
+RETURNING idempotency_key, attempts, xmax = 0 AS inserted, sending_since IS NOT NULL AS sending
 """
 
 
 _CLAIM_MANY = """
 INSERT INTO notification_deliveries AS d
     (idempotency_key, event_id, recipient, channel, destination, address, template, locale, variables,
-     status, claimed_by, lease_until)
-SELECT k, e, r, c, dst, a, t, l, v::jsonb, 'sending', $10, now() + make_interval(secs => $11)
+     status, claimed_by, lease_until, attempts, sending_since)
+SELECT k, e, r, c, dst, a, t, l, v::jsonb, 'sending', $10, now() + make_interval(secs => $11),
+       CASE WHEN f THEN 1 ELSE 0 END, CASE WHEN f THEN now() END
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-              $9::text[]) AS u(k, e, r, c, dst, a, t, l, v)
+              $9::text[], $12::bool[]) AS u(k, e, r, c, dst, a, t, l, v, f)
  ORDER BY k
 ON CONFLICT (idempotency_key) DO UPDATE
     SET claimed_by = EXCLUDED.claimed_by, lease_until = EXCLUDED.lease_until, updated_at = now()
     WHERE d.status = 'sending' AND d.lease_until < now()
-RETURNING idempotency_key, attempts, sending_since IS NOT NULL AS in_doubt
+RETURNING idempotency_key, attempts, xmax = 0 AS inserted, sending_since IS NOT NULL AS sending
 """
 
 _BEGIN_MANY = """
@@ -130,7 +136,7 @@ class PgLedger:
         self.lease_seconds = lease_seconds
         self.claimant = claimant or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         options: dict[str, Any] = {"max_batch": max_batch, "max_inflight": max_inflight}
-        self._claims: Coalescer[Notification, Claim] = Coalescer(self._claim_many, key=_key, **options)
+        self._claims: Coalescer[tuple[Notification, bool], Claim] = Coalescer(self._claim_many, key=_key, **options)
         self._begins: Coalescer[str, int | None] = Coalescer(self._begin_many, key=_same, **options)
         self._delivered: Coalescer[tuple[str, str], bool] = Coalescer(self._delivered_many, key=_first, **options)
 
@@ -142,8 +148,10 @@ class PgLedger:
             "record_delivered": (self._delivered.batches, self._delivered.items),
         }
 
-    async def claim(self, n: Notification) -> Claim:
-        return await self._claims.submit(n)
+    async def claim(self, n: Notification, *, fence: bool = False) -> Claim:
+        """Claim the key. With `fence`, a fresh claim is also the first attempt's fence (attempts = 1,
+        in doubt until recorded), as if `begin_attempt` had been called: only when a send follows."""
+        return await self._claims.submit((n, fence))
 
     async def begin_attempt(self, key: str) -> int | None:
         """Fence and mark in-doubt just before a network call; None if the claim was lost."""
@@ -152,21 +160,22 @@ class PgLedger:
     async def record_delivered(self, key: str, provider_message_id: str) -> bool:
         return await self._delivered.submit((key, provider_message_id))
 
-    async def _claim_many(self, batch: list[Notification]) -> list[Claim | BaseException]:
+    async def _claim_many(self, batch: list[tuple[Notification, bool]]) -> list[Claim | BaseException]:
         if len(batch) == 1:
-            return [await self._claim_one(batch[0])]
+            return [await self._claim_one(*batch[0])]
         columns: list[list[str | None]] = [[] for _ in range(9)]
-        for n in batch:
+        for n, _ in batch:
             values = (n.key, n.event_id, n.recipient, n.channel.value, n.destination, n.address, n.template,
                       n.locale, encode_variables(n.variables))  # fmt: skip
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
         try:
-            rows = await self._pool.fetch(_CLAIM_MANY, *columns, self.claimant, self.lease_seconds)
+            fences = [fence for _, fence in batch]
+            rows = await self._pool.fetch(_CLAIM_MANY, *columns, self.claimant, self.lease_seconds, fences)
         except _ROW_ERRORS:
-            return list(await asyncio.gather(*(self._claim_one(n) for n in batch), return_exceptions=True))
-        claimed = {r["idempotency_key"]: Claim(ClaimStatus.CLAIMED, r["attempts"], r["in_doubt"]) for r in rows}
-        others = [n.key for n in batch if n.key not in claimed]
+            return list(await asyncio.gather(*(self._claim_one(*item) for item in batch), return_exceptions=True))
+        claimed = {r["idempotency_key"]: _claimed(r) for r in rows}
+        others = [n.key for n, _ in batch if n.key not in claimed]
         if others:
             existing = await self._pool.fetch(
                 "SELECT idempotency_key, status, attempts, last_error, provider_message_id"
@@ -175,9 +184,9 @@ class PgLedger:
             )
             claimed.update((r["idempotency_key"], _existing(r)) for r in existing)
         results: list[Claim | BaseException] = []
-        for n in batch:
+        for n, fence in batch:
             found = claimed.get(n.key)
-            results.append(found if found is not None else await self._claim_one(n))  # vanished meanwhile
+            results.append(found if found is not None else await self._claim_one(n, fence))  # vanished meanwhile
         return results
 
     async def _begin_many(self, keys: list[str]) -> list[int | BaseException | None]:
@@ -198,21 +207,21 @@ class PgLedger:
         done = {r["idempotency_key"] for r in rows}
         return [k in done for k in keys]
 
-    async def _claim_one(self, n: Notification) -> Claim:
+    async def _claim_one(self, n: Notification, fence: bool = False) -> Claim:
         row = await self._pool.fetchrow(
             _CLAIM,
             n.key, n.event_id, n.recipient, n.channel.value, n.destination, n.address, n.template,
-            n.locale, encode_variables(n.variables), self.claimant, self.lease_seconds,
+            n.locale, encode_variables(n.variables), self.claimant, self.lease_seconds, fence,
         )  # fmt: skip
         if row is not None:
-            return Claim(ClaimStatus.CLAIMED, attempts=row["attempts"], in_doubt=row["in_doubt"])
+            return _claimed(row)
         existing = await self._pool.fetchrow(
             "SELECT status, attempts, last_error, provider_message_id FROM notification_deliveries"
             " WHERE idempotency_key = $1",
             n.key,
         )
         if existing is None:  # vanished between the two statements (manual cleanup): try again
-            return await self._claim_one(n)
+            return await self._claim_one(n, fence)
         return _existing(existing)
 
     async def _begin_one(self, key: str) -> int | None:
@@ -286,11 +295,16 @@ class PgLedger:
 
 def _existing(r: asyncpg.Record) -> Claim:
     status = {"delivered": ClaimStatus.DELIVERED, "dead": ClaimStatus.DEAD}.get(r["status"], ClaimStatus.IN_FLIGHT)
-    return Claim(status, r["attempts"], False, r["last_error"], r["provider_message_id"])
+    return Claim(status, r["attempts"], last_error=r["last_error"], provider_message_id=r["provider_message_id"])
 
 
-def _key(n: Notification) -> str:
-    return n.key
+def _claimed(r: asyncpg.Record) -> Claim:
+    inserted, sending = r["inserted"], r["sending"]
+    return Claim(ClaimStatus.CLAIMED, r["attempts"], in_doubt=sending and not inserted, fenced=sending and inserted)
+
+
+def _key(item: tuple[Notification, bool]) -> str:
+    return item[0].key
 
 
 def _same(key: str) -> str:
