@@ -266,22 +266,19 @@ class AdminCheck:
         return stored
 
     async def _shared(self, key: tuple[str, str], domain: str, token: str) -> bool:
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            result = await self._ask(domain, token)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
-        finally:
-            self._inflight.pop(key, None)
-        future.set_result(result)
-        self._remember(key, result)
-        return result
+        """One call per (portal, user) at a time: concurrent messages wait for the same answer. The call
+        is its own task, so a webhook whose client went away does not cancel it for the others."""
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._ask(domain, token))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, key: tuple[str, str], task: asyncio.Future[bool]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled() and task.exception() is None:  # exception() also marks it retrieved
+            self._remember(key, task.result())
 
     def _remember(self, key: tuple[str, str], is_admin: bool) -> None:
         if len(self._known) >= self.kept:
