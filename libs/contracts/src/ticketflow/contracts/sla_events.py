@@ -46,6 +46,10 @@ class SlaRecalculated(_SlaEvent, tag="SlaRecalculated", frozen=True):
     old_deadline: datetime
     new_deadline: datetime
     target_seconds: int
+    # Set when the calendar changed with it (a track change): the business seconds used up to the
+    # recalculation, counted in the old calendar; the clock counts in the new one from then on.
+    # None (older events, same calendar): the elapsed time is not rebased.
+    elapsed_seconds: int | None = None
 
 
 class SlaWarning(_SlaEvent, tag="SlaWarning", frozen=True):
