@@ -40,6 +40,7 @@ class FakeRules:
     recalculation: str = "keep_elapsed"
     calendar_broken: bool = False
     by_priority: dict[str, int] = field(default_factory=dict)  # resolution seconds per priority
+    queue_tracks: dict[str, str] = field(default_factory=dict)  # queue id -> the track it serves
 
     def has_sla(self, desk_id: str, track_id: str) -> bool:
         if desk_id == "nowhere":
@@ -64,6 +65,9 @@ class FakeRules:
         if self.calendar_broken:
             raise RulesError("calendar has no working time at all")
         return ALWAYS_OPEN
+
+    def queue_track(self, desk_id: str, queue_id: str) -> str | None:
+        return self.queue_tracks.get(queue_id)
 
 
 def opened(ticket: uuid.UUID, desk: str = BOX, track: str = "box", priority: str = "normal") -> te.TicketOpened:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import pytest_asyncio
-from sla_builders import FakeRules, customer, opened, passed, replied
+from sla_builders import FakeRules, customer, opened, passed, reopened, replied, resolved
 from sla_records import DeadLetterList, Ticket, count_of, firing_counts
 from support.eventstore import migrated_pool
 
@@ -67,6 +67,7 @@ async def test_timers_fire_every_level_once_on_the_manual_clock(pool: asyncpg.Po
         await settle(3)
     engine.loop.stop()
     await runner
+    await engine.drain()  # warnings and breaches are decided at once and stored by the append queue
     counts = await firing_counts(pool, tickets)
     assert len(counts) == 20 * FIRINGS_PER_TICKET and set(counts.values()) == {1}
     assert engine.timers() == 0 and dead.records == []
@@ -87,7 +88,8 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
     tickets = [Ticket() for _ in range(10)]
     keys, values = lifecycle(tickets, B)
     await first.handle(3, list(range(len(values))), keys, values)
-    offset, states = first.snapshot_of(3)  # type: ignore[misc]
+    offset, states, removed = first.snapshot_of(3)  # type: ignore[misc]
+    assert removed == set()
     await checkpoint.save(pool, "t", 3, offset, states)
     # After the checkpoint: replies for half the tickets, and some warnings fire (5 s of 10 s).
     later = [t.envelope(replied(t.ticket_id), B + 4) for t in tickets[:5]]
@@ -96,6 +98,7 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
     await settle()
     first.loop.stop()
     await runner
+    await first.drain()
     before_crash = await firing_counts(pool, tickets)
     assert before_crash  # something fired before the "crash"
     # Crash: the engine is gone. The next owner starts at the checkpoint 60 s later (all deadlines past).
@@ -110,6 +113,7 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
     await settle()
     second.loop.stop()
     await runner2
+    await second.drain()
     counts = await firing_counts(pool, tickets)
     assert set(counts.values()) == {1}
     # Replied tickets: first-response firings up to the reply (second 4: the 0.5 warning at 5 s did not fire).
@@ -177,3 +181,63 @@ async def test_incremental_checkpoints_add_up_to_the_whole_partition(pool: async
     assert engine.snapshot_of(7) is None  # nothing moved since
     loaded = await checkpoint.load(pool, "inc", 7)
     assert loaded == (7, engine.partitions[7].tickets)
+
+
+async def test_finished_tickets_are_pruned_from_memory_timers_and_checkpoints_resolved_ones_stay(
+    pool: asyncpg.Pool,
+) -> None:
+    """Given 30 tickets with running clocks and 5 opened ones, checkpointed; when 10 are resolved and
+    closed, 5 marked duplicates and the 5 opened ones refused, then those 20 leave the partition's
+    states, slots, timers and checkpoint rows; 10 resolved tickets stay, and a reopen still resumes."""
+    engine, dead = make_engine(pool, ManualClock(B * 1000))
+    await engine.assign(5, 0, {}, 0)
+    tickets = [Ticket() for _ in range(30)]
+    keys, values = lifecycle(tickets, B)
+    refused = [Ticket() for _ in range(5)]
+    for t in refused:
+        keys.append(t.key)
+        values.append(t.envelope(opened(t.ticket_id, "d", "t"), B))
+    offset = len(values)
+    await engine.handle(5, list(range(offset)), keys, values)
+    part = engine.partitions[5]
+    assert len(part.tickets) == 35 and engine.timers() == 60
+    taken = engine.snapshot_of(5)
+    assert taken is not None
+    await checkpoint.save(pool, "prune", 5, *taken)
+    rows_before = await pool.fetchval("SELECT count(*) FROM sla_ticket_states WHERE topic = 'prune'")
+    closing, to_close, to_merge, to_resolve = [], tickets[:10], tickets[10:15], tickets[15:25]
+    for t in to_close:
+        closing += [(t, resolved(t.ticket_id)), (t, te.TicketClosed(t.ticket_id, "done", "agent"))]
+    for t in to_merge:
+        closing.append((t, te.DuplicateSuspected(t.ticket_id, tickets[-1].ticket_id, 0.97)))
+    for t in to_resolve:
+        closing.append((t, resolved(t.ticket_id)))
+    for t in refused:
+        closing.append((t, te.TicketRefused(t.ticket_id, "not_eligible", "no")))
+    records = [t.envelope(event, B + 1) for t, event in closing]
+    await engine.handle(5, list(range(offset, offset + len(records))), [t.key for t, _ in closing], records)
+    offset += len(records)
+    # Memory: only the 15 unfinished tickets are left (10 resolved + 5 running), with their timers.
+    assert len(part.tickets) == 15 and len(part.slots) == 15 and len(part.free) == 15  # refused: never had a slot
+    assert engine.timers() == 10  # 5 running tickets x 2 clocks; resolved ones have none
+    taken = engine.snapshot_of(5)
+    assert taken is not None and len(taken[2]) == 20  # 20 rows to drop
+    await checkpoint.save(pool, "prune", 5, *taken)
+    rows_after = await pool.fetchval("SELECT count(*) FROM sla_ticket_states WHERE topic = 'prune'")
+    assert (rows_before, rows_after) == (35, 15)
+    loaded = await checkpoint.load(pool, "prune", 5)
+    assert loaded is not None and loaded[1] == part.tickets
+    # Their final SLA events were stored: 2 cancellations per merged ticket, 2 met per closed one.
+    assert [await count_of(pool, "SlaClockCancelled", t) for t in to_merge] == [2] * 5
+    assert [await count_of(pool, "SlaMet", t) for t in to_close] == [2] * 10
+    # A resolved ticket is not pruned: the reopen resumes resolution and re-arms its timer.
+    again = to_resolve[0]
+    reopen = [again.envelope(reopened(again.ticket_id), B + 2)]
+    await engine.handle(5, [offset], [again.key], reopen)
+    assert await count_of(pool, "SlaClockResumed", again) == 1 and engine.timers() == 11
+    # A new ticket reuses a freed slot.
+    fresh = Ticket()
+    keys, values = lifecycle([fresh], B + 3)
+    await engine.handle(5, [offset + 1, offset + 2], keys, values)
+    assert len(part.free) == 14 and engine.timers() == 13 and dead.records == []
+    await engine.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 import asyncpg
@@ -33,6 +34,9 @@ INSERT INTO sla_ticket_states (topic, partition, ticket_id, state)
 SELECT $1, $2, u.ticket_id, u.state FROM unnest($3::uuid[], $4::bytea[]) AS u(ticket_id, state)
 ON CONFLICT (topic, partition, ticket_id) DO UPDATE SET state = EXCLUDED.state
 """
+_DELETE_STATES = """
+DELETE FROM sla_ticket_states WHERE topic = $1 AND partition = $2 AND ticket_id = ANY($3::uuid[])
+"""
 _LOAD_OFFSET = "SELECT next_offset FROM sla_partition_checkpoints WHERE topic = $1 AND partition = $2"
 _LOAD_STATES = "SELECT state FROM sla_ticket_states WHERE topic = $1 AND partition = $2"
 
@@ -47,14 +51,23 @@ def decode_states(rows: list[bytes]) -> dict[uuid.UUID, TicketSla]:
 
 
 async def save(
-    pool: asyncpg.Pool, topic: str, partition: int, next_offset: int, changed: dict[uuid.UUID, TicketSla]
+    pool: asyncpg.Pool,
+    topic: str,
+    partition: int,
+    next_offset: int,
+    changed: dict[uuid.UUID, TicketSla],
+    removed: Collection[uuid.UUID] = (),
 ) -> None:
-    """Record `next_offset` and the states of the tickets changed since the previous checkpoint."""
+    """Record `next_offset`, the states of the tickets changed since the previous checkpoint, and
+    drop the rows of the tickets pruned since (finished: closed, merged, refused)."""
     ids, blobs = await asyncio.to_thread(encode_states, changed)
+    gone = list(removed)
     async with pool.acquire() as conn, conn.transaction():
         for start in range(0, len(ids), ROWS_PER_STATEMENT):
             end = start + ROWS_PER_STATEMENT
             await conn.execute(_SAVE_STATES, topic, partition, ids[start:end], blobs[start:end])
+        for start in range(0, len(gone), ROWS_PER_STATEMENT):
+            await conn.execute(_DELETE_STATES, topic, partition, gone[start : start + ROWS_PER_STATEMENT])
         await conn.execute(_SAVE_OFFSET, topic, partition, next_offset, len(ids))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import msgspec
 from msgspec.structs import replace
@@ -49,7 +50,15 @@ class TicketSla(msgspec.Struct, frozen=True, gc=False):
     sla_version: int = 0  # head of the ticket's SLA stream as this service knows it
 
     def clock(self, target: SlaTarget) -> Clock | None:
-        return next((c for c in self.clocks if c.target == target), None)
+        for c in self.clocks:
+            if c.target == target:
+                return c
+        return None
+
+    @property
+    def policy_key(self) -> tuple[str, str]:
+        """What selects the policy and the calendar besides the desk: a change re-arms the timers."""
+        return (self.track_id, self.priority)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +76,9 @@ class Decision:
     notes: list[str] = field(default_factory=list)  # worth a log line, not a dead letter
 
 
+@lru_cache(maxsize=1 << 16)
 def utc(ts: int) -> datetime:
+    """Epoch seconds as an aware datetime (cached: deadlines and event times repeat a lot)."""
     return datetime.fromtimestamp(ts, UTC)
 
 
@@ -157,14 +168,21 @@ class _Run:
                 self.put(None, clock.target)
                 self.emit(sla.SlaClockCancelled(self.state.ticket_id, clock.target, reason), at)
 
-    def recalculate(self, priority: str, reason: str, at: int) -> None:
-        new = self.rules.policy(self.state.desk_id, self.state.track_id, priority)
-        self.state = replace(self.state, priority=priority)
+    def recalculate(self, priority: str, reason: str, at: int, track: str | None = None) -> None:
+        """A priority or track change: every pending clock gets the new policy's target under the new
+        policy's rule, recorded as `SlaRecalculated`. A track change may also bring another calendar:
+        with `keep_elapsed`, the business time used so far is counted in the old calendar up to `at`
+        (`elapsed_seconds` on the event) and in the new one from `at` on."""
+        track = self.state.track_id if track is None else track
+        new = self.rules.policy(self.state.desk_id, track, priority)
+        old_calendar = self.calendar
+        moved = track != self.state.track_id
+        self.state = replace(self.state, priority=priority, track_id=track)
         if new is None:
             self.cancel_all(f"{reason}: no SLA policy", at)
             self.policy = None
             return
-        assert self.calendar is not None
+        calendar = self.rules.calendar(self.state.desk_id, track) if moved or old_calendar is None else old_calendar
         for clock in self.state.clocks:
             if not clock.pending:
                 continue
@@ -174,17 +192,29 @@ class _Run:
                 self.emit(sla.SlaClockCancelled(self.state.ticket_id, clock.target, f"{reason}: no target"), at)
                 continue
             since = clock.running_since if clock.running else at
-            old_deadline = deadline_of(clock, self.calendar, since)
+            old_deadline = deadline_of(clock, old_calendar or calendar, since)
+            elapsed: int | None = None
             if new.recalculation == "restart":
                 changed = Clock(clock.target, seconds, at, 0, at if clock.running else None)
                 since = at
+            elif moved:  # rebase: what was used is kept, counted in the old calendar up to now
+                elapsed = consumed(clock, at, old_calendar) if old_calendar is not None else clock.elapsed
+                changed = replace(
+                    clock, target_seconds=seconds, elapsed=elapsed, running_since=at if clock.running else None
+                )
+                since = at
             else:
                 changed = replace(clock, target_seconds=seconds)
-            new_deadline = deadline_of(changed, self.calendar, since)
+            new_deadline = deadline_of(changed, calendar, since)
             self.put(changed, clock.target)
             self.emit(sla.SlaRecalculated(self.state.ticket_id, clock.target, new.recalculation, reason,
-                                          utc(old_deadline), utc(new_deadline), seconds), at)  # fmt: skip
-        self.policy = new
+                                          utc(old_deadline), utc(new_deadline), seconds, elapsed), at)  # fmt: skip
+        self.policy, self.calendar = new, calendar
+
+
+# Lifecycle events after which nothing can resume a ticket's clocks (the lifecycle's terminal states:
+# closed, merged, refused); the service then forgets the ticket (status "closed" is pruned).
+TERMINAL = (te.TicketClosed, te.TicketMerged, te.TicketRefused, te.DuplicateSuspected)
 
 
 def open_ticket(event: te.TicketOpened, rules: Rules) -> Decision:
@@ -204,6 +234,8 @@ def decide(state: TicketSla | None, event: te.TicketEvent, at: int, cause: uuid.
         return open_ticket(event, rules)
     if state is None:
         return Decision(None, rejected=f"{type(event).__name__} for an unknown ticket")
+    if state.status == "excluded" and isinstance(event, TERMINAL):
+        return Decision(replace(state, status="closed"))  # no clocks to cancel; the ticket is finished
     if state.status in ("excluded", "closed"):
         return Decision(state)
     try:
@@ -226,13 +258,19 @@ def _apply(run: _Run, event: te.TicketEvent, at: int) -> None:
         run.state = replace(state, status="active")
         run.start("first_response", at)
         run.start("resolution", at)
-    elif isinstance(event, te.TicketRefused | te.TicketReferred):
+    elif isinstance(event, te.TicketRefused | te.DuplicateSuspected):
+        # Terminal in the lifecycle (refused; a suspected duplicate is merged): nothing resumes.
+        run.cancel_all(type(event).__name__, at)
+        run.state = replace(run.state, status="closed", clocks=())
+    elif isinstance(event, te.TicketReferred):
         run.cancel_all(type(event).__name__, at)
         run.state = replace(run.state, status="excluded")
     elif state.status == "opened":
-        if isinstance(event, te.PriorityChanged | te.TicketRouted):
-            priority = event.to_priority if isinstance(event, te.PriorityChanged) else event.priority
-            run.state = replace(state, priority=priority)  # clocks start later with this priority
+        if isinstance(event, te.PriorityChanged):
+            run.state = replace(state, priority=event.to_priority)  # clocks start later with this priority
+        elif isinstance(event, te.TicketRouted):
+            track = run.rules.queue_track(state.desk_id, event.queue_id) or state.track_id
+            run.state = replace(state, priority=event.priority, track_id=track)
         return  # before preflight passed no clock runs
     elif isinstance(event, te.AgentReplied):
         for target in ("first_response", "next_response"):
@@ -273,8 +311,13 @@ def _apply(run: _Run, event: te.TicketEvent, at: int) -> None:
         run.state = replace(run.state, status="closed", clocks=())
     elif isinstance(event, te.PriorityChanged):
         run.recalculate(event.to_priority, f"priority {event.from_priority} -> {event.to_priority}", at)
-    elif isinstance(event, te.TicketRouted) and event.priority != state.priority:
-        run.recalculate(event.priority, f"routed with priority {event.priority}", at)
+    elif isinstance(event, te.TicketRouted):
+        track = run.rules.queue_track(state.desk_id, event.queue_id) or state.track_id
+        if track != state.track_id:  # another line of support: its policy and calendar apply
+            reason = f"routed to {event.queue_id}: track {state.track_id} -> {track}, priority {event.priority}"
+            run.recalculate(event.priority, reason, at, track)
+        elif event.priority != state.priority:
+            run.recalculate(event.priority, f"routed with priority {event.priority}", at)
 
 
 def advance(state: TicketSla, now: int, rules: Rules) -> Decision:
@@ -323,6 +366,10 @@ def evolve(clocks: tuple[Clock, ...], event: sla.SlaEvent, at: int) -> tuple[Clo
     elif isinstance(event, sla.SlaRecalculated):
         if event.rule == "restart":
             current = Clock(event.target, event.target_seconds, at, 0, at if current.running else None)
+        elif event.elapsed_seconds is not None:  # the calendar changed too: rebased at `at`
+            running = at if current.running else None
+            current = replace(current, target_seconds=event.target_seconds, elapsed=event.elapsed_seconds,
+                              running_since=running)  # fmt: skip
         else:
             current = replace(current, target_seconds=event.target_seconds)
     elif isinstance(event, sla.SlaWarning | sla.SlaBreached):

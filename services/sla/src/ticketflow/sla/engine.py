@@ -5,9 +5,11 @@ owns the partition. `assign` takes a checkpoint's states; the partition goes liv
 armed) once replay reaches the end offset seen at assignment, so a timer never fires on state that
 records still in the log would have changed. `revoke` cancels the partition's timers and drops it.
 
-One lock serialises "decide, append, keep": a consumed batch and a timer batch never interleave on
-a ticket, and a state is kept only after its SLA events are in the store (a failed append changes
-nothing and is retried: the batch by the consumer, a firing by re-arming its timer a second later).
+One lock serialises "decide, keep, arm, queue": a consumed batch and a timer batch never interleave
+on a ticket. The decided state is kept and its timers armed at once; its SLA events go to the store
+through `pipeline.AppendQueue` in decision order, and a checkpoint is taken only after the queue is
+drained, so what is checkpointed is always stored. A failed append poisons the queue: the consumer
+stops and restarts from its checkpoint with a fresh engine.
 
 Timer payload: key = partition << 32 | ticket slot, kind = target index, level = ladder index.
 """
@@ -31,6 +33,7 @@ from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.envelope import envelope_decoder
 from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, decide, firings
 from ticketflow.sla.partition import Batch, Partition, Stats
+from ticketflow.sla.pipeline import AppendQueue, Entry
 from ticketflow.sla.policies import TARGETS, Rules, RulesError
 from ticketflow.sla.timers import Clock, FiredTimers, SystemClock, TimerLoop, TimerWheel
 from ticketflow.sla.writer import SlaWriter
@@ -40,8 +43,8 @@ TICKET_EVENT_TYPES: tuple[type, ...] = te.TicketEvent.__args__  # type: ignore[a
 SLA_EVENT_TYPES: tuple[type, ...] = sla.SlaEvent.__args__  # type: ignore[attr-defined]
 TARGET_INDEX = {target: index for index, target in enumerate(TARGETS)}
 SLOT_BITS = 32
-RETRY_FIRING_MS = 1000
 ARM_CHUNK = 20_000
+FIRE_CHUNK = 2_000  # tickets of a firing burst advanced between two yields to the append pipeline
 FREEZE_ABOVE = 50_000  # tickets in a restored partition worth moving out of the GC's sight
 Overlay = dict[uuid.UUID, TicketSla]
 Pending = dict[uuid.UUID, list[Emitted]]
@@ -58,9 +61,8 @@ class SlaEngine:
         self.loop = TimerLoop(self.wheel, self.on_fire, self.clock)
         self.partitions: dict[int, Partition] = {}
         self.lock = asyncio.Lock()
-        self.unwritten: Overlay = {}  # decided, appends in flight
+        self.queue = AppendQueue(writer, self._written)
         self.arming = 0  # partitions whose timers are being armed right now
-        self._inflight: asyncio.Task[None] | None = None
         self.stats = Stats()
 
     # -- ownership ------------------------------------------------------------------------------
@@ -102,21 +104,23 @@ class SlaEngine:
             gc.freeze()
         log.info("partition %d live at offset %d: %d timers armed", part.number, part.next_offset, len(part.armed))
 
-    def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla]] | None:
-        """(next offset, states changed since the last call) to checkpoint; None when nothing moved.
-        If writing it fails, `unsnapshot` puts the changes back for the next attempt."""
+    def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla], set[uuid.UUID]] | None:
+        """(next offset, states changed since the last call, tickets pruned since) to checkpoint; None
+        when nothing moved. If writing it fails, `unsnapshot` puts the changes back for the next attempt."""
         part = self.partitions.get(number)
         if part is None or not part.dirty:
             return None
         changed = {t: part.tickets[t] for t in part.changed if t in part.tickets}
-        part.dirty, part.changed = False, set()
-        return part.next_offset, changed
+        removed = part.removed - changed.keys()
+        part.dirty, part.changed, part.removed = False, set(), set()
+        return part.next_offset, changed, removed
 
-    def unsnapshot(self, number: int, changed: dict[uuid.UUID, TicketSla]) -> None:
+    def unsnapshot(self, number: int, changed: dict[uuid.UUID, TicketSla], removed: set[uuid.UUID]) -> None:
         part = self.partitions.get(number)
         if part is not None:
             part.dirty = True
-            part.changed.update(changed)
+            part.changed.update(t for t in changed if t not in part.removed)
+            part.removed.update(t for t in removed if t not in part.tickets)
 
     # -- consumed records -------------------------------------------------------------------------
 
@@ -128,81 +132,97 @@ class SlaEngine:
         await self.drain()
 
     async def handle_many(self, batches: Sequence[Batch]) -> None:
-        """Decide one poll's records of every partition, then hand their append and arming to a commit
-        task and return: the next poll is decided while this one's events are being written.
+        """Decide one poll's records of every partition, keep the new states, arm their timers, and
+        queue their SLA events for the store (`pipeline.AppendQueue`), then return: the store's
+        round trips overlap the next polls, and what is decided meanwhile joins the next append.
 
-        Commits run one after another in poll order (each awaits the previous), so the store sees
-        SLA events in decision order. A state becomes a partition's state (and goes into checkpoints)
-        only after its events are appended; until then the next decisions read it from `unwritten`."""
+        Armed is not durable: a checkpoint (states + offset) is written only after `drain()` has
+        stored every queued event, so a crash replays from an offset whose decisions are all stored."""
         fetched = time.perf_counter()
         dead: list[tuple[bytes | None, bytes, str]] = []
         async with self.lock:
-            overlays: dict[int, Overlay] = {}
-            pending: Pending = defaultdict(list)
             for batch in batches:
                 part = self.partitions.get(batch.partition)
                 if part is None:
                     continue  # revoked meanwhile: the new owner replays these records
-                overlay = overlays.setdefault(batch.partition, {})
+                overlay: Overlay = {}
+                pending: Pending = defaultdict(list)
                 for key, value in zip(batch.keys, batch.values, strict=True):
                     reason = self._apply(part, value, overlay, pending)
                     if reason is not None:
                         dead.append((key, value, reason))
-                self.unwritten.update(overlay)
-            previous = self._inflight
-        if previous is not None:
-            await previous  # at most one commit in flight; its failure surfaces here
-        self._inflight = asyncio.create_task(self._commit(batches, overlays, pending, fetched))
+                self._keep(part, overlay, pending)
+                part.next_offset = batch.offsets[-1] + 1
+                part.dirty = True
+                self.stats.events += len(batch.values)
+                if not part.live and part.next_offset >= part.catch_up_to:
+                    await self.go_live(part)
+            self.queue.mark(fetched)
+            self.stats.armed_latency_ms.append((time.perf_counter() - fetched) * 1000)
+        await self.queue.room()
         for key, value, reason in dead:
             self.stats.dead_letters += 1
             await self.dead_letter(key, value, reason)
 
     async def drain(self) -> None:
-        """Wait for the commit in flight (before a checkpoint, a revocation, a firing batch)."""
-        task = self._inflight
-        if task is not None:
-            await task
+        """Wait until every decided event is in the store (before a checkpoint or a revocation);
+        raises if an append failed (the consumer then restarts from its checkpoint)."""
+        await self.queue.drain()
 
-    async def _commit(
-        self, batches: Sequence[Batch], overlays: dict[int, Overlay], pending: Pending, fetched: float
-    ) -> None:
-        decided = {ticket: state for overlay in overlays.values() for ticket, state in overlay.items()}
-        states = {}
-        for batch in batches:  # the previous commit moved these streams' heads: append after them
-            part = self.partitions.get(batch.partition)
-            for ticket in overlays.get(batch.partition, {}):
-                state, kept = decided[ticket], None if part is None else part.tickets.get(ticket)
-                if kept is not None and kept.sla_version > state.sla_version:
-                    state = replace(state, sla_version=kept.sla_version)
-                states[ticket] = state
-        try:
-            written = await self.writer.write(states, pending)
-        except BaseException:
-            self.unwritten.clear()  # decided on top of what is now unknown: the consumer restarts
-            raise
-        for batch in batches:
-            part = self.partitions.get(batch.partition)
-            if part is None or batch.partition not in overlays:
+    def _keep(self, part: Partition, overlay: Overlay, pending: Pending) -> None:
+        """Make decided states the partition's states, queue their events, re-arm what changed."""
+        for ticket, state in overlay.items():
+            old = part.tickets.get(ticket)
+            events = pending.get(ticket)
+            if events:  # appended after the head known before them
+                state = self.queue.add(part.number, ticket, state.sla_version, events, state)
+            if state.status == "closed":
+                self._prune(part, ticket)
                 continue
-            overlay = {t: written.get(t, states[t]) for t in overlays[batch.partition]}
-            before = {t: part.tickets.get(t) for t in overlay} if part.live else {}
-            part.tickets.update(overlay)
-            part.changed.update(overlay)
-            for ticket in overlay:
-                if self.unwritten.get(ticket) is decided[ticket]:
-                    del self.unwritten[ticket]  # no newer decision waits on top of this one
-            part.next_offset = batch.offsets[-1] + 1
+            part.tickets[ticket] = state
+            part.changed.add(ticket)
+            if part.live and (old is None or old.clocks is not state.clocks or old.policy_key != state.policy_key):
+                self._sync(part, ticket, state)  # same clocks, same policy and calendar: same timers
+
+    def _prune(self, part: Partition, ticket: uuid.UUID) -> None:
+        """A finished ticket (closed, merged, refused: terminal in the lifecycle, nothing can resume
+        its clocks) leaves memory, its timers and, with the next checkpoint, the checkpoint table.
+        Its final SLA events are already queued for the store."""
+        part.tickets.pop(ticket, None)
+        part.changed.discard(ticket)
+        part.removed.add(ticket)
+        slot = part.slots.get(ticket)
+        if slot is not None:
+            for index in TARGET_INDEX.values():
+                armed = part.armed.pop((slot, index), None)
+                if armed is not None:
+                    self.wheel.cancel(armed[0])
+            part.release(ticket)
+
+    def _written(self, entries: dict[uuid.UUID, Entry], written: dict[uuid.UUID, TicketSla]) -> None:
+        """After a flush: where the store's head differs from the optimistic one (a stale head was
+        repaired, firings found stored before a crash were absorbed), correct the kept state."""
+        for ticket, entry in entries.items():
+            stored = written.get(ticket)
+            if stored is None or (
+                stored.sla_version == entry.state.sla_version and stored.clocks is entry.state.clocks
+            ):
+                continue
+            part = self.partitions.get(entry.partition)
+            current = None if part is None else part.tickets.get(ticket)
+            if part is None or current is None:
+                continue
+            if current is entry.state:
+                current = stored  # nothing decided since: the repaired state is the state
+            else:  # newer decisions are queued on the old head: their append repairs itself likewise
+                current = replace(
+                    current, sla_version=current.sla_version + stored.sla_version - entry.state.sla_version
+                )
+            part.tickets[ticket] = current
+            part.changed.add(ticket)
             part.dirty = True
-            self.stats.events += len(batch.values)
             if part.live:
-                for ticket, state in overlay.items():
-                    old = before[ticket]
-                    if old is None or old.clocks is not state.clocks or old.priority != state.priority:
-                        self._sync(part, ticket, state)  # same clocks, same policy: same timers
-            elif part.next_offset >= part.catch_up_to:
-                await self.go_live(part)
-        self.stats.emitted += sum(len(e) for e in pending.values())
-        self.stats.armed_latency_ms.append((time.perf_counter() - fetched) * 1000)
+                self._sync(part, ticket, current)
 
     def _apply(
         self,
@@ -248,17 +268,17 @@ class SlaEngine:
         return problem
 
     def _current(self, part: Partition, overlay: Overlay, ticket: uuid.UUID) -> TicketSla | None:
-        """The latest decided state: this poll's, else a commit's still in flight, else the kept one."""
-        return overlay.get(ticket) or self.unwritten.get(ticket) or part.tickets.get(ticket)
+        """The latest decided state: this poll's, else the kept one."""
+        return overlay.get(ticket) or part.tickets.get(ticket)
 
     # -- timers ---------------------------------------------------------------------------------
 
     async def on_fire(self, batch: FiredTimers) -> None:
+        """Fire the due levels of the batch's tickets on their kept states and queue the warnings and
+        breaches in one go (the store gets them in the next flush, in large multi-stream appends)."""
         async with self.lock:
-            try:
-                await self.drain()  # firings append after the commit in flight, on the states it kept
-            except Exception:
-                log.warning("a commit failed; %d due timers wait for the consumer's restart", len(batch))
+            if self.queue.failed is not None:
+                log.warning("an append failed; %d due timers wait for the consumer's restart", len(batch))
                 return
             now_s = self.clock.now_ms() // 1000
             due: dict[tuple[int, uuid.UUID], None] = {}  # (partition, ticket), in firing order
@@ -268,29 +288,25 @@ class SlaEngine:
                     continue
                 slot = key & ((1 << SLOT_BITS) - 1)
                 part.armed.pop((slot, kind), None)
-                due[(part.number, part.ids[slot])] = None
-            states: dict[uuid.UUID, TicketSla] = {}
-            pending: dict[uuid.UUID, list[Emitted]] = {}
-            for number, ticket in due:
-                decision = advance(self.partitions[number].tickets[ticket], now_s, self.rules)
-                if decision.state is not None and decision.emitted:
-                    states[ticket], pending[ticket] = decision.state, decision.emitted
-            try:
-                written = await self.writer.write(states, pending)
-            except Exception:
-                log.exception("appending %d firings failed; retrying in %d ms", len(pending), RETRY_FIRING_MS)
-                for number, ticket in due:
-                    part = self.partitions[number]
-                    self._sync(part, ticket, part.tickets[ticket], delay_ms=RETRY_FIRING_MS)
-                return
-            for number, ticket in due:
+                ticket = part.ids[slot]
+                if ticket is not None:  # None: pruned after this batch was taken from the wheel
+                    due[(part.number, ticket)] = None
+            for n, (number, ticket) in enumerate(due, start=1):
                 part = self.partitions[number]
-                state = written.get(ticket, part.tickets[ticket])
-                part.tickets[ticket] = state
-                part.changed.add(ticket)
-                part.dirty = True
+                if n % FIRE_CHUNK == 0:
+                    await asyncio.sleep(0)  # the chunks already queued go to the store meanwhile
+                state = part.tickets.get(ticket)
+                if state is None:
+                    continue
+                decision = advance(state, now_s, self.rules)
+                if decision.state is not None and decision.emitted:
+                    state = self.queue.add(number, ticket, state.sla_version, decision.emitted, decision.state)
+                    part.tickets[ticket] = state
+                    part.changed.add(ticket)
+                    part.dirty = True
+                    self.stats.fired += len(decision.emitted)
                 self._sync(part, ticket, state)
-            self.stats.fired += sum(len(e) for e in pending.values())
+        await self.queue.room()
 
     def _sync(self, part: Partition, ticket: uuid.UUID, state: TicketSla, delay_ms: int = 0) -> None:
         """Make the wheel hold exactly the ticket's next firing per running clock."""
@@ -317,6 +333,10 @@ class SlaEngine:
                 earliest = due_ms if earliest is None else min(earliest, due_ms)
         if earliest is not None:
             self.loop.notify_scheduled(earliest)
+
+    async def close(self) -> None:
+        """Stop the append pipeline's task (after `drain`, or when the engine is given up)."""
+        await self.queue.close()
 
     def timers(self) -> int:
         return len(self.wheel)

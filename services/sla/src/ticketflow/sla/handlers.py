@@ -97,6 +97,7 @@ class SlaConsumer:
             finally:
                 for number in list(self.engine.partitions):
                     self.engine.revoke(number)
+                await self.engine.close()
                 await consumer.stop()
 
     async def acquire(self, partitions: list[int]) -> None:
@@ -121,7 +122,6 @@ class SlaConsumer:
     async def _go_live_when_caught_up(self, consumer: AIOKafkaConsumer) -> None:
         if all(part.live for part in self.engine.partitions.values()):
             return
-        await self.engine.drain()
         for part in list(self.engine.partitions.values()):
             if not part.live:
                 position = await consumer.position(TopicPartition(self.topic, part.number))
@@ -131,16 +131,21 @@ class SlaConsumer:
                         await self.engine.go_live(part)
 
     async def checkpoint(self, number: int) -> None:
+        """Take the partition's changes under the lock (a consistent cut: states and offset decided
+        up to now), then wait, without the lock, until the store has every event queued before the
+        cut, and only then write them: a checkpoint never runs ahead of the store, and consuming and
+        firing go on meanwhile."""
         async with self.engine.lock:
-            await self.engine.drain()  # a checkpoint holds only states whose events are stored
             taken = self.engine.snapshot_of(number)
+            barrier = self.engine.queue.barrier()
         if taken is None:
             return
-        next_offset, changed = taken
+        next_offset, changed, removed = taken
         try:
-            await checkpoint.save(self.pool, self.topic, number, next_offset, changed)
+            await self.engine.queue.wait(barrier)
+            await checkpoint.save(self.pool, self.topic, number, next_offset, changed, removed)
         except BaseException:
-            self.engine.unsnapshot(number, changed)
+            self.engine.unsnapshot(number, changed, removed)
             raise
         self.checkpoints += 1
         if self.consumer is not None:

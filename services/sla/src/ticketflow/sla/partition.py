@@ -28,16 +28,30 @@ class Partition:
     live: bool = False
     dirty: bool = False  # offset or states moved since the last checkpoint
     changed: set[uuid.UUID] = field(default_factory=set)  # tickets whose state the next checkpoint writes
-    ids: list[uuid.UUID] = field(default_factory=list)
+    removed: set[uuid.UUID] = field(default_factory=set)  # tickets pruned since the last checkpoint
+    ids: list[uuid.UUID | None] = field(default_factory=list)
     slots: dict[uuid.UUID, int] = field(default_factory=dict)
+    free: list[int] = field(default_factory=list)  # slots of pruned tickets, reused
     armed: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)  # -> handle, level, due
 
     def slot(self, ticket: uuid.UUID) -> int:
         slot = self.slots.get(ticket)
         if slot is None:
-            slot = self.slots[ticket] = len(self.ids)
-            self.ids.append(ticket)
+            if self.free:
+                slot = self.free.pop()
+                self.ids[slot] = ticket
+            else:
+                slot = len(self.ids)
+                self.ids.append(ticket)
+            self.slots[ticket] = slot
         return slot
+
+    def release(self, ticket: uuid.UUID) -> None:
+        """Give a pruned ticket's slot back (its timers are cancelled by the caller)."""
+        slot = self.slots.pop(ticket, None)
+        if slot is not None:
+            self.ids[slot] = None
+            self.free.append(slot)
 
 
 @dataclass

@@ -60,6 +60,9 @@ class Rules(Protocol):
     def calendar(self, desk_id: str, track_id: str) -> Calendar:
         """Raises RulesError when the calendar cannot be built (e.g. no working time at all)."""
 
+    def queue_track(self, desk_id: str, queue_id: str) -> str | None:
+        """The track a queue serves (routing to it moves the ticket there); None for an unknown queue."""
+
 
 class DeskRules:
     """`Rules` over the desk registry, with per-(desk, track, priority) policies cached."""
@@ -68,6 +71,7 @@ class DeskRules:
         self.registry = registry
         self._policies: dict[tuple[str, str, str], Policy | None] = {}
         self._calendars: dict[tuple[str, str], Calendar] = {}
+        self._queues: dict[tuple[str, str], str | None] = {}
 
     def has_sla(self, desk_id: str, track_id: str) -> bool:
         try:
@@ -90,6 +94,16 @@ class DeskRules:
                 raise RulesError(f"no usable calendar for {desk_id!r}/{track_id!r}: {error}") from None
             self._calendars[(desk_id, track_id)] = cached
         return cached
+
+    def queue_track(self, desk_id: str, queue_id: str) -> str | None:
+        key = (desk_id, queue_id)
+        if key not in self._queues:
+            try:
+                queues = self.registry.desk(desk_id).queues
+            except KeyError:
+                return None
+            self._queues[key] = next((q.track for q in queues if q.id == queue_id), None)
+        return self._queues[key]
 
     def _resolve(self, desk_id: str, track_id: str, priority: str) -> Policy | None:
         if not self.has_sla(desk_id, track_id):

@@ -1,0 +1,110 @@
+"""Given/when/then: a routing move to a queue of another track (another policy and calendar) on a live
+ticket, on the packaged eXpress desk: technical-l2 serves technical-standard (Mon-Fri 09:00-18:00 MSK),
+technical-l3 serves technical-premium (around the clock), client-l1 serves client support (no SLA)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sla_builders import DESKS, Driver, customer, opened, passed, replied, ts, waiting
+
+from ticketflow.contracts import sla_events as sla
+from ticketflow.contracts import ticket_events as te
+from ticketflow.sla.clocks import Clock
+from ticketflow.sla.domain import evolve, firings
+
+T = uuid.UUID("00000000-0000-7000-8000-00000000007c")
+MIN = 60
+TUESDAY_17 = ts(2025, 3, 4, 17)  # contract-standard: one business hour left today
+
+
+def routed(queue: str, priority: str = "normal") -> te.TicketRouted:
+    return te.TicketRouted(T, queue, "l3", priority, "technical", "fallback")  # type: ignore[arg-type]
+
+
+def standard_ticket() -> Driver:
+    return Driver().given([(TUESDAY_17, opened(T, "express", "technical-standard")), (TUESDAY_17, passed(T))])
+
+
+def recalculated(events: list[sla.SlaEvent]) -> dict[str, sla.SlaRecalculated]:
+    return {e.target: e for e in events if isinstance(e, sla.SlaRecalculated)}
+
+
+def replayed(driver: Driver) -> tuple[Clock, ...]:
+    clocks: tuple[Clock, ...] = ()
+    for emitted in driver.emitted:
+        clocks = evolve(clocks, emitted.event, emitted.at)
+    return clocks
+
+
+def test_moving_to_a_premium_queue_keeps_the_used_time_counted_in_the_old_calendar() -> None:
+    # Given a technical-standard ticket whose clocks started Tuesday 17:00 (first response 240 business
+    # minutes: due Wednesday 12:00 in the 09-18 calendar);
+    d = standard_ticket()
+    assert int(d.emitted[0].event.deadline.timestamp()) == ts(2025, 3, 5, 12)  # type: ignore[union-attr]
+    # when routing moves it to technical-l3 (technical-premium, 24/7) at 17:30,
+    events = [e.event for e in d.when(TUESDAY_17 + 30 * MIN, routed("technical-l3"))]
+    # then both clocks are recalculated under the premium policy with keep_elapsed: the 30 minutes
+    # used are kept (counted in the standard calendar), the rest counts around the clock.
+    changes = recalculated(events)
+    assert set(changes) == {"first_response", "resolution"}
+    first = changes["first_response"]
+    assert first.rule == "keep_elapsed" and first.elapsed_seconds == 30 * MIN and first.target_seconds == 60 * MIN
+    assert int(first.old_deadline.timestamp()) == ts(2025, 3, 5, 12)
+    assert int(first.new_deadline.timestamp()) == TUESDAY_17 + 60 * MIN  # 30 min left, counted at 17:30
+    resolution = changes["resolution"]
+    assert resolution.target_seconds == 1440 * MIN
+    assert int(resolution.new_deadline.timestamp()) == TUESDAY_17 + 30 * MIN + (1440 - 30) * MIN
+    assert d.state is not None and d.state.track_id == "technical-premium"
+    # The timers follow the premium calendar (18:00 is past the standard close and still counts), and
+    # replaying the SLA events alone gives the same clocks.
+    fire = firings(d.state, DESKS)
+    assert fire["first_response"] == (0, TUESDAY_17 + 30 * MIN)  # the 0.5 warning, at once
+    assert sorted(replayed(d), key=lambda c: c.target) == sorted(d.state.clocks, key=lambda c: c.target)
+
+
+def test_a_move_after_closing_time_does_not_count_the_closed_hours_and_a_paused_clock_stays_paused() -> None:
+    # Given the ticket waits on the customer from 17:45 (45 business minutes used);
+    d = standard_ticket()
+    d.when(TUESDAY_17 + 30 * MIN, replied(T))
+    d.when(TUESDAY_17 + 45 * MIN, waiting(T))
+    # when it is moved to premium at 23:00 (closed hours of the standard calendar),
+    events = [e.event for e in d.when(ts(2025, 3, 4, 23), routed("technical-l3"))]
+    # then the resolution clock keeps its 45 minutes, stays paused, and resumes in the premium calendar.
+    change = recalculated(events)["resolution"]
+    assert change.elapsed_seconds == 45 * MIN
+    assert d.state is not None and d.state.clock("resolution") == Clock(
+        "resolution", 1440 * MIN, TUESDAY_17, 45 * MIN, running_since=None
+    )
+    resumed = [e.event for e in d.when(ts(2025, 3, 4, 23, 30), customer(T))]
+    [resume] = [e for e in resumed if isinstance(e, sla.SlaClockResumed) and e.target == "resolution"]
+    assert int(resume.deadline.timestamp()) == ts(2025, 3, 4, 23, 30) + (1440 - 45) * MIN
+    assert sorted(replayed(d), key=lambda c: c.target) == sorted(d.state.clocks, key=lambda c: c.target)
+
+
+def test_the_new_policys_restart_rule_applies_on_a_track_change() -> None:
+    # Given a premium ticket (24/7) opened Tuesday 17:00;
+    d = Driver().given([(TUESDAY_17, opened(T, "express", "technical-premium")), (TUESDAY_17, passed(T))])
+    # when it is moved to technical-l2 with priority low at 17:20 (technical-standard/low: restart),
+    events = [e.event for e in d.when(TUESDAY_17 + 20 * MIN, routed("technical-l2", "low"))]
+    # then the clocks start again from 17:20 in the standard calendar with the low targets.
+    first = recalculated(events)["first_response"]
+    assert first.rule == "restart" and first.elapsed_seconds is None and first.target_seconds == 480 * MIN
+    # 480 business minutes from Tuesday 17:20: 40 on Tuesday (to 18:00), 440 from Wednesday 09:00.
+    assert int(first.new_deadline.timestamp()) == ts(2025, 3, 5, 16, 20)
+    assert d.state is not None and d.state.clock("first_response") == Clock(
+        "first_response", 480 * MIN, TUESDAY_17 + 20 * MIN, 0, running_since=TUESDAY_17 + 20 * MIN
+    )
+
+
+def test_a_move_to_a_track_without_sla_cancels_the_clocks_and_one_within_the_track_changes_nothing() -> None:
+    d = standard_ticket()
+    # When routed to the other queue of the same track with the same priority, then nothing is emitted;
+    # an unknown queue keeps the track too (routing validated it; the SLA service does not guess).
+    assert d.when(TUESDAY_17 + 5 * MIN, routed("technical-l2")) == []
+    assert d.when(TUESDAY_17 + 6 * MIN, routed("no-such-queue")) == []
+    # When routed to client support (no SLA), then every pending clock is cancelled, with the reason.
+    events = [e.event for e in d.when(TUESDAY_17 + 10 * MIN, routed("client-l1"))]
+    assert {type(e).__name__ for e in events} == {"SlaClockCancelled"} and len(events) == 2
+    assert all("track technical-standard -> client" in e.reason for e in events)  # type: ignore[union-attr]
+    assert d.state is not None and d.state.clocks == () and firings(d.state, DESKS) == {}
