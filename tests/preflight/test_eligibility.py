@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ticketflow.deskconfig import DeskRegistry, Track, load_desks
 from ticketflow.preflight.eligibility import (
+    ADMIN_UNVERIFIED,
     NOT_CONTRACT_CONTACT,
     NOT_PORTAL_ADMIN,
     ROLE_NOT_ELIGIBLE,
@@ -73,6 +74,18 @@ def test_eligible_exactly_when_a_role_is_accepted(roles: set[str], accepted: set
     decision = check_eligibility(track, roles)
     assert decision.eligible is bool(roles & accepted)
     assert decision.eligible or (decision.code and all(decision.messages))
+
+
+def test_a_portal_that_could_not_be_asked_is_not_called_a_non_administrator(desks: DeskRegistry) -> None:
+    """Intake could not ask the portal (REST user.admin): the refusal says so instead of "admins only"."""
+    box = desks.track("bitrix24-box", "box")
+    decision = check_eligibility(box, (), "http_401: expired_token")
+    assert (decision.eligible, decision.code) == (False, ADMIN_UNVERIFIED)
+    assert "не ответил" in decision.message("ru") and "did not answer" in decision.message("en")
+    assert check_eligibility(box, ()).code == NOT_PORTAL_ADMIN  # verified as a non-administrator
+    assert check_eligibility(box, ("portal_admin",), "timeout").eligible  # a stated admin stays eligible
+    tech = desks.track("express", "technical-standard")  # only the portal-admin refusal changes
+    assert check_eligibility(tech, (), "timeout").code == NOT_CONTRACT_CONTACT
 
 
 def test_an_express_sender_without_roles_is_an_end_user_of_the_app(desks: DeskRegistry) -> None:

@@ -18,6 +18,9 @@ from ticketflow.deskconfig import Track
 NOT_PORTAL_ADMIN = "not_portal_admin"
 NOT_CONTRACT_CONTACT = "not_contract_contact"
 ROLE_NOT_ELIGIBLE = "role_not_eligible"
+# Bitrix24 sends no admin flag; intake asks the portal (REST user.admin). When the portal could not be
+# asked, "not an administrator" would be a false statement: the refusal says what really happened.
+ADMIN_UNVERIFIED = "portal_admin_unverified"
 
 _MESSAGES: dict[str, tuple[str, str]] = {
     NOT_PORTAL_ADMIN: (
@@ -31,6 +34,14 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "партнёрам заказчика. Пользователям приложения помогает клиентская поддержка.",
         "Technical support is available under the service contract to the customer's system "
         "administrators and partners only. Users of the app are helped by client support.",
+    ),
+    ADMIN_UNVERIFIED: (
+        "Не удалось проверить, что вы администратор портала: портал Битрикс24 не ответил на проверку. "
+        "Напишите, пожалуйста, ещё раз через несколько минут. Если это повторится, проверьте, что "
+        "приложение поддержки установлено на портале и портал доступен из интернета.",
+        "We could not confirm that you are an administrator of the portal: your Bitrix24 portal did not "
+        "answer our check. Please write again in a few minutes. If this repeats, make sure the support "
+        "app is installed on the portal and the portal is reachable from the internet.",
     ),
     ROLE_NOT_ELIGIBLE: (
         "Эта линия поддержки недоступна для вашей роли. Обратитесь к администратору вашей организации.",
@@ -70,9 +81,12 @@ def effective_roles(platform: str, roles: Iterable[str]) -> frozenset[str]:
     return frozenset(roles) | implied
 
 
-def check_eligibility(track: Track, roles: Iterable[str]) -> Eligibility:
-    """Eligible when the requester holds at least one role the track accepts."""
+def check_eligibility(track: Track, roles: Iterable[str], admin_unverified: str | None = None) -> Eligibility:
+    """Eligible when the requester holds at least one role the track accepts. `admin_unverified` (the
+    reason intake could not ask the portal) turns "not an administrator" into "could not verify"."""
     if set(roles) & set(track.eligibility):
         return ELIGIBLE
     code = refusal_code(track.eligibility)
+    if code == NOT_PORTAL_ADMIN and admin_unverified:
+        code = ADMIN_UNVERIFIED
     return Eligibility(False, code, _MESSAGES[code])

@@ -120,7 +120,11 @@ class PreflightService:
     ) -> domain.Findings:
         """Each step runs only when every earlier one let the ticket through (domain.decide_outcome's order)."""
         roles = effective_roles(opened.chat.platform, opened.requester.roles)
-        found = domain.Findings(opened.ticket_id, check_eligibility(track, roles), opened.requester.locale)
+        found = domain.Findings(
+            opened.ticket_id,
+            check_eligibility(track, roles, opened.requester.admin_unverified),
+            opened.requester.locale,
+        )
         if not found.eligibility.eligible:
             return found
         if opened.chat.platform == "bitrix24" and desk.preflight.checks:
