@@ -66,12 +66,13 @@ async def open_ticket(
     track: str = "box",
     tenant: str = BOX_MEMBER,
     locale: str = "ru",
+    admin_unverified: str | None = None,
 ) -> EventEnvelope:
     """Open a ticket the way intake does (OpenTicket through the decider); returns the stored envelope."""
     ticket = uuid.uuid4()
     platform = "bitrix24" if desk == "bitrix24-box" else "express" if desk == "express" else "generic"
     chat = ChatRef(platform, tenant, f"chat-{ticket}", portal_url=portal_url)  # type: ignore[arg-type]
-    requester = Requester(f"user-{ticket}", locale=locale, roles=roles)
+    requester = Requester(f"user-{ticket}", locale=locale, roles=roles, admin_unverified=admin_unverified)
     command = c.OpenTicket(ticket, desk, track, chat, requester, text, f"m-{ticket}", datetime.now(UTC))
     await execute(store, ticket_stream(ticket), command, decide, evolve, initial_state())
     [opened] = await store.read_stream(ticket_stream(ticket))
@@ -126,6 +127,21 @@ async def test_a_non_admin_is_refused_in_their_language_and_the_portal_is_not_co
     refused = (await events_of(service.store, ticket_of(opened)))[-1]
     assert isinstance(refused, e.TicketRefused) and refused.code == "not_portal_admin"
     assert "администраторам портала" in refused.reason
+    assert server.connections == 0
+
+
+async def test_a_requester_whose_portal_could_not_be_asked_hears_so_not_that_they_are_no_admin(
+    pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, serve: ServeFactory, certs: Certificates
+) -> None:
+    server = await serve(certs.valid, healthy_routes())
+    service = make_service(pool, desks, config)
+    opened = await open_ticket(
+        service.store, text=PRODUCT_ERROR, roles=(), portal_url=server.url(), admin_unverified="timeout", locale="en"
+    )
+    assert await service.handle(opened) == "RefuseTicket"
+    refused = (await events_of(service.store, ticket_of(opened)))[-1]
+    assert isinstance(refused, e.TicketRefused) and refused.code == "portal_admin_unverified"
+    assert "could not confirm" in refused.reason and "write again" in refused.reason
     assert server.connections == 0
 
 
