@@ -6,6 +6,7 @@ people get this template on this channel, with variables every template of both 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ from ticketflow.notifications.domain import (
     plan_event,
     ticket_number,
 )
-from ticketflow.notifications.formatting import describe_hours, format_duration, format_time
+from ticketflow.notifications.formatting import describe_hours, format_duration, format_overdue, format_time
 from ticketflow.notifications.model import Channel
 from ticketflow.notifications.rendering import TemplateCatalog
 
@@ -371,6 +372,30 @@ def test_sla_breach_by_day_reaches_agent_lead_and_on_call_once_each() -> None:
     assert planned.notifications[1].variables["agent_name"] == "Anna"
 
 
+@pytest.mark.parametrize(
+    ("late", "en", "ru"),
+    [
+        (timedelta(0), "", ""),
+        (timedelta(seconds=59), "", ""),
+        (timedelta(minutes=1, seconds=59), "1 min", "1 мин"),
+        (timedelta(hours=1, minutes=30, seconds=40), "1 h 30 min", "1 ч 30 мин"),
+    ],
+)
+def test_a_breach_reports_whole_minutes_late_and_never_overdue_by_zero(late: timedelta, en: str, ru: str) -> None:
+    ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
+    event = sla.SlaBreached(ticket_id, "next_response", DAY, DAY + late, ("assignee", "lead"))
+    planned = when(ctx, event, DAY + late)
+    anna, boris = planned.notifications[:2]  # English agent, Russian lead
+    assert (anna.variables["overdue"], boris.variables["overdue"]) == (en, ru)
+    english = CATALOG.render(anna.template, anna.locale, dict(anna.variables)).body
+    russian = CATALOG.render(boris.template, boris.locale, dict(boris.variables)).body
+    assert "next response" in english and "resolution" not in english
+    assert "следующего ответа" in russian and "решения" not in russian
+    assert not re.search(r"(?<!\d)0 (min|мин)", english + russian)
+    assert ("overdue by " + en in english) if en else ("overdue" not in english)
+    assert ("просрочка " + ru in russian) if ru else ("просрочка" not in russian)
+
+
 # -- nothing to say -----------------------------------------------------------------------------
 
 
@@ -399,6 +424,8 @@ def test_times_and_durations_in_the_recipients_language_and_zone() -> None:
     assert format_time(at, "en-GB", "Europe/London") == "Mon 23 Nov 09:05 GMT"
     assert format_duration(timedelta(hours=26, minutes=5), "ru") == "1 д 2 ч 5 мин"
     assert format_duration(timedelta(seconds=-30), "en") == "0 min"
+    assert format_overdue(timedelta(seconds=-30), "en") == format_overdue(timedelta(seconds=59), "ru") == ""
+    assert format_overdue(timedelta(minutes=61, seconds=59), "ru") == "1 ч 1 мин"
     weekly = {"mon": ("08:00-21:00",), "tue": ("08:00-21:00",), "sat": ("10:00-18:00",), "sun": ("10:00-18:00",)}
     assert describe_hours(weekly, "en", "Europe/Moscow") == "Mon–Tue 08:00-21:00; Sat–Sun 10:00-18:00 (MSK)"
 

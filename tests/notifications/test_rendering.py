@@ -138,3 +138,43 @@ SHARED_CATALOG = TemplateCatalog.from_directory()
 def test_user_text_is_inserted_verbatim_never_evaluated(text: str) -> None:
     body = SHARED_CATALOG.render("agent_reply", "en", {"ticket_number": "1", "agent_name": "A", "message": text}).body
     assert text.strip() in body
+
+
+# -- SLA wording: the target by name, a sensible overdue text ------------------------------------
+
+SLA_TEMPLATES = sorted(name for name in SAMPLES if name.startswith("sla_"))
+TARGET_NAMES = {
+    "en": {"first_response": "first response", "next_response": "next response", "resolution": "resolution"},
+    "ru": {"first_response": "первого ответа", "next_response": "следующего ответа", "resolution": "решения"},
+}
+
+
+@pytest.mark.parametrize("locale", ["ru", "en"])
+@pytest.mark.parametrize("target", ["first_response", "next_response", "resolution"])
+@pytest.mark.parametrize("template", SLA_TEMPLATES)
+def test_sla_templates_name_their_own_target(catalog: TemplateCatalog, template: str, target: str, locale: str) -> None:
+    body = catalog.render(template, locale, {**SAMPLES[template], "target": target}).body
+    names = TARGET_NAMES[locale]
+    assert names[target] in body
+    assert [other for key, other in names.items() if key != target and other in body] == []
+
+
+def test_an_unknown_sla_target_is_a_render_error_not_a_wrong_word(catalog: TemplateCatalog) -> None:
+    with pytest.raises(RenderError):
+        catalog.render("sla_breach_agent", "en", {**SAMPLES["sla_breach_agent"], "target": "lunch"})
+
+
+OVERDUE_PHRASE = {"en": "overdue by 1 h 5 min", "ru": "просрочка 1 ч 5 мин"}
+
+
+@pytest.mark.parametrize("locale", ["ru", "en"])
+@pytest.mark.parametrize("template", [name for name in SLA_TEMPLATES if "breach" in name])
+def test_a_breach_says_how_late_and_nothing_when_under_a_minute(
+    catalog: TemplateCatalog, template: str, locale: str
+) -> None:
+    late = {**SAMPLES[template], "overdue": "1 ч 5 мин" if locale == "ru" else "1 h 5 min"}
+    assert OVERDUE_PHRASE[locale] in catalog.render(template, locale, late).body
+    on_time = catalog.render(template, locale, {**SAMPLES[template], "overdue": ""}).body.strip()
+    assert "overdue" not in on_time and "просрочка" not in on_time
+    assert " 0 " not in on_time and not on_time.endswith((",", ";", "by.", " .")), on_time
+    assert on_time.endswith(".")

@@ -18,7 +18,7 @@ from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.values import ChatRef, Requester
-from ticketflow.notifications.formatting import describe_hours, format_duration, format_time, language
+from ticketflow.notifications.formatting import describe_hours, format_duration, format_overdue, format_time, language
 from ticketflow.notifications.model import Channel, Notification
 from ticketflow.notifications.policy import Address, Decision, Kind, Person, Role, plan
 
@@ -267,7 +267,7 @@ def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, 
                  "agent_name": staff.name(ctx.assignee) if ctx.assignee else "—"}  # fmt: skip
         if isinstance(event, sla.SlaWarning):
             return base | {"remaining": format_duration(event.deadline - event.fired_at, locale)}
-        return base | {"overdue": format_duration(event.fired_at - event.deadline, locale)}
+        return base | {"overdue": format_overdue(event.fired_at - event.deadline, locale)}
     return base
 
 

@@ -38,6 +38,13 @@ def format_duration(span: timedelta, locale: str) -> str:
     return " ".join(parts) or f"0 {units[2]}"
 
 
+def format_overdue(span: timedelta, locale: str) -> str:
+    """How late, in whole minutes elapsed (rounded down): "" under a minute, so that a breach fired at
+    its deadline does not read "overdue by 0 min" (the templates leave the phrase out)."""
+    minutes = int(span.total_seconds()) // 60
+    return format_duration(timedelta(minutes=minutes), locale) if minutes > 0 else ""
+
+
 def describe_hours(weekly: Mapping[str, Sequence[str]], locale: str, timezone: str) -> str:
     """Weekly hours as text, consecutive days with the same hours joined: `пн–пт 10:00-19:00 (MSK)`."""
     lang, groups = language(locale), list[tuple[int, int, str]]()  # (first day, last day, hours)
