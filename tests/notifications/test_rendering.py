@@ -49,6 +49,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "sla_breach_oncall": {**BREACH, "agent_name": "Anna"},
     "ticket_resolved": {"ticket_number": "B24-1042", "resolution": "cache cleared"},
     "ticket_reopened": {"ticket_number": "B24-1042", "reason": "the problem came back"},
+    "chat_reply": {"body": "Ваше обращение TF-1 в работе."},
     "ticket_refused": {"reason": "Support chat is available to portal administrators only."},
     "ticket_unassigned": {
         "ticket_number": "B24-1042",

@@ -151,7 +151,7 @@ async def main(args: argparse.Namespace) -> None:
     conn = await asyncpg.connect(bench_dsn)
     await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     await migrate.apply_all(conn)
-    topics = {name: f"bench-notif-{name}-{run}" for name in ("ceiling", "engine", "outage")}
+    topics = {name: f"bench-notif-{name}-{run}" for name in ("ceiling", "engine", "outage", "replies")}
     kafka_admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await kafka_admin.start()
     await kafka_admin.create_topics([NewTopic(n, args.partitions, 1) for n in topics.values()])
@@ -184,7 +184,10 @@ async def main(args: argparse.Namespace) -> None:
             service = spawn("-m", "ticketflow.notifications", env={
                 "TICKETFLOW_PG_DSN": service_dsn, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config),
                 "BENCH_B24_TOKEN": TOKEN, "TICKETFLOW_NOTIFICATIONS_TOPIC": topics["engine"],
-                "TICKETFLOW_NOTIFICATIONS_GROUP": f"bench-{run}", "TICKETFLOW_NOTIFICATIONS_PORT": str(free_port()),
+                "TICKETFLOW_NOTIFICATIONS_GROUP": f"bench-{run}",
+                "TICKETFLOW_NOTIFICATIONS_REPLIES_TOPIC": topics["replies"],
+                "TICKETFLOW_NOTIFICATIONS_REPLIES_GROUP": f"bench-replies-{run}",
+                "TICKETFLOW_NOTIFICATIONS_PORT": str(free_port()),
                 "TICKETFLOW_LOG_LEVEL": "WARNING", "TICKETFLOW_NOTIFICATIONS_PARALLEL": str(args.parallel),
                 "TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS": "2", "TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS": "3",
             }, log=Path(scratch.name) / f"service-{index}.log")  # fmt: skip

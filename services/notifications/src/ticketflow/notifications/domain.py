@@ -16,10 +16,11 @@ from typing import Any, Protocol
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
+from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.notifications.formatting import describe_hours, format_duration, format_overdue, format_time, language
-from ticketflow.notifications.model import Channel, Notification
+from ticketflow.notifications.model import Channel, Notification, idempotency_key
 from ticketflow.notifications.policy import Address, Decision, Kind, Person, Role, plan
 
 PLATFORM_CHANNEL = {"express": Channel.EXPRESS, "bitrix24": Channel.BITRIX24, "generic": Channel.WEBHOOK}
@@ -167,6 +168,27 @@ def plan_event(
                 seen.add(n.key)
                 planned.notifications.append(n)
     return planned
+
+
+REPLY_TEMPLATE = "chat_reply"  # `{{ body }}`: intake already wrote the text in the requester's language
+
+
+def plan_reply(reply: ChatReply) -> Notification:
+    """A bot reply outside the lifecycle (`chat.replies`): one message to the chat it answers, through
+    that platform's chat channel. The key is (reply_key, channel): a republished reply sends nothing new.
+    An empty conversation id gives an address-less notification, i.e. a visible dead letter."""
+    channel = PLATFORM_CHANNEL[reply.chat.platform]
+    return Notification(
+        key=idempotency_key(reply.reply_key, "chat", channel),
+        event_id=reply.reply_key,
+        channel=channel,
+        recipient=f"chat:{reply.chat.conversation_id}",
+        destination=reply.chat.tenant_id,
+        address=reply.chat.conversation_id or None,
+        template=REPLY_TEMPLATE,
+        locale="ru",  # the text is already localised; the template is the same in every locale
+        variables={"body": reply.body},
+    )
 
 
 Audience = list[tuple[Person, str, Kind]]

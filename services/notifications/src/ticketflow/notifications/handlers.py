@@ -1,4 +1,5 @@
-"""The thin Kafka side: `ticket.events` in batches (group "notifications", AckPolicy.ACK).
+"""The thin Kafka side: `ticket.events` in batches (group "notifications", AckPolicy.ACK), and the bot's
+replies outside the lifecycle on `chat.replies` (group "notifications.replies", `ReplyHandlers`).
 
 A batch is grouped by record key (the ticket id): one ticket's records are handled in order, tickets
 concurrently (at most `parallel`), so per-ticket order holds and one slow destination does not stall
@@ -7,6 +8,10 @@ the cause; a PostgreSQL outage is retried with backoff, and after bounded retrie
 dead-lettered with "retries exhausted" (redelivering it from `.dlq` later is safe: handling is
 idempotent). Delivery failures are not dead letters here: they stay in the ledger for `redrive`.
 The batch's NotificationDelivered/Failed events are written together after its deliveries.
+
+`chat.replies` works the same way (records grouped by key, the conversation), with one difference:
+a reply has no ticket stream to show a failed delivery in, so a reply whose delivery became a dead
+letter (in the ledger, redrivable by its key) is also published to `chat.replies.dlq` with the cause.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import asyncpg
 import msgspec
 from faststream.kafka import KafkaBroker
 
+from ticketflow.contracts.chat import chat_reply_decoder
 from ticketflow.contracts.envelope import envelope_decoder
-from ticketflow.contracts.topics import TICKET_EVENTS
+from ticketflow.contracts.topics import CHAT_REPLIES, TICKET_EVENTS
 from ticketflow.eventstore import ConcurrencyError, RetryableStoreError
 from ticketflow.eventstore.connection import retryable_errors
 from ticketflow.notifications.outcomes import Result
@@ -31,6 +37,7 @@ from ticketflow.runtime.kafka import DeadLetters, subscribe_raw_batches, with_re
 
 log = logging.getLogger("ticketflow.notifications")
 GROUP_ID = "notifications"
+REPLIES_GROUP_ID = "notifications.replies"
 OUTAGES = (
     RetryableStoreError,
     ConcurrencyError,
@@ -144,6 +151,49 @@ class NotificationHandlers:
     async def _dead_letter(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
         self.outcomes.append(f"dead letter: {reason}")
         await self.dead_letters.send(topic, key, value, reason, **context)  # logs, never raises
+
+
+class ReplyHandlers(NotificationHandlers):
+    """`chat.replies`: decode a `ChatReply`, deliver it to its chat (`NotificationService.reply`)."""
+
+    async def on_record(
+        self, topic: str, key: bytes | None, value: bytes, *, record_outcomes: bool = True
+    ) -> tuple[Result, ...]:
+        try:
+            reply = chat_reply_decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            await self._dead_letter(topic, key, value, f"undecodable chat reply: {error}")
+            return ()
+        try:
+            handled: Handled = await with_retries(
+                lambda: self.service.reply(reply, record=record_outcomes), OUTAGES,
+                attempts=self.retry_attempts, base_delay=self.retry_base_delay,
+            )  # fmt: skip
+        except OUTAGES as outage:
+            await self._dead_letter(topic, key, value, f"retries exhausted: {outage!r}", reply_key=reply.reply_key)
+            return ()
+        except Exception as error:  # a bug must not stop the consumer: keep the record and the cause
+            log.exception("notifications: unexpected failure on chat reply %s", reply.reply_key)
+            await self._dead_letter(topic, key, value, f"unexpected: {error!r}", reply_key=reply.reply_key)
+            return ()
+        self.handled += 1
+        for idempotency_key, reason in handled.failures:  # in the ledger; redrive --key after fixing the cause
+            await self._dead_letter(topic, key, value, f"delivery failed: {reason}", reply_key=reply.reply_key,
+                                    idempotency_key=idempotency_key)  # fmt: skip
+        if not handled.failures:
+            self.outcomes.append(f"sent {handled.sent}" if handled.sent else "already delivered")
+        return handled.results
+
+
+def subscribe_replies(
+    broker: KafkaBroker,
+    handlers: ReplyHandlers,
+    *,
+    topic: str = CHAT_REPLIES,
+    group_id: str = REPLIES_GROUP_ID,
+    batch: int = 500,
+) -> None:
+    subscribe_raw_batches(broker, topic, group_id, handlers.on_batch, max_records=batch, batch_timeout_ms=10)
 
 
 def subscribe(

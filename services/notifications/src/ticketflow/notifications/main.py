@@ -8,7 +8,9 @@ Environment (besides TICKETFLOW_KAFKA_BOOTSTRAP / TICKETFLOW_PG_DSN):
   PostgreSQL connections; TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS (60): how often stale claims are
   finished (`Deliverer.recover_stale`); TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS (300, 0 = off):
   dead letters of temporary causes (destination down) older than this are redriven automatically;
-- TICKETFLOW_NOTIFICATIONS_TOPIC / _GROUP: the topic and consumer group (ticket.events / notifications).
+- TICKETFLOW_NOTIFICATIONS_TOPIC / _GROUP: the topic and consumer group (ticket.events / notifications);
+- TICKETFLOW_NOTIFICATIONS_REPLIES_TOPIC / _REPLIES_GROUP: the bot's replies outside the lifecycle
+  (chat.replies / notifications.replies).
 A broken configuration file stops the process with the problem (exit 2).
 """
 
@@ -24,13 +26,20 @@ from typing import Any
 
 import asyncpg
 
-from ticketflow.contracts.topics import TICKET_EVENTS
+from ticketflow.contracts.topics import CHAT_REPLIES, TICKET_EVENTS
 from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.notifications.channels import ChannelClient
 from ticketflow.notifications.delivery import Deliverer
 from ticketflow.notifications.directory import ConfigError, Directory, build_channels, load_config
-from ticketflow.notifications.handlers import GROUP_ID, NotificationHandlers, subscribe
+from ticketflow.notifications.handlers import (
+    GROUP_ID,
+    REPLIES_GROUP_ID,
+    NotificationHandlers,
+    ReplyHandlers,
+    subscribe,
+    subscribe_replies,
+)
 from ticketflow.notifications.ledger import PgLedger
 from ticketflow.notifications.rendering import TemplateCatalog
 from ticketflow.notifications.service import NotificationService
@@ -87,14 +96,21 @@ def build(desks: DeskRegistry | None = None) -> Service:
     config = load_config()
     directory = Directory.from_config(config)
     service = new_service("notifications")
-    handlers = NotificationHandlers(
-        DeadLetters(service.broker, "notifications"), parallel=_int("TICKETFLOW_NOTIFICATIONS_PARALLEL", 64)
-    )
+    dead_letters = DeadLetters(service.broker, "notifications")
+    parallel = _int("TICKETFLOW_NOTIFICATIONS_PARALLEL", 64)
+    handlers = NotificationHandlers(dead_letters, parallel=parallel)
+    replies = ReplyHandlers(dead_letters, parallel=parallel)
     subscribe(
         service.broker,
         handlers,
         topic=os.environ.get("TICKETFLOW_NOTIFICATIONS_TOPIC", TICKET_EVENTS),
         group_id=os.environ.get("TICKETFLOW_NOTIFICATIONS_GROUP", GROUP_ID),
+    )
+    subscribe_replies(
+        service.broker,
+        replies,
+        topic=os.environ.get("TICKETFLOW_NOTIFICATIONS_REPLIES_TOPIC", CHAT_REPLIES),
+        group_id=os.environ.get("TICKETFLOW_NOTIFICATIONS_REPLIES_GROUP", REPLIES_GROUP_ID),
     )
     state: dict[str, NotificationService] = {}
     channels: list[ChannelClient] = []
@@ -105,6 +121,7 @@ def build(desks: DeskRegistry | None = None) -> Service:
         channels.extend(build_channels(config))
         state["service"] = make_service(pool, desks, directory, channels)
         handlers.attach(state["service"])
+        replies.attach(state["service"])
 
     async def recover(stop: asyncio.Event) -> None:
         await handlers.attached.wait()  # background tasks start after on_start; this is a guard

@@ -17,6 +17,7 @@ from typing import Any
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
+from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.ids import sla_stream, ticket_stream
 from ticketflow.deskconfig import DeskRegistry
@@ -31,6 +32,7 @@ from ticketflow.notifications.domain import (
     evolve,
     needs_message,
     plan_event,
+    plan_reply,
     title_of,
 )
 from ticketflow.notifications.model import DeliveryOutcome, OutcomeStatus
@@ -46,6 +48,7 @@ class Handled:
     dead: int = 0
     skipped: str = ""
     results: tuple[Result, ...] = ()  # for the caller to record, when asked not to record them here
+    failures: tuple[tuple[str, str], ...] = ()  # (idempotency key, reason) of deliveries that are dead letters
 
 
 class NotificationService:
@@ -85,6 +88,21 @@ class NotificationService:
             await self.recorder.record(results)
         dead = sum(o.status is OutcomeStatus.DEAD_LETTER for o in outcomes)
         return Handled(sent=sum(o.sent_now for o in outcomes), dead=dead, results=() if record else results)
+
+    async def reply(self, reply: ChatReply, *, record: bool = True) -> Handled:
+        """A bot reply from `chat.replies`: one delivery to its chat through the same ledger (a
+        republished reply sends nothing new). Outcome events are written only for replies that name a
+        ticket (they live in the ticket's notification stream); the ledger has every reply either way."""
+        notification = plan_reply(reply)
+        outcome = await self.deliverer.deliver(notification)
+        ticket_id = _uuid(reply.ticket_id)
+        results = ((ticket_id, notification, outcome),) if ticket_id is not None else ()
+        if record and results:
+            await self.recorder.record(results)
+        dead = outcome.status is OutcomeStatus.DEAD_LETTER
+        failures = ((outcome.key, outcome.reason or "unknown"),) if dead else ()
+        return Handled(sent=int(outcome.sent_now), dead=int(dead), results=() if record else results,
+                       failures=failures)  # fmt: skip
 
     def desk_view(self, ctx: TicketContext) -> DeskView:
         directory = self.directory
@@ -172,3 +190,10 @@ class NotificationService:
         outcomes = await self.deliverer.redrive(keys, limit=limit)
         await self.recorder.record_by_keys(outcomes)
         return len(outcomes)
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
