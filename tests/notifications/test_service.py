@@ -383,6 +383,14 @@ async def test_a_batch_with_the_same_record_twice_sends_once_and_records_each_ou
         ]
         handlers = NotificationHandlers(RecordedDeadLetters(), service)
         await handlers.on_batch(records)
+        # Lanes do not wait for the ledger's "delivered" writes; the batch settles them before it returns.
+        keys = [r["idempotency_key"] for r in await pool.fetch(
+            "SELECT idempotency_key FROM notification_deliveries WHERE event_id = ANY($1::text[])",
+            [str(e.event_id) for e in (*a, *b)])]  # fmt: skip
+        statuses = await pool.fetch(
+            "SELECT status FROM notification_deliveries WHERE idempotency_key = ANY($1::text[])", keys
+        )
+        assert len(keys) == 3 and {r["status"] for r in statuses} == {"delivered"}
         await handlers.on_batch(records)  # the whole batch again (not acknowledged before a crash)
     assert len(platforms.bitrix.received) == 3
     assert [type(e) for e in await outcomes(service.store, first)] == [ne.NotificationDelivered] * 2

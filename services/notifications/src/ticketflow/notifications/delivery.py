@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -40,6 +41,7 @@ from ticketflow.notifications.resilience import BreakerState, CircuitBreaker, Re
 # Channels whose receiver can drop a duplicate by our key (webhook Idempotency-Key header, e-mail
 # Message-ID): after a crash between send and record they are sent again. Chat channels are not:
 # there the unknown outcome becomes a dead letter for a person to check and redrive.
+log = logging.getLogger("ticketflow.notifications")
 RESEND_WHEN_IN_DOUBT = frozenset({Channel.WEBHOOK, Channel.EMAIL})
 
 Refresh = Callable[[Notification], Awaitable[Notification]]
@@ -71,6 +73,7 @@ class Deliverer:
         self._resend_when_in_doubt = resend_when_in_doubt
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._unsettled: set[asyncio.Task[bool]] = set()  # ledger records of record_later deliveries
 
     def breaker(self, channel: Channel, destination: str) -> CircuitBreaker:
         key = (channel, destination)
@@ -85,7 +88,10 @@ class Deliverer:
         """Destinations holding in-memory state (pending deliveries or a non-idle breaker)."""
         return len(self._pending.keys() | self._breakers.keys())
 
-    async def deliver(self, notification: Notification) -> DeliveryOutcome:
+    async def deliver(self, notification: Notification, *, record_later: bool = False) -> DeliveryOutcome:
+        """Deliver once. With `record_later`, a successful send returns at once and its ledger record
+        is written in the background: the caller must `await settle()` before it acknowledges the
+        input (the batch consumer does, once per batch), so a lane does not wait for that round trip."""
         # Rendered before the claim: when it renders and the destination takes calls, the claim is
         # also the first attempt's fence (one statement instead of two).
         prepared = self._try_prepare(notification)
@@ -110,7 +116,23 @@ class Deliverer:
                 f"{claim.attempts}; check the chat, then redrive if it did not arrive"
             )
             return await self._dead(key, reason, claim.attempts)
-        return await self._send_with_retries(notification, claim.attempts, prepared, fenced=claim.fenced)
+        return await self._send_with_retries(
+            notification, claim.attempts, prepared, fenced=claim.fenced, record_later=record_later
+        )
+
+    async def settle(self) -> int:
+        """Wait for the ledger records of `deliver(..., record_later=True)`; returns how many failed.
+        A failed one leaves its row claimed and in doubt, which `recover_stale` finishes like a crash
+        between send and record (logged here)."""
+        failed = 0
+        while self._unsettled:
+            tasks = list(self._unsettled)
+            self._unsettled.difference_update(tasks)
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    failed += 1
+                    log.warning("notifications: a delivered message was not recorded in the ledger: %r", result)
+        return failed
 
     async def redrive(
         self,
@@ -160,6 +182,7 @@ class Deliverer:
         prepared: Prepared | None = None,
         *,
         fenced: bool = False,
+        record_later: bool = False,
     ) -> DeliveryOutcome:
         destination = (notification.channel, notification.destination)
         if self._pending.get(destination, 0) >= self._max_pending:
@@ -167,7 +190,7 @@ class Deliverer:
             return await self._dead(notification.key, reason, attempts_before)
         self._pending[destination] = self._pending.get(destination, 0) + 1
         try:
-            return await self._attempts(notification, attempts_before, prepared, fenced)
+            return await self._attempts(notification, attempts_before, prepared, fenced, record_later)
         finally:
             self._pending[destination] -= 1
             if not self._pending[destination]:
@@ -211,7 +234,12 @@ class Deliverer:
         return client, message
 
     async def _attempts(
-        self, notification: Notification, attempts_before: int, prepared: Prepared | None, fenced: bool
+        self,
+        notification: Notification,
+        attempts_before: int,
+        prepared: Prepared | None,
+        fenced: bool,
+        record_later: bool = False,
     ) -> DeliveryOutcome:
         key = notification.key
         if prepared is None:
@@ -246,7 +274,11 @@ class Deliverer:
                     return await self._dead(key, reason, total)
                 else:
                     breaker.record_success()
-                    await self._ledger.record_delivered(key, provider_id)
+                    if record_later:
+                        task = asyncio.get_running_loop().create_task(self._ledger.record_delivered(key, provider_id))
+                        self._unsettled.add(task)
+                    else:
+                        await self._ledger.record_delivered(key, provider_id)
                     return DeliveryOutcome(key, OutcomeStatus.DELIVERED, total, None, provider_id)
             last = failure
             if attempt == self._retry.max_attempts:

@@ -104,6 +104,7 @@ class NotificationHandlers:
                         pending.append((record, results))
 
         await asyncio.gather(*(lane(rs) for rs in by_ticket.values()))
+        await self.service.deliverer.settle()  # the deliveries' ledger records, before outcomes and the ack
         if pending:
             await self._record(pending)
 

@@ -82,7 +82,10 @@ class NotificationService:
         planned = plan_event(envelope, ctx, self.desk_view(ctx), self.directory, await self._related(event))
         if not planned.notifications:
             return Handled(skipped=planned.note or "nobody to tell")
-        outcomes = await asyncio.gather(*(self.deliverer.deliver(n) for n in planned.notifications))
+        # Not recording here means a batch caller records later: it settles the ledger first, too.
+        outcomes = await asyncio.gather(
+            *(self.deliverer.deliver(n, record_later=not record) for n in planned.notifications)
+        )
         results = tuple((ticket_id, n, o) for n, o in zip(planned.notifications, outcomes, strict=True))
         if record:
             await self.recorder.record(results)
@@ -94,7 +97,7 @@ class NotificationService:
         republished reply sends nothing new). Outcome events are written only for replies that name a
         ticket (they live in the ticket's notification stream); the ledger has every reply either way."""
         notification = plan_reply(reply)
-        outcome = await self.deliverer.deliver(notification)
+        outcome = await self.deliverer.deliver(notification, record_later=not record)
         ticket_id = _uuid(reply.ticket_id)
         results = ((ticket_id, notification, outcome),) if ticket_id is not None else ()
         if record and results:
