@@ -1,0 +1,127 @@
+"""Intake's recording path alone, in one process: `chat.inbound`-shaped messages decoded from JSON and
+recorded by `IntakeStore.record_in_lanes` in consumer-sized batches against a fresh database (no Kafka,
+no HTTP). Prints messages/s, this process's CPU per message and PostgreSQL's CPU per message, so changes
+to the recording path can be compared without the rest of the pipeline.
+Usage: python tests/load/intake/bench_store.py [--messages 50000] [--batch 2000] [--lanes 4] [--profile out.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import msgspec
+import psutil
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "intake"))
+sys.path.insert(0, str(REPO / "tests"))
+
+from intake_payloads import TENANT_SECRETS, TENANTS_TOML  # noqa: E402
+from intake_service import migrate_intake  # noqa: E402
+
+from ticketflow.contracts.chat import ChatMessage, ChatSender, chat_message_decoder  # noqa: E402
+from ticketflow.eventstore.store import EventStore  # noqa: E402
+from ticketflow.intake.adapters.desks import load_tenants  # noqa: E402
+from ticketflow.intake.adapters.store import GC_THRESHOLDS, IntakeStore  # noqa: E402
+
+
+def postgres_cpu() -> float:
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if process.info["name"] == "postgres" and process.info["cpu_times"] is not None:
+            total += process.info["cpu_times"].user + process.info["cpu_times"].system
+    return total
+
+
+def records(count: int, conversations: int, nonce: str) -> list[bytes]:
+    now = datetime.now(UTC)
+    return [
+        msgspec.json.encode(
+            ChatMessage(
+                platform="generic",
+                tenant_id="acme-helpdesk",
+                conversation_id=f"{nonce}-{n % conversations}",
+                message_id=f"{nonce}-{n}",
+                sender=ChatSender(f"u-{n % conversations}"),
+                text="Портал не открывается",
+                received_at=now,
+            )
+        )
+        for n in range(count)
+    ]
+
+
+async def main(args: argparse.Namespace) -> None:
+    server_dsn = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+    name = f"tf_bench_store_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = server_dsn.rsplit("/", 1)[0] + f"/{name}?sslmode=disable"
+    tenants_file = Path(f"/tmp/{name}.toml")
+    tenants_file.write_text(TENANTS_TOML)  # noqa: ASYNC240 - before any concurrency
+    try:
+        await migrate_intake(dsn)
+        pool = await asyncpg.create_pool(dsn, min_size=args.lanes, max_size=args.lanes + 2)
+        assert pool is not None
+        os.environ.update(TENANT_SECRETS)
+        tenants = load_tenants(tenants_file)
+        store = IntakeStore(pool, EventStore(pool), lambda m: tenants.route(m.platform, m.tenant_id))
+        if args.gc_threshold != "default":
+            gc.set_threshold(*(int(x) for x in args.gc_threshold.split(",")))
+        for round_ in range(args.rounds):
+            raw = records(args.messages, args.conversations, f"r{round_}-{uuid.uuid4().hex[:6]}")
+            me = psutil.Process()
+            cpu0, pg0, wall0 = me.cpu_times(), postgres_cpu(), time.monotonic()
+            profiler = None
+            if args.profile and round_ == args.rounds - 1:
+                from pyinstrument import Profiler
+
+                profiler = Profiler(interval=0.0005, async_mode="disabled")
+                profiler.start()
+            for start in range(0, len(raw), args.batch):
+                messages = [chat_message_decoder.decode(r) for r in raw[start : start + args.batch]]
+                await store.record_in_lanes(messages, args.lanes)
+            if profiler is not None:
+                profiler.stop()
+                text = profiler.output_text(unicode=False, show_all=False)
+                Path(args.profile).write_text(text)  # noqa: ASYNC240 - after the measurement
+            wall, cpu1, pg1 = time.monotonic() - wall0, me.cpu_times(), postgres_cpu()
+            mine = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+            print(
+                f"round {round_}: {args.messages / wall:,.0f} msgs/s ({wall:.2f} s); per message: "
+                f"intake {mine / args.messages * 1e6:.1f} µs CPU, "
+                f"PostgreSQL {(pg1 - pg0) / args.messages * 1e6:.1f} µs CPU; load average {os.getloadavg()[0]:.2f}"
+            )
+        events = await pool.fetchval("SELECT count(*) FROM events")
+        stored = await pool.fetchval("SELECT count(*) FROM intake_messages")
+        print(f"stored {stored:,} messages, {events:,} events")
+        await pool.close()
+    finally:
+        tenants_file.unlink(missing_ok=True)  # noqa: ASYNC240 - cleanup
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--conversations", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--lanes", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", default="")
+    parser.add_argument(
+        "--gc-threshold",
+        default=",".join(map(str, GC_THRESHOLDS)),
+        help="gc.set_threshold(...) first, as the service does; 'default' keeps CPython's (700,10,10)",
+    )
+    asyncio.run(main(parser.parse_args()))
