@@ -11,7 +11,8 @@ from sla_builders import DESKS, Driver, customer, opened, passed, priority, reop
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
-from ticketflow.sla.domain import evolve
+from ticketflow.contracts.ids import deterministic_event_id
+from ticketflow.sla.domain import event_id_of, evolve
 
 T = uuid.UUID("00000000-0000-7000-8000-0000000000aa")
 CALENDAR = DESKS.calendar("bitrix24-box", "box")
@@ -92,3 +93,17 @@ def test_pause_and_resume_keep_elapsed_business_time_exact(start: int, run1: int
     stopped = [e.event for e in d.when(met_at, resolved(T)) if e.event.target == "resolution"]
     [met] = [event for event in stopped if isinstance(event, sla.SlaMet)]
     assert met.elapsed_seconds == used + CALENDAR.business_seconds_between_ts(resumed_at, met_at)
+
+
+@given(
+    st.uuids(),
+    st.sampled_from(["first_response", "next_response", "resolution"]),
+    st.integers(0, 2**40),
+    st.one_of(st.floats(0, 1), st.just("breach"), st.text(max_size=20)),
+)
+def test_the_deciders_event_ids_are_the_contracts_deterministic_ids(
+    ticket: uuid.UUID, target: str, deadline: int, level: object
+) -> None:
+    # The decider computes ids with its own faster UUIDv5; they must stay the ids already stored.
+    assert event_id_of(ticket, target, deadline, level) == deterministic_event_id(ticket, target, deadline, level)
+    assert event_id_of("sla", ticket, target, "SlaMet") == deterministic_event_id("sla", ticket, target, "SlaMet")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
 import random
@@ -242,6 +243,7 @@ async def bench(args: argparse.Namespace) -> None:
     cpu_me, roles_before = me.cpu_times(), cpu_by_process(producer.pid or 0)
     engine.stats.armed_latency_ms.clear()
     engine.queue.durable_latency_ms.clear()
+    gc_pauses = GcPauses()
     flushes_before = engine.queue.flushes
     events_before = engine.stats.events
     writer.seconds, appended_before = 0.0, writer.appended
@@ -252,6 +254,7 @@ async def bench(args: argparse.Namespace) -> None:
     await engine.drain()  # consumed means decided, armed AND its SLA events stored
     consume_s = time.perf_counter() - began
     flushes = engine.queue.flushes - flushes_before
+    gc_pauses.stop()
     appended = writer.appended - appended_before
     me_cpu = sum(me.cpu_times()[:2]) - sum(cpu_me[:2])
     roles = cpu_by_role(roles_before, cpu_by_process(producer.pid or 0))
@@ -296,8 +299,9 @@ async def bench(args: argparse.Namespace) -> None:
         ["SLA events appended during consume", f"{appended:,}",
          f"{writer.seconds:.1f} s of the consume time with an append in flight"],
         ["timers after consume", f"{timers_after:,}", ""],
-        ["writer: appended / found stored / repaired", f"{writer.appended:,} / {writer.duplicates:,} / {writer.repairs:,}",
-         "whole run"],
+        ["cyclic GC during consume: passes / total / longest pause", gc_pauses.summary(), "full (gen 2) passes in ()"],
+        ["writer: appended / found stored / repaired",
+         f"{writer.appended:,} / {writer.duplicates:,} / {writer.repairs:,}", "whole run"],
         ["warnings+breaches fired", f"{args.fire:,}", f"in {fire_s:.2f} s after the first was due"],
         ["firings/s (appended to the store)", f"{args.fire / fire_s:,.0f}", "target >= 50,000"],
         ["service CPU-s per 1,000 events", f"{1000 * me_cpu / consumed:.3f}", "this process"],
@@ -318,6 +322,30 @@ async def poll_until(condition: Any, interval: float = 0.05) -> None:
     """Benchmark progress is read from the engine's counters; nothing signals them."""
     while not condition():  # noqa: ASYNC110 - counters, not events
         await asyncio.sleep(interval)
+
+
+class GcPauses:
+    """Time spent in the cyclic garbage collector (a full pass walks every tracked object)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self.full = 0
+        self._began = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._began)
+            self.full += info.get("generation") == 2
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> str:
+        longest = max(self.pauses, default=0.0)
+        return f"{len(self.pauses):,} ({self.full}) / {sum(self.pauses):.2f} s / {1000 * longest:.0f} ms"
 
 
 class TimedWriter(SlaWriter):

@@ -16,13 +16,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from hashlib import sha1
 
 import msgspec
 from msgspec.structs import replace
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
-from ticketflow.contracts.ids import deterministic_event_id
+from ticketflow.contracts.ids import _NAMESPACE
 from ticketflow.contracts.values import SlaTarget
 from ticketflow.sla.clocks import (
     Clock,
@@ -76,6 +77,19 @@ class Decision:
     notes: list[str] = field(default_factory=list)  # worth a log line, not a dead letter
 
 
+_ID_NAMESPACE = _NAMESPACE.bytes
+
+
+def event_id_of(*parts: object) -> uuid.UUID:
+    """`contracts.ids.deterministic_event_id` (a UUIDv5 of the parts joined by "|"), computed without
+    `uuid.uuid5`'s integer round trip: the decider makes one or two per lifecycle event. Same ids
+    (tested against the contracts function)."""
+    digest = bytearray(sha1(_ID_NAMESPACE + "|".join(map(str, parts)).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return uuid.UUID(bytes=bytes(digest))
+
+
 @lru_cache(maxsize=1 << 16)
 def utc(ts: int) -> datetime:
     """Epoch seconds as an aware datetime (cached: deadlines and event times repeat a lot)."""
@@ -97,7 +111,7 @@ class _Run:
         self.state = replace(self.state, clocks=others if clock is None else (*others, clock))
 
     def emit(self, event: sla.SlaEvent, at: int) -> None:
-        event_id = deterministic_event_id("sla", self.cause, event.target, type(event).__name__)
+        event_id = event_id_of("sla", self.cause, event.target, type(event).__name__)
         self.emitted.append(Emitted(event_id, event, at))
 
     # -- firing ---------------------------------------------------------------------------------
@@ -112,9 +126,7 @@ class _Run:
             while (firing := next_firing(clock, warnings, self.calendar)) is not None and firing[1] <= until:
                 level, due = firing
                 deadline = deadline_of(clock, self.calendar)
-                event_id = deterministic_event_id(
-                    self.state.ticket_id, clock.target, deadline, level_label(level, warnings)
-                )
+                event_id = event_id_of(self.state.ticket_id, clock.target, deadline, level_label(level, warnings))
                 event: sla.SlaEvent
                 if level < len(warnings):
                     event = sla.SlaWarning(

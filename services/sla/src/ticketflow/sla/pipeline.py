@@ -36,7 +36,7 @@ from ticketflow.sla.domain import Emitted, TicketSla
 from ticketflow.sla.writer import SlaWriter
 
 log = logging.getLogger(__name__)
-MAX_QUEUED_EVENTS = 60_000  # backpressure: `room()` waits while more than this are not yet flushed
+MAX_QUEUED_EVENTS = 20_000  # backpressure: `room()` waits while more than this are not yet flushed
 
 
 @dataclass(slots=True)
