@@ -41,6 +41,7 @@ class FakeRules:
     calendar_broken: bool = False
     by_priority: dict[str, int] = field(default_factory=dict)  # resolution seconds per priority
     queue_tracks: dict[str, str] = field(default_factory=dict)  # queue id -> the track it serves
+    calendar_tag: str = "always-open"  # what calendar_version answers (change it: a config change)
 
     def has_sla(self, desk_id: str, track_id: str) -> bool:
         if desk_id == "nowhere":
@@ -68,6 +69,9 @@ class FakeRules:
 
     def queue_track(self, desk_id: str, queue_id: str) -> str | None:
         return self.queue_tracks.get(queue_id)
+
+    def calendar_version(self, desk_id: str, track_id: str) -> str:
+        return self.calendar_tag
 
 
 def opened(ticket: uuid.UUID, desk: str = BOX, track: str = "box", priority: str = "normal") -> te.TicketOpened:

@@ -1,12 +1,13 @@
 """Given/when/then: a routing move to a queue of another track (another policy and calendar) on a live
 ticket, on the packaged eXpress desk: technical-l2 serves technical-standard (Mon-Fri 09:00-18:00 MSK),
-technical-l3 serves technical-premium (around the clock), client-l1 serves client support (no SLA)."""
+technical-l3 serves technical-premium (around the clock), client-l1 serves client support (no SLA);
+and a desk configuration change of a calendar under running clocks."""
 
 from __future__ import annotations
 
 import uuid
 
-from sla_builders import DESKS, Driver, customer, opened, passed, replied, ts, waiting
+from sla_builders import DESKS, Driver, FakeRules, customer, opened, passed, replied, ts, waiting
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
@@ -108,3 +109,63 @@ def test_a_move_to_a_track_without_sla_cancels_the_clocks_and_one_within_the_tra
     assert {type(e).__name__ for e in events} == {"SlaClockCancelled"} and len(events) == 2
     assert all("track technical-standard -> client" in e.reason for e in events)  # type: ignore[union-attr]
     assert d.state is not None and d.state.clocks == () and firings(d.state, DESKS) == {}
+
+
+class Reconfigured:
+    """The packaged desks after a configuration change: the box track's calendar is now 24/7."""
+
+    def __init__(self) -> None:
+        self.changed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(DESKS, name)
+
+    def calendar(self, desk_id: str, track_id: str) -> object:
+        if self.changed and track_id == "box":
+            return DESKS.calendar("express", "technical-premium")
+        return DESKS.calendar(desk_id, track_id)
+
+    def calendar_version(self, desk_id: str, track_id: str) -> str:
+        version = DESKS.calendar_version(desk_id, track_id)
+        return f"{version}+24x7" if self.changed and track_id == "box" else version
+
+
+def test_a_desk_calendar_change_is_recorded_once_and_the_clocks_count_in_the_new_calendar() -> None:
+    # Given a Bitrix24 box ticket (Mon-Fri 10-19) started Tuesday 11:00 with the calendar version recorded;
+    rules = Reconfigured()
+    box = uuid.UUID("00000000-0000-7000-8000-0000000000b0")
+    d = Driver(rules).given([(ts(2025, 3, 4, 11), opened(box)), (ts(2025, 3, 4, 11), passed(box))])
+    assert d.state is not None and d.state.calendar.startswith("moscow-weekdays@")
+    before = d.state.calendar
+    # when the desk's configuration changes (now 24/7) and the next event is consumed at 20:00,
+    rules.changed = True
+    events = [e.event for e in d.when(ts(2025, 3, 4, 20), te.TicketAssigned(box, "anna", "round_robin", "routing"))]
+    # then each pending clock gets one SlaRecalculated naming both versions (keep_elapsed). The old
+    # calendar is no longer loaded, so the time since the clock started counts in the new one
+    # (11:00-20:00: 9 hours, not the 8 of the old hours), and the clock counts 24/7 from then on.
+    changes = recalculated(events)
+    assert set(changes) == {"first_response", "resolution"}
+    resolution = changes["resolution"]
+    assert resolution.reason == f"calendar {before} -> {before}+24x7" and resolution.rule == "keep_elapsed"
+    assert resolution.elapsed_seconds == 9 * 3600
+    target = resolution.target_seconds
+    assert int(resolution.new_deadline.timestamp()) == ts(2025, 3, 4, 20) + target - 9 * 3600
+    assert d.state is not None and d.state.calendar == f"{before}+24x7"
+    assert sorted(replayed(d), key=lambda c: c.target) == sorted(d.state.clocks, key=lambda c: c.target)
+    # A later event or timer does not record it again; the ids of the change are its own.
+    assert recalculated([e.event for e in d.tick(ts(2025, 3, 4, 20, 1))]) == {}
+    ids = [e.event_id for e in d.emitted]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_calendar_change_found_by_a_timer_applies_the_restart_rule_of_the_policy() -> None:
+    rules = FakeRules(recalculation="restart", resolution=100, first_response=None, next_response=None)
+    d = Driver(rules).given([(1_750_000_000, opened(T, "d", "t")), (1_750_000_000, passed(T))])
+    rules.calendar_tag = "always-open-v2"
+    fired = [e.event for e in d.tick(1_750_000_040)]
+    [change] = [e for e in fired if isinstance(e, sla.SlaRecalculated)]
+    assert change.rule == "restart" and change.reason == "calendar always-open -> always-open-v2"
+    assert int(change.new_deadline.timestamp()) == 1_750_000_140
+    # Restarted at 40 s: nothing of the new ladder is due yet (the old 0.5 warning at 50 s is gone).
+    assert [type(e).__name__ for e in fired] == ["SlaRecalculated"]
+    assert d.tick(1_750_000_089) == [] and len(d.tick(1_750_000_090)) == 1  # the new 0.5 warning

@@ -49,6 +49,7 @@ class TicketSla(msgspec.Struct, frozen=True, gc=False):
     clocks: tuple[Clock, ...] = ()
     version: int = 0  # last ticket-stream version applied (duplicates and gaps are found with it)
     sla_version: int = 0  # head of the ticket's SLA stream as this service knows it
+    calendar: str = ""  # `Rules.calendar_version` the clocks count in ("": not recorded yet)
 
     def clock(self, target: SlaTarget) -> Clock | None:
         for c in self.clocks:
@@ -57,9 +58,9 @@ class TicketSla(msgspec.Struct, frozen=True, gc=False):
         return None
 
     @property
-    def policy_key(self) -> tuple[str, str]:
+    def policy_key(self) -> tuple[str, str, str]:
         """What selects the policy and the calendar besides the desk: a change re-arms the timers."""
-        return (self.track_id, self.priority)
+        return (self.track_id, self.priority, self.calendar)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +181,27 @@ class _Run:
                 self.put(None, clock.target)
                 self.emit(sla.SlaClockCancelled(self.state.ticket_id, clock.target, reason), at)
 
-    def recalculate(self, priority: str, reason: str, at: int, track: str | None = None) -> None:
+    def check_calendar(self, at: int) -> None:
+        """A desk configuration change of the clocks' calendar (hours, holidays, time zone) is applied
+        like a track change, with the policy's rule, and recorded (`SlaRecalculated`). The old
+        calendar is no longer loaded, so time used before `at` is counted in the new one."""
+        if self.calendar is None or not self.state.clocks:
+            return
+        current = self.rules.calendar_version(self.state.desk_id, self.state.track_id)
+        recorded = self.state.calendar
+        if recorded == current:
+            return
+        if not recorded:  # a state kept before calendar versions were recorded: adopt the current one
+            self.state = replace(self.state, calendar=current)
+            return
+        cause = self.cause  # the change is not caused by the event at hand: ids of its own, per change
+        self.cause = event_id_of("calendar", self.state.ticket_id, recorded, current)
+        self.recalculate(self.state.priority, f"calendar {recorded} -> {current}", at, rebase=True)
+        self.cause = cause
+
+    def recalculate(
+        self, priority: str, reason: str, at: int, track: str | None = None, *, rebase: bool = False
+    ) -> None:
         """A priority or track change: every pending clock gets the new policy's target under the new
         policy's rule, recorded as `SlaRecalculated`. A track change may also bring another calendar:
         with `keep_elapsed`, the business time used so far is counted in the old calendar up to `at`
@@ -188,8 +209,10 @@ class _Run:
         track = self.state.track_id if track is None else track
         new = self.rules.policy(self.state.desk_id, track, priority)
         old_calendar = self.calendar
-        moved = track != self.state.track_id
+        moved = track != self.state.track_id or rebase
         self.state = replace(self.state, priority=priority, track_id=track)
+        if moved:
+            self.state = replace(self.state, calendar=self.rules.calendar_version(self.state.desk_id, track))
         if new is None:
             self.cancel_all(f"{reason}: no SLA policy", at)
             self.policy = None
@@ -252,6 +275,7 @@ def decide(state: TicketSla | None, event: te.TicketEvent, at: int, cause: uuid.
         return Decision(state)
     try:
         run = _Run(state, rules, cause)
+        run.check_calendar(at)
         run.advance(at)
         _apply(run, event, at)
     except RulesError as error:
@@ -267,7 +291,8 @@ def _apply(run: _Run, event: te.TicketEvent, at: int) -> None:
         if run.policy is None:
             run.state = replace(state, status="excluded")
             return
-        run.state = replace(state, status="active")
+        calendar = run.rules.calendar_version(state.desk_id, state.track_id)
+        run.state = replace(state, status="active", calendar=calendar)
         run.start("first_response", at)
         run.start("resolution", at)
     elif isinstance(event, te.TicketRefused | te.DuplicateSuspected):
@@ -338,6 +363,7 @@ def advance(state: TicketSla, now: int, rules: Rules) -> Decision:
         return Decision(state)
     try:
         run = _Run(state, rules, None)
+        run.check_calendar(now)
         run.advance(now)
     except RulesError as error:
         return Decision(state, rejected=str(error))

@@ -6,6 +6,7 @@ calendar with second-sized targets; `DeskRules` adapts `ticketflow.deskconfig`'s
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal, Protocol
 
 import msgspec
@@ -63,6 +64,10 @@ class Rules(Protocol):
     def queue_track(self, desk_id: str, queue_id: str) -> str | None:
         """The track a queue serves (routing to it moves the ticket there); None for an unknown queue."""
 
+    def calendar_version(self, desk_id: str, track_id: str) -> str:
+        """Identifies the configuration of the track's calendar (hours, holidays, overrides, time zone):
+        another value after a desk configuration change means the clocks' calendar changed."""
+
 
 class DeskRules:
     """`Rules` over the desk registry, with per-(desk, track, priority) policies cached."""
@@ -72,6 +77,7 @@ class DeskRules:
         self._policies: dict[tuple[str, str, str], Policy | None] = {}
         self._calendars: dict[tuple[str, str], Calendar] = {}
         self._queues: dict[tuple[str, str], str | None] = {}
+        self._versions: dict[tuple[str, str], str] = {}
 
     def has_sla(self, desk_id: str, track_id: str) -> bool:
         try:
@@ -104,6 +110,20 @@ class DeskRules:
                 return None
             self._queues[key] = next((q.track for q in queues if q.id == queue_id), None)
         return self._queues[key]
+
+    def calendar_version(self, desk_id: str, track_id: str) -> str:
+        key = (desk_id, track_id)
+        version = self._versions.get(key)
+        if version is None:
+            try:
+                desk = self.registry.desk(desk_id)
+                name = self.registry.track(desk_id, track_id).calendar
+            except KeyError as error:
+                raise RulesError(f"unknown desk or track {desk_id!r}/{track_id!r}: {error}") from None
+            config = next((c for c in desk.calendars if c.id == name), None)
+            text = msgspec.json.encode([desk.timezone, config])
+            version = self._versions[key] = f"{name}@{hashlib.sha1(text).hexdigest()[:12]}"
+        return version
 
     def _resolve(self, desk_id: str, track_id: str, priority: str) -> Policy | None:
         if not self.has_sla(desk_id, track_id):
