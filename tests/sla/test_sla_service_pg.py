@@ -4,6 +4,7 @@ clock: firings, exactly-once appends, restart from a checkpoint, bad input."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -14,9 +15,12 @@ from sla_records import DeadLetterList, Ticket, count_of, firing_counts
 from support.eventstore import migrated_pool
 
 from ticketflow.contracts import ticket_events as te
-from ticketflow.eventstore import EventStore
+from ticketflow.eventstore import EventStore, RetryableStoreError
 from ticketflow.sla import checkpoint
+from ticketflow.sla.domain import TicketSla
 from ticketflow.sla.engine import SlaEngine
+from ticketflow.sla.handlers import SlaConsumer
+from ticketflow.sla.partition import Batch
 from ticketflow.sla.timers import ManualClock
 from ticketflow.sla.writer import SlaWriter
 
@@ -240,4 +244,34 @@ async def test_finished_tickets_are_pruned_from_memory_timers_and_checkpoints_re
     keys, values = lifecycle([fresh], B + 3)
     await engine.handle(5, [offset + 1, offset + 2], keys, values)
     assert len(part.free) == 14 and engine.timers() == 13 and dead.records == []
+    await engine.close()
+
+
+class DownStore(SlaWriter):
+    """The store is unreachable: every append fails as the real one does."""
+
+    async def write(self, states: object, pending: object) -> dict[uuid.UUID, TicketSla]:
+        raise RetryableStoreError("append interrupted: connection refused")
+
+
+async def test_timers_are_armed_before_the_append_but_no_checkpoint_runs_ahead_of_the_store(pool: asyncpg.Pool) -> None:
+    """Given the store goes down, when a poll is decided, then its timers are armed at once, the
+    failed append poisons the engine (the consumer must restart from its checkpoint), and the
+    checkpoint taken after the poll is never written: the one before it stays the truth."""
+    engine = SlaEngine(FakeRules(), DownStore(EventStore(pool)), DeadLetterList(), ManualClock(B * 1000))
+    consumer = SlaConsumer(engine, pool, "unused:9092", "down")
+    await engine.assign(4, 0, {}, 0)
+    await checkpoint.save(pool, "down", 4, 0, {})
+    tickets = [Ticket() for _ in range(3)]
+    keys, values = lifecycle(tickets, B)
+    await engine.handle_many([Batch(4, list(range(len(values))), keys, values)])
+    assert engine.timers() == 6  # armed before the store answered
+    with pytest.raises(RuntimeError, match="restart from its checkpoint"):
+        await consumer.checkpoint(4)
+    assert await checkpoint.load(pool, "down", 4) == (0, {})  # not moved past what is stored
+    with pytest.raises(RuntimeError, match="restart from its checkpoint"):
+        await engine.handle_many(
+            [Batch(4, [len(values)], [tickets[0].key], [tickets[0].envelope(replied(tickets[0].ticket_id), B)])]
+        )
+    assert await firing_counts(pool, tickets) == {} and await count_of(pool, "SlaClockStarted", tickets[0]) == 0
     await engine.close()
