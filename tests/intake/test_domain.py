@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,7 +13,16 @@ from hypothesis import strategies as st
 
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.chat import ChatMessage, ChatSender
-from ticketflow.intake.domain import DeskRoute, Outcome, Slash, decide_message, parse_slash, self_help_text
+from ticketflow.contracts.ids import ticket_number
+from ticketflow.intake.domain import (
+    STATUS_WORDS,
+    DeskRoute,
+    Outcome,
+    Slash,
+    decide_message,
+    parse_slash,
+    self_help_text,
+)
 from ticketflow.lifecycle import Status, TicketState, evolve, fold
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -106,7 +116,15 @@ def test_status_answers_and_changes_nothing() -> None:
     state = opened()
     decision = decide_message(message("/status"), EXPRESS, state, new_ticket_id=uuid.uuid4, first_in_conversation=False)
     assert decision.outcome is Outcome.STATUS and decision.events == []
-    assert str(state.ticket_id) in decision.replies[0].text
+    assert state.ticket_id is not None
+    number = ticket_number(state.ticket_id)  # the number notifications gives the requester, not the UUID
+    assert decision.replies[0].text == f"Обращение {number}: зарегистрировано, идёт проверка."
+
+
+def test_every_status_has_words_for_the_requester_in_both_languages() -> None:
+    assert set(STATUS_WORDS) == set(Status)
+    for ru, en in STATUS_WORDS.values():
+        assert re.search("[а-яё]", ru) and en.isascii() and "_" not in ru + en
 
 
 def test_close_resolves_a_worked_ticket_and_refuses_while_in_preflight() -> None:

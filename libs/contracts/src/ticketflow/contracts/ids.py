@@ -25,6 +25,12 @@ def deterministic_event_id(*parts: object) -> uuid.UUID:
 _NAMESPACE = uuid.UUID("6b1e8f3a-6c1d-4a53-9a44-1f1c6f3f2a10")
 
 
+def ticket_number(ticket_id: uuid.UUID) -> str:
+    """The number people see ("TF-1A2B3C4D"): short and stable, the random tail of the UUIDv7 id. Every
+    text that names a ticket to a person (notifications, intake's /status answer) uses this one."""
+    return "TF-" + ticket_id.hex[-8:].upper()
+
+
 def ticket_stream(ticket_id: uuid.UUID) -> str:
     return f"ticket-{ticket_id}"
 

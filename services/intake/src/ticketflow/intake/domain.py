@@ -19,9 +19,10 @@ from enum import StrEnum
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.chat import ChatMessage
+from ticketflow.contracts.ids import ticket_number
 from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.contracts.values import ChatRef, Requester, Role
-from ticketflow.lifecycle import IllegalTransition, TicketState, decide
+from ticketflow.lifecycle import IllegalTransition, Status, TicketState, decide
 
 REQUESTER = "requester"
 
@@ -125,13 +126,30 @@ def self_help_text(locale: str) -> str:
     return f"{_HINTS_INTRO[lang]}\n{steps}"
 
 
+# What `/status` says about each status, (ru, en): words for the requester, not the enum's values.
+STATUS_WORDS: dict[Status, tuple[str, str]] = {
+    Status.NEW: ("регистрируется", "being registered"),
+    Status.OPENED: ("зарегистрировано, идёт проверка", "registered, being checked"),
+    Status.AWAITING_CUSTOMER: ("ждёт от вас исправлений (см. инструкцию выше)", "waiting for your fixes (see above)"),
+    Status.REFUSED: ("отклонено", "declined"),
+    Status.REFERRED: ("передано партнёрам", "referred to partners"),
+    Status.READY: ("ждёт распределения", "waiting to be routed"),
+    Status.ROUTED: ("в очереди, ждёт специалиста", "in the queue, waiting for an agent"),
+    Status.ASSIGNED: ("назначено специалисту", "assigned to an agent"),
+    Status.IN_PROGRESS: ("в работе у специалиста", "being worked on by an agent"),
+    Status.WAITING_ON_CUSTOMER: ("ждёт вашего ответа", "waiting for your answer"),
+    Status.RESOLVED: ("решено", "resolved"),
+    Status.CLOSED: ("закрыто", "closed"),
+    Status.MERGED: ("объединено с другим обращением", "merged into another ticket"),
+}
+
+
 def status_text(state: TicketState | None, locale: str) -> str:
     ru = locale.lower().startswith("ru")
     if state is None or state.ticket_id is None:
         return "Открытых обращений нет." if ru else "You have no open ticket."
-    if ru:
-        return f"Обращение {state.ticket_id}: статус {state.status.value}."
-    return f"Ticket {state.ticket_id}: status {state.status.value}."
+    number, words = ticket_number(state.ticket_id), STATUS_WORDS[state.status]
+    return f"Обращение {number}: {words[0]}." if ru else f"Ticket {number}: {words[1]}."
 
 
 def decide_message(
