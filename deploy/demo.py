@@ -6,7 +6,8 @@
 3. a Bitrix24 portal installs the app, an administrator writes from a portal on a private address
    (the seed's "not reachable from outside" case: preflight fails it with a remediation), and a
    non-administrator writes too (refused: only portal administrators may talk to support);
-then it waits for the tickets to show up in the dashboard API and prints them.
+then it waits for the tickets to show up in the dashboard API and prints them, the eXpress user asks
+for the ticket's `/status`, and it prints what the bot answered in the chats (deploy/demo_platforms.py).
 Payload builders are the ones the intake tests use (tests/intake/intake_payloads.py)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,19 +45,25 @@ def say(text: str) -> None:
 
 
 async def agents(dsn: str) -> None:
-    for agent, queue in (("anna", "client-l1"), ("boris", "box-l1")):
+    # Ids of the staff directory (services/notifications config/local.toml): names and addresses come from it.
+    for agent, queue in (("agent-anna", "client-l1"), ("agent-ivan", "box-l1")):
         await agent_event(dsn, AgentJoinedQueue(agent, queue, (), ("ru", "en"), 5))
         await agent_event(dsn, AgentStatusChanged(agent, "online"))
 
 
-async def conversation(client: httpx.AsyncClient) -> None:
+def express_command(text: str, chat_id: uuid.UUID) -> tuple[dict[str, Any], dict[str, str]]:
+    """A BotX proto-4 command from the eXpress user in `chat_id`, and its signed headers."""
     secret = os.environ["TICKETFLOW_EXPRESS_CLIENT_BOT_SECRET"]
     token = build_botx_jwt_v2(bot_id=EXPRESS_BOT, bot_host=EXPRESS_HOST, secret_key=secret)
-    command = botx_message(
-        "После обновления приложения не приходят push-уведомления на Android", chat_id=uuid.uuid4(), bot_id=EXPRESS_BOT
-    )
+    command = botx_message(text, chat_id=chat_id, bot_id=EXPRESS_BOT)
     command["from"]["host"] = EXPRESS_HOST
-    headers = {"Authorization": f"Bearer {token}"}
+    return command, {"Authorization": f"Bearer {token}"}
+
+
+async def conversation(client: httpx.AsyncClient) -> uuid.UUID:
+    """Post the conversation; returns the eXpress chat's id."""
+    chat = uuid.uuid4()
+    command, headers = express_command("После обновления приложения не приходят push-уведомления на Android", chat)
     for attempt in ("first delivery", "BotX retries the same sync_id"):
         answer = await client.post(f"{INTAKE}/command", json=command, headers=headers)
         say(f"eXpress /command ({attempt}): {answer.status_code} {answer.text}")
@@ -82,6 +90,14 @@ async def conversation(client: httpx.AsyncClient) -> None:
             form += "&data%5BUSER%5D%5BIS_ADMIN%5D=Y"
         answer = await client.post(f"{INTAKE}/bitrix24/events", content=form, headers=FORM)
         say(f"Bitrix24 message from {'an administrator' if admin else 'a non-administrator'}: {answer.status_code}")
+    return chat
+
+
+async def ask_status(client: httpx.AsyncClient, chat: uuid.UUID) -> None:
+    """The eXpress user asks for the ticket's status: intake answers in the chat (through notifications)."""
+    command, headers = express_command("/status", chat)
+    answer = await client.post(f"{INTAKE}/command", json=command, headers=headers)
+    say(f"eXpress /status: {answer.status_code} {answer.text}")
 
 
 async def ticket_ids(client: httpx.AsyncClient) -> set[str]:
@@ -132,8 +148,9 @@ async def main() -> int:
     await agents(dsn)
     async with httpx.AsyncClient(timeout=10) as client:
         before = await ticket_ids(client)
-        await conversation(client)
+        chat = await conversation(client)
         code = await show(client, before, expected=3)
+        await ask_status(client, chat)
         say(f"what the chat platforms received from notifications ({PLATFORMS}/received):")
         for platform, messages in (await delivered(client)).items():
             for m in messages:

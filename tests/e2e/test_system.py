@@ -22,6 +22,7 @@ import pytest_asyncio
 from support.eventstore import migrated_pool
 
 from ticketflow.contracts.commands import ReplyAsAgent
+from ticketflow.notifications.domain import ticket_number
 from ticketflow.runtime.ops import send_command
 from ticketflow.runtime.settings import SERVICE_PORTS, Settings
 
@@ -45,7 +46,7 @@ def demo_secrets() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def system(pg_database: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    busy = [name for name, port in SERVICE_PORTS.items() if _answers(port)]
+    busy = [name for name, port in {**SERVICE_PORTS, "platforms": 8767}.items() if _answers(port)]
     if busy:
         pytest.fail(f"services already answer on their ports ({busy}): stop them with `make stop` first")
     asyncio.run(_migrate(pg_database))
@@ -56,6 +57,13 @@ def system(pg_database: str, kafka_bootstrap: str, tmp_path_factory: pytest.Temp
         "TICKETFLOW_PG_DSN": pg_database,
         "TICKETFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
     }
+    platforms = subprocess.Popen(  # the chat platforms notifications delivers to (ports of its local.toml)
+        [sys.executable, str(ROOT / "deploy" / "demo_platforms.py")],
+        env=env,
+        cwd=ROOT,
+        stdout=(logs / "platforms.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     processes = {
         name: subprocess.Popen(
             [sys.executable, "-m", f"ticketflow.{name}"],
@@ -66,6 +74,7 @@ def system(pg_database: str, kafka_bootstrap: str, tmp_path_factory: pytest.Temp
         )
         for name in ORDER
     }
+    processes["platforms"] = platforms
     try:
         for name in ORDER:
             _wait_ready(name, processes[name], logs)
@@ -87,7 +96,7 @@ async def _migrate(dsn: str) -> None:
 
 def _answers(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code < 500
     except httpx.HTTPError:
         return False
 
@@ -133,11 +142,11 @@ async def test_the_demo_conversation_flows_through_every_service(
         monkeypatch.setenv(name, os.environ.get(name, value))
     await demo.agents(system)
     before = await demo.ticket_ids(client)
-    await demo.conversation(client)  # includes BotX delivering the same command twice
+    chat = await demo.conversation(client)  # includes BotX delivering the same command twice
 
     desks = await tickets_by_desk(client, demo, before)
     [express] = desks["express"]  # one ticket although BotX delivered twice
-    assert (express["status"], express["queue_id"], express["assignee"]) == ("assigned", "client-l1", "anna")
+    assert (express["status"], express["queue_id"], express["assignee"]) == ("assigned", "client-l1", "agent-anna")
     bitrix = sorted(t["status"] for t in desks["bitrix24-box"])
     assert bitrix == ["awaiting_customer", "refused"]  # private-address portal; non-administrator
 
@@ -154,8 +163,8 @@ async def test_the_demo_conversation_flows_through_every_service(
         ticket = uuid.UUID(express["ticket_id"])
         await send_command(
             Settings("e2e", kafka_bootstrap=os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")),
-            ReplyAsAgent(ticket, "anna", "", "Обновите приложение до 3.22, пожалуйста"),
-            "anna",
+            ReplyAsAgent(ticket, "agent-anna", "", "Обновите приложение до 3.22, пожалуйста"),
+            "agent-anna",
         )
         for _ in range(60):
             replied = await pool.fetchval(
@@ -169,3 +178,24 @@ async def test_the_demo_conversation_flows_through_every_service(
         assert opened == 3  # the duplicate BotX delivery opened nothing
     finally:
         await pool.close()
+
+    # What the user saw in the eXpress chat, delivered by notifications to the BotX server: the
+    # self-help hints (intake -> chat.replies), the ticket's number, the agent's reply, the /status answer.
+    await demo.ask_status(client, chat)
+    number = ticket_number(uuid.UUID(express["ticket_id"]))
+    for _ in range(60):
+        received = (await client.get(f"{demo.PLATFORMS}/received")).json()
+        in_chat = [m["body"] for m in received["express"] if m["chat_id"] == str(chat)]
+        if any("3.22" in body for body in in_chat) and any(f"Обращение {number}: " in body for body in in_chat):
+            await asyncio.sleep(2)  # anything delivered twice would arrive by now
+            received = (await client.get(f"{demo.PLATFORMS}/received")).json()
+            in_chat = [m["body"] for m in received["express"] if m["chat_id"] == str(chat)]
+            break
+        await asyncio.sleep(1)
+    print("\n".join(in_chat))
+    assert sum("Обновите приложение до 3.22" in body for body in in_chat) == 1, in_chat
+    assert len(in_chat) == len(set(in_chat)), f"a message was delivered twice: {in_chat}"
+    assert any(number in body for body in in_chat), f"no message names {number}: {in_chat}"
+    assert any("Анна Смирнова" in body for body in in_chat), "the agent is named from the staff directory"
+    assert any(f"Обращение {number}: " in body for body in in_chat), "the /status answer names the number"
+    assert received["bitrix24"], "nothing reached the Bitrix24 portal (refusal, remediation)"
