@@ -143,7 +143,11 @@ def subscribe(
     event_topics: Sequence[str] = (TICKET_EVENTS, AGENT_EVENTS),
     commands_topic: str = TICKET_COMMANDS,
     batch: int = 4000,
-) -> None:
+    persistent: bool = True,
+) -> list[Any]:
+    """Register the two subscribers. `persistent=False`: not started with the broker; the caller
+    starts them (`await sub.start()`) once it may consume, e.g. when it became the leader."""
+
     async def raw(message: Any) -> Any:  # records are decoded by msgspec in the handlers
         return message.body
 
@@ -158,29 +162,26 @@ def subscribe(
             return
         await msg.ack()
 
-    @broker.subscriber(
-        *event_topics,
-        group_id=group_id,
-        batch=True,
-        max_records=batch,
-        batch_timeout_ms=20,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.MANUAL,
-        decoder=raw,
-    )
+    options: dict[str, Any] = {
+        "group_id": group_id,
+        "batch": True,
+        "max_records": batch,
+        "batch_timeout_ms": 20,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.MANUAL,
+        "decoder": raw,
+        "persistent": persistent,
+    }
+    events = broker.subscriber(*event_topics, **options)
+    commands = broker.subscriber(commands_topic, **options)
+
     async def on_events(body: Any, msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         await handlers.events_pipelined(records, msg.consumer)
 
-    @broker.subscriber(
-        commands_topic,
-        group_id=group_id,
-        batch=True,
-        max_records=batch,
-        batch_timeout_ms=20,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.MANUAL,
-        decoder=raw,
-    )
     async def on_commands(body: Any, msg: KafkaMessage) -> None:
         await handle(msg, handlers.commands)
+
+    events(on_events)
+    commands(on_commands)
+    return [events, commands]
