@@ -22,7 +22,7 @@ import pytest_asyncio
 from support.eventstore import migrated_pool
 
 from ticketflow.contracts.commands import ReplyAsAgent
-from ticketflow.notifications.domain import ticket_number
+from ticketflow.contracts.ids import ticket_number
 from ticketflow.runtime.ops import send_command
 from ticketflow.runtime.settings import SERVICE_PORTS, Settings
 

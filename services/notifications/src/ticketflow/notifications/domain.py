@@ -18,6 +18,7 @@ from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.envelope import EventEnvelope
+from ticketflow.contracts.ids import ticket_number
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.notifications.formatting import describe_hours, format_duration, format_overdue, format_time, language
 from ticketflow.notifications.model import Channel, Notification, idempotency_key
@@ -62,11 +63,6 @@ def context_of(ticket_id: uuid.UUID, envelopes: Iterable[EventEnvelope], up_to: 
         if up_to is None or envelope.stream_version <= up_to:
             ctx = evolve(ctx, envelope)
     return ctx
-
-
-def ticket_number(ticket_id: uuid.UUID) -> str:
-    """Short and stable: the random tail of the (UUIDv7) ticket id."""
-    return "TF-" + ticket_id.hex[-8:].upper()
 
 
 def title_of(text: str, limit: int = 80) -> str:
