@@ -78,19 +78,43 @@ def ensure_wrk() -> str:
     return found
 
 
-def run_wrk(wrk: str, url: str, path: str, args: argparse.Namespace, nonce: str) -> dict[str, Any]:
+def botx_template(args: argparse.Namespace, nonce: str) -> dict[str, Any]:
+    """A real-shaped BotX body cut where the sync_id and chat id go (each request fills in fresh ones)."""
     template = json.dumps(botx_message("Не работает вход, помогите", chat_id=uuid.UUID(CHAT), sync_id=uuid.UUID(SYNC)))
     p0, rest = template.split(SYNC)
     p1, p2 = rest.split(CHAT)
-    script = LUA % {
-        "p0": p0,
-        "p1": p1,
-        "p2": p2,
-        "token": botx_token(),
-        "nonce": nonce,
-        "path": path,
-        "conversations": args.conversations,
-    }
+    return {"p0": p0, "p1": p1, "p2": p2, "token": botx_token(), "nonce": nonce, "conversations": args.conversations}
+
+
+def run_openloop(url: str, args: argparse.Namespace, rate: int, nonce: str) -> dict[str, Any]:
+    """tests/load/intake/openloop.py in its own process: a constant offered rate, latency from each
+    request's due time (no coordinated omission)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(botx_template(args, nonce), handle)
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("openloop.py")),
+        "--url",
+        url,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(args.openloop_duration),
+        "--connections",
+        str(args.openloop_connections),
+        "--template",
+        handle.name,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"openloop.py failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    line = next(x for x in done.stdout.splitlines() if x.startswith("OPENLOOP "))
+    result: dict[str, Any] = json.loads(line.removeprefix("OPENLOOP "))
+    return result
+
+
+def run_wrk(wrk: str, url: str, path: str, args: argparse.Namespace, nonce: str) -> dict[str, Any]:
+    script = LUA % {**botx_template(args, nonce), "path": path}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     command = [
@@ -271,16 +295,61 @@ async def http_phases(
         await relay_producer.stop()
 
 
+async def openloop_phase(service: RunningIntake, args: argparse.Namespace) -> list[list[Any]]:
+    """At each constant offered rate (open loop): the do-nothing POST /noop with the same bodies (what the
+    server, the generator and the machine cost by themselves), then BotX POST /command: answered rate,
+    latency percentiles of the answers, and of the stored ticket events of the same requests."""
+    rows = []
+    for rate in (int(r) for r in args.openloop_rates.split(",")):
+        for path in ("/noop", "/command"):
+            await asyncio.sleep(1)
+            before = await count_messages(service.pool)
+            since = await service.pool.fetchval("SELECT now()")
+            cpu0, machine0, wall0 = cpu_seconds(service), machine_cpu(), time.monotonic()
+            url, nonce = f"{service.base_url}{path}", uuid.uuid4().hex[:8]
+            result = await asyncio.to_thread(run_openloop, url, args, rate, nonce)
+            cpu1, machine1, wall1 = cpu_seconds(service), machine_cpu(), time.monotonic()
+            split = cpu_split(machine0, machine1, cpu1 - cpu0, wall1 - wall0)
+            print(f"open loop {path} {rate}/s: {json.dumps(result)}\n  {split}")
+            accepted = result["statuses"].get("202", 0)
+            other = {k: v for k, v in result["statuses"].items() if k != "202"}
+            note = f"p99.9 {result['p999_ms']} ms, max {result['max_ms']} ms; {split}"
+            if other:
+                note += f"; non-202: {other}"
+            label = f"{'BotX /command' if path == '/command' else 'do-nothing /noop'}: open loop {rate:,}/s offered"
+            rows.append(
+                [
+                    f"{label}, {args.openloop_connections} conn.",
+                    f"{result['achieved_rate']:,.0f}",
+                    f"{result['p50_ms']:.1f}",
+                    f"{result['p99_ms']:.1f}",
+                    f"{accepted:,} × 202",
+                    per_cpu(accepted, cpu1 - cpu0),
+                    note,
+                ]
+            )
+            if path == "/command":
+                await wait_count(service.pool, before + accepted, limit_s=60)
+                p50, p99 = await latency_ms(service.pool, f"received_at >= '{since.isoformat()}'")
+                rows.append(["  … → ticket event stored", "", f"{p50:.1f}", f"{p99:.1f}", "", "", ""])
+    return rows
+
+
 async def topic_phase(
-    service: RunningIntake, args: argparse.Namespace, dsn: str, bootstrap: str, topic: str, tmp: Path
+    service: RunningIntake, args: argparse.Namespace, dsn: str, bootstrap: str, topics: tuple[str, str], tmp: Path
 ) -> tuple[RunningIntake, list[Any]]:
     """Records produced straight to a chat.inbound copy (a backlog written before the consumer starts, so
     the load generator shares no CPU with the measurement), then recorded by a second intake process."""
+    topic, replies_topic = topics
     began = time.monotonic()
     await fill_topic(bootstrap, topic, args.topic_messages, args.conversations)
     filled = time.monotonic() - began
     before = await count_messages(service.pool)
-    drain_env = {"TICKETFLOW_INTAKE_TOPIC": topic, "TICKETFLOW_INTAKE_BATCH": str(args.topic_batch)}
+    drain_env = {
+        "TICKETFLOW_INTAKE_TOPIC": topic,
+        "TICKETFLOW_INTAKE_BATCH": str(args.topic_batch),
+        "TICKETFLOW_INTAKE_REPLIES_TOPIC": replies_topic,
+    }
     drain = await start_intake(dsn, bootstrap, tmp, extra_env=drain_env)
     profiler = None
     if args.profile:
@@ -321,9 +390,9 @@ async def main(args: argparse.Namespace) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     events_topic, drain_topic = f"ticket.events.bench-{name[-8:]}", f"chat.inbound.drain-{name[-8:]}"
-    await admin.create_topics(
-        [NewTopic(events_topic, 6, 1), NewTopic(drain_topic, 6, 1), NewTopic(f"{drain_topic}.dlq", 1, 1)]
-    )
+    replies_topic = f"chat.replies.bench-{name[-8:]}"  # the reply relay's records stay off the real topic
+    bench_topics = [events_topic, drain_topic, f"{drain_topic}.dlq", replies_topic]
+    await admin.create_topics([NewTopic(topic, 1 if topic.endswith(".dlq") else 6, 1) for topic in bench_topics])
     services: list[RunningIntake] = []
     rows: list[list[Any]] = []
     try:
@@ -333,6 +402,7 @@ async def main(args: argparse.Namespace) -> None:
             "TICKETFLOW_INTAKE_NOOP": "1",
             "TICKETFLOW_INTAKE_CONSUME": "0" if args.split else "1",
             "TICKETFLOW_INTAKE_COMMANDS_TOPIC": "",  # the benchmark never joins the real ticket.commands group
+            "TICKETFLOW_INTAKE_REPLIES_TOPIC": replies_topic,
         }
         service = await start_intake(dsn, bootstrap, tmp, extra_env=web_env)
         services.append(service)
@@ -342,14 +412,16 @@ async def main(args: argparse.Namespace) -> None:
             )
         if "http" in args.phases:
             rows += await http_phases(wrk, service, args, bootstrap, events_topic)
+        if "openloop" in args.phases:
+            rows += await openloop_phase(service, args)
         if "topic" in args.phases:
-            drain, row = await topic_phase(service, args, dsn, bootstrap, drain_topic, tmp)
+            drain, row = await topic_phase(service, args, dsn, bootstrap, (drain_topic, replies_topic), tmp)
             services.append(drain)
             rows.append(row)
     finally:
         for service in services:
             await stop_intake(service)
-        await admin.delete_topics([events_topic, drain_topic, f"{drain_topic}.dlq"])
+        await admin.delete_topics(bench_topics)
         await admin.close()
         await admin_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin_conn.close()
@@ -371,6 +443,9 @@ if __name__ == "__main__":
     parser.add_argument("--topic-messages", type=int, default=50_000)
     parser.add_argument("--topic-batch", type=int, default=2000, help="consumer batch of the topic-path process")
     parser.add_argument("--profile", default="", help="py-spy speedscope output of the topic-path process")
-    parser.add_argument("--phases", default="http,topic", help="comma-separated: http, topic")
+    parser.add_argument("--phases", default="http,openloop,topic", help="comma-separated: http, openloop, topic")
+    parser.add_argument("--openloop-rates", default="3000", help="offered BotX rates (requests/s), comma-separated")
+    parser.add_argument("--openloop-duration", type=float, default=15)
+    parser.add_argument("--openloop-connections", type=int, default=64)
     parser.add_argument("--split", action="store_true", help="HTTP and chat.inbound consumer in two processes")
     asyncio.run(main(parser.parse_args()))

@@ -45,6 +45,7 @@ JOIN events e ON e.stream_id = u.stream_id AND e.stream_version > u.after
 ORDER BY e.stream_id, e.stream_version
 """
 STATES_KEPT = 200_000
+MIN_LANE = 250  # messages per concurrent transaction, at least
 # CPython's default collector thresholds (700, 10, 10) cost the chat.inbound path ~30 % of its CPU: a
 # batch keeps thousands of young objects alive (records, decisions, events) while the process holds
 # many long-lived ones (the folded states above), so collections ran every ~700 allocations and full ones
@@ -128,8 +129,13 @@ class IntakeStore:
 
     async def record_in_lanes(self, messages: Sequence[ChatMessage], lanes: int) -> list[Recorded]:
         """Record a large batch as `lanes` concurrent transactions over disjoint sets of conversations
-        (so PostgreSQL works on one lane while Python decides the next); order within a conversation holds."""
-        split: list[list[ChatMessage]] = [[] for _ in range(max(1, lanes))]
+        (so PostgreSQL works on one lane while Python decides the next); order within a conversation holds.
+        A small batch (a webhook-paced consumer sees tens of records per poll) stays one transaction: each
+        transaction costs PostgreSQL ~8 statements and a commit whatever its size."""
+        lanes = max(1, min(lanes, len(messages) // MIN_LANE))
+        if lanes == 1:
+            return await self.record(messages)
+        split: list[list[ChatMessage]] = [[] for _ in range(lanes)]
         for message in messages:
             split[hash(conversation_key(message)) % len(split)].append(message)
         done = await asyncio.gather(*(self.record(part) for part in split if part))
