@@ -244,7 +244,7 @@ async def bench(args: argparse.Namespace) -> None:
     engine.stats.armed_latency_ms.clear()
     engine.queue.durable_latency_ms.clear()
     gc_pauses = GcPauses()
-    flushes_before = engine.queue.flushes
+    flushes_before, throttled_before = engine.queue.flushes, engine.queue.throttled_s
     events_before = engine.stats.events
     writer.seconds, appended_before = 0.0, writer.appended
     go.set()
@@ -254,6 +254,7 @@ async def bench(args: argparse.Namespace) -> None:
     await engine.drain()  # consumed means decided, armed AND its SLA events stored
     consume_s = time.perf_counter() - began
     flushes = engine.queue.flushes - flushes_before
+    throttled = engine.queue.throttled_s - throttled_before
     gc_pauses.stop()
     appended = writer.appended - appended_before
     me_cpu = sum(me.cpu_times()[:2]) - sum(cpu_me[:2])
@@ -297,7 +298,7 @@ async def bench(args: argparse.Namespace) -> None:
          f"{np.percentile(durable, 50):.1f} / {np.percentile(durable, 99):.1f}",
          f"{flushes} flushes (appends in flight overlap the next polls)"],
         ["SLA events appended during consume", f"{appended:,}",
-         f"{writer.seconds:.1f} s of the consume time with an append in flight"],
+         f"{writer.seconds:.1f} s with an append in flight; consumer held back {throttled:.1f} s"],
         ["timers after consume", f"{timers_after:,}", ""],
         ["cyclic GC during consume: passes / total / longest pause", gc_pauses.summary(), "full (gen 2) passes in ()"],
         ["writer: appended / found stored / repaired",

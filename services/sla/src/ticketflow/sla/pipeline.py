@@ -70,6 +70,7 @@ class AppendQueue:
         self.flushes = 0
         self.fired = 0  # warnings + breaches stored
         self.durable_latency_ms: list[float] = []  # per poll: fetched -> its SLA events stored
+        self.throttled_s = 0.0  # time callers waited in `room()` (the store could not keep up)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -101,9 +102,12 @@ class AppendQueue:
 
     async def room(self) -> None:
         """Backpressure for the consumer: wait while too much is queued."""
-        while self.queued.events > MAX_QUEUED_EVENTS and self.failed is None:
-            self._room.clear()
-            await self._room.wait()
+        if self.queued.events > MAX_QUEUED_EVENTS:
+            began = time.perf_counter()
+            while self.queued.events > MAX_QUEUED_EVENTS and self.failed is None:
+                self._room.clear()
+                await self._room.wait()
+            self.throttled_s += time.perf_counter() - began
         self._check()
 
     def barrier(self) -> asyncio.Event | None:

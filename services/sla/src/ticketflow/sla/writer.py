@@ -49,7 +49,7 @@ def absorb(state: TicketSla, stored: Sequence[EventEnvelope]) -> TicketSla:
 
 
 class SlaWriter:
-    def __init__(self, store: EventStore, *, parallel: int = 2) -> None:
+    def __init__(self, store: EventStore, *, parallel: int = 4) -> None:
         self.store = store
         self.parallel = parallel
         self.appended = 0  # events newly written
