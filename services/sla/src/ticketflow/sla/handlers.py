@@ -168,6 +168,8 @@ def describe(consumer: SlaConsumer) -> dict[str, Any]:
         "timers": engine.timers(),
         "events": engine.stats.events,
         "fired": engine.stats.fired,
+        "queued_events": engine.queue.pending(),  # decided, not yet in the store
+        "flushes": engine.queue.flushes,
         "dead_letters": engine.stats.dead_letters,
         "checkpoints": consumer.checkpoints,
     }

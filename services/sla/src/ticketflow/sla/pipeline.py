@@ -1,21 +1,23 @@
 """The append pipeline: decided SLA events go to the store in large ordered batches (group commit).
 
 The engine decides, keeps the new state in memory and arms its timers at once; the events join
-this queue. One flush is in flight at a time; everything decided while it runs (polls, firing
-batches) is merged into the next flush, one `append_many` per chunk of streams (the writer splits
-a large flush over several connections). So the batch grows with the store's latency instead of
-the consumer waiting for each round trip.
+this queue. Everything decided while a flush runs (polls, firing batches) is merged per stream into
+the next one (the writer splits a flush into `append_many` chunks on several connections), so the
+batch grows with the store's latency instead of the consumer waiting for each round trip. Up to
+two flushes are in flight, on disjoint streams: a ticket whose events are being appended keeps its
+newer events queued until that append is done.
 
 What makes arming before the append safe:
-- order: flushes run one after another and a ticket's events stay in decision order inside a
-  flush, so each `sla-<ticket>` stream receives exactly what a synchronous writer would append;
+- order: a stream is in at most one flush in flight, and a ticket's events stay in decision order
+  inside a flush, so each `sla-<ticket>` stream receives exactly what a synchronous writer would
+  append (the store's expected-version check would refuse anything else);
 - nothing leaves the process before it is stored: SLA events reach Kafka only through the store's
   outbox, and a timer firing on a state not yet stored only adds more events behind it in this
   queue (its id is deterministic: a replay appends nothing twice);
-- durability is decided by the checkpoint, not by arming: `drain()` waits until every queued event
-  is stored, and a checkpoint (states + next offset) is written only after a drain, under the
-  engine's lock; a crash loses only decisions after the last checkpoint, which the next owner
-  replays from that checkpoint's offset with the same ids;
+- durability is decided by the checkpoint, not by arming: a checkpoint (states + next offset) is
+  cut under the engine's lock and written only after `wait(barrier())` saw every event queued
+  before the cut stored; a crash loses only decisions after the last checkpoint, which the next
+  owner replays from that checkpoint's offset with the same ids;
 - a failed flush poisons the queue: `drain()` and `put` raise, the consumer stops and restarts
   from its checkpoint with a fresh engine (nothing half-kept is ever checkpointed).
 """
@@ -37,6 +39,7 @@ from ticketflow.sla.writer import SlaWriter
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_EVENTS = 20_000  # backpressure: `room()` waits while more than this are not yet flushed
+MAX_IN_FLIGHT = 2  # flushes at once (on disjoint streams)
 
 
 @dataclass(slots=True)
@@ -47,14 +50,13 @@ class Entry:
     expected: int  # SLA stream head before these events
     events: list[Emitted]
     state: TicketSla  # the decided state after them (its sla_version = expected + len(events))
+    first: int  # sequence number of the first `add` in this entry (barriers compare with it)
 
 
 @dataclass
 class Flush:
     entries: dict[uuid.UUID, Entry] = field(default_factory=dict)
-    done: asyncio.Event = field(default_factory=asyncio.Event)  # set when stored (or the queue failed)
     events: int = 0
-    firings: int = 0
     fetched: list[float] = field(default_factory=list)  # perf_counter() when each poll was fetched
 
 
@@ -71,27 +73,26 @@ class AppendQueue:
         self.fired = 0  # warnings + breaches stored
         self.durable_latency_ms: list[float] = []  # per poll: fetched -> its SLA events stored
         self.throttled_s = 0.0  # time callers waited in `room()` (the store could not keep up)
+        self._seq = 0  # `add` calls so far
+        self._flying: list[Flush] = []
+        self._busy: set[uuid.UUID] = set()  # tickets of the flushes in flight
+        self._progress = asyncio.Event()  # set (and replaced) whenever a flush ends or fails
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._room = asyncio.Event()
-        self._room.set()
         self._task: asyncio.Task[None] | None = None
-        self._flushing: Flush | None = None
 
     def add(self, partition: int, ticket: uuid.UUID, before: int, events: list[Emitted], state: TicketSla) -> TicketSla:
         """Queue a ticket's decided events (synchronous: called under the engine's lock, in decision
         order). Returns the state with its optimistic SLA stream head."""
         self._check()
+        self._seq += 1
         state = replace(state, sla_version=before + len(events))
         entry = self.queued.entries.get(ticket)
         if entry is None:
-            self.queued.entries[ticket] = Entry(partition, before, list(events), state)
+            self.queued.entries[ticket] = Entry(partition, before, list(events), state, self._seq)
         else:
             entry.events.extend(events)
             entry.state = state
         self.queued.events += len(events)
-        self.queued.firings += sum(isinstance(e.event, sla.SlaWarning | sla.SlaBreached) for e in events)
         self._kick()
         return state
 
@@ -105,42 +106,53 @@ class AppendQueue:
         if self.queued.events > MAX_QUEUED_EVENTS:
             began = time.perf_counter()
             while self.queued.events > MAX_QUEUED_EVENTS and self.failed is None:
-                self._room.clear()
-                await self._room.wait()
+                await self._next_progress()
             self.throttled_s += time.perf_counter() - began
         self._check()
 
-    def barrier(self) -> asyncio.Event | None:
-        """An event set once everything queued so far is stored (None: nothing is outstanding).
-        Flushes run in order, so the one now being filled completing means all before it did."""
-        if self.queued.entries or self.queued.fetched:
-            self._kick()
-            return self.queued.done
-        return self._flushing.done if self._flushing is not None else None
+    def barrier(self) -> int | None:
+        """A cut: `wait(cut)` returns once every event queued so far is stored (None: nothing is
+        outstanding)."""
+        if self._oldest() is None:
+            return None
+        self._kick()
+        return self._seq
 
-    async def wait(self, barrier: asyncio.Event | None) -> None:
+    async def wait(self, cut: int | None) -> None:
         """Wait for a `barrier()`; raises if a flush failed."""
-        if barrier is not None:
-            await barrier.wait()
+        while cut is not None and self.failed is None and (oldest := self._oldest()) is not None and oldest <= cut:
+            await self._next_progress()
         self._check()
 
     async def drain(self) -> None:
         """Wait until everything queued so far is stored; raises if a flush failed."""
-        while not (self._idle.is_set() and not self.queued.entries and not self.queued.fetched):
-            self._check()
+        while self.failed is None and (self.queued.entries or self.queued.fetched or self._flying):
             self._kick()
-            await self._idle.wait()
-            await asyncio.sleep(0)
+            await self._next_progress()
         self._check()
 
     def pending(self) -> int:
-        return self.queued.events
+        return self.queued.events + sum(f.events for f in self._flying)
 
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    def _oldest(self) -> int | None:
+        """The sequence number of the oldest `add` not yet stored."""
+        firsts = [e.first for f in (self.queued, *self._flying) for e in f.entries.values()]
+        if self.queued.fetched and not firsts:
+            return self._seq
+        return min(firsts, default=None)
+
+    async def _next_progress(self) -> None:
+        await self._progress.wait()
+
+    def _progressed(self) -> None:
+        self._progress.set()
+        self._progress = asyncio.Event()
 
     def _check(self) -> None:
         if self.failed is not None:
@@ -152,39 +164,65 @@ class AppendQueue:
         self._wake.set()
 
     async def _run(self) -> None:
-        while self.failed is None:
-            if not self.queued.entries and not self.queued.fetched:
-                self._idle.set()
+        flying: set[asyncio.Task[None]] = set()
+        try:
+            while self.failed is None:
                 self._wake.clear()
+                if len(self._flying) < MAX_IN_FLIGHT and (flush := self._take()) is not None:
+                    task = asyncio.create_task(self._flush(flush))
+                    flying.add(task)
+                    task.add_done_callback(flying.discard)
+                    continue
                 await self._wake.wait()
-                continue
-            self._idle.clear()
-            flush, self.queued = self.queued, Flush()
-            self._flushing = flush
-            self._room.set()
-            try:
-                await self._flush(flush)
-            except BaseException as error:
-                log.exception("appending %d SLA events failed", flush.events)
-                self.failed = error
-                self._idle.set()
-                self._room.set()
-                flush.done.set()
-                self.queued.done.set()
-                if isinstance(error, asyncio.CancelledError):
-                    raise
-                return
-            finally:
-                self._flushing = None
-            flush.done.set()
+        finally:
+            for task in flying:
+                task.cancel()
+
+    def _take(self) -> Flush | None:
+        """The queued entries whose streams are not being appended, as a flush (None: nothing to do)."""
+        queued = self.queued
+        if not queued.entries and not queued.fetched:
+            return None
+        free = [t for t in queued.entries if t not in self._busy]
+        if not free and queued.entries:
+            return None  # everything queued waits for a flush in flight
+        if len(free) == len(queued.entries):
+            flush, self.queued = queued, Flush()
+        else:
+            flush = Flush({t: queued.entries.pop(t) for t in free})
+            flush.events = sum(len(e.events) for e in flush.entries.values())
+            queued.events -= flush.events
+        self._busy.update(flush.entries)
+        self._flying.append(flush)
+        self._progressed()  # room() waiters: the queue got shorter
+        return flush
 
     async def _flush(self, flush: Flush) -> None:
         entries = flush.entries
-        if entries:
-            expected = {t: replace(e.state, sla_version=e.expected) for t, e in entries.items()}
-            written = await self.writer.write(expected, {t: e.events for t, e in entries.items()})
-            self.on_written(entries, written)
+        try:
+            if entries:
+                expected = {t: replace(e.state, sla_version=e.expected) for t, e in entries.items()}
+                written = await self.writer.write(expected, {t: e.events for t, e in entries.items()})
+                self.on_written(entries, written)
+        except asyncio.CancelledError:
+            self.failed = self.failed or RuntimeError("the append queue was closed with appends in flight")
+            self._progressed()
+            raise
+        except Exception as error:
+            if self.failed is None:
+                log.exception("appending %d SLA events failed", flush.events)
+                self.failed = error
+            self._progressed()
+            self._wake.set()
+            return
+        finally:
+            self._flying.remove(flush)
+            self._busy.difference_update(entries)
         done = time.perf_counter()
         self.durable_latency_ms.extend((done - fetched) * 1000 for fetched in flush.fetched)
-        self.fired += flush.firings
+        self.fired += sum(
+            isinstance(e.event, sla.SlaWarning | sla.SlaBreached) for x in entries.values() for e in x.events
+        )
         self.flushes += 1
+        self._progressed()
+        self._wake.set()
