@@ -6,7 +6,8 @@ Scenarios:
   pure            decide_ready + apply on the in-memory state: the ceiling (no I/O at all)
   service         RoutingService.on_events on in-memory streams, batches of 1000 (service overhead)
   kafka+memory    real Kafka (a fresh 12-partition topic) -> handlers -> service, in-memory streams
-  kafka+pg        real Kafka -> handlers -> service -> PostgreSQL event store (append_many + outbox)
+  kafka+pg        real Kafka -> handlers -> service -> PostgreSQL event store (append_many + outbox), each
+                  store transaction fenced by the leader's epoch, as the service stores
   kafka+pg paced  the same at a fixed offered rate (--rate): latency from produce to decision stored
 Latency: pure = one decision; kafka = from the record's produce timestamp to its decision being stored.
 Usage: python tests/load/routing/bench_routing.py [--tickets 20000] [--rate 5000] [--seconds 10]
@@ -40,9 +41,11 @@ from ticketflow.contracts.envelope import EventEnvelope, NewEvent, envelope_enco
 from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.values import PRIORITIES, ChatRef, Requester
 from ticketflow.eventstore import AppendRequest, EventStore, migrate
+from ticketflow.eventstore.leadership import Leadership
 from ticketflow.routing.config import Desks, RoutingConfig
 from ticketflow.routing.domain import decide_ready
 from ticketflow.routing.handlers import RoutingHandlers, subscribe
+from ticketflow.routing.leader import FencedStore
 from ticketflow.routing.main import tune_gc
 from ticketflow.routing.memory import MemoryStreams
 from ticketflow.routing.pending import TicketStreams
@@ -240,7 +243,7 @@ async def bench_kafka(
     await admin.start()
     topics = [f"bench-routing-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("events", "agents", "commands")]
     await admin.create_topics([NewTopic(name, 12 if i == 0 else 1, 1) for i, name in enumerate(topics)])
-    db_name, pool = None, None
+    db_name, pool, leadership = None, None, None
     try:
         streams: TicketStreams = MemoryStreams()
         if use_pg:
@@ -248,10 +251,12 @@ async def bench_kafka(
             conn = await asyncpg.connect(dsn)
             await migrate.apply_all(conn)
             await conn.close()
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)  # as the service's
             store = EventStore(pool)
             await prestore(store, tickets)
-            streams = store
+            leadership = Leadership(pool, "routing", dsn)  # as main.py: stores fenced by the leader's epoch
+            assert await leadership.try_acquire()
+            streams = FencedStore(store, leadership)
         else:
             memory = MemoryStreams()
             for t, envs in tickets:
@@ -282,6 +287,8 @@ async def bench_kafka(
     finally:
         await admin.delete_topics(topics)
         await admin.close()
+        if leadership is not None:
+            await leadership.release()
         if pool is not None:
             await pool.close()
         if db_name is not None:
@@ -292,7 +299,10 @@ def row(
     name: str, n: int, rate: float, latency: HdrHistogram | None, cpu: float, note: str, offered: float | None = None
 ) -> list[str]:
     def p(q: float) -> str:
-        return f"{latency.get_value_at_percentile(q) / 1000:.1f}" if latency else "-"
+        if latency is None:
+            return "-"
+        ms = latency.get_value_at_percentile(q) / 1000
+        return f"{ms:.3f}" if ms < 10 else f"{ms:,.0f}"
 
     vs = f"{rate / TARGET:.2f}x" if "kafka" in name else ""
     return [name, f"{offered:,.0f}" if offered else "", f"{rate:,.0f}", p(50), p(99), vs, f"{n / cpu:,.0f}", note]

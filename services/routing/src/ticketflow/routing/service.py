@@ -1,10 +1,10 @@
 """The routing service layer: events and commands in, decisions appended to ticket streams.
 
 Decisions are made and applied to the in-memory state at once (synchronously, so no other trigger
-can see a half-made decision), and their events are buffered per stream. `flush` stores the whole
-buffer with one `append_many` (all or nothing, one round trip for a whole Kafka batch). If that
-fails on a concurrent append, the streams are appended one by one, and every ticket whose decision
-could not be stored is forgotten, refolded from its stream and decided again. The caller
+can see a half-made decision), and their events are buffered per stream. `flush` stores the
+buffer segment by segment, each as a few `append_many` transactions at once, split by queue (see
+pending.py). If one fails on a concurrent append, its streams are appended one by one, and every
+ticket whose decision could not be stored is forgotten, refolded from its stream and decided again. The caller
 acknowledges its Kafka records only after `flush`, so a crash loses nothing (restart rebuilds the
 state from the store and decides what is still undecided).
 
