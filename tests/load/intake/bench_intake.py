@@ -217,7 +217,9 @@ async def published_latency_ms(bootstrap: str, topic: str, expected: int) -> tup
     return len(delays), delays[len(delays) // 2], delays[min(len(delays) - 1, int(len(delays) * 0.99))]
 
 
-async def fill_topic(bootstrap: str, topic: str, count: int, conversations: int) -> None:
+async def fill_topic(bootstrap: str, topic: str, count: int, conversations: int) -> list[str]:
+    """Produce the backlog; returns the idempotency key of the last record of each partition."""
+    last: dict[int, tuple[int, str]] = {}  # partition -> (offset, key)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all")
     await producer.start()
     now = datetime.now(UTC)
@@ -234,13 +236,28 @@ async def fill_topic(bootstrap: str, topic: str, count: int, conversations: int)
                 text="Портал не открывается",
                 received_at=now,
             )
-            pending.append(await producer.send(topic, msgspec.json.encode(message), key=conversation.encode()))
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
+            future = await producer.send(topic, msgspec.json.encode(message), key=conversation.encode())
+            pending.append((message.idempotency_key(), future))
+            if len(pending) >= 5000 or n == count - 1:
+                for key, meta in zip(
+                    [k for k, _ in pending], await asyncio.gather(*(f for _, f in pending)), strict=True
+                ):
+                    if meta.offset >= last.get(meta.partition, (-1, ""))[0]:
+                        last[meta.partition] = (meta.offset, key)
                 pending.clear()
-        await asyncio.gather(*pending)
     finally:
         await producer.stop()
+    return [key for _, key in last.values()]
+
+
+async def wait_keys(pool: asyncpg.Pool, keys: list[str], limit_s: float = 300) -> None:
+    """Until these keys are stored: a partition's records are recorded batch after batch, in order, so its
+    last record stored means the partition is done (an index probe per key; a count(*) poll would scan
+    intake_messages every time and take PostgreSQL's CPU from the measurement)."""
+    start = time.monotonic()
+    query = "SELECT count(*) FROM intake_messages WHERE idempotency_key = ANY($1::text[])"
+    while await pool.fetchval(query, keys) < len(keys) and time.monotonic() - start < limit_s:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
 
 
 def wrk_row(label: str, result: dict[str, Any], cpu: str, note: str) -> list[Any]:
@@ -305,10 +322,29 @@ async def openloop_phase(service: RunningIntake, args: argparse.Namespace) -> li
             await asyncio.sleep(1)
             before = await count_messages(service.pool)
             since = await service.pool.fetchval("SELECT now()")
+            profiler = None
+            if args.profile_web and path == "/command":
+                out = f"{args.profile_web}.{rate}.json"
+                command = [
+                    "py-spy",
+                    "record",
+                    "-o",
+                    out,
+                    "-f",
+                    "speedscope",
+                    "-p",
+                    str(service.process.pid),
+                    "-r",
+                    "200",
+                ]
+                profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
             cpu0, machine0, wall0 = cpu_seconds(service), machine_cpu(), time.monotonic()
             url, nonce = f"{service.base_url}{path}", uuid.uuid4().hex[:8]
             result = await asyncio.to_thread(run_openloop, url, args, rate, nonce)
             cpu1, machine1, wall1 = cpu_seconds(service), machine_cpu(), time.monotonic()
+            if profiler is not None:
+                profiler.send_signal(2)
+                profiler.wait()
             split = cpu_split(machine0, machine1, cpu1 - cpu0, wall1 - wall0)
             print(f"open loop {path} {rate}/s: {json.dumps(result)}\n  {split}")
             accepted = result["statuses"].get("202", 0)
@@ -342,7 +378,7 @@ async def topic_phase(
     the load generator shares no CPU with the measurement), then recorded by a second intake process."""
     topic, replies_topic = topics
     began = time.monotonic()
-    await fill_topic(bootstrap, topic, args.topic_messages, args.conversations)
+    last_keys = await fill_topic(bootstrap, topic, args.topic_messages, args.conversations)
     filled = time.monotonic() - began
     before = await count_messages(service.pool)
     drain_env = {
@@ -359,7 +395,7 @@ async def topic_phase(
             stderr=subprocess.DEVNULL,
         )
     cpu0, machine0, wall0 = cpu_seconds(drain), machine_cpu(), time.monotonic()
-    await wait_count(service.pool, before + args.topic_messages)
+    await wait_keys(service.pool, last_keys)
     done = await service.pool.fetchval("SELECT clock_timestamp()")
     cpu1, machine1, wall1 = cpu_seconds(drain), machine_cpu(), time.monotonic()
     print(cpu_split(machine0, machine1, cpu1 - cpu0, wall1 - wall0))
@@ -370,6 +406,8 @@ async def topic_phase(
         "SELECT min(recorded_at) FROM intake_messages WHERE idempotency_key LIKE 'generic:acme-helpdesk:tb-%'"
     )
     recorded = await count_messages(service.pool) - before
+    if recorded != args.topic_messages:
+        print(f"WARNING: {recorded:,} of {args.topic_messages:,} topic records stored when the last keys were")
     span = (done - first).total_seconds()
     note = (
         f"target ≥ {TARGET_TOPIC_PER_S:,}/s; first → last commit {span:.2f} s; "
@@ -377,6 +415,18 @@ async def topic_phase(
     )
     label = f"chat.inbound → stored ({args.topic_messages:,} records)"
     return drain, [label, f"{recorded / span:,.0f}", "", "", f"{recorded:,}", per_cpu(recorded, cpu1 - cpu0), note]
+
+
+async def drop_database(conn: asyncpg.Connection, name: str) -> None:
+    """DROP ... WITH (FORCE) cannot end an autovacuum worker (another role's process): wait it out."""
+    for attempt in range(30):
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+            if attempt == 29:
+                raise
+            await asyncio.sleep(1)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -423,14 +473,15 @@ async def main(args: argparse.Namespace) -> None:
             await stop_intake(service)
         await admin.delete_topics(bench_topics)
         await admin.close()
-        await admin_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        print(
+            f"\nintake benchmark: {os.cpu_count()} cores, "
+            f"{'HTTP and consumer split' if args.split else 'one process'}, "
+            f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+            f"{args.conversations} conversations, bot {BOT_ID}, load average {os.getloadavg()}"
+        )
+        print(tabulate(rows, headers=["path", "msgs/s", "p50 ms", "p99 ms", "count", "msgs per intake CPU-s", "note"]))
+        await drop_database(admin_conn, name)
         await admin_conn.close()
-    print(
-        f"\nintake benchmark: {os.cpu_count()} cores, {'HTTP and consumer split' if args.split else 'one process'}, "
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-        f"{args.conversations} conversations, bot {BOT_ID}"
-    )
-    print(tabulate(rows, headers=["path", "msgs/s", "p50 ms", "p99 ms", "count", "msgs per intake CPU-s", "note"]))
 
 
 if __name__ == "__main__":
@@ -443,6 +494,7 @@ if __name__ == "__main__":
     parser.add_argument("--topic-messages", type=int, default=50_000)
     parser.add_argument("--topic-batch", type=int, default=2000, help="consumer batch of the topic-path process")
     parser.add_argument("--profile", default="", help="py-spy speedscope output of the topic-path process")
+    parser.add_argument("--profile-web", default="", help="py-spy output prefix for the web process (open loop)")
     parser.add_argument("--phases", default="http,openloop,topic", help="comma-separated: http, openloop, topic")
     parser.add_argument("--openloop-rates", default="3000", help="offered BotX rates (requests/s), comma-separated")
     parser.add_argument("--openloop-duration", type=float, default=15)

@@ -107,7 +107,14 @@ async def main(args: argparse.Namespace) -> None:
         await pool.close()
     finally:
         tenants_file.unlink(missing_ok=True)  # noqa: ASYNC240 - cleanup
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(30):  # WITH (FORCE) cannot end an autovacuum worker: wait it out
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+                if attempt == 29:
+                    raise
+                await asyncio.sleep(1)
         await admin.close()
 
 

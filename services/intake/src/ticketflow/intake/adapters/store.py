@@ -37,11 +37,16 @@ _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::te
 _SEEN = "SELECT idempotency_key FROM intake_messages WHERE idempotency_key = ANY($1::text[])"
 _CONVERSATIONS = "SELECT conversation_key, ticket_id FROM intake_conversations WHERE conversation_key = ANY($1::text[])"
 # The tail of each ticket stream after the version this process already folded (0: all of it).
+# An index probe per stream: as a plain join (or a LATERAL subquery, which the planner flattens into one)
+# PostgreSQL chose a hash join over a sequential scan of the whole events table: 8 ms per batch at
+# 50,000 events, growing with history. OFFSET 0 keeps the subquery from being flattened.
 _READ_TAILS = """
 SELECT e.position, e.transaction_id::text AS transaction_id, e.stream_id, e.stream_version, e.event_id,
        e.event_type, e.schema_version, e.data::text AS data, e.metadata::text AS metadata, e.occurred_at
 FROM unnest($1::text[], $2::int[]) AS u(stream_id, after)
-JOIN events e ON e.stream_id = u.stream_id AND e.stream_version > u.after
+CROSS JOIN LATERAL (
+    SELECT * FROM events WHERE events.stream_id = u.stream_id AND events.stream_version > u.after OFFSET 0
+) e
 ORDER BY e.stream_id, e.stream_version
 """
 STATES_KEPT = 200_000
