@@ -92,7 +92,7 @@ bench-notifications: setup infra-up ## notifications: msgs/s through the exactly
 test-intake: setup infra-up ## intake: decisions, adapters, the service as a process on real PostgreSQL and Kafka
 	@$(PY) -m pytest tests/intake -q
 
-bench-intake: setup infra-up ## intake: BotX webhook and chat.inbound msgs/s, p50/p99 vs a do-nothing route (short: BENCH_INTAKE_ARGS="--duration 3 --topic-messages 5000")
+bench-intake: setup infra-up ## intake: BotX webhook (wrk, and open loop at 3,000/s) and chat.inbound msgs/s, p50/p99 vs a do-nothing route (short: BENCH_INTAKE_ARGS="--duration 3 --openloop-duration 5 --topic-messages 5000")
 	@$(PY) tests/load/intake/bench_intake.py $(BENCH_INTAKE_ARGS)
 
 test-preflight: setup infra-up ## preflight: eligibility, outcomes, checks on HTTPS 127.0.0.1, the service on real PostgreSQL and Kafka

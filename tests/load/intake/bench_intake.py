@@ -453,6 +453,7 @@ async def main(args: argparse.Namespace) -> None:
             "TICKETFLOW_INTAKE_CONSUME": "0" if args.split else "1",
             "TICKETFLOW_INTAKE_COMMANDS_TOPIC": "",  # the benchmark never joins the real ticket.commands group
             "TICKETFLOW_INTAKE_REPLIES_TOPIC": replies_topic,
+            **({"TICKETFLOW_INTAKE_GC_THRESHOLDS": args.gc_thresholds} if args.gc_thresholds else {}),
         }
         service = await start_intake(dsn, bootstrap, tmp, extra_env=web_env)
         services.append(service)
@@ -494,6 +495,7 @@ if __name__ == "__main__":
     parser.add_argument("--topic-messages", type=int, default=50_000)
     parser.add_argument("--topic-batch", type=int, default=2000, help="consumer batch of the topic-path process")
     parser.add_argument("--profile", default="", help="py-spy speedscope output of the topic-path process")
+    parser.add_argument("--gc-thresholds", default="", help="the web process's gc thresholds, e.g. 700,10,10")
     parser.add_argument("--profile-web", default="", help="py-spy output prefix for the web process (open loop)")
     parser.add_argument("--phases", default="http,openloop,topic", help="comma-separated: http, openloop, topic")
     parser.add_argument("--openloop-rates", default="3000", help="offered BotX rates (requests/s), comma-separated")
