@@ -384,6 +384,7 @@ async def topic_phase(
     drain_env = {
         "TICKETFLOW_INTAKE_TOPIC": topic,
         "TICKETFLOW_INTAKE_BATCH": str(args.topic_batch),
+        "TICKETFLOW_INTAKE_LANES": str(args.topic_lanes),
         "TICKETFLOW_INTAKE_REPLIES_TOPIC": replies_topic,
     }
     drain = await start_intake(dsn, bootstrap, tmp, extra_env=drain_env)
@@ -411,7 +412,7 @@ async def topic_phase(
     span = (done - first).total_seconds()
     note = (
         f"target ≥ {TARGET_TOPIC_PER_S:,}/s; first → last commit {span:.2f} s; "
-        f"backlog produced beforehand in {filled:.1f} s; batch {args.topic_batch}"
+        f"backlog produced beforehand in {filled:.1f} s; batch {args.topic_batch}, {args.topic_lanes} lanes"
     )
     label = f"chat.inbound → stored ({args.topic_messages:,} records)"
     return drain, [label, f"{recorded / span:,.0f}", "", "", f"{recorded:,}", per_cpu(recorded, cpu1 - cpu0), note]
@@ -494,6 +495,7 @@ if __name__ == "__main__":
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--topic-messages", type=int, default=50_000)
     parser.add_argument("--topic-batch", type=int, default=2000, help="consumer batch of the topic-path process")
+    parser.add_argument("--topic-lanes", type=int, default=4, help="concurrent transactions per batch, topic path")
     parser.add_argument("--profile", default="", help="py-spy speedscope output of the topic-path process")
     parser.add_argument("--gc-thresholds", default="", help="the web process's gc thresholds, e.g. 700,10,10")
     parser.add_argument("--profile-web", default="", help="py-spy output prefix for the web process (open loop)")
