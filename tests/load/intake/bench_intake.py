@@ -373,9 +373,10 @@ async def openloop_phase(service: RunningIntake, args: argparse.Namespace) -> li
 
 async def topic_phase(
     service: RunningIntake, args: argparse.Namespace, dsn: str, bootstrap: str, topics: tuple[str, str], tmp: Path
-) -> tuple[RunningIntake, list[Any]]:
+) -> tuple[list[RunningIntake], list[Any]]:
     """Records produced straight to a chat.inbound copy (a backlog written before the consumer starts, so
-    the load generator shares no CPU with the measurement), then recorded by a second intake process."""
+    the load generator shares no CPU with the measurement), then recorded by `--topic-consumers` further
+    intake processes in one consumer group."""
     topic, replies_topic = topics
     began = time.monotonic()
     last_keys = await fill_topic(bootstrap, topic, args.topic_messages, args.conversations)
@@ -386,8 +387,10 @@ async def topic_phase(
         "TICKETFLOW_INTAKE_BATCH": str(args.topic_batch),
         "TICKETFLOW_INTAKE_LANES": str(args.topic_lanes),
         "TICKETFLOW_INTAKE_REPLIES_TOPIC": replies_topic,
+        "TICKETFLOW_INTAKE_GROUP": f"intake-bench-{uuid.uuid4().hex[:8]}",
     }
-    drain = await start_intake(dsn, bootstrap, tmp, extra_env=drain_env)
+    drains = [await start_intake(dsn, bootstrap, tmp, extra_env=drain_env) for _ in range(args.topic_consumers)]
+    drain = drains[0]
     profiler = None
     if args.profile:
         profiler = subprocess.Popen(  # noqa: ASYNC220 - stopped below
@@ -395,10 +398,13 @@ async def topic_phase(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-    cpu0, machine0, wall0 = cpu_seconds(drain), machine_cpu(), time.monotonic()
+    cpu0, machine0, wall0 = sum(map(cpu_seconds, drains)), machine_cpu(), time.monotonic()
     await wait_keys(service.pool, last_keys)
+    # With several consumers a partition can move during the run: make sure everything is there.
+    while await count_messages(service.pool) - before < args.topic_messages:  # noqa: ASYNC110 - polls PG
+        await asyncio.sleep(0.05)
     done = await service.pool.fetchval("SELECT clock_timestamp()")
-    cpu1, machine1, wall1 = cpu_seconds(drain), machine_cpu(), time.monotonic()
+    cpu1, machine1, wall1 = sum(map(cpu_seconds, drains)), machine_cpu(), time.monotonic()
     print(cpu_split(machine0, machine1, cpu1 - cpu0, wall1 - wall0))
     if profiler is not None:
         profiler.send_signal(2)
@@ -412,10 +418,11 @@ async def topic_phase(
     span = (done - first).total_seconds()
     note = (
         f"target ≥ {TARGET_TOPIC_PER_S:,}/s; first → last commit {span:.2f} s; "
-        f"backlog produced beforehand in {filled:.1f} s; batch {args.topic_batch}, {args.topic_lanes} lanes"
+        f"backlog produced beforehand in {filled:.1f} s; batch {args.topic_batch}, {args.topic_lanes} lanes, "
+        f"{args.topic_consumers} consumer process(es)"
     )
     label = f"chat.inbound → stored ({args.topic_messages:,} records)"
-    return drain, [label, f"{recorded / span:,.0f}", "", "", f"{recorded:,}", per_cpu(recorded, cpu1 - cpu0), note]
+    return drains, [label, f"{recorded / span:,.0f}", "", "", f"{recorded:,}", per_cpu(recorded, cpu1 - cpu0), note]
 
 
 async def drop_database(conn: asyncpg.Connection, name: str) -> None:
@@ -467,8 +474,8 @@ async def main(args: argparse.Namespace) -> None:
         if "openloop" in args.phases:
             rows += await openloop_phase(service, args)
         if "topic" in args.phases:
-            drain, row = await topic_phase(service, args, dsn, bootstrap, (drain_topic, replies_topic), tmp)
-            services.append(drain)
+            drains, row = await topic_phase(service, args, dsn, bootstrap, (drain_topic, replies_topic), tmp)
+            services.extend(drains)
             rows.append(row)
     finally:
         for service in services:
@@ -495,6 +502,7 @@ if __name__ == "__main__":
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--topic-messages", type=int, default=50_000)
     parser.add_argument("--topic-batch", type=int, default=2000, help="consumer batch of the topic-path process")
+    parser.add_argument("--topic-consumers", type=int, default=1, help="consumer processes (one group), topic path")
     parser.add_argument("--topic-lanes", type=int, default=4, help="concurrent transactions per batch, topic path")
     parser.add_argument("--profile", default="", help="py-spy speedscope output of the topic-path process")
     parser.add_argument("--gc-thresholds", default="", help="the web process's gc thresholds, e.g. 700,10,10")
