@@ -453,9 +453,9 @@ async def main(args: argparse.Namespace) -> None:
     await admin.create_topics([NewTopic(topic, 1 if topic.endswith(".dlq") else 6, 1) for topic in bench_topics])
     services: list[RunningIntake] = []
     rows: list[list[Any]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     try:
         await migrate_intake(dsn)
-        tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
         web_env = {
             "TICKETFLOW_INTAKE_NOOP": "1",
             "TICKETFLOW_INTAKE_CONSUME": "0" if args.split else "1",
@@ -491,6 +491,7 @@ async def main(args: argparse.Namespace) -> None:
         print(tabulate(rows, headers=["path", "msgs/s", "p50 ms", "p99 ms", "count", "msgs per intake CPU-s", "note"]))
         await drop_database(admin_conn, name)
         await admin_conn.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # the services' logs and tenant file
 
 
 if __name__ == "__main__":
