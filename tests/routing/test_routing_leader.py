@@ -1,6 +1,9 @@
-"""Two routing processes on the real broker and a fresh database: one leads, the other stands by;
-the leader is killed (SIGKILL) with tickets in flight, and the stand-by takes over: every ticket is
-routed and assigned exactly once, and later tickets are routed by the new leader."""
+"""Two routing processes on the real broker and a fresh database: one leads, the other stands by.
+
+- The leader is killed (SIGKILL) with tickets in flight: the stand-by takes over, every ticket is
+  routed and assigned exactly once, and later tickets are routed by the new leader.
+- The leader's lock session is cut (its process lives on): it steps down to stand-by, the other one
+  leads; when that one is killed in turn, the first leads again and routes."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -26,9 +31,11 @@ from ticketflow.contracts.envelope import NewEvent
 from ticketflow.contracts.ids import agent_stream, new_event_id, ticket_stream
 from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
 from ticketflow.eventstore import EventStore
+from ticketflow.eventstore.leadership import lock_key
 from ticketflow.eventstore.outbox import OutboxRelay, make_producer
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
+HOST = socket.gethostname()
 
 
 def free_port() -> int:
@@ -37,35 +44,105 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def open_logs(folder: Path) -> list[IO[str]]:
-    return [(folder / f"routing-{n}.log").open("w") for n in (1, 2)]  # closed by the test
+def open_log(path: Path) -> IO[str]:
+    return path.open("w")  # closed by Cluster.close
 
 
-def spawn(env: dict[str, str], log: IO[str]) -> subprocess.Popen[str]:
-    env = {**env, "TICKETFLOW_ROUTING_PORT": str(free_port())}
-    return subprocess.Popen([sys.executable, "-m", "ticketflow.routing"], env=env, stdout=log, stderr=log, text=True)
+@dataclass
+class Cluster:
+    """Routing processes sharing one leader name, their topics fed by an outbox relay."""
+
+    pool: asyncpg.Pool
+    env: dict[str, str]
+    folder: Path
+    name: str
+    store: EventStore = field(init=False)
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+    logs: list[IO[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.store = EventStore(self.pool)
+
+    def spawn(self) -> subprocess.Popen[str]:
+        log = open_log(self.folder / f"routing-{len(self.processes) + 1}.log")
+        env = {**self.env, "TICKETFLOW_ROUTING_PORT": str(free_port())}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ticketflow.routing"], env=env, stdout=log, stderr=log, text=True
+        )
+        self.logs.append(log)
+        self.processes.append(process)
+        return process
+
+    def log_of(self, process: subprocess.Popen[str]) -> str:
+        return (self.folder / f"routing-{self.processes.index(process) + 1}.log").read_text()
+
+    async def leader(self) -> tuple[int, str] | None:
+        with contextlib.suppress(asyncpg.UndefinedTableError):
+            row = await self.pool.fetchrow("SELECT epoch, holder FROM service_leaders WHERE name = $1", self.name)
+            return None if row is None else (row["epoch"], row["holder"])
+        return None
+
+    async def leads(self, epoch: int, process: subprocess.Popen[str], within: float) -> None:
+        async def check() -> bool:
+            return await self.leader() == (epoch, f"{HOST}:{process.pid}")
+
+        await eventually(check, f"process {process.pid} leads with epoch {epoch}", within)
+
+    async def agents(self, *names: str) -> None:
+        now = datetime.now(UTC)
+        for agent in names:
+            events = joined(agent, "box-l1", capacity=100)
+            await self.store.append(agent_stream(agent), 0, [NewEvent(new_event_id(), ev, now) for ev in events])
+
+    async def new_tickets(self, count: int) -> list[uuid.UUID]:
+        now, made = datetime.now(UTC), [uuid.uuid4() for _ in range(count)]
+        for t in made:
+            facts = [opened(t, "bitrix24-box", "box"), e.PreflightPassed(t, "installation")]
+            await self.store.append(ticket_stream(t), 0, [NewEvent(new_event_id(), ev, now) for ev in facts])
+        return made
+
+    async def decisions(self, t: uuid.UUID) -> list[str]:
+        kinds = [type(env.event).__name__ for env in await self.store.read_stream(ticket_stream(t))]
+        return [k for k in kinds if k in {"TicketRouted", "TicketAssigned"}]
+
+    async def all_assigned(self, tickets: list[uuid.UUID], within: float) -> None:
+        async def check() -> bool:
+            for t in tickets:
+                if "TicketAssigned" not in await self.decisions(t):
+                    return False
+            return True
+
+        await eventually(check, "every ticket assigned", within)
+        for t in tickets:
+            assert await self.decisions(t) == ["TicketRouted", "TicketAssigned"], t
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(15)
+            if process.poll() is None:
+                process.kill()
+        for log in self.logs:
+            log.close()
 
 
-async def leader(pool: asyncpg.Pool) -> tuple[int, str] | None:
-    with contextlib.suppress(asyncpg.UndefinedTableError):
-        row = await pool.fetchrow("SELECT epoch, holder FROM service_leaders WHERE name = 'routing'")
-        return None if row is None else (row["epoch"], row["holder"])
-    return None
-
-
-async def test_the_stand_by_takes_over_when_the_leader_is_killed(
-    pool: asyncpg.Pool, pg_database: str, kafka_bootstrap: str, kafka_topic_factory: object, tmp_path: Path
-) -> None:
-    new_topic = kafka_topic_factory
+@contextlib.asynccontextmanager
+async def cluster(
+    pool: asyncpg.Pool, pg_database: str, kafka_bootstrap: str, new_topic: object, folder: Path
+) -> AsyncIterator[Cluster]:
     ticket_events = await new_topic(partitions=3, suffix="ticket-events")  # type: ignore[operator]
     agent_events = await new_topic(partitions=1, suffix="agent-events")  # type: ignore[operator]
     commands = await new_topic(partitions=1, suffix="commands")  # type: ignore[operator]
-    store = EventStore(pool)
     stop = asyncio.Event()
     producer = make_producer(kafka_bootstrap)
     await producer.start()
-    relay = OutboxRelay(store, producer, topic_names={TICKET_EVENTS: ticket_events, AGENT_EVENTS: agent_events})
+    relay = OutboxRelay(
+        EventStore(pool), producer, topic_names={TICKET_EVENTS: ticket_events, AGENT_EVENTS: agent_events}
+    )
     relaying = asyncio.create_task(relay.run(stop))
+    name = f"routing-{uuid.uuid4().hex[:8]}"  # the database is this module's: one leader name per test
     env = {
         **os.environ,
         "TICKETFLOW_PG_DSN": pg_database,
@@ -73,72 +150,73 @@ async def test_the_stand_by_takes_over_when_the_leader_is_killed(
         "TICKETFLOW_ROUTING_GROUP": f"routing-{uuid.uuid4()}",
         "TICKETFLOW_ROUTING_EVENT_TOPICS": f"{ticket_events},{agent_events}",
         "TICKETFLOW_ROUTING_COMMANDS_TOPIC": commands,
+        "TICKETFLOW_ROUTING_LEADER_NAME": name,
         "TICKETFLOW_ROUTING_LEADER_POLL_SECONDS": "0.5",
         "TICKETFLOW_ROUTING_TICK_SECONDS": "1",
     }
-    logs = open_logs(tmp_path)
-    processes: list[subprocess.Popen[str]] = []
-    now = datetime.now(UTC)
-
-    async def new_tickets(count: int) -> list[uuid.UUID]:
-        made = [uuid.uuid4() for _ in range(count)]
-        for t in made:
-            facts = [opened(t, "bitrix24-box", "box"), e.PreflightPassed(t, "installation")]
-            await store.append(ticket_stream(t), 0, [NewEvent(new_event_id(), ev, now) for ev in facts])
-        return made
-
-    async def decisions(t: uuid.UUID) -> list[str]:
-        kinds = [type(env.event).__name__ for env in await store.read_stream(ticket_stream(t))]
-        return [k for k in kinds if k in {"TicketRouted", "TicketAssigned"}]
-
-    async def all_assigned(tickets: list[uuid.UUID]) -> bool:
-        for t in tickets:
-            if "TicketAssigned" not in await decisions(t):
-                return False
-        return True
-
+    routing = Cluster(pool, env, folder, name)
     try:
-        processes.append(first := spawn(env, logs[0]))
-
-        async def first_leads() -> bool:
-            return await leader(pool) == (1, f"{socket.gethostname()}:{first.pid}")
-
-        await eventually(first_leads, "the first instance leads", 60)
-        processes.append(second := spawn(env, logs[1]))
-        for agent in ("lead-test-anna", "lead-test-boris"):
-            events = joined(agent, "box-l1", capacity=100)
-            await store.append(agent_stream(agent), 0, [NewEvent(new_event_id(), ev, now) for ev in events])
-        before = await new_tickets(1)
-        await eventually(lambda: all_assigned(before), "routed by the first leader", 90)
-        assert second.poll() is None and await leader(pool) == (1, f"{socket.gethostname()}:{first.pid}")
-
-        in_flight = await new_tickets(30)
-        first.send_signal(signal.SIGKILL)  # no goodbye: the lock goes with its connection
-        first.wait(10)
-
-        async def second_leads() -> bool:
-            return await leader(pool) == (2, f"{socket.gethostname()}:{second.pid}")
-
-        await eventually(second_leads, "the stand-by takes over", 30)
-        after = await new_tickets(5)
-        await eventually(lambda: all_assigned(before + in_flight + after), "every ticket assigned", 120)
-        for t in before + in_flight + after:
-            assert await decisions(t) == ["TicketRouted", "TicketAssigned"], t
-        assert second.poll() is None
-        standby_log = (tmp_path / "routing-2.log").read_text()
-        assert "routing stands by: another instance leads" in standby_log
-        assert "routing leads (epoch 2)" in standby_log
+        yield routing
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(15)
-            if process.poll() is None:
-                process.kill()
-        for log in logs:
-            log.close()
+        routing.close()
         stop.set()
         with contextlib.suppress(Exception):
             await relaying
         await producer.stop()
+
+
+async def test_the_stand_by_takes_over_when_the_leader_is_killed(
+    pool: asyncpg.Pool, pg_database: str, kafka_bootstrap: str, kafka_topic_factory: object, tmp_path: Path
+) -> None:
+    async with cluster(pool, pg_database, kafka_bootstrap, kafka_topic_factory, tmp_path) as routing:
+        first = routing.spawn()
+        await routing.leads(1, first, 60)
+        second = routing.spawn()
+        await routing.agents("killed-anna", "killed-boris")
+        before = await routing.new_tickets(1)
+        await routing.all_assigned(before, 90)
+        assert second.poll() is None and await routing.leader() == (1, f"{HOST}:{first.pid}")
+
+        in_flight = await routing.new_tickets(30)
+        first.send_signal(signal.SIGKILL)  # no goodbye: the lock goes with its session
+        first.wait(10)
+        await routing.leads(2, second, 30)
+        after = await routing.new_tickets(5)
+        await routing.all_assigned(before + in_flight + after, 120)
+        assert second.poll() is None
+        log = routing.log_of(second)
+        assert "routing stands by: another instance leads" in log
+        assert "routing leads (epoch 2)" in log
+
+
+async def test_a_leader_that_loses_its_lock_session_steps_down_and_can_lead_again(
+    pool: asyncpg.Pool, pg_database: str, kafka_bootstrap: str, kafka_topic_factory: object, tmp_path: Path
+) -> None:
+    async with cluster(pool, pg_database, kafka_bootstrap, kafka_topic_factory, tmp_path) as routing:
+        first = routing.spawn()
+        await routing.leads(1, first, 60)
+        second = routing.spawn()
+        await routing.agents("cut-anna", "cut-boris")
+        before = await routing.new_tickets(3)
+        await routing.all_assigned(before, 90)
+
+        # The leader's lock session is cut (a network blip, an administrator): its process lives on.
+        key = lock_key(routing.name) & 0xFFFFFFFFFFFFFFFF  # a bigint key is (classid, objid) in pg_locks
+        lock_holder = """
+            SELECT pg_terminate_backend(pid) FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND classid = $1::bigint::oid AND objid = $2::bigint::oid
+              AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """  # (the outbox relay's lock is left alone)
+        assert await pool.fetchval(lock_holder, key >> 32, key & 0xFFFFFFFF)
+        await routing.leads(2, second, 30)
+        middle = await routing.new_tickets(5)
+        await routing.all_assigned(before + middle, 120)
+        await eventually(lambda: "stepping down to stand-by" in routing.log_of(first), "the old leader steps down", 30)
+        assert first.poll() is None  # alive, standing by
+
+        second.send_signal(signal.SIGKILL)
+        second.wait(10)
+        await routing.leads(3, first, 30)
+        after = await routing.new_tickets(5)
+        await routing.all_assigned(before + middle + after, 120)
+        assert "routing leads (epoch 3)" in routing.log_of(first)

@@ -38,6 +38,10 @@ OUTAGES = (RetryableStoreError, OSError, asyncpg.PostgresError)
 GROUP_ID = os.environ.get("TICKETFLOW_ROUTING_GROUP", "ticketflow-routing")
 
 
+class NotLeading(Exception):
+    """This instance stepped down while records waited: they are left unacknowledged (for the leader)."""
+
+
 class RoutingHandlers:
     """Holds the service once its state is rebuilt; records wait (unacknowledged) until then."""
 
@@ -49,10 +53,33 @@ class RoutingHandlers:
         self.retry_pause = 1.0  # seconds before redelivery after a failed store
         self._in_flight: deque[tuple[asyncio.Task[None], Sequence[Any]]] = deque()
         self._epoch = 0  # bumped by a rewind: batches read before it are neither committed nor rewound again
+        self._stepped_down = asyncio.Event()
+
+    def begin(self, service: RoutingService) -> None:
+        """A term as leader begins (records are handled once `ready` is set)."""
+        self.service = service
+        self._stepped_down.clear()
+
+    def reset(self) -> None:
+        """No longer leading: forget the service and the batches in flight (they are neither committed
+        nor rewound here; the next leader reads them again from the last committed offsets), and let
+        handlers waiting for `ready` give up, so the subscribers can stop."""
+        self.ready.clear()
+        self.service = None
+        self._in_flight.clear()
+        self._epoch += 1
+        self._stepped_down.set()
 
     async def _service(self) -> RoutingService:
-        await self.ready.wait()
-        assert self.service is not None
+        if not self.ready.is_set():
+            waits = [asyncio.create_task(self.ready.wait()), asyncio.create_task(self._stepped_down.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+        if self.service is None or not self.ready.is_set():
+            raise NotLeading("routing stepped down")
         return self.service
 
     async def _decode(self, records: Sequence[Any]) -> list[EventEnvelope]:

@@ -15,8 +15,8 @@ import contextlib
 import gc
 import logging
 import os
-import signal
 import sys
+from typing import Any
 
 from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_COMMANDS, TICKET_EVENTS
 from ticketflow.deskconfig import DeskConfigError
@@ -56,60 +56,85 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+async def first_of(*events: asyncio.Event, seconds: float | None = None) -> None:
+    """Return when any of the events is set (or after `seconds`)."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 def build(desks: Desks | None = None) -> Service:
     desks = desks or routing_desks.load()
     service = new_service("routing")
     handlers = RoutingHandlers(DeadLetters(service.broker, "routing"))
-    # Not started with the broker: only the leader consumes (a stand-by in the group would hold
-    # partitions it does not handle).
-    subscribers = subscribe(
-        service.broker, handlers, event_topics=EVENT_TOPICS, commands_topic=COMMANDS_TOPIC, persistent=False
-    )
+    # Created and started only while leading: a stand-by in the consumer group would hold partitions
+    # it does not handle. (`persistent=False`: the broker keeps them weakly, forgets them once dropped.)
+    subscribers: list[Any] = []
 
-    def give_up(why: object) -> None:
-        """Leadership lost: stop this process (its state may be stale); a supervisor restarts it as
-        a stand-by. Nothing is lost: unstored decisions are decided again by the new leader."""
-        log.critical("routing is no longer the leader (%s): stopping", why)
-        os.kill(os.getpid(), signal.SIGTERM)
+    lost = asyncio.Event()
+
+    def step_down(why: object) -> None:
+        """Leadership lost (another instance leads, or our lock's session is gone): stop consuming and
+        go back to standing by. Nothing is lost: what was not stored is decided again by the leader."""
+        if not lost.is_set():
+            log.critical("routing is no longer the leader (%s): stepping down to stand-by", why)
+        lost.set()
 
     async def lead(stop: asyncio.Event) -> None:
+        """Stand by until this instance leads, lead until it may not, and again (supervised: an error
+        ends the term and the task starts over as a stand-by)."""
         assert service.pool is not None
         store = EventStore(service.pool)
-        leadership = Leadership(service.pool, LEADER_NAME, service.settings.pg_dsn)
-        follower = LogFollower(store, desks)
-        if not await stand_by(leadership, follower, stop, LEADER_POLL_SECONDS):
-            return
-        try:
-            await follower.catch_up()
-            tune_gc()
-            state = follower.state
-            handlers.service = RoutingService(state, FencedStore(store, leadership, give_up))
-            await handlers.service.tick()  # route what was left undecided while nobody led
-            for subscriber in subscribers:
-                await subscriber.start()
-            handlers.ready.set()
-            log.info(
-                "routing leads (epoch %s): %d tickets, %d agents", leadership.epoch, len(state.tickets),
-                len(state.roster.agents),
-            )  # fmt: skip
-        except Exception as error:
-            give_up(error)
-            return
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=LEADER_POLL_SECONDS)
+            leadership = Leadership(service.pool, LEADER_NAME, service.settings.pg_dsn)
+            follower = LogFollower(store, desks)
+            lost.clear()
+            try:
+                if await stand_by(leadership, follower, stop, LEADER_POLL_SECONDS):
+                    await serve(store, leadership, follower, stop)
+            finally:
+                await quit_leading(leadership)
+
+    async def serve(store: EventStore, leadership: Leadership, follower: LogFollower, stop: asyncio.Event) -> None:
+        await follower.catch_up()
+        tune_gc()
+        state = follower.state
+        routing = RoutingService(state, FencedStore(store, leadership, step_down))
+        handlers.begin(routing)
+        await routing.tick()  # route what was left undecided while nobody led
+        subscribers[:] = subscribe(
+            service.broker, handlers, event_topics=EVENT_TOPICS, commands_topic=COMMANDS_TOPIC, persistent=False
+        )
+        for subscriber in subscribers:
+            await subscriber.start()
+        handlers.ready.set()
+        log.info(
+            "routing leads (epoch %s): %d tickets, %d agents", leadership.epoch, len(state.tickets),
+            len(state.roster.agents),
+        )  # fmt: skip
+        while not stop.is_set() and not lost.is_set():
+            await first_of(stop, lost, seconds=LEADER_POLL_SECONDS)
             if not stop.is_set() and not await leadership.still_leading():
-                give_up(LeadershipLost("the lock's connection is gone"))
-                return
+                step_down(LeadershipLost("the lock's session is gone"))
+
+    async def quit_leading(leadership: Leadership) -> None:
+        handlers.reset()
+        for subscriber in subscribers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(subscriber.stop(), 15)
+        subscribers.clear()
         await leadership.release()
 
     async def clock(stop: asyncio.Event) -> None:
-        await handlers.ready.wait()
-        assert handlers.service is not None
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=TICK_SECONDS)
-            await handlers.service.tick()
+            await first_of(stop, handlers.ready)
+            await first_of(stop, seconds=TICK_SECONDS)
+            routing = handlers.service
+            if routing is not None and handlers.ready.is_set() and not stop.is_set():
+                await routing.tick()
 
     service.background.append(lead)
     service.background.append(clock)
