@@ -1,12 +1,17 @@
-"""Appending SLA events: one `append_many` round trip per batch, exactly-once in effect.
+"""Appending SLA events: one bulk statement per chunk, exactly-once in effect.
 
 Every SLA event id is deterministic, so a replayed decision (after a crash, a rebalance, a redelivered
-record) appends the same ids, and the store answers "already stored" instead of writing twice.
-The expected version of each `sla-<ticket>` stream is the one this service knows; after a restart
-from an older checkpoint it can be behind the store. Then the batch fails as a whole, and the
-writer falls back to one event at a time: an event already stored is skipped, a version conflict
-reads the stream's newer events (folding their firings into the clocks, so a level that fired
-before the crash is not fired again under a recalculated deadline) and retries.
+record) appends the same ids, and the store refuses to write them twice.
+
+The normal path is `eventstore.bulk.BulkAppender` (one statement for a chunk's events and outbox rows,
+the store's expected-version check, no per-event result rows) in a transaction of its own. It
+explains nothing: a replayed id or a stale stream head aborts the chunk's transaction (nothing of it
+is written), and the writer falls back to `append_many`, which answers "already stored" for a chunk
+appended before, and then, if the chunk mixes stored and new events or a head is stale, to one event
+at a time: an event already stored is skipped, a version conflict reads the stream's newer events
+(folding their firings into the clocks, so a level that fired before the crash is not fired again
+under a recalculated deadline) and retries. The expected version of each `sla-<ticket>` stream is
+the one this service knows; after a restart from an older checkpoint it can be behind the store.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 
+import asyncpg
 from msgspec.structs import replace
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts.envelope import EventEnvelope, NewEvent
 from ticketflow.contracts.ids import sla_stream
-from ticketflow.eventstore import AppendRequest, ConcurrencyError, EventIdReused, EventStore
+from ticketflow.eventstore import AppendRequest, ConcurrencyError, EventIdReused, EventStore, RetryableStoreError
+from ticketflow.eventstore.bulk import BulkAppender
+from ticketflow.eventstore.connection import retryable_errors
 from ticketflow.sla.domain import Emitted, TicketSla, evolve, utc
 
 log = logging.getLogger(__name__)
@@ -49,9 +57,11 @@ def absorb(state: TicketSla, stored: Sequence[EventEnvelope]) -> TicketSla:
 
 
 class SlaWriter:
-    def __init__(self, store: EventStore, *, parallel: int = 4) -> None:
+    def __init__(self, store: EventStore, *, parallel: int = 4, bulk: bool = True) -> None:
         self.store = store
         self.parallel = parallel
+        self.bulk = BulkAppender(store.codec) if bulk else None  # None: every chunk through append_many
+        self.fallbacks = 0  # chunks the bulk append refused (replays, stale heads), retried via append_many
         self.appended = 0  # events newly written
         self.duplicates = 0  # events found already stored (replays)
         self.repairs = 0  # version conflicts repaired
@@ -86,6 +96,12 @@ class SlaWriter:
         tickets: list[uuid.UUID],
     ) -> dict[uuid.UUID, TicketSla]:
         requests = [AppendRequest(sla_stream(t), states[t].sla_version, new_events(pending[t])) for t in tickets]
+        if self.bulk is not None and await self._bulk(requests):
+            self.appended += sum(len(r.events) for r in requests)
+            return {
+                t: replace(states[t], sla_version=r.expected_version + len(r.events))
+                for t, r in zip(tickets, requests, strict=True)
+            }
         try:
             results = await self.store.append_many(requests)
         except (ConcurrencyError, EventIdReused):
@@ -99,6 +115,22 @@ class SlaWriter:
             head = max(states[ticket].sla_version, result.stream_version)
             updated[ticket] = replace(states[ticket], sla_version=head)
         return updated
+
+    async def _bulk(self, requests: list[AppendRequest]) -> bool:
+        """The chunk in one bulk statement and its own transaction; False when the store refused it
+        (an id already stored, a stale head): nothing of it was written, the caller explains it."""
+        assert self.bulk is not None
+        try:
+            async with self.store.pool.acquire() as conn, conn.transaction():
+                await self.bulk.append(conn, requests)
+        except (ConcurrencyError, asyncpg.UniqueViolationError):
+            self.fallbacks += 1
+            return False
+        except (*retryable_errors(), asyncpg.InterfaceError) as exc:
+            if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" not in str(exc):
+                raise
+            raise RetryableStoreError(f"append interrupted: {exc!r}") from exc
+        return True
 
     async def _one_by_one(self, state: TicketSla, emitted: Sequence[Emitted]) -> TicketSla:
         stream = sla_stream(state.ticket_id)
