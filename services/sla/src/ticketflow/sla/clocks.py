@@ -61,9 +61,13 @@ def deadline_of(clock: Clock, calendar: Calendar, since: int | None = None) -> i
     return instant_of(clock, 1.0, calendar, since)
 
 
-def level_due(clock: Clock, level: int, warnings: tuple[float, ...], calendar: Calendar) -> int:
-    """When ladder level `level` fires (levels below len(warnings) are warnings, the last the breach)."""
-    deadline = deadline_of(clock, calendar)
+def level_due(
+    clock: Clock, level: int, warnings: tuple[float, ...], calendar: Calendar, deadline: int | None = None
+) -> int:
+    """When ladder level `level` fires (levels below len(warnings) are warnings, the last the breach).
+    `deadline`: the clock's `deadline_of`, when the caller has it already (it does not depend on `fired`)."""
+    if deadline is None:
+        deadline = deadline_of(clock, calendar)
     if level >= len(warnings):
         return deadline
     due = min(instant_of(clock, warnings[level], calendar), deadline)
@@ -100,12 +104,14 @@ def level_fraction(level: int, warnings: tuple[float, ...]) -> float:
     return 1.0 if level >= len(warnings) else warnings[level]
 
 
-def next_firing(clock: Clock, warnings: tuple[float, ...], calendar: Calendar) -> tuple[int, int] | None:
+def next_firing(
+    clock: Clock, warnings: tuple[float, ...], calendar: Calendar, deadline: int | None = None
+) -> tuple[int, int] | None:
     """(level, due) of the next firing of a running clock; None when paused, stopped or exhausted."""
     if clock.running_since is None or clock.stopped:
         return None
     level = next_level(clock, warnings)
-    return None if level is None else (level, level_due(clock, level, warnings, calendar))
+    return None if level is None else (level, level_due(clock, level, warnings, calendar, deadline))
 
 
 def level_label(level: int, warnings: tuple[float, ...]) -> str:

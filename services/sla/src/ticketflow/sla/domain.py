@@ -124,9 +124,11 @@ class _Run:
         for clock in self.state.clocks:
             if surely_not_due(clock, warnings, until):
                 continue
-            while (firing := next_firing(clock, warnings, self.calendar)) is not None and firing[1] <= until:
+            # Running (else surely not due), and firing a level changes only `fired`, never the deadline:
+            # computed once here, not once per level and again inside `level_due`.
+            deadline = deadline_of(clock, self.calendar)
+            while (firing := next_firing(clock, warnings, self.calendar, deadline)) is not None and firing[1] <= until:
                 level, due = firing
-                deadline = deadline_of(clock, self.calendar)
                 event_id = event_id_of(self.state.ticket_id, clock.target, deadline, level_label(level, warnings))
                 event: sla.SlaEvent
                 if level < len(warnings):
