@@ -386,6 +386,7 @@ async def topic_phase(
         "TICKETFLOW_INTAKE_TOPIC": topic,
         "TICKETFLOW_INTAKE_BATCH": str(args.topic_batch),
         "TICKETFLOW_INTAKE_LANES": str(args.topic_lanes),
+        "TICKETFLOW_INTAKE_IN_FLIGHT": str(args.topic_in_flight),
         "TICKETFLOW_INTAKE_REPLIES_TOPIC": replies_topic,
         "TICKETFLOW_INTAKE_GROUP": f"intake-bench-{uuid.uuid4().hex[:8]}",
     }
@@ -419,6 +420,7 @@ async def topic_phase(
     note = (
         f"target ≥ {TARGET_TOPIC_PER_S:,}/s; first → last commit {span:.2f} s; "
         f"backlog produced beforehand in {filled:.1f} s; batch {args.topic_batch}, {args.topic_lanes} lanes, "
+        f"{args.topic_in_flight} batches in flight, "
         f"{args.topic_consumers} consumer process(es)"
     )
     label = f"chat.inbound → stored ({args.topic_messages:,} records)"
@@ -505,6 +507,7 @@ if __name__ == "__main__":
     parser.add_argument("--topic-batch", type=int, default=2000, help="consumer batch of the topic-path process")
     parser.add_argument("--topic-consumers", type=int, default=1, help="consumer processes (one group), topic path")
     parser.add_argument("--topic-lanes", type=int, default=4, help="concurrent transactions per batch, topic path")
+    parser.add_argument("--topic-in-flight", type=int, default=2, help="batches recorded at once, topic path")
     parser.add_argument("--profile", default="", help="py-spy speedscope output of the topic-path process")
     parser.add_argument("--gc-thresholds", default="", help="the web process's gc thresholds, e.g. 700,10,10")
     parser.add_argument("--profile-web", default="", help="py-spy output prefix for the web process (open loop)")

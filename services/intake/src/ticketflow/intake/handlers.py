@@ -7,7 +7,7 @@ Each route: check the request, normalise it, make it durable (`Acceptor`), answe
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -148,8 +148,10 @@ def _first_bot(tenants: Tenants) -> str | None:
 
 
 class InboundConsumer:
-    """`chat.inbound` batches: decode each record, dead-letter the bad ones, record the rest in one
-    transaction, then commit the offsets (manual ack: at-least-once; the store makes it exactly-once)."""
+    """`chat.inbound` batches: decode each record, dead-letter the bad ones, record the rest (in lanes:
+    concurrent transactions over disjoint conversations). `handle` does it all for one batch; the service
+    runs these steps through `adapters.pipeline.InboundPipeline`, which keeps several batches in flight
+    and commits offsets in order (manual ack: at-least-once; the store makes it exactly-once)."""
 
     def __init__(
         self, store: IntakeStore, producer: InboundProducer, tenants: Tenants, metrics: Metrics, lanes: int = 4
@@ -160,18 +162,32 @@ class InboundConsumer:
         self.tenants = tenants
         self.metrics = metrics
 
-    async def handle(self, records: tuple[Any, ...]) -> None:
+    async def handle(self, records: Sequence[Any]) -> None:
+        good, bad = self.split(records)
+        await self.dead_letter_all(bad)
+        await self.record(good)
+
+    def split(self, records: Sequence[Any]) -> tuple[list[tuple[Any, ChatMessage]], list[tuple[Any, str, str]]]:
+        """Decoded messages (record, message) and the records to dead-letter (record, reason, detail)."""
         good: list[tuple[Any, ChatMessage]] = []
+        bad: list[tuple[Any, str, str]] = []
         for record in records:
             try:
                 message = chat_message_decoder.decode(record.value or b"")
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                await self._dead_letter(record, "invalid_record", str(exc))
+                bad.append((record, "invalid_record", str(exc)))
                 continue
             if self.tenants.route(message.platform, message.tenant_id) is None:
-                await self._dead_letter(record, "unknown_tenant", f"{message.platform}:{message.tenant_id}")
+                bad.append((record, "unknown_tenant", f"{message.platform}:{message.tenant_id}"))
                 continue
             good.append((record, message))
+        return good, bad
+
+    async def dead_letter_all(self, bad: list[tuple[Any, str, str]]) -> None:
+        for record, reason, detail in bad:
+            await self._dead_letter(record, reason, detail)
+
+    async def record(self, good: list[tuple[Any, ChatMessage]]) -> None:
         if not good:
             return
         try:

@@ -31,6 +31,7 @@ from ticketflow.intake.adapters.desks import Tenants, load_tenants
 from ticketflow.intake.adapters.http import json_response
 from ticketflow.intake.adapters.inbound import Acceptor, InboundProducer, KafkaAcceptor, StoreAcceptor
 from ticketflow.intake.adapters.metrics import Metrics
+from ticketflow.intake.adapters.pipeline import InboundPipeline
 from ticketflow.intake.adapters.portal_admin import AdminCheck
 from ticketflow.intake.adapters.portals import PortalTokens
 from ticketflow.intake.adapters.replies import ReplyRelay
@@ -52,6 +53,7 @@ class Settings:
     group_id: str
     batch: int
     lanes: int  # concurrent transactions per chat.inbound batch
+    in_flight: int  # chat.inbound batches recorded at once (adapters/pipeline.py)
     noop_route: bool  # POST /noop: the do-nothing endpoint benchmarks use as the ceiling
     commands_topic: str  # agents' lifecycle commands (ticket.commands); "" = not consumed here
     commands_group: str
@@ -70,6 +72,7 @@ class Settings:
             # a consumer-only process records faster with TICKETFLOW_INTAKE_BATCH=2000.
             batch=int(env("TICKETFLOW_INTAKE_BATCH", "1000")),
             lanes=int(env("TICKETFLOW_INTAKE_LANES", "4")),
+            in_flight=int(env("TICKETFLOW_INTAKE_IN_FLIGHT", "2")),
             noop_route=env("TICKETFLOW_INTAKE_NOOP", "0") == "1",
             commands_topic=env("TICKETFLOW_INTAKE_COMMANDS_TOPIC", TICKET_COMMANDS),
             commands_group=env("TICKETFLOW_INTAKE_COMMANDS_GROUP", agent_commands.GROUP_ID),
@@ -78,7 +81,7 @@ class Settings:
         )
 
 
-def subscribe_inbound(broker: KafkaBroker, settings: Settings, consumer: InboundConsumer | _WhenStarted) -> None:
+def subscribe_inbound(broker: KafkaBroker, settings: Settings, consumer: InboundPipeline | _WhenStarted) -> None:
     async def raw(message: Any) -> Any:  # skip FastStream's JSON decoding: records are decoded by msgspec
         return message.body
 
@@ -95,15 +98,14 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, consumer: Inbound
     async def on_chat_inbound(body: Any, msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         try:
-            await consumer.handle(records)
-        except Exception as exc:  # whatever failed, the batch must come again, never be skipped
-            # With manual acks, leaving a batch un-acked is not enough: the next batch's commit would
-            # move the offset past it. Seek back so the same records are delivered again.
+            # Returns once the batch is admitted: it is recorded, and its offsets committed in order, by the
+            # pipeline (adapters/pipeline.py) while the next batch is fetched. Never msg.ack(): that would
+            # commit the consumer's position, past batches still in flight.
+            await consumer.handle(records, msg.consumer)  # type: ignore[arg-type]  # an AIOKafkaConsumer
+        except Exception as exc:  # not admitted: the batch must come again, never be skipped
             log.warning("chat.inbound batch not recorded, will be redelivered: %r", exc)
             await asyncio.sleep(1.0)
-            await msg.nack()
-            return
-        await msg.ack()
+            await msg.nack()  # seeks each partition back to this batch's first record
 
 
 class _WhenStarted:
@@ -115,9 +117,9 @@ class _WhenStarted:
         self.state = state
         self.name = name
 
-    async def handle(self, records: Any) -> Any:
+    async def handle(self, *args: Any) -> Any:
         await self.started.wait()
-        return await self.state[self.name].handle(records)
+        return await self.state[self.name].handle(*args)
 
 
 def build(settings: Settings | None = None, tenants: Tenants | None = None) -> Service:
@@ -142,7 +144,8 @@ def build(settings: Settings | None = None, tenants: Tenants | None = None) -> S
         acceptor: Acceptor = KafkaAcceptor(producer) if settings.accept == "kafka" else StoreAcceptor(store)
         state["producer"] = producer
         state["intake"] = Intake(tenants, BotxGateway(tenants), PortalTokens(pool), acceptor, metrics, admin)
-        state["consumer"] = InboundConsumer(store, producer, tenants, metrics, settings.lanes)
+        consumer = InboundConsumer(store, producer, tenants, metrics, settings.lanes)
+        state["consumer"] = InboundPipeline(consumer, settings.in_flight)
         dead_letters = DeadLetters(service.broker, "intake-commands")
         state["commands"] = agent_commands.AgentCommandHandler(store.events, dead_letters)
         if settings.replies_topic:
@@ -153,6 +156,8 @@ def build(settings: Settings | None = None, tenants: Tenants | None = None) -> S
 
     async def close(stop: asyncio.Event) -> None:
         await stop.wait()
+        if "consumer" in state:
+            await state["consumer"].drain()  # batches in flight: recorded and committed, or left to redeliver
         await state["producer"].stop()
         await state["intake"].botx.close()
 
