@@ -30,14 +30,7 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS service_leaders (
-    name   text PRIMARY KEY,
-    epoch  bigint NOT NULL,
-    holder text NOT NULL,
-    since  timestamptz NOT NULL DEFAULT now()
-)
-"""
+# The table `service_leaders` is created by the event store's migration 0004.
 BUMP = """
 INSERT INTO service_leaders (name, epoch, holder) VALUES ($1, 1, $2)
 ON CONFLICT (name) DO UPDATE SET epoch = service_leaders.epoch + 1, holder = $2, since = now()
@@ -80,7 +73,6 @@ class Leadership:
         try:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(self.name)):
                 return False
-            await conn.execute(SCHEMA)
             self.epoch = int(await conn.fetchval(BUMP, self.name, self.holder))
         except BaseException:
             await self.release()  # closing the session releases its advisory locks too
