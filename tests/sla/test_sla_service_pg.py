@@ -81,6 +81,7 @@ async def test_timers_fire_every_level_once_on_the_manual_clock(pool: asyncpg.Po
     await again.handle(0, list(range(len(values))), keys, values)
     await again.go_live(again.partitions[0])
     assert again.writer.appended == 0 and again.writer.duplicates > 0
+    assert again.writer.fallbacks > 0  # the bulk append refused the replayed ids; append_many explained them
     assert await firing_counts(pool, tickets) == counts
 
 
@@ -166,6 +167,7 @@ async def test_a_stale_stream_version_is_repaired_without_duplicates(pool: async
     await other.assign(2, 2, {t.ticket_id: stale}, 3)
     await other.handle(2, [2], [t.key], closing)
     assert other.writer.appended == 0 and await count_of(pool, "SlaClockCancelled", t) == 2
+    assert other.writer.fallbacks == 1  # the bulk append refused the replay (stale head): nothing half-written
 
 
 async def test_incremental_checkpoints_add_up_to_the_whole_partition(pool: asyncpg.Pool) -> None:

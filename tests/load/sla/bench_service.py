@@ -205,7 +205,20 @@ async def baseline(bootstrap: str, topic: str, events: int) -> float:
     return seen / (time.perf_counter() - (began or time.perf_counter()))
 
 
+def tune(settings: list[str]) -> None:
+    import importlib
+
+    for setting in settings:
+        name, value = setting.split("=")
+        module, constant = name.rsplit(".", 1)
+        target = importlib.import_module(f"ticketflow.sla.{module}")
+        assert isinstance(getattr(target, constant), int), f"{name} is not a tuning constant"
+        setattr(target, constant, int(value))
+        print(f"tuned: {name} = {value}")
+
+
 async def bench(args: argparse.Namespace) -> None:
+    tune(args.tune)
     dsn, topic = await scratch(args)
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
     assert pool is not None
@@ -396,6 +409,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--poll-records", type=int, default=500, help="max records per poll (the service's default)")
     p.add_argument("--writer", choices=("bulk", "append_many"), default="bulk",
                    help="how the SLA writer appends a chunk (append_many: the previous path, to compare)")  # fmt: skip
+    p.add_argument("--tune", action="append", default=[], metavar="MODULE.NAME=INT",
+                   help="override a tuning constant of ticketflow.sla (e.g. pipeline.MAX_IN_FLIGHT=3, "
+                        "engine.FIRE_CHUNK=500, writer.MAX_CHUNK=1000, writer.MIN_CHUNK=50), to compare")  # fmt: skip
     p.add_argument("--bootstrap", default=os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", DEFAULT_KAFKA))
     p.add_argument("--dsn", default=os.environ.get("TICKETFLOW_PG_DSN", DEFAULT_PG_DSN))
     return p.parse_args()
