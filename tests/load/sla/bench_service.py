@@ -297,7 +297,7 @@ async def bench(args: argparse.Namespace) -> None:
         nonlocal decided_s
         if decided_s is None and engine.stats.fired - decided_before >= args.fire:
             decided_s = time.time() - due_from
-        return engine.queue.fired - fired_before >= args.fire
+        return bool(engine.queue.fired - fired_before >= args.fire)
 
     await poll_until(fired_and_stored, 0.01)
     fire_s = time.time() - due_from
