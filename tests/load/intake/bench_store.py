@@ -2,7 +2,8 @@
 recorded by `IntakeStore.record_in_lanes` in consumer-sized batches against a fresh database (no Kafka,
 no HTTP). Prints messages/s, this process's CPU per message and PostgreSQL's CPU per message, so changes
 to the recording path can be compared without the rest of the pipeline.
-Usage: python tests/load/intake/bench_store.py [--messages 50000] [--batch 2000] [--lanes 4] [--profile out.txt]
+Usage: python tests/load/intake/bench_store.py [--messages 50000] [--batch 2000] [--lanes 4] [--in-flight 2]
+[--profile out.txt]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -31,7 +33,33 @@ from intake_service import migrate_intake  # noqa: E402
 from ticketflow.contracts.chat import ChatMessage, ChatSender, chat_message_decoder  # noqa: E402
 from ticketflow.eventstore.store import EventStore  # noqa: E402
 from ticketflow.intake.adapters.desks import load_tenants  # noqa: E402
+from ticketflow.intake.adapters.metrics import Metrics  # noqa: E402
+from ticketflow.intake.adapters.pipeline import InboundPipeline  # noqa: E402
 from ticketflow.intake.adapters.store import GC_THRESHOLDS, IntakeStore  # noqa: E402
+from ticketflow.intake.handlers import InboundConsumer  # noqa: E402
+
+
+class FakeRecord:
+    __slots__ = ("key", "offset", "partition", "topic", "value")
+
+    def __init__(self, value: bytes, offset: int) -> None:
+        self.topic, self.partition, self.offset, self.key, self.value = "bench", 0, offset, None, value
+
+
+class FakeConsumer:
+    """What `InboundPipeline` asks of a Kafka consumer, without Kafka: positions move as batches are taken."""
+
+    def __init__(self) -> None:
+        self.position_ = 0
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        pass
+
+    async def position(self, partition: Any) -> int:
+        return self.position_
+
+    def seek(self, partition: Any, offset: int) -> None:
+        raise AssertionError("no failures expected in this benchmark")
 
 
 def postgres_cpu() -> float:
@@ -70,7 +98,7 @@ async def main(args: argparse.Namespace) -> None:
     tenants_file.write_text(TENANTS_TOML)  # noqa: ASYNC240 - before any concurrency
     try:
         await migrate_intake(dsn)
-        pool = await asyncpg.create_pool(dsn, min_size=args.lanes, max_size=args.lanes + 2)
+        pool = await asyncpg.create_pool(dsn, min_size=args.lanes, max_size=max(10, args.lanes + 2))
         assert pool is not None
         os.environ.update(TENANT_SECRETS)
         tenants = load_tenants(tenants_file)
@@ -87,9 +115,18 @@ async def main(args: argparse.Namespace) -> None:
 
                 profiler = Profiler(interval=0.0005, async_mode="disabled")
                 profiler.start()
-            for start in range(0, len(raw), args.batch):
-                messages = [chat_message_decoder.decode(r) for r in raw[start : start + args.batch]]
-                await store.record_in_lanes(messages, args.lanes)
+            if args.in_flight:  # the service's path: decode, split and record through the pipeline
+                consumer = InboundConsumer(store, None, tenants, Metrics(), args.lanes)  # type: ignore[arg-type]
+                pipeline, kafka = InboundPipeline(consumer, args.in_flight), FakeConsumer()
+                for start in range(0, len(raw), args.batch):
+                    batch = [FakeRecord(r, start + i) for i, r in enumerate(raw[start : start + args.batch])]
+                    kafka.position_ = start + len(batch)
+                    await pipeline.handle(batch, kafka)
+                await pipeline.drain(timeout_s=600)
+            else:
+                for start in range(0, len(raw), args.batch):
+                    messages = [chat_message_decoder.decode(r) for r in raw[start : start + args.batch]]
+                    await store.record_in_lanes(messages, args.lanes)
             if profiler is not None:
                 profiler.stop()
                 text = profiler.output_text(unicode=False, show_all=False)
@@ -125,6 +162,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--lanes", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--in-flight", type=int, default=0, help="through InboundPipeline with N batches in flight")
     parser.add_argument("--profile", default="")
     parser.add_argument(
         "--gc-threshold",

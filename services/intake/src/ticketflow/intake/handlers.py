@@ -171,13 +171,18 @@ class InboundConsumer:
         """Decoded messages (record, message) and the records to dead-letter (record, reason, detail)."""
         good: list[tuple[Any, ChatMessage]] = []
         bad: list[tuple[Any, str, str]] = []
+        served: dict[tuple[str, str], bool] = {}  # (platform, tenant) -> a desk serves it (asked once a batch)
         for record in records:
             try:
                 message = chat_message_decoder.decode(record.value or b"")
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 bad.append((record, "invalid_record", str(exc)))
                 continue
-            if self.tenants.route(message.platform, message.tenant_id) is None:
+            tenant = (message.platform, message.tenant_id)
+            ok = served.get(tenant)
+            if ok is None:
+                ok = served[tenant] = self.tenants.route(*tenant) is not None
+            if not ok:
                 bad.append((record, "unknown_tenant", f"{message.platform}:{message.tenant_id}"))
                 continue
             good.append((record, message))
@@ -194,8 +199,12 @@ class InboundConsumer:
             results = await self.store.record_in_lanes([m for _, m in good], self.lanes)
         except UnroutableMessage:
             results = await self._one_by_one(good)
+        outcomes: dict[str, int] = {}
         for result in results:
-            self.metrics.inc("intake_processed_total", outcome=result.outcome.value)
+            outcome = result.outcome.value
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        for outcome, count in outcomes.items():
+            self.metrics.inc("intake_processed_total", count, outcome=outcome)
 
     async def _one_by_one(self, good: list[tuple[Any, ChatMessage]]) -> list[Any]:
         results = []

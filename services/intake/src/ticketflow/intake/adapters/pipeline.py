@@ -61,10 +61,11 @@ class Work(Protocol):
 
 
 class _Unit:
-    __slots__ = ("deps", "done", "items")
+    __slots__ = ("conversations", "deps", "done", "items")
 
-    def __init__(self, items: list[Good], deps: set[_Unit]) -> None:
+    def __init__(self, items: list[Good], conversations: list[str], deps: frozenset[_Unit]) -> None:
         self.items = items
+        self.conversations = conversations  # distinct conversation keys of `items`
         self.deps = deps
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -151,19 +152,25 @@ class InboundPipeline:
             offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
         good, bad = self.work.split(records)
         # One unit for the conversations nobody holds, one per distinct set of units waited on.
-        groups: dict[frozenset[_Unit], list[Good]] = {}
-        deps_of: dict[str, frozenset[_Unit]] = {}
+        holders = self._holders
+        groups: dict[frozenset[_Unit], tuple[list[Good], list[str]]] = {}
+        deps_of: dict[str, tuple[list[Good], list[str]]] = {}  # conversation -> its group
         for item in good:
             ckey = conversation_key(item[1])
-            deps = deps_of.get(ckey)
-            if deps is None:
-                holder = self._holders.get(ckey)
-                deps = deps_of[ckey] = frozenset((holder,)) if holder is not None else frozenset()
-            groups.setdefault(deps, []).append(item)
-        units = [_Unit(items, set(deps)) for deps, items in groups.items()]
+            group = deps_of.get(ckey)
+            if group is None:
+                holder = holders.get(ckey)
+                deps = frozenset((holder,)) if holder is not None else frozenset()
+                group = groups.get(deps)
+                if group is None:
+                    group = groups[deps] = ([], [])
+                group[1].append(ckey)
+                deps_of[ckey] = group
+            group[0].append(item)
+        units = [_Unit(items, ckeys, deps) for deps, (items, ckeys) in groups.items()]
         for unit in units:
-            for item in unit.items:
-                self._holders[conversation_key(item[1])] = unit
+            for ckey in unit.conversations:
+                holders[ckey] = unit
         batch = _Batch(first, offsets, self._last_committed)
         self._last_committed = batch.committed
         self._batches.append(batch)
@@ -210,10 +217,10 @@ class InboundPipeline:
             unit.done.exception()
             raise
         finally:
-            for item in unit.items:
-                ckey = conversation_key(item[1])
-                if self._holders.get(ckey) is unit:
-                    del self._holders[ckey]
+            holders = self._holders
+            for ckey in unit.conversations:
+                if holders.get(ckey) is unit:
+                    del holders[ckey]
 
     async def _commit(self, consumer: Consumer, offsets: dict[TopicPartition, int]) -> None:
         try:
