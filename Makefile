@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := $(CURDIR)/.local/tools/bin/uv
 PY := $(CURDIR)/.venv/bin/python
 export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
-export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow
+export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow?sslmode=disable
 
 .PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas run stop status bench bench-eventstore
 

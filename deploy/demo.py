@@ -28,6 +28,7 @@ from intake_payloads import b24_install, b24_message, botx_message
 from pybotx.auth import build_botx_jwt_v2
 
 from ticketflow.contracts.roster_events import AgentJoinedQueue, AgentStatusChanged
+from ticketflow.eventstore.connection import dsn_from_env
 from ticketflow.runtime.ops import agent_event
 
 INTAKE = "http://127.0.0.1:8001"
@@ -144,7 +145,7 @@ async def delivered(client: httpx.AsyncClient, seconds: float = 15) -> dict[str,
 
 
 async def main() -> int:
-    dsn = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+    dsn = dsn_from_env()
     await agents(dsn)
     async with httpx.AsyncClient(timeout=10) as client:
         before = await ticket_ids(client)

@@ -27,12 +27,14 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from ticketflow.eventstore.connection import DEFAULT_DSN
+
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_ENV = "TICKETFLOW_KAFKA_BOOTSTRAP"
 PG_ENV = "TICKETFLOW_PG_DSN"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_PG_DSN = "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow"
+DEFAULT_PG_DSN = DEFAULT_DSN
 INFRA_UP_SCRIPT = REPO_ROOT / "deploy" / "scripts" / "infra-up.sh"
 FIX_HINT = (
     "run `make infra-up` (needs Java 17 and Maven; PostgreSQL comes from apt), start Docker, "

@@ -27,6 +27,7 @@ from ticketflow.contracts.envelope import EventMetadata, NewEvent
 from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.ticket_events import CustomerMessageAdded
 from ticketflow.eventstore import AppendRequest, EventStore, migrate
+from ticketflow.eventstore.connection import dsn_from_env
 from ticketflow.eventstore.group_commit import GroupCommitter
 
 TARGET_EVENTS_PER_S = 30_000
@@ -184,7 +185,7 @@ async def main() -> None:
     parser.add_argument("--appenders", type=int, default=64)
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args()
-    dsn = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+    dsn = dsn_from_env()
     name = f"tf_bench_{uuid.uuid4().hex[:8]}"
     server = await asyncpg.connect(dsn)
     await server.execute(f'CREATE DATABASE "{name}"')

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 import uuid
@@ -24,13 +23,14 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/, for the fakes
 from fakes.webhook import FakeWebhookReceiver
 
+from ticketflow.eventstore.connection import dsn_from_env
 from ticketflow.notifications.channels import WebhookChannel, WebhookEndpoint
 from ticketflow.notifications.delivery import Deliverer
 from ticketflow.notifications.ledger import PgLedger, migration_sql
 from ticketflow.notifications.model import Channel, Notification, OutcomeStatus, OutgoingMessage
 from ticketflow.notifications.rendering import TemplateCatalog
 
-DSN = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+DSN = dsn_from_env()
 VARIABLES = {"ticket_number": "B24-1", "agent_name": "Anna", "message": "Please clear the cache."}
 
 

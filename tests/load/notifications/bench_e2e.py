@@ -49,7 +49,9 @@ from ticketflow.eventstore.outbox import make_producer
 sys.path.insert(0, str(Path(__file__).parent))
 from e2e_processes import BOT_ID, TOKEN
 
-DSN = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+from ticketflow.eventstore.connection import dsn_from_env
+
+DSN = dsn_from_env()
 KAFKA = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 PORTAL = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 HELPERS = str(Path(__file__).with_name("e2e_processes.py"))

@@ -41,6 +41,7 @@ from ticketflow.contracts.envelope import EventEnvelope, NewEvent, envelope_enco
 from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.values import PRIORITIES, ChatRef, Requester
 from ticketflow.eventstore import AppendRequest, EventStore, migrate
+from ticketflow.eventstore.connection import dsn_from_env
 from ticketflow.eventstore.leadership import Leadership
 from ticketflow.routing.config import Desks, RoutingConfig
 from ticketflow.routing.domain import decide_ready
@@ -57,7 +58,7 @@ QUEUES, AGENTS, TARGET = 20, 200, 5000
 STRATEGIES = ("round_robin", "least_loaded", "skill_based")
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 BOOTSTRAP = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-PG_DSN = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+PG_DSN = dsn_from_env()
 
 
 def desks() -> Desks:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
-import os
 import pkgutil
 import re
 import sys
@@ -19,6 +18,8 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 
 import asyncpg
+
+from ticketflow.eventstore.connection import dsn_from_env
 
 _FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 7_242_001  # serialises concurrent migrators (several services starting at once)
@@ -111,7 +112,7 @@ async def apply_all(conn: asyncpg.Connection, migrations: list[Migration] | None
 
 
 async def _main() -> int:
-    dsn = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
+    dsn = dsn_from_env()
     try:
         conn = await asyncpg.connect(dsn)
     except (OSError, asyncpg.PostgresError) as exc:

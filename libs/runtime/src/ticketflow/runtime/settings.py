@@ -6,6 +6,8 @@ import os
 
 import msgspec
 
+from ticketflow.eventstore.connection import DEFAULT_DSN
+
 SERVICE_PORTS = {
     "intake": 8001,
     "preflight": 8002,
@@ -17,7 +19,7 @@ SERVICE_PORTS = {
 
 
 DEFAULT_KAFKA = "127.0.0.1:9092"
-DEFAULT_PG_DSN = "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow"
+DEFAULT_PG_DSN = DEFAULT_DSN  # one default for every process (ticketflow.eventstore.connection)
 
 
 class Settings(msgspec.Struct, frozen=True):
