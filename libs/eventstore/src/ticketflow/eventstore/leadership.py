@@ -104,7 +104,9 @@ class Leadership:
             return False
         try:
             await asyncio.wait_for(self._conn.fetchval("SELECT 1"), 5)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError):
+            # InternalClientError: a session the server terminated can leave asyncpg's protocol mid-state
+            # ("another operation is in progress"; seen without TLS). Any doubt means "not leading".
             return False
         return True
 
