@@ -136,7 +136,8 @@ async def delivered(client: httpx.AsyncClient, seconds: float = 15) -> dict[str,
     while time.monotonic() < deadline and quiet < 3:
         try:
             now = (await client.get(f"{PLATFORMS}/received")).json()
-        except httpx.HTTPError:
+        except httpx.HTTPError as error:
+            say(f"the demo platforms do not answer ({error!r}): see .local/run/platforms.log")
             return {}
         quiet = quiet + 1 if now == seen and any(now.values()) else 0
         seen = now

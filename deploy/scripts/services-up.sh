@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 mkdir -p "$RUN_DIR"
 # The demo tenants' secrets (deploy/demo.env), for variables not already set in the environment.
 while IFS='=' read -r name value; do
-    [[ $name =~ ^[A-Z_]+$ && -z ${!name:-} ]] && export "$name=$value"
+    [[ $name =~ ^[A-Z_][A-Z0-9_]*$ && -z ${!name:-} ]] && export "$name=$value"
 done < "$REPO_ROOT/deploy/demo.env"
 [[ -x $PY ]] || { echo "[run] error: .venv is missing: run make setup" >&2; exit 1; }
 # The demo's chat platforms (deploy/demo_platforms.py) first: notifications delivers to them.
@@ -17,7 +17,18 @@ elif ss -ltn "sport = :8765" | grep -q LISTEN; then
 else
     (cd "$REPO_ROOT" && exec nohup "$PY" deploy/demo_platforms.py >"$RUN_DIR/platforms.log" 2>&1) &
     echo $! >"$RUN_DIR/platforms.pid"
-    echo "[run] started the demo platforms (pid $(cat "$RUN_DIR/platforms.pid"), BotX :8765, Bitrix24 :8766, SMTP :8025)"
+    for _ in $(seq 1 40); do
+        curl -fsS -m 1 http://127.0.0.1:8767/health/ready >/dev/null 2>&1 && break
+        svc_pid platforms >/dev/null || break
+        sleep 0.25
+    done
+    if curl -fsS -m 1 http://127.0.0.1:8767/health/ready >/dev/null 2>&1; then
+        echo "[run] started the demo platforms (pid $(cat "$RUN_DIR/platforms.pid"), BotX :8765, Bitrix24 :8766, SMTP :8025)"
+    else
+        echo "[run] error: the demo platforms did not start; last lines of .local/run/platforms.log:" >&2
+        tail -n 5 "$RUN_DIR/platforms.log" >&2 || true
+        exit 1
+    fi
 fi
 for svc in "${SERVICES[@]}"; do
     if pid=$(svc_pid "$svc"); then echo "[run] $svc already running (pid $pid)"; continue; fi
