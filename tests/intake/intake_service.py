@@ -16,9 +16,11 @@ from typing import TypeVar
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from intake_payloads import TENANT_SECRETS, TENANTS_TOML
 
+from ticketflow.contracts.chat import ChatReply, chat_reply_decoder
 from ticketflow.eventstore import migrate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,3 +144,21 @@ async def stop_intake(service: RunningIntake) -> None:
         await admin.delete_topics([service.topic, service.dead_letter_topic])
     finally:
         await admin.close()
+
+
+async def read_replies(bootstrap: str, topic: str, settle_s: float = 1.5) -> list[tuple[bytes, ChatReply]]:
+    """Every ChatReply record on the topic with its key, read until nothing new arrived for `settle_s`."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    found: list[tuple[bytes, ChatReply]] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=int(settle_s * 1000))
+            records = [r for part in batch.values() for r in part]
+            if not records:
+                return found
+            found += [(r.key or b"", chat_reply_decoder.decode(r.value or b"")) for r in records]
+    finally:
+        await consumer.stop()

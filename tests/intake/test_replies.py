@@ -10,12 +10,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from intake_payloads import BOT_ID, botx_headers, botx_message
-from intake_service import RunningIntake, migrate_intake, start_intake, stop_intake
-
-from ticketflow.contracts.chat import ChatReply, chat_reply_decoder
+from intake_service import RunningIntake, migrate_intake, read_replies, start_intake, stop_intake
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 
@@ -48,24 +45,6 @@ async def service(
     await stop_intake(running)
 
 
-async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.5) -> list[tuple[bytes, ChatReply]]:
-    """Every record on the topic, read until nothing new arrived for `settle_s`."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    found: list[tuple[bytes, ChatReply]] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=int(settle_s * 1000))
-            records = [r for part in batch.values() for r in part]
-            if not records:
-                return found
-            found += [(r.key or b"", chat_reply_decoder.decode(r.value or b"")) for r in records]
-    finally:
-        await consumer.stop()
-
-
 async def test_a_botx_status_command_produces_exactly_one_chat_reply(
     service: RunningIntake, replies_topic: str
 ) -> None:
@@ -81,7 +60,7 @@ async def test_a_botx_status_command_produces_exactly_one_chat_reply(
     )
     assert sent is not None, "the relay did not mark the reply sent"
     mine = [
-        (k, r) for k, r in await read_topic(service.bootstrap, replies_topic) if r.chat.conversation_id == str(chat)
+        (k, r) for k, r in await read_replies(service.bootstrap, replies_topic) if r.chat.conversation_id == str(chat)
     ]
     assert len(mine) == 1, mine
     key, reply = mine[0]
@@ -106,6 +85,6 @@ async def test_self_help_hints_are_relayed_with_the_ticket_id(service: RunningIn
         lambda v: v is not None,
     )
     ticket = await service.pool.fetchval("SELECT ticket_id FROM intake_messages WHERE idempotency_key = $1", cause)
-    mine = [r for _, r in await read_topic(service.bootstrap, replies_topic) if r.chat.conversation_id == str(chat)]
+    mine = [r for _, r in await read_replies(service.bootstrap, replies_topic) if r.chat.conversation_id == str(chat)]
     assert [(r.reason, r.ticket_id) for r in mine] == [("self_help_hints", str(ticket))]
     assert mine[0].body.startswith("While we file your request, please try:") and "VPN" in mine[0].body

@@ -11,29 +11,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
+from intake_service import read_replies
 
-from ticketflow.contracts.chat import ChatReply, chat_reply_decoder
 from ticketflow.intake.adapters.replies import ReplyRelay
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
-
-
-async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.5) -> list[tuple[bytes, ChatReply]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    found: list[tuple[bytes, ChatReply]] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=int(settle_s * 1000))
-            records = [r for part in batch.values() for r in part]
-            if not records:
-                return found
-            found += [(r.key or b"", chat_reply_decoder.decode(r.value or b"")) for r in records]
-    finally:
-        await consumer.stop()
 
 
 async def queue_replies(pool: asyncpg.Pool, conversations: int, per_conversation: int) -> list[str]:
@@ -79,7 +61,7 @@ async def test_two_relays_publish_each_reply_once_in_conversation_order(
         for relay in relays:
             await relay._producer.stop()
     assert sum(r.published for r in relays) == len(keys)
-    records = await read_topic(kafka_bootstrap, topic)
+    records = await read_replies(kafka_bootstrap, topic)
     assert sorted(r.cause_key for _, r in records) == sorted(keys)  # each reply exactly once
     by_conversation: dict[str, list[str]] = {}
     for _, reply in records:
@@ -115,7 +97,7 @@ async def test_a_failed_publish_marks_nothing_and_the_next_round_sends_it(
     finally:
         await relay._producer.stop()
     assert await pool.fetchval("SELECT count(*) FROM intake_replies WHERE sent_at IS NULL") == 0
-    records = [r for _, r in await read_topic(kafka_bootstrap, topic)]
+    records = [r for _, r in await read_replies(kafka_bootstrap, topic)]
     # At-least-once: the two records acknowledged before the failure went out again; the key tells.
     assert [r.cause_key for r in records] == keys[:2] + keys
     assert len({r.reply_key for r in records}) == 3
@@ -142,4 +124,4 @@ async def test_a_reply_older_than_the_max_age_is_skipped_not_sent(
     )
     state = {r["idempotency_key"]: (r["sent_at"] is not None, r["skipped"]) for r in rows}
     assert state == {old: (True, "older than 1 day, 0:00:00 when the relay saw it"), fresh: (True, None)}
-    assert [r.cause_key for _, r in await read_topic(kafka_bootstrap, topic)] == [fresh]
+    assert [r.cause_key for _, r in await read_replies(kafka_bootstrap, topic)] == [fresh]
