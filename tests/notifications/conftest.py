@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest_asyncio
+from support.eventstore import migrated_pool
 
 # tests/ on sys.path, so `fakes` imports under any pytest import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -17,6 +18,14 @@ from ticketflow.eventstore.migrate import Migration, apply_all
 from ticketflow.notifications.ledger import migration_sql
 
 from .platform_stack import Stack, running_stack
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
+    """tests/conftest.py's migrated pool with room for 16 connections (the service under test shares it)."""
+    p = await migrated_pool(pg_database, max_size=16)
+    yield p
+    await p.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
-from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
 from support.polling import eventually
 
@@ -33,13 +30,6 @@ from ticketflow.runtime.kafka import DeadLetters
 from .test_service import CHAT, EXPRESS_BOT, PORTAL, outcomes, running_platforms, running_service
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_database, max_size=16)
-    yield p
-    await p.close()
 
 
 def reply(chat: ChatRef, body: str, *, ticket_id: uuid.UUID | None = None) -> ChatReply:

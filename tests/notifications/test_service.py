@@ -26,7 +26,6 @@ from fakes.bitrix24 import FakeBitrix24
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
 from fakes.webhook import FakeWebhookReceiver
-from support.eventstore import migrated_pool
 
 from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts import sla_events as sla
@@ -161,13 +160,6 @@ def opened(ticket_id: uuid.UUID, platform: str = "bitrix24", email: str | None =
 
 async def outcomes(store: EventStore, ticket_id: uuid.UUID) -> list[Any]:
     return [e.event for e in await store.read_stream(notification_stream(ticket_id))]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_database, max_size=16)
-    yield p
-    await p.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

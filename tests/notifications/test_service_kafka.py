@@ -8,15 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
-from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
 from support.polling import eventually
 
@@ -32,13 +29,6 @@ from ticketflow.runtime.kafka import DeadLetters
 from .test_service import append, opened, outcomes, running_platforms, running_service
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_database, max_size=16)
-    yield p
-    await p.close()
 
 
 async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_recorded(
