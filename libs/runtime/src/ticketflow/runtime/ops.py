@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.commands import CommandEnvelope
@@ -31,6 +31,7 @@ from ticketflow.contracts.roster_events import AgentEvent, AgentJoinedQueue, Age
 from ticketflow.contracts.topics import TICKET_COMMANDS, TOPICS_BY_NAME
 from ticketflow.contracts.values import PRIORITIES
 from ticketflow.eventstore import EventStore, new_event
+from ticketflow.eventstore.outbox import make_producer
 from ticketflow.runtime.settings import Settings
 
 REDRIVE_GROUP = "ticketflow-ops-redrive"
@@ -85,7 +86,7 @@ async def dlq_redrive(bootstrap: str, topic: str, limit: int, group: str = REDRI
     """Re-publish dead letters to their original topic, then commit the redrive group's offset, so a
     record is redriven once (a crash in between redrives it again: consumers are idempotent)."""
     consumer, records = await _dead_letters(bootstrap, topic, limit, group)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = make_producer(bootstrap)
     await producer.start()
     try:
         for r in records:
@@ -130,7 +131,7 @@ def _topic_for(stream_id: str) -> str:
 
 async def send_command(s: Settings, command: c.TicketCommand, actor: str) -> int:
     envelope = CommandEnvelope(uuid.uuid4(), datetime.now(UTC), actor, command)
-    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, enable_idempotence=True, acks="all")
+    producer = make_producer(s.kafka_bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(

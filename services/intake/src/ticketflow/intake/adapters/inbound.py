@@ -13,11 +13,11 @@ import random
 from typing import Protocol
 
 import msgspec
-from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from ticketflow.contracts.chat import ChatMessage
 from ticketflow.contracts.topics import CHAT_INBOUND
+from ticketflow.eventstore.outbox import make_producer
 from ticketflow.intake.adapters.store import IntakeStore
 from ticketflow.intake.domain import conversation_key
 
@@ -53,13 +53,10 @@ class InboundProducer:
     def __init__(self, bootstrap: str, topic: str = CHAT_INBOUND) -> None:
         self.topic = topic
         self.dead_letter_topic = f"{topic}.dlq"
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
+        self._producer = make_producer(
+            bootstrap,
             linger_ms=1,  # under load batches fill while one is in flight; idle, a request waits 1 ms, not 5
             partitioner=RememberingPartitioner(),
-            max_batch_size=256 * 1024,
             request_timeout_ms=10_000,
             client_id="ticketflow-intake",
         )

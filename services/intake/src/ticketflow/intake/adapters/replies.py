@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.topics import CHAT_REPLIES
 from ticketflow.contracts.values import ChatRef
+from ticketflow.eventstore.outbox import make_producer
 
 log = logging.getLogger("ticketflow.intake")
 _encoder = msgspec.json.Encoder()
@@ -100,13 +101,8 @@ class ReplyRelay:
         self._producer = self._new_producer()
 
     def _new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=1,
-            request_timeout_ms=10_000,
-            client_id="ticketflow-intake-replies",
+        return make_producer(
+            self.bootstrap, linger_ms=1, request_timeout_ms=10_000, client_id="ticketflow-intake-replies"
         )
 
     async def relay_once(self) -> int:
