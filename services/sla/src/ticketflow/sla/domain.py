@@ -16,14 +16,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from hashlib import sha1
 
 import msgspec
 from msgspec.structs import replace
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
-from ticketflow.contracts.ids import _NAMESPACE
+from ticketflow.contracts.ids import deterministic_event_id
 from ticketflow.contracts.values import SlaTarget
 from ticketflow.sla.clocks import (
     Clock,
@@ -78,17 +77,8 @@ class Decision:
     notes: list[str] = field(default_factory=list)  # worth a log line, not a dead letter
 
 
-_ID_NAMESPACE = _NAMESPACE.bytes
-
-
-def event_id_of(*parts: object) -> uuid.UUID:
-    """`contracts.ids.deterministic_event_id` (a UUIDv5 of the parts joined by "|"), computed without
-    `uuid.uuid5`'s integer round trip: the decider makes one or two per lifecycle event. Same ids
-    (tested against the contracts function)."""
-    digest = bytearray(sha1(_ID_NAMESPACE + "|".join(map(str, parts)).encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return uuid.UUID(bytes=bytes(digest))
+# The decider's event ids: deterministic, so a replay or a crash after publishing appends nothing twice.
+event_id_of = deterministic_event_id
 
 
 @lru_cache(maxsize=1 << 16)
