@@ -35,8 +35,9 @@ from ticketflow.eventstore.store import EventStore  # noqa: E402
 from ticketflow.intake.adapters.desks import load_tenants  # noqa: E402
 from ticketflow.intake.adapters.metrics import Metrics  # noqa: E402
 from ticketflow.intake.adapters.pipeline import InboundPipeline  # noqa: E402
-from ticketflow.intake.adapters.store import GC_THRESHOLDS, IntakeStore  # noqa: E402
+from ticketflow.intake.adapters.store import IntakeStore  # noqa: E402
 from ticketflow.intake.handlers import InboundConsumer  # noqa: E402
+from ticketflow.runtime.gc_tuning import gc_thresholds  # noqa: E402
 
 
 class FakeRecord:
@@ -166,7 +167,7 @@ if __name__ == "__main__":
     parser.add_argument("--profile", default="")
     parser.add_argument(
         "--gc-threshold",
-        default=",".join(map(str, GC_THRESHOLDS)),
+        default=",".join(map(str, gc_thresholds("intake"))),
         help="gc.set_threshold(...) first, as the service does; 'default' keeps CPython's (700,10,10)",
     )
     asyncio.run(main(parser.parse_args()))

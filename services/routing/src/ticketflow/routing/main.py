@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import sys
@@ -28,6 +27,7 @@ from ticketflow.routing.handlers import RoutingHandlers, subscribe
 from ticketflow.routing.leader import FencedStore, LogFollower, stand_by
 from ticketflow.routing.service import RoutingService
 from ticketflow.routing.state import RoutingState
+from ticketflow.runtime.gc_tuning import tune_gc as runtime_tune_gc
 from ticketflow.runtime.kafka import DeadLetters
 from ticketflow.runtime.service import Service, new_service, run
 
@@ -52,8 +52,7 @@ def tune_gc() -> None:
     allocates a few objects per record and keeps one record per open ticket; with the default
     threshold (700) young collections ran every few records and cost 3-4x a record's decoding.
     Cycles are rare here (the state is trees of dicts and structs), so collect less often."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    runtime_tune_gc("routing", freeze=True)
 
 
 async def first_of(*events: asyncio.Event, seconds: float | None = None) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,15 +51,6 @@ ORDER BY e.stream_id, e.stream_version
 """
 STATES_KEPT = 200_000
 MIN_LANE = 250  # messages per concurrent transaction, at least
-# CPython's default collector thresholds (700, 10, 10) cost the chat.inbound path ~30 % of its CPU: a
-# batch keeps thousands of young objects alive (records, decisions, events) while the process holds
-# many long-lived ones (the folded states above), so collections ran every ~700 allocations and full ones
-# kept rescanning the states (tests/load/intake/bench_store.py: 36-46 -> 25-30 µs of CPU per message).
-# The service applies these at start (main.py); garbage without cycles is still freed at once.
-# TICKETFLOW_INTAKE_GC_THRESHOLDS="700,10,10" restores CPython's defaults (for comparisons).
-GC_THRESHOLDS: tuple[int, ...] = tuple(
-    int(n) for n in os.environ.get("TICKETFLOW_INTAKE_GC_THRESHOLDS", "50000,20,100").split(",")
-)
 YIELD_EVERY = 50  # messages decided between two yields to the event loop (~2 ms of CPU)
 _UPSERT_CONVERSATIONS = """
 INSERT INTO intake_conversations AS c
