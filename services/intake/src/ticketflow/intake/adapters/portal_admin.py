@@ -37,13 +37,11 @@ import ipaddress
 import json
 import logging
 import os
-import socket
 import ssl
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -52,10 +50,10 @@ import msgspec
 from ticketflow.contracts.chat import ChatMessage
 from ticketflow.intake.adapters.bitrix24 import Bitrix24Event
 from ticketflow.intake.adapters.metrics import Metrics
+from ticketflow.runtime import netguard
+from ticketflow.runtime.netguard import IPAddress, Resolver
 
 log = logging.getLogger("ticketflow.intake")
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
 _MAX_BODY = 64 * 1024
 TEST_HOSTS_ENV = "TICKETFLOW_INTAKE_B24_TEST_HOSTS"
 TEST_CA_ENV = "TICKETFLOW_INTAKE_B24_TEST_CA"
@@ -76,58 +74,24 @@ def under_test() -> bool:
     return "pytest" in sys.modules or bool(os.environ.get("PYTEST_CURRENT_TEST"))
 
 
-def forbidden_reason(address: IPAddress) -> str | None:
-    """Why `address` must not be contacted, or None when it is a public unicast address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
-    for reason, hit in (
-        ("loopback", address.is_loopback),
-        ("unspecified", address.is_unspecified),
-        ("link_local", address.is_link_local),
-        ("multicast", address.is_multicast),
-        ("private", address.is_private),
-        ("reserved", address.is_reserved),
-        ("not_global", not address.is_global),
-    ):
-        if hit:
-            return reason
-    return None
+class AddressPolicy(netguard.AddressPolicy):
+    """Public addresses only (`ticketflow.runtime.netguard`, shared with preflight). `allow_loopback`
+    (127.0.0.0/8, for the tests' local HTTPS portal) cannot be created outside a test run; the tests run
+    intake as a process they start, so a test run here includes that child (`under_test`)."""
 
-
-@dataclass(frozen=True)
-class AddressPolicy:
-    """Public addresses only. `allow_loopback` (127.0.0.0/8, for the tests' local HTTPS portal) cannot
-    be created outside a test run."""
-
-    allow_loopback: bool = False
-
-    def __post_init__(self) -> None:
-        if self.allow_loopback and not under_test():
-            raise RuntimeError("the loopback allowance exists for tests only")
-
-    def refusal(self, address: IPAddress) -> str | None:
-        if self.allow_loopback and isinstance(address, ipaddress.IPv4Address) and address in _LOOPBACK_V4:
-            return None
-        return forbidden_reason(address)
-
-
-class Resolver(Protocol):
-    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]: ...
+    @staticmethod
+    def test_run() -> bool:
+        return under_test()
 
 
 class SystemResolver:
+    """The system resolver (netguard's), its failure as this check's `not_resolved`."""
+
     async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
-        loop = asyncio.get_running_loop()  # getaddrinfo runs in the loop's executor: never blocks the loop
         try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError) as exc:
+            return await netguard.SystemResolver().resolve(host, port)
+        except netguard.NameNotResolvedError as exc:
             raise CheckFailed("not_resolved", f"{host}: {exc}", transport=True) from exc
-        found: list[IPAddress] = []
-        for *_, sockaddr in infos:
-            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-            if address not in found:
-                found.append(address)
-        return found
 
 
 class StaticResolver:

@@ -24,8 +24,8 @@ from ticketflow.preflight.checks.policy import (
     ConfigError,
     load_checks_config,
 )
-from ticketflow.preflight.checks.resolver import NameNotResolvedError, Resolver, SystemResolver
 from ticketflow.preflight.checks.runner import cache_key, check_portal_uncached, run_portal_checks
+from ticketflow.runtime.netguard import NameNotResolvedError, Resolver, SystemResolver
 
 __all__ = [
     "PUBLIC_ONLY",

@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import h11
 
 from ticketflow.preflight.checks.policy import AddressPolicy, ChecksConfig, IPAddress
-from ticketflow.preflight.checks.resolver import NameNotResolvedError, Resolver
+from ticketflow.runtime.netguard import NameNotResolvedError, Resolver
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _READ_CHUNK = 64 * 1024

@@ -1,73 +1,29 @@
 """Which addresses preflight may contact, and the checks' configuration.
 
 Preflight fetches URLs that customers type in, so it is an SSRF vector: it must never touch an internal
-address. The production policy allows only globally routable unicast addresses. Tests need to run real
-HTTPS servers on 127.0.0.1; their allowance is a separate policy that production configuration cannot
-express (`load_checks_config` has no key for it) and that refuses to exist outside a pytest process.
+address. The production policy allows only globally routable unicast addresses (`ticketflow.runtime.netguard`,
+shared with intake's Bitrix24 admin check). Tests need to run real HTTPS servers on 127.0.0.1; their
+allowance is a separate policy that production configuration cannot express (`load_checks_config` has no
+key for it) and that refuses to exist outside a pytest process.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from ticketflow.runtime.netguard import AddressPolicy, IPAddress, forbidden_reason
 
-_LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
-
-
-def _unmapped(address: IPAddress) -> IPAddress:
-    # Python 3.11 judges ::ffff:127.0.0.1 as not loopback; judge the embedded IPv4 address instead.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def forbidden_reason(address: IPAddress) -> str | None:
-    """Why a production check must not contact `address`, or None when it is public."""
-    a = _unmapped(address)
-    if a.is_loopback:
-        return "loopback"
-    if a.is_unspecified:
-        return "unspecified"
-    if a.is_link_local:
-        return "link_local"
-    if a.is_multicast:
-        return "multicast"
-    if a.is_private:
-        return "private"
-    if a.is_reserved:
-        return "reserved"
-    if not a.is_global:  # e.g. 100.64.0.0/10 (carrier-grade NAT): neither private nor reachable
-        return "not_global"
-    return None
-
-
-@dataclass(frozen=True)
-class AddressPolicy:
-    """Decides whether an address may be contacted. The default instance is the production rule."""
-
-    allow_loopback: bool = False
-
-    def __post_init__(self) -> None:
-        if self.allow_loopback and "pytest" not in sys.modules:
-            raise RuntimeError("the loopback allowance exists for tests only")
-
-    @classmethod
-    def loopback_allowed_for_tests(cls) -> AddressPolicy:
-        """Public addresses plus 127.0.0.0/8, for the tests' local HTTPS servers. Nothing else."""
-        return cls(allow_loopback=True)
-
-    def refusal(self, address: IPAddress) -> str | None:
-        """The reason `address` is refused, or None when it may be contacted."""
-        a = _unmapped(address)
-        if self.allow_loopback and isinstance(a, ipaddress.IPv4Address) and a in _LOOPBACK_V4:
-            return None
-        return forbidden_reason(address)
-
+__all__ = [
+    "PUBLIC_ONLY",
+    "AddressPolicy",
+    "ChecksConfig",
+    "ConfigError",
+    "IPAddress",
+    "forbidden_reason",
+    "load_checks_config",
+]
 
 PUBLIC_ONLY = AddressPolicy()
 

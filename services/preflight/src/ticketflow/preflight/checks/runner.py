@@ -38,7 +38,7 @@ from ticketflow.preflight.checks.model import (
 )
 from ticketflow.preflight.checks.policy import ChecksConfig
 from ticketflow.preflight.checks.remediation import remediation_for
-from ticketflow.preflight.checks.resolver import Resolver
+from ticketflow.runtime.netguard import Resolver
 
 
 @dataclass
