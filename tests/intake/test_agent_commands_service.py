@@ -11,11 +11,12 @@ import asyncpg
 import msgspec
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
+from support.kafka import dead_letters
 from support.tickets import open_ticket, run
 from test_agent_commands import FakeRecord, RecordedDeadLetters
 
@@ -121,18 +122,6 @@ async def test_a_command_for_an_unknown_ticket_is_dead_lettered(pool: asyncpg.Po
     assert await events(store, ticket) == []
 
 
-async def read_one(bootstrap: str, topic: str) -> tuple[bytes, dict[str, bytes]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                for records in (await consumer.getmany(timeout_ms=300)).values():
-                    return records[0].value or b"", dict(records[0].headers)
-    finally:
-        await consumer.stop()
-
-
 @pytest.mark.pg
 @pytest.mark.kafka
 async def test_through_the_broker_a_bad_record_is_dead_lettered_and_the_next_command_applied(
@@ -158,9 +147,9 @@ async def test_through_the_broker_a_bad_record_is_dead_lettered_and_the_next_com
             while not isinstance((await events(store, ticket))[-1], e.AgentReplied):  # noqa: ASYNC110 - polls PG
                 await asyncio.sleep(0.1)
         assert (await events(store, ticket))[-1] == e.AgentReplied(ticket, "ann", "r-1", "done?")
-        value, headers = await read_one(kafka_bootstrap, f"{topic}.dlq")
-        assert value == b"not a command" and headers["x-dead-letter-reason"].startswith(b"undecodable")
-        assert headers["x-consumer"] == b"intake-commands" and headers["x-original-topic"] == topic.encode()
+        [(value, headers)] = await dead_letters(kafka_bootstrap, f"{topic}.dlq")
+        assert value == b"not a command" and headers["x-dead-letter-reason"].startswith("undecodable")
+        assert headers["x-consumer"] == "intake-commands" and headers["x-original-topic"] == topic
     finally:
         await broker.stop()
         await producer.stop()

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from support.infra import KafkaTopicFactory
+from support.kafka import dead_letters
 from support.polling import eventually
 
 from ticketflow.contracts import notification_events as ne
@@ -42,16 +42,6 @@ def reply(chat: ChatRef, body: str, *, ticket_id: uuid.UUID | None = None) -> Ch
         created_at=datetime.now(UTC),
         ticket_id=str(ticket_id) if ticket_id else None,
     )
-
-
-async def dead_letters(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        records = [await asyncio.wait_for(consumer.getone(), 30) for _ in range(count)]
-    finally:
-        await consumer.stop()
-    return [(r.value, {k: v.decode() for k, v in r.headers}) for r in records]
 
 
 async def test_replies_reach_their_chat_once_and_bad_records_are_dead_letters_with_the_cause(

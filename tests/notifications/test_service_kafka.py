@@ -11,10 +11,10 @@ import uuid
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from support.infra import KafkaTopicFactory
+from support.kafka import dead_letters
 from support.polling import eventually
 
 from ticketflow.contracts import notification_events as ne
@@ -68,16 +68,8 @@ async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_rec
                 await broker.publish(envelope_encoder.encode(envelope), topic=topic, key=str(box).encode())
             await eventually(lambda: handlers.handled >= 10, "the redelivered events handled")
 
-            consumer = AIOKafkaConsumer(
-                dead_letter_topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
-            )
-            await consumer.start()
-            try:
-                record = await asyncio.wait_for(consumer.getone(), 30)
-            finally:
-                await consumer.stop()
-            headers = {k: v.decode() for k, v in record.headers}
-            assert record.value == b"not an envelope"
+            [(value, headers)] = await dead_letters(kafka_bootstrap, dead_letter_topic)
+            assert value == b"not an envelope"
             assert headers["x-dead-letter-reason"].startswith("undecodable envelope")
         finally:
             stop.set()

@@ -10,11 +10,11 @@ import uuid
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from preflight_fakes import Certificates, ServeFactory, healthy_routes
 from support.infra import KafkaTopicFactory
+from support.kafka import dead_letters
 from support.polling import eventually
 from test_service_preflight import PRODUCT_ERROR, events_of, make_service, open_ticket, ticket_of
 
@@ -64,14 +64,8 @@ async def test_preflight_decides_tickets_relayed_through_kafka(
         refused = (await events_of(service.store, ticket_of(visitor)))[-1]
         assert refused.code == "not_portal_admin"
 
-        consumer = AIOKafkaConsumer(dead_letter_topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            record = await asyncio.wait_for(consumer.getone(), 30)
-        finally:
-            await consumer.stop()
-        headers = {k: v.decode() for k, v in record.headers}
-        assert record.value == b"not an envelope"
+        [(value, headers)] = await dead_letters(kafka_bootstrap, dead_letter_topic)
+        assert value == b"not an envelope"
         assert headers["x-dead-letter-reason"].startswith("undecodable envelope")
         assert headers["x-consumer"] == "preflight"
         # The decisions came back through the relay as well: PreflightPassed is nothing to do, and a refused

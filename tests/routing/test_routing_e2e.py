@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from routing_builders import DESKS, joined, opened
+from support.kafka import dead_letters as dead_letters_of
 from support.polling import eventually
 
 from ticketflow.contracts import commands as c
@@ -95,13 +95,7 @@ async def test_routing_through_relay_and_broker(
             e.TicketAssigned(ticket, "e2e-boris", "manual", "lead-b24"),
         ]
 
-        consumer = AIOKafkaConsumer(dead_letters, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            record = await asyncio.wait_for(consumer.getone(), 30)
-        finally:
-            await consumer.stop()
-        headers = {k: v.decode() for k, v in record.headers}
+        [(_, headers)] = await dead_letters_of(kafka_bootstrap, dead_letters)
         assert headers["x-dead-letter-reason"] == "unknown agent ghost"
         assert headers["x-command-id"] == str(bad.command_id)
     finally:
