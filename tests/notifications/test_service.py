@@ -280,8 +280,9 @@ class RecordedDeadLetters(DeadLetters):
     def __init__(self) -> None:
         self.letters: list[tuple[bytes, str, dict[str, str]]] = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
+    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> bool:
         self.letters.append((value, reason, context))
+        return True  # written, as DeadLetters.send reports
 
 
 class FlakyService:
