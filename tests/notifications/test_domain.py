@@ -19,7 +19,7 @@ from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import EventEnvelope
-from ticketflow.contracts.ids import sla_stream, ticket_stream
+from ticketflow.contracts.ids import sla_stream, ticket_number, ticket_stream
 from ticketflow.contracts.values import ChatRef, CheckEvidence, Requester
 from ticketflow.deskconfig import load_desks
 from ticketflow.notifications.directory import Directory, parse_config
@@ -30,7 +30,6 @@ from ticketflow.notifications.domain import (
     TicketContext,
     context_of,
     plan_event,
-    ticket_number,
 )
 from ticketflow.notifications.formatting import describe_hours, format_duration, format_overdue, format_time
 from ticketflow.notifications.model import Channel

@@ -42,9 +42,10 @@ class RecordedDeadLetters(DeadLetters):
         self.records: list[tuple[str, str, dict[str, str]]] = []
         self.sent = 0
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
+    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> bool:
         self.records.append((topic, reason, context))
         self.sent += 1
+        return True  # written, as DeadLetters.send reports
 
 
 async def test_bad_input_is_dead_lettered_with_the_cause_and_the_consumer_continues(
