@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from intake_payloads import BOT_ID, botx_message, botx_token  # noqa: E402
 from intake_service import RunningIntake, migrate_intake, start_intake, stop_intake  # noqa: E402
+from support.infra import drop_database  # noqa: E402
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender  # noqa: E402
 from ticketflow.eventstore.outbox import OutboxRelay, make_producer  # noqa: E402
@@ -425,18 +426,6 @@ async def topic_phase(
     )
     label = f"chat.inbound → stored ({args.topic_messages:,} records)"
     return drains, [label, f"{recorded / span:,.0f}", "", "", f"{recorded:,}", per_cpu(recorded, cpu1 - cpu0), note]
-
-
-async def drop_database(conn: asyncpg.Connection, name: str) -> None:
-    """DROP ... WITH (FORCE) cannot end an autovacuum worker (another role's process): wait it out."""
-    for attempt in range(30):
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return
-        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
-            if attempt == 29:
-                raise
-            await asyncio.sleep(1)
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from intake_payloads import TENANT_SECRETS, TENANTS_TOML  # noqa: E402
 from intake_service import migrate_intake  # noqa: E402
+from support.infra import drop_database  # noqa: E402
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender, chat_message_decoder  # noqa: E402
 from ticketflow.eventstore.store import EventStore  # noqa: E402
@@ -145,14 +146,7 @@ async def main(args: argparse.Namespace) -> None:
         await pool.close()
     finally:
         tenants_file.unlink(missing_ok=True)  # noqa: ASYNC240 - cleanup
-        for attempt in range(30):  # WITH (FORCE) cannot end an autovacuum worker: wait it out
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                break
-            except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
-                if attempt == 29:
-                    raise
-                await asyncio.sleep(1)
+        await drop_database(admin, name)  # ends our leftovers; waits out an autovacuum worker
         await admin.close()
 
 
