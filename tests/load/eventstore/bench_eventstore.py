@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 from hdrh.histogram import HdrHistogram
@@ -29,6 +31,9 @@ from ticketflow.contracts.ticket_events import CustomerMessageAdded
 from ticketflow.eventstore import AppendRequest, EventStore, migrate
 from ticketflow.eventstore.connection import dsn_from_env
 from ticketflow.eventstore.group_commit import GroupCommitter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra
+from support.infra import drop_database, dsn_with_database
 
 TARGET_EVENTS_PER_S = 30_000
 TARGET_P99_MS = 20.0
@@ -190,7 +195,7 @@ async def main() -> None:
     server = await asyncpg.connect(dsn)
     await server.execute(f'CREATE DATABASE "{name}"')
     try:
-        bench_dsn = dsn.rsplit("/", 1)[0] + f"/{name}"
+        bench_dsn = dsn_with_database(dsn, name)
         conn = await asyncpg.connect(bench_dsn)
         await migrate.apply_all(conn)
         settings = {k: await conn.fetchval(f"SHOW {k}") for k in ("synchronous_commit", "fsync", "commit_delay")}
@@ -209,7 +214,7 @@ async def main() -> None:
         ]
         await pool.close()
     finally:
-        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(server, name)
         await server.close()
     ceiling = results[-1].rate
     print(

@@ -47,7 +47,9 @@ from ticketflow.eventstore import migrate
 from ticketflow.eventstore.outbox import make_producer
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra
 from e2e_processes import BOT_ID, TOKEN
+from support.infra import drop_database
 
 from ticketflow.eventstore.connection import dsn_from_env
 
@@ -223,7 +225,7 @@ async def main(args: argparse.Namespace) -> None:
         await kafka_admin.delete_topics(list(topics.values()))
         await kafka_admin.close()
         await conn.close()
-        await admin_pg.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+        await drop_database(admin_pg, database)
         await admin_pg.close()
         scratch.cleanup()
     print(

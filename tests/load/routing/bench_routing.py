@@ -21,10 +21,12 @@ import logging
 import multiprocessing
 import os
 import random
+import sys
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -53,6 +55,9 @@ from ticketflow.routing.pending import TicketStreams
 from ticketflow.routing.service import RoutingService
 from ticketflow.routing.state import RoutingState
 from ticketflow.runtime.kafka import DeadLetters
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra
+from support.infra import drop_database, dsn_with_database
 
 QUEUES, AGENTS, TARGET = 20, 200, 5000
 STRATEGIES = ("round_robin", "least_loaded", "skill_based")
@@ -172,20 +177,13 @@ async def fresh_database() -> tuple[str, str]:
         await server.execute(f'CREATE DATABASE "{name}"')
     finally:
         await server.close()
-    return name, PG_DSN.rsplit("/", 1)[0] + "/" + name
+    return name, dsn_with_database(PG_DSN, name)
 
 
-async def drop_database(name: str) -> None:
+async def drop_scratch_database(name: str) -> None:
     server = await asyncpg.connect(PG_DSN)
     try:
-        for attempt in range(5):
-            try:
-                await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                return
-            except asyncpg.InsufficientPrivilegeError:  # an autovacuum worker on it (not ours to end)
-                if attempt == 4:
-                    raise
-                await asyncio.sleep(1)
+        await drop_database(server, name)
     finally:
         await server.close()
 
@@ -293,7 +291,7 @@ async def bench_kafka(
         if pool is not None:
             await pool.close()
         if db_name is not None:
-            await drop_database(db_name)
+            await drop_scratch_database(db_name)
 
 
 def row(

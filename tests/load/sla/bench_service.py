@@ -29,6 +29,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import numpy as np
@@ -36,6 +37,9 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra
+from support.infra import drop_database, dsn_with_database
 
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.envelope import EventEnvelope, envelope_decoder, envelope_encoder
@@ -155,7 +159,7 @@ async def scratch(args: argparse.Namespace) -> tuple[str, str]:
     server = await asyncpg.connect(args.dsn)
     await server.execute(f'CREATE DATABASE "{database}"')
     await server.close()
-    dsn = args.dsn.rsplit("/", 1)[0] + "/" + database
+    dsn = dsn_with_database(args.dsn, database)
     conn = await asyncpg.connect(dsn)
     await migrate.apply_all(conn)
     await conn.close()
@@ -168,16 +172,12 @@ async def scratch(args: argparse.Namespace) -> tuple[str, str]:
 
 
 async def drop(args: argparse.Namespace, dsn: str, topic: str) -> None:
-    database = dsn.rsplit("/", 1)[1]
+    database = urlsplit(dsn).path.lstrip("/")
     server = await asyncpg.connect(args.dsn)
-    for attempt in range(10):  # an autovacuum worker (not ours to terminate) may hold the database
-        try:
-            await server.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            break
-        except asyncpg.InsufficientPrivilegeError:
-            await asyncio.sleep(1 + attempt)
-    else:
-        print(f"could not drop the scratch database {database}; drop it by hand", file=sys.stderr)
+    try:
+        await drop_database(server, database)
+    except asyncpg.PostgresError as error:
+        print(f"could not drop the scratch database {database} ({error!r}); drop it by hand", file=sys.stderr)
     await server.close()
     admin = AIOKafkaAdminClient(bootstrap_servers=args.bootstrap)
     await admin.start()
