@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 from support.eventstore import some_events
 
 from ticketflow.contracts.envelope import EventMetadata, NewEvent
+from ticketflow.contracts.events import event_type_name
 from ticketflow.contracts.ids import ticket_stream
+from ticketflow.contracts.ticket_events import TicketOpened
+from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.eventstore import AppendRequest, ConcurrencyError, EventStore
 from ticketflow.eventstore.bulk import BulkAppender
 
@@ -121,3 +126,35 @@ async def test_each_stream_at_most_once_and_nothing_to_do(store: EventStore, poo
             )
         assert await bulk.append(conn, []) == 0
     assert await store.read_stream(stream) == []
+
+
+async def test_kinds_metadata_and_times_sent_once_per_batch_come_back_per_row(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    """Kinds and metadata travel deduplicated (index columns), times as epoch microseconds: each row
+    must still get its own type, schema version, metadata and the exact instant, as append_many stores."""
+    bulk = BulkAppender(store.codec)
+    (t1, s1), (t2, s2) = new_stream(), new_stream()
+    when = datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=ZoneInfo("Europe/Moscow"))  # microseconds kept
+    equal_a, equal_b = EventMetadata(correlation_id=t1), EventMetadata(correlation_id=t1)  # equal, two objects
+    other = EventMetadata(correlation_id=t2)
+    chat = ChatRef("bitrix24", "c", "u")
+    opened = NewEvent(uuid.uuid4(), TicketOpened(t1, "d", "k", chat, Requester("u"), "s", "b", when), when, equal_a)
+    later = when + timedelta(days=400, microseconds=1)
+    mixed = [opened, *(NewEvent(e.event_id, e.event, later, equal_b) for e in some_events(t1, 2, "x"))]
+    async with pool.acquire() as conn, conn.transaction():
+        await bulk.append(conn, [AppendRequest(s1, 0, mixed), AppendRequest(s2, 0, [
+            NewEvent(e.event_id, e.event, e.occurred_at, other) for e in some_events(t2, 1)])])  # fmt: skip
+    one, two = await store.read_stream(s1), await store.read_stream(s2)
+    assert [type(e.event) for e in one] == [TicketOpened, *(type(e.event) for e in mixed[1:])]
+    assert [e.occurred_at for e in one] == [when, later, later]
+    assert [e.metadata for e in one] == [equal_a, equal_b, equal_b]
+    assert two[0].metadata == other
+    rows = await pool.fetch(
+        "SELECT event_type, schema_version FROM events WHERE stream_id = $1 ORDER BY stream_version", s1
+    )
+    names = [event_type_name(e.event) for e in mixed]
+    assert [(r["event_type"], r["schema_version"]) for r in rows] == [
+        (name, store.codec.current_version(name)) for name in names
+    ]
+    assert names[0] != names[1]  # two kinds in one batch

@@ -34,9 +34,13 @@ from ticketflow.contracts.topics import key_for_stream, topic_for_stream
 from ticketflow.eventstore.errors import ConcurrencyError
 from ticketflow.eventstore.store import AppendRequest
 
-# Streams once ($1-$4), events referencing their stream by its 1-based index ($5-$12). The head check
-# is an index probe per stream (LATERAL + LIMIT, as in the store's APPEND); positions are assigned in
-# input order, so a stream's versions keep their order in the global log.
+# Streams once ($1-$4); event kinds (type, schema version) and distinct metadata once ($5-$7); events
+# referencing their stream, kind and metadata by 1-based index ($8-$14). Cheap columns on purpose: a
+# kind or a metadata object repeats across a batch, so each event sends a small integer for it (and
+# PostgreSQL parses each metadata object once); times travel as epoch microseconds (int8), because
+# asyncpg's timestamptz encoding costs four times an int8's. The head check is an index probe per
+# stream (LATERAL + LIMIT, as in the store's APPEND); positions are assigned in input order, so a
+# stream's versions keep their order in the global log.
 BULK_APPEND = """
 WITH heads AS (
     SELECT s.n, s.stream_id, s.topic, s.key, (s.expected = 0 OR head.found IS NOT NULL) AS ok
@@ -45,15 +49,15 @@ WITH heads AS (
         SELECT true AS found FROM events e
         WHERE e.stream_id = s.stream_id AND e.stream_version = s.expected LIMIT 1
     ) head ON true
+), metadata AS (
+    SELECT array_agg(m::jsonb ORDER BY n) AS objects FROM unnest($7::text[]) WITH ORDINALITY AS t(m, n)
 ), appended AS (
     INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata,
                         occurred_at)
-    SELECT h.stream_id, i.stream_version, i.event_id, i.event_type, i.schema_version, i.data::jsonb,
-           i.metadata::jsonb, i.occurred_at
-    FROM unnest($5::int[], $6::int[], $7::uuid[], $8::text[], $9::int2[], $10::text[], $11::text[],
-                $12::timestamptz[])
-         WITH ORDINALITY AS i(stream, stream_version, event_id, event_type, schema_version, data, metadata,
-                              occurred_at, ord)
+    SELECT h.stream_id, i.stream_version, i.event_id, ($5::text[])[i.kind], ($6::int2[])[i.kind], i.data::jsonb,
+           (SELECT objects FROM metadata)[i.meta], timestamptz 'epoch' + i.occurred_us * interval '1 microsecond'
+    FROM unnest($8::int[], $9::int[], $10::uuid[], $11::int[], $12::text[], $13::int[], $14::int8[])
+         WITH ORDINALITY AS i(stream, stream_version, event_id, kind, data, meta, occurred_us, ord)
     JOIN heads h ON h.n = i.stream AND h.ok
     ORDER BY i.ord
     RETURNING position, stream_id
@@ -78,11 +82,13 @@ class BulkAppender:
 
     def encode(self, requests: Sequence[AppendRequest]) -> list[list[Any]]:
         streams: tuple[list[Any], ...] = ([], [], [], [])
-        events: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
+        events: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
         stream_ids, expected_versions, topics, keys = streams
-        refs, versions, ids, types, schemas, datas, metadatas, times = events
+        refs, versions, ids, kind_refs, datas, metadata_refs, times = events
         encode, kinds = self.codec.encode, self._kinds
-        metadata_text: dict[int, str] = {}  # id(metadata) -> JSON, for this call (the objects stay alive)
+        batch_kinds: dict[tuple[str, int], int] = {}  # (type name, schema version) -> 1-based index
+        metadata_by_id: dict[int, int] = {}  # id(metadata) -> 1-based index (the objects stay alive)
+        metadata_refs_by_text: dict[str, int] = {}  # equal metadata under different objects, sent once
         seen: set[str] = set()
         for n, r in enumerate(requests, start=1):
             if r.stream_id in seen:
@@ -98,19 +104,25 @@ class BulkAppender:
                 if kind is None:
                     name = event_type_name(new.event)
                     kind = kinds[type(new.event)] = (name, self.codec.current_version(name))
-                metadata = metadata_text.get(id(new.metadata))
-                if metadata is None:
-                    metadata = metadata_text[id(new.metadata)] = _metadata_encoder.encode(new.metadata).decode()
+                kind_ref = batch_kinds.get(kind)
+                if kind_ref is None:
+                    kind_ref = batch_kinds[kind] = len(batch_kinds) + 1
+                metadata_ref = metadata_by_id.get(id(new.metadata))
+                if metadata_ref is None:
+                    text = _metadata_encoder.encode(new.metadata).decode()
+                    metadata_ref = metadata_refs_by_text.setdefault(text, len(metadata_refs_by_text) + 1)
+                    metadata_by_id[id(new.metadata)] = metadata_ref
                 version += 1
                 refs.append(n)
                 versions.append(version)
                 ids.append(new.event_id)
-                types.append(kind[0])
-                schemas.append(kind[1])
+                kind_refs.append(kind_ref)
                 datas.append(encode(new.event).decode())
-                metadatas.append(metadata)
-                times.append(new.occurred_at)
-        return [*streams, *events]
+                metadata_refs.append(metadata_ref)
+                times.append(round(new.occurred_at.timestamp() * 1_000_000))
+        kind_types = [name for name, _ in batch_kinds]
+        kind_schemas = [schema for _, schema in batch_kinds]
+        return [*streams, kind_types, kind_schemas, list(metadata_refs_by_text), *events]
 
     async def append(self, conn: Any, requests: Sequence[AppendRequest]) -> int:
         """Append every request's events (and outbox rows) in the caller's open transaction; returns the
