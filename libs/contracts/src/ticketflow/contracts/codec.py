@@ -40,6 +40,11 @@ class EventCodec:
     def encode(self, event: msgspec.Struct) -> bytes:
         return self._encoder.encode(event)
 
+    def encode_document(self, document: object) -> bytes:
+        """A JSON document that embeds events (e.g. a batch for one SQL statement), each encoded
+        exactly as `encode` would: one C call for the whole batch instead of one per event."""
+        return self._encoder.encode(document)
+
     def decode(self, event_type: str, schema_version: int, data: bytes | str) -> msgspec.Struct:
         current = self.current_version(event_type)
         if schema_version == current:

@@ -22,43 +22,46 @@ with the events, or nothing does.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from ticketflow.contracts.codec import EventCodec
+from ticketflow.contracts.envelope import EventMetadata
 from ticketflow.contracts.events import event_type_name
 from ticketflow.contracts.topics import key_for_stream, topic_for_stream
 from ticketflow.eventstore.errors import ConcurrencyError
 from ticketflow.eventstore.store import AppendRequest
 
-# Streams once ($1-$4); event kinds (type, schema version) and distinct metadata once ($5-$7); events
-# referencing their stream, kind and metadata by 1-based index ($8-$14). Cheap columns on purpose: a
-# kind or a metadata object repeats across a batch, so each event sends a small integer for it (and
-# PostgreSQL parses each metadata object once); times travel as epoch microseconds (int8), because
-# asyncpg's timestamptz encoding costs four times an int8's. The head check is an index probe per
-# stream (LATERAL + LIMIT, as in the store's APPEND); positions are assigned in input order, so a
-# stream's versions keep their order in the global log.
+# The batch travels as three JSON documents and two small arrays, built by msgspec in one C call each
+# (per-event Python work and asyncpg's per-element array encoding were most of a batch's client-side
+# cost; PostgreSQL, on its own processes, does the unpacking):
+# - $1 streams: [[stream_id, expected_version, topic, key], ...];
+# - $2/$3 event kinds: type names and schema versions, each (type, version) once per batch;
+# - $4 metadata: the batch's distinct metadata objects (parsed once, referenced by index);
+# - $5 events: [[stream_ref, stream_version, event_id, kind_ref, data, metadata_ref, occurred_us], ...]
+#   with 1-based refs; `data` is the event object itself; times are epoch microseconds.
+# The head check is an index probe per stream (LATERAL + LIMIT, as in the store's APPEND); positions
+# are assigned in input order, so a stream's versions keep their order in the global log.
 BULK_APPEND = """
 WITH heads AS (
-    SELECT s.n, s.stream_id, s.topic, s.key, (s.expected = 0 OR head.found IS NOT NULL) AS ok
-    FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[]) WITH ORDINALITY AS s(stream_id, expected, topic, key, n)
+    SELECT s.n, s.v->>0 AS stream_id, s.v->>2 AS topic, convert_to(s.v->>3, 'UTF8') AS key,
+           ((s.v->>1)::int = 0 OR head.found IS NOT NULL) AS ok
+    FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS s(v, n)
     LEFT JOIN LATERAL (
         SELECT true AS found FROM events e
-        WHERE e.stream_id = s.stream_id AND e.stream_version = s.expected LIMIT 1
+        WHERE e.stream_id = s.v->>0 AND e.stream_version = (s.v->>1)::int LIMIT 1
     ) head ON true
-), metadata AS (
-    SELECT array_agg(m::jsonb ORDER BY n) AS objects FROM unnest($7::text[]) WITH ORDINALITY AS t(m, n)
 ), appended AS (
     INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata,
                         occurred_at)
-    SELECT h.stream_id, i.stream_version, i.event_id, ($5::text[])[i.kind], ($6::int2[])[i.kind], i.data::jsonb,
-           (SELECT objects FROM metadata)[i.meta], timestamptz 'epoch' + i.occurred_us * interval '1 microsecond'
-    FROM unnest($8::int[], $9::int[], $10::uuid[], $11::int[], $12::text[], $13::int[], $14::int8[])
-         WITH ORDINALITY AS i(stream, stream_version, event_id, kind, data, meta, occurred_us, ord)
-    JOIN heads h ON h.n = i.stream AND h.ok
+    SELECT h.stream_id, (i.v->>1)::int, (i.v->>2)::uuid, ($2::text[])[(i.v->>3)::int],
+           ($3::int2[])[(i.v->>3)::int], i.v->4, $4::jsonb->((i.v->>5)::int - 1),
+           timestamptz 'epoch' + (i.v->>6)::int8 * interval '1 microsecond'
+    FROM jsonb_array_elements($5::jsonb) WITH ORDINALITY AS i(v, ord)
+    JOIN heads h ON h.n = (i.v->>0)::int AND h.ok
     ORDER BY i.ord
     RETURNING position, stream_id
 ), queued AS (
@@ -70,8 +73,6 @@ SELECT (SELECT count(*) FROM queued) AS appended,
        (SELECT array_agg(stream_id ORDER BY n) FROM heads WHERE NOT ok) AS stale
 """
 
-_metadata_encoder = msgspec.json.Encoder()
-
 
 class BulkAppender:
     """Encodes `AppendRequest`s column-wise and appends them with `BULK_APPEND` on the caller's connection."""
@@ -80,49 +81,50 @@ class BulkAppender:
         self.codec = codec
         self._kinds: dict[type, tuple[str, int]] = {}  # event class -> (type name, schema version)
 
-    def encode(self, requests: Sequence[AppendRequest]) -> list[list[Any]]:
-        streams: tuple[list[Any], ...] = ([], [], [], [])
-        events: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
-        stream_ids, expected_versions, topics, keys = streams
-        refs, versions, ids, kind_refs, datas, metadata_refs, times = events
-        encode, kinds = self.codec.encode, self._kinds
-        batch_kinds: dict[tuple[str, int], int] = {}  # (type name, schema version) -> 1-based index
-        metadata_by_id: dict[int, int] = {}  # id(metadata) -> 1-based index (the objects stay alive)
-        metadata_refs_by_text: dict[str, int] = {}  # equal metadata under different objects, sent once
+    def encode(self, requests: Sequence[AppendRequest]) -> list[Any]:
+        """The statement's five parameters for these requests (see `BULK_APPEND`)."""
+        streams: list[tuple[str, int, str, str]] = []
+        events: list[tuple[int, int, uuid.UUID, int, Any, int, int]] = []
+        kinds = self._kinds
+        batch_kinds: dict[tuple[str, int], int] = {}  # (type name, schema version) -> 1-based ref
+        metadata_refs: dict[int, int] = {}  # id(metadata) -> 1-based ref (the objects stay alive meanwhile)
+        metadata_objects: list[EventMetadata] = []
+        micros: dict[int, int] = {}  # id(datetime) -> epoch microseconds: callers reuse instants a lot
         seen: set[str] = set()
         for n, r in enumerate(requests, start=1):
-            if r.stream_id in seen:
+            stream = r.stream_id
+            if stream in seen:
                 raise ValueError("append_bulk takes each stream at most once")
-            seen.add(r.stream_id)
-            stream_ids.append(r.stream_id)
-            expected_versions.append(r.expected_version)
-            topics.append(topic_for_stream(r.stream_id))
-            keys.append(key_for_stream(r.stream_id))
+            seen.add(stream)
+            streams.append((stream, r.expected_version, topic_for_stream(stream), key_for_stream(stream).decode()))
             version = r.expected_version
             for new in r.events:
-                kind = kinds.get(type(new.event))
+                event = new.event
+                kind = kinds.get(type(event))
                 if kind is None:
-                    name = event_type_name(new.event)
-                    kind = kinds[type(new.event)] = (name, self.codec.current_version(name))
+                    name = event_type_name(event)
+                    kind = kinds[type(event)] = (name, self.codec.current_version(name))
                 kind_ref = batch_kinds.get(kind)
                 if kind_ref is None:
                     kind_ref = batch_kinds[kind] = len(batch_kinds) + 1
-                metadata_ref = metadata_by_id.get(id(new.metadata))
+                metadata_ref = metadata_refs.get(id(new.metadata))
                 if metadata_ref is None:
-                    text = _metadata_encoder.encode(new.metadata).decode()
-                    metadata_ref = metadata_refs_by_text.setdefault(text, len(metadata_refs_by_text) + 1)
-                    metadata_by_id[id(new.metadata)] = metadata_ref
+                    metadata_objects.append(new.metadata)
+                    metadata_ref = metadata_refs[id(new.metadata)] = len(metadata_objects)
+                at = new.occurred_at
+                us = micros.get(id(at))
+                if us is None:
+                    us = micros[id(at)] = round(at.timestamp() * 1_000_000)
                 version += 1
-                refs.append(n)
-                versions.append(version)
-                ids.append(new.event_id)
-                kind_refs.append(kind_ref)
-                datas.append(encode(new.event).decode())
-                metadata_refs.append(metadata_ref)
-                times.append(round(new.occurred_at.timestamp() * 1_000_000))
-        kind_types = [name for name, _ in batch_kinds]
-        kind_schemas = [schema for _, schema in batch_kinds]
-        return [*streams, kind_types, kind_schemas, list(metadata_refs_by_text), *events]
+                events.append((n, version, new.event_id, kind_ref, event, metadata_ref, us))
+        encode = self.codec.encode_document
+        return [
+            encode(streams).decode(),
+            [name for name, _ in batch_kinds],
+            [schema for _, schema in batch_kinds],
+            encode(metadata_objects).decode(),
+            encode(events).decode(),
+        ]
 
     async def append(self, conn: Any, requests: Sequence[AppendRequest]) -> int:
         """Append every request's events (and outbox rows) in the caller's open transaction; returns the
