@@ -8,6 +8,8 @@ from __future__ import annotations
 import uuid
 
 import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sla_builders import DESKS, Driver, customer, opened, passed, priority, reopened, replied, resolved, ts, waiting
 
 from ticketflow.contracts import sla_events as sla
@@ -205,3 +207,64 @@ def test_checkpoints_written_before_the_new_fields_still_decode() -> None:
     [state] = decode_states([msgspec.msgpack.encode(old)]).values()
     assert state == TicketSla(T, "express", "client", "normal", "excluded", version=3)
     assert (state.held, state.replied) == ("active", False)
+
+
+QUEUES = ("technical-l2", "technical-l3", "client-l1")
+PRIORITIES = ("urgent", "high", "normal", "low")
+moves = st.sampled_from(["customer", "replied", "waiting", "resolved", "reopened", "priority", "routed", "referred"])
+scripts = st.lists(
+    st.tuples(st.integers(0, 2 * 86400), moves, st.sampled_from(PRIORITIES), st.sampled_from(QUEUES)), max_size=14
+)
+
+
+def run_moves(track: str, script: list[tuple[int, str, str, str]]) -> tuple[Driver, list[str]]:
+    """Folds a random script; returns the driver and the status after each step."""
+    d = Driver().given([(TUESDAY_10, opened(T, "express", track)), (TUESDAY_10, passed(T))])
+    at, statuses = TUESDAY_10, []
+    for n, (gap, kind, new_priority, queue) in enumerate(script):
+        at += gap
+        assert d.state is not None
+        event: te.TicketEvent
+        if kind == "priority":
+            event = priority(T, d.state.priority, new_priority)
+        elif kind == "routed":
+            event = routed(queue, new_priority)
+        elif kind == "referred":
+            event = te.TicketReferred(T, "custom", "partners")
+        elif kind == "customer":
+            event = customer(T, n)
+        elif kind == "replied":
+            event = replied(T, n)
+        else:
+            event = {"waiting": waiting, "resolved": resolved, "reopened": reopened}[kind](T)
+        d.when(at, event)
+        statuses.append(d.state.status)  # type: ignore[union-attr]
+    d.tick(at + 20 * 86400)
+    return d, statuses
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["client", "technical-standard", "technical-premium"]), scripts)
+def test_moves_in_and_out_of_sla_keep_the_clocks_consistent_and_replayable(
+    track: str, script: list[tuple[int, str, str, str]]
+) -> None:
+    d, statuses = run_moves(track, script)
+    state = d.state
+    assert state is not None
+    # Excluded or referred: no pending clock, nothing armed. With clocks: the track and priority have a policy.
+    if state.status in ("excluded", "referred"):
+        assert not any(c.pending for c in state.clocks) and firings(state, DESKS) == {}
+    if state.status in ("active", "waiting"):
+        assert DESKS.policy(state.desk_id, state.track_id, state.priority) is not None
+        assert state.calendar == DESKS.calendar_version(state.desk_id, state.track_id)
+    if state.status == "waiting":
+        assert not any(c.running for c in state.clocks)
+    # Referred is for good: nothing is emitted after it.
+    if "referred" in statuses:
+        after = statuses.index("referred") + 2  # the two opening decisions come first
+        assert all(decision.emitted == [] for decision in d.decisions[after + 1 :])
+        assert set(statuses[statuses.index("referred") :]) == {"referred"}
+    # The SLA stream alone rebuilds the clocks; ids are unique and the same on a second run.
+    assert replayed(d) == sorted(state.clocks, key=lambda c: c.target)
+    assert len({e.event_id for e in d.emitted}) == len(d.emitted)
+    assert run_moves(track, script)[0].emitted == d.emitted
