@@ -49,12 +49,13 @@ class TicketSla(msgspec.Struct, frozen=True, gc=False):
     desk_id: str
     track_id: str
     priority: str
-    status: str = "opened"  # opened, active, waiting, resolved, closed, excluded (no SLA policy), referred
+    status: str = "opened"  # opened, active, waiting, resolved, closed, excluded (no SLA)
     clocks: tuple[Clock, ...] = ()
     version: int = 0  # last ticket-stream version applied (duplicates and gaps are found with it)
     sla_version: int = 0  # head of the ticket's SLA stream as this service knows it
     calendar: str = ""  # `Rules.calendar_version` the clocks count in ("": not recorded yet)
-    # Added later, with defaults, so checkpoints written before still decode:
+    # Added later, with defaults, so checkpoints written before still decode. Status may also be
+    # "referred" (out of scope for good, unlike "excluded": no policy now, clocks on a move into SLA).
     held: str = "active"  # while excluded: the lifecycle status followed (active, waiting, resolved)
     replied: bool = False  # an agent replied: clocks started later (excluded -> SLA) start no first response
 
