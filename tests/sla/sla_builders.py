@@ -42,6 +42,7 @@ class FakeRules:
     by_priority: dict[str, int] = field(default_factory=dict)  # resolution seconds per priority
     queue_tracks: dict[str, str] = field(default_factory=dict)  # queue id -> the track it serves
     calendar_tag: str = "always-open"  # what calendar_version answers (change it: a config change)
+    forgotten: tuple[str, ...] = ()  # calendar versions calendar_of_version does not know
 
     def has_sla(self, desk_id: str, track_id: str) -> bool:
         if desk_id == "nowhere":
@@ -72,6 +73,10 @@ class FakeRules:
 
     def calendar_version(self, desk_id: str, track_id: str) -> str:
         return self.calendar_tag
+
+    def calendar_of_version(self, version: str) -> Calendar | None:
+        # Every version is the always-open calendar; a forgotten one (never stored) is unknown.
+        return None if version in self.forgotten else ALWAYS_OPEN
 
 
 def opened(ticket: uuid.UUID, desk: str = BOX, track: str = "box", priority: str = "normal") -> te.TicketOpened:

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import uuid
 
-from sla_builders import DESKS, Driver, FakeRules, customer, opened, passed, replied, ts, waiting
+from msgspec.structs import replace
+from sla_builders import BOX, DESKS, Driver, FakeRules, customer, opened, passed, replied, ts, waiting
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
+from ticketflow.deskconfig import DeskRegistry, load_desks
+from ticketflow.deskconfig.model import WeeklyHours
 from ticketflow.sla.clocks import Clock
 from ticketflow.sla.domain import evolve, firings
+from ticketflow.sla.policies import DeskRules
 
 T = uuid.UUID("00000000-0000-7000-8000-00000000007c")
 MIN = 60
@@ -112,10 +116,12 @@ def test_a_move_to_a_track_without_sla_cancels_the_clocks_and_one_within_the_tra
 
 
 class Reconfigured:
-    """The packaged desks after a configuration change: the box track's calendar is now 24/7."""
+    """The packaged desks after a configuration change: the box track's calendar is now 24/7. The
+    old calendar is still known by its version, unless `forgotten` (never stored)."""
 
-    def __init__(self) -> None:
+    def __init__(self, forgotten: bool = False) -> None:
         self.changed = False
+        self.forgotten = forgotten
 
     def __getattr__(self, name: str) -> object:
         return getattr(DESKS, name)
@@ -129,33 +135,103 @@ class Reconfigured:
         version = DESKS.calendar_version(desk_id, track_id)
         return f"{version}+24x7" if self.changed and track_id == "box" else version
 
+    def calendar_of_version(self, version: str) -> object:
+        if version.endswith("+24x7"):
+            return DESKS.calendar("express", "technical-premium")
+        return None if self.forgotten else DESKS.calendar_of_version(version)
 
-def test_a_desk_calendar_change_is_recorded_once_and_the_clocks_count_in_the_new_calendar() -> None:
-    # Given a Bitrix24 box ticket (Mon-Fri 10-19) started Tuesday 11:00 with the calendar version recorded;
-    rules = Reconfigured()
-    box = uuid.UUID("00000000-0000-7000-8000-0000000000b0")
-    d = Driver(rules).given([(ts(2025, 3, 4, 11), opened(box)), (ts(2025, 3, 4, 11), passed(box))])
+
+BOX_TICKET = uuid.UUID("00000000-0000-7000-8000-0000000000b0")
+TUESDAY_11 = ts(2025, 3, 4, 11)
+
+
+def box_ticket(rules: object) -> Driver:
+    """A Bitrix24 box ticket (Mon-Fri 10-19 MSK) whose clocks started Tuesday 11:00."""
+    d = Driver(rules).given([(TUESDAY_11, opened(BOX_TICKET)), (TUESDAY_11, passed(BOX_TICKET))])
     assert d.state is not None and d.state.calendar.startswith("moscow-weekdays@")
-    before = d.state.calendar
+    return d
+
+
+def assigned_at_20() -> te.TicketAssigned:
+    return te.TicketAssigned(BOX_TICKET, "anna", "round_robin", "routing")
+
+
+def test_a_desk_calendar_change_counts_the_time_used_before_it_in_the_old_calendar() -> None:
+    # Given a box ticket started Tuesday 11:00 with the calendar version recorded;
+    rules = Reconfigured()
+    d = box_ticket(rules)
+    before = d.state.calendar  # type: ignore[union-attr]
     # when the desk's configuration changes (now 24/7) and the next event is consumed at 20:00,
     rules.changed = True
-    events = [e.event for e in d.when(ts(2025, 3, 4, 20), te.TicketAssigned(box, "anna", "round_robin", "routing"))]
-    # then each pending clock gets one SlaRecalculated naming both versions (keep_elapsed). The old
-    # calendar is no longer loaded, so the time since the clock started counts in the new one
-    # (11:00-20:00: 9 hours, not the 8 of the old hours), and the clock counts 24/7 from then on.
+    decision_at = len(d.decisions)
+    events = [e.event for e in d.when(ts(2025, 3, 4, 20), assigned_at_20())]
+    # then each pending clock gets one SlaRecalculated naming both versions (keep_elapsed): the time
+    # used before the change counts in the old calendar (11:00-19:00: 8 hours, not the 9 wall-clock
+    # hours to 20:00), and the clock counts 24/7 from 20:00 on.
     changes = recalculated(events)
     assert set(changes) == {"first_response", "resolution"}
     resolution = changes["resolution"]
     assert resolution.reason == f"calendar {before} -> {before}+24x7" and resolution.rule == "keep_elapsed"
-    assert resolution.elapsed_seconds == 9 * 3600
+    assert resolution.elapsed_seconds == 8 * 3600
+    # The old deadline is the old calendar's: 45 business hours from Tue 11:00 in Mon-Fri 10-19 (8 + 9 * 4
+    # to Monday 19:00, then 1) -> the next Tuesday 11:00.
+    assert int(resolution.old_deadline.timestamp()) == ts(2025, 3, 11, 11)
     target = resolution.target_seconds
-    assert int(resolution.new_deadline.timestamp()) == ts(2025, 3, 4, 20) + target - 9 * 3600
+    assert int(resolution.new_deadline.timestamp()) == ts(2025, 3, 4, 20) + target - 8 * 3600
     assert d.state is not None and d.state.calendar == f"{before}+24x7"
+    assert d.decisions[decision_at].notes == []
     assert sorted(replayed(d), key=lambda c: c.target) == sorted(d.state.clocks, key=lambda c: c.target)
     # A later event or timer does not record it again; the ids of the change are its own.
     assert recalculated([e.event for e in d.tick(ts(2025, 3, 4, 20, 1))]) == {}
     ids = [e.event_id for e in d.emitted]
     assert len(ids) == len(set(ids))
+
+
+def test_an_old_calendar_version_never_stored_is_counted_in_the_new_calendar_with_a_note() -> None:
+    rules = Reconfigured(forgotten=True)
+    d = box_ticket(rules)
+    before = d.state.calendar  # type: ignore[union-attr]
+    rules.changed = True
+    events = [e.event for e in d.when(ts(2025, 3, 4, 20), assigned_at_20())]
+    # 11:00-20:00 counted 24/7: 9 hours; the decision says why.
+    assert recalculated(events)["resolution"].elapsed_seconds == 9 * 3600
+    [note] = d.decisions[-1].notes
+    assert f"calendar {before} unknown (never stored)" in note
+
+
+def around_the_clock(registry: DeskRegistry) -> DeskRegistry:
+    """The registry with the box desk's calendar open 24/7 (a desk configuration change)."""
+    desk = registry.desk(BOX)
+    all_day = WeeklyHours(**{day: ("00:00-24:00",) for day in WeeklyHours.__struct_fields__})
+    calendars = tuple(replace(c, weekly=all_day, holiday_country=None) for c in desk.calendars)
+    return DeskRegistry({**registry.desks, BOX: replace(desk, calendars=calendars)})
+
+
+def test_desk_rules_keep_old_calendar_versions_across_a_reload_and_from_stored_definitions() -> None:
+    # Given desk rules that counted a box ticket's clocks in the Mon-Fri calendar;
+    rules = DeskRules(load_desks())
+    d = box_ticket(rules)
+    before = d.state.calendar  # type: ignore[union-attr]
+    stored = rules.definitions()
+    assert before in stored
+    # when the configuration is reloaded in the process (now 24/7),
+    rules.reload(around_the_clock(rules.registry))
+    after = rules.calendar_version(BOX, "box")
+    assert after != before and rules.calendar_of_version(before) is not None
+    events = [e.event for e in d.when(ts(2025, 3, 4, 20), assigned_at_20())]
+    # then the time used before counts in the old calendar (8 hours), the rest 24/7.
+    assert recalculated(events)["resolution"].elapsed_seconds == 8 * 3600
+    assert d.state is not None and d.state.calendar == after
+    # A new process on the changed configuration finds the old calendar in the stored definitions
+    # (a definition whose hash does not match its version is ignored); without them it cannot.
+    changed = around_the_clock(load_desks())
+    mislabelled = "moscow-weekdays@000000000000"
+    restarted = DeskRules(changed, {**stored, mislabelled: stored[before]})
+    old = restarted.calendar_of_version(before)
+    assert old is not None and not old.is_open_ts(ts(2025, 3, 4, 20)) and old.is_open_ts(ts(2025, 3, 4, 11))
+    assert restarted.calendar_of_version(mislabelled) is None
+    assert DeskRules(changed).calendar_of_version(before) is None
+    assert DeskRules(changed).calendar_of_version(after) is not None  # the current one, by version
 
 
 def test_a_calendar_change_found_by_a_timer_applies_the_restart_rule_of_the_policy() -> None:

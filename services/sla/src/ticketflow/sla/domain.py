@@ -8,6 +8,11 @@ fires even if the reply is consumed first. The service arms one timer per runnin
 
 Every emitted event has a deterministic id: firings (ticket, target, deadline, level), the rest
 ("sla", causing event id, target, type), so a replay appends nothing twice.
+
+A ticket without an SLA policy for its track and priority (eXpress client support) is "excluded":
+it follows the lifecycle without clocks and gets them at the move (routing, priority change) that
+gives it a policy; a move to a track without SLA cancels its clocks and excludes it. A referred ticket
+(out of scope) is "referred" for good.
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ class TicketSla(msgspec.Struct, frozen=True, gc=False):
     version: int = 0  # last ticket-stream version applied (duplicates and gaps are found with it)
     sla_version: int = 0  # head of the ticket's SLA stream as this service knows it
     calendar: str = ""  # `Rules.calendar_version` the clocks count in ("": not recorded yet)
+    # Added later, with defaults, so checkpoints written before still decode. Status may also be
+    # "referred" (out of scope for good, unlike "excluded": no policy now, clocks on a move into SLA).
+    held: str = "active"  # while excluded: the lifecycle status followed (active, waiting, resolved)
+    replied: bool = False  # an agent replied: clocks started later (excluded -> SLA) start no first response
 
     def clock(self, target: SlaTarget) -> Clock | None:
         for c in self.clocks:
@@ -175,8 +184,9 @@ class _Run:
 
     def check_calendar(self, at: int) -> None:
         """A desk configuration change of the clocks' calendar (hours, holidays, time zone) is applied
-        like a track change, with the policy's rule, and recorded (`SlaRecalculated`). The old
-        calendar is no longer loaded, so time used before `at` is counted in the new one."""
+        like a track change, with the policy's rule, and recorded (`SlaRecalculated`): time used
+        before `at` is counted in the recorded (old) calendar, looked up by its version, and from `at`
+        on in the new one. An old version never stored is counted in the new calendar, with a note."""
         if self.calendar is None or not self.state.clocks:
             return
         current = self.rules.calendar_version(self.state.desk_id, self.state.track_id)
@@ -186,6 +196,11 @@ class _Run:
         if not recorded:  # a state kept before calendar versions were recorded: adopt the current one
             self.state = replace(self.state, calendar=current)
             return
+        old = self.rules.calendar_of_version(recorded)
+        if old is None:
+            self.notes.append(f"calendar {recorded} unknown (never stored): time used before {at} counted in {current}")
+        else:
+            self.calendar = old  # `recalculate` counts in it up to `at`
         cause = self.cause  # the change is not caused by the event at hand: ids of its own, per change
         self.cause = event_id_of("calendar", self.state.ticket_id, recorded, current)
         self.recalculate(self.state.priority, f"calendar {recorded} -> {current}", at, rebase=True)
@@ -238,6 +253,38 @@ class _Run:
                                           utc(old_deadline), utc(new_deadline), seconds, elapsed), at)  # fmt: skip
         self.policy, self.calendar = new, calendar
 
+    def exclude(self) -> None:
+        """No SLA policy any more (moved to a track without SLA, or a priority without a policy):
+        the pending clocks were cancelled; the lifecycle is followed without clocks from here."""
+        state = self.state
+        first = state.clock("first_response")
+        self.state = replace(
+            state,
+            status="excluded",
+            held=state.status if state.status in ("waiting", "resolved") else "active",
+            replied=state.replied or (first is not None and not first.pending),
+        )
+
+    def include(self, reason: str, at: int) -> None:
+        """An excluded ticket now has a policy: its clocks start at `at` as the lifecycle stands (no
+        first response once an agent replied; paused while waiting; none while resolved, the
+        reopening starts resolution), counting in the calendar of its new track."""
+        state = self.state
+        calendar = self.rules.calendar_version(state.desk_id, state.track_id)
+        self.state = replace(state, status=state.held, calendar=calendar)
+        assert self.policy is not None
+        self.notes.append(f"{reason}: SLA policy {self.policy.policy_id} applies from now")
+        if state.held == "resolved":
+            return
+        first = state.clock("first_response")
+        if not state.replied and (first is None or first.pending):
+            self.start("first_response", at)
+        self.start("resolution", at)
+        if state.held == "waiting":
+            for clock in self.state.clocks:
+                if clock.running and clock.pending:
+                    self.pause(clock, at)
+
 
 # Lifecycle events after which nothing can resume a ticket's clocks (the lifecycle's terminal states:
 # closed, merged, refused); the service then forgets the ticket (status "closed" is pruned).
@@ -245,12 +292,13 @@ TERMINAL = (te.TicketClosed, te.TicketMerged, te.TicketRefused, te.DuplicateSusp
 
 
 def open_ticket(event: te.TicketOpened, rules: Rules) -> Decision:
+    """Every ticket starts "opened" (no clock before preflight passed; a move before it changes the
+    track the clocks start on); whether its track has SLA is settled when preflight passes."""
     try:
-        has_sla = rules.has_sla(event.desk_id, event.track_id)
+        rules.has_sla(event.desk_id, event.track_id)  # an unknown desk or track is wrong input
     except RulesError as error:
         return Decision(None, rejected=str(error))
-    status = "opened" if has_sla else "excluded"
-    return Decision(TicketSla(event.ticket_id, event.desk_id, event.track_id, event.priority, status))
+    return Decision(TicketSla(event.ticket_id, event.desk_id, event.track_id, event.priority))
 
 
 def decide(state: TicketSla | None, event: te.TicketEvent, at: int, cause: uuid.UUID | None, rules: Rules) -> Decision:
@@ -261,10 +309,12 @@ def decide(state: TicketSla | None, event: te.TicketEvent, at: int, cause: uuid.
         return open_ticket(event, rules)
     if state is None:
         return Decision(None, rejected=f"{type(event).__name__} for an unknown ticket")
-    if state.status == "excluded" and isinstance(event, TERMINAL):
+    if state.status in ("excluded", "referred") and isinstance(event, TERMINAL):
         return Decision(replace(state, status="closed"))  # no clocks to cancel; the ticket is finished
-    if state.status in ("excluded", "closed"):
+    if state.status in ("referred", "closed"):
         return Decision(state)
+    if state.status == "excluded":
+        return _follow_excluded(state, event, at, cause, rules)
     try:
         run = _Run(state, rules, cause)
         run.check_calendar(at)
@@ -291,9 +341,9 @@ def _apply(run: _Run, event: te.TicketEvent, at: int) -> None:
         # Terminal in the lifecycle (refused; a suspected duplicate is merged): nothing resumes.
         run.cancel_all(type(event).__name__, at)
         run.state = replace(run.state, status="closed", clocks=())
-    elif isinstance(event, te.TicketReferred):
+    elif isinstance(event, te.TicketReferred):  # out of scope for good: no move brings clocks back
         run.cancel_all(type(event).__name__, at)
-        run.state = replace(run.state, status="excluded")
+        run.state = replace(run.state, status="referred")
     elif state.status == "opened":
         if isinstance(event, te.PriorityChanged):
             run.state = replace(state, priority=event.to_priority)  # clocks start later with this priority
@@ -302,6 +352,8 @@ def _apply(run: _Run, event: te.TicketEvent, at: int) -> None:
             run.state = replace(state, priority=event.priority, track_id=track)
         return  # before preflight passed no clock runs
     elif isinstance(event, te.AgentReplied):
+        if not state.replied:
+            run.state = replace(state, replied=True)
         for target in ("first_response", "next_response"):
             clock = state.clock(target)  # type: ignore[arg-type]
             if clock is not None and clock.pending:
@@ -335,11 +387,15 @@ def _apply(run: _Run, event: te.TicketEvent, at: int) -> None:
         resolution = state.clock("resolution")
         if resolution is not None:
             run.resume(resolution, at)
+        else:  # resolved while excluded, then moved onto an SLA track: resolution starts now
+            run.start("resolution", at)
     elif isinstance(event, te.TicketClosed | te.TicketMerged):
         run.cancel_all(type(event).__name__, at)
         run.state = replace(run.state, status="closed", clocks=())
     elif isinstance(event, te.PriorityChanged):
         run.recalculate(event.to_priority, f"priority {event.from_priority} -> {event.to_priority}", at)
+        if run.policy is None:
+            run.exclude()
     elif isinstance(event, te.TicketRouted):
         track = run.rules.queue_track(state.desk_id, event.queue_id) or state.track_id
         if track != state.track_id:  # another line of support: its policy and calendar apply
@@ -347,6 +403,48 @@ def _apply(run: _Run, event: te.TicketEvent, at: int) -> None:
             run.recalculate(event.priority, reason, at, track)
         elif event.priority != state.priority:
             run.recalculate(event.priority, f"routed with priority {event.priority}", at)
+        if run.policy is None:  # moved to a track (or priority) without SLA: clocks were cancelled
+            run.exclude()
+
+
+# What an excluded ticket follows of the lifecycle, to start its clocks as the ticket stands.
+_HELD_AFTER: dict[tuple[type, str], str] = {
+    (te.WaitingOnCustomer, "active"): "waiting",
+    (te.CustomerMessageAdded, "waiting"): "active",
+    (te.TicketResolved, "active"): "resolved",
+    (te.TicketResolved, "waiting"): "resolved",
+    (te.TicketReopened, "resolved"): "active",
+}
+
+
+def _follow_excluded(
+    state: TicketSla, event: te.TicketEvent, at: int, cause: uuid.UUID | None, rules: Rules
+) -> Decision:
+    """An excluded ticket: no clocks; it keeps its priority, track and lifecycle status, and gets
+    clocks at the move (routing to an SLA track, a priority with a policy) that gives it a policy."""
+    if isinstance(event, te.TicketReferred):
+        return Decision(replace(state, status="referred"))
+    if isinstance(event, te.AgentReplied):
+        return Decision(state if state.replied else replace(state, replied=True))
+    held = _HELD_AFTER.get((type(event), state.held))
+    if held is not None:
+        return Decision(replace(state, held=held))
+    if isinstance(event, te.PriorityChanged):
+        moved = replace(state, priority=event.to_priority)
+        reason = f"priority {event.from_priority} -> {event.to_priority}"
+    elif isinstance(event, te.TicketRouted):
+        track = rules.queue_track(state.desk_id, event.queue_id) or state.track_id
+        moved = replace(state, priority=event.priority, track_id=track)
+        reason = f"routed to {event.queue_id}: track {state.track_id} -> {track}, priority {event.priority}"
+    else:
+        return Decision(state)
+    try:
+        run = _Run(moved, rules, cause)
+        if run.policy is not None:
+            run.include(reason, at)
+    except RulesError as error:
+        return Decision(state, rejected=str(error))
+    return Decision(run.state, run.emitted, notes=run.notes)
 
 
 def advance(state: TicketSla, now: int, rules: Rules) -> Decision:

@@ -19,6 +19,7 @@ from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.runtime.kafka import DeadLetters
 from ticketflow.runtime.service import Service, new_service, run
+from ticketflow.sla import calendar_versions
 from ticketflow.sla.engine import SlaEngine
 from ticketflow.sla.handlers import SlaConsumer, describe
 from ticketflow.sla.policies import DeskRules
@@ -41,7 +42,12 @@ def build() -> Service:
 
     async def consume(stop: asyncio.Event) -> None:
         assert service.pool is not None
-        engine = SlaEngine(DeskRules(registry), SlaWriter(EventStore(service.pool)), dead_letter)
+        # Calendars by version: those stored by earlier runs (a configuration changed since still
+        # finds the calendar the clocks counted in), and this configuration's, stored before any
+        # state records them.
+        rules = DeskRules(registry, await calendar_versions.load(service.pool))
+        await calendar_versions.save(service.pool, rules.definitions())
+        engine = SlaEngine(rules, SlaWriter(EventStore(service.pool)), dead_letter)
         consumer = SlaConsumer(engine, service.pool, service.settings.kafka_bootstrap, topic, checkpoint_every_s=every)
         consumers[:] = [consumer]
         await consumer.run(stop)

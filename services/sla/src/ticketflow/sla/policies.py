@@ -7,12 +7,15 @@ calendar with second-sized targets; `DeskRules` adapts `ticketflow.deskconfig`'s
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Literal, Protocol
 
 import msgspec
 
+from ticketflow.calendar import BusinessCalendar
 from ticketflow.contracts.values import SlaTarget
 from ticketflow.deskconfig import DeskRegistry
+from ticketflow.deskconfig.model import CalendarConfig
 
 Recalculation = Literal["keep_elapsed", "restart"]
 TARGETS: tuple[SlaTarget, ...] = ("first_response", "next_response", "resolution")
@@ -68,16 +71,64 @@ class Rules(Protocol):
         """Identifies the configuration of the track's calendar (hours, holidays, overrides, time zone):
         another value after a desk configuration change means the clocks' calendar changed."""
 
+    def calendar_of_version(self, version: str) -> Calendar | None:
+        """The calendar a recorded `calendar_version` names, also after the configuration changed
+        (time used before the change counts in it); None when that version is unknown."""
+
+
+def version_of(name: str, definition: bytes) -> str:
+    """A calendar version: its name and a hash of its definition (desk time zone + calendar config)."""
+    return f"{name}@{hashlib.sha1(definition).hexdigest()[:12]}"
+
+
+def calendar_of_definition(definition: bytes) -> BusinessCalendar:
+    """Build a calendar from the JSON its version hash is computed from (raises ValueError)."""
+    timezone, config = msgspec.json.decode(definition, type=tuple[str, CalendarConfig])
+    return BusinessCalendar(config.to_spec(timezone))
+
 
 class DeskRules:
-    """`Rules` over the desk registry, with per-(desk, track, priority) policies cached."""
+    """`Rules` over the desk registry, with per-(desk, track, priority) policies cached.
 
-    def __init__(self, registry: DeskRegistry) -> None:
+    Every calendar version it has seen stays available by version (`calendar_of_version`): the
+    definitions of the current configuration, those of a configuration replaced by `reload`, and
+    those given by `remember` (the service loads them from PostgreSQL, `calendar_versions`)."""
+
+    def __init__(self, registry: DeskRegistry, definitions: Mapping[str, bytes] | None = None) -> None:
         self.registry = registry
         self._policies: dict[tuple[str, str, str], Policy | None] = {}
         self._calendars: dict[tuple[str, str], Calendar] = {}
         self._queues: dict[tuple[str, str], str | None] = {}
         self._versions: dict[tuple[str, str], str] = {}
+        self._definitions: dict[str, bytes] = {}  # version -> definition, kept across reloads
+        self._by_version: dict[str, Calendar] = {}  # built calendars, kept across reloads
+        self.remember(definitions or {})
+
+    def reload(self, registry: DeskRegistry) -> None:
+        """A new desk configuration: current lookups start again, calendars by version stay."""
+        self.registry = registry
+        self._policies.clear()
+        self._calendars.clear()
+        self._queues.clear()
+        self._versions.clear()
+
+    def remember(self, definitions: Mapping[str, bytes]) -> None:
+        """Stored calendar definitions; one whose hash does not match its version is ignored."""
+        for version, definition in definitions.items():
+            name = version.rpartition("@")[0]
+            if version_of(name, definition) == version:
+                self._definitions.setdefault(version, definition)
+
+    def definitions(self) -> dict[str, bytes]:
+        """Every calendar version known (those of every track of the current configuration included),
+        with its definition: what the service persists."""
+        for desk in self.registry.desks.values():
+            for track in desk.tracks:
+                try:
+                    self.calendar_version(desk.id, track.id)
+                except RulesError:
+                    continue
+        return dict(self._definitions)
 
     def has_sla(self, desk_id: str, track_id: str) -> bool:
         try:
@@ -99,7 +150,24 @@ class DeskRules:
             except (KeyError, ValueError) as error:  # CalendarError is a ValueError
                 raise RulesError(f"no usable calendar for {desk_id!r}/{track_id!r}: {error}") from None
             self._calendars[(desk_id, track_id)] = cached
+            self._by_version.setdefault(self.calendar_version(desk_id, track_id), cached)
         return cached
+
+    def calendar_of_version(self, version: str) -> Calendar | None:
+        known = self._by_version.get(version)
+        if known is not None:
+            return known
+        definition = self._definitions.get(version)
+        if definition is None:
+            definition = self.definitions().get(version)  # a current one not looked up yet
+        if definition is None:
+            return None
+        try:
+            built = calendar_of_definition(definition)
+        except ValueError:  # a stored definition this code cannot read (or without working time)
+            return None
+        self._by_version[version] = built
+        return built
 
     def queue_track(self, desk_id: str, queue_id: str) -> str | None:
         key = (desk_id, queue_id)
@@ -122,7 +190,9 @@ class DeskRules:
                 raise RulesError(f"unknown desk or track {desk_id!r}/{track_id!r}: {error}") from None
             config = next((c for c in desk.calendars if c.id == name), None)
             text = msgspec.json.encode([desk.timezone, config])
-            version = self._versions[key] = f"{name}@{hashlib.sha1(text).hexdigest()[:12]}"
+            version = self._versions[key] = version_of(name, text)
+            if config is not None:
+                self._definitions.setdefault(version, text)
         return version
 
     def _resolve(self, desk_id: str, track_id: str, priority: str) -> Policy | None:
