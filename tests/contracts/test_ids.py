@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticketflow.contracts import ids
-from ticketflow.contracts.ids import deterministic_event_id
+from ticketflow.contracts.ids import deterministic_event_id, sla_stream, sla_streams
 
 PARTS = st.lists(st.one_of(st.text(), st.integers(), st.uuids()), max_size=5)
 
@@ -26,3 +26,8 @@ def test_deterministic_ids_are_stable_across_releases() -> None:
     assert str(deterministic_event_id(ticket, "first_response", 1795246468, "breach")) == str(
         uuid.uuid5(uuid.UUID("6b1e8f3a-6c1d-4a53-9a44-1f1c6f3f2a10"), f"{ticket}|first_response|1795246468|breach")
     )
+
+
+@given(st.lists(st.uuids(), max_size=50))
+def test_sla_streams_names_each_ticket_as_sla_stream_does(tickets: list[uuid.UUID]) -> None:
+    assert sla_streams(tickets) == [sla_stream(t) for t in tickets]

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from sla_builders import DESKS, Driver, customer, opened, passed, priority, reopened, replied, resolved, ts, waiting
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.ids import deterministic_event_id
-from ticketflow.sla.domain import event_id_of, evolve
+from ticketflow.sla.domain import advance, event_id_of, evolve, firings
 
 T = uuid.UUID("00000000-0000-7000-8000-0000000000aa")
 CALENDAR = DESKS.calendar("bitrix24-box", "box")
@@ -24,7 +24,7 @@ steps = st.lists(st.tuples(st.integers(0, 3 * 86400), kinds, st.sampled_from(PRI
 starts = st.integers(START_2025, START_2025 + 330 * 86400)
 
 
-def run_script(start: int, first_priority: str, script: list[tuple[int, str, str]]) -> Driver:
+def run_script(start: int, first_priority: str, script: list[tuple[int, str, str]], fire_out: bool = True) -> Driver:
     d = Driver().given([(start, opened(T, priority=first_priority)), (start, passed(T))])
     at, current = start, first_priority
     for n, (gap, kind, new_priority) in enumerate(script):
@@ -39,7 +39,8 @@ def run_script(start: int, first_priority: str, script: list[tuple[int, str, str
         else:
             event = {"waiting": waiting, "resolved": resolved, "reopened": reopened}[kind](T)
         d.when(at, event)
-    d.tick(at + 30 * 86400)  # let every running clock fire out
+    if fire_out:
+        d.tick(at + 30 * 86400)  # let every running clock fire out
     return d
 
 
@@ -107,3 +108,22 @@ def test_the_deciders_event_ids_are_the_contracts_deterministic_ids(
     # The decider computes ids with its own faster UUIDv5; they must stay the ids already stored.
     assert event_id_of(ticket, target, deadline, level) == deterministic_event_id(ticket, target, deadline, level)
     assert event_id_of("sla", ticket, target, "SlaMet") == deterministic_event_id("sla", ticket, target, "SlaMet")
+
+
+@settings(max_examples=150, deadline=None)
+@given(starts, st.sampled_from(PRIORITIES), steps, st.lists(st.integers(0, 20 * 86400), min_size=1, max_size=6))
+def test_the_timer_paths_timers_are_the_new_states_firings(
+    start: int, first_priority: str, script: list[tuple[int, str, str]], probes: list[int]
+) -> None:
+    """`advance` hands the engine the next firing it computed while firing (no second round of
+    calendar maths): it must be exactly `firings` of the state it returns, at any moment."""
+    d = run_script(start, first_priority, script, fire_out=False)  # clocks mid-flight
+    state, at, fired_any = d.state, start + sum(gap for gap, _, _ in script), False
+    assert state is not None
+    for probe in sorted(probes):
+        decision = advance(state, at + probe, d.rules)
+        assert decision.state is not None and decision.timers is not None
+        assert decision.timers == firings(decision.state, d.rules), (probe, decision.emitted)
+        state = decision.state
+        fired_any = fired_any or bool(decision.emitted)
+    event(f"fired: {fired_any}, timers left: {bool(firings(state, d.rules))}")

@@ -10,7 +10,10 @@ import msgspec
 from ticketflow.contracts.events import Event
 
 
-class EventMetadata(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+# gc=False on the structs below and on the SLA events: frozen values of scalars, UUIDs, datetimes
+# and tuples, which never form a reference cycle; a firing burst makes hundreds of thousands of them,
+# and the cyclic GC would otherwise walk each one while it waits in the append queue.
+class EventMetadata(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """Causality and tracing: correlation ties a whole conversation together, causation names the
     event or command that led to this one, traceparent/tracestate are W3C trace context."""
 
@@ -20,7 +23,7 @@ class EventMetadata(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tracestate: str | None = None
 
 
-class NewEvent(msgspec.Struct, frozen=True):
+class NewEvent(msgspec.Struct, frozen=True, gc=False):
     """An event about to be appended: the store assigns stream version and global position."""
 
     event_id: uuid.UUID

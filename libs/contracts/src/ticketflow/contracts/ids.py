@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from hashlib import sha1
 
+import msgspec
 import uuid6
 
 
@@ -45,6 +47,16 @@ def ticket_stream(ticket_id: uuid.UUID) -> str:
 
 def sla_stream(ticket_id: uuid.UUID) -> str:
     return f"sla-{ticket_id}"
+
+
+def sla_streams(ticket_ids: Sequence[uuid.UUID]) -> list[str]:
+    """`sla_stream` of many tickets: msgspec turns all the UUIDs to text in one C call (`str(uuid)`
+    is pure Python, a microsecond each; the SLA writer names a stream per firing)."""
+    return ["sla-" + text for text in _texts.decode(_uuid_encoder.encode(ticket_ids))]
+
+
+_uuid_encoder = msgspec.json.Encoder()
+_texts = msgspec.json.Decoder(list[str])
 
 
 def agent_stream(agent_id: str) -> str:

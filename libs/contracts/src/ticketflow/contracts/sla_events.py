@@ -11,7 +11,8 @@ import msgspec
 from ticketflow.contracts.values import SlaTarget
 
 
-class _SlaEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+class _SlaEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", gc=False):
+    # gc=False: scalars, datetimes and tuples of strings only (see contracts.envelope)
     schema_version: ClassVar[int] = 1
     ticket_id: uuid.UUID
     target: SlaTarget

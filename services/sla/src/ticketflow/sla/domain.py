@@ -71,8 +71,7 @@ class TicketSla(msgspec.Struct, frozen=True, gc=False):
         return (self.track_id, self.priority, self.calendar)
 
 
-@dataclass(frozen=True, slots=True)
-class Emitted:
+class Emitted(msgspec.Struct, frozen=True, gc=False):  # gc=False: see TicketSla
     event_id: uuid.UUID
     event: sla.SlaEvent
     at: int  # epoch seconds, becomes the envelope's occurred_at
@@ -84,6 +83,7 @@ class Decision:
     emitted: list[Emitted] = field(default_factory=list)
     rejected: str | None = None  # wrong input: log and dead-letter it
     notes: list[str] = field(default_factory=list)  # worth a log line, not a dead letter
+    timers: dict[SlaTarget, tuple[int, int]] | None = None  # `firings(state)` when already known (timer path)
 
 
 # The decider's event ids: deterministic, so a replay or a crash after publishing appends nothing twice.
@@ -103,6 +103,7 @@ class _Run:
         self.state, self.rules, self.cause = state, rules, cause
         self.emitted: list[Emitted] = []
         self.notes: list[str] = []
+        self.next_firings: dict[SlaTarget, tuple[int, int] | None] = {}  # per clock `advance` fired
         self.policy = rules.policy(state.desk_id, state.track_id, state.priority)
         self.calendar = rules.calendar(state.desk_id, state.track_id) if self.policy is not None else None
 
@@ -140,6 +141,7 @@ class _Run:
                 self.emitted.append(Emitted(event_id, event, due))
                 clock = replace(clock, fired=level_fraction(level, warnings))
                 self.put(clock, clock.target)
+            self.next_firings[clock.target] = firing  # the first one not due: what the timer wheel needs
 
     # -- clock transitions ----------------------------------------------------------------------
 
@@ -457,12 +459,33 @@ def advance(state: TicketSla, now: int, rules: Rules) -> Decision:
         run.advance(now)
     except RulesError as error:
         return Decision(state, rejected=str(error))
-    return Decision(run.state, run.emitted)
+    return Decision(run.state, run.emitted, timers=_timers(run))
+
+
+def _timers(run: _Run) -> dict[SlaTarget, tuple[int, int]]:
+    """`firings(run.state)`, reusing the next firing `_Run.advance` computed for each clock it fired
+    (the timer path would otherwise do the calendar maths of a firing twice)."""
+    if _timerless(run.state) or run.policy is None or run.calendar is None:
+        return {}
+    result: dict[SlaTarget, tuple[int, int]] = {}
+    for clock in run.state.clocks:
+        firing = (
+            run.next_firings[clock.target]
+            if clock.target in run.next_firings
+            else next_firing(clock, run.policy.warnings, run.calendar)
+        )
+        if firing is not None:
+            result[clock.target] = firing
+    return result
+
+
+def _timerless(state: TicketSla) -> bool:
+    return state.status in ("excluded", "closed", "opened") or not state.clocks
 
 
 def firings(state: TicketSla, rules: Rules) -> dict[SlaTarget, tuple[int, int]]:
     """Per running clock, (level, due epoch second) of its next firing: what the timer engine holds."""
-    if state.status in ("excluded", "closed", "opened") or not state.clocks:
+    if _timerless(state):
         return {}
     policy = rules.policy(state.desk_id, state.track_id, state.priority)
     if policy is None:

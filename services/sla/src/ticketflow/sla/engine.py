@@ -31,6 +31,7 @@ from msgspec.structs import replace
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.envelope import envelope_decoder
+from ticketflow.contracts.values import SlaTarget
 from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, decide, firings
 from ticketflow.sla.partition import Batch, Partition, Stats
 from ticketflow.sla.pipeline import AppendQueue, Entry
@@ -311,16 +312,25 @@ class SlaEngine:
                     part.changed.add(ticket)
                     part.dirty = True
                     self.stats.fired += len(decision.emitted)
-                self._sync(part, ticket, state)
+                self._sync(part, ticket, state, decision.timers)
         await self.queue.room()
 
-    def _sync(self, part: Partition, ticket: uuid.UUID, state: TicketSla, delay_ms: int = 0) -> None:
-        """Make the wheel hold exactly the ticket's next firing per running clock."""
-        try:
-            wanted = firings(state, self.rules)
-        except RulesError as error:
-            log.warning("ticket %s: no timers: %s", ticket, error)
-            wanted = {}
+    def _sync(
+        self,
+        part: Partition,
+        ticket: uuid.UUID,
+        state: TicketSla,
+        wanted: dict[SlaTarget, tuple[int, int]] | None = None,
+        delay_ms: int = 0,
+    ) -> None:
+        """Make the wheel hold exactly the ticket's next firing per running clock (`wanted`: the
+        state's `firings`, when the decision computed them already)."""
+        if wanted is None:
+            try:
+                wanted = firings(state, self.rules)
+            except RulesError as error:
+                log.warning("ticket %s: no timers: %s", ticket, error)
+                wanted = {}
         if not wanted and ticket not in part.slots:
             return
         slot = part.slot(ticket)

@@ -26,7 +26,7 @@ from msgspec.structs import replace
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts.envelope import EventEnvelope, NewEvent
-from ticketflow.contracts.ids import sla_stream
+from ticketflow.contracts.ids import sla_stream, sla_streams
 from ticketflow.eventstore import AppendRequest, ConcurrencyError, EventIdReused, EventStore, RetryableStoreError
 from ticketflow.eventstore.bulk import BulkAppender
 from ticketflow.eventstore.connection import retryable_errors
@@ -69,7 +69,8 @@ class SlaWriter:
     async def write(
         self, states: Mapping[uuid.UUID, TicketSla], pending: Mapping[uuid.UUID, list[Emitted]]
     ) -> dict[uuid.UUID, TicketSla]:
-        """Append each ticket's pending events; returns the states with their new SLA stream heads.
+        """Append each ticket's pending events; returns the states whose stored head (or absorbed
+        firings) differ from what was expected (`sla_version + len(events)`): none, normally.
 
         A large batch is split into `parallel` append_many calls on separate connections, so the
         database's work spreads over its cores (each chunk is atomic; a failure raises, and the
@@ -95,17 +96,19 @@ class SlaWriter:
         pending: Mapping[uuid.UUID, list[Emitted]],
         tickets: list[uuid.UUID],
     ) -> dict[uuid.UUID, TicketSla]:
-        requests = [AppendRequest(sla_stream(t), states[t].sla_version, new_events(pending[t])) for t in tickets]
+        streams = sla_streams(tickets)
+        requests = [
+            AppendRequest(stream, states[t].sla_version, new_events(pending[t]))
+            for t, stream in zip(tickets, streams, strict=True)
+        ]
         if self.bulk is not None and await self._bulk(requests):
             self.appended += sum(len(r.events) for r in requests)
-            return {
-                t: replace(states[t], sla_version=r.expected_version + len(r.events))
-                for t, r in zip(tickets, requests, strict=True)
-            }
+            return {}  # every head is where the caller expected it
         try:
             results = await self.store.append_many(requests)
         except (ConcurrencyError, EventIdReused):
-            return {t: await self._one_by_one(states[t], pending[t]) for t in tickets}
+            repaired = {t: await self._one_by_one(states[t], pending[t]) for t in tickets}
+            return {t: s for t, s in repaired.items() if not _as_expected(s, states[t], pending[t])}
         updated: dict[uuid.UUID, TicketSla] = {}
         for ticket, result in zip(tickets, results, strict=True):
             if result.already_stored:
@@ -113,7 +116,8 @@ class SlaWriter:
             else:
                 self.appended += len(pending[ticket])
             head = max(states[ticket].sla_version, result.stream_version)
-            updated[ticket] = replace(states[ticket], sla_version=head)
+            if head != states[ticket].sla_version + len(pending[ticket]):
+                updated[ticket] = replace(states[ticket], sla_version=head)
         return updated
 
     async def _bulk(self, requests: list[AppendRequest]) -> bool:
@@ -162,6 +166,10 @@ class SlaWriter:
                     "sla stream %s: gave up on event %s after %d conflicts", stream, event.event_id, MAX_CONFLICTS
                 )
         return state
+
+
+def _as_expected(stored: TicketSla, before: TicketSla, events: Sequence[Emitted]) -> bool:
+    return stored.sla_version == before.sla_version + len(events) and stored.clocks is before.clocks
 
 
 def _firing_key(event: object) -> tuple[str, float] | None:
