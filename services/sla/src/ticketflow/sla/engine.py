@@ -44,6 +44,7 @@ TICKET_EVENT_TYPES: tuple[type, ...] = te.TicketEvent.__args__  # type: ignore[a
 SLA_EVENT_TYPES: tuple[type, ...] = sla.SlaEvent.__args__  # type: ignore[attr-defined]
 TARGET_INDEX = {target: index for index, target in enumerate(TARGETS)}
 SLOT_BITS = 32
+SLOT_MASK = (1 << SLOT_BITS) - 1
 ARM_CHUNK = 20_000
 FIRE_CHUNK = 2_000  # tickets of a firing burst advanced between two yields to the append pipeline
 FULL_GC_EVERY = 100  # middle-generation passes per full pass once the resident set is frozen
@@ -288,26 +289,29 @@ class SlaEngine:
                 log.warning("an append failed; %d due timers wait for the consumer's restart", len(batch))
                 return
             now_s = self.clock.now_ms() // 1000
-            due: dict[tuple[int, uuid.UUID], None] = {}  # (partition, ticket), in firing order
+            # (partition << 32 | slot) keys, in firing order, once per ticket: int keys hash in C,
+            # a (partition, UUID) tuple would call UUID.__hash__ (Python) for every firing.
+            due: dict[int, None] = {}
             for key, kind in zip(batch.keys.tolist(), batch.kinds.tolist(), strict=True):
                 part = self.partitions.get(key >> SLOT_BITS)
-                if part is None or not part.live:
-                    continue
-                slot = key & ((1 << SLOT_BITS) - 1)
-                part.armed.pop((slot, kind), None)
-                ticket = part.ids[slot]
-                if ticket is not None:  # None: pruned after this batch was taken from the wheel
-                    due[(part.number, ticket)] = None
-            for n, (number, ticket) in enumerate(due, start=1):
-                part = self.partitions[number]
+                if part is not None and part.live:
+                    part.armed.pop((key & SLOT_MASK, kind), None)
+                    due[key] = None
+            for n, key in enumerate(due, start=1):
+                part = self.partitions.get(key >> SLOT_BITS)
                 if n % FIRE_CHUNK == 0:
                     await asyncio.sleep(0)  # the chunks already queued go to the store meanwhile
+                if part is None or not part.live:
+                    continue  # revoked (or revoked and assigned again) while this loop yielded
+                ticket = part.ids[key & SLOT_MASK]
+                if ticket is None:
+                    continue  # pruned after this batch was taken from the wheel
                 state = part.tickets.get(ticket)
                 if state is None:
                     continue
                 decision = advance(state, now_s, self.rules)
                 if decision.state is not None and decision.emitted:
-                    state = self.queue.add(number, ticket, state.sla_version, decision.emitted, decision.state)
+                    state = self.queue.add(part.number, ticket, state.sla_version, decision.emitted, decision.state)
                     part.tickets[ticket] = state
                     part.changed.add(ticket)
                     part.dirty = True
