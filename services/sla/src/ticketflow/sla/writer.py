@@ -35,7 +35,7 @@ from ticketflow.sla.domain import Emitted, TicketSla, evolve, utc
 log = logging.getLogger(__name__)
 MAX_CONFLICTS = 5
 Ticket = uuid.UUID
-MIN_CHUNK = 100  # tickets per parallel append below which one round trip is cheaper
+MIN_CHUNK = 1000  # tickets per parallel append below which one round trip is cheaper (a capped flush: one)
 MAX_CHUNK = 2000  # tickets per append: a firing burst of 50 000 is many modest transactions, not one huge one
 
 
