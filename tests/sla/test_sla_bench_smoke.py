@@ -21,3 +21,14 @@ def test_service_benchmark_prints_its_table() -> None:
     for row in ("## SLA service through the real broker", "events/s (service)", "firings/s", "baseline"):
         assert row in run.stdout
     assert "dead letter" not in run.stderr
+
+
+@pytest.mark.load
+@pytest.mark.pg
+@pytest.mark.kafka
+def test_firing_burst_benchmark_prints_its_table() -> None:
+    burst = BENCH.with_name("bench_fire_burst.py")
+    run = subprocess.run([sys.executable, str(burst), "--fire", "500", "--rounds", "1"], capture_output=True,
+                         text=True, timeout=280)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "## SLA firing burst: 500 due" in run.stdout and "firings/s stored" in run.stdout
