@@ -39,7 +39,7 @@ from ticketflow.sla.clocks import (
     next_firing,
     surely_not_due,
 )
-from ticketflow.sla.policies import TARGETS, Rules, RulesError
+from ticketflow.sla.policies import TARGETS, Calendar, Policy, Rules, RulesError
 
 
 class TicketSla(msgspec.Struct, frozen=True, gc=False):
@@ -94,6 +94,12 @@ event_id_of = deterministic_event_id
 def utc(ts: int) -> datetime:
     """Epoch seconds as an aware datetime (cached: deadlines and event times repeat a lot)."""
     return datetime.fromtimestamp(ts, UTC)
+
+
+def _target_of(policy: Policy, target: SlaTarget) -> int | None:
+    """The target a clock started now would get (`_Run.start`: never below zero); None: no such clock."""
+    seconds = policy.target_seconds(target)
+    return None if seconds is None else max(seconds, 0)
 
 
 class _Run:
@@ -228,32 +234,57 @@ class _Run:
             return
         calendar = self.rules.calendar(self.state.desk_id, track) if moved or old_calendar is None else old_calendar
         for clock in self.state.clocks:
-            if not clock.pending:
-                continue
-            seconds = new.target_seconds(clock.target)
-            if seconds is None:
-                self.put(None, clock.target)
-                self.emit(sla.SlaClockCancelled(self.state.ticket_id, clock.target, f"{reason}: no target"), at)
-                continue
-            since = clock.running_since if clock.running else at
-            old_deadline = deadline_of(clock, old_calendar or calendar, since)
-            elapsed: int | None = None
-            if new.recalculation == "restart":
-                changed = Clock(clock.target, seconds, at, 0, at if clock.running else None)
-                since = at
-            elif moved:  # rebase: what was used is kept, counted in the old calendar up to now
-                elapsed = consumed(clock, at, old_calendar) if old_calendar is not None else clock.elapsed
-                changed = replace(
-                    clock, target_seconds=seconds, elapsed=elapsed, running_since=at if clock.running else None
-                )
-                since = at
-            else:
-                changed = replace(clock, target_seconds=seconds)
-            new_deadline = deadline_of(changed, calendar, since)
-            self.put(changed, clock.target)
-            self.emit(sla.SlaRecalculated(self.state.ticket_id, clock.target, new.recalculation, reason,
-                                          utc(old_deadline), utc(new_deadline), seconds, elapsed), at)  # fmt: skip
+            if clock.pending:
+                self.retarget(clock, new, reason, at, old_calendar or calendar, calendar, rebase=moved)
         self.policy, self.calendar = new, calendar
+
+    def retarget(
+        self, clock: Clock, policy: Policy, reason: str, at: int, old: Calendar, new: Calendar, *, rebase: bool
+    ) -> None:
+        """One pending clock onto `policy`'s target under its rule, recorded (`SlaRecalculated`, or
+        `SlaClockCancelled` when the policy has no such target). `rebase`: the calendar changed too,
+        so with keep_elapsed the time used is counted in `old` up to `at` and in `new` from then on."""
+        seconds = policy.target_seconds(clock.target)
+        if seconds is None:
+            self.put(None, clock.target)
+            self.emit(sla.SlaClockCancelled(self.state.ticket_id, clock.target, f"{reason}: no target"), at)
+            return
+        seconds = max(seconds, 0)  # as `start` does: a target of zero (or less) is due at once
+        since = clock.running_since if clock.running else at
+        old_deadline = deadline_of(clock, old, since)
+        elapsed: int | None = None
+        if policy.recalculation == "restart":
+            changed = Clock(clock.target, seconds, at, 0, at if clock.running else None)
+            since = at
+        elif rebase:  # what was used is kept, counted in the old calendar up to now
+            elapsed = consumed(clock, at, old)
+            running = at if clock.running else None
+            changed = replace(clock, target_seconds=seconds, elapsed=elapsed, running_since=running)
+            since = at
+        else:
+            changed = replace(clock, target_seconds=seconds)
+        new_deadline = deadline_of(changed, new, since)
+        self.put(changed, clock.target)
+        self.emit(sla.SlaRecalculated(self.state.ticket_id, clock.target, policy.recalculation, reason,
+                                      utc(old_deadline), utc(new_deadline), seconds, elapsed), at)  # fmt: skip
+
+    def check_policy(self, at: int) -> None:
+        """A desk configuration change of the policy's targets (same desk, track and priority, other
+        minutes) is applied to each pending clock whose target changed, with the policy's rule, and
+        recorded (`SlaRecalculated`; ids derived from the old and new targets): a clock never keeps
+        counting against a target the configuration no longer has. After `check_calendar`."""
+        policy, calendar = self.policy, self.calendar
+        if policy is None or calendar is None:
+            return
+        for clock in self.state.clocks:
+            if not clock.pending or clock.target_seconds == _target_of(policy, clock.target):
+                continue
+            wanted = _target_of(policy, clock.target)
+            reason = f"policy {policy.policy_id}: {clock.target} target {clock.target_seconds}s -> {wanted}s"
+            cause = self.cause  # not caused by the event at hand: ids of the change itself
+            self.cause = event_id_of("policy", self.state.ticket_id, clock.target, clock.target_seconds, wanted)
+            self.retarget(clock, policy, reason, at, calendar, calendar, rebase=False)
+            self.cause = cause
 
     def exclude(self) -> None:
         """No SLA policy any more (moved to a track without SLA, or a priority without a policy):
@@ -320,6 +351,7 @@ def decide(state: TicketSla | None, event: te.TicketEvent, at: int, cause: uuid.
     try:
         run = _Run(state, rules, cause)
         run.check_calendar(at)
+        run.check_policy(at)
         run.advance(at)
         _apply(run, event, at)
     except RulesError as error:
@@ -456,6 +488,7 @@ def advance(state: TicketSla, now: int, rules: Rules) -> Decision:
     try:
         run = _Run(state, rules, None)
         run.check_calendar(now)
+        run.check_policy(now)
         run.advance(now)
     except RulesError as error:
         return Decision(state, rejected=str(error))
@@ -481,6 +514,19 @@ def _timers(run: _Run) -> dict[SlaTarget, tuple[int, int]]:
 
 def _timerless(state: TicketSla) -> bool:
     return state.status in ("excluded", "closed", "opened") or not state.clocks
+
+
+def configuration_changed(state: TicketSla, rules: Rules) -> bool:
+    """The desk configuration moved under a kept state (calendar version or a pending clock's
+    target): its timers must not be armed from the state as it is (`advance` recalculates first)."""
+    if _timerless(state):
+        return False
+    if state.calendar and state.calendar != rules.calendar_version(state.desk_id, state.track_id):
+        return True
+    policy = rules.policy(state.desk_id, state.track_id, state.priority)
+    return policy is not None and any(
+        c.pending and c.target_seconds != _target_of(policy, c.target) for c in state.clocks
+    )
 
 
 def firings(state: TicketSla, rules: Rules) -> dict[SlaTarget, tuple[int, int]]:
@@ -529,4 +575,15 @@ def evolve(clocks: tuple[Clock, ...], event: sla.SlaEvent, at: int) -> tuple[Clo
     return (*others, current)
 
 
-__all__ = ["TARGETS", "Decision", "Emitted", "TicketSla", "advance", "decide", "evolve", "firings", "level_due"]
+__all__ = [
+    "TARGETS",
+    "Decision",
+    "Emitted",
+    "TicketSla",
+    "advance",
+    "configuration_changed",
+    "decide",
+    "evolve",
+    "firings",
+    "level_due",
+]

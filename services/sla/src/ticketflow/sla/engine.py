@@ -32,7 +32,7 @@ from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.envelope import envelope_decoder
 from ticketflow.contracts.values import SlaTarget
-from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, decide, firings
+from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, configuration_changed, decide, firings
 from ticketflow.sla.partition import Batch, Partition, Stats
 from ticketflow.sla.pipeline import AppendQueue, Entry
 from ticketflow.sla.policies import TARGETS, Rules, RulesError
@@ -93,9 +93,14 @@ class SlaEngine:
         part.live = True  # now, not after: a timer armed below may fire while this loop yields
         self.arming += 1
         try:
+            now_s = self.clock.now_ms() // 1000
             for n, ticket in enumerate(list(part.tickets), start=1):
                 state = part.tickets.get(ticket)
-                if state is not None:  # read now: a firing may have moved it on while this loop yielded
+                if state is None:  # read now: a firing may have moved it on while this loop yielded
+                    continue
+                if self._configuration_changed(ticket, state):  # restored under another desk configuration
+                    self._recheck(part, ticket, state, now_s)
+                else:
                     self._sync(part, ticket, state)
                 if n % ARM_CHUNK == 0:
                     await asyncio.sleep(0)
@@ -111,6 +116,27 @@ class SlaEngine:
             young, middle, full = gc.get_threshold()
             gc.set_threshold(young, middle, max(full, FULL_GC_EVERY))
         log.info("partition %d live at offset %d: %d timers armed", part.number, part.next_offset, len(part.armed))
+
+    def _configuration_changed(self, ticket: uuid.UUID, state: TicketSla) -> bool:
+        try:
+            return configuration_changed(state, self.rules)
+        except RulesError as error:  # its desk or track is gone from the configuration: `_sync` logs it
+            log.debug("ticket %s: configuration not comparable: %s", ticket, error)
+            return False
+
+    def _recheck(self, part: Partition, ticket: uuid.UUID, state: TicketSla, now_s: int) -> None:
+        """A state kept under an older desk configuration (calendar or targets): recalculate it now
+        with the policy's rule (the timer path: `advance` also fires what is already due) before
+        arming, so no timer is armed against a target or calendar that no longer applies."""
+        decision = advance(state, now_s, self.rules)
+        if decision.rejected is not None:
+            log.warning("ticket %s: not recalculated: %s", ticket, decision.rejected)
+        if decision.state is not None and decision.emitted:
+            state = self.queue.add(part.number, ticket, state.sla_version, decision.emitted, decision.state)
+            part.tickets[ticket] = state
+            part.changed.add(ticket)
+            part.dirty = True
+        self._sync(part, ticket, state, decision.timers)
 
     def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla], set[uuid.UUID]] | None:
         """(next offset, states changed since the last call, tickets pruned since) to checkpoint; None
