@@ -74,6 +74,10 @@ class FakeRules:
     def calendar_version(self, desk_id: str, track_id: str) -> str:
         return self.calendar_tag
 
+    def fingerprint(self) -> str:
+        targets = (self.first_response, self.next_response, self.resolution, self.warnings, self.recalculation)
+        return repr((targets, sorted(self.by_priority.items()), sorted(self.queue_tracks.items()), self.calendar_tag))
+
     def calendar_of_version(self, version: str) -> Calendar | None:
         # Every version is the always-open calendar; a forgotten one (never stored) is unknown.
         return None if version in self.forgotten else ALWAYS_OPEN

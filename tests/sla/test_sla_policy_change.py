@@ -19,6 +19,7 @@ from support.eventstore import migrated_pool
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.eventstore import EventStore
+from ticketflow.sla import checkpoint
 from ticketflow.sla.clocks import Clock
 from ticketflow.sla.domain import configuration_changed, evolve, firings
 from ticketflow.sla.engine import SlaEngine
@@ -125,7 +126,7 @@ async def test_a_partition_restored_under_changed_targets_is_recalculated_before
     rules.resolution = 400
     clock = ManualClock((B + 2) * 1000)
     second = SlaEngine(rules, SlaWriter(EventStore(pool)), DeadLetterList(), clock)
-    await second.assign(0, 2, kept, 2)
+    await second.assign(0, 2, dict(kept), 2)
     await second.drain()
     # then the restore recorded the recalculation and armed the resolution timer for the new target
     # (0.5 of 400 s at B + 200), not the old one (B + 20).
@@ -134,7 +135,20 @@ async def test_a_partition_restored_under_changed_targets_is_recalculated_before
     assert not configuration_changed(state, rules)
     armed = {due for _, _, due in second.partitions[0].armed.values()}
     assert armed == {B + 5, B + 200}  # first response unchanged (0.5 of 10 s), resolution moved
+    # The checkpoint now records the configuration its states are consistent with,
+    taken = second.snapshot_of(0)
+    assert taken is not None and taken[3] == rules.fingerprint()
+    await checkpoint.save(pool, "policy", 0, *taken)
+    loaded = await checkpoint.load(pool, "policy", 0)
+    assert loaded is not None and loaded.configuration == rules.fingerprint()
     await second.close()
+    # and an owner restoring under that same configuration arms the states as they are: no recheck
+    # (here a state deliberately left stale is trusted, which shows the per-ticket check is skipped).
+    stale = {t.ticket_id: kept[t.ticket_id]}  # still resolution 40 s
+    third = SlaEngine(rules, SlaWriter(EventStore(pool)), DeadLetterList(), ManualClock((B + 2) * 1000))
+    await third.assign(0, 2, stale, 2, rules.fingerprint())
+    assert {due for _, _, due in third.partitions[0].armed.values()} == {B + 5, B + 20}
+    await third.close()
 
 
 targets = st.one_of(st.none(), st.integers(0, 120))

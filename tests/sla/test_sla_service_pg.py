@@ -93,9 +93,9 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
     tickets = [Ticket() for _ in range(10)]
     keys, values = lifecycle(tickets, B)
     await first.handle(3, list(range(len(values))), keys, values)
-    offset, states, removed = first.snapshot_of(3)  # type: ignore[misc]
+    offset, states, removed, configuration = first.snapshot_of(3)  # type: ignore[misc]
     assert removed == set()
-    await checkpoint.save(pool, "t", 3, offset, states)
+    await checkpoint.save(pool, "t", 3, offset, states, configuration=configuration)
     # After the checkpoint: replies for half the tickets, and some warnings fire (5 s of 10 s).
     later = [t.envelope(replied(t.ticket_id), B + 4) for t in tickets[:5]]
     await first.handle(3, list(range(offset, offset + 5)), [t.key for t in tickets[:5]], later)
@@ -186,7 +186,7 @@ async def test_incremental_checkpoints_add_up_to_the_whole_partition(pool: async
     await checkpoint.save(pool, "inc", 7, *taken)
     assert engine.snapshot_of(7) is None  # nothing moved since
     loaded = await checkpoint.load(pool, "inc", 7)
-    assert loaded == (7, engine.partitions[7].tickets)
+    assert loaded is not None and (loaded.next_offset, loaded.tickets) == (7, engine.partitions[7].tickets)
 
 
 async def test_finished_tickets_are_pruned_from_memory_timers_and_checkpoints_resolved_ones_stay(
@@ -270,7 +270,7 @@ async def test_timers_are_armed_before_the_append_but_no_checkpoint_runs_ahead_o
     assert engine.timers() == 6  # armed before the store answered
     with pytest.raises(RuntimeError, match="restart from its checkpoint"):
         await consumer.checkpoint(4)
-    assert await checkpoint.load(pool, "down", 4) == (0, {})  # not moved past what is stored
+    assert await checkpoint.load(pool, "down", 4) == (0, {}, "")  # not moved past what is stored
     with pytest.raises(RuntimeError, match="restart from its checkpoint"):
         await engine.handle_many(
             [Batch(4, [len(values)], [tickets[0].key], [tickets[0].envelope(replied(tickets[0].ticket_id), B)])]

@@ -224,13 +224,17 @@ async def bench(args: argparse.Namespace) -> None:
     assert pool is not None
     registry = load_desks()
     registry.warm_calendars()
+    rules = DeskRules(registry)
+    # A restart under the configuration the checkpoints were written with (the common case);
+    # `--changed-configuration` restores as after a desk configuration change: every ticket rechecked.
+    configuration = "" if args.changed_configuration else rules.fingerprint()
     now = int(time.time())
     t0 = time.perf_counter()
     for number, tickets in enumerate(resident_tickets(args.resident, now)):
-        await checkpoint.save(pool, topic, number, 0, tickets)
+        await checkpoint.save(pool, topic, number, 0, tickets, configuration=configuration)
     restore_s = time.perf_counter() - t0
     writer = TimedWriter(EventStore(pool), bulk=args.writer == "bulk")
-    engine = SlaEngine(DeskRules(registry), writer, _dead_letter)
+    engine = SlaEngine(rules, writer, _dead_letter)
     consumer = SlaConsumer(engine, pool, args.bootstrap, topic, group_id=f"bench-{topic}",
                            max_records=args.poll_records, checkpoint_every_s=args.checkpoint_seconds,
                            consumer_options=SLOW_GROUP)  # fmt: skip
@@ -407,6 +411,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--fire", type=int, default=50_000, help="warnings/breaches due at the same second")
     p.add_argument("--checkpoint-seconds", type=float, default=10.0)
     p.add_argument("--poll-records", type=int, default=500, help="max records per poll (the service's default)")
+    p.add_argument("--changed-configuration", action="store_true",
+                   help="checkpoints from another desk configuration: the restore rechecks every ticket")  # fmt: skip
     p.add_argument("--writer", choices=("bulk", "append_many"), default="bulk",
                    help="how the SLA writer appends a chunk (append_many: the previous path, to compare)")  # fmt: skip
     p.add_argument("--tune", action="append", default=[], metavar="MODULE.NAME=INT",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Collection
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -23,11 +23,11 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(TicketSla)
 
 _SAVE_OFFSET = """
-INSERT INTO sla_partition_checkpoints (topic, partition, next_offset, tickets, snapshot, written_at)
-VALUES ($1, $2, $3, $4, ''::bytea, now())
+INSERT INTO sla_partition_checkpoints (topic, partition, next_offset, tickets, snapshot, configuration, written_at)
+VALUES ($1, $2, $3, $4, ''::bytea, $5, now())
 ON CONFLICT (topic, partition) DO UPDATE
 SET next_offset = EXCLUDED.next_offset, tickets = EXCLUDED.tickets, snapshot = EXCLUDED.snapshot,
-    written_at = now()
+    configuration = EXCLUDED.configuration, written_at = now()
 """
 _SAVE_STATES = """
 INSERT INTO sla_ticket_states (topic, partition, ticket_id, state)
@@ -37,7 +37,7 @@ ON CONFLICT (topic, partition, ticket_id) DO UPDATE SET state = EXCLUDED.state
 _DELETE_STATES = """
 DELETE FROM sla_ticket_states WHERE topic = $1 AND partition = $2 AND ticket_id = ANY($3::uuid[])
 """
-_LOAD_OFFSET = "SELECT next_offset FROM sla_partition_checkpoints WHERE topic = $1 AND partition = $2"
+_LOAD_OFFSET = "SELECT next_offset, configuration FROM sla_partition_checkpoints WHERE topic = $1 AND partition = $2"
 _LOAD_STATES = "SELECT state FROM sla_ticket_states WHERE topic = $1 AND partition = $2"
 
 
@@ -57,9 +57,11 @@ async def save(
     next_offset: int,
     changed: dict[uuid.UUID, TicketSla],
     removed: Collection[uuid.UUID] = (),
+    configuration: str = "",
 ) -> None:
     """Record `next_offset`, the states of the tickets changed since the previous checkpoint, and
-    drop the rows of the tickets pruned since (finished: closed, merged, refused)."""
+    drop the rows of the tickets pruned since (finished: closed, merged, refused). `configuration`:
+    the `Rules.fingerprint` every kept state of the partition is consistent with ('' : unknown)."""
     ids, blobs = await asyncio.to_thread(encode_states, changed)
     gone = list(removed)
     async with pool.acquire() as conn, conn.transaction():
@@ -68,15 +70,22 @@ async def save(
             await conn.execute(_SAVE_STATES, topic, partition, ids[start:end], blobs[start:end])
         for start in range(0, len(gone), ROWS_PER_STATEMENT):
             await conn.execute(_DELETE_STATES, topic, partition, gone[start : start + ROWS_PER_STATEMENT])
-        await conn.execute(_SAVE_OFFSET, topic, partition, next_offset, len(ids))
+        await conn.execute(_SAVE_OFFSET, topic, partition, next_offset, len(ids), configuration)
 
 
-async def load(pool: asyncpg.Pool | Any, topic: str, partition: int) -> tuple[int, dict[uuid.UUID, TicketSla]] | None:
-    """(next offset, tickets) of the latest checkpoint; None when the partition never had one."""
+class Checkpoint(NamedTuple):
+    next_offset: int
+    tickets: dict[uuid.UUID, TicketSla]
+    configuration: str  # the `Rules.fingerprint` the states are consistent with ('': unknown)
+
+
+async def load(pool: asyncpg.Pool | Any, topic: str, partition: int) -> Checkpoint | None:
+    """The latest checkpoint of the partition; None when it never had one."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        offset = await conn.fetchval(_LOAD_OFFSET, topic, partition)
-        if offset is None:
+        head = await conn.fetchrow(_LOAD_OFFSET, topic, partition)
+        if head is None:
             return None
         rows = [bytes(r["state"]) for r in await conn.fetch(_LOAD_STATES, topic, partition)]
     # Off the event loop: a partition of a million tickets decodes for seconds (heartbeats go on).
-    return int(offset), await asyncio.to_thread(decode_states, rows)
+    tickets = await asyncio.to_thread(decode_states, rows)
+    return Checkpoint(int(head["next_offset"]), tickets, head["configuration"])

@@ -108,10 +108,11 @@ class SlaConsumer:
         beginnings = await consumer.beginning_offsets(tps) if tps else {}
         for tp in tps:
             saved = await checkpoint.load(self.pool, self.topic, tp.partition)
-            offset, tickets = saved if saved is not None else (beginnings[tp], {})
-            offset = max(offset, beginnings[tp])  # records older than retention are gone either way
+            if saved is None:
+                saved = checkpoint.Checkpoint(beginnings[tp], {}, "")
+            offset = max(saved.next_offset, beginnings[tp])  # records older than retention are gone either way
             consumer.seek(tp, offset)
-            await self.engine.assign(tp.partition, offset, tickets, ends[tp])
+            await self.engine.assign(tp.partition, offset, saved.tickets, ends[tp], saved.configuration)
 
     async def release(self, partitions: list[int]) -> None:
         for number in partitions:
@@ -140,10 +141,10 @@ class SlaConsumer:
             barrier = self.engine.queue.barrier()
         if taken is None:
             return
-        next_offset, changed, removed = taken
+        next_offset, changed, removed, configuration = taken
         try:
             await self.engine.queue.wait(barrier)
-            await checkpoint.save(self.pool, self.topic, number, next_offset, changed, removed)
+            await checkpoint.save(self.pool, self.topic, number, next_offset, changed, removed, configuration)
         except BaseException:
             self.engine.unsnapshot(number, changed, removed)
             raise

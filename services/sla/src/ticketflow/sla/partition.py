@@ -26,6 +26,7 @@ class Partition:
     next_offset: int
     catch_up_to: int
     live: bool = False
+    configuration: str = ""  # the `Rules.fingerprint` every kept state is consistent with ('': unknown)
     dirty: bool = False  # offset or states moved since the last checkpoint
     changed: set[uuid.UUID] = field(default_factory=set)  # tickets whose state the next checkpoint writes
     removed: set[uuid.UUID] = field(default_factory=set)  # tickets pruned since the last checkpoint

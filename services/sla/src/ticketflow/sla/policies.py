@@ -71,6 +71,10 @@ class Rules(Protocol):
         """Identifies the configuration of the track's calendar (hours, holidays, overrides, time zone):
         another value after a desk configuration change means the clocks' calendar changed."""
 
+    def fingerprint(self) -> str:
+        """Identifies the whole configuration decisions depend on (policies, calendars, queues): a
+        partition checkpointed under the same fingerprint needs no per-ticket recheck at restore."""
+
     def calendar_of_version(self, version: str) -> Calendar | None:
         """The calendar a recorded `calendar_version` names, also after the configuration changed
         (time used before the change counts in it); None when that version is unknown."""
@@ -102,11 +106,13 @@ class DeskRules:
         self._versions: dict[tuple[str, str], str] = {}
         self._definitions: dict[str, bytes] = {}  # version -> definition, kept across reloads
         self._by_version: dict[str, Calendar] = {}  # built calendars, kept across reloads
+        self._fingerprint: str | None = None
         self.remember(definitions or {})
 
     def reload(self, registry: DeskRegistry) -> None:
         """A new desk configuration: current lookups start again, calendars by version stay."""
         self.registry = registry
+        self._fingerprint = None
         self._policies.clear()
         self._calendars.clear()
         self._queues.clear()
@@ -152,6 +158,12 @@ class DeskRules:
             self._calendars[(desk_id, track_id)] = cached
             self._by_version.setdefault(self.calendar_version(desk_id, track_id), cached)
         return cached
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            text = msgspec.json.encode(self.registry.desks, order="sorted")
+            self._fingerprint = hashlib.sha1(text).hexdigest()
+        return self._fingerprint
 
     def calendar_of_version(self, version: str) -> Calendar | None:
         known = self._by_version.get(version)
