@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -209,7 +209,7 @@ def test_hours_are_judged_when_preflight_passes_not_when_the_ticket_opened() -> 
     assert n.template == "ticket_opened" and n.variables["outside_hours"] is False
 
 
-PREFLIGHT_OUTCOMES = {
+PREFLIGHT_OUTCOMES: dict[str, list[Callable[[uuid.UUID], object]]] = {
     "passed": [lambda tid: t.PreflightPassed(tid, "installation")],
     "refused": [lambda tid: t.TicketRefused(tid, "not_portal_admin", "Только администраторам портала.")],
     "referred": [lambda tid: t.TicketReferred(tid, "custom_development", "custom development")],
