@@ -7,7 +7,9 @@
    (the seed's "not reachable from outside" case: preflight fails it with a remediation), and a
    non-administrator writes too (refused: only portal administrators may talk to support);
 then it waits for the tickets to show up in the dashboard API and prints them, the eXpress user asks
-for the ticket's `/status`, and it prints what the bot answered in the chats (deploy/demo_platforms.py).
+for the ticket's `/status`, and it prints what the bot answered in the chats (deploy/demo_platforms.py):
+"registered under TF-…" only in the eXpress chat (the one ticket preflight took), the remediation and the
+refusal in the two portal chats.
 Payload builders are the ones the intake tests use (tests/intake/intake_payloads.py)."""
 
 from __future__ import annotations

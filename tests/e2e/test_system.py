@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from ticketflow.runtime.settings import SERVICE_PORTS, Settings
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka]
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = ("projector", "intake", "preflight", "routing", "sla", "notifications")
+REGISTERED = "зарегистрировано под номером"  # the requester's "registered under TF-…" (ticket_opened, ru)
 
 
 def load_demo() -> ModuleType:
@@ -176,11 +178,22 @@ async def test_the_demo_conversation_flows_through_every_service(
         assert replied == 1
         opened = await pool.fetchval("SELECT count(*) FROM events WHERE event_type = 'TicketOpened'")
         assert opened == 3  # the duplicate BotX delivery opened nothing
+        # The Bitrix24 chat each portal ticket came from (the dialog is the user's), by its status.
+        dialogs = {
+            t["status"]: json.loads(
+                await pool.fetchval(
+                    "SELECT data FROM events WHERE event_type = 'TicketOpened' AND stream_id = $1",
+                    f"ticket-{t['ticket_id']}",
+                )
+            )["chat"]["conversation_id"]
+            for t in desks["bitrix24-box"]
+        }
     finally:
         await pool.close()
 
     # What the user saw in the eXpress chat, delivered by notifications to the BotX server: the
-    # self-help hints (intake -> chat.replies), the ticket's number, the agent's reply, the /status answer.
+    # self-help hints (intake -> chat.replies), "registered" once preflight took the ticket, the
+    # assignment, the agent's reply, the /status answer.
     await demo.ask_status(client, chat)
     number = ticket_number(uuid.UUID(express["ticket_id"]))
 
@@ -208,6 +221,20 @@ async def test_the_demo_conversation_flows_through_every_service(
     assert any(number in body for body in in_chat), f"no message names {number}: {in_chat}"
     assert any("Анна Смирнова" in body for body in in_chat), "the agent is named from the staff directory"
     assert any(f"Обращение {number}: " in body for body in in_chat), "the /status answer names the number"
+    # "Registered" only once preflight passed: one message, before the assignment and the reply.
+    registered = [i for i, body in enumerate(in_chat) if REGISTERED in body]
+    assert len(registered) == 1 and number in in_chat[registered[0]], in_chat
+    assigned = next(i for i, body in enumerate(in_chat) if "Анна Смирнова" in body)
+    reply = next(i for i, body in enumerate(in_chat) if "Обновите приложение до 3.22" in body)
+    assert registered[0] < assigned < reply, in_chat
     to_portal = [m["message"] for m in received["bitrix24"]]
     assert any("только администраторам портала" in text for text in to_portal), to_portal  # the refusal
     assert any("192.168.10.5" in text for text in to_portal), to_portal  # the remediation names the portal
+    # Neither portal ticket was taken: each chat holds only what preflight decided, never "registered".
+    by_dialog = {status: [m["message"] for m in received["bitrix24"] if m["dialog_id"] == dialog]
+                 for status, dialog in dialogs.items()}  # fmt: skip
+    [refusal] = by_dialog["refused"]
+    assert "только администраторам портала" in refusal, by_dialog
+    [remediation] = by_dialog["awaiting_customer"]
+    assert "192.168.10.5" in remediation, by_dialog
+    assert not any(REGISTERED in text for text in to_portal), to_portal

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,7 +32,7 @@ from ticketflow.notifications.domain import (
     plan_event,
 )
 from ticketflow.notifications.formatting import describe_hours, format_duration, format_overdue, format_time
-from ticketflow.notifications.model import Channel
+from ticketflow.notifications.model import Channel, idempotency_key
 from ticketflow.notifications.rendering import TemplateCatalog
 
 EXPRESS_BOT = "8dada2c8-67a6-4434-9dec-570d244e78ee"
@@ -162,18 +162,24 @@ def routed_and_assigned(ticket_id: uuid.UUID) -> Sequence[object]:
 # -- requester messages -------------------------------------------------------------------------
 
 
-def test_ticket_opened_inside_hours_goes_to_the_bitrix24_chat_it_came_from() -> None:
+def test_ticket_opened_tells_nobody_yet_preflight_passed_registers_it_in_the_bitrix24_chat_it_came_from() -> None:
     ticket_id = uuid.uuid4()
-    ctx = context_of(ticket_id, [])
-    event = opened(ticket_id)
-    planned = plan_event(envelope(event), ctx, view(context_of(ticket_id, [envelope(event)])), STAFF)
-    assert planned.notifications == []  # context not known yet: nobody to tell
-    ctx = context_of(ticket_id, [envelope(event)])
-    [n] = plan_event(envelope(event), ctx, view(ctx), STAFF).notifications
+    opening = envelope(opened(ticket_id))
+    ctx = context_of(ticket_id, [opening])
+    assert plan_event(opening, ctx, view(ctx), STAFF).notifications == []  # not taken yet: may still be refused
+    passed = envelope(t.PreflightPassed(ticket_id, "installation"), 2)
+    planned = plan_event(passed, ctx, view(ctx), STAFF)
+    assert plan_event(passed, context_of(ticket_id, []), view(ctx), STAFF).notifications == []  # context unknown
+    [n] = planned.notifications
     assert (n.channel, n.destination, n.address, n.template) == (Channel.BITRIX24, PORTAL, "chat42", "ticket_opened")
     assert n.variables["outside_hours"] is False
     assert n.variables["ticket_number"] == ticket_number(ticket_id)
-    assert n.variables["ticket_title"] == "Portal is slow"
+    assert n.variables["ticket_title"] == "Portal is slow"  # from the TicketOpened, folded into the context
+    # One "registered" per ticket: keyed by the TicketOpened, as it was when TicketOpened sent it, so a
+    # redelivered PreflightPassed, or a ticket told before the change, sends nothing new (the ledger's key).
+    assert n.key == idempotency_key(str(opening.event_id), "requester:user-7", Channel.BITRIX24)
+    again = plan_event(envelope(t.PreflightPassed(ticket_id, "installation"), 2), ctx, view(ctx), STAFF)
+    assert [m.key for m in again.notifications] == [n.key]
 
 
 @pytest.mark.parametrize(
@@ -183,17 +189,61 @@ def test_ticket_opened_inside_hours_goes_to_the_bitrix24_chat_it_came_from() -> 
         ("en", "Mon–Fri 10:00-19:00 (MSK)", "Mon 30 Nov 10:00 MSK"),
     ],
 )
-def test_ticket_opened_on_saturday_tells_the_support_hours_and_when_the_clock_starts(
+def test_preflight_passed_on_saturday_tells_the_support_hours_and_when_the_clock_starts(
     locale: str, hours: str, starts: str
 ) -> None:
-    ticket_id = uuid.uuid4()
-    event = opened(ticket_id, locale=locale, at=SATURDAY)
-    ctx = context_of(ticket_id, [envelope(event)])
-    [n] = plan_event(envelope(event, at=SATURDAY), ctx, view(ctx), STAFF).notifications
+    ticket_id, ctx = given_ticket(locale=locale, at=SATURDAY)
+    [n] = when(ctx, t.PreflightPassed(ticket_id, "installation"), SATURDAY).notifications
     assert n.variables["outside_hours"] is True
     assert (n.variables["support_hours"], n.variables["clock_starts_at"], n.locale) == (hours, starts, locale)
     body = CATALOG.render("ticket_opened", locale, dict(n.variables)).body
     assert starts in body
+
+
+def test_hours_are_judged_when_preflight_passes_not_when_the_ticket_opened() -> None:
+    # Opened on Saturday, held for a failed check, passed on Tuesday after the customer's /recheck:
+    # the SLA clock starts on Tuesday, inside hours, so no "the clock starts Monday" is promised.
+    failed = (CheckEvidence("tls_certificate", False, "self-signed"),)
+    ticket_id, ctx = given_ticket(lambda tid: t.PreflightFailed(tid, failed), at=SATURDAY)
+    [n] = when(ctx, t.PreflightPassed(ticket_id, "installation"), DAY).notifications
+    assert n.template == "ticket_opened" and n.variables["outside_hours"] is False
+
+
+PREFLIGHT_OUTCOMES: dict[str, list[Callable[[uuid.UUID], object]]] = {
+    "passed": [lambda tid: t.PreflightPassed(tid, "installation")],
+    "refused": [lambda tid: t.TicketRefused(tid, "not_portal_admin", "Только администраторам портала.")],
+    "referred": [lambda tid: t.TicketReferred(tid, "custom_development", "custom development")],
+    "duplicate": [lambda tid: t.DuplicateSuspected(tid, uuid.UUID(int=5), 0.93)],
+    "failed": [lambda tid: t.PreflightFailed(tid, (CheckEvidence("pub_readable", False, "403", {"ru": "Откройте"}),))],
+    "failed, then passed": [
+        lambda tid: t.PreflightFailed(tid, (CheckEvidence("pub_readable", False, "403", {"ru": "Откройте"}),)),
+        lambda tid: t.CustomerMessageAdded(tid, "m-2", "/recheck", DAY),
+        lambda tid: t.PreflightPassed(tid, "installation"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "templates"),
+    [
+        ("passed", ["ticket_opened"]),
+        ("refused", ["ticket_refused"]),
+        ("referred", ["ticket_referred"]),
+        ("duplicate", ["duplicate_found"]),
+        ("failed", ["preflight_failed"]),
+        ("failed, then passed", ["preflight_failed", "ticket_opened"]),
+    ],
+)
+def test_the_requester_reads_registered_only_for_a_ticket_preflight_took(outcome: str, templates: list[str]) -> None:
+    """Given a ticket's events as they arrive, each planned in turn: what the requester reads, in order."""
+    ticket_id = uuid.uuid4()
+    history = [opened(ticket_id), *(make(ticket_id) for make in PREFLIGHT_OUTCOMES[outcome])]
+    envelopes = [envelope(e, i) for i, e in enumerate(history, start=1)]
+    read: list[str] = []
+    for i, env in enumerate(envelopes):
+        ctx = context_of(ticket_id, envelopes[: i + 1])
+        read += [template for _, template, _ in sent(plan_event(env, ctx, view(ctx), STAFF))]
+    assert read == templates
 
 
 def test_express_requester_with_an_email_gets_the_chat_and_the_register_email() -> None:
@@ -402,7 +452,7 @@ def test_a_breach_reports_whole_minutes_late_and_never_overdue_by_zero(late: tim
     "event",
     [
         lambda tid: t.CustomerMessageAdded(tid, "m-2", "more details", DAY),
-        lambda tid: t.PreflightPassed(tid, "installation"),
+        lambda tid: opened(tid),  # registered only once preflight passes
         lambda tid: t.TicketRouted(tid, "box-l1", "l1", "normal", "rule"),
         lambda tid: t.TicketClosed(tid, "confirmed", "user-7"),
         lambda tid: sla.SlaClockStarted(tid, "first_response", "p", 3600, DAY, DAY),

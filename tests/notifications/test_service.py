@@ -39,6 +39,7 @@ from ticketflow.notifications.channels import ChannelClient
 from ticketflow.notifications.directory import Directory, build_channels, parse_config
 from ticketflow.notifications.handlers import NotificationHandlers
 from ticketflow.notifications.main import make_service
+from ticketflow.notifications.model import Channel, Notification
 from ticketflow.notifications.rendering import TemplateCatalog
 from ticketflow.notifications.resilience import RetryPolicy
 from ticketflow.notifications.service import Handled, NotificationService
@@ -158,6 +159,18 @@ def opened(ticket_id: uuid.UUID, platform: str = "bitrix24", email: str | None =
     )
 
 
+def taken(ticket_id: uuid.UUID) -> t.PreflightPassed:
+    """Preflight took the ticket: the requester is told it is registered (not on TicketOpened)."""
+    return t.PreflightPassed(ticket_id, "installation")
+
+
+async def registered(service: NotificationService, ticket_id: uuid.UUID, *opened_args: Any) -> Handled:
+    """Open a ticket and pass its preflight, each event handled; what the PreflightPassed led to."""
+    opening, passed = await append(service.store, opened(ticket_id, *opened_args), taken(ticket_id))
+    assert (await service.handle(opening)).skipped == "no message for this event"
+    return await service.handle(passed)
+
+
 async def outcomes(store: EventStore, ticket_id: uuid.UUID) -> list[Any]:
     return [e.event for e in await store.read_stream(notification_stream(ticket_id))]
 
@@ -176,6 +189,7 @@ async def test_lifecycle_messages_reach_the_platforms_once_even_when_every_event
         envelopes = await append(
             service.store,
             opened(ticket_id),
+            taken(ticket_id),
             t.TicketRouted(ticket_id, "box-l1", "l1", "normal", "rule"),
             t.TicketAssigned(ticket_id, "anna", "round_robin"),
             t.AgentReplied(ticket_id, "anna", "r-1", "Clear the cache, please."),
@@ -201,8 +215,7 @@ async def test_express_requester_hears_in_the_chat_and_by_register_email(
 ) -> None:
     async with running_service(pool, platforms) as service:
         ticket_id = uuid.uuid4()
-        [envelope] = await append(service.store, opened(ticket_id, "express", "ivan@example.test"))
-        await service.handle(envelope)
+        await registered(service, ticket_id, "express", "ivan@example.test")
     [chat] = platforms.botx.received
     assert (chat.bot_id, chat.chat_id) == (EXPRESS_BOT, CHAT)
     [mail] = platforms.smtp.received
@@ -215,9 +228,11 @@ async def test_a_recipient_without_an_address_is_a_dead_letter_and_notification_
 ) -> None:
     async with running_service(pool, platforms) as service:
         ticket_id = uuid.uuid4()
-        for envelope in await append(service.store, opened(ticket_id), t.TicketAssigned(ticket_id, "ghost", "manual")):
+        for envelope in await append(
+            service.store, opened(ticket_id), taken(ticket_id), t.TicketAssigned(ticket_id, "ghost", "manual")
+        ):
             await service.handle(envelope)
-    assert len(platforms.bitrix.received) == 2  # the requester still hears: opened, assigned
+    assert len(platforms.bitrix.received) == 2  # the requester still hears: registered, assigned
     [failed] = [e for e in await outcomes(service.store, ticket_id) if isinstance(e, ne.NotificationFailed)]
     assert failed.recipient == "ghost" and "has no email address" in failed.reason and failed.permanent
     row = await pool.fetchrow(
@@ -237,8 +252,7 @@ async def test_a_missing_template_variable_is_a_dead_letter_nothing_half_rendere
     }
     async with running_service(pool, platforms, TemplateCatalog(broken)) as service:
         ticket_id = uuid.uuid4()
-        [envelope] = await append(service.store, opened(ticket_id))
-        handled = await service.handle(envelope)
+        handled = await registered(service, ticket_id)
     assert handled.dead == 1 and platforms.received() == 0
     [failed] = await outcomes(service.store, ticket_id)
     assert isinstance(failed, ne.NotificationFailed) and "not_given" in failed.reason
@@ -250,8 +264,7 @@ async def test_garbage_answer_is_a_dead_letter_and_the_redrive_cli_sends_it_once
     platforms.bitrix.fail_next(200, body=b"<html>proxy login</html>")
     async with running_service(pool, platforms) as service:
         ticket_id = uuid.uuid4()
-        [envelope] = await append(service.store, opened(ticket_id))
-        await service.handle(envelope)
+        await registered(service, ticket_id)
     [failed] = await outcomes(service.store, ticket_id)
     assert isinstance(failed, ne.NotificationFailed) and "unrecognised answer" in failed.reason
     assert platforms.bitrix.received == []
@@ -339,8 +352,7 @@ async def test_dead_letters_of_a_destination_that_was_down_are_redriven_automati
     platforms.bitrix.fail_next(503, times=3)  # every try of the first delivery (3 tries) fails
     async with running_service(pool, platforms) as service:
         ticket_id = uuid.uuid4()
-        [envelope] = await append(service.store, opened(ticket_id))
-        assert (await service.handle(envelope)).dead == 1
+        assert (await registered(service, ticket_id)).dead == 1
         [failed] = await outcomes(service.store, ticket_id)
         assert isinstance(failed, ne.NotificationFailed) and failed.reason.startswith("gave up after 3 tries")
         assert await service.redrive_temporary(older_than=3600) == 0  # too recent: left alone
@@ -357,8 +369,7 @@ async def test_permanent_causes_wait_for_a_person(pool: asyncpg.Pool, platforms:
     platforms.bitrix.fail_next(401, body={"error": "invalid_token", "error_description": "bad"})
     async with running_service(pool, platforms) as service:
         ticket_id = uuid.uuid4()
-        [envelope] = await append(service.store, opened(ticket_id))
-        assert (await service.handle(envelope)).dead == 1
+        assert (await registered(service, ticket_id)).dead == 1
         assert await service.redrive_temporary(older_than=0) == 0
     assert platforms.bitrix.received == []
 
@@ -368,11 +379,11 @@ async def test_a_batch_with_the_same_record_twice_sends_once_and_records_each_ou
 ) -> None:
     async with running_service(pool, platforms) as service:
         first, second = uuid.uuid4(), uuid.uuid4()
-        a = await append(service.store, opened(first), t.TicketResolved(first, "done", "anna"))
-        b = await append(service.store, opened(second))
+        a = await append(service.store, opened(first), taken(first), t.TicketResolved(first, "done", "anna"))
+        b = await append(service.store, opened(second), taken(second))
         records = [
             SimpleNamespace(topic="ticket.events", key=e.stream_id.encode(), value=envelope_encoder.encode(e))
-            for e in (*a, b[0], a[0], *a)
+            for e in (*a, *b, a[1], *a)
         ]
         handlers = NotificationHandlers(RecordedDeadLetters(), service)
         await handlers.on_batch(records)
@@ -405,3 +416,80 @@ async def test_an_sla_warning_finds_the_assignee_by_reading_the_ticket_stream(
     assert handled.sent == 1
     [mail] = platforms.smtp.received
     assert mail.recipients == ["anna@example.test"] and "SLA warning" in str(mail.message["Subject"])
+
+
+# -- "registered" only once preflight took the ticket --------------------------------------------------
+
+
+async def test_a_refused_or_referred_requester_reads_only_that_never_registered(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    async with running_service(pool, platforms) as service:
+        refused, referred = uuid.uuid4(), uuid.uuid4()
+        refusal = t.TicketRefused(refused, "not_portal_admin", "Только админам.")
+        referral = t.TicketReferred(referred, "custom", "доработка под заказ")
+        envelopes = [
+            *await append(service.store, opened(refused), refusal),
+            *await append(service.store, opened(referred), referral),
+        ]
+        for envelope in [*envelopes, *envelopes]:  # and every event again
+            await service.handle(envelope)
+    texts = [m.message for m in platforms.bitrix.received]
+    assert len(texts) == 2 and "Только админам." in texts[0] and "доработка под заказ" in texts[1], texts
+    assert not any("зарегистрировано" in text for text in texts), texts
+    assert [e.template for e in await outcomes(service.store, refused)] == ["ticket_refused"]
+    assert [e.template for e in await outcomes(service.store, referred)] == ["ticket_referred"]
+
+
+async def test_preflight_passed_on_a_cold_cache_reads_the_ticket_opened_from_the_store_and_sends_once(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    ticket_id = uuid.uuid4()
+    opening, passed = await append(EventStore(pool), opened(ticket_id), taken(ticket_id))
+    async with running_service(pool, platforms) as service:  # never saw the TicketOpened: nothing cached
+        assert (await service.handle(passed)).sent == 1
+    async with running_service(pool, platforms) as restarted:  # redelivered after a restart
+        assert (await restarted.handle(passed)).sent == 0
+    [message] = platforms.bitrix.received
+    assert message.dialog_id == "chat42" and "зарегистрировано" in message.message and "Slow portal" in message.message
+    [delivered] = await outcomes(EventStore(pool), ticket_id)
+    assert isinstance(delivered, ne.NotificationDelivered) and delivered.template == "ticket_opened"
+    row = await pool.fetchrow(
+        "SELECT event_id, status FROM notification_deliveries WHERE idempotency_key = $1", delivered.notification_key
+    )
+    assert row is not None and (row["event_id"], row["status"]) == (str(opening.event_id), "delivered")
+
+
+async def test_a_ticket_told_registered_on_ticket_opened_before_the_change_is_not_told_again(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    async with running_service(pool, platforms) as service:
+        ticket_id = uuid.uuid4()
+        opening, passed = await append(service.store, opened(ticket_id), taken(ticket_id))
+        # What the previous version delivered on TicketOpened: the same key (the TicketOpened's id).
+        before = Notification.for_event(
+            event_id=str(opening.event_id), channel=Channel.BITRIX24, recipient="requester:user-7",
+            destination=PORTAL, address="chat42", template="ticket_opened", locale="ru",
+            variables={"ticket_number": "TF-1", "ticket_title": "Slow portal", "outside_hours": False},
+        )  # fmt: skip
+        assert (await service.deliverer.deliver(before)).sent_now
+        handled = await service.handle(passed)
+    assert (handled.sent, handled.dead) == (0, 0)
+    assert len(platforms.bitrix.received) == 1
+
+
+async def test_the_ticket_opened_seeds_the_context_so_preflight_passed_needs_no_read(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    """Ticket events in order need no store read: the records here are in no stream at all (as the
+    load bench produces them), so the message can only come from the context TicketOpened left."""
+    ticket_id = uuid.uuid4()
+    stream = ticket_stream(ticket_id)
+    opening = EventEnvelope(new_event_id(), stream, 1, DAY, 1, opened(ticket_id))
+    passed = EventEnvelope(new_event_id(), stream, 2, DAY, 1, taken(ticket_id))
+    async with running_service(pool, platforms) as service:
+        assert (await service.handle(opening)).sent == 0
+        assert (await service.handle(passed)).sent == 1
+    assert await service.store.read_stream(stream) == []
+    [message] = platforms.bitrix.received
+    assert "Slow portal" in message.message

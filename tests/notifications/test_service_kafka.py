@@ -26,7 +26,7 @@ from ticketflow.eventstore.outbox import OutboxRelay, make_producer
 from ticketflow.notifications.handlers import NotificationHandlers, subscribe
 from ticketflow.runtime.kafka import DeadLetters
 
-from .test_service import append, opened, outcomes, running_platforms, running_service
+from .test_service import append, opened, outcomes, running_platforms, running_service, taken
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 
@@ -49,9 +49,12 @@ async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_rec
         await broker.start()
         try:
             box, express = uuid.uuid4(), uuid.uuid4()
-            box_events = await append(store, opened(box), t.TicketResolved(box, "cache cleared", "anna"))
+            box_events = await append(store, opened(box), taken(box), t.TicketResolved(box, "cache cleared", "anna"))
             await append(
-                store, opened(express, "express"), t.AgentReplied(express, "anna", "r-1", "Try again, please.")
+                store,
+                opened(express, "express"),
+                taken(express),
+                t.AgentReplied(express, "anna", "r-1", "Try again, please."),
             )
             await broker.publish(b"not an envelope", topic=topic, key=b"junk")
 
@@ -66,7 +69,8 @@ async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_rec
             # The same events published again (a relay crash between publish and mark): nothing new is sent.
             for envelope in box_events:
                 await broker.publish(envelope_encoder.encode(envelope), topic=topic, key=str(box).encode())
-            await eventually(lambda: handlers.handled >= 10, "the redelivered events handled")
+            # 6 ticket events, the 4 NotificationDelivered relayed back, the 3 published again.
+            await eventually(lambda: handlers.handled >= 13, "the redelivered events handled")
 
             [(value, headers)] = await dead_letters(kafka_bootstrap, dead_letter_topic)
             assert value == b"not an envelope"
@@ -80,6 +84,7 @@ async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_rec
             await kafka_admin.delete_topics([dead_letter_topic])
 
     assert [m.dialog_id for m in platforms.bitrix.received] == ["chat42", "chat42"]
+    assert "зарегистрировано" in platforms.bitrix.received[0].message  # on PreflightPassed, not TicketOpened
     assert "cache cleared" in platforms.bitrix.received[1].message
     assert len(platforms.botx.received) == 2 and "Try again, please." in platforms.botx.received[1].body
     assert len(await outcomes(store, box)) == 2  # redelivery appended nothing (deterministic event ids)

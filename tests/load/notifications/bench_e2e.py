@@ -4,13 +4,19 @@ Three processes besides this one: a Bitrix24 portal (`imbot.message.add`, token 
 minimal asyncio HTTP/1.1 server so it does not eat the CPU the service needs), the notifications
 service itself (`python -m ticketflow.notifications`: real consumer, ledger, store, Bitrix24 channel),
 and, for the ceiling, a plain aiokafka consumer that decodes each envelope and POSTs the same request
-with the channel's own HTTP client, aiohttp (no ledger, no store, no templates). Every event is a
-TicketOpened: one message each.
+with the channel's own HTTP client, aiohttp (no ledger, no store, no templates). Every ticket is two
+records with the ticket id as key (one partition, in order), TicketOpened then PreflightPassed, and one
+message: "registered" is sent on PreflightPassed, from the context the TicketOpened left in the service's
+cache (no store read on this path; the bench writes nothing to the store). So a ticket here is what an
+event was before that message moved from TicketOpened to PreflightPassed: one message, measured from the
+record that triggers it (the PreflightPassed) to its arrival; the ceiling pairs the records the same way.
+A rebalance that splits a ticket's two records between two consumers leaves that PreflightPassed without
+a requester (nothing sent); only the scale-out phase's warm-up, while its group forms, can see one.
 
-Phases: paced at --rate for --seconds (achieved rate, p50/p99 latency), a backlog of --backlog
-events drained as fast as possible, both for the ceiling and the service; then the service under a
-destination that answers 503 for --down seconds while events keep coming at --outage-rate: no loss
-(every event received exactly once), RSS sampled, recovery time after the destination is back.
+Phases: paced at --rate tickets/s for --seconds (achieved rate, p50/p99 latency), a backlog of --backlog
+tickets drained as fast as possible, both for the ceiling and the service; then the service under a
+destination that answers 503 for --down seconds while tickets keep coming at --outage-rate: no loss
+(every ticket's message received exactly once), RSS sampled, recovery time after the destination is back.
 
 Run: make bench-notifications-e2e   (short: BENCH_NOTIFICATIONS_E2E_ARGS="--seconds 3 --backlog 3000 --down 5")
 Needs Kafka and PostgreSQL (a temporary database and topics are created and dropped).
@@ -68,13 +74,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def envelope(seq: int) -> tuple[bytes, bytes]:
+def ticket_records(seq: int) -> tuple[bytes, bytes, bytes]:
+    """(key, TicketOpened, PreflightPassed) of one ticket: versions 1 and 2 of its stream, one message."""
     ticket_id = uuid.uuid4()
     now = datetime.now(UTC)
+    stream = ticket_stream(ticket_id)
     event = t.TicketOpened(ticket_id, "bitrix24-box", "box", ChatRef("bitrix24", PORTAL, f"chat{seq % 97}"),
                            Requester(f"user-{seq}", locale="ru"), f"bench-{seq}", f"m-{seq}", now)  # fmt: skip
-    value = envelope_encoder.encode(EventEnvelope(new_event_id(), ticket_stream(ticket_id), 1, now, 1, event))
-    return str(ticket_id).encode(), value
+    opened = envelope_encoder.encode(EventEnvelope(new_event_id(), stream, 1, now, 1, event))
+    passed = t.PreflightPassed(ticket_id, "installation")
+    taken = envelope_encoder.encode(EventEnvelope(new_event_id(), stream, 2, now, 1, passed))
+    return str(ticket_id).encode(), opened, taken
 
 
 class Bench:
@@ -90,7 +100,7 @@ class Bench:
         return answer
 
     async def produce(self, topic: str, count: int, rate: float | None) -> list[int]:
-        """`count` events, paced at `rate`/s in 10 ms slices (or as fast as possible)."""
+        """`count` tickets (two records each), paced at `rate`/s in 10 ms slices (or as fast as possible)."""
         seqs, start, sends = list(range(self.next_seq, self.next_seq + count)), time.monotonic(), []
         self.next_seq += count
         for i, seq in enumerate(seqs):
@@ -98,9 +108,10 @@ class Bench:
                 delay = start + i / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            key, value = envelope(seq)
-            self.produced[seq] = time.monotonic()
-            sends.append(await self.producer.send(topic, value=value, key=key))
+            key, opened, taken = ticket_records(seq)
+            sends.append(await self.producer.send(topic, value=opened, key=key))
+            self.produced[seq] = time.monotonic()  # the PreflightPassed triggers the message
+            sends.append(await self.producer.send(topic, value=taken, key=key))
         await asyncio.gather(*sends)
         return seqs
 
@@ -230,7 +241,7 @@ async def main(args: argparse.Namespace) -> None:
         scratch.cleanup()
     print(
         tabulate(
-            rows, headers=["path", "events", "received", "msgs/s", "p50 ms", "p99 ms", "max RSS MiB", "CPU ms/msg"]
+            rows, headers=["path", "tickets", "received", "msgs/s", "p50 ms", "p99 ms", "max RSS MiB", "CPU ms/msg"]
         )
     )
     print()
@@ -300,7 +311,7 @@ async def measure_outage(bench: Bench, topic: str, pid: int, args: argparse.Name
     await db.close()
     after_up = [v for s, v in got.items() if bench.produced[s] < up_at]
     return [
-        ["events produced during the run / received", f"{len(seqs)} / {len(got)} (lost: {len(seqs) - len(got)})"],
+        ["tickets produced during the run / received", f"{len(seqs)} / {len(got)} (lost: {len(seqs) - len(got)})"],
         ["duplicates received (whole run)", stats["duplicates"]],
         [
             f"down for {args.down:.0f} s; recovery: last earlier event received after the destination was up",
@@ -313,9 +324,9 @@ async def measure_outage(bench: Bench, topic: str, pid: int, args: argparse.Name
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=2000.0, help="paced phase: events/s")
+    parser.add_argument("--rate", type=float, default=2000.0, help="paced phase: tickets (messages)/s, 2 records each")
     parser.add_argument("--seconds", type=float, default=10.0, help="paced phase: duration")
-    parser.add_argument("--backlog", type=int, default=20000)
+    parser.add_argument("--backlog", type=int, default=20000, help="tickets (2 records each)")
     parser.add_argument("--parallel", type=int, default=64)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument(

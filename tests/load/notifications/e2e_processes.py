@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import time
+import uuid
 from typing import Any, ClassVar
 
 import msgspec
@@ -103,10 +104,19 @@ async def ceiling_consumer(topic: str, url: str, parallel: int) -> None:
     http = HttpClient(timeout=10)
     headers = {"Content-Type": "application/json"}
 
-    async def post(value: bytes) -> None:
+    # A ticket's TicketOpened waits here for its PreflightPassed, which sends the message (as the service).
+    opened: dict[uuid.UUID, t.TicketOpened] = {}
+
+    def message_of(value: bytes) -> dict[str, Any] | None:
         event = envelope_decoder.decode(value).event
-        assert isinstance(event, t.TicketOpened)
-        message = {"BOT_ID": BOT_ID, "DIALOG_ID": event.chat.conversation_id, "MESSAGE": event.text, "auth": TOKEN}
+        if isinstance(event, t.TicketOpened):
+            opened[event.ticket_id] = event
+            return None
+        assert isinstance(event, t.PreflightPassed), event
+        ticket = opened.pop(event.ticket_id)
+        return {"BOT_ID": BOT_ID, "DIALOG_ID": ticket.chat.conversation_id, "MESSAGE": ticket.text, "auth": TOKEN}
+
+    async def post(message: dict[str, Any]) -> None:
         async with gate:
             answer = await http.post(url, msgspec.json.encode(message), headers, what="ceiling")
             assert answer.is_success, answer
@@ -114,7 +124,8 @@ async def ceiling_consumer(topic: str, url: str, parallel: int) -> None:
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=500)
-            await asyncio.gather(*(post(r.value) for records in batches.values() for r in records))
+            messages = [message_of(r.value) for records in batches.values() for r in records]  # in order
+            await asyncio.gather(*(post(m) for m in messages if m is not None))
             if batches:
                 await consumer.commit()
     finally:

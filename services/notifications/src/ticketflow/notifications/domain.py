@@ -31,6 +31,7 @@ PLATFORM_CHANNEL = {"express": Channel.EXPRESS, "bitrix24": Channel.BITRIX24, "g
 class TicketContext:
     ticket_id: uuid.UUID
     version: int = 0  # the last ticket-stream version folded in
+    opened_event_id: uuid.UUID | None = None  # the TicketOpened's id: keys the one "registered" message
     desk_id: str = ""
     track_id: str = ""
     chat: ChatRef | None = None
@@ -44,8 +45,9 @@ class TicketContext:
 def evolve(ctx: TicketContext, envelope: EventEnvelope) -> TicketContext:
     event, version = envelope.event, max(ctx.version, envelope.stream_version)
     if isinstance(event, t.TicketOpened):
-        return replace(ctx, version=version, desk_id=event.desk_id, track_id=event.track_id, chat=event.chat,
-                       requester=event.requester, title=title_of(event.text), priority=event.priority)  # fmt: skip
+        return replace(ctx, version=version, opened_event_id=envelope.event_id, desk_id=event.desk_id,
+                       track_id=event.track_id, chat=event.chat, requester=event.requester, title=title_of(event.text),
+                       priority=event.priority)  # fmt: skip
     if isinstance(event, t.TicketRouted):
         return replace(ctx, version=version, queue_id=event.queue_id, priority=event.priority)
     if isinstance(event, t.TicketAssigned):
@@ -112,7 +114,9 @@ class Planned:
 
 
 # The events that lead to a message; who hears is `_audience`, what they read `_variables`.
-NEEDS_MESSAGE = (t.TicketOpened, t.PreflightFailed, t.TicketRefused, t.TicketReferred, t.DuplicateSuspected,
+# TicketOpened is not one: a ticket is registered only once preflight takes it (PreflightPassed); until
+# then it may still be refused, referred or a duplicate, and the requester hears only that.
+NEEDS_MESSAGE = (t.PreflightPassed, t.PreflightFailed, t.TicketRefused, t.TicketReferred, t.DuplicateSuspected,
                  t.TicketAssigned, t.TicketUnassigned, t.AgentReplied, t.WaitingOnCustomer, t.TicketResolved,
                  t.TicketReopened, sla.SlaWarning, sla.SlaBreached)  # fmt: skip
 
@@ -153,10 +157,11 @@ def plan_event(
         return Planned(note="nobody to tell (ticket context unknown)")
     planned = Planned()
     seen: set[str] = set()
+    event_id = str(message_event_id(envelope, ctx))
     for person, template, kind in audience:
         timezone = desk.timezone if person.role is Role.REQUESTER else staff.timezone(person.id) or desk.timezone
-        variables = _variables(event, ctx, desk, staff, related, person.locale, timezone)
-        notes, decisions = plan(event_id=str(envelope.event_id), template=template, kind=kind, people=[person],
+        variables = _variables(event, ctx, desk, staff, related, person.locale, timezone, at)
+        notes, decisions = plan(event_id=event_id, template=template, kind=kind, people=[person],
                                 variables=variables, at=at)  # fmt: skip
         planned.decisions.extend(decisions)
         for n in notes:
@@ -164,6 +169,16 @@ def plan_event(
                 seen.add(n.key)
                 planned.notifications.append(n)
     return planned
+
+
+def message_event_id(envelope: EventEnvelope, ctx: TicketContext) -> uuid.UUID:
+    """The event id the messages' idempotency keys are made from: the event's own, except for the
+    "registered" message, which is one per ticket and keyed by the ticket's TicketOpened. So a
+    redelivered PreflightPassed sends nothing new, and a ticket already told on TicketOpened (before
+    the message moved to PreflightPassed) is not told twice."""
+    if isinstance(envelope.event, t.PreflightPassed) and ctx.opened_event_id is not None:
+        return ctx.opened_event_id
+    return envelope.event_id
 
 
 REPLY_TEMPLATE = "chat_reply"  # `{{ body }}`: intake already wrote the text in the requester's language
@@ -211,7 +226,7 @@ def _audience(event: object, ctx: TicketContext, staff: Staff, requester: Person
 
 
 _REQUESTER_TEMPLATES: dict[type, str] = {
-    t.TicketOpened: "ticket_opened",
+    t.PreflightPassed: "ticket_opened",  # "registered under TF-…": the template keeps its name (ledger rows)
     t.PreflightFailed: "preflight_failed",
     t.TicketRefused: "ticket_refused",
     t.TicketReferred: "ticket_referred",
@@ -244,15 +259,16 @@ def _escalation(event: sla.SlaWarning | sla.SlaBreached, ctx: TicketContext, sta
 
 
 def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, related: Related,
-               locale: str, timezone: str) -> dict[str, Any]:  # fmt: skip
+               locale: str, timezone: str, at: datetime) -> dict[str, Any]:  # fmt: skip
     number = ticket_number(ctx.ticket_id)
     base: dict[str, Any] = {"ticket_number": number, "ticket_title": ctx.title}
-    if isinstance(event, t.TicketOpened):
-        outside = desk.calendar is not None and not desk.calendar.is_open(event.opened_at)
+    if isinstance(event, t.PreflightPassed):
+        # The SLA clocks start when preflight passes (`at`), so that, not the opening, is inside or outside hours.
+        outside = desk.calendar is not None and not desk.calendar.is_open(at)
         base["outside_hours"] = outside
         if outside and desk.calendar is not None:
             base["support_hours"] = describe_hours(desk.weekly_hours, locale, desk.timezone)
-            base["clock_starts_at"] = format_time(desk.calendar.next_opening(event.opened_at), locale, timezone)
+            base["clock_starts_at"] = format_time(desk.calendar.next_opening(at), locale, timezone)
         return base
     if isinstance(event, t.PreflightFailed):
         lang = language(locale)

@@ -129,9 +129,12 @@ class NotificationService:
         )
 
     def _follow(self, ticket_id: uuid.UUID, envelope: EventEnvelope) -> None:
-        """An event without a message still moves a cached context along (no I/O for it)."""
+        """An event without a message still moves a cached context along (no I/O for it). A TicketOpened
+        starts one: its message waits for PreflightPassed, which then finds chat and requester here."""
         cached = self._contexts.get(ticket_id)
-        if cached is not None and envelope.stream_id == ticket_stream(ticket_id):
+        if cached is None and isinstance(envelope.event, t.TicketOpened):
+            self._remember(ticket_id, evolve(TicketContext(ticket_id), envelope))
+        elif cached is not None and envelope.stream_id == ticket_stream(ticket_id):
             if envelope.stream_version == cached.version + 1:
                 self._contexts[ticket_id] = evolve(cached, envelope)
             elif envelope.stream_version > cached.version:
@@ -147,16 +150,17 @@ class NotificationService:
             ctx = evolve(cached, envelope)
         elif cached is not None and is_ticket_event and envelope.stream_version == cached.version:
             ctx = cached  # the latest event again (a redelivered batch): what it changed is already in
-        elif isinstance(envelope.event, t.TicketOpened):
-            ctx = evolve(TicketContext(ticket_id), envelope)
         else:
             stored = await self.store.read_stream(ticket_stream(ticket_id))
             ctx = context_of(ticket_id, stored, envelope.stream_version if is_ticket_event else None)
+        self._remember(ticket_id, ctx)
+        return ctx
+
+    def _remember(self, ticket_id: uuid.UUID, ctx: TicketContext) -> None:
         self._contexts[ticket_id] = ctx
         self._contexts.move_to_end(ticket_id)
         while len(self._contexts) > self._cache_size:
             self._contexts.popitem(last=False)
-        return ctx
 
     async def _related(self, event: Any) -> Related:
         if isinstance(event, t.DuplicateSuspected):
