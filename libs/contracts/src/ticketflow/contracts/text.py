@@ -10,6 +10,7 @@ and the message is refused (`MalformedIdentifier`: a 422 over HTTP, a dead lette
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 import msgspec
 
@@ -23,6 +24,7 @@ REPLACEMENT = "\ufffd"
 # followed by the text "u0000", which stays as it is.
 _ESCAPED_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 _encoder = msgspec.json.Encoder()
+T = TypeVar("T")
 
 
 class MalformedIdentifier(ValueError):
@@ -56,9 +58,15 @@ def normalise_chat_message(message: ChatMessage) -> ChatMessage:
     ):
         if NUL in value:
             raise MalformedIdentifier(field)
-    encoded = _encoder.encode(message)
+    return with_nul_replaced(message, chat_message_decoder)
+
+
+def with_nul_replaced(value: T, decoder: msgspec.json.Decoder[T]) -> T:
+    """`value` with each NUL in every string field, nested ones included, replaced by U+FFFD (`decoder`
+    decodes `value`'s type). Without a NUL, the same object. Check identifiers first: this changes them too."""
+    encoded = _encoder.encode(value)
     if not has_escaped_nul(encoded):
-        return message  # the common case: one C call and a substring search, no copy
+        return value  # the common case: one C call and a substring search, no copy
     # Every string field at once, including fields added later: the JSON round trip is exact for a
-    # ChatMessage (it is the chat.inbound wire format), and only this rare path pays for it.
-    return chat_message_decoder.decode(_ESCAPED_NUL.sub(rb"\1\\ufffd", encoded))
+    # wire-format Struct, and only this rare path pays for it.
+    return decoder.decode(_ESCAPED_NUL.sub(rb"\1\\ufffd", encoded))
