@@ -154,3 +154,32 @@ async def test_through_the_broker_a_bad_record_is_dead_lettered_and_the_next_com
         await broker.stop()
         await producer.stop()
         await kafka_admin.delete_topics([f"{topic}.dlq"])
+
+
+@pytest.mark.pg
+async def test_nul_in_an_agents_text_becomes_fffd_and_in_an_id_is_dead_lettered(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL cannot store U+0000: free text keeps everything else (docs/intake.md "NUL characters")."""
+    store, dead = EventStore(pool), RecordedDeadLetters()
+    handler = AgentCommandHandler(store, dead)
+    ticket = await assigned_ticket(store)
+    script = [
+        record(c.ReplyAsAgent(ticket, "ann", "", "restart\x00it")),
+        record(c.StartWork(ticket, "a\x00nn")),
+        record(c.ResolveTicket(ticket, "done\x00", "someone"), actor="ann"),
+    ]
+    outcome = await handler.handle(script)
+    assert (outcome.applied, outcome.dead_lettered) == (2, 1)
+    replied, resolved = (await events(store, ticket))[-2:]
+    assert isinstance(replied, e.AgentReplied) and replied.text == "restart\ufffdit"
+    assert isinstance(resolved, e.TicketResolved) and resolved.resolution == "done\ufffd"
+    [(value, reason, _)] = dead.sent
+    assert value == script[1].value and reason.startswith("invalid:") and "agent_id" in reason and "NUL" in reason
+
+    # The safety net: should a NUL reach the store anyway, the record is dead-lettered naming it, not retried.
+    monkeypatch.setattr("ticketflow.intake.adapters.agent_commands.prepare", lambda envelope: envelope.command)
+    reopen = record(c.ReopenTicket(ticket, "not\x00fixed", "ann"))
+    assert (await handler.handle([reopen])).dead_lettered == 1
+    reason = dead.sent[-1][1]
+    assert reason.startswith("unstorable:") and "TicketReopened" in reason and "NUL" in reason

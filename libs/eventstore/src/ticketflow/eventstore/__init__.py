@@ -1,7 +1,13 @@
 """Append-only PostgreSQL event store, transactional outbox relay, idempotent consumers, projections."""
 
 from ticketflow.eventstore.connection import create_pool, dsn_from_env
-from ticketflow.eventstore.errors import ConcurrencyError, EventIdReused, EventStoreError, RetryableStoreError
+from ticketflow.eventstore.errors import (
+    ConcurrencyError,
+    EventIdReused,
+    EventStoreError,
+    RetryableStoreError,
+    UnstorableEvent,
+)
 from ticketflow.eventstore.store import (
     EXPECT_NEW_STREAM,
     AppendRequest,
@@ -23,6 +29,7 @@ __all__ = [
     "EventStoreError",
     "RetryableStoreError",
     "StoredEvent",
+    "UnstorableEvent",
     "create_pool",
     "dsn_from_env",
     "new_event",

@@ -14,7 +14,10 @@ the same optimistic-concurrency check) with:
   aborted transaction cannot be asked for the head); an event id already stored raises
   asyncpg's `UniqueViolationError` (the same append committed earlier, or a caller bug). Either way the
   caller's transaction is aborted and the caller reruns its whole batch after reloading what it decided
-  from (intake's `IntakeStore.record` does).
+  from (intake's `IntakeStore.record` does);
+- a value PostgreSQL cannot store (a NUL character in an event, its metadata or a stream id) raises
+  `UnstorableEvent` naming the stream and event, before anything is sent: a retry cannot help, so the
+  caller drops that event's cause and records the rest (intake dead-letters the message).
 
 It must run inside a transaction the caller opened (`conn.transaction()`): the caller's own rows commit
 with the events, or nothing does.
@@ -32,8 +35,8 @@ from ticketflow.contracts.codec import EventCodec
 from ticketflow.contracts.envelope import EventMetadata
 from ticketflow.contracts.events import event_type_name
 from ticketflow.contracts.topics import key_for_stream, topic_for_stream
-from ticketflow.eventstore.errors import ConcurrencyError
-from ticketflow.eventstore.store import AppendRequest
+from ticketflow.eventstore.errors import UNSTORABLE_CHARACTER_ERRORS, ConcurrencyError, UnstorableEvent
+from ticketflow.eventstore.store import AppendRequest, nul_in, unstorable
 
 # The batch travels as three JSON documents and two small arrays, built by msgspec in one C call each
 # (per-event Python work and asyncpg's per-element array encoding were most of a batch's client-side
@@ -118,12 +121,19 @@ class BulkAppender:
                 version += 1
                 events.append((n, version, new.event_id, kind_ref, event, metadata_ref, us))
         encode = self.codec.encode_document
+        documents = encode(streams), encode(metadata_objects), encode(events)
+        if any(b"\\u0000" in document for document in documents):
+            # A NUL would fail the whole statement (and the caller's transaction): name it before sending.
+            # Only a hit pays for the search (a literal backslash + "u0000" in a text is not a NUL).
+            where = nul_in(requests, self.codec)
+            if where is not None:
+                raise UnstorableEvent(f"{where}, which PostgreSQL jsonb cannot store")
         return [
-            encode(streams).decode(),
+            documents[0].decode(),
             [name for name, _ in batch_kinds],
             [schema for _, schema in batch_kinds],
-            encode(metadata_objects).decode(),
-            encode(events).decode(),
+            documents[1].decode(),
+            documents[2].decode(),
         ]
 
     async def append(self, conn: Any, requests: Sequence[AppendRequest]) -> int:
@@ -134,6 +144,8 @@ class BulkAppender:
         args = self.encode(requests)
         try:
             row = await conn.fetchrow(BULK_APPEND, *args)
+        except UNSTORABLE_CHARACTER_ERRORS as exc:  # not found by `encode`'s check: PostgreSQL's words then
+            raise unstorable(requests, self.codec, exc) from exc
         except asyncpg.UniqueViolationError as exc:
             if getattr(exc, "constraint_name", None) != "events_stream_version_key":
                 raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 
 class EventStoreError(Exception):
     pass
@@ -25,3 +27,17 @@ class RetryableStoreError(EventStoreError):
 
 class EventIdReused(EventStoreError):
     """An event id already stored belongs to a different stream or position: a caller bug."""
+
+
+class UnstorableEvent(EventStoreError, ValueError):
+    """PostgreSQL refuses a value of the append as such (a NUL character: `jsonb` and `text` cannot hold
+    U+0000). Retrying cannot help: the caller must drop or fix the event (a batch writer records the
+    rest without it). Nothing of the append was written."""
+
+
+# SQLSTATE 22P05 (jsonb: "unsupported Unicode escape sequence") and 22021 (text: "invalid byte sequence
+# for encoding \"UTF8\": 0x00"): the data, not the server, is at fault.
+UNSTORABLE_CHARACTER_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.UntranslatableCharacterError,
+    asyncpg.CharacterNotInRepertoireError,
+)

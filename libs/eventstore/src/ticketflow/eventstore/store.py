@@ -13,10 +13,17 @@ import msgspec
 from ticketflow.contracts.codec import EventCodec, default_codec
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent
 from ticketflow.contracts.events import event_type_name
+from ticketflow.contracts.text import NUL, has_escaped_nul
 from ticketflow.contracts.topics import key_for_stream, topic_for_stream
 from ticketflow.eventstore import sql
 from ticketflow.eventstore.connection import retryable_errors
-from ticketflow.eventstore.errors import ConcurrencyError, EventIdReused, RetryableStoreError
+from ticketflow.eventstore.errors import (
+    UNSTORABLE_CHARACTER_ERRORS,
+    ConcurrencyError,
+    EventIdReused,
+    RetryableStoreError,
+    UnstorableEvent,
+)
 
 EXPECT_NEW_STREAM = 0
 _metadata_encoder = msgspec.json.Encoder()
@@ -82,6 +89,8 @@ class EventStore:
             if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" not in str(exc):
                 raise  # a programming error, not an outage
             raise RetryableStoreError(f"append interrupted: {exc!r}") from exc
+        except UNSTORABLE_CHARACTER_ERRORS as exc:  # in a savepoint (or our own transaction): rolled back
+            raise unstorable(requests, self.codec, exc) from exc
 
     async def _append_on(self, conn: Any, requests: Sequence[AppendRequest], args: list[Any]) -> list[AppendResult]:
         try:
@@ -189,6 +198,30 @@ class EventStore:
             metadata=_metadata_decoder.decode(row["metadata"]),
             position=row["position"],
         )
+
+
+def nul_in(requests: Sequence[AppendRequest], codec: EventCodec) -> str | None:
+    """Where the first NUL character of `requests` is (a stream id, or an event's data or metadata), or None."""
+    for r in requests:
+        if NUL in r.stream_id:
+            return f"stream id {r.stream_id!r} has a NUL character (U+0000)"
+        for new in r.events:
+            for part, encoded in (
+                ("data", codec.encode(new.event)),
+                ("metadata", _metadata_encoder.encode(new.metadata)),
+            ):
+                if has_escaped_nul(encoded):
+                    kind = event_type_name(new.event)
+                    return f"stream {r.stream_id}: {kind} {new.event_id} has a NUL character (U+0000) in its {part}"
+    return None
+
+
+def unstorable(requests: Sequence[AppendRequest], codec: EventCodec, cause: BaseException) -> UnstorableEvent:
+    """The error for an append PostgreSQL refused (`cause`), naming the value at fault if it can be found."""
+    where = nul_in(requests, codec)
+    if where is None:
+        return UnstorableEvent(f"PostgreSQL cannot store this append: {cause!r}")
+    return UnstorableEvent(f"{where}, which PostgreSQL cannot store ({cause!r})")
 
 
 class _Conflict(Exception):

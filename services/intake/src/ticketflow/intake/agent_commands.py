@@ -10,6 +10,7 @@ import msgspec
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.commands import CommandEnvelope
+from ticketflow.contracts.text import NUL, with_nul_replaced
 
 AgentCommand = (
     c.StartWork | c.ReplyAsAgent | c.WaitForCustomer | c.ResolveTicket | c.ReopenTicket | c.CloseTicket | c.MergeTicket
@@ -23,6 +24,10 @@ AGENT_COMMANDS: tuple[type[c.TicketCommand], ...] = (
     c.CloseTicket,
     c.MergeTicket,
 )
+# Identifiers of the agent commands: a NUL in one is malformed (InvalidCommand); in any other string (the
+# reply's text, a reason or resolution) it becomes U+FFFD, as in a customer's message (docs/intake.md).
+_IDENTIFIERS = ("agent_id", "message_id", "actor")
+_DECODERS = {cls: msgspec.json.Decoder(cls) for cls in AGENT_COMMANDS}
 # Commands with an `actor` field: the envelope's actor (who sent it) is the one recorded.
 _WITH_ACTOR = (c.WaitForCustomer, c.ResolveTicket, c.ReopenTicket, c.CloseTicket, c.MergeTicket)
 
@@ -50,4 +55,7 @@ def prepare(envelope: CommandEnvelope) -> AgentCommand | None:
             command = msgspec.structs.replace(command, message_id=str(envelope.command_id))
     if isinstance(command, (c.StartWork, c.ReplyAsAgent)) and not command.agent_id.strip():
         raise InvalidCommand(f"{type(command).__name__} without an agent")
-    return command  # type: ignore[return-value]
+    for name in _IDENTIFIERS:
+        if NUL in getattr(command, name, ""):
+            raise InvalidCommand(f"{type(command).__name__}.{name} contains a NUL character (U+0000)")
+    return with_nul_replaced(command, _DECODERS[type(command)])  # type: ignore[return-value]

@@ -24,7 +24,7 @@ from ticketflow.contracts.ids import deterministic_event_id, ticket_stream
 from ticketflow.contracts.topics import TICKET_COMMANDS
 from ticketflow.eventstore.commands import execute
 from ticketflow.eventstore.connection import retryable_errors
-from ticketflow.eventstore.errors import RetryableStoreError
+from ticketflow.eventstore.errors import RetryableStoreError, UnstorableEvent
 from ticketflow.eventstore.store import EventStore
 from ticketflow.intake.agent_commands import InvalidCommand, prepare
 from ticketflow.lifecycle import IllegalTransition, Status, decide, evolve, initial_state
@@ -107,6 +107,8 @@ class AgentCommandHandler:
             result = await with_retries(apply, OUTAGES, attempts=self.attempts, base_delay=self.base_delay)
         except OUTAGES as outage:
             return f"retries exhausted: {outage!r}", command_id
+        except UnstorableEvent as unstorable:  # a value PostgreSQL refuses: retrying cannot help
+            return f"unstorable: {unstorable}", command_id
         if isinstance(result, IllegalTransition):
             if result.status is Status.NEW:
                 return f"unknown ticket {command.ticket_id}: {result}", command_id

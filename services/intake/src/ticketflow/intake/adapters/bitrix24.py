@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 from b24pysdk.credentials.oauth_event_data import OAuthEventData
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender
+from ticketflow.contracts.text import NUL
 from ticketflow.contracts.values import Attachment
 from ticketflow.intake.adapters.desks import Tenants
 from ticketflow.intake.adapters.http import Problem
@@ -66,6 +67,11 @@ def parse_event(body: bytes) -> Bitrix24Event:
     data = event.data if isinstance(event.data, dict) else {}
     auth = event.auth
     token = auth.oauth_token
+    for key in ("member_id", "application_token", "domain", "client_endpoint", "user_id"):
+        if NUL in str(getattr(auth, key, "") or ""):  # identifiers and addresses, stored or used as keys
+            raise Problem(422, "invalid_payload", f"auth[{key}] contains a NUL character (U+0000)")
+    if token is not None and NUL in str(token.access_token):
+        raise Problem(422, "invalid_payload", "auth[access_token] contains a NUL character (U+0000)")
     return Bitrix24Event(
         name=name,
         member_id=str(auth.member_id).lower(),

@@ -26,7 +26,7 @@ from ticketflow.contracts.envelope import EventMetadata, NewEvent
 from ticketflow.contracts.ids import new_ticket_id, ticket_stream
 from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.eventstore.bulk import BulkAppender
-from ticketflow.eventstore.errors import ConcurrencyError
+from ticketflow.eventstore.errors import UNSTORABLE_CHARACTER_ERRORS, ConcurrencyError, UnstorableEvent
 from ticketflow.eventstore.store import AppendRequest, EventStore
 from ticketflow.intake.domain import DeskRoute, Outcome, conversation_key, decide_message
 from ticketflow.lifecycle import TicketState, evolve, fold
@@ -152,6 +152,10 @@ class IntakeStore:
             except (ConcurrencyError, asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError):
                 if attempt == MAX_ATTEMPTS:
                     raise
+            except UNSTORABLE_CHARACTER_ERRORS as exc:
+                # A value of intake's own rows PostgreSQL refuses (normalisation leaves none known): never
+                # retried as an outage, so the caller can set the message aside and record the rest.
+                raise UnstorableEvent(f"intake's rows for this batch cannot be stored: {exc!r}") from exc
         raise AssertionError("unreachable")
 
     def _remember(self, folded: dict[str, TicketState]) -> None:
