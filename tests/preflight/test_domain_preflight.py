@@ -97,6 +97,14 @@ def test_an_incomplete_feature_request_waits_for_answers_to_follow_up_questions(
     assert feature.evidence["missing"] == "where, platform, frequency, importance"
 
 
+def test_a_nul_in_what_a_portal_answered_is_replaced_so_the_ticket_still_gets_its_result() -> None:
+    quoted = CheckEvidence("public_address", False, "unreachable", {}, {"title": "Bitrix24\x00portal"})
+    command = domain.decide_outcome(findings(portal_checks=(OK_CHECK, quoted)))
+    assert isinstance(command, c.RecordPreflightFailed)
+    assert command.checks[1].evidence == {"title": "Bitrix24\ufffdportal"}
+    assert domain.decide_outcome(findings(portal_checks=(OK_CHECK, BAD_CHECK))).checks == (OK_CHECK, BAD_CHECK)  # type: ignore[union-attr]
+
+
 def test_everything_fine_passes_with_the_category_and_evidence() -> None:
     command = domain.decide_outcome(findings(portal_checks=(OK_CHECK,), scope=IN_SCOPE, feature_request=COMPLETE_FR))
     assert isinstance(command, c.RecordPreflightPassed)

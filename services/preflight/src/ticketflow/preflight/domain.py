@@ -20,6 +20,7 @@ from enum import StrEnum
 import msgspec
 
 from ticketflow.contracts import commands as c
+from ticketflow.contracts.text import with_nul_replaced
 from ticketflow.contracts.ticket_events import CustomerMessageAdded, PreflightFailed, TicketOpened
 from ticketflow.contracts.values import CheckEvidence
 from ticketflow.preflight.checks.model import CheckResult, Outcome
@@ -138,6 +139,16 @@ class Findings:
 
 
 def decide_outcome(found: Findings) -> c.TicketCommand:
+    """The command preflight's findings lead to. Evidence quotes what a portal answered (page titles,
+    headers, versions): a NUL in it becomes U+FFFD, as in chat text, since the store cannot keep a
+    NUL (`contracts.text`) and the ticket must still get its preflight result."""
+    return with_nul_replaced(_decide_outcome(found), _command_decoder)
+
+
+_command_decoder: msgspec.json.Decoder[c.TicketCommand] = msgspec.json.Decoder(c.TicketCommand)  # type: ignore[arg-type]
+
+
+def _decide_outcome(found: Findings) -> c.TicketCommand:
     t = found.ticket_id
     if not found.eligibility.eligible:
         return c.RefuseTicket(t, found.eligibility.code, found.eligibility.message(found.locale))
