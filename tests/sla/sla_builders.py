@@ -12,7 +12,8 @@ from ticketflow.calendar import BusinessCalendar, CalendarSpec
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import load_desks
-from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, decide
+from ticketflow.sla.clocks import Clock
+from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, decide, evolve
 from ticketflow.sla.policies import Calendar, DeskRules, Policy, RulesError
 
 BOX = "bitrix24-box"
@@ -156,3 +157,10 @@ class Driver:
 
     def types(self) -> list[str]:
         return [type(e.event).__name__ for e in self.emitted]
+
+    def replayed(self) -> tuple[Clock, ...]:
+        """The clocks rebuilt from the SLA events alone (`evolve`): a replay must give the kept ones."""
+        clocks: tuple[Clock, ...] = ()
+        for emitted in self.emitted:
+            clocks = evolve(clocks, emitted.event, emitted.at)
+        return clocks

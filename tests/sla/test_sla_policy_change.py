@@ -20,8 +20,7 @@ from support.eventstore import migrated_pool
 from ticketflow.contracts import sla_events as sla
 from ticketflow.eventstore import EventStore
 from ticketflow.sla import checkpoint
-from ticketflow.sla.clocks import Clock
-from ticketflow.sla.domain import configuration_changed, evolve, firings
+from ticketflow.sla.domain import configuration_changed, firings
 from ticketflow.sla.engine import SlaEngine
 from ticketflow.sla.timers import ManualClock
 from ticketflow.sla.writer import SlaWriter
@@ -33,13 +32,6 @@ B = 1_750_000_000
 def started(rules: FakeRules) -> Driver:
     """First response 10 s, next response 10 s, resolution 40 s, 24/7, ladder 0.5 / 0.75 / 0.9."""
     return Driver(rules).given([(B, opened(T, "d", "t")), (B, passed(T))])
-
-
-def replayed(driver: Driver) -> tuple[Clock, ...]:
-    clocks: tuple[Clock, ...] = ()
-    for emitted in driver.emitted:
-        clocks = evolve(clocks, emitted.event, emitted.at)
-    return clocks
 
 
 def test_a_longer_target_keeps_elapsed_time_and_moves_the_deadline() -> None:
@@ -59,7 +51,7 @@ def test_a_longer_target_keeps_elapsed_time_and_moves_the_deadline() -> None:
     # only the changed clock is recalculated, the timers follow, and the history replays to the same clocks.
     assert [e.target for e in events if isinstance(e, sla.SlaRecalculated)] == ["resolution"]
     assert d.state is not None and firings(d.state, rules)["resolution"] == (0, B + 50)
-    assert replayed(d) == d.state.clocks and not configuration_changed(d.state, rules)
+    assert d.replayed() == d.state.clocks and not configuration_changed(d.state, rules)
     # Ids are the change's own: the same change decided again (a replay) gives the same id.
     again = started(FakeRules())
     again.rules.resolution = 100  # type: ignore[attr-defined]
@@ -82,7 +74,7 @@ def test_a_shorter_target_found_by_a_timer_fires_what_is_now_due_under_the_resta
     assert [type(e.event).__name__ for e in d.tick(B + 9) if e.event.target == "first_response"] == [
         "SlaWarning", "SlaWarning", "SlaWarning", "SlaBreached",
     ]  # fmt: skip
-    assert replayed(d) == d.state.clocks  # type: ignore[union-attr]
+    assert d.replayed() == d.state.clocks  # type: ignore[union-attr]
 
 
 def test_a_target_removed_from_the_policy_cancels_its_clock() -> None:
@@ -93,7 +85,7 @@ def test_a_target_removed_from_the_policy_cancels_its_clock() -> None:
     [cancelled] = [e for e in events if isinstance(e, sla.SlaClockCancelled)]
     assert cancelled.target == "first_response" and cancelled.reason.endswith(": no target")
     assert d.state is not None and d.state.clock("first_response") is None
-    assert replayed(d) == d.state.clocks
+    assert d.replayed() == d.state.clocks
 
 
 def test_an_unchanged_configuration_records_nothing() -> None:
@@ -179,5 +171,5 @@ def test_configuration_changes_leave_no_stale_target_and_replay_identically(
         else:
             d.when(at, {"customer": customer(T, n), "replied": replied(T, n), "waiting": waiting(T)}[kind])
         assert d.state is not None and not configuration_changed(d.state, rules)
-        assert replayed(d) == d.state.clocks
+        assert d.replayed() == d.state.clocks
     assert len({e.event_id for e in d.emitted}) == len(d.emitted)
