@@ -29,8 +29,9 @@ lint: setup ## ruff
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 
-typecheck: setup ## mypy (strict)
+typecheck: setup ## mypy (strict): the code, then the tests and benchmarks (their own run: test folders repeat module names)
 	@$(UV) run --frozen mypy libs services
+	@$(UV) run --frozen mypy tests
 
 check: lint typecheck ## lint and typecheck
 

@@ -34,7 +34,7 @@ def infra_selector() -> Iterator[InfraSelector]:
 def kafka_bootstrap(infra_selector: InfraSelector) -> str:
     """Bootstrap servers of a Kafka broker that answers (e.g. "127.0.0.1:9092")."""
     try:
-        return infra_selector.kafka_bootstrap()
+        return str(infra_selector.kafka_bootstrap())  # str(): mypy does not follow tests/support
     except InfraUnavailableError as error:
         problem = str(error)
     pytest.fail(f"this test needs a real Kafka broker: {problem}", pytrace=False)
@@ -44,7 +44,7 @@ def kafka_bootstrap(infra_selector: InfraSelector) -> str:
 def pg_dsn(infra_selector: InfraSelector) -> str:
     """DSN of the `ticketflow` database on a PostgreSQL server that answers."""
     try:
-        return infra_selector.pg_dsn()
+        return str(infra_selector.pg_dsn())
     except InfraUnavailableError as error:
         problem = str(error)
     pytest.fail(f"this test needs a real PostgreSQL server: {problem}", pytrace=False)

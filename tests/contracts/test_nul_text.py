@@ -24,8 +24,8 @@ from ticketflow.contracts.values import Attachment
 # Any text a JSON document can carry (no lone surrogates), weighted towards NUL, other C0/C1 controls,
 # backslashes and the literal "\u0000" text, which must not be mistaken for a NUL.
 _tricky = st.sampled_from([NUL, "\x01", "\x1f", "\x7f", "\x9f", "\\", "\\u0000", "u0000", '"', REPLACEMENT, "\n"])
-texts = st.lists(st.text(st.characters(exclude_categories=("Cs",)), max_size=8) | _tricky, max_size=8).map("".join)
-identifiers = st.text(st.characters(exclude_categories=("Cs",), exclude_characters=NUL), min_size=1, max_size=12)
+texts = st.lists(st.text(st.characters(exclude_categories=["Cs"]), max_size=8) | _tricky, max_size=8).map("".join)
+identifiers = st.text(st.characters(exclude_categories=["Cs"], exclude_characters=NUL), min_size=1, max_size=12)
 
 
 def message(text: str, display: str = "", file: str = "f", email: str | None = None) -> ChatMessage:

@@ -38,7 +38,8 @@ async def opened(intake: RunningIntake, conversation_id: str) -> list[dict[str, 
     async def probe() -> list[dict[str, Any]]:
         return [json.loads(r["data"]) for r in await intake.pool.fetch(_OPENED, conversation_id)]
 
-    return await intake.eventually(probe, bool, wait_s=15)
+    found: list[dict[str, Any]] = await intake.eventually(probe, bool, wait_s=15)
+    return found
 
 
 async def test_botx_free_text_with_nul_is_stored_with_replacement_characters(intake: RunningIntake) -> None:

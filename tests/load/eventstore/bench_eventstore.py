@@ -17,8 +17,9 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -73,7 +74,7 @@ async def single(store: EventStore, total: int) -> Result:
     latency, start = histogram(), time.perf_counter()
     for i in range(n):
         t = uuid.uuid4()
-        await timed(latency, lambda t=t, i=i: store.append(ticket_stream(t), 0, [event(t, i)]))
+        await timed(latency, partial(store.append, ticket_stream(t), 0, [event(t, i)]))
     return Result("single: 1 event/tx, 1 appender", n, time.perf_counter() - start, latency, "")
 
 
@@ -83,7 +84,7 @@ async def concurrent(store: EventStore, total: int, appenders: int) -> Result:
     async def appender(a: int) -> None:
         for i in range(per):
             t = uuid.uuid4()
-            await timed(latency, lambda t=t, i=i: store.append(ticket_stream(t), 0, [event(t, i)]))
+            await timed(latency, partial(store.append, ticket_stream(t), 0, [event(t, i)]))
 
     start = time.perf_counter()
     await asyncio.gather(*(appender(a) for a in range(appenders)))
@@ -105,7 +106,7 @@ async def batched(store: EventStore, total: int, batch: int, appenders: int = 1)
         for b in range(per):
             tickets = [uuid.uuid4() for _ in range(batch)]
             requests = [AppendRequest(ticket_stream(t), 0, [event(t, b)]) for t in tickets]
-            await timed(latency, lambda r=requests: store.append_many(r))
+            await timed(latency, partial(store.append_many, requests))
 
     start = time.perf_counter()
     await asyncio.gather(*(appender(a) for a in range(appenders)))
@@ -125,7 +126,7 @@ async def group(store: EventStore, total: int, appenders: int) -> Result:
     async def appender(a: int) -> None:
         for i in range(per):
             t = uuid.uuid4()
-            await timed(latency, lambda t=t, i=i: committer.append(ticket_stream(t), 0, [event(t, i)]))
+            await timed(latency, partial(committer.append, ticket_stream(t), 0, [event(t, i)]))
 
     start = time.perf_counter()
     await asyncio.gather(*(appender(a) for a in range(appenders)))
@@ -170,7 +171,7 @@ async def copy_ceiling(store: EventStore, total: int, batch: int) -> Result:
                 )
             )
 
-        async def copy(rows: list[tuple[object, ...]] = rows) -> None:
+        async def copy(rows: Sequence[tuple[object, ...]] = rows) -> None:
             async with store.pool.acquire() as conn:
                 await conn.copy_records_to_table("bench_copy", records=rows, columns=columns)
 
