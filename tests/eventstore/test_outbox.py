@@ -20,6 +20,7 @@ from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import EventStore
 from ticketflow.eventstore.consumer import first_time
 from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+from ticketflow.eventstore.partitioning import partition_of
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -124,3 +125,49 @@ def test_envelope_round_trips_through_json() -> None:
         position=5,
     )
     assert envelope_decoder.decode(msgspec.json.encode(envelope)) == envelope
+
+
+async def test_published_records_are_the_stored_envelopes_on_kafkas_default_partitions(
+    store: EventStore, kafka_bootstrap: str, kafka_topic_factory: object
+) -> None:
+    """The relay passes the stored JSON through (no decode and re-encode for a current schema) and
+    sends per-partition batches: consumers must still read exactly `EventStore.envelope` of each row,
+    on the partition Kafka's default partitioner gives the key, in stream order."""
+    topic = await kafka_topic_factory(partitions=6)  # type: ignore[operator]
+    await store.pool.execute("DELETE FROM outbox")
+    tickets = [uuid.uuid4() for _ in range(40)]
+    for ticket in tickets:
+        await store.append(ticket_stream(ticket), 0, some_events(ticket, 3))
+    rows = {
+        row["event_id"]: store.envelope(row)
+        for row in await store.pool.fetch(
+            "SELECT o.position, e.* , e.data::text AS data, e.metadata::text AS metadata "
+            "FROM outbox o JOIN events e USING (position)"
+        )
+    }
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        assert await OutboxRelay(store, producer, topic_names={TICKET_EVENTS: topic}).relay_once() == 120
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_bootstrap, group_id=f"g-{uuid.uuid4()}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    seen: list[tuple[int, bytes, EventEnvelope]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(seen) < 120:
+                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                    seen += [(tp.partition, r.key or b"", envelope_decoder.decode(r.value or b"")) for r in records]
+    finally:
+        await consumer.stop()
+    assert sorted(e.event_id for _, _, e in seen) == sorted(rows)
+    for partition, key, envelope in seen:
+        assert envelope == rows[envelope.event_id]  # field for field, the event and its metadata included
+        assert partition == partition_of(key, 6)
+    order: dict[bytes, list[int]] = defaultdict(list)
+    for _, key, envelope in seen:
+        order[key].append(envelope.stream_version)
+    assert all(versions == [1, 2, 3] for versions in order.values())

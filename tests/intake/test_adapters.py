@@ -263,16 +263,3 @@ def test_tenants_come_from_the_packaged_desk_files(monkeypatch: pytest.MonkeyPat
     assert client_bot.self_help_hints
     portal = tenants.route("bitrix24", "a1b2c3d4e5f60718293a4b5c6d7e8f90")
     assert portal is not None and portal.desk_id == "bitrix24-box"
-
-
-@pytest.mark.parametrize("partitions", [1, 3, 6, 12])
-def test_remembering_partitioner_agrees_with_kafkas_default(partitions: int) -> None:
-    from aiokafka.partitioner import DefaultPartitioner
-
-    from ticketflow.intake.adapters.inbound import RememberingPartitioner
-
-    remembering, default = RememberingPartitioner(kept=50), DefaultPartitioner()
-    everything = list(range(partitions))
-    for n in range(300):  # more keys than it keeps: the cache is cleared and refilled on the way
-        key = f"express:bot:chat-{n % 120}".encode()
-        assert remembering(key, everything, everything) == default(key, everything, everything)

@@ -9,26 +9,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 from aiokafka import AIOKafkaProducer
 
 from ticketflow.contracts.envelope import envelope_encoder
+from ticketflow.eventstore.partitioning import RememberedPartitionIndex
 from ticketflow.eventstore.store import EventStore
 
 log = logging.getLogger(__name__)
 RELAY_LOCK_ID = 7_242_002
 
 _PENDING = """
-SELECT o.position, o.topic, o.key, e.transaction_id::text AS transaction_id, e.stream_id, e.stream_version,
-       e.event_id, e.event_type, e.schema_version, e.data::text AS data, e.metadata::text AS metadata,
-       e.occurred_at
+SELECT o.position, o.topic, o.key, e.stream_id, e.stream_version, e.event_id, e.event_type, e.schema_version,
+       e.data::text AS data, e.metadata::text AS metadata, e.occurred_at,
+       e.metadata->>'traceparent' AS traceparent, e.metadata->>'tracestate' AS tracestate
 FROM outbox o JOIN events e USING (position)
 ORDER BY o.position
 LIMIT $1
 """
+
+
+class _StoredEnvelope(msgspec.Struct, gc=False):
+    """`EventEnvelope` with the stored JSON of the event and metadata passed through as they are: the
+    same fields and names, so consumers decode it as an `EventEnvelope`. Only for a row stored under
+    the event type's current schema version (an older one is upcast through `EventStore.envelope`)."""
+
+    event_id: uuid.UUID
+    stream_id: str
+    stream_version: int
+    occurred_at: datetime
+    schema_version: int
+    event: msgspec.Raw
+    metadata: msgspec.Raw
+    position: int
+
+
+_raw_envelope_encoder = msgspec.json.Encoder()
 _MARK_SENT = "DELETE FROM outbox WHERE position = ANY($1::bigint[])"
 
 
@@ -49,7 +71,7 @@ class OutboxRelay:
         store: EventStore,
         producer: AIOKafkaProducer,
         *,
-        batch_size: int = 500,
+        batch_size: int = 5000,  # a burst drains in large batches: 55-61k/s alone, against 24-38k at 500
         idle_sleep: float = 0.02,
         after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
         topic_names: Mapping[str, str] | None = None,
@@ -61,6 +83,7 @@ class OutboxRelay:
         self._after_publish = after_publish  # a test hook: simulate a crash between publish and mark
         self._topic_names = dict(topic_names or {})  # logical -> physical, e.g. per test or environment
         self.published = 0
+        self._partition_index = RememberedPartitionIndex()
 
     async def relay_once(self, conn: Any | None = None) -> int:
         """Publish one batch; returns how many events were sent (0 when the outbox is empty)."""
@@ -70,22 +93,39 @@ class OutboxRelay:
         rows = await conn.fetch(_PENDING, self.batch_size)
         if not rows:
             return 0
+        # Records go out in per-partition batches (`create_batch`/`send_batch`), in position order within
+        # each partition: `send` per record spends most of its time in aiokafka's own bookkeeping (a
+        # future and a pure-Python murmur2 per record). The partition is Kafka's default for the key.
         sends = []
+        batches: dict[tuple[str, int], Any] = {}
+        partition_counts: dict[str, list[int]] = {}
+        current_version = self.store.codec.current_version
         for row in rows:
-            envelope = self.store.envelope(row)
-            sends.append(
-                await self.producer.send(
-                    self._topic_names.get(row["topic"], row["topic"]),
-                    value=envelope_encoder.encode(envelope),
-                    key=bytes(row["key"]),
-                    headers=header_list(
-                        row["event_type"],
-                        str(row["event_id"]),
-                        envelope.metadata.traceparent,
-                        envelope.metadata.tracestate,
-                    ),
-                )
-            )
+            current = current_version(row["event_type"])
+            if row["schema_version"] == current:  # decoding and re-encoding would give the same JSON
+                value = _raw_envelope_encoder.encode(
+                    _StoredEnvelope(row["event_id"], row["stream_id"], row["stream_version"], row["occurred_at"],
+                                    current, msgspec.Raw(row["data"]), msgspec.Raw(row["metadata"]), row["position"])
+                )  # fmt: skip
+            else:
+                value = envelope_encoder.encode(self.store.envelope(row))
+            topic = self._topic_names.get(row["topic"], row["topic"])
+            partitions = partition_counts.get(topic)
+            if partitions is None:
+                partitions = partition_counts[topic] = sorted(await self.producer.partitions_for(topic))
+            key = bytes(row["key"])
+            partition = partitions[self._partition_index(key, len(partitions))]
+            headers = header_list(row["event_type"], str(row["event_id"]), row["traceparent"], row["tracestate"])
+            batch = batches.get((topic, partition))
+            if batch is None:
+                batch = batches[(topic, partition)] = self.producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full: send it
+                sends.append(await self.producer.send_batch(batch, topic, partition=partition))
+                batch = batches[(topic, partition)] = self.producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise ValueError(f"event at position {row['position']} is larger than a producer batch")
+        for (topic, partition), batch in batches.items():
+            sends.append(await self.producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sends)  # every record acknowledged by the broker (acks=all)
         positions = [row["position"] for row in rows]
         if self._after_publish is not None:

@@ -9,40 +9,18 @@ webhook path; slower per request). The same producer writes dead letters.
 
 from __future__ import annotations
 
-import random
 from typing import Protocol
 
 import msgspec
-from aiokafka.partitioner import murmur2
 
 from ticketflow.contracts.chat import ChatMessage
 from ticketflow.contracts.topics import CHAT_INBOUND
 from ticketflow.eventstore.outbox import make_producer
+from ticketflow.eventstore.partitioning import RememberingPartitioner
 from ticketflow.intake.adapters.store import IntakeStore
 from ticketflow.intake.domain import conversation_key
 
 _encoder = msgspec.json.Encoder()
-
-
-class RememberingPartitioner:
-    """Kafka's default partitioning (murmur2 of the key, as the Java client does, so a platform posting
-    the same conversation key straight to chat.inbound lands on the same partition), remembered per key:
-    aiokafka's pure-Python murmur2 costs ~25 µs a call, and a conversation sends many messages."""
-
-    def __init__(self, kept: int = 100_000) -> None:
-        self._kept = kept
-        self._index: dict[tuple[bytes, int], int] = {}
-
-    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-        if key is None:
-            return random.choice(available or all_partitions)
-        slot = (key, len(all_partitions))
-        index = self._index.get(slot)
-        if index is None:
-            if len(self._index) >= self._kept:
-                self._index.clear()
-            index = self._index[slot] = (murmur2(key) & 0x7FFFFFFF) % len(all_partitions)
-        return all_partitions[index]
 
 
 class Acceptor(Protocol):
