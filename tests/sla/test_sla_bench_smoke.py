@@ -18,7 +18,13 @@ TOY = ["--resident", "2000", "--events", "4000", "--fire", "500", "--checkpoint-
 def test_service_benchmark_prints_its_table() -> None:
     run = subprocess.run([sys.executable, str(BENCH), *TOY], capture_output=True, text=True, timeout=280)
     assert run.returncode == 0, run.stderr
-    for row in ("## SLA service through the real broker", "events/s (service)", "firings/s", "baseline"):
+    for row in (
+        "## SLA service through the real broker",
+        "events/s (service)",
+        "firings/s",
+        "baseline",
+        "published on Kafka",
+    ):
         assert row in run.stdout
     assert "dead letter" not in run.stderr
 

@@ -34,34 +34,12 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_service as service
 
-from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
-from ticketflow.eventstore.outbox import OutboxRelay, make_producer
 from ticketflow.sla.engine import FULL_GC_EVERY, SlaEngine
 from ticketflow.sla.partition import Partition
 from ticketflow.sla.policies import DeskRules
 from ticketflow.sla.writer import SlaWriter
-
-
-def relay_process(dsn: str, bootstrap: str, topic: str, stop: Any) -> None:
-    """The projector's outbox relay, alone in its process, publishing `ticket.events` to `topic`."""
-
-    async def run() -> None:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-        producer = make_producer(bootstrap)
-        await producer.start()
-        stopping = asyncio.Event()
-        relay = asyncio.create_task(
-            OutboxRelay(EventStore(pool), producer, topic_names={TICKET_EVENTS: topic}).run(stopping)
-        )
-        await asyncio.to_thread(stop.wait)
-        stopping.set()
-        await relay
-        await producer.stop()
-        await pool.close()
-
-    asyncio.run(run())
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -71,7 +49,7 @@ async def bench(args: argparse.Namespace) -> None:
     if args.relay:
         context = multiprocessing.get_context("spawn")
         relay_stop = context.Event()
-        relay = context.Process(target=relay_process, args=(dsn, args.bootstrap, topic, relay_stop))
+        relay = context.Process(target=service.relay_process, args=(dsn, args.bootstrap, topic, relay_stop))
         relay.start()
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)  # the service's pool size
     assert pool is not None
