@@ -92,6 +92,18 @@ SQL
 superuser_psql -d "$PG_DATABASE" -c "CREATE EXTENSION IF NOT EXISTS pg_trgm" >/dev/null ||
     die "CREATE EXTENSION pg_trgm failed" "apt-get install -y postgresql-contrib"
 
+# 5. Server settings for the event store's write load (deploy/postgres/settings.conf): ALTER SYSTEM and a
+#    reload, no restart; only on a local cluster this script set up (it got here, so it did).
+settings=()
+while IFS= read -r line; do
+    [[ "$line" =~ ^[[:space:]]*([a-z_]+)[[:space:]]*=[[:space:]]*(.+)$ ]] || continue
+    settings+=(-c "ALTER SYSTEM SET ${BASH_REMATCH[1]} = ${BASH_REMATCH[2]}")
+done <"$REPO_ROOT/deploy/postgres/settings.conf"
+if ((${#settings[@]})); then
+    superuser_psql -d postgres "${settings[@]}" -c "SELECT pg_reload_conf()" >/dev/null ||
+        die "could not apply deploy/postgres/settings.conf" "read the psql error above"
+fi
+
 ticketflow_login_works || die "role $PG_ROLE still cannot log in on $PG_HOST:$PG_PORT with a password" \
     "check pg_hba.conf of cluster $version/$name allows 'host all all 127.0.0.1/32 scram-sha-256'"
 info "postgresql $version/$name ready on $PG_HOST:$PG_PORT: database $PG_DATABASE, role $PG_ROLE, pg_trgm"

@@ -113,3 +113,18 @@ def test_image_installs_exactly_the_locked_dependencies_with_uv() -> None:
     dockerfile = (REPO_ROOT / "deploy" / "docker" / "Dockerfile").read_text()
     assert "COPY pyproject.toml uv.lock" in dockerfile
     assert "uv sync --frozen --no-dev --all-packages" in dockerfile
+
+
+def test_compose_postgres_runs_with_the_settings_pg_up_applies(compose: dict[str, Any]) -> None:
+    """deploy/postgres/settings.conf is applied by pg-up.sh (ALTER SYSTEM) and by compose (`-c` flags)."""
+    settings = {}
+    for line in (REPO_ROOT / "deploy" / "postgres" / "settings.conf").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            settings[name.strip()] = value.strip().strip("'")
+    assert settings, "settings.conf lists no setting"
+    command = compose["services"]["postgres"]["command"]
+    assert command[0] == "postgres"
+    flags = dict(flag.split("=", 1) for flag in command[2::2])
+    assert command[1::2] == ["-c"] * len(flags)
+    assert flags == settings
