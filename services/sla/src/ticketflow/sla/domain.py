@@ -18,6 +18,8 @@ gives it a policy; a move to a track without SLA cancels its clocks and excludes
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -190,6 +192,16 @@ class _Run:
                 self.put(None, clock.target)
                 self.emit(sla.SlaClockCancelled(self.state.ticket_id, clock.target, reason), at)
 
+    @contextmanager
+    def caused_by(self, cause: uuid.UUID) -> Iterator[None]:
+        """Events emitted meanwhile get ids from `cause`: a configuration change, not the event at hand,
+        caused them (ids of their own, per change, so a replay gives the same ones)."""
+        saved, self.cause = self.cause, cause
+        try:
+            yield
+        finally:
+            self.cause = saved
+
     def check_calendar(self, at: int) -> None:
         """A desk configuration change of the clocks' calendar (hours, holidays, time zone) is applied
         like a track change, with the policy's rule, and recorded (`SlaRecalculated`): time used
@@ -209,10 +221,8 @@ class _Run:
             self.notes.append(f"calendar {recorded} unknown (never stored): time used before {at} counted in {current}")
         else:
             self.calendar = old  # `recalculate` counts in it up to `at`
-        cause = self.cause  # the change is not caused by the event at hand: ids of its own, per change
-        self.cause = event_id_of("calendar", self.state.ticket_id, recorded, current)
-        self.recalculate(self.state.priority, f"calendar {recorded} -> {current}", at, rebase=True)
-        self.cause = cause
+        with self.caused_by(event_id_of("calendar", self.state.ticket_id, recorded, current)):
+            self.recalculate(self.state.priority, f"calendar {recorded} -> {current}", at, rebase=True)
 
     def recalculate(
         self, priority: str, reason: str, at: int, track: str | None = None, *, rebase: bool = False
@@ -281,10 +291,9 @@ class _Run:
                 continue
             wanted = _target_of(policy, clock.target)
             reason = f"policy {policy.policy_id}: {clock.target} target {clock.target_seconds}s -> {wanted}s"
-            cause = self.cause  # not caused by the event at hand: ids of the change itself
-            self.cause = event_id_of("policy", self.state.ticket_id, clock.target, clock.target_seconds, wanted)
-            self.retarget(clock, policy, reason, at, calendar, calendar, rebase=False)
-            self.cause = cause
+            change = event_id_of("policy", self.state.ticket_id, clock.target, clock.target_seconds, wanted)
+            with self.caused_by(change):
+                self.retarget(clock, policy, reason, at, calendar, calendar, rebase=False)
 
     def exclude(self) -> None:
         """No SLA policy any more (moved to a track without SLA, or a priority without a policy):
@@ -500,13 +509,19 @@ def _timers(run: _Run) -> dict[SlaTarget, tuple[int, int]]:
     (the timer path would otherwise do the calendar maths of a firing twice)."""
     if _timerless(run.state) or run.policy is None or run.calendar is None:
         return {}
+    return _next_firings(run.state.clocks, run.policy.warnings, run.calendar, run.next_firings)
+
+
+def _next_firings(
+    clocks: tuple[Clock, ...],
+    warnings: tuple[float, ...],
+    calendar: Calendar,
+    known: dict[SlaTarget, tuple[int, int] | None] | None = None,
+) -> dict[SlaTarget, tuple[int, int]]:
+    """Per clock with a next firing, (level, due); `known`: firings already computed, by target."""
     result: dict[SlaTarget, tuple[int, int]] = {}
-    for clock in run.state.clocks:
-        firing = (
-            run.next_firings[clock.target]
-            if clock.target in run.next_firings
-            else next_firing(clock, run.policy.warnings, run.calendar)
-        )
+    for clock in clocks:
+        firing = known[clock.target] if known and clock.target in known else next_firing(clock, warnings, calendar)
         if firing is not None:
             result[clock.target] = firing
     return result
@@ -536,13 +551,7 @@ def firings(state: TicketSla, rules: Rules) -> dict[SlaTarget, tuple[int, int]]:
     policy = rules.policy(state.desk_id, state.track_id, state.priority)
     if policy is None:
         return {}
-    calendar = rules.calendar(state.desk_id, state.track_id)
-    result: dict[SlaTarget, tuple[int, int]] = {}
-    for clock in state.clocks:
-        firing = next_firing(clock, policy.warnings, calendar)
-        if firing is not None:
-            result[clock.target] = firing
-    return result
+    return _next_firings(state.clocks, policy.warnings, rules.calendar(state.desk_id, state.track_id))
 
 
 def evolve(clocks: tuple[Clock, ...], event: sla.SlaEvent, at: int) -> tuple[Clock, ...]:
