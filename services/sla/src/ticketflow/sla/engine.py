@@ -141,15 +141,21 @@ class SlaEngine:
         """A state kept under an older desk configuration (calendar or targets): recalculate it now
         with the policy's rule (the timer path: `advance` also fires what is already due) before
         arming, so no timer is armed against a target or calendar that no longer applies."""
-        decision = advance(state, now_s, self.rules)
+        decision = self._advance(part, ticket, state, now_s)
         if decision.rejected is not None:
             log.warning("ticket %s: not recalculated: %s", ticket, decision.rejected)
+
+    def _advance(self, part: Partition, ticket: uuid.UUID, state: TicketSla, now_s: int) -> Decision:
+        """The timer path for one kept state: fire what is due by `now_s` (and apply a configuration
+        change), queue its events, keep the new state, re-arm its timers (the caller holds the lock)."""
+        decision = advance(state, now_s, self.rules)
         if decision.state is not None and decision.emitted:
             state = self.queue.add(part.number, ticket, state.sla_version, decision.emitted, decision.state)
             part.tickets[ticket] = state
             part.changed.add(ticket)
             part.dirty = True
         self._sync(part, ticket, state, decision.timers)
+        return decision
 
     def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla], set[uuid.UUID], str] | None:
         """(next offset, states changed since the last call, tickets pruned since, the configuration
@@ -347,16 +353,8 @@ class SlaEngine:
                 if ticket is None:
                     continue  # pruned after this batch was taken from the wheel
                 state = part.tickets.get(ticket)
-                if state is None:
-                    continue
-                decision = advance(state, now_s, self.rules)
-                if decision.state is not None and decision.emitted:
-                    state = self.queue.add(part.number, ticket, state.sla_version, decision.emitted, decision.state)
-                    part.tickets[ticket] = state
-                    part.changed.add(ticket)
-                    part.dirty = True
-                    self.stats.fired += len(decision.emitted)
-                self._sync(part, ticket, state, decision.timers)
+                if state is not None:
+                    self.stats.fired += len(self._advance(part, ticket, state, now_s).emitted)
         await self.queue.room()
 
     def _sync(

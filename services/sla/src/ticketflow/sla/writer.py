@@ -69,8 +69,9 @@ class SlaWriter:
     async def write(
         self, states: Mapping[uuid.UUID, TicketSla], pending: Mapping[uuid.UUID, list[Emitted]]
     ) -> dict[uuid.UUID, TicketSla]:
-        """Append each ticket's pending events; returns the states whose stored head (or absorbed
-        firings) differ from what was expected (`sla_version + len(events)`): none, normally.
+        """Append each ticket's pending events; returns the stored states of the tickets whose head (or
+        absorbed firings) may differ from what was expected (`sla_version + len(events)`): none after a
+        bulk append; every ticket of a chunk that fell back (the caller compares, `SlaEngine._written`).
 
         A large batch is split into `parallel` append_many calls on separate connections, so the
         database's work spreads over its cores (each chunk is atomic; a failure raises, and the
@@ -107,8 +108,7 @@ class SlaWriter:
         try:
             results = await self.store.append_many(requests)
         except (ConcurrencyError, EventIdReused):
-            repaired = {t: await self._one_by_one(states[t], pending[t]) for t in tickets}
-            return {t: s for t, s in repaired.items() if not _as_expected(s, states[t], pending[t])}
+            return {t: await self._one_by_one(states[t], pending[t]) for t in tickets}
         updated: dict[uuid.UUID, TicketSla] = {}
         for ticket, result in zip(tickets, results, strict=True):
             if result.already_stored:
@@ -116,8 +116,7 @@ class SlaWriter:
             else:
                 self.appended += len(pending[ticket])
             head = max(states[ticket].sla_version, result.stream_version)
-            if head != states[ticket].sla_version + len(pending[ticket]):
-                updated[ticket] = replace(states[ticket], sla_version=head)
+            updated[ticket] = replace(states[ticket], sla_version=head)
         return updated
 
     async def _bulk(self, requests: list[AppendRequest]) -> bool:
@@ -166,10 +165,6 @@ class SlaWriter:
                     "sla stream %s: gave up on event %s after %d conflicts", stream, event.event_id, MAX_CONFLICTS
                 )
         return state
-
-
-def _as_expected(stored: TicketSla, before: TicketSla, events: Sequence[Emitted]) -> bool:
-    return stored.sla_version == before.sla_version + len(events) and stored.clocks is before.clocks
 
 
 def _firing_key(event: object) -> tuple[str, float] | None:
