@@ -34,6 +34,7 @@ import asyncpg
 from ticketflow.contracts.codec import EventCodec
 from ticketflow.contracts.envelope import EventMetadata
 from ticketflow.contracts.events import event_type_name
+from ticketflow.contracts.text import has_escaped_nul
 from ticketflow.contracts.topics import key_for_stream, topic_for_stream
 from ticketflow.eventstore.errors import UNSTORABLE_CHARACTER_ERRORS, ConcurrencyError, UnstorableEvent
 from ticketflow.eventstore.store import AppendRequest, nul_in, unstorable
@@ -122,9 +123,8 @@ class BulkAppender:
                 events.append((n, version, new.event_id, kind_ref, event, metadata_ref, us))
         encode = self.codec.encode_document
         documents = encode(streams), encode(metadata_objects), encode(events)
-        if any(b"\\u0000" in document for document in documents):
+        if any(has_escaped_nul(document) for document in documents):
             # A NUL would fail the whole statement (and the caller's transaction): name it before sending.
-            # Only a hit pays for the search (a literal backslash + "u0000" in a text is not a NUL).
             where = nul_in(requests, self.codec)
             if where is not None:
                 raise UnstorableEvent(f"{where}, which PostgreSQL jsonb cannot store")

@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from ticketflow.contracts.envelope import envelope_encoder
+from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder
 from ticketflow.eventstore.partitioning import RememberedPartitionIndex
 from ticketflow.eventstore.store import EventStore
 
@@ -35,22 +33,6 @@ LIMIT $1
 """
 
 
-class _StoredEnvelope(msgspec.Struct, gc=False):
-    """`EventEnvelope` with the stored JSON of the event and metadata passed through as they are: the
-    same fields and names, so consumers decode it as an `EventEnvelope`. Only for a row stored under
-    the event type's current schema version (an older one is upcast through `EventStore.envelope`)."""
-
-    event_id: uuid.UUID
-    stream_id: str
-    stream_version: int
-    occurred_at: datetime
-    schema_version: int
-    event: msgspec.Raw
-    metadata: msgspec.Raw
-    position: int
-
-
-_raw_envelope_encoder = msgspec.json.Encoder()
 _MARK_SENT = "DELETE FROM outbox WHERE position = ANY($1::bigint[])"
 
 
@@ -103,9 +85,12 @@ class OutboxRelay:
         for row in rows:
             current = current_version(row["event_type"])
             if row["schema_version"] == current:  # decoding and re-encoding would give the same JSON
-                value = _raw_envelope_encoder.encode(
-                    _StoredEnvelope(row["event_id"], row["stream_id"], row["stream_version"], row["occurred_at"],
-                                    current, msgspec.Raw(row["data"]), msgspec.Raw(row["metadata"]), row["position"])
+                # The stored JSON of the event and metadata goes in as it is (msgspec.Raw in the
+                # envelope's own fields: encoding does not check field types).
+                raw: Any = (msgspec.Raw(row["data"]), msgspec.Raw(row["metadata"]))
+                value = envelope_encoder.encode(
+                    EventEnvelope(row["event_id"], row["stream_id"], row["stream_version"], row["occurred_at"],
+                                  current, raw[0], raw[1], row["position"])
                 )  # fmt: skip
             else:
                 value = envelope_encoder.encode(self.store.envelope(row))
