@@ -116,6 +116,18 @@ class Cluster:
         for t in tickets:
             assert await self.decisions(t) == ["TicketRouted", "TicketAssigned"], t
 
+    async def leader_and_stand_by(
+        self, agents: tuple[str, str], tickets: int
+    ) -> tuple[subprocess.Popen[str], subprocess.Popen[str], list[uuid.UUID]]:
+        """A leader (epoch 1) and a stand-by, two agents, and `tickets` new tickets all assigned."""
+        first = self.spawn()
+        await self.leads(1, first, 60)
+        second = self.spawn()
+        await self.agents(*agents)
+        before = await self.new_tickets(tickets)
+        await self.all_assigned(before, 90)
+        return first, second, before
+
     def close(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -169,12 +181,7 @@ async def test_the_stand_by_takes_over_when_the_leader_is_killed(
     pool: asyncpg.Pool, pg_database: str, kafka_bootstrap: str, kafka_topic_factory: object, tmp_path: Path
 ) -> None:
     async with cluster(pool, pg_database, kafka_bootstrap, kafka_topic_factory, tmp_path) as routing:
-        first = routing.spawn()
-        await routing.leads(1, first, 60)
-        second = routing.spawn()
-        await routing.agents("killed-anna", "killed-boris")
-        before = await routing.new_tickets(1)
-        await routing.all_assigned(before, 90)
+        first, second, before = await routing.leader_and_stand_by(("killed-anna", "killed-boris"), 1)
         assert second.poll() is None and await routing.leader() == (1, f"{HOST}:{first.pid}")
 
         in_flight = await routing.new_tickets(30)
@@ -193,12 +200,7 @@ async def test_a_leader_that_loses_its_lock_session_steps_down_and_can_lead_agai
     pool: asyncpg.Pool, pg_database: str, kafka_bootstrap: str, kafka_topic_factory: object, tmp_path: Path
 ) -> None:
     async with cluster(pool, pg_database, kafka_bootstrap, kafka_topic_factory, tmp_path) as routing:
-        first = routing.spawn()
-        await routing.leads(1, first, 60)
-        second = routing.spawn()
-        await routing.agents("cut-anna", "cut-boris")
-        before = await routing.new_tickets(3)
-        await routing.all_assigned(before, 90)
+        first, second, before = await routing.leader_and_stand_by(("cut-anna", "cut-boris"), 3)
 
         # The leader's lock session is cut (a network blip, an administrator): its process lives on.
         key = lock_key(routing.name) & 0xFFFFFFFFFFFFFFFF  # a bigint key is (classid, objid) in pg_locks
