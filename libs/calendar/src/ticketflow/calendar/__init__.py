@@ -1,10 +1,11 @@
 """Business calendars: working intervals, holidays, moved working days, business-time arithmetic."""
 
-from ticketflow.calendar.business import BusinessCalendar, supported_holiday_countries
+from ticketflow.calendar.business import BusinessCalendar, holiday_dates, supported_holiday_countries
 from ticketflow.calendar.spec import (
     WEEKDAYS,
     CalendarError,
     CalendarSpec,
+    HolidayDates,
     Hours,
     WorkInterval,
     check_no_overlap,
@@ -18,9 +19,11 @@ __all__ = [
     "BusinessCalendar",
     "CalendarError",
     "CalendarSpec",
+    "HolidayDates",
     "Hours",
     "WorkInterval",
     "check_no_overlap",
+    "holiday_dates",
     "parse_interval",
     "parse_intervals",
     "parse_time",

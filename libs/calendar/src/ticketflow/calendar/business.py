@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from ticketflow.calendar.spec import SECONDS_PER_DAY, CalendarError, CalendarSpec, Hours
+from ticketflow.calendar.spec import SECONDS_PER_DAY, CalendarError, CalendarSpec, HolidayDates, Hours
 
 _MIN_YEAR = 1971
 _MAX_YEAR = 9998
@@ -55,7 +55,11 @@ class BusinessCalendar:
             return spec.moved_day_hours
         if day in spec.extra_holidays:
             return spec.holiday_hours
-        public, moved_working = _public_days(spec.holiday_country, spec.holiday_subdivision, day.year)
+        pinned = spec.pinned_holidays
+        if pinned is not None and pinned.covers(day.year):
+            public, moved_working = pinned.public, pinned.moved_working
+        else:
+            public, moved_working = _public_days(spec.holiday_country, spec.holiday_subdivision, day.year)
         if spec.observe_moved_working_days and day in moved_working:
             return spec.moved_day_hours
         if day in public:
@@ -247,6 +251,17 @@ def _local_epoch(zone: ZoneInfo, day: date, seconds: int) -> int:
 def supported_holiday_countries() -> dict[str, frozenset[str]]:
     """Country codes the `holidays` library knows, with their subdivision codes."""
     return {code: frozenset(subs) for code, subs in holidays.list_supported_countries().items()}
+
+
+def holiday_dates(country: str, subdivision: str | None, first_year: int, last_year: int) -> HolidayDates:
+    """The `holidays` library's dates for a country over whole years, to pin in a calendar."""
+    public: set[date] = set()
+    moved: set[date] = set()
+    for year in range(first_year, last_year + 1):
+        year_public, year_moved = _public_days(country, subdivision, year)
+        public |= year_public
+        moved |= year_moved
+    return HolidayDates(first_year, last_year, frozenset(public), frozenset(moved))
 
 
 @lru_cache(maxsize=256)

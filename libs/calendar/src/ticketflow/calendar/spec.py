@@ -88,6 +88,21 @@ Hours = tuple[WorkInterval, ...]
 
 
 @dataclass(frozen=True, slots=True)
+class HolidayDates:
+    """A country's public holidays and moved working days for the years `first_year`..`last_year`,
+    as one release of the `holidays` library gave them: a calendar that carries them answers the
+    same in those years after the library is upgraded (a replayed history keeps its deadlines)."""
+
+    first_year: int
+    last_year: int
+    public: frozenset[date] = frozenset()
+    moved_working: frozenset[date] = frozenset()
+
+    def covers(self, year: int) -> bool:
+        return self.first_year <= year <= self.last_year
+
+
+@dataclass(frozen=True, slots=True)
 class CalendarSpec:
     """A business calendar in the desk's own terms.
 
@@ -114,6 +129,8 @@ class CalendarSpec:
     extra_holidays: frozenset[date] = frozenset()
     extra_working_days: frozenset[date] = frozenset()
     overrides: Mapping[date, Hours] = field(default_factory=dict)
+    # The country's dates as recorded (years it covers); other years ask the `holidays` library.
+    pinned_holidays: HolidayDates | None = None
 
     def __post_init__(self) -> None:
         try:

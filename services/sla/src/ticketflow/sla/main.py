@@ -34,9 +34,6 @@ def build() -> Service:
     dead_letters = DeadLetters(service.broker, "sla")
     consumers: list[SlaConsumer] = []
 
-    async def warm() -> None:
-        await asyncio.to_thread(registry.warm_calendars)
-
     async def dead_letter(key: bytes | None, value: bytes, reason: str) -> None:
         await dead_letters.send(topic, key, value, reason)
 
@@ -47,6 +44,7 @@ def build() -> Service:
         # state records them.
         rules = DeskRules(registry, await calendar_versions.load(service.pool))
         await calendar_versions.save(service.pool, rules.definitions())
+        await asyncio.to_thread(rules.warm_calendars)  # the first event does not pay for expanding a year
         engine = SlaEngine(rules, SlaWriter(EventStore(service.pool)), dead_letter)
         consumer = SlaConsumer(engine, service.pool, service.settings.kafka_bootstrap, topic, checkpoint_every_s=every)
         consumers[:] = [consumer]
@@ -55,7 +53,6 @@ def build() -> Service:
     async def status(_: Request) -> JSONResponse:
         return JSONResponse(describe(consumers[0]) if consumers else {"starting": True})
 
-    service.on_start.append(warm)
     service.background.append(consume)
     service.routes.append(Route("/sla/status", status))
     return service

@@ -6,13 +6,16 @@ calendar with second-sized targets; `DeskRules` adapts `ticketflow.deskconfig`'s
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import hashlib
+import time
 from collections.abc import Mapping
 from typing import Literal, Protocol
 
 import msgspec
 
-from ticketflow.calendar import BusinessCalendar
+from ticketflow.calendar import BusinessCalendar, CalendarError, HolidayDates, holiday_dates
 from ticketflow.contracts.values import SlaTarget
 from ticketflow.deskconfig import DeskRegistry
 from ticketflow.deskconfig.model import CalendarConfig
@@ -80,15 +83,55 @@ class Rules(Protocol):
         (time used before the change counts in it); None when that version is unknown."""
 
 
+# The years whose public holidays and moved working days a calendar version records (the rest ask
+# the `holidays` library): an upgrade of the library that changes a date in them gives the calendar
+# a new version, so clocks are recalculated by the policy's rule and a replay still finds the old dates.
+PINNED_HOLIDAY_YEARS = (2020, 2040)
+
+
+class PinnedHolidays(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`HolidayDates` as stored in a calendar definition (sorted, so equal dates give equal bytes)."""
+
+    first_year: int
+    last_year: int
+    public: tuple[datetime.date, ...]
+    moved_working: tuple[datetime.date, ...]
+
+    @classmethod
+    def of(cls, dates: HolidayDates) -> PinnedHolidays:
+        return cls(dates.first_year, dates.last_year, tuple(sorted(dates.public)), tuple(sorted(dates.moved_working)))
+
+    def dates(self) -> HolidayDates:
+        return HolidayDates(self.first_year, self.last_year, frozenset(self.public), frozenset(self.moved_working))
+
+
 def version_of(name: str, definition: bytes) -> str:
     """A calendar version: its name and a hash of its definition (desk time zone + calendar config)."""
     return f"{name}@{hashlib.sha1(definition).hexdigest()[:12]}"
 
 
+def definition_of(timezone: str, config: CalendarConfig) -> bytes:
+    """The JSON a calendar version hashes: [time zone, config] plus, for a calendar that follows a
+    country's holidays, the dates of `PINNED_HOLIDAY_YEARS` (raises CalendarError for an unknown country)."""
+    if config.holiday_country is None:
+        return msgspec.json.encode([timezone, config])
+    first, last = PINNED_HOLIDAY_YEARS
+    dates = holiday_dates(config.holiday_country, config.holiday_subdivision, first, last)
+    return msgspec.json.encode([timezone, config, PinnedHolidays.of(dates)])
+
+
 def calendar_of_definition(definition: bytes) -> BusinessCalendar:
-    """Build a calendar from the JSON its version hash is computed from (raises ValueError)."""
-    timezone, config = msgspec.json.decode(definition, type=tuple[str, CalendarConfig])
-    return BusinessCalendar(config.to_spec(timezone))
+    """Build a calendar from the JSON its version hash is computed from (raises ValueError). A
+    definition stored before holiday dates were pinned ([time zone, config]) asks the library."""
+    parts = msgspec.json.decode(definition, type=list[msgspec.Raw])
+    if len(parts) not in (2, 3):
+        raise ValueError(f"a calendar definition has 2 or 3 parts, not {len(parts)}")
+    timezone = msgspec.json.decode(parts[0], type=str)
+    spec = msgspec.json.decode(parts[1], type=CalendarConfig).to_spec(timezone)
+    if len(parts) == 3:
+        pinned = msgspec.json.decode(parts[2], type=PinnedHolidays)
+        spec = dataclasses.replace(spec, pinned_holidays=pinned.dates())
+    return BusinessCalendar(spec)
 
 
 class DeskRules:
@@ -149,19 +192,46 @@ class DeskRules:
         return self._policies[key]
 
     def calendar(self, desk_id: str, track_id: str) -> Calendar:
+        """The track's calendar, built from its version's definition: the dates it answers with are
+        those its version names (pinned holidays included), not whatever the library says today."""
         cached = self._calendars.get((desk_id, track_id))
         if cached is None:
-            try:
-                cached = self.registry.calendar(desk_id, track_id)
-            except (KeyError, ValueError) as error:  # CalendarError is a ValueError
-                raise RulesError(f"no usable calendar for {desk_id!r}/{track_id!r}: {error}") from None
+            version = self.calendar_version(desk_id, track_id)
+            definition = self._definitions.get(version)
+            if definition is None:
+                raise RulesError(f"desk {desk_id!r} has no calendar for track {track_id!r}")
+            cached = self._by_version.get(version)
+            if cached is None:
+                try:
+                    cached = calendar_of_definition(definition)
+                except ValueError as error:  # CalendarError is a ValueError
+                    raise RulesError(f"no usable calendar for {desk_id!r}/{track_id!r}: {error}") from None
+                self._by_version[version] = cached
             self._calendars[(desk_id, track_id)] = cached
-            self._by_version.setdefault(self.calendar_version(desk_id, track_id), cached)
         return cached
 
+    def warm_calendars(self, at: int | None = None) -> None:
+        """Build every usable track calendar and expand the year around `at` (default now), so the
+        first event after start-up does not pay for it."""
+        instant = int(time.time()) if at is None else at
+        for desk in self.registry.desks.values():
+            for track in desk.tracks:
+                try:
+                    self.calendar(desk.id, track.id).is_open_ts(instant)
+                except RulesError:
+                    continue
+
     def fingerprint(self) -> str:
+        """The desks' configuration and every track's calendar version (which names its holiday dates)."""
         if self._fingerprint is None:
-            text = msgspec.json.encode(self.registry.desks, order="sorted")
+            versions = []
+            for desk in self.registry.desks.values():
+                for track in desk.tracks:
+                    try:
+                        versions.append(self.calendar_version(desk.id, track.id))
+                    except RulesError:
+                        versions.append("")
+            text = msgspec.json.encode([self.registry.desks, sorted(versions)], order="sorted")
             self._fingerprint = hashlib.sha1(text).hexdigest()
         return self._fingerprint
 
@@ -201,10 +271,15 @@ class DeskRules:
             except KeyError as error:
                 raise RulesError(f"unknown desk or track {desk_id!r}/{track_id!r}: {error}") from None
             config = next((c for c in desk.calendars if c.id == name), None)
-            text = msgspec.json.encode([desk.timezone, config])
+            if config is None:
+                text = msgspec.json.encode([desk.timezone, config])  # names no calendar: no definition
+            else:
+                try:
+                    text = definition_of(desk.timezone, config)
+                except CalendarError as error:
+                    raise RulesError(f"no usable calendar for {desk_id!r}/{track_id!r}: {error}") from None
+                self._definitions.setdefault(version_of(name, text), text)
             version = self._versions[key] = version_of(name, text)
-            if config is not None:
-                self._definitions.setdefault(version, text)
         return version
 
     def _resolve(self, desk_id: str, track_id: str, priority: str) -> Policy | None:
