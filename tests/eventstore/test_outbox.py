@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import asyncpg
 import msgspec
@@ -13,9 +14,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from support.eventstore import some_events
 
+from ticketflow.contracts.codec import EventCodec
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent, envelope_decoder
+from ticketflow.contracts.events import EVENT_TYPES
 from ticketflow.contracts.ids import new_event_id, ticket_stream
-from ticketflow.contracts.ticket_events import TicketClosed
+from ticketflow.contracts.ticket_events import TicketClosed, TicketReopened
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import EventStore
 from ticketflow.eventstore.consumer import first_time
@@ -171,3 +174,64 @@ async def test_published_records_are_the_stored_envelopes_on_kafkas_default_part
     for _, key, envelope in seen:
         order[key].append(envelope.stream_version)
     assert all(versions == [1, 2, 3] for versions in order.values())
+
+
+class TicketClosedV2(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="TicketClosed"):
+    """A later schema of TicketClosed: `actor` renamed `closed_by` (version 2, with an upcaster)."""
+
+    schema_version: ClassVar[int] = 2
+    ticket_id: uuid.UUID
+    reason: str
+    closed_by: str
+
+
+def actor_renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    upgraded = dict(raw)
+    upgraded["closed_by"] = upgraded.pop("actor")
+    return upgraded
+
+
+async def test_a_row_of_an_older_schema_is_published_upcast_and_current_rows_pass_through(
+    store: EventStore, kafka_bootstrap: str, kafka_topic_factory: object
+) -> None:
+    """Rows stored under TicketClosed v1, relayed by code whose TicketClosed is v2: the relay's fallback
+    path decodes, upcasts and re-encodes them (schema_version 2, `closed_by`); a row whose schema is
+    current on that code (TicketReopened v1) is still passed through as stored."""
+    topic = await kafka_topic_factory(partitions=2)  # type: ignore[operator]
+    await store.pool.execute("DELETE FROM outbox")
+    ticket = uuid.uuid4()
+    reopened = NewEvent(new_event_id(), TicketReopened(ticket, "customer wrote again", "anna"), datetime.now(UTC))
+    await store.append(ticket_stream(ticket), 0, [*some_events(ticket, 2), reopened])
+    upgraded = EventStore(
+        store.pool, EventCodec({**EVENT_TYPES, "TicketClosed": TicketClosedV2}, {("TicketClosed", 1): actor_renamed})
+    )
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        assert await OutboxRelay(upgraded, producer, topic_names={TICKET_EVENTS: topic}).relay_once() == 3
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_bootstrap, group_id=f"g-{uuid.uuid4()}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    values: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(values) < 3:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    values += [msgspec.json.decode(r.value or b"") for r in records]
+    finally:
+        await consumer.stop()
+    values.sort(key=lambda value: value["stream_version"])
+    closed = [value for value in values if value["event"]["type"] == "TicketClosed"]
+    assert [value["schema_version"] for value in closed] == [2, 2]
+    assert [value["event"] for value in closed] == [
+        {"type": "TicketClosed", "ticket_id": str(ticket), "reason": f"e{i}", "closed_by": "test"} for i in range(2)
+    ]
+    stored = await store.pool.fetchrow(
+        "SELECT *, data::text AS data, metadata::text AS metadata FROM events WHERE event_id = $1", reopened.event_id
+    )
+    assert stored is not None
+    assert values[2] == msgspec.json.decode(msgspec.json.encode(store.envelope(stored)))  # passed through
+    assert [value["position"] for value in values] == sorted(value["position"] for value in values)
