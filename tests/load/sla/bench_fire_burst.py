@@ -53,9 +53,9 @@ async def bench(args: argparse.Namespace) -> None:
         relay.start()
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)  # the service's pool size
     assert pool is not None
-    registry = load_desks()
-    registry.warm_calendars()
-    engine = SlaEngine(DeskRules(registry), SlaWriter(EventStore(pool)), service._dead_letter)
+    rules = DeskRules(load_desks())
+    rules.warm_calendars()
+    engine = SlaEngine(rules, SlaWriter(EventStore(pool)), service._dead_letter)
     for number in range(service.PARTITIONS):
         engine.partitions[number] = Partition(number, {}, 0, 0, live=True)
     timers = asyncio.create_task(engine.loop.run())
