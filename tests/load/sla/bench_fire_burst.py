@@ -93,10 +93,11 @@ async def bench(args: argparse.Namespace) -> None:
                 published = (
                     f"{args.fire / published_s:,.0f} ({published_s:.2f} s; relay {1e6 * relay_cpu / args.fire:.0f} µs)"
                 )
-            postgres = service.cpu_by_role(roles_before, service.cpu_by_process(0))["postgres"]
+            roles = service.cpu_by_role(roles_before, service.cpu_by_process(0))
             mine = sum(me.cpu_times()[:2]) - me_before
             rows.append([round_, f"{args.fire / stored_s:,.0f}", f"{decided_s:.2f} / {stored_s:.2f}", published,
-                         f"{1e6 * mine / args.fire:.0f}", f"{1e6 * postgres / args.fire:.0f}",
+                         f"{1e6 * mine / args.fire:.0f}", f"{1e6 * roles['postgres'] / args.fire:.0f}",
+                         f"{1e6 * roles['kafka'] / args.fire:.0f}",
                          f"{os.getloadavg()[0]:.2f}"])  # fmt: skip
     finally:
         timers.cancel()
@@ -110,7 +111,7 @@ async def bench(args: argparse.Namespace) -> None:
     print(f"\n## SLA firing burst: {args.fire:,} due in the same second ({os.cpu_count()} cores)\n")
     headers = ["round", "firings/s stored", "last decided / stored, s after due",
                "published/s (last published after due; relay CPU per firing)", "service µs/firing",
-               "postgres µs/firing (incl. the relay's queries)", "load avg"]  # fmt: skip
+               "postgres µs/firing (incl. the relay's queries)", "kafka broker µs/firing", "load avg"]  # fmt: skip
     print(tabulate(rows, headers=headers, tablefmt="github"))
     print("\ntarget (whole service, issue 7): >= 50,000 warnings and breaches/s")
 
