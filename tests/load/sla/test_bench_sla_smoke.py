@@ -14,7 +14,6 @@ TOY = ["--timers", "20000", "--singles", "2000", "--baseline-timers", "5000", "-
        "--spread-ms", "200", "--lead-ms", "1500"]  # fmt: skip
 
 
-@pytest.mark.load
 @pytest.mark.pg
 def test_benchmark_prints_every_table() -> None:
     run = subprocess.run([sys.executable, str(BENCH), *TOY], capture_output=True, text=True, timeout=280)
