@@ -11,7 +11,9 @@ cache (no store read on this path; the bench writes nothing to the store). So a 
 event was before that message moved from TicketOpened to PreflightPassed: one message, measured from the
 record that triggers it (the PreflightPassed) to its arrival; the ceiling pairs the records the same way.
 A rebalance that splits a ticket's two records between two consumers leaves that PreflightPassed without
-a requester (nothing sent); only the scale-out phase's warm-up, while its group forms, can see one.
+a requester (nothing sent); the service phases produce nothing until their consumer group has every
+process as a member (Stable), so the scale-out phase measures the processes together, not the first one
+alone while the second starts and then a rebalance, and no ticket is split.
 
 Phases: paced at --rate tickets/s for --seconds (achieved rate, p50/p99 latency), a backlog of --backlog
 tickets drained as fast as possible, both for the ceiling and the service; then the service under a
@@ -214,15 +216,24 @@ async def main(args: argparse.Namespace) -> None:
         if args.profile:  # py-spy samples the service process through its paced and backlog phases
             profiler = start_profiler(args.py_spy, first.pid, args.profile)
         rows += await measure(bench, "service x1: consume -> plan -> ledger -> POST -> record", topics["engine"],
-                              [first.pid], args)  # fmt: skip
+                              [first.pid], args, group=(kafka_admin, f"bench-{run}"))  # fmt: skip
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(30)
         outage = await measure_outage(bench, topics["engine"], first.pid, args, bench_dsn) if args.down > 0 else []
         if args.scale_out > 1:
             more = [start_service(i) for i in range(2, args.scale_out + 1)]
+            group = [first, *more]
+            profilers = []
+            if args.profile:  # one profile per process of the group, through its paced and backlog phases
+                stem, suffix = os.path.splitext(args.profile)
+                profilers = [start_profiler(args.py_spy, p.pid, f"{stem}-x{args.scale_out}-{i}{suffix}")
+                             for i, p in enumerate(group, start=1)]  # fmt: skip
             rows += await measure(bench, f"service x{args.scale_out} (one consumer group)", topics["engine"],
-                                  [first.pid, *(p.pid for p in more)], args)  # fmt: skip
+                                  [p.pid for p in group], args, group=(kafka_admin, f"bench-{run}"))  # fmt: skip
+            for running in profilers:
+                running.send_signal(signal.SIGINT)
+                running.wait(30)
     except BaseException:
         print_logs(Path(scratch.name))
         raise
@@ -276,9 +287,35 @@ class Sampler:
         return list(self.samples)
 
 
-async def measure(bench: Bench, name: str, topic: str, pids: list[int], args: argparse.Namespace) -> list[list[Any]]:
+async def wait_for_group(admin: AIOKafkaAdminClient, group_id: str, members: int, within: float = 120.0) -> None:
+    """Until the consumer group is Stable with `members` consumers. A process still starting when the
+    warm-up is done would join, and rebalance the group, inside the measured phase: its first seconds
+    would be the older processes alone, then a rebalance, not `members` processes."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        [response] = await admin.describe_consumer_groups([group_id])
+        _error, _group, state, _protocol_type, _protocol, described = response.groups[0][:6]
+        if state == "Stable" and len(described) == members:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"consumer group {group_id} not Stable with {members} members within {within:.0f} s")
+
+
+async def measure(
+    bench: Bench,
+    name: str,
+    topic: str,
+    pids: list[int],
+    args: argparse.Namespace,
+    *,
+    group: tuple[AIOKafkaAdminClient, str] | None = None,
+) -> list[list[Any]]:
+    """The paced and backlog phases; with `group` (admin client, group id), they start only once every
+    process in `pids` is a member of that consumer group."""
     sampler = Sampler(pids)
-    warm = await bench.produce(topic, 200, None)  # start-up, group join (rebalance), first connections
+    if group is not None:
+        await wait_for_group(*group, members=len(pids))
+    warm = await bench.produce(topic, 200, None)  # start-up, first connections (every member's partitions)
     await bench.wait_received(warm, 120)
     rows = []
     for label, count, rate in ((f"paced {args.rate:,.0f}/s", int(args.rate * args.seconds), args.rate),
@@ -334,7 +371,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("--outage-rate", type=float, default=300.0)
     parser.add_argument("--scale-out", type=int, default=2, help="then this many service processes (1: skip)")
-    parser.add_argument("--profile", help="py-spy raw (collapsed) profile of service x1's throughput phases here")
+    parser.add_argument(
+        "--profile",
+        help="py-spy raw (collapsed) profile of service x1's throughput phases here; the scale-out phase's"
+        " processes go to FILE-x<N>-<i> (same suffix)",
+    )
     parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable (for --profile)")
     parser.add_argument("--pg-sslmode", default="disable", help="the service's PostgreSQL TLS (libpq sslmode)")
     asyncio.run(main(parser.parse_args()))
