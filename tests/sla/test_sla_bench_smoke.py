@@ -37,3 +37,13 @@ def test_firing_burst_benchmark_prints_its_table() -> None:
                          text=True, timeout=280)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "## SLA firing burst: 500 due" in run.stdout and "firings/s stored" in run.stdout
+
+
+@pytest.mark.pg
+@pytest.mark.kafka
+def test_firing_burst_benchmark_runs_split_instances_and_the_kafka_only_experiment() -> None:
+    burst = BENCH.with_name("bench_fire_burst.py")
+    args = ["--fire", "600", "--rounds", "1", "--instances", "2", "--sink", "kafka-only"]
+    run = subprocess.run([sys.executable, str(burst), *args], capture_output=True, text=True, timeout=280)
+    assert run.returncode == 0, run.stderr
+    assert "2 instance(s), --sink kafka-only" in run.stdout and "firings/s produced" in run.stdout

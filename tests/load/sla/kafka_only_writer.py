@@ -1,0 +1,59 @@
+"""An experiment's writer, not a product path: the SLA engine's firings produced straight to Kafka
+(envelopes encoded in the service, per-partition batches, acks=all), with no PostgreSQL append and
+no outbox relay. `bench_fire_burst.py --sink kafka-only` uses it to measure what a "Kafka first"
+firing path could give on this box: the figure the team needs to weigh against store-first
+publishing (docs/benchmarks.md, "SLA service", session 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, envelope_encoder
+from ticketflow.contracts.events import event_type_name
+from ticketflow.contracts.ids import sla_stream
+from ticketflow.eventstore.outbox import header_list
+from ticketflow.eventstore.partitioning import partition_of
+from ticketflow.sla.domain import Emitted, TicketSla, utc
+
+NO_METADATA = EventMetadata()
+
+
+class KafkaOnlyWriter:
+    """`SlaWriter.write`'s contract (returns no stored states) with Kafka as the only sink. The
+    envelope has no store position (none exists) and the stream version the service expects."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, partitions: int) -> None:
+        self.producer, self.topic, self.partitions = producer, topic, partitions
+        self.appended = 0
+
+    async def write(
+        self, states: Mapping[uuid.UUID, TicketSla], pending: Mapping[uuid.UUID, list[Emitted]]
+    ) -> dict[uuid.UUID, TicketSla]:
+        batches: dict[int, Any] = {}
+        sends = []
+        for ticket, emitted in pending.items():
+            key = str(ticket).encode()
+            partition = partition_of(key, self.partitions)
+            stream, version = sla_stream(ticket), states[ticket].sla_version
+            for e in emitted:
+                version += 1
+                envelope = EventEnvelope(e.event_id, stream, version, utc(e.at), 1, e.event, NO_METADATA, None)
+                value = envelope_encoder.encode(envelope)
+                headers = header_list(event_type_name(e.event), str(e.event_id), None, None)
+                batch = batches.get(partition)
+                if batch is None:
+                    batch = batches[partition] = self.producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full: send it
+                    sends.append(await self.producer.send_batch(batch, self.topic, partition=partition))
+                    batch = batches[partition] = self.producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None, headers=headers)
+                self.appended += 1
+        for partition, batch in batches.items():
+            sends.append(await self.producer.send_batch(batch, self.topic, partition=partition))
+        await asyncio.gather(*sends)
+        return {}
