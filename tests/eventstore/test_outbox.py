@@ -148,24 +148,8 @@ async def test_published_records_are_the_stored_envelopes_on_kafkas_default_part
             "FROM outbox o JOIN events e USING (position)"
         )
     }
-    producer = make_producer(kafka_bootstrap)
-    await producer.start()
-    try:
-        assert await OutboxRelay(store, producer, topic_names={TICKET_EVENTS: topic}).relay_once() == 120
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, group_id=f"g-{uuid.uuid4()}", auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    seen: list[tuple[int, bytes, EventEnvelope]] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(seen) < 120:
-                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                    seen += [(tp.partition, r.key or b"", envelope_decoder.decode(r.value or b"")) for r in records]
-    finally:
-        await consumer.stop()
+    records = await relay_once_and_read(store, kafka_bootstrap, topic, 120)
+    seen = [(partition, key, envelope_decoder.decode(value)) for partition, key, value in records]
     assert sorted(e.event_id for _, _, e in seen) == sorted(rows)
     for partition, key, envelope in seen:
         assert envelope == rows[envelope.event_id]  # field for field, the event and its metadata included
@@ -205,24 +189,9 @@ async def test_a_row_of_an_older_schema_is_published_upcast_and_current_rows_pas
     upgraded = EventStore(
         store.pool, EventCodec({**EVENT_TYPES, "TicketClosed": TicketClosedV2}, {("TicketClosed", 1): actor_renamed})
     )
-    producer = make_producer(kafka_bootstrap)
-    await producer.start()
-    try:
-        assert await OutboxRelay(upgraded, producer, topic_names={TICKET_EVENTS: topic}).relay_once() == 3
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, group_id=f"g-{uuid.uuid4()}", auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    values: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(values) < 3:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    values += [msgspec.json.decode(r.value or b"") for r in records]
-    finally:
-        await consumer.stop()
+    values: list[dict[str, Any]] = [
+        msgspec.json.decode(value) for _, _, value in await relay_once_and_read(upgraded, kafka_bootstrap, topic, 3)
+    ]
     values.sort(key=lambda value: value["stream_version"])
     closed = [value for value in values if value["event"]["type"] == "TicketClosed"]
     assert [value["schema_version"] for value in closed] == [2, 2]
@@ -235,3 +204,29 @@ async def test_a_row_of_an_older_schema_is_published_upcast_and_current_rows_pas
     assert stored is not None
     assert values[2] == msgspec.json.decode(msgspec.json.encode(store.envelope(stored)))  # passed through
     assert [value["position"] for value in values] == sorted(value["position"] for value in values)
+
+
+async def relay_once_and_read(
+    store: EventStore, bootstrap: str, topic: str, count: int
+) -> list[tuple[int, bytes, bytes]]:
+    """One relay pass of the outbox onto `topic` (it must publish `count` records), then those records
+    read back as (partition, key, value)."""
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        assert await OutboxRelay(store, producer, topic_names={TICKET_EVENTS: topic}).relay_once() == count
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4()}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    seen: list[tuple[int, bytes, bytes]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(seen) < count:
+                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                    seen += [(tp.partition, r.key or b"", r.value or b"") for r in records]
+    finally:
+        await consumer.stop()
+    return seen
