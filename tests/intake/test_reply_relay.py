@@ -5,6 +5,7 @@ nothing sent, and the next round sends it again with the same reply_key."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -125,3 +126,20 @@ async def test_a_reply_older_than_the_max_age_is_skipped_not_sent(
     state = {r["idempotency_key"]: (r["sent_at"] is not None, r["skipped"]) for r in rows}
     assert state == {old: (True, "older than 1 day, 0:00:00 when the relay saw it"), fresh: (True, None)}
     assert [r.cause_key for _, r in await read_replies(kafka_bootstrap, topic)] == [fresh]
+
+
+async def test_a_run_and_its_restart_leave_no_producer_unclosed(
+    pool: asyncpg.Pool, kafka_bootstrap: str, kafka_topic_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`run` used to replace the producer made with the relay by a new one, leaving the first one
+    unclosed ("Unclosed AIOKafkaProducer" in intake's log at every start)."""
+    topic = await kafka_topic_factory(partitions=1)
+    relay = ReplyRelay(pool, kafka_bootstrap, topic)
+    for _ in range(2):  # the first run, then a restart as the service's supervisor does after a crash
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        await asyncio.sleep(0.3)
+        stop.set()
+        await task
+    gc.collect()
+    assert "Unclosed AIOKafkaProducer" not in caplog.text

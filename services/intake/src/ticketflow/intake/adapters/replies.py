@@ -99,6 +99,7 @@ class ReplyRelay:
         self.published = 0
         self.skipped = 0
         self._producer = self._new_producer()
+        self._producer_used = False  # run() starts this one; a restarted run() needs a fresh one
 
     def _new_producer(self) -> AIOKafkaProducer:
         return make_producer(
@@ -134,7 +135,9 @@ class ReplyRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """The background loop (started and supervised by ticketflow.runtime.service: restarted after a
         crash, with a fresh producer, since a producer whose start failed cannot be started again)."""
-        self._producer = self._new_producer()
+        if self._producer_used:  # the first run uses the producer made with the relay (not left unclosed)
+            self._producer = self._new_producer()
+        self._producer_used = True
         await self._producer.start()
         try:
             while not stop.is_set():
