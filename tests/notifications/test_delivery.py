@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from fakes.asgi import Fault
 
+from ticketflow.notifications.delivery import Deliverer
 from ticketflow.notifications.ledger import PgLedger
 from ticketflow.notifications.model import Channel, Notification, OutcomeStatus
 from ticketflow.notifications.policy import Address, Kind, Person, Role, Schedule, Window, plan
-from ticketflow.notifications.resilience import CircuitBreaker
+from ticketflow.notifications.resilience import CircuitBreaker, RetryPolicy
 
 from .platform_stack import ADDRESSES, Stack, note
 
@@ -180,6 +181,33 @@ async def test_breaker_opens_and_stops_calling_a_failing_destination(stack: Stac
     other = await deliverer.deliver(note(Channel.BITRIX24))  # other destinations are unaffected
     assert other.status is OutcomeStatus.DELIVERED
     assert deliverer.tracked_destinations() == 1  # only the failing destination keeps state
+
+
+async def test_deliveries_waiting_on_an_open_circuit_use_no_tries_and_all_arrive_once_it_is_back(
+    stack: Stack,
+) -> None:
+    # Given a destination that fails its next 5 calls, a breaker that opens at the first failure
+    # (open 0.05 s, doubling to 0.2 s), and 3 tries per delivery,
+    stack.bitrix.fail_next(503, times=5)
+    deliverer = Deliverer(
+        ledger=PgLedger(stack.pool, lease_seconds=60.0),
+        catalog=stack.catalog,
+        channels=stack.channels,
+        retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=5),
+        breaker_factory=lambda: CircuitBreaker(failure_threshold=1, reset_timeout=0.05, max_reset_timeout=0.2),
+    )
+    # one delivery alone finds it down: its 3 tries are 3 failed calls, the breaker is open;
+    first = await deliverer.deliver(note(Channel.BITRIX24))
+    assert first.status is OutcomeStatus.DEAD_LETTER and "gave up after 3 tries" in (first.reason or "")
+    # when 10 more deliveries to it run at once while it stays down for 2 more calls (fewer than a
+    # delivery's tries: the one that wins a probe may well win the next one too),
+    notifications = [note(Channel.BITRIX24) for _ in range(10)]
+    outcomes = await asyncio.gather(*(deliverer.deliver(n) for n in notifications))
+    # then only single probes reached it (waiting on the open circuit used no tries: counted as
+    # tries, the waiting deliveries gave up after 3 turns of "circuit open"), and every one arrived.
+    assert [o.status for o in outcomes] == [OutcomeStatus.DELIVERED] * 10, [o.reason for o in outcomes if o.reason]
+    assert stack.bitrix.faults.served == 5
+    assert len(stack.bitrix.received) == 10  # each once
 
 
 async def test_a_stalled_destination_cannot_queue_without_bound(stack: Stack) -> None:

@@ -46,7 +46,7 @@ def test_full_jitter_spreads_delays() -> None:
 
 def test_breaker_opens_after_threshold_then_half_opens_one_probe() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=3, reset_timeout=10.0, clock=clock)
+    breaker = CircuitBreaker(failure_threshold=3, reset_timeout=10.0, max_reset_timeout=10.0, clock=clock)
     for _ in range(2):
         assert breaker.allow()
         breaker.record_failure()
@@ -64,6 +64,26 @@ def test_breaker_opens_after_threshold_then_half_opens_one_probe() -> None:
     assert breaker.allow()
     breaker.record_success()
     assert state(breaker) is BreakerState.CLOSED and breaker.allow() and breaker.allow()
+
+
+def test_each_failed_probe_doubles_the_open_period_up_to_the_cap_and_a_success_starts_over() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=2.0, max_reset_timeout=10.0, clock=clock)
+    breaker.record_failure()
+    periods = []
+    for _ in range(5):  # the destination stays down: every probe fails
+        periods.append(breaker.remaining_open())
+        clock.now += breaker.remaining_open() - 0.01
+        assert not breaker.allow()  # still open just before the period ends
+        clock.now += 0.01
+        assert breaker.allow()
+        breaker.record_failure()
+    assert periods == [2.0, 4.0, 8.0, 10.0, 10.0]
+    clock.now += 10.0
+    assert breaker.allow()
+    breaker.record_success()  # back: the next trouble starts from the short period again
+    breaker.record_failure()
+    assert breaker.remaining_open() == 2.0
 
 
 def test_breaker_success_resets_the_consecutive_count() -> None:

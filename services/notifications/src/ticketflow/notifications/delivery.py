@@ -250,12 +250,22 @@ class Deliverer:
         breaker = self.breaker(notification.channel, notification.destination)
         total = attempts_before
         last: DeliveryFailure | None = None
-        for attempt in range(1, self._retry.max_attempts + 1):
+        # A try is a call to the destination; waiting on an open circuit uses none (it would let a
+        # breaker with short open periods use up every try of a waiting delivery in seconds), but
+        # counts toward the hold: a delivery waits at most `max_retry_after` s on a closed door.
+        tries, held = 0, 0.0
+        while True:
             failure: DeliveryFailure
             if not breaker.allow():
                 failure = TemporaryFailure("circuit open", retry_after=breaker.remaining_open())
+                # Half-open with another delivery's probe in flight: a short jittered wait for its answer.
+                delay = breaker.remaining_open() or self._retry.base_delay + self._retry.backoff(1, self._rng)
+                if held + delay > self._retry.max_retry_after:
+                    reason = f"circuit open; waited {held:.0f}s, more than we hold a delivery"
+                    return await self._dead(key, reason, total)
             else:
-                if not (fenced and attempt == 1):  # else the claim fenced attempt 1 already
+                tries += 1
+                if not (fenced and tries == 1):  # else the claim fenced the first try already
                     attempts_now = await self._ledger.begin_attempt(key)
                     if attempts_now is None:  # our lease was taken over: the other worker owns it now
                         return DeliveryOutcome(key, OutcomeStatus.IN_FLIGHT, total, "claim lost")
@@ -280,16 +290,17 @@ class Deliverer:
                     else:
                         await self._ledger.record_delivered(key, provider_id)
                     return DeliveryOutcome(key, OutcomeStatus.DELIVERED, total, None, provider_id)
-            last = failure
-            if attempt == self._retry.max_attempts:
-                break
-            delay = self._retry.backoff(attempt, self._rng)
-            retry_after = failure.retry_after if isinstance(failure, TemporaryFailure) else None
-            if retry_after is not None:
-                if retry_after > self._retry.max_retry_after:
-                    reason = f"{failure.reason}; asked to wait {retry_after:.0f}s, more than we hold a delivery"
-                    return await self._dead(key, reason, total)
-                delay = max(delay, retry_after)
+                last = failure
+                if tries == self._retry.max_attempts:
+                    break
+                delay = self._retry.backoff(tries, self._rng)
+                retry_after = failure.retry_after if isinstance(failure, TemporaryFailure) else None
+                if retry_after is not None:
+                    if retry_after > self._retry.max_retry_after:
+                        reason = f"{failure.reason}; asked to wait {retry_after:.0f}s, more than we hold a delivery"
+                        return await self._dead(key, reason, total)
+                    delay = max(delay, retry_after)
+            held += delay
             await self._ledger.record_retry(key, failure.reason, delay)
             await self._sleep(delay)
         reason = f"gave up after {self._retry.max_attempts} tries: {last.reason if last else 'unknown'}"

@@ -34,21 +34,35 @@ class BreakerState(enum.StrEnum):
 
 class CircuitBreaker:
     """Per destination. Opens after `failure_threshold` consecutive temporary failures; after
-    `reset_timeout` lets one probe through (half-open); the probe's result closes or re-opens it."""
+    `reset_timeout` lets one probe through (half-open); the probe's result closes or re-opens it.
 
-    def __init__(self, *, failure_threshold: int = 5, reset_timeout: float = 30.0, clock: Clock = time.monotonic):
+    Each failed probe doubles the open period, up to `max_reset_timeout`: a destination down for a
+    few seconds is probed again within seconds (with one fixed 30 s period, a 5 s outage held every
+    delivery for about 30 s), and one down for long is not probed more than once per
+    `max_reset_timeout`. A success starts over from `reset_timeout`."""
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 5,
+        reset_timeout: float = 2.0,
+        max_reset_timeout: float = 30.0,
+        clock: Clock = time.monotonic,
+    ):
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
+        self.max_reset_timeout = max(max_reset_timeout, reset_timeout)
         self._clock = clock
         self._failures = 0
         self._opened_at: float | None = None
+        self._open_for = reset_timeout
         self._probe_in_flight = False
 
     @property
     def state(self) -> BreakerState:
         if self._opened_at is None:
             return BreakerState.CLOSED
-        if self._clock() - self._opened_at >= self.reset_timeout:
+        if self._clock() - self._opened_at >= self._open_for:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
@@ -60,7 +74,7 @@ class CircuitBreaker:
     def remaining_open(self) -> float:
         if self._opened_at is None:
             return 0.0
-        return max(0.0, self.reset_timeout - (self._clock() - self._opened_at))
+        return max(0.0, self._open_for - (self._clock() - self._opened_at))
 
     def allow(self) -> bool:
         """Ask before each call; a half-open breaker admits exactly one probe at a time."""
@@ -75,11 +89,13 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self._failures = 0
         self._opened_at = None
+        self._open_for = self.reset_timeout
         self._probe_in_flight = False
 
     def record_failure(self) -> None:
         self._probe_in_flight = False
-        if self._opened_at is not None:  # a failed probe re-opens for a full period
+        if self._opened_at is not None:  # a failed probe re-opens for twice the period (capped)
+            self._open_for = min(self.max_reset_timeout, self._open_for * 2)
             self._opened_at = self._clock()
             return
         self._failures += 1
