@@ -47,6 +47,7 @@ from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore, migrate
+from ticketflow.eventstore.batches import PartitionBatches
 from ticketflow.eventstore.outbox import OutboxRelay, make_producer
 from ticketflow.eventstore.partitioning import partition_of
 from ticketflow.runtime.settings import DEFAULT_KAFKA, DEFAULT_PG_DSN
@@ -91,23 +92,13 @@ def produce_process(bootstrap: str, topic: str, events: int, go: Any, done: Any)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1)
         await producer.start()
         go.wait()
-        # Per-partition batches on Kafka's default partition of each key, in the records' order: the
+        # Per-partition batches (PartitionBatches) on Kafka's default partition of each key: the
         # load generator shares the 2 cores with the service, and `send` per record cost it about
         # 14 µs of CPU each (5.5-7 CPU-s of a 16 s consume phase), CPU the service then lacked.
-        batches: dict[int, Any] = {}
-        sends = []
+        batches = PartitionBatches(producer)
         for key, value in records:
-            partition = partition_of(key, PARTITIONS)
-            batch = batches.get(partition)
-            if batch is None:
-                batch = batches[partition] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
-                sends.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = batches[partition] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-        for partition, batch in batches.items():
-            sends.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*sends)
+            await batches.add(topic, partition_of(key, PARTITIONS), key, value)
+        await batches.send_all()
         await producer.stop()
         done.set()
 

@@ -6,16 +6,15 @@ publishing (docs/benchmarks.md, "SLA service", session 4)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, envelope_encoder
 from ticketflow.contracts.events import event_type_name
 from ticketflow.contracts.ids import sla_stream
+from ticketflow.eventstore.batches import PartitionBatches
 from ticketflow.eventstore.outbox import header_list
 from ticketflow.eventstore.partitioning import partition_of
 from ticketflow.sla.domain import Emitted, TicketSla, utc
@@ -34,8 +33,7 @@ class KafkaOnlyWriter:
     async def write(
         self, states: Mapping[uuid.UUID, TicketSla], pending: Mapping[uuid.UUID, list[Emitted]]
     ) -> dict[uuid.UUID, TicketSla]:
-        batches: dict[int, Any] = {}
-        sends = []
+        batches = PartitionBatches(self.producer)
         for ticket, emitted in pending.items():
             key = str(ticket).encode()
             partition = partition_of(key, self.partitions)
@@ -43,17 +41,8 @@ class KafkaOnlyWriter:
             for e in emitted:
                 version += 1
                 envelope = EventEnvelope(e.event_id, stream, version, utc(e.at), 1, e.event, NO_METADATA, None)
-                value = envelope_encoder.encode(envelope)
                 headers = header_list(event_type_name(e.event), str(e.event_id), None, None)
-                batch = batches.get(partition)
-                if batch is None:
-                    batch = batches[partition] = self.producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full: send it
-                    sends.append(await self.producer.send_batch(batch, self.topic, partition=partition))
-                    batch = batches[partition] = self.producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None, headers=headers)
+                await batches.add(self.topic, partition, key, envelope_encoder.encode(envelope), headers)
                 self.appended += 1
-        for partition, batch in batches.items():
-            sends.append(await self.producer.send_batch(batch, self.topic, partition=partition))
-        await asyncio.gather(*sends)
+        await batches.send_all()
         return {}

@@ -17,6 +17,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder
+from ticketflow.eventstore.batches import PartitionBatches
 from ticketflow.eventstore.partitioning import RememberedPartitionIndex
 from ticketflow.eventstore.store import EventStore
 
@@ -75,11 +76,9 @@ class OutboxRelay:
         rows = await conn.fetch(_PENDING, self.batch_size)
         if not rows:
             return 0
-        # Records go out in per-partition batches (`create_batch`/`send_batch`), in position order within
-        # each partition: `send` per record spends most of its time in aiokafka's own bookkeeping (a
-        # future and a pure-Python murmur2 per record). The partition is Kafka's default for the key.
-        sends = []
-        batches: dict[tuple[str, int], Any] = {}
+        # Records go out in per-partition batches, in position order within each partition, on Kafka's
+        # default partition for the key.
+        batches = PartitionBatches(self.producer)
         partition_counts: dict[str, list[int]] = {}
         current_version = self.store.codec.current_version
         for row in rows:
@@ -101,17 +100,11 @@ class OutboxRelay:
             key = bytes(row["key"])
             partition = partitions[self._partition_index(key, len(partitions))]
             headers = header_list(row["event_type"], str(row["event_id"]), row["traceparent"], row["tracestate"])
-            batch = batches.get((topic, partition))
-            if batch is None:
-                batch = batches[(topic, partition)] = self.producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full: send it
-                sends.append(await self.producer.send_batch(batch, topic, partition=partition))
-                batch = batches[(topic, partition)] = self.producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                    raise ValueError(f"event at position {row['position']} is larger than a producer batch")
-        for (topic, partition), batch in batches.items():
-            sends.append(await self.producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*sends)  # every record acknowledged by the broker (acks=all)
+            try:
+                await batches.add(topic, partition, key, value, headers)
+            except ValueError as error:
+                raise ValueError(f"event at position {row['position']}: {error}") from None
+        await batches.send_all()  # every record acknowledged by the broker (acks=all)
         positions = [row["position"] for row in rows]
         if self._after_publish is not None:
             await self._after_publish(positions)
