@@ -171,13 +171,15 @@ class DeskRules:
     def definitions(self) -> dict[str, bytes]:
         """Every calendar version known (those of every track of the current configuration included),
         with its definition: what the service persists."""
-        for desk in self.registry.desks.values():
-            for track in desk.tracks:
-                try:
-                    self.calendar_version(desk.id, track.id)
-                except RulesError:
-                    continue
+        for desk_id, track_id in self._tracks():
+            try:
+                self.calendar_version(desk_id, track_id)
+            except RulesError:
+                continue
         return dict(self._definitions)
+
+    def _tracks(self) -> list[tuple[str, str]]:
+        return [(desk.id, track.id) for desk in self.registry.desks.values() for track in desk.tracks]
 
     def has_sla(self, desk_id: str, track_id: str) -> bool:
         try:
@@ -197,16 +199,12 @@ class DeskRules:
         cached = self._calendars.get((desk_id, track_id))
         if cached is None:
             version = self.calendar_version(desk_id, track_id)
-            definition = self._definitions.get(version)
-            if definition is None:
+            if version not in self._definitions:
                 raise RulesError(f"desk {desk_id!r} has no calendar for track {track_id!r}")
-            cached = self._by_version.get(version)
-            if cached is None:
-                try:
-                    cached = calendar_of_definition(definition)
-                except ValueError as error:  # CalendarError is a ValueError
-                    raise RulesError(f"no usable calendar for {desk_id!r}/{track_id!r}: {error}") from None
-                self._by_version[version] = cached
+            try:
+                cached = self._built(version, self._definitions[version])
+            except ValueError as error:  # CalendarError is a ValueError
+                raise RulesError(f"no usable calendar for {desk_id!r}/{track_id!r}: {error}") from None
             self._calendars[(desk_id, track_id)] = cached
         return cached
 
@@ -214,41 +212,41 @@ class DeskRules:
         """Build every usable track calendar and expand the year around `at` (default now), so the
         first event after start-up does not pay for it."""
         instant = int(time.time()) if at is None else at
-        for desk in self.registry.desks.values():
-            for track in desk.tracks:
-                try:
-                    self.calendar(desk.id, track.id).is_open_ts(instant)
-                except RulesError:
-                    continue
+        for desk_id, track_id in self._tracks():
+            try:
+                self.calendar(desk_id, track_id).is_open_ts(instant)
+            except RulesError:
+                continue
 
     def fingerprint(self) -> str:
         """The desks' configuration and every track's calendar version (which names its holiday dates)."""
         if self._fingerprint is None:
             versions = []
-            for desk in self.registry.desks.values():
-                for track in desk.tracks:
-                    try:
-                        versions.append(self.calendar_version(desk.id, track.id))
-                    except RulesError:
-                        versions.append("")
+            for desk_id, track_id in self._tracks():
+                try:
+                    versions.append(self.calendar_version(desk_id, track_id))
+                except RulesError:
+                    versions.append("")
             text = msgspec.json.encode([self.registry.desks, sorted(versions)], order="sorted")
             self._fingerprint = hashlib.sha1(text).hexdigest()
         return self._fingerprint
 
     def calendar_of_version(self, version: str) -> Calendar | None:
-        known = self._by_version.get(version)
-        if known is not None:
-            return known
         definition = self._definitions.get(version)
         if definition is None:
             definition = self.definitions().get(version)  # a current one not looked up yet
         if definition is None:
             return None
         try:
-            built = calendar_of_definition(definition)
+            return self._built(version, definition)
         except ValueError:  # a stored definition this code cannot read (or without working time)
             return None
-        self._by_version[version] = built
+
+    def _built(self, version: str, definition: bytes) -> Calendar:
+        """The calendar of a version, built once (raises ValueError for an unusable definition)."""
+        built = self._by_version.get(version)
+        if built is None:
+            built = self._by_version[version] = calendar_of_definition(definition)
         return built
 
     def queue_track(self, desk_id: str, queue_id: str) -> str | None:
