@@ -126,6 +126,24 @@ def priority(ticket: uuid.UUID, old: str, new: str) -> te.PriorityChanged:
     return te.PriorityChanged(ticket, old, new, "lead")  # type: ignore[arg-type]
 
 
+def scripted(kind: str, ticket: uuid.UUID, n: int, current_priority: str, new_priority: str) -> te.TicketEvent:
+    """The lifecycle event a property test's script step names (priority, customer, replied, waiting,
+    resolved, reopened); `n` numbers the step's messages."""
+    if kind == "priority":
+        return priority(ticket, current_priority, new_priority)
+    if kind == "customer":
+        return customer(ticket, n)
+    if kind == "replied":
+        return replied(ticket, n)
+    if kind == "waiting":
+        return waiting(ticket)
+    if kind == "resolved":
+        return resolved(ticket)
+    if kind == "reopened":
+        return reopened(ticket)
+    raise ValueError(f"unknown script step {kind!r}")
+
+
 @dataclass
 class Driver:
     """Folds (time, event) pairs like the service: decide each, keep what was emitted."""

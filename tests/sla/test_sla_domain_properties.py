@@ -7,10 +7,20 @@ import uuid
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from sla_builders import DESKS, Driver, customer, opened, passed, priority, reopened, replied, resolved, ts, waiting
+from sla_builders import (
+    DESKS,
+    Driver,
+    customer,
+    opened,
+    passed,
+    replied,
+    resolved,
+    scripted,
+    ts,
+    waiting,
+)
 
 from ticketflow.contracts import sla_events as sla
-from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.ids import deterministic_event_id
 from ticketflow.sla.domain import advance, event_id_of, evolve, firings
 
@@ -29,16 +39,9 @@ def run_script(start: int, first_priority: str, script: list[tuple[int, str, str
     at, current = start, first_priority
     for n, (gap, kind, new_priority) in enumerate(script):
         at += gap
-        event: te.TicketEvent
+        d.when(at, scripted(kind, T, n, current, new_priority))
         if kind == "priority":
-            event, current = priority(T, current, new_priority), new_priority
-        elif kind == "customer":
-            event = customer(T, n)
-        elif kind == "replied":
-            event = replied(T, n)
-        else:
-            event = {"waiting": waiting, "resolved": resolved, "reopened": reopened}[kind](T)
-        d.when(at, event)
+            current = new_priority
     if fire_out:
         d.tick(at + 30 * 86400)  # let every running clock fire out
     return d

@@ -10,7 +10,20 @@ import uuid
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sla_builders import DESKS, Driver, customer, opened, passed, priority, reopened, replied, resolved, ts, waiting
+from sla_builders import (
+    DESKS,
+    Driver,
+    customer,
+    opened,
+    passed,
+    priority,
+    reopened,
+    replied,
+    resolved,
+    scripted,
+    ts,
+    waiting,
+)
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
@@ -222,18 +235,12 @@ def run_moves(track: str, script: list[tuple[int, str, str, str]]) -> tuple[Driv
         at += gap
         assert d.state is not None
         event: te.TicketEvent
-        if kind == "priority":
-            event = priority(T, d.state.priority, new_priority)
-        elif kind == "routed":
+        if kind == "routed":
             event = routed(queue, new_priority)
         elif kind == "referred":
             event = te.TicketReferred(T, "custom", "partners")
-        elif kind == "customer":
-            event = customer(T, n)
-        elif kind == "replied":
-            event = replied(T, n)
         else:
-            event = {"waiting": waiting, "resolved": resolved, "reopened": reopened}[kind](T)
+            event = scripted(kind, T, n, d.state.priority, new_priority)
         d.when(at, event)
         statuses.append(d.state.status)  # type: ignore[union-attr]
     d.tick(at + 20 * 86400)
