@@ -257,8 +257,9 @@ class Deliverer:
         while True:
             failure: DeliveryFailure
             if not breaker.allow():
-                failure = TemporaryFailure("circuit open", retry_after=breaker.remaining_open())
-                # Half-open with another delivery's probe in flight: a short jittered wait for its answer.
+                failure = TemporaryFailure("circuit open")
+                # Until the breaker half-opens; half-open with another delivery's probe in flight, a
+                # short jittered wait for its answer.
                 delay = breaker.remaining_open() or self._retry.base_delay + self._retry.backoff(1, self._rng)
                 if held + delay > self._retry.max_retry_after:
                     reason = f"circuit open; waited {held:.0f}s, more than we hold a delivery"
