@@ -1,125 +1,26 @@
-"""The whole system as six real processes on the real broker and a fresh database: the `make run`
-demo conversation, asserted. Needs ports 8001-8006 free (a system started by `make run` shares the
-services' consumer groups, so this test refuses to run beside it: `make stop` first)."""
+"""The whole system as six real processes on the real broker and a fresh database (conftest.py): the
+`make run` demo conversation, asserted."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
-import pytest_asyncio
+from support.demo import demo_secrets, load_demo
 from support.eventstore import migrated_pool
 
 from ticketflow.contracts.commands import ReplyAsAgent
 from ticketflow.contracts.ids import ticket_number
 from ticketflow.runtime.ops import send_command
-from ticketflow.runtime.settings import SERVICE_PORTS, Settings
+from ticketflow.runtime.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka]
-ROOT = Path(__file__).resolve().parents[2]
-ORDER = ("projector", "intake", "preflight", "routing", "sla", "notifications")
 REGISTERED = "зарегистрировано под номером"  # the requester's "registered under TF-…" (ticket_opened, ru)
-
-
-def load_demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ticketflow_demo", ROOT / "deploy" / "demo.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def demo_secrets() -> dict[str, str]:
-    lines = (ROOT / "deploy" / "demo.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
-@pytest.fixture(scope="module")
-def system(pg_database: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    busy = [name for name, port in {**SERVICE_PORTS, "platforms": 8767}.items() if _answers(port)]
-    if busy:
-        pytest.fail(f"services already answer on their ports ({busy}): stop them with `make stop` first")
-    asyncio.run(_migrate(pg_database))
-    logs = tmp_path_factory.mktemp("system")
-    env = {
-        **os.environ,
-        **demo_secrets(),
-        "TICKETFLOW_PG_DSN": pg_database,
-        "TICKETFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
-    }
-    platforms = subprocess.Popen(  # the chat platforms notifications delivers to (ports of its local.toml)
-        [sys.executable, str(ROOT / "deploy" / "demo_platforms.py")],
-        env=env,
-        cwd=ROOT,
-        stdout=(logs / "platforms.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    processes = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", f"ticketflow.{name}"],
-            env=env,
-            cwd=ROOT,
-            stdout=(logs / f"{name}.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        for name in ORDER
-    }
-    processes["platforms"] = platforms
-    try:
-        for name in ORDER:
-            _wait_ready(name, processes[name], logs)
-        yield pg_database
-    finally:
-        for process in processes.values():
-            process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-async def _migrate(dsn: str) -> None:
-    pool = await migrated_pool(dsn)
-    await pool.close()
-
-
-def _answers(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code < 500
-    except httpx.HTTPError:
-        return False
-
-
-def _wait_ready(name: str, process: subprocess.Popen[bytes], logs: Path) -> None:
-    for _ in range(180):
-        if process.poll() is not None:
-            pytest.fail(f"{name} exited with {process.returncode}:\n{(logs / f'{name}.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{SERVICE_PORTS[name]}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{name} never became ready:\n{(logs / f'{name}.log').read_text()[-3000:]}")
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as c:
-        yield c
 
 
 async def tickets_by_desk(client: httpx.AsyncClient, demo: ModuleType, before: set[str]) -> dict[str, list[dict]]:  # type: ignore[type-arg]
@@ -176,8 +77,11 @@ async def test_the_demo_conversation_flows_through_every_service(
                 break
             await asyncio.sleep(1)
         assert replied == 1
-        opened = await pool.fetchval("SELECT count(*) FROM events WHERE event_type = 'TicketOpened'")
-        assert opened == 3  # the duplicate BotX delivery opened nothing
+        opened = await pool.fetchval(
+            "SELECT count(*) FROM events WHERE event_type = 'TicketOpened' AND data->'chat'->>'conversation_id' = $1",
+            str(chat),
+        )
+        assert opened == 1  # the duplicate BotX delivery opened nothing
         # The Bitrix24 chat each portal ticket came from (the dialog is the user's), by its status.
         dialogs = {
             t["status"]: json.loads(

@@ -27,6 +27,8 @@ APPLIED: list[c.TicketCommand] = [
     c.ReopenTicket(T, "not fixed", "ann"),
     c.CloseTicket(T, "confirmed", "ann"),
     c.MergeTicket(T, uuid.uuid4(), "ann"),
+    c.UndoMerge(T, "another requester's ticket", "ann"),
+    c.LinkKnownProblem(T, uuid.uuid4(), "ann"),
 ]
 IGNORED: list[c.TicketCommand] = [
     open_ticket(T, 1),
@@ -47,7 +49,7 @@ def envelope(command: c.TicketCommand, actor: str = "lead-kim") -> CommandEnvelo
     return CommandEnvelope(uuid.uuid4(), datetime.now(UTC), actor, command)
 
 
-def test_exactly_the_seven_agent_commands_are_applied_and_every_other_is_ignored() -> None:
+def test_exactly_the_agent_commands_are_applied_and_every_other_is_ignored() -> None:
     assert {type(cmd) for cmd in APPLIED} == set(AGENT_COMMANDS)
     # Every command type in the contract is either intake's or ignored here: none is forgotten.
     assert {type(cmd) for cmd in APPLIED + IGNORED} == set(c.TicketCommand.__args__)  # type: ignore[attr-defined]

@@ -142,6 +142,14 @@ def mark_duplicate(of: uuid.UUID = OTHER_TICKET) -> c.MarkDuplicate:
     return c.MarkDuplicate(TICKET, of, 0.93)
 
 
+def undo_merge() -> c.UndoMerge:
+    return c.UndoMerge(TICKET, "different problem: another requester's ticket", "lead")
+
+
+def link_known_problem(problem: uuid.UUID = OTHER_TICKET) -> c.LinkKnownProblem:
+    return c.LinkKnownProblem(TICKET, problem, ANN)
+
+
 def route(queue: str = "box-l2", tier: str = "l2", priority: Priority = "normal") -> c.RouteTicket:
     return c.RouteTicket(TICKET, queue, tier, priority, "rule-2", "escalated", actor="lead")
 

@@ -52,6 +52,8 @@ commands: st.SearchStrategy[c.TicketCommand] = st.one_of(
     st.builds(c.CloseTicket, T, words, agents),
     st.builds(c.MergeTicket, T, tickets, agents),
     st.builds(c.ChangePriority, T, priorities, agents),
+    st.builds(c.UndoMerge, T, words, agents),
+    st.builds(c.LinkKnownProblem, T, tickets, agents),
 )  # fmt: skip
 
 
@@ -78,8 +80,9 @@ class TicketLifecycle(RuleBasedStateMachine):
             event(f"refused {type(command).__name__} in {before.status.value}")
             return
         assert all(x.ticket_id == command.ticket_id for x in produced)
-        if before.status in TERMINAL:
-            assert produced == [], f"{before.status.value} accepted {command!r}"
+        if before.status in TERMINAL:  # only an automatic merge comes back, and only by UndoMerge
+            undo = before.auto_merged and isinstance(command, c.UndoMerge)
+            assert undo or produced == [], f"{before.status.value} accepted {command!r}"
         for produced_event in produced:
             self.state = evolve(self.state, produced_event)
             self.events.append(produced_event)

@@ -16,6 +16,7 @@ from lifecycle_builders import (
     change_priority,
     close,
     fail_preflight,
+    link_known_problem,
     mark_duplicate,
     merge,
     open_ticket,
@@ -28,6 +29,7 @@ from lifecycle_builders import (
     route,
     start,
     unassign,
+    undo_merge,
     wait_for_customer,
 )
 
@@ -48,7 +50,10 @@ LEGAL: dict[str, tuple[Callable[[], c.TicketCommand], set[Status]]] = {
     "RecordPreflightFailed": (fail_preflight, PREFLIGHT),
     "RefuseTicket": (refuse, PREFLIGHT),
     "ReferTicket": (refer, OPEN),
-    "MarkDuplicate": (mark_duplicate, PREFLIGHT | {S.READY, S.ROUTED}),
+    "MarkDuplicate": (mark_duplicate, PREFLIGHT),  # preflight's automatic merge, before any SLA clock
+    "LinkKnownProblem": (link_known_problem, OPEN | {S.RESOLVED}),
+    # Only after an automatic merge (DuplicateSuspected); HISTORY's merged ticket was merged by a lead.
+    "UndoMerge": (undo_merge, set()),
     "RouteTicket": (route, {S.READY, S.ROUTED, S.ASSIGNED, S.IN_PROGRESS}),
     "AssignTicket": (assign, WORKABLE),
     "UnassignTicket": (unassign, {S.ASSIGNED, S.IN_PROGRESS}),

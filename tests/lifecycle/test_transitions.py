@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from lifecycle_builders import (
     ANN,
+    AT,
     BOB,
     HISTORY,
     OTHER_TICKET,
@@ -22,6 +23,7 @@ from lifecycle_builders import (
     fail_preflight,
     failed,
     given,
+    link_known_problem,
     mark_duplicate,
     merge,
     message_added,
@@ -42,6 +44,7 @@ from lifecycle_builders import (
     started,
     unassign,
     unassigned,
+    undo_merge,
     wait_for_customer,
     waiting,
 )
@@ -155,14 +158,69 @@ def test_referring_an_assigned_ticket_unassigns_first(status: Status) -> None:
     assert (state.status, state.assignee) == (S.REFERRED, None)
 
 
-@pytest.mark.parametrize("status", [S.OPENED, S.AWAITING_CUSTOMER, S.READY, S.ROUTED])
+@pytest.mark.parametrize("status", [S.OPENED, S.AWAITING_CUSTOMER])
 def test_mark_a_duplicate(status: Status) -> None:
     state = at(status).when(mark_duplicate()).then(e.DuplicateSuspected(TICKET, OTHER_TICKET, 0.93))
-    assert (state.status, state.merged_into) == (S.MERGED, OTHER_TICKET)
+    assert (state.status, state.merged_into, state.auto_merged) == (S.MERGED, OTHER_TICKET, True)
+
+
+@pytest.mark.parametrize("status", [S.READY, S.ROUTED])
+def test_a_ticket_past_preflight_is_merged_by_a_person_not_marked_duplicate(status: Status) -> None:
+    at(status).when(mark_duplicate()).then_raises()
 
 
 def test_a_ticket_is_not_a_duplicate_of_itself() -> None:
     at(S.OPENED).when(mark_duplicate(TICKET)).then_raises(match="itself")
+
+
+MERGED_AT = AT.replace(minute=5)
+AUTO_MERGED = (opened(), e.DuplicateSuspected(TICKET, OTHER_TICKET, 0.93, MERGED_AT))
+
+
+def test_undo_an_automatic_merge_takes_the_ticket_back_before_preflight() -> None:
+    command = undo_merge()
+    state = (
+        given(*AUTO_MERGED)
+        .when(command)
+        .then(e.MergeUndone(TICKET, OTHER_TICKET, "bitrix24-box", "box", "normal", command.reason, "lead", MERGED_AT))
+    )
+    assert (state.status, state.merged_into, state.merge_undone) == (S.OPENED, None, True)
+    # It continues as if never merged: preflight may pass it, and it is worked like any other ticket.
+    given(*AUTO_MERGED, *decide(command, fold(AUTO_MERGED))).when(pass_preflight()).then(passed())
+
+
+def test_an_undone_merge_is_never_merged_automatically_again() -> None:
+    undone = e.MergeUndone(TICKET, OTHER_TICKET, "bitrix24-box", "box", "normal", "wrong", "lead", MERGED_AT)
+    given(*AUTO_MERGED, undone).when(mark_duplicate()).then_raises(match="undid")
+
+
+def test_a_merge_by_a_person_is_not_undone_with_undo_merge() -> None:
+    at(S.MERGED).when(undo_merge()).then_raises(match="only an automatic merge")
+
+
+@pytest.mark.parametrize("status", [S.OPENED, S.READY, S.ROUTED, S.CLOSED])
+def test_only_a_merged_ticket_has_a_merge_to_undo(status: Status) -> None:
+    at(status).when(undo_merge()).then_raises()
+
+
+def test_another_requesters_look_alike_is_suggested_once_and_changes_nothing_else() -> None:
+    candidate = c.DuplicateCandidate(OTHER_TICKET, 0.61)
+    command = c.RecordPreflightPassed(TICKET, "performance", (SSL_OK,), (candidate, candidate))
+    state = at(S.OPENED).when(command).then(passed(), e.DuplicateSuggested(TICKET, OTHER_TICKET, 0.61))
+    assert (state.status, state.merged_into) == (S.READY, None)
+    # On a later preflight (after the customer answered follow-up questions) it is not suggested again.
+    history = (opened(), failed(), e.DuplicateSuggested(TICKET, OTHER_TICKET, 0.61))
+    again = c.RecordPreflightPassed(TICKET, "performance", (SSL_OK,), (candidate,))
+    given(*history).when(again).then(passed())
+
+
+def test_link_to_a_known_problem_keeps_the_ticket_where_it_is() -> None:
+    state = at(S.ASSIGNED).when(link_known_problem()).then(e.KnownProblemLinked(TICKET, OTHER_TICKET, ANN))
+    assert (state.status, state.assignee, state.known_problem) == (S.ASSIGNED, ANN, OTHER_TICKET)
+    given(*HISTORY[S.ASSIGNED], e.KnownProblemLinked(TICKET, OTHER_TICKET, ANN)).when(
+        link_known_problem()
+    ).then_nothing()
+    at(S.ASSIGNED).when(link_known_problem(TICKET)).then_raises(match="its own")
 
 
 # --- routing and assignment --------------------------------------------------------------------

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -30,6 +31,7 @@ from ticketflow.notifications.domain import (
     TicketContext,
     context_of,
     plan_event,
+    title_of,
 )
 from ticketflow.notifications.formatting import describe_hours, format_duration, format_overdue, format_time
 from ticketflow.notifications.model import Channel, idempotency_key
@@ -229,7 +231,7 @@ PREFLIGHT_OUTCOMES: dict[str, list[Callable[[uuid.UUID], object]]] = {
         ("passed", ["ticket_opened"]),
         ("refused", ["ticket_refused"]),
         ("referred", ["ticket_referred"]),
-        ("duplicate", ["duplicate_found"]),
+        ("duplicate", ["duplicate_merged"]),  # into a ticket nothing is known of: say nothing of it
         ("failed", ["preflight_failed"]),
         ("failed, then passed", ["preflight_failed", "ticket_opened"]),
     ],
@@ -306,9 +308,17 @@ def test_referred_duplicate_resolved_reopened_reach_the_requester_with_their_var
     referred = when(ctx, t.TicketReferred(ticket_id, "custom_development", "custom development"))
     assert sent(referred) == [("requester:user-7", "ticket_referred", Channel.BITRIX24)]
     assert referred.notifications[0].variables["partners_url"] == "https://partners.example.ru"
-    duplicate = when(ctx, t.DuplicateSuspected(ticket_id, other, 0.93), related=Related(duplicate_title="Slow portal"))
+    # The requester's own earlier ticket: named and quoted. Anyone else's: neither (issue 14).
+    mine = Related("Slow portal", ctx.chat, ctx.requester)
+    duplicate = when(ctx, t.DuplicateSuspected(ticket_id, other, 0.93), related=mine)
+    assert sent(duplicate) == [("requester:user-7", "duplicate_found", Channel.BITRIX24)]
     assert duplicate.notifications[0].variables["duplicate_of"] == ticket_number(other)
     assert duplicate.notifications[0].variables["duplicate_title"] == "Slow portal"
+    assert ctx.requester is not None
+    colleague = Related("Slow portal", ctx.chat, msgspec.structs.replace(ctx.requester, user_id="user-8"))
+    merged = when(ctx, t.DuplicateSuspected(ticket_id, other, 0.93), related=colleague)
+    assert sent(merged) == [("requester:user-7", "duplicate_merged", Channel.BITRIX24)]
+    assert set(merged.notifications[0].variables) == {"ticket_number", "ticket_title"}
     assert sent(when(ctx, t.TicketResolved(ticket_id, "cache cleared", "anna"))) == [
         ("requester:user-7", "ticket_resolved", Channel.BITRIX24)
     ]
@@ -483,3 +493,61 @@ def test_times_and_durations_in_the_recipients_language_and_zone() -> None:
 def test_any_duration_formats_as_non_empty_whole_units(span: timedelta, locale: str) -> None:
     text = format_duration(span, locale)
     assert text and not text.startswith("-")
+
+
+# -- issue 14: a requester never reads anything of another requester's ticket ----------------------
+
+_WORD = st.text(alphabet="абвгдежзиклмнопрстуфхцчшщэюяabcdefghijklmnopqrstuvwxyz0123456789+-", min_size=1, max_size=12)
+_TEXT = st.lists(_WORD, min_size=1, max_size=12).map(" ".join)
+_USER = st.sampled_from(["u-1", "u-2", "u-3"])  # few ids, so the same requester comes up often
+
+
+def _express_ticket(ticket_id: uuid.UUID, user: str, text: str, locale: str) -> t.TicketOpened:
+    chat = ChatRef("express", EXPRESS_BOT, f"chat-{user}")  # the public client-support bot: one tenant
+    return t.TicketOpened(ticket_id, "express", "client", chat, Requester(user, "", locale), text, "m-1", DAY)
+
+
+def _notice_to_b(a: t.TicketOpened, b: t.TicketOpened, event: object) -> list[str]:
+    """What B's chat would show for `event`, with the facts of A the service looks up (service._related)."""
+    ctx = context_of(b.ticket_id, [envelope(b, 1)])
+    related = Related(title_of(a.text), a.chat, a.requester)
+    planned = plan_event(envelope(event, 2), ctx, view(ctx), STAFF, related)
+    rendered = [CATALOG.render(n.template, n.locale, dict(n.variables)) for n in planned.notifications]
+    return [f"{r.subject}\n{r.body}" for r in rendered]
+
+
+@given(user_a=_USER, user_b=_USER, text_a=_TEXT, other_text_a=_TEXT, text_b=_TEXT, locale=st.sampled_from(["ru", "en"]))
+def test_a_duplicate_notice_never_carries_another_requesters_ticket(
+    user_a: str, user_b: str, text_a: str, other_text_a: str, text_b: str, locale: str
+) -> None:
+    a_id, b_id = uuid.uuid4(), uuid.uuid4()
+    b = _express_ticket(b_id, user_b, text_b, locale)
+    merged = t.DuplicateSuspected(b_id, a_id, 0.9)
+    notice = _notice_to_b(_express_ticket(a_id, user_a, text_a, "ru"), b, merged)
+    assert notice, "the requester is told of the merge"
+    if user_a == user_b:  # their own earlier ticket: named, so they can follow it
+        assert all(ticket_number(a_id) in text for text in notice)
+        return
+    # Another requester's: the notice is the same whatever A wrote, and names nothing of A.
+    assert notice == _notice_to_b(_express_ticket(a_id, user_a, other_text_a, "ru"), b, merged)
+    assert not any(ticket_number(a_id) in text for text in notice)
+    a_words = set(text_a.split()) - set(text_b.split())
+    assert not any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text) for w in a_words if len(w) > 3 for text in notice)
+
+
+@given(text_a=_TEXT, text_b=_TEXT)
+def test_a_known_problem_notice_names_nothing_of_the_problem_ticket(text_a: str, text_b: str) -> None:
+    a_id, b_id = uuid.uuid4(), uuid.uuid4()
+    a, b = _express_ticket(a_id, "u-1", text_a, "ru"), _express_ticket(b_id, "u-2", text_b, "ru")
+    notice = _notice_to_b(a, b, t.KnownProblemLinked(b_id, a_id, "anna"))
+    assert len(notice) == 1 and ticket_number(b_id) in notice[0] and ticket_number(a_id) not in notice[0]
+    assert notice == _notice_to_b(
+        _express_ticket(a_id, "u-1", text_b + " x", "ru"), b, t.KnownProblemLinked(b_id, a_id, "anna")
+    )
+
+
+def test_a_suggestion_for_the_agent_and_an_undone_merge_tell_the_requester_nothing() -> None:
+    ticket_id, ctx = given_ticket(platform="express")
+    assert when(ctx, t.DuplicateSuggested(ticket_id, uuid.uuid4(), 0.7)).notifications == []
+    undone = t.MergeUndone(ticket_id, uuid.uuid4(), "express", "client", "normal", "wrong merge", "lead")
+    assert when(ctx, undone).notifications == []  # preflight takes it again: "registered" comes then

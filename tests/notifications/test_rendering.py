@@ -32,6 +32,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "partners_url": "https://partners.example.ru",
     },
     "duplicate_found": {"ticket_number": "B24-1043", "duplicate_of": "B24-1042", "duplicate_title": "Slow"},
+    "duplicate_merged": {"ticket_number": "B24-1043"},
+    "known_problem": {"ticket_number": "B24-1043"},
     "ticket_assigned": {"ticket_number": "B24-1042", "agent_name": "Anna"},
     "assigned_to_you": {
         "ticket_number": "B24-1042",

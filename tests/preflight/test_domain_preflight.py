@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.ticket_events import CustomerMessageAdded, PreflightFailed, TicketOpened
 from ticketflow.contracts.values import ChatRef, CheckEvidence, Requester
+from ticketflow.deskconfig import load_desks
 from ticketflow.lifecycle import decide, fold
 from ticketflow.preflight import domain
 from ticketflow.preflight.checks import CheckName, CheckResult, Evidence, Outcome, Remediation
+from ticketflow.preflight.desk_rules import merge_scope
 from ticketflow.preflight.duplicates import DuplicateMatch
 from ticketflow.preflight.eligibility import ELIGIBLE, NOT_PORTAL_ADMIN, Eligibility
 from ticketflow.preflight.feature_requests import assess_feature_request
@@ -86,6 +88,15 @@ def test_a_weak_out_of_scope_verdict_passes_as_unclassified_with_the_suggestion(
 def test_a_duplicate_is_marked_before_feature_completeness_is_asked() -> None:
     command = domain.decide_outcome(findings(scope=IN_SCOPE, duplicate=DUPLICATE, feature_request=INCOMPLETE_FR))
     assert command == c.MarkDuplicate(T, uuid.UUID(DUPLICATE.ticket_id), 0.61)
+
+
+def test_another_requesters_look_alikes_ride_along_as_suggestions_for_the_agent() -> None:
+    other = DuplicateMatch(str(uuid.uuid4()), 0.7)
+    passed = domain.decide_outcome(findings(scope=IN_SCOPE, suggestions=(other,)))
+    assert isinstance(passed, c.RecordPreflightPassed)
+    assert passed.suggested_duplicates == (c.DuplicateCandidate(uuid.UUID(other.ticket_id), 0.7),)
+    waiting = domain.decide_outcome(findings(scope=IN_SCOPE, suggestions=(other,), feature_request=INCOMPLETE_FR))
+    assert isinstance(waiting, c.RecordPreflightFailed) and len(waiting.suggested_duplicates) == 1
 
 
 def test_an_incomplete_feature_request_waits_for_answers_to_follow_up_questions() -> None:
@@ -218,3 +229,15 @@ def test_every_outcome_is_a_command_the_lifecycle_accepts_for_a_new_ticket(
     events = decide(command, fold([opened()]))  # raises IllegalTransition if preflight chose badly
     assert len(events) == 1
     assert isinstance(command, c.RefuseTicket) == (not eligible)
+
+
+def test_the_merge_scope_is_the_requester_on_a_public_bot_and_the_organisation_under_contract() -> None:
+    desks = load_desks()
+    public, contract = "8dada2c8-67a6-4434-9dec-570d244e78ee", "3f0c6a8e-2b1d-4c5e-9a7f-1e2d3c4b5a69"
+    ann = Requester("ann")
+    express = desks.desks["express"]
+    assert merge_scope(express, ChatRef("express", public, "c1"), ann) == f"express:{public}:ann"
+    assert merge_scope(express, ChatRef("express", contract, "c1"), ann) == f"express:{contract}"
+    assert merge_scope(express, ChatRef("express", "unknown-bot", "c1"), ann) == "express:unknown-bot:ann"
+    box = desks.desks["bitrix24-box"]
+    assert merge_scope(box, ChatRef("bitrix24", "member-1", "7"), ann) == "bitrix24:member-1"

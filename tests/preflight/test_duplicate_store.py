@@ -19,16 +19,17 @@ from ticketflow.preflight.duplicate_store import (
 )
 
 pytestmark = pytest.mark.pg
-MIGRATION = Path(ticketflow.preflight.__file__).parent / "migrations" / "0001_open_tickets.sql"
+MIGRATIONS = sorted((Path(ticketflow.preflight.__file__).parent / "migrations").glob("*.sql"))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def conn(pg_database: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(pg_database)
-    await connection.execute(MIGRATION.read_text(encoding="utf-8"))
+    for migration in MIGRATIONS:
+        await connection.execute(migration.read_text(encoding="utf-8"))
     tickets, _ = load()
     for t in tickets:
-        await record_open_ticket(connection, t.uuid, t.organisation_id, t.kind, t.title, t.body)
+        await record_open_ticket(connection, t.uuid, t.organisation_id, t.kind, t.title, t.body, t.organisation_id)
     yield connection
     await connection.close()
 
@@ -63,7 +64,9 @@ async def test_a_closed_ticket_is_no_longer_a_candidate(conn: asyncpg.Connection
     try:
         assert str(ticket.uuid) not in {t.ticket_id for t, _ in await trigram_candidates(conn, "globex", "bug", text)}
     finally:
-        await record_open_ticket(conn, ticket.uuid, ticket.organisation_id, ticket.kind, ticket.title, ticket.body)
+        await record_open_ticket(
+            conn, ticket.uuid, ticket.organisation_id, ticket.kind, ticket.title, ticket.body, ticket.organisation_id
+        )
 
 
 async def _measure(conn: asyncpg.Connection, sql_only_threshold: float | None) -> tuple[Figures, Figures]:

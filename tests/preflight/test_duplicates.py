@@ -10,6 +10,7 @@ from ticketflow.preflight.duplicates import (
     TicketText,
     duplicate_score,
     likely_duplicates,
+    sort_duplicates,
     trigram_similarity,
     trigrams,
 )
@@ -54,3 +55,57 @@ def test_precision_and_recall_on_the_labelled_set() -> None:
 def test_the_score_is_symmetric_and_bounded(a: str, b: str) -> None:
     assert 0.0 <= duplicate_score(a, b) <= 1.0
     assert abs(duplicate_score(a, b) - duplicate_score(b, a)) < 1e-9
+
+
+# -- issue 14: who may be merged into whom --------------------------------------------------------
+
+BOT = "express:public-bot"
+TEXT = "Ошибка входа с телефона: пароль не принимается"
+
+
+def test_a_look_alike_of_another_requester_is_a_suggestion_never_a_merge() -> None:
+    new = TicketText("b", BOT, "bug", "ошибка вход телефон", merge_scope=f"{BOT}:customer-b")
+    strangers = TicketText("a", BOT, "bug", TEXT, merge_scope=f"{BOT}:customer-a")
+    matches = likely_duplicates(new, [strangers])
+    assert [(m.ticket_id, m.same_scope) for m in matches] == [("a", False)]
+    found = sort_duplicates(matches, may_merge=True)
+    assert found.merge is None and [m.ticket_id for m in found.suggestions] == ["a"]
+
+
+def test_the_same_requesters_repeat_is_merged_and_others_are_still_suggested() -> None:
+    new = TicketText("b", BOT, "bug", "ошибка вход телефон", merge_scope=f"{BOT}:customer-a")
+    own = TicketText("a", BOT, "bug", TEXT, merge_scope=f"{BOT}:customer-a")
+    stranger = TicketText("c", BOT, "bug", TEXT + " снова", merge_scope=f"{BOT}:customer-c")
+    found = sort_duplicates(likely_duplicates(new, [stranger, own]), may_merge=True)
+    assert found.merge is not None and found.merge.ticket_id == "a"
+    assert [m.ticket_id for m in found.suggestions] == ["c"]
+    # An agent undid this ticket's automatic merge once: never again, the own ticket is suggested too.
+    again = sort_duplicates(likely_duplicates(new, [stranger, own]), may_merge=False)
+    assert again.merge is None and {m.ticket_id for m in again.suggestions} == {"a", "c"}
+
+
+def test_rows_indexed_before_merge_scopes_are_only_suggested() -> None:
+    new = TicketText("b", BOT, "bug", TEXT, merge_scope=f"{BOT}:customer-a")
+    legacy = TicketText("a", BOT, "bug", TEXT)  # merge_scope "" (migration 0002)
+    assert sort_duplicates(likely_duplicates(new, [legacy]), may_merge=True).merge is None
+    assert sort_duplicates(likely_duplicates(TicketText("b", BOT, "bug", TEXT), [legacy]), may_merge=True).merge is None
+
+
+_SCOPES = st.sampled_from(["", f"{BOT}:u1", f"{BOT}:u2", "bitrix24:portal"])
+
+
+@given(
+    new_scope=_SCOPES,
+    others=st.lists(st.tuples(_SCOPES, st.sampled_from([TEXT, TEXT + " опять", "ошибка вход телефон"])), max_size=6),
+    may_merge=st.booleans(),
+)
+def test_a_merge_is_only_ever_into_the_same_scope(
+    new_scope: str, others: list[tuple[str, str]], may_merge: bool
+) -> None:
+    new = TicketText("new", BOT, "bug", TEXT, merge_scope=new_scope)
+    tickets = [TicketText(str(i), BOT, "bug", text, merge_scope=scope) for i, (scope, text) in enumerate(others)]
+    found = sort_duplicates(likely_duplicates(new, tickets), may_merge=may_merge)
+    if found.merge is not None:
+        assert may_merge and new_scope
+        assert next(t for t in tickets if t.ticket_id == found.merge.ticket_id).merge_scope == new_scope
+    assert all(m is not found.merge for m in found.suggestions)

@@ -67,12 +67,14 @@ async def open_ticket(
     tenant: str = BOX_MEMBER,
     locale: str = "ru",
     admin_unverified: str | None = None,
+    user: str | None = None,
 ) -> EventEnvelope:
-    """Open a ticket the way intake does (OpenTicket through the decider); returns the stored envelope."""
+    """Open a ticket the way intake does (OpenTicket through the decider); returns the stored envelope.
+    Each ticket has a requester of its own unless `user` names one."""
     ticket = uuid.uuid4()
     platform = "bitrix24" if desk == "bitrix24-box" else "express" if desk == "express" else "generic"
     chat = ChatRef(platform, tenant, f"chat-{ticket}", portal_url=portal_url)  # type: ignore[arg-type]
-    requester = Requester(f"user-{ticket}", locale=locale, roles=roles, admin_unverified=admin_unverified)
+    requester = Requester(user or f"user-{ticket}", locale=locale, roles=roles, admin_unverified=admin_unverified)
     command = c.OpenTicket(ticket, desk, track, chat, requester, text, f"m-{ticket}", datetime.now(UTC))
     await execute(store, ticket_stream(ticket), command, decide, evolve, initial_state())
     [opened] = await store.read_stream(ticket_stream(ticket))
@@ -234,8 +236,9 @@ async def test_express_feature_request_follow_ups_then_duplicates(
     service = make_service(pool, desks, config)
     bot = str(uuid.uuid4()) + "-" + CLIENT_BOT  # a tenant of its own, so other runs' tickets do not match
     first = await open_ticket(
-        service.store, text=FEATURE_SHORT, roles=("end_user",), desk="express", track="client", tenant=bot
-    )
+        service.store, text=FEATURE_SHORT, roles=("end_user",), desk="express", track="client", tenant=bot,
+        user="ann",
+    )  # fmt: skip
     ticket = ticket_of(first)
     assert await service.handle(first) == "RecordPreflightFailed"
     failed = (await events_of(service.store, ticket))[-1]
@@ -248,9 +251,10 @@ async def test_express_feature_request_follow_ups_then_duplicates(
     passed = (await events_of(service.store, ticket))[-1]
     assert passed.category == "feature_request"
     row = await pool.fetchrow(
-        "SELECT organisation_id, kind, body FROM preflight_open_tickets WHERE ticket_id = $1", ticket
+        "SELECT organisation_id, kind, body, merge_scope FROM preflight_open_tickets WHERE ticket_id = $1", ticket
     )
     assert row is not None and row["kind"] == "feature" and FEATURE_DETAILS in row["body"]
+    assert row["merge_scope"] == f"express:{bot}:ann"  # not one organisation: the requester's own
 
     again = await open_ticket(
         service.store,
@@ -259,10 +263,12 @@ async def test_express_feature_request_follow_ups_then_duplicates(
         desk="express",
         track="client",
         tenant=bot,
+        user="ann",
     )
-    assert await service.handle(again) == "MarkDuplicate"
+    assert await service.handle(again) == "MarkDuplicate"  # the same requester again: merged
     duplicate = (await events_of(service.store, ticket_of(again)))[-1]
     assert isinstance(duplicate, e.DuplicateSuspected) and duplicate.duplicate_of == ticket
+    assert duplicate.suspected_at is not None
 
     # When the ticket closes (much later, after routing and work), it stops being a duplicate candidate.
     close_envelope = msgspec.structs.replace(
@@ -283,3 +289,35 @@ async def test_an_end_user_is_refused_technical_support(
     assert await service.handle(opened) == "RefuseTicket"
     refused = (await events_of(service.store, ticket_of(opened)))[-1]
     assert refused.code == "not_contract_contact" and "system administrators" in refused.reason
+
+
+async def test_another_requesters_look_alike_on_a_public_bot_is_suggested_and_an_undone_merge_not_redone(
+    pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig
+) -> None:
+    """Issue 14: the public client-support bot is one tenant for every customer."""
+    service = make_service(pool, desks, config)
+    bot = str(uuid.uuid4()) + "-" + CLIENT_BOT
+    ask = {"roles": ("end_user",), "desk": "express", "track": "client", "tenant": bot}
+    a = await open_ticket(service.store, text="Ошибка входа с телефона: пароль не принимается", user="a", **ask)  # type: ignore[arg-type]
+    assert await service.handle(a) == "RecordPreflightPassed"
+
+    b = await open_ticket(service.store, text="ошибка вход телефон", user="b", **ask)  # type: ignore[arg-type]
+    assert await service.handle(b) == "RecordPreflightPassed"  # a ticket of its own
+    [_, passed, suggested] = await events_of(service.store, ticket_of(b))
+    assert isinstance(passed, e.PreflightPassed) and passed.category == "bug_report"
+    assert isinstance(suggested, e.DuplicateSuggested) and suggested.candidate_id == ticket_of(a)
+
+    # The same requester's repeat is merged; an agent undoes it; preflight examines it again and now
+    # only suggests its own earlier ticket.
+    a2 = await open_ticket(service.store, text="ошибка вход с телефона", user="a", **ask)  # type: ignore[arg-type]
+    assert await service.handle(a2) == "MarkDuplicate"
+    undo = c.UndoMerge(ticket_of(a2), "a different problem", "lead")
+    await execute(service.store, ticket_stream(ticket_of(a2)), undo, decide, evolve, initial_state())
+    undone = (await service.store.read_stream(ticket_stream(ticket_of(a2))))[-1]
+    assert isinstance(undone.event, e.MergeUndone)
+    assert await service.handle(undone) == "RecordPreflightPassed"
+    after = await events_of(service.store, ticket_of(a2))
+    since_undo = after[after.index(undone.event) + 1 :]
+    assert isinstance(since_undo[0], e.PreflightPassed)
+    suggested_ids = {s.candidate_id for s in since_undo[1:] if isinstance(s, e.DuplicateSuggested)}
+    assert ticket_of(a) in suggested_ids and suggested_ids <= {ticket_of(a), ticket_of(b)}

@@ -77,6 +77,28 @@ async def test_referred_tickets_are_excluded_from_sla_statistics(store: EventSto
     assert row is not None and (row["status"], row["sla_excluded"]) == ("referred", True)
 
 
+async def test_the_agent_sees_merges_suggestions_and_known_problems(store: EventStore) -> None:
+    from ticketflow.contracts import commands as c
+
+    ticket, other, problem = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await run(store, open_ticket(ticket, 1001))
+    await run(store, c.MarkDuplicate(ticket, other, 0.9))
+    runner = ProjectionRunner(store, TicketSummaries())
+    await runner.catch_up()
+    sql = (
+        "SELECT status, merged_into, suggested_duplicate_of, known_problem_of"
+        " FROM ticket_summaries WHERE ticket_id = $1"
+    )
+    assert tuple(await store.pool.fetchrow(sql, ticket)) == ("merged", other, None, None)
+    await run(store, c.UndoMerge(ticket, "another requester's ticket", "lead"))
+    await run(store, c.RecordPreflightPassed(ticket, "bug_report", (), (c.DuplicateCandidate(other, 0.9),)))
+    await runner.catch_up()
+    assert tuple(await store.pool.fetchrow(sql, ticket)) == ("ready", None, other, None)
+    await run(store, c.LinkKnownProblem(ticket, problem, "anna"))
+    await runner.catch_up()
+    assert tuple(await store.pool.fetchrow(sql, ticket)) == ("ready", None, other, problem)
+
+
 async def test_query_api_filters_and_refuses_bad_queries(store: EventStore) -> None:
     from starlette.applications import Starlette
 

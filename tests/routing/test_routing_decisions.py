@@ -267,3 +267,20 @@ def test_a_full_queue_overflows_to_its_overflow_queue_when_someone_there_is_free
         ),
         e.TicketAssigned(second, "ivan", "least_loaded"),
     ]
+
+
+def test_an_automatic_merge_is_kept_so_an_undone_one_is_routed_when_preflight_passes_it_again() -> None:
+    state = RoutingState(DESKS)
+    given(state, *joined("anna", "b24-box"))
+    other = uuid.uuid4()
+    given(state, opened(T), e.DuplicateSuspected(T, other, 0.9))
+    assert T in state.tickets and T not in state.ended  # an agent may still undo it
+    given(
+        state,
+        e.MergeUndone(T, other, "bitrix24-box", "box", "normal", "another requester's ticket", "lead"),
+        e.PreflightPassed(T, "configuration"),
+    )
+    decision = decide_ready(state, T, NOW)
+    assert decision is not None and [type(x) for x in decision.events] == [e.TicketRouted, e.TicketAssigned]
+    given(state, opened(uuid.UUID(int=7)), e.TicketMerged(uuid.UUID(int=7), other, "lead"))
+    assert uuid.UUID(int=7) in state.ended  # a person's merge is final: forgotten

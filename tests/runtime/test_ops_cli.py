@@ -133,11 +133,17 @@ def test_agent_subcommands_build_the_agents_lifecycle_commands() -> None:
         ("resolve", t, "fixed", "--actor", "ann"): c.ResolveTicket(ticket, "fixed", "ann"),
         ("close", t, "confirmed"): c.CloseTicket(ticket, "confirmed", "sre"),
         ("reopen", t, "not fixed", "--actor", "lead"): c.ReopenTicket(ticket, "not fixed", "lead"),
+        ("undo-merge", t, "another requester", "--actor", "lead"): c.UndoMerge(ticket, "another requester", "lead"),
+        ("link-known-problem", t, t[::-1].replace("-", "")[:32]): c.LinkKnownProblem(
+            ticket, uuid.UUID(t[::-1].replace("-", "")[:32]), "sre"
+        ),
     }
     for argv, command in expected.items():
         assert ops.agent_command(ops.parser().parse_args(list(argv))) == command
     with pytest.raises(SystemExit):
         ops.parser().parse_args(["reply", t, "ann"])  # no text
+    with pytest.raises(SystemExit):
+        ops.parser().parse_args(["link-known-problem", t, "not-a-ticket-id"])
 
 
 @pytest.mark.kafka

@@ -4,6 +4,7 @@ and on test rules with an always-open calendar."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sla_builders import (
     BOX,
@@ -27,6 +28,7 @@ from ticketflow.contracts import ticket_events as te
 from ticketflow.sla.domain import decide, firings
 
 T = uuid.UUID("00000000-0000-7000-8000-000000000001")
+U = uuid.UUID("00000000-0000-7000-8000-000000000002")
 HOUR = 3600
 B = 1_750_000_000  # an epoch second in 2025 for the always-open test calendar
 
@@ -203,3 +205,33 @@ def test_close_and_merge_cancel_running_clocks_and_stop_everything() -> None:
     assert {type(e.event).__name__ for e in cancelled} == {"SlaClockCancelled"}
     assert d.tick(10_000) == [] and d.when(10_001, customer(T)) == []
     assert BOX  # the packaged desk id used above
+
+
+def test_an_undone_automatic_merge_gets_its_clocks_from_the_merge_as_if_never_merged() -> None:
+    # FakeRules: first response 10 s, warnings at 50/75/90 %, on an always-open calendar.
+    merged_at = B + 100
+    d = Driver(FakeRules()).given([(B, opened(T, "d", "t")), (merged_at, te.DuplicateSuspected(T, U, 0.9))])
+    assert d.emitted == [] and d.state is not None and d.state.status == "closed"
+    d.state = None  # the service forgets a finished ticket (engine._prune)
+    merged = datetime.fromtimestamp(merged_at, UTC)
+    undone = te.MergeUndone(T, U, "d", "t", "normal", "another requester's ticket", "lead", merged)
+    assert d.when(B + 200, undone) == [] and d.state is not None and d.state.status == "opened"
+    # Preflight passes it again 100 s after the merge: the clocks count from the merge, and what fell
+    # due meanwhile (the whole first-response ladder) fires now, with the ids it would have had.
+    fired = d.when(B + 200, passed(T))
+    first = started(d)["first_response"]
+    assert int(first.started_at.timestamp()) == merged_at and int(first.deadline.timestamp()) == merged_at + 10
+    assert [type(e.event).__name__ for e in fired if e.event.target == "first_response"] == [
+        "SlaClockStarted", "SlaWarning", "SlaWarning", "SlaWarning", "SlaBreached",
+    ]  # fmt: skip
+    assert d.state.clocks_from == 0  # used once
+
+
+def test_an_undone_merge_with_no_recorded_time_starts_its_clocks_when_preflight_passes() -> None:
+    d = Driver(FakeRules())
+    d.when(B, te.MergeUndone(T, U, "d", "t", "normal", "wrong", "lead"))
+    d.when(B + 50, passed(T))
+    assert int(started(d)["first_response"].started_at.timestamp()) == B + 50
+    unknown_desk = Driver(FakeRules())
+    unknown_desk.when(B, te.MergeUndone(T, U, "nowhere", "t", "normal", "x", "y"))
+    assert "nowhere" in (unknown_desk.decisions[-1].rejected or "")  # wrong input: a dead letter, not a crash

@@ -37,13 +37,22 @@ class AddCustomerMessage(_Command, tag="AddCustomerMessage", frozen=True):
     attachments: tuple[Attachment, ...] = ()
 
 
+class DuplicateCandidate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Another requester's ticket that looks the same: shown to the agent, never to the customer."""
+
+    ticket_id: uuid.UUID
+    similarity: float
+
+
 class RecordPreflightPassed(_Command, tag="RecordPreflightPassed", frozen=True):
     category: str
     checks: tuple[CheckEvidence, ...] = ()
+    suggested_duplicates: tuple[DuplicateCandidate, ...] = ()  # each becomes a DuplicateSuggested
 
 
 class RecordPreflightFailed(_Command, tag="RecordPreflightFailed", frozen=True):
     checks: tuple[CheckEvidence, ...]
+    suggested_duplicates: tuple[DuplicateCandidate, ...] = ()
 
 
 class RefuseTicket(_Command, tag="RefuseTicket", frozen=True):
@@ -57,8 +66,21 @@ class ReferTicket(_Command, tag="ReferTicket", frozen=True):
 
 
 class MarkDuplicate(_Command, tag="MarkDuplicate", frozen=True):
+    """Preflight only: merge into an open ticket of the same requester (or organisation)."""
+
     duplicate_of: uuid.UUID
     similarity: float
+    suspected_at: datetime | None = None
+
+
+class LinkKnownProblem(_Command, tag="LinkKnownProblem", frozen=True):
+    problem_ticket_id: uuid.UUID
+    actor: str
+
+
+class UndoMerge(_Command, tag="UndoMerge", frozen=True):
+    reason: str
+    actor: str
 
 
 class RouteTicket(_Command, tag="RouteTicket", frozen=True):
@@ -129,6 +151,8 @@ TicketCommand = (
     | RefuseTicket
     | ReferTicket
     | MarkDuplicate
+    | LinkKnownProblem
+    | UndoMerge
     | RouteTicket
     | AssignTicket
     | UnassignTicket

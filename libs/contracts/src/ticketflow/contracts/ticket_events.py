@@ -62,8 +62,42 @@ class TicketReferred(_TicketEvent, tag="TicketReferred", frozen=True):
 
 
 class DuplicateSuspected(_TicketEvent, tag="DuplicateSuspected", frozen=True):
+    """Preflight merged the ticket into `duplicate_of`, an open ticket of the same requester (or, where
+    a tenant is one customer organisation, of the same organisation). Terminal until `MergeUndone`."""
+
     duplicate_of: uuid.UUID
     similarity: float
+    suspected_at: datetime | None = None  # when preflight decided it (None: events before it was recorded)
+
+
+class DuplicateSuggested(_TicketEvent, tag="DuplicateSuggested", frozen=True):
+    """A likely duplicate from another requester: a suggestion for the agent only. Nothing changes for
+    the ticket, and the customer is told nothing of it (`KnownProblemLinked` is the agent's answer)."""
+
+    candidate_id: uuid.UUID
+    similarity: float
+
+
+class KnownProblemLinked(_TicketEvent, tag="KnownProblemLinked", frozen=True):
+    """An agent linked the ticket to a known problem (another ticket, possibly another requester's).
+    The ticket stays open; the requester is told, in neutral words, that the problem is known."""
+
+    problem_ticket_id: uuid.UUID
+    actor: str
+
+
+class MergeUndone(_TicketEvent, tag="MergeUndone", frozen=True):
+    """An agent undid an automatic merge (`DuplicateSuspected`): the ticket is open again, back before
+    preflight, and is never merged automatically again. Carries what services that forgot the merged
+    ticket need to take it back (desk, track, priority; `merged_at`: when the merge happened)."""
+
+    merged_into: uuid.UUID
+    desk_id: str
+    track_id: str
+    priority: Priority
+    reason: str
+    actor: str
+    merged_at: datetime | None = None
 
 
 class TicketRouted(_TicketEvent, tag="TicketRouted", frozen=True):
@@ -136,6 +170,9 @@ TicketEvent = (
     | TicketRefused
     | TicketReferred
     | DuplicateSuspected
+    | DuplicateSuggested
+    | KnownProblemLinked
+    | MergeUndone
     | TicketRouted
     | TicketAssigned
     | TicketUnassigned

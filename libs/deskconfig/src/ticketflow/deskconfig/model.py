@@ -53,6 +53,10 @@ class ExpressBot(Model, frozen=True, kw_only=True):
     default_track: str
     contract_tier: str | None = None
     self_help_hints: bool = True
+    # True when everyone writing to this bot belongs to one customer organisation (a bot under a
+    # contract): colleagues' tickets may then be merged as duplicates. False (a public bot): only the
+    # same requester's; another requester's look-alike is a suggestion for the agent.
+    one_organisation: bool = False
 
 
 class Bitrix24Portal(Model, frozen=True, kw_only=True):
@@ -75,6 +79,7 @@ class GenericTenant(Model, frozen=True, kw_only=True):
     default_track: str
     contract_tier: str | None = None
     self_help_hints: bool = False
+    one_organisation: bool = False  # as ExpressBot.one_organisation
 
 
 class Platforms(Model, frozen=True, kw_only=True):

@@ -32,6 +32,17 @@ def _unassign_first(state: TicketState, reason: str, actor: str) -> list[TicketE
     return [e.TicketUnassigned(state.ticket_id, state.assignee, reason, actor)]
 
 
+def _suggested(state: TicketState, command: c.RecordPreflightPassed | c.RecordPreflightFailed) -> list[TicketEvent]:
+    """Another requester's look-alike tickets, each suggested to the agent once."""
+    t, seen = command.ticket_id, set(state.suggested_duplicates)
+    events: list[TicketEvent] = []
+    for candidate in command.suggested_duplicates:
+        if candidate.ticket_id not in seen and candidate.ticket_id != t:
+            seen.add(candidate.ticket_id)
+            events.append(e.DuplicateSuggested(t, candidate.ticket_id, candidate.similarity))
+    return events
+
+
 def decide(command: c.TicketCommand, state: TicketState) -> list[TicketEvent]:
     t = command.ticket_id
     if state.ticket_id is not None and t != state.ticket_id:
@@ -70,12 +81,12 @@ def decide(command: c.TicketCommand, state: TicketState) -> list[TicketEvent]:
             return [added]
         case c.RecordPreflightPassed():
             _require(state, command, PREFLIGHT)
-            return [e.PreflightPassed(t, command.category, command.checks)]
+            return [e.PreflightPassed(t, command.category, command.checks), *_suggested(state, command)]
         case c.RecordPreflightFailed():
             _require(state, command, PREFLIGHT)
             if all(check.passed for check in command.checks):
                 raise IllegalTransition(state, command, "a failed preflight needs at least one failed check")
-            return [e.PreflightFailed(t, command.checks)]
+            return [e.PreflightFailed(t, command.checks), *_suggested(state, command)]
         case c.RefuseTicket():
             _require(state, command, PREFLIGHT)
             return [e.TicketRefused(t, command.code, command.reason)]
@@ -86,10 +97,30 @@ def decide(command: c.TicketCommand, state: TicketState) -> list[TicketEvent]:
                 e.TicketReferred(t, command.category, command.reason),
             ]
         case c.MarkDuplicate():
-            _require(state, command, PREFLIGHT | {S.READY, S.ROUTED})
+            # Preflight's automatic merge, before any SLA clock runs; after it, agents merge (MergeTicket).
+            _require(state, command, PREFLIGHT)
             if command.duplicate_of == t:
                 raise IllegalTransition(state, command, "a ticket cannot duplicate itself")
-            return [e.DuplicateSuspected(t, command.duplicate_of, command.similarity)]
+            if state.merge_undone:
+                raise IllegalTransition(state, command, "an agent undid this ticket's automatic merge")
+            return [e.DuplicateSuspected(t, command.duplicate_of, command.similarity, command.suspected_at)]
+        case c.UndoMerge():
+            _require(state, command, frozenset({S.MERGED}))
+            if not state.auto_merged or state.merged_into is None:
+                raise IllegalTransition(state, command, "only an automatic merge (DuplicateSuspected) can be undone")
+            return [
+                e.MergeUndone(
+                    t, state.merged_into, state.desk_id, state.track_id, state.priority,
+                    command.reason, command.actor, state.merged_at,
+                )
+            ]  # fmt: skip
+        case c.LinkKnownProblem():
+            _require(state, command, OPEN | {S.RESOLVED})
+            if command.problem_ticket_id == t:
+                raise IllegalTransition(state, command, "a ticket cannot be its own known problem")
+            if state.known_problem == command.problem_ticket_id:
+                return []
+            return [e.KnownProblemLinked(t, command.problem_ticket_id, command.actor)]
         case c.RouteTicket():
             _require(state, command, QUEUED_OR_WORKED)
             unchanged = (state.queue_id, state.tier, state.priority) == (
@@ -178,7 +209,16 @@ def evolve(state: TicketState, event: TicketEvent) -> TicketState:
         case e.TicketReferred():
             return nxt(s, status=S.REFERRED, category=event.category)
         case e.DuplicateSuspected():
-            return nxt(s, status=S.MERGED, merged_into=event.duplicate_of)
+            return nxt(
+                s, status=S.MERGED, merged_into=event.duplicate_of, auto_merged=True, merged_at=event.suspected_at
+            )
+        case e.DuplicateSuggested():
+            return nxt(s, suggested_duplicates=s.suggested_duplicates | {event.candidate_id})
+        case e.KnownProblemLinked():
+            return nxt(s, known_problem=event.problem_ticket_id)
+        case e.MergeUndone():
+            # Back before preflight: preflight examines it again, and never merges it automatically again.
+            return nxt(s, status=S.OPENED, merged_into=None, auto_merged=False, merged_at=None, merge_undone=True)
         case e.TicketRouted():
             return nxt(s, status=S.ROUTED, queue_id=event.queue_id, tier=event.tier, priority=event.priority)
         case e.TicketAssigned():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
 import msgspec
@@ -57,6 +58,12 @@ class TicketState(msgspec.Struct, frozen=True):
     merged_into: uuid.UUID | None = None
     reopen_count: int = 0
     message_ids: frozenset[str] = frozenset()
+    # An automatic merge (DuplicateSuspected) an agent may undo; a MergeTicket by a person may not.
+    auto_merged: bool = False
+    merged_at: datetime | None = None
+    merge_undone: bool = False  # never merged automatically again (preflight suggests instead)
+    known_problem: uuid.UUID | None = None
+    suggested_duplicates: frozenset[uuid.UUID] = frozenset()
 
 
 class IllegalTransition(Exception):

@@ -8,6 +8,8 @@ topics and the event store (nothing reaches into a service's process).
   ticketflow reply <ticket uuid> <agent> <text> [--actor]   agents' commands, applied by intake:
   ticketflow start <ticket> <agent> | wait <ticket> <reason> | resolve <ticket> <resolution>
   ticketflow close <ticket> <reason> | reopen <ticket> <reason>     (each with --actor)
+  ticketflow undo-merge <ticket> <reason> | link-known-problem <ticket> <problem ticket>
+  ticketflow merges [--cross-requester]             automatic merges, e.g. into another requester's ticket
   ticketflow agent join <agent> <queue> [--skills a,b] [--languages ru,en] [--capacity 5]
   ticketflow agent status <agent> online|away|offline
 """
@@ -43,6 +45,8 @@ AGENT_SUBCOMMANDS = {
     "resolve": ("resolution",),
     "close": ("reason",),
     "reopen": ("reason",),
+    "undo-merge": ("reason",),
+    "link-known-problem": ("problem_ticket_id",),
 }
 
 
@@ -158,6 +162,47 @@ async def agent_event(pg_dsn: str, event: AgentEvent) -> int:
     return 0
 
 
+# Automatic merges (DuplicateSuspected) not undone since, with both tickets' requesters (from their
+# TicketOpened: platform, tenant, user). Earlier code merged across requesters of a public bot (issue 14).
+MERGES_SQL = """
+SELECT substr(m.stream_id, 8)::uuid AS ticket_id, (m.data->>'duplicate_of')::uuid AS into_ticket_id,
+       m.occurred_at, (m.data->>'similarity')::float8 AS similarity,
+       concat_ws(':', a.data->'chat'->>'platform', a.data->'chat'->>'tenant_id', a.data->'requester'->>'user_id')
+           AS requester,
+       concat_ws(':', b.data->'chat'->>'platform', b.data->'chat'->>'tenant_id', b.data->'requester'->>'user_id')
+           AS into_requester
+FROM events m
+JOIN events a ON a.stream_id = m.stream_id AND a.stream_version = 1
+LEFT JOIN events b ON b.stream_id = 'ticket-' || (m.data->>'duplicate_of') AND b.stream_version = 1
+WHERE m.event_type = 'DuplicateSuspected'
+  AND NOT EXISTS (SELECT 1 FROM events u WHERE u.stream_id = m.stream_id AND u.event_type = 'MergeUndone'
+                  AND u.stream_version > m.stream_version)
+ORDER BY m.occurred_at DESC
+"""
+
+
+async def automatic_merges(pg_dsn: str, *, cross_requester: bool) -> list[dict[str, object]]:
+    """Automatic merges still in force; `cross_requester`: only those into another requester's ticket."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        rows = [dict(r) for r in await conn.fetch(MERGES_SQL)]
+    finally:
+        await conn.close()
+    return [r for r in rows if not cross_requester or r["requester"] != r["into_requester"]]
+
+
+async def show_merges(pg_dsn: str, *, cross_requester: bool) -> int:
+    rows = await automatic_merges(pg_dsn, cross_requester=cross_requester)
+    for r in rows:
+        print(
+            f"{r['ticket_id']} merged into {r['into_ticket_id']} at {r['occurred_at']:%Y-%m-%d %H:%M} "
+            f"(similarity {r['similarity']:.2f}): {r['requester']} -> {r['into_requester']}"
+        )
+    kind = "cross-requester automatic merge(s)" if cross_requester else "automatic merge(s)"
+    print(f"{len(rows)} {kind} in force; undo one with: ticketflow undo-merge <ticket> <reason> --actor <you>")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ticketflow", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -167,6 +212,8 @@ def parser() -> argparse.ArgumentParser:
         a.add_argument("topic")
         a.add_argument("--limit", type=int, default=20 if action == "show" else 1000)
     sub.add_parser("replay", help="republish a stream's events").add_argument("stream_id")
+    merges = sub.add_parser("merges", help="automatic merges (DuplicateSuspected) not undone")
+    merges.add_argument("--cross-requester", action="store_true", help="only into another requester's ticket")
     for name, extra in (("assign", "agent"), ("unassign", "reason"), ("priority", "priority"), ("move", "queue")):
         a = sub.add_parser(name, help=f"send a {name} command on {TICKET_COMMANDS}")
         a.add_argument("ticket_id", type=uuid.UUID)
@@ -179,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
         a = sub.add_parser(name, help=f"send a {name} command on {TICKET_COMMANDS} (applied by intake)")
         a.add_argument("ticket_id", type=uuid.UUID)
         for extra in extras:
-            a.add_argument(extra)
+            a.add_argument(extra, type=uuid.UUID if extra.endswith("ticket_id") else str)
         a.add_argument("--actor", default="sre")
     agent = sub.add_parser("agent", help="agent roster").add_subparsers(dest="action", required=True)
     join = agent.add_parser("join")
@@ -211,6 +258,10 @@ def agent_command(args: argparse.Namespace) -> c.TicketCommand:
             return c.ResolveTicket(ticket, args.resolution, actor)
         case "close":
             return c.CloseTicket(ticket, args.reason, actor)
+        case "undo-merge":
+            return c.UndoMerge(ticket, args.reason, actor)
+        case "link-known-problem":
+            return c.LinkKnownProblem(ticket, args.problem_ticket_id, actor)
         case _:
             return c.ReopenTicket(ticket, args.reason, actor)
 
@@ -227,6 +278,8 @@ def run(argv: list[str]) -> int:
         return asyncio.run(action(s.kafka_bootstrap, args.topic, args.limit))
     if args.what == "replay":
         return asyncio.run(replay(s.pg_dsn, args.stream_id))
+    if args.what == "merges":
+        return asyncio.run(show_merges(s.pg_dsn, cross_requester=args.cross_requester))
     if args.what == "agent":
         event: AgentEvent = (
             AgentJoinedQueue(args.agent_id, args.queue_id, _csv(args.skills), _csv(args.languages), args.capacity)

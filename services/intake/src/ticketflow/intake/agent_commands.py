@@ -13,7 +13,15 @@ from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.text import NUL, with_nul_replaced
 
 AgentCommand = (
-    c.StartWork | c.ReplyAsAgent | c.WaitForCustomer | c.ResolveTicket | c.ReopenTicket | c.CloseTicket | c.MergeTicket
+    c.StartWork
+    | c.ReplyAsAgent
+    | c.WaitForCustomer
+    | c.ResolveTicket
+    | c.ReopenTicket
+    | c.CloseTicket
+    | c.MergeTicket
+    | c.UndoMerge
+    | c.LinkKnownProblem
 )
 AGENT_COMMANDS: tuple[type[c.TicketCommand], ...] = (
     c.StartWork,
@@ -23,13 +31,17 @@ AGENT_COMMANDS: tuple[type[c.TicketCommand], ...] = (
     c.ReopenTicket,
     c.CloseTicket,
     c.MergeTicket,
+    c.UndoMerge,
+    c.LinkKnownProblem,
 )
 # Identifiers of the agent commands: a NUL in one is malformed (InvalidCommand); in any other string (the
 # reply's text, a reason or resolution) it becomes U+FFFD, as in a customer's message (docs/intake.md).
 _IDENTIFIERS = ("agent_id", "message_id", "actor")
 _DECODERS = {cls: msgspec.json.Decoder(cls) for cls in AGENT_COMMANDS}
 # Commands with an `actor` field: the envelope's actor (who sent it) is the one recorded.
-_WITH_ACTOR = (c.WaitForCustomer, c.ResolveTicket, c.ReopenTicket, c.CloseTicket, c.MergeTicket)
+_WITH_ACTOR = (
+    c.WaitForCustomer, c.ResolveTicket, c.ReopenTicket, c.CloseTicket, c.MergeTicket, c.UndoMerge, c.LinkKnownProblem
+)  # fmt: skip
 
 
 class InvalidCommand(ValueError):

@@ -100,10 +100,22 @@ class Staff(Protocol):
 
 @dataclass(frozen=True)
 class Related:
-    """Facts from other streams the service looked up: the duplicate's title, the SLA deadline."""
+    """Facts from other streams the service looked up: the ticket a duplicate was merged into (its
+    title, chat and requester: named to the customer only if it is their own), the SLA deadline."""
 
     duplicate_title: str = ""
+    duplicate_chat: ChatRef | None = None
+    duplicate_requester: Requester | None = None
     deadline: datetime | None = None
+
+
+def same_requester(ctx: TicketContext, chat: ChatRef | None, requester: Requester | None) -> bool:
+    """Did the same person (platform, tenant, user) open both tickets? Only then may a message to one
+    of them name, number or quote the other (issue 14: never another requester's ticket)."""
+    if ctx.chat is None or ctx.requester is None or chat is None or requester is None:
+        return False
+    mine = (ctx.chat.platform, ctx.chat.tenant_id, ctx.requester.user_id)
+    return mine == (chat.platform, chat.tenant_id, requester.user_id)
 
 
 @dataclass(frozen=True)
@@ -117,8 +129,8 @@ class Planned:
 # TicketOpened is not one: a ticket is registered only once preflight takes it (PreflightPassed); until
 # then it may still be refused, referred or a duplicate, and the requester hears only that.
 NEEDS_MESSAGE = (t.PreflightPassed, t.PreflightFailed, t.TicketRefused, t.TicketReferred, t.DuplicateSuspected,
-                 t.TicketAssigned, t.TicketUnassigned, t.AgentReplied, t.WaitingOnCustomer, t.TicketResolved,
-                 t.TicketReopened, sla.SlaWarning, sla.SlaBreached)  # fmt: skip
+                 t.KnownProblemLinked, t.TicketAssigned, t.TicketUnassigned, t.AgentReplied, t.WaitingOnCustomer,
+                 t.TicketResolved, t.TicketReopened, sla.SlaWarning, sla.SlaBreached)  # fmt: skip
 
 
 def needs_message(event: object) -> bool:
@@ -152,7 +164,7 @@ def plan_event(
     if not needs_message(event):
         return Planned(note="no message for this event")
     requester = requester_person(ctx, desk)
-    audience = _audience(event, ctx, staff, requester)
+    audience = _audience(event, ctx, staff, requester, related)
     if not audience:
         return Planned(note="nobody to tell (ticket context unknown)")
     planned = Planned()
@@ -205,10 +217,12 @@ def plan_reply(reply: ChatReply) -> Notification:
 Audience = list[tuple[Person, str, Kind]]
 
 
-def _audience(event: object, ctx: TicketContext, staff: Staff, requester: Person | None) -> Audience:
+def _audience(event: object, ctx: TicketContext, staff: Staff, requester: Person | None, related: Related) -> Audience:
     to_requester: Audience = []
     if requester is not None:
         template = _REQUESTER_TEMPLATES.get(type(event))
+        if isinstance(event, t.DuplicateSuspected) and not _own_duplicate(ctx, related):
+            template = "duplicate_merged"  # into someone else's ticket: say nothing of it
         if template is not None:
             to_requester.append((requester, template, Kind.INFO))
     if isinstance(event, t.TicketAssigned):
@@ -230,7 +244,8 @@ _REQUESTER_TEMPLATES: dict[type, str] = {
     t.PreflightFailed: "preflight_failed",
     t.TicketRefused: "ticket_refused",
     t.TicketReferred: "ticket_referred",
-    t.DuplicateSuspected: "duplicate_found",
+    t.DuplicateSuspected: "duplicate_found",  # "duplicate_merged" unless it is the requester's own ticket
+    t.KnownProblemLinked: "known_problem",
     t.TicketAssigned: "ticket_assigned",
     t.AgentReplied: "agent_reply",
     t.WaitingOnCustomer: "waiting_on_you",
@@ -282,6 +297,8 @@ def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, 
     if isinstance(event, t.TicketReferred):
         return {**base, "reason": event.reason, "partners_url": desk.partners_url}
     if isinstance(event, t.DuplicateSuspected):
+        if not _own_duplicate(ctx, related):
+            return base  # the other ticket is someone else's: not its number, not a word of it
         return {**base, "duplicate_of": ticket_number(event.duplicate_of), "duplicate_title": related.duplicate_title}
     if isinstance(event, t.TicketAssigned):
         due = format_time(related.deadline, locale, timezone) if related.deadline else "—"
@@ -303,6 +320,10 @@ def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, 
             return base | {"remaining": format_duration(event.deadline - event.fired_at, locale)}
         return base | {"overdue": format_overdue(event.fired_at - event.deadline, locale)}
     return base
+
+
+def _own_duplicate(ctx: TicketContext, related: Related) -> bool:
+    return same_requester(ctx, related.duplicate_chat, related.duplicate_requester)
 
 
 _CHECK_TITLES = {

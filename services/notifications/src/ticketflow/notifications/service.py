@@ -166,7 +166,9 @@ class NotificationService:
         if isinstance(event, t.DuplicateSuspected):
             stored = await self.store.read_stream(ticket_stream(event.duplicate_of), 1)
             opened = next((e.event for e in stored if isinstance(e.event, t.TicketOpened)), None)
-            return Related(duplicate_title=title_of(opened.text) if opened else "")
+            if opened is None:
+                return Related()
+            return Related(title_of(opened.text), opened.chat, opened.requester)
         if isinstance(event, t.TicketAssigned):
             deadlines = [e.event for e in await self.store.read_stream(sla_stream(event.ticket_id))]
             started = [e.deadline for e in deadlines if isinstance(e, sla.SlaClockStarted | sla.SlaClockResumed)]

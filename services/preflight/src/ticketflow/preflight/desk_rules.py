@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ticketflow.contracts.values import ChatRef
+from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import Desk
 from ticketflow.preflight.checks.policy import ChecksConfig, load_checks_config
 from ticketflow.preflight.scope import ScopeClassifier
@@ -101,3 +101,18 @@ def portal_url_for(desk: Desk, chat: ChatRef) -> str | None:
             domain = portal.portal_domains[0]
             return domain if domain.startswith(("https://", "http://")) else f"https://{domain}/"
     return None
+
+
+def merge_scope(desk: Desk, chat: ChatRef, requester: Requester) -> str:
+    """Whose open tickets may absorb this one as a duplicate (duplicates.py): the organisation where
+    the tenant is one customer organisation (every Bitrix24 portal; an eXpress bot or generic tenant
+    marked `one_organisation`), otherwise the requester alone (a public bot serves everybody)."""
+    organisation = f"{chat.platform}:{chat.tenant_id}"
+    tenant = chat.tenant_id.lower()
+    if chat.platform == "bitrix24":
+        one = True
+    elif chat.platform == "express":
+        one = any(str(bot.bot_id) == tenant and bot.one_organisation for bot in desk.platforms.express)
+    else:
+        one = any(g.tenant_id.lower() == tenant and g.one_organisation for g in desk.platforms.generic)
+    return organisation if one else f"{organisation}:{requester.user_id}"

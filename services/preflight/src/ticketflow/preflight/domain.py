@@ -4,6 +4,8 @@ to exactly one lifecycle command. No I/O here; service.py gathers the inputs.
 Order (issue 5): eligibility, portal checks, scope, duplicates, feature-request completeness. The
 first that holds the ticket decides: RefuseTicket, RecordPreflightFailed, ReferTicket,
 MarkDuplicate, RecordPreflightFailed (feature request incomplete); otherwise RecordPreflightPassed.
+MarkDuplicate only merges into the same requester's (or organisation's) ticket; look-alikes of other
+requesters ride along on the outcome as suggestions for the agent (issue 14, duplicates.py).
 
 `CheckEvidence.passed` means "does not hold the ticket". A check that did not run is `passed=True`
 with `evidence["outcome"] == "skipped"` and the cause in `reason` (e.g. no REST credentials), so a
@@ -15,6 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import msgspec
@@ -134,8 +137,10 @@ class Findings:
     locale: str
     portal_checks: tuple[CheckEvidence, ...] = ()
     scope: ScopeVerdict | None = None
-    duplicate: DuplicateMatch | None = None
+    duplicate: DuplicateMatch | None = None  # merge into it (same requester or organisation)
+    suggestions: tuple[DuplicateMatch, ...] = ()  # other requesters' look-alikes: for the agent only
     feature_request: FeatureRequestAssessment | None = None
+    examined_at: datetime | None = None
 
 
 def decide_outcome(found: Findings) -> c.TicketCommand:
@@ -160,14 +165,15 @@ def _decide_outcome(found: Findings) -> c.TicketCommand:
         if found.scope.refer:
             return c.ReferTicket(t, found.scope.category, _referral_reason(found.scope, found.locale))
     if found.duplicate is not None:
-        return c.MarkDuplicate(t, uuid.UUID(found.duplicate.ticket_id), found.duplicate.score)
+        return c.MarkDuplicate(t, uuid.UUID(found.duplicate.ticket_id), found.duplicate.score, found.examined_at)
+    suggested = tuple(c.DuplicateCandidate(uuid.UUID(m.ticket_id), m.score) for m in found.suggestions)
     if found.feature_request is not None:
         feature = feature_request_evidence(found.feature_request)
         checks.append(feature)
         if not feature.passed:
-            return c.RecordPreflightFailed(t, tuple(checks))
+            return c.RecordPreflightFailed(t, tuple(checks), suggested)
     category = found.scope.category if found.scope is not None else UNCLASSIFIED
-    return c.RecordPreflightPassed(t, category, tuple(checks))
+    return c.RecordPreflightPassed(t, category, tuple(checks), suggested)
 
 
 def _referral_reason(scope: ScopeVerdict, locale: str) -> str:

@@ -9,16 +9,16 @@ from ticketflow.preflight.duplicates import DEFAULT_THRESHOLD, DuplicateMatch, T
 
 # set_config(..., true) is transaction-local: the threshold of `%` for this query only.
 CANDIDATES_SQL = """
-SELECT ticket_id, organisation_id, kind, title, body, similarity(search_text, lower($3)) AS similarity
+SELECT ticket_id, organisation_id, kind, title, body, merge_scope, similarity(search_text, lower($3)) AS similarity
 FROM preflight_open_tickets
 WHERE organisation_id = $1 AND kind = $2 AND search_text % lower($3)
 ORDER BY similarity DESC
 LIMIT $4
 """
 UPSERT_SQL = """
-INSERT INTO preflight_open_tickets (ticket_id, organisation_id, kind, title, body)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (ticket_id) DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body
+INSERT INTO preflight_open_tickets (ticket_id, organisation_id, kind, title, body, merge_scope)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (ticket_id) DO UPDATE SET title = EXCLUDED.title, body = EXCLUDED.body, merge_scope = EXCLUDED.merge_scope
 """
 
 
@@ -31,9 +31,9 @@ class Connection(Protocol):
 
 
 async def record_open_ticket(
-    conn: Connection, ticket_id: uuid.UUID, organisation_id: str, kind: str, title: str, body: str
+    conn: Connection, ticket_id: uuid.UUID, organisation_id: str, kind: str, title: str, body: str, merge_scope: str
 ) -> None:
-    await conn.execute(UPSERT_SQL, ticket_id, organisation_id, kind, title, body)
+    await conn.execute(UPSERT_SQL, ticket_id, organisation_id, kind, title, body, merge_scope)
 
 
 async def forget_ticket(conn: Connection, ticket_id: uuid.UUID) -> None:
@@ -54,6 +54,7 @@ async def trigram_candidates(
                 organisation_id=r["organisation_id"],
                 kind=r["kind"],
                 text=f"{r['title']}. {r['body']}",
+                merge_scope=r["merge_scope"],
             ),
             float(r["similarity"]),
         )

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -30,15 +31,15 @@ from ticketflow.eventstore.consumer import first_time
 from ticketflow.lifecycle import IllegalTransition, Status, decide, evolve, fold, initial_state
 from ticketflow.preflight import domain
 from ticketflow.preflight.checks import CheckCache, ChecksConfig, PortalTarget, Resolver, cache_key, run_portal_checks
-from ticketflow.preflight.desk_rules import DeskScope, portal_url_for, scope_for
+from ticketflow.preflight.desk_rules import DeskScope, merge_scope, portal_url_for, scope_for
 from ticketflow.preflight.duplicate_store import find_duplicates, forget_ticket, record_open_ticket
-from ticketflow.preflight.duplicates import TicketText
+from ticketflow.preflight.duplicates import TicketText, sort_duplicates
 from ticketflow.preflight.eligibility import check_eligibility, effective_roles
 from ticketflow.preflight.feature_requests import assess_feature_request
 
 log = logging.getLogger("ticketflow.preflight")
 CONSUMER = "preflight"
-_CLOSING = (e.TicketClosed, e.TicketMerged, e.TicketRefused, e.TicketReferred)
+_CLOSING = (e.TicketClosed, e.TicketMerged, e.TicketRefused, e.TicketReferred, e.DuplicateSuspected)
 
 
 class Rejected(Exception):
@@ -75,7 +76,7 @@ class PreflightService:
     async def handle(self, envelope: EventEnvelope) -> str:
         """Act on one ticket event; returns what was done (for logs and tests)."""
         event = envelope.event
-        if isinstance(event, e.TicketOpened):
+        if isinstance(event, e.TicketOpened | e.MergeUndone):  # an undone merge is examined again
             return await self._examine_ticket(envelope, fresh=False)
         if isinstance(event, e.CustomerMessageAdded):
             return await self._on_customer_message(envelope, event)
@@ -110,13 +111,13 @@ class PreflightService:
         desk, track = self._desk_and_track(opened)
         messages = [ev for ev in history if isinstance(ev, e.CustomerMessageAdded)]
         text = domain.ticket_text(opened, messages)
-        findings = await self._findings(desk, track, opened, text, fresh=fresh)
+        findings = await self._findings(desk, track, opened, text, fresh=fresh, may_merge=not state.merge_undone)
         command = domain.decide_outcome(findings)
         await self._commit(envelope, command, self._open_ticket_row(desk, opened, text, command))
         return type(command).__name__
 
     async def _findings(
-        self, desk: Desk, track: Track, opened: e.TicketOpened, text: str, *, fresh: bool
+        self, desk: Desk, track: Track, opened: e.TicketOpened, text: str, *, fresh: bool, may_merge: bool
     ) -> domain.Findings:
         """Each step runs only when every earlier one let the ticket through (domain.decide_outcome's order)."""
         roles = effective_roles(opened.chat.platform, opened.requester.roles)
@@ -124,6 +125,7 @@ class PreflightService:
             opened.ticket_id,
             check_eligibility(track, roles, opened.requester.admin_unverified),
             opened.requester.locale,
+            examined_at=datetime.now(UTC),
         )
         if not found.eligibility.eligible:
             return found
@@ -144,10 +146,11 @@ class PreflightService:
             return found
         if desk.preflight.duplicate_check:
             async with self.pool.acquire() as conn:
-                new = TicketText(str(opened.ticket_id), _organisation(opened.chat), kind, text)
-                matches = await find_duplicates(conn, new)
-            if matches:
-                return replace(found, duplicate=matches[0])
+                new = TicketText(str(opened.ticket_id), _organisation(opened.chat), kind, text, _scope(desk, opened))
+                duplicates = sort_duplicates(await find_duplicates(conn, new), may_merge=may_merge)
+            found = replace(found, suggestions=duplicates.suggestions)
+            if duplicates.merge is not None:
+                return replace(found, duplicate=duplicates.merge)
         if verdict.category == "feature_request":
             found = replace(found, feature_request=assess_feature_request(text))
         return found
@@ -174,7 +177,9 @@ class PreflightService:
         if not isinstance(command, c.RecordPreflightPassed) or not desk.preflight.duplicate_check:
             return None
         kind = domain.duplicate_kind(command.category)
-        return None if kind is None else TicketText(str(opened.ticket_id), _organisation(opened.chat), kind, text)
+        if kind is None:
+            return None
+        return TicketText(str(opened.ticket_id), _organisation(opened.chat), kind, text, _scope(desk, opened))
 
     async def _commit(self, envelope: EventEnvelope, command: c.TicketCommand, index: TicketText | None) -> None:
         stream = ticket_stream(command.ticket_id)
@@ -195,8 +200,9 @@ class PreflightService:
                     if index is not None and decided.events:
                         title = _title(index.text)
                         await record_open_ticket(
-                            conn, command.ticket_id, index.organisation_id, index.kind, title, index.text
-                        )
+                            conn, command.ticket_id, index.organisation_id, index.kind, title, index.text,
+                            index.merge_scope,
+                        )  # fmt: skip
                 return
             except ConcurrencyError:
                 if attempt == 5:
@@ -231,9 +237,13 @@ class PreflightService:
 
 
 def _organisation(chat: ChatRef) -> str:
-    """The organisation whose open tickets a new one is compared with: the chat tenant (an eXpress bot,
-    a Bitrix24 portal). A public bot shared by many organisations is one organisation here."""
+    """The tenant whose open tickets a new one is compared with (an eXpress bot, a Bitrix24 portal).
+    A public bot serves many customers: who may be merged is narrowed by `_scope`."""
     return f"{chat.platform}:{chat.tenant_id}"
+
+
+def _scope(desk: Desk, opened: e.TicketOpened) -> str:
+    return merge_scope(desk, opened.chat, opened.requester)
 
 
 def _title(text: str) -> str:

@@ -35,6 +35,11 @@ class TicketSummary(msgspec.Struct):
     sla_warnings: int = 0
     sla_breaches: int = 0
     notifications_failed: int = 0
+    merged_into: uuid.UUID | None = None
+    # For the agent only (issue 14): another requester's look-alike ticket, the latest suggested, and
+    # the known problem an agent linked the ticket to.
+    suggested_duplicate_of: uuid.UUID | None = None
+    known_problem_of: uuid.UUID | None = None
 
 
 COLUMNS = tuple(TicketSummary.__struct_fields__)
@@ -76,6 +81,10 @@ def apply(summary: TicketSummary | None, envelope: EventEnvelope) -> TicketSumma
         _follow_lifecycle(summary, event)
     if isinstance(event, t.TicketReferred):
         summary.sla_excluded = True  # out of scope: must not count against SLA statistics
+    elif isinstance(event, t.DuplicateSuggested):
+        summary.suggested_duplicate_of = event.candidate_id
+    elif isinstance(event, t.KnownProblemLinked):
+        summary.known_problem_of = event.problem_ticket_id
     return summary
 
 
@@ -89,9 +98,11 @@ def _follow_lifecycle(summary: TicketSummary, event: t.TicketEvent) -> None:
             queue_id=summary.queue_id,
             assignee=summary.assignee,
             reopen_count=summary.reopen_count,
+            merged_into=summary.merged_into,
         ),
         event,
     )
+    summary.merged_into = state.merged_into
     summary.status = state.status.value
     summary.priority = state.priority
     summary.category = state.category

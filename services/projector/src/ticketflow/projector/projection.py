@@ -38,6 +38,9 @@ SELECT * FROM unnest({
                 "int",
                 "int",
                 "int",
+                "uuid",
+                "uuid",
+                "uuid",
             )
         )
     )

@@ -101,7 +101,9 @@ class RoutingState:
             record.causes.add(cause)
         self._facts(record, event, occurred_ts, track_cursor)
         self._reconcile(ticket_id, record, before, after, occurred_ts)
-        if after.status in TERMINAL:  # nothing can happen to it any more: free the memory
+        # Nothing can happen to a finished ticket any more: free the memory. An automatic merge is kept:
+        # an agent may undo it, and the ticket comes back through preflight to routing.
+        if after.status in TERMINAL and not after.auto_merged:
             del self.tickets[ticket_id]
             self.ended[ticket_id] = after.status
         return True

@@ -60,6 +60,9 @@ class TicketSla(msgspec.Struct, frozen=True, gc=False):
     # "referred" (out of scope for good, unlike "excluded": no policy now, clocks on a move into SLA).
     held: str = "active"  # while excluded: the lifecycle status followed (active, waiting, resolved)
     replied: bool = False  # an agent replied: clocks started later (excluded -> SLA) start no first response
+    # An undone automatic merge: when preflight had merged it (epoch s; 0: unknown). Its clocks count
+    # from then, as if it had never been merged (`MergeUndone`).
+    clocks_from: int = 0
 
     def clock(self, target: SlaTarget) -> Clock | None:
         for c in self.clocks:
@@ -153,7 +156,8 @@ class _Run:
 
     # -- clock transitions ----------------------------------------------------------------------
 
-    def start(self, target: SlaTarget, at: int) -> None:
+    def start(self, target: SlaTarget, at: int, since: int | None = None) -> None:
+        """Start a clock at `at`, counting from `since` (default `at`; earlier for an undone merge)."""
         if self.policy is None or self.calendar is None:
             return
         seconds = self.policy.target_seconds(target)
@@ -161,11 +165,12 @@ class _Run:
             return
         if seconds <= 0:
             self.notes.append(f"{self.policy.policy_id}: {target} target is {seconds}s; due at once")
-        clock = Clock(target, max(seconds, 0), at, running_since=at)
+        since = at if since is None else since
+        clock = Clock(target, max(seconds, 0), since, running_since=since)
         self.put(clock, target)
         deadline = deadline_of(clock, self.calendar)
         self.emit(sla.SlaClockStarted(self.state.ticket_id, target, self.policy.policy_id, clock.target_seconds,
-                                      utc(at), utc(deadline)), at)  # fmt: skip
+                                      utc(since), utc(deadline)), at)  # fmt: skip
 
     def pause(self, clock: Clock, at: int) -> None:
         assert self.calendar is not None
@@ -333,6 +338,20 @@ class _Run:
 TERMINAL = (te.TicketClosed, te.TicketMerged, te.TicketRefused, te.DuplicateSuspected)
 
 
+def _merge_undone(state: TicketSla | None, event: te.MergeUndone, rules: Rules) -> Decision:
+    """A merged ticket was forgotten (status "closed", pruned); undone, it is back before preflight,
+    with no clock yet. When preflight passes it again its clocks start at the merge's time, so the
+    business time the wrong merge took counts, as it would have without the merge."""
+    if state is not None and state.status != "closed":
+        return Decision(state, notes=[f"MergeUndone while {state.status}: ignored"])
+    try:
+        rules.has_sla(event.desk_id, event.track_id)
+    except RulesError as error:
+        return Decision(state, rejected=str(error))
+    since = int(event.merged_at.timestamp()) if event.merged_at is not None else 0
+    return Decision(TicketSla(event.ticket_id, event.desk_id, event.track_id, event.priority, clocks_from=since))
+
+
 def open_ticket(event: te.TicketOpened, rules: Rules) -> Decision:
     """Every ticket starts "opened" (no clock before preflight passed; a move before it changes the
     track the clocks start on); whether its track has SLA is settled when preflight passes."""
@@ -349,6 +368,8 @@ def decide(state: TicketSla | None, event: te.TicketEvent, at: int, cause: uuid.
         if state is not None:
             return Decision(state, notes=["TicketOpened for a ticket already known: ignored"])
         return open_ticket(event, rules)
+    if isinstance(event, te.MergeUndone):
+        return _merge_undone(state, event, rules)
     if state is None:
         return Decision(None, rejected=f"{type(event).__name__} for an unknown ticket")
     if state.status in ("excluded", "referred") and isinstance(event, TERMINAL):
@@ -377,9 +398,12 @@ def _apply(run: _Run, event: te.TicketEvent, at: int) -> None:
             run.state = replace(state, status="excluded")
             return
         calendar = run.rules.calendar_version(state.desk_id, state.track_id)
-        run.state = replace(state, status="active", calendar=calendar)
-        run.start("first_response", at)
-        run.start("resolution", at)
+        run.state = replace(state, status="active", calendar=calendar, clocks_from=0)
+        since = state.clocks_from if 0 < state.clocks_from < at else at
+        run.start("first_response", at, since)
+        run.start("resolution", at, since)
+        if since < at:
+            run.advance(at)  # what fell due while the ticket was wrongly merged fires now
     elif isinstance(event, te.TicketRefused | te.DuplicateSuspected):
         # Terminal in the lifecycle (refused; a suspected duplicate is merged): nothing resumes.
         run.cancel_all(type(event).__name__, at)
