@@ -9,7 +9,7 @@ PY := $(CURDIR)/.venv/bin/python
 export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow?sslmode=disable
 
-.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas run stop status bench bench-eventstore bench-sla-burst
+.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas config-docs run stop status bench bench-eventstore bench-sla-burst
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -38,11 +38,14 @@ check: lint typecheck ## lint and typecheck
 migrate: setup ## apply the numbered SQL migrations of the event store and every service
 	@$(PY) -m ticketflow.eventstore.migrate
 
-topics: setup ## create every Kafka topic declared in ticketflow.contracts.topics (idempotent)
-	@$(PY) -m ticketflow.runtime.topics
+topics: setup ## create every Kafka topic declared in ticketflow.messaging.topics (idempotent)
+	@$(PY) -m ticketflow.messaging.topics
 
 schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas
 	@$(PY) -m ticketflow.contracts.schema docs/schemas
+
+config-docs: setup ## regenerate the settings tables of docs/configuration.md from the services' settings objects
+	@$(PY) -m ticketflow.runtime.configdoc docs/configuration.md
 
 test: setup infra-up ## set up everything and run the whole suite against real Kafka and PostgreSQL
 	@$(MAKE) --no-print-directory migrate topics

@@ -19,7 +19,6 @@ from support.demo import demo_secrets, load_demo
 from ticketflow.contracts.commands import UndoMerge
 from ticketflow.contracts.ids import ticket_number
 from ticketflow.runtime.ops import send_command
-from ticketflow.runtime.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka]
 A_TEXT = "Ошибка входа с телефона: Иван Петров, +7 916 555-12-34, пароль не принимается"
@@ -114,8 +113,8 @@ async def test_a_customer_is_never_shown_a_strangers_ticket(
         assert any(ticket_number(a) in body for body in told), told
 
         # An agent undoes that merge: the ticket is examined again, registered and routed like any other.
-        settings = Settings("e2e", kafka_bootstrap=os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
-        await send_command(settings, UndoMerge(a2, "a different problem after all", "lead-boris"), "lead-boris")
+        bootstrap = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+        await send_command(bootstrap, UndoMerge(a2, "a different problem after all", "lead-boris"), "lead-boris")
         await eventually(
             lambda: _with(summary(a2), lambda row: row["status"] not in ("merged", "opened") and row),
             "A's second ticket back after the undo",

@@ -224,7 +224,8 @@ async def test_chat_inbound_topic_records_and_dead_letters(intake: RunningIntake
 async def test_ticket_events_reach_kafka_through_the_outbox(intake: RunningIntake) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+    from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.relay import OutboxRelay
 
     topic = f"ticket.events.intake-test-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=intake.bootstrap)

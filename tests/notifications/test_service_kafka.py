@@ -22,7 +22,8 @@ from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import envelope_encoder
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import EventStore
-from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.notifications.handlers import NotificationHandlers, subscribe
 from ticketflow.runtime.kafka import DeadLetters
 

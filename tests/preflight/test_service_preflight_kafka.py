@@ -21,7 +21,8 @@ from test_service_preflight import PRODUCT_ERROR, events_of, make_service, open_
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.deskconfig import load_desks
-from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.preflight.checks import ChecksConfig
 from ticketflow.preflight.handlers import PreflightHandlers, subscribe
 from ticketflow.runtime.kafka import DeadLetters

@@ -16,8 +16,8 @@ from support.tickets import open_ticket, random_followups, run
 
 from ticketflow.eventstore import EventStore
 from ticketflow.eventstore.projections import ProjectionRunner
-from ticketflow.projector.handlers import routes
-from ticketflow.projector.projection import TicketSummaries
+from ticketflow.projector.adapters.ticket_summaries import TicketSummaries
+from ticketflow.projector.http import routes
 
 pytestmark = pytest.mark.pg
 

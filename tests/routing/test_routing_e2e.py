@@ -25,7 +25,8 @@ from ticketflow.contracts.envelope import NewEvent
 from ticketflow.contracts.ids import agent_stream, new_event_id, ticket_stream
 from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
 from ticketflow.eventstore import EventStore
-from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.routing.handlers import RoutingHandlers, subscribe
 from ticketflow.routing.service import RoutingService
 from ticketflow.routing.state import RoutingState

@@ -32,7 +32,8 @@ from ticketflow.contracts.ids import agent_stream, new_event_id, ticket_stream
 from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
 from ticketflow.eventstore import EventStore
 from ticketflow.eventstore.leadership import lock_key
-from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.relay import OutboxRelay
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 HOST = socket.gethostname()

@@ -26,7 +26,8 @@ from ticketflow.contracts.envelope import NewEvent
 from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import EventStore
-from ticketflow.eventstore.outbox import OutboxRelay, make_producer
+from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.sla.engine import SlaEngine
 from ticketflow.sla.handlers import SlaConsumer
 from ticketflow.sla.writer import SlaWriter

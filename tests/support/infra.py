@@ -297,8 +297,9 @@ class KafkaTopicFactory:
         self._prefix = re.sub(r"[^a-zA-Z0-9._-]", "-", prefix)[:80]
         self.created: list[str] = []
 
-    async def __call__(self, partitions: int = 1, suffix: str = "") -> str:
-        name = f"{self._prefix}{('-' + suffix) if suffix else ''}-{uuid.uuid4().hex[:8]}"
+    async def __call__(self, partitions: int = 1, suffix: str = "", *, name: str | None = None) -> str:
+        """A new topic; `name`: exactly this name (e.g. the `.dlq` of a topic made before)."""
+        name = name or f"{self._prefix}{('-' + suffix) if suffix else ''}-{uuid.uuid4().hex[:8]}"
         await self._admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         self.created.append(name)
         await self._wait_for_leaders(name, partitions)

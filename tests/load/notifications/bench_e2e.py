@@ -52,7 +52,7 @@ from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder
 from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.eventstore import migrate
-from ticketflow.eventstore.outbox import make_producer
+from ticketflow.messaging.producer import make_producer
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra

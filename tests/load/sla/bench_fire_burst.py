@@ -43,7 +43,7 @@ from kafka_only_writer import KafkaOnlyWriter
 
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
-from ticketflow.eventstore.outbox import make_producer
+from ticketflow.messaging.producer import make_producer
 from ticketflow.sla.engine import FULL_GC_EVERY, SlaEngine
 from ticketflow.sla.partition import Partition
 from ticketflow.sla.policies import DeskRules

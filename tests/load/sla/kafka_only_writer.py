@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaProducer
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, envelope_encoder
 from ticketflow.contracts.events import event_type_name
 from ticketflow.contracts.ids import sla_stream
-from ticketflow.eventstore.batches import PartitionBatches
-from ticketflow.eventstore.outbox import header_list
-from ticketflow.eventstore.partitioning import partition_of
+from ticketflow.messaging.batches import PartitionBatches
+from ticketflow.messaging.relay import header_list
+from ticketflow.messaging.partitioning import partition_of
 from ticketflow.sla.domain import Emitted, TicketSla, utc
 
 NO_METADATA = EventMetadata()

@@ -1,4 +1,6 @@
-"""Append-only PostgreSQL event store, transactional outbox relay, idempotent consumers, projections."""
+"""Storage: the append-only PostgreSQL event store (and an in-memory one with the same contract),
+`execute` (load, decide, append, retry), tracking (processed events, checkpoints), projections,
+leadership and migrations. Everything Kafka is in `ticketflow.messaging`."""
 
 from ticketflow.eventstore.connection import create_pool, dsn_from_env
 from ticketflow.eventstore.errors import (
@@ -8,18 +10,18 @@ from ticketflow.eventstore.errors import (
     RetryableStoreError,
     UnstorableEvent,
 )
+from ticketflow.eventstore.memory import InMemoryEventStore
 from ticketflow.eventstore.store import (
-    EXPECT_NEW_STREAM,
     AppendRequest,
     AppendResult,
     Checkpoint,
     EventStore,
+    Store,
     StoredEvent,
     new_event,
 )
 
 __all__ = [
-    "EXPECT_NEW_STREAM",
     "AppendRequest",
     "AppendResult",
     "Checkpoint",
@@ -27,7 +29,9 @@ __all__ = [
     "EventIdReused",
     "EventStore",
     "EventStoreError",
+    "InMemoryEventStore",
     "RetryableStoreError",
+    "Store",
     "StoredEvent",
     "UnstorableEvent",
     "create_pool",

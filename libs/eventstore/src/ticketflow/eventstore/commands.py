@@ -1,5 +1,6 @@
-"""Running a decider against the store: load the stream, fold, decide, append; on a concurrency
-conflict, reload and decide again. The same code path for every service that writes a stream."""
+"""`execute`, the one application-service primitive: load the stream, fold, decide, append; on a
+concurrency conflict, reload and decide again. Every service that writes a stream one command at a
+time goes through it (batch writers that earn their own path say so and point at the benchmark)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from ticketflow.contracts.envelope import EventMetadata, NewEvent
 from ticketflow.contracts.ids import deterministic_event_id, new_event_id
 from ticketflow.eventstore.errors import ConcurrencyError
-from ticketflow.eventstore.store import AppendResult, EventStore
+from ticketflow.eventstore.store import AppendResult, Store
 
 C = TypeVar("C")
 E = TypeVar("E")
@@ -27,7 +28,7 @@ class Decided(Generic[S]):
 
 
 async def execute(
-    store: EventStore,
+    store: Store,
     stream_id: str,
     command: C,
     decide: Callable[[C, S], Sequence[E]],

@@ -15,15 +15,7 @@ from tqdm import tqdm
 
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.eventstore.store import Checkpoint, EventStore
-
-_LOAD = """SELECT transaction_id::text AS transaction_id, position
-FROM projection_checkpoints WHERE projection = $1"""
-_SAVE = """
-INSERT INTO projection_checkpoints (projection, transaction_id, position) VALUES ($1, $2::text::xid8, $3)
-ON CONFLICT (projection) DO UPDATE
-SET transaction_id = excluded.transaction_id, position = excluded.position, updated_at = now()
-"""
-_FORGET = "DELETE FROM projection_checkpoints WHERE projection = $1"
+from ticketflow.eventstore.tracking import forget_checkpoint, load_checkpoint, save_checkpoint
 
 
 class Projection(Protocol):
@@ -43,20 +35,17 @@ class ProjectionRunner:
         self.batch_size = batch_size
 
     async def checkpoint(self) -> Checkpoint:
-        row = await self.store.pool.fetchrow(_LOAD, self.projection.name)
-        return Checkpoint(int(row["transaction_id"]), row["position"]) if row else Checkpoint()
+        return await load_checkpoint(self.store.pool, self.projection.name)
 
     async def step(self) -> int:
         """Apply one batch after the checkpoint; returns the number of events applied."""
         async with self.store.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_LOAD + " FOR UPDATE", self.projection.name)
-            after = Checkpoint(int(row["transaction_id"]), row["position"]) if row else Checkpoint()
+            after = await load_checkpoint(conn, self.projection.name, for_update=True)
             batch = await self.store.read_all(after, self.batch_size, conn=conn)
             if not batch:
                 return 0
             await self.projection.apply(conn, [stored.envelope for stored in batch])
-            last = batch[-1].checkpoint
-            await conn.execute(_SAVE, self.projection.name, str(last.transaction_id), last.position)
+            await save_checkpoint(conn, self.projection.name, batch[-1].checkpoint)
             return len(batch)
 
     async def catch_up(self, progress: tqdm[Any] | None = None, *, max_wait_s: float = 60.0) -> int:
@@ -79,7 +68,7 @@ class ProjectionRunner:
     async def rebuild(self, *, show_progress: bool = False) -> int:
         async with self.store.pool.acquire() as conn, conn.transaction():
             await self.projection.reset(conn)
-            await conn.execute(_FORGET, self.projection.name)
+            await forget_checkpoint(conn, self.projection.name)
         total = await self.store.count() if show_progress else None
         with tqdm(total=total, unit="ev", desc=f"rebuild {self.projection.name}", disable=not show_progress) as bar:
             return await self.catch_up(bar)

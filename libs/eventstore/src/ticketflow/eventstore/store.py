@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import msgspec
@@ -25,7 +25,6 @@ from ticketflow.eventstore.errors import (
     UnstorableEvent,
 )
 
-EXPECT_NEW_STREAM = 0
 _metadata_encoder = msgspec.json.Encoder()
 _metadata_decoder = msgspec.json.Decoder(EventMetadata)
 
@@ -59,6 +58,24 @@ class Checkpoint:
 class StoredEvent:
     envelope: EventEnvelope
     checkpoint: Checkpoint
+
+
+class Store(Protocol):
+    """What applications need of an event store: `EventStore` (PostgreSQL) and `InMemoryEventStore`."""
+
+    async def append(
+        self, stream_id: str, expected_version: int, events: Sequence[NewEvent], *, conn: Any = None
+    ) -> AppendResult: ...
+
+    async def append_many(self, requests: Sequence[AppendRequest], *, conn: Any = None) -> list[AppendResult]: ...
+
+    async def read_stream(self, stream_id: str, from_version: int = 1, *, conn: Any = None) -> list[EventEnvelope]: ...
+
+    async def read_all(self, after: Checkpoint = ..., limit: int = 1000, *, conn: Any = None) -> list[StoredEvent]: ...
+
+    async def head(self) -> Checkpoint: ...
+
+    async def count(self) -> int: ...
 
 
 class EventStore:
@@ -235,4 +252,4 @@ def new_event(event: Any, occurred_at: Any, metadata: EventMetadata | None = Non
     return NewEvent(new_event_id(), event, occurred_at, metadata or EventMetadata())
 
 
-__all__ = ["AppendRequest", "AppendResult", "Checkpoint", "EventStore", "StoredEvent", "new_event", "uuid"]
+__all__ = ["AppendRequest", "AppendResult", "Checkpoint", "EventStore", "Store", "StoredEvent", "new_event", "uuid"]

@@ -3,22 +3,20 @@ resolution behind a protocol so tests decide where a name points.
 
 Preflight fetches the portal URLs customers give; intake asks a Bitrix24 portal whether a user is an
 administrator (REST `user.admin`). Both allow only globally routable unicast addresses, judged after
-resolution, and connect to the address they judged. Their tests run real HTTPS servers on 127.0.0.1:
-the loopback allowance refuses to exist outside a test run (`AddressPolicy.test_run`)."""
+resolution, and connect to the address they judged. A deployment whose portals sit on an internal
+network names it in `allowed_networks` (a setting, empty by default); the tests, which run real HTTPS
+servers on 127.0.0.1, allow 127.0.0.0/8 the same way."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import socket
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-_LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
 
 
 def _unmapped(address: IPAddress) -> IPAddress:
@@ -48,38 +46,26 @@ def forbidden_reason(address: IPAddress) -> str | None:
     return None
 
 
-def in_pytest_process() -> bool:
-    return "pytest" in sys.modules
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Decides whether an address may be contacted. The default instance is the production rule;
-    `allow_loopback` (127.0.0.0/8, for the tests' local servers) cannot be created outside a test run."""
+    """Decides whether an address may be contacted: public unicast addresses, plus `allowed_networks`."""
 
-    allow_loopback: bool = False
-
-    def __post_init__(self) -> None:
-        if self.allow_loopback and not self.test_run():
-            raise RuntimeError("the loopback allowance exists for tests only")
-
-    @classmethod
-    def loopback_allowed_for_tests(cls) -> AddressPolicy:
-        """Public addresses plus 127.0.0.0/8, for the tests' local HTTPS servers. Nothing else."""
-        return cls(allow_loopback=True)
-
-    @staticmethod
-    def test_run() -> bool:
-        """Where the loopback allowance may exist: the pytest process itself (a subclass may widen it
-        to the processes a test starts)."""
-        return in_pytest_process()
+    allowed_networks: tuple[IPNetwork, ...] = ()
 
     def refusal(self, address: IPAddress) -> str | None:
         """The reason `address` is refused, or None when it may be contacted."""
         a = _unmapped(address)
-        if self.allow_loopback and isinstance(a, ipaddress.IPv4Address) and a in _LOOPBACK_V4:
+        if any(a.version == net.version and a in net for net in self.allowed_networks):
             return None
         return forbidden_reason(address)
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """`"10.20.0.0/16, 127.0.0.0/8"` -> networks (a setting's value); raises ValueError naming a bad one."""
+    return tuple(ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip())
 
 
 class NameNotResolvedError(Exception):

@@ -30,11 +30,20 @@ from ticketflow.contracts import commands as c
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.ids import agent_stream
 from ticketflow.contracts.roster_events import AgentEvent, AgentJoinedQueue, AgentStatusChanged
-from ticketflow.contracts.topics import TICKET_COMMANDS, TOPICS_BY_NAME
+from ticketflow.contracts.topics import TICKET_COMMANDS
 from ticketflow.contracts.values import PRIORITIES
 from ticketflow.eventstore import EventStore, new_event
-from ticketflow.eventstore.outbox import make_producer
-from ticketflow.runtime.settings import Settings
+from ticketflow.messaging.dead_letters import DeadLetter, dead_letter_topic
+from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.topics import TOPICS_BY_NAME
+from ticketflow.runtime.settings import ServiceSettings, load_settings
+
+
+class CliSettings(ServiceSettings):
+    """The command line reads the broker and the database from the same variables as the services."""
+
+    service = "ticketflow"
+
 
 REDRIVE_GROUP = "ticketflow-ops-redrive"
 # Agents' lifecycle commands (intake applies them): subcommand -> its positional arguments after the ticket.
@@ -54,7 +63,7 @@ async def _dead_letters(
     bootstrap: str, topic: str, limit: int, group: str | None
 ) -> tuple[AIOKafkaConsumer, list[ConsumerRecord[bytes, bytes]]]:
     consumer = AIOKafkaConsumer(
-        f"{topic}.dlq",
+        dead_letter_topic(topic),
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,
@@ -69,7 +78,7 @@ async def _dead_letters(
 
 
 def _known_dead_letter_topic(topic: str) -> str | None:
-    if f"{topic}.dlq" in TOPICS_BY_NAME:
+    if dead_letter_topic(topic) in TOPICS_BY_NAME:
         return None
     known = sorted(t.removesuffix(".dlq") for t in TOPICS_BY_NAME if t.endswith(".dlq"))
     return f"{topic} has no dead-letter topic; topics with one: {', '.join(known)}"
@@ -79,10 +88,12 @@ async def dlq_show(bootstrap: str, topic: str, limit: int) -> int:
     consumer, records = await _dead_letters(bootstrap, topic, limit, None)
     await consumer.stop()
     for r in records:
-        headers = {k: v.decode(errors="replace") for k, v in r.headers}
-        print(f"offset {r.offset} key={r.key!r}: {headers.get('x-dead-letter-reason', '?')}")
-        print(f"    consumer={headers.get('x-consumer', '?')} value={r.value[:200]!r}")
-    print(f"{len(records)} dead letter(s) shown from {topic}.dlq")
+        letter = DeadLetter.of(r)
+        where = f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}"
+        print(f"offset {r.offset} key={r.key!r} from {where}: {letter.reason}: {letter.detail}")
+        context = " ".join(f"{k}={v}" for k, v in letter.context.items())
+        print(f"    consumer={letter.consumer} {context} value={r.value[:200]!r}")
+    print(f"{len(records)} dead letter(s) shown from {dead_letter_topic(topic)}")
     return 0
 
 
@@ -94,8 +105,8 @@ async def dlq_redrive(bootstrap: str, topic: str, limit: int, group: str = REDRI
     await producer.start()
     try:
         for r in records:
-            headers = [(k, v) for k, v in r.headers if not k.startswith("x-")] + [("x-redriven-from", b"dlq")]
-            await producer.send_and_wait(topic, r.value, key=r.key, headers=headers)
+            letter = DeadLetter.of(r)
+            await producer.send_and_wait(topic, r.value, key=r.key, headers=list(letter.redrive_headers()))
         offsets: dict[TopicPartition, int] = {}
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
@@ -105,7 +116,7 @@ async def dlq_redrive(bootstrap: str, topic: str, limit: int, group: str = REDRI
     finally:
         await producer.stop()
         await consumer.stop()
-    print(f"redrove {len(records)} record(s) from {topic}.dlq to {topic}")
+    print(f"redrove {len(records)} record(s) from {dead_letter_topic(topic)} to {topic}")
     return 0
 
 
@@ -133,9 +144,9 @@ def _topic_for(stream_id: str) -> str:
     return topic_for_stream(stream_id)
 
 
-async def send_command(s: Settings, command: c.TicketCommand, actor: str) -> int:
+async def send_command(bootstrap: str, command: c.TicketCommand, actor: str) -> int:
     envelope = CommandEnvelope(uuid.uuid4(), datetime.now(UTC), actor, command)
-    producer = make_producer(s.kafka_bootstrap)
+    producer = make_producer(bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -268,7 +279,7 @@ def agent_command(args: argparse.Namespace) -> c.TicketCommand:
 
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    s = Settings.from_env("ops")
+    s = load_settings(CliSettings)
     if args.what == "dlq":
         problem = _known_dead_letter_topic(args.topic)
         if problem:
@@ -302,7 +313,7 @@ def run(argv: list[str]) -> int:
         command = c.ChangePriority(ticket, args.priority, actor)
     else:
         command = c.RouteTicket(ticket, args.queue, args.tier, args.priority, "manual", f"moved by {actor}", actor)
-    return asyncio.run(send_command(s, command, actor))
+    return asyncio.run(send_command(s.kafka_bootstrap, command, actor))
 
 
 def main() -> None:

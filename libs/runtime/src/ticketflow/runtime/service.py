@@ -1,112 +1,218 @@
-"""Run a service: one HTTP server (health + the service's own routes) whose lifespan starts and
-stops the pool, the Kafka broker and the service's background tasks.
+"""Run a service: one HTTP server whose lifespan does every service's start-up in one order.
 
-Readiness pings the broker and the database (design-notes: the ASGI app keeps serving with a dead
-broker, so liveness alone would lie)."""
+    pool -> topics -> producer -> the service's own start-up (`Service.start(runtime)`: load state,
+    lead, build the application, subscribe) -> the broker starts consuming -> background tasks
+
+Start-up work finishes before the first record is consumed and before the first request is served, so
+no service needs a "not ready yet" handshake. Stopping runs backwards: background tasks end, `draining`
+hooks finish what is in flight (their offsets are committed while the consumers still run), the broker
+stops, `closing` hooks close clients, then the producer and the pool.
+
+Readiness (`/health/ready`) pings the broker and the database (the ASGI app keeps serving with a dead
+broker, so liveness alone would lie), reports a consumer waiting on an outage, and turns false while a
+background task is down (it is restarted after a crash)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import uvicorn
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from ticketflow.runtime.kafka import ensure_topics, make_broker
-from ticketflow.runtime.settings import Settings
+from ticketflow.messaging.dead_letters import DeadLetterWriter
+from ticketflow.messaging.outages import Waiting
+from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.topics import ensure_topics
+from ticketflow.runtime.settings import ServiceSettings
 from ticketflow.runtime.telemetry import configure_logging, setup_tracing
 
 log = logging.getLogger(__name__)
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
+Check = Callable[[], Awaitable[str]]
 
 
 @dataclass
 class Service:
-    """What a service's main.py wires: its settings, broker, pool and what runs in the background."""
+    """What a service's `main.build` returns: its name, settings, and its start-up work."""
 
-    settings: Settings
+    name: str
+    settings: ServiceSettings
+    start: Callable[[Runtime], Awaitable[None]]
+
+
+DOWN_AFTER_CRASH_S = 10.0  # a task that crashed this recently counts as down (a crash loop stays down)
+
+
+@dataclass
+class _Task:
+    run: BackgroundTask
+    crashed_at: float | None = None
+    error: str = ""
+
+    def down(self) -> bool:
+        return self.crashed_at is not None and time.monotonic() - self.crashed_at < DOWN_AFTER_CRASH_S
+
+
+@dataclass
+class Runtime:
+    """What a service's start-up gets: the pool, the broker, a started producer, and where to put its
+    routes, background tasks, hooks and readiness checks."""
+
+    settings: ServiceSettings
+    pool: asyncpg.Pool
     broker: KafkaBroker
-    pool: asyncpg.Pool | None = None
-    routes: list[BaseRoute] = field(default_factory=list)
-    background: list[BackgroundTask] = field(default_factory=list)
-    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    producer: AIOKafkaProducer
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    routes: list[BaseRoute] = field(default_factory=list)
+    tasks: dict[str, _Task] = field(default_factory=dict)
+    draining: list[Hook] = field(default_factory=list)
+    closing: list[Hook] = field(default_factory=list)
+    checks: dict[str, Check] = field(default_factory=dict)
+    waits: dict[str, Waiting] = field(default_factory=dict)
+
+    def dead_letters(self, consumer: str) -> DeadLetterWriter:
+        return DeadLetterWriter(self.producer, consumer)
+
+    def serve(self, *routes: BaseRoute) -> None:
+        self.routes.extend(routes)
+
+    def background(self, name: str, task: BackgroundTask) -> None:
+        """Run `task(stop)` once the broker consumes; restarted after a crash (readiness says so meanwhile)."""
+        self.tasks[name] = _Task(task)
+
+    def on_drain(self, hook: Hook) -> None:
+        """Before the consumers stop: finish what is in flight (and commit it)."""
+        self.draining.append(hook)
+
+    def on_close(self, hook: Hook) -> None:
+        """After the consumers stopped: close clients and pools of the service's own."""
+        self.closing.append(hook)
+
+    def readiness(self, name: str, check: Check) -> None:
+        """A check of the service's own: it answers "ok" or why not."""
+        self.checks[name] = check
+
+    def watch(self, name: str, waiting: Waiting) -> None:
+        """A consumer's outage state: readiness is false while it waits on one."""
+        self.waits[name] = waiting
 
 
-def new_service(name: str, *, routes: Sequence[BaseRoute] = ()) -> Service:
-    settings = Settings.from_env(name)
-    configure_logging(settings.log_level, name)
-    setup_tracing(name, console=settings.otel_console)
-    return Service(settings, make_broker(settings.kafka_bootstrap, name), routes=list(routes))
+def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"ticketflow-{service}",
+        middlewares=(KafkaTelemetryMiddleware(),),
+        enable_idempotence=True,
+        acks="all",
+    )
 
 
-async def ready(service: Service) -> dict[str, str]:
+async def _readiness(rt: Runtime) -> dict[str, str]:
     checks: dict[str, str] = {}
     try:
-        checks["kafka"] = "ok" if await service.broker.ping(timeout=2) else "unreachable"
+        checks["kafka"] = "ok" if await rt.broker.ping(timeout=2) else "unreachable"
     except Exception as exc:
         checks["kafka"] = f"error: {exc!r}"
-    if service.pool is not None:
+    try:
+        await asyncio.wait_for(rt.pool.fetchval("SELECT 1"), timeout=2)
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"error: {exc!r}"
+    for name, waiting in rt.waits.items():
+        checks[f"consumer {name}"] = waiting.describe()
+    for name, task in rt.tasks.items():
+        if task.down():
+            checks[f"task {name}"] = f"crashed, restarting: {task.error}"
+    for name, check in rt.checks.items():
         try:
-            await asyncio.wait_for(service.pool.fetchval("SELECT 1"), timeout=2)
-            checks["postgres"] = "ok"
+            checks[name] = await asyncio.wait_for(check(), timeout=2)
         except Exception as exc:
-            checks["postgres"] = f"error: {exc!r}"
+            checks[name] = f"error: {exc!r}"
     return checks
 
 
 def asgi_app(service: Service) -> Starlette:
-    async def live(_: Request) -> JSONResponse:
-        return JSONResponse({"service": service.settings.service, "status": "live"})
+    s = service.settings
+    holder: dict[str, Runtime] = {}
 
-    async def readiness(_: Request) -> JSONResponse:
-        checks = await ready(service)
+    async def live(_: Request) -> JSONResponse:
+        return JSONResponse({"service": service.name, "status": "live"})
+
+    async def ready(_: Request) -> JSONResponse:
+        rt = holder.get("runtime")
+        checks = await _readiness(rt) if rt is not None else {"start-up": "not finished"}
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"service": service.settings.service, "ready": ok, "checks": checks}, 200 if ok else 503)
+        return JSONResponse({"service": service.name, "ready": ok, "checks": checks}, 200 if ok else 503)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        s = service.settings
-        if service.pool is None:
-            service.pool = await asyncpg.create_pool(s.pg_dsn, min_size=1, max_size=10)
-        await ensure_topics(s.kafka_bootstrap)
-        await service.broker.start()
-        for hook in service.on_start:
-            await hook()
-        tasks = [asyncio.create_task(_supervised(task, service.stop)) for task in service.background]
-        log.info("%s started on %s:%s", s.service, s.http_host, s.http_port)
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(s.pg_dsn, min_size=1, max_size=s.pool_size)
+        assert pool is not None
+        if s.ensure_topics:
+            await ensure_topics(s.kafka_bootstrap)
+        producer = make_producer(s.kafka_bootstrap, client_id=f"ticketflow-{service.name}")
+        await producer.start()
+        rt = Runtime(s, pool, make_broker(s, service.name), producer)
+        running: list[asyncio.Task[None]] = []
         try:
+            await service.start(rt)
+            app.router.routes.extend(rt.routes)  # before the first request: uvicorn serves after start-up
+            await rt.broker.start()
+            running += [asyncio.create_task(_supervised(name, task, rt.stop)) for name, task in rt.tasks.items()]
+            holder["runtime"] = rt
+            log.info("%s started on %s:%s", service.name, s.http_host, s.port)
             yield
         finally:
-            service.stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await service.broker.stop()
-            await service.pool.close()
+            rt.stop.set()
+            await asyncio.gather(*running, return_exceptions=True)
+            await _run_all("draining", rt.draining)
+            await rt.broker.stop()
+            await _run_all("closing", reversed(rt.closing))
+            await producer.stop()
+            await pool.close()
 
-    routes: list[BaseRoute] = [Route("/health/live", live), Route("/health/ready", readiness), *service.routes]
+    routes: list[BaseRoute] = [Route("/health/live", live), Route("/health/ready", ready)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-async def _supervised(task: BackgroundTask, stop: asyncio.Event) -> None:
+async def _run_all(stage: str, hooks: Any) -> None:
+    for hook in hooks:
+        try:
+            await hook()
+        except Exception:
+            log.exception("%s hook %s failed", stage, getattr(hook, "__qualname__", hook))
+
+
+async def _supervised(name: str, task: _Task, stop: asyncio.Event) -> None:
     """Keep a background loop alive: log a crash and restart it after a pause, until stopped."""
     while not stop.is_set():
         try:
-            await task(stop)
-        except Exception:
-            log.exception("background task %s crashed; restarting", getattr(task, "__name__", task))
+            await task.run(stop)
+            return
+        except Exception as exc:
+            task.crashed_at, task.error = time.monotonic(), repr(exc)
+            log.exception("background task %s crashed; restarting", name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
-def run(service: Service, app: Any | None = None) -> None:
+def run(service: Service) -> None:
+    """Serve `service` until SIGTERM (uvicorn handles the signals and runs the lifespan)."""
     s = service.settings
-    uvicorn.run(app or asgi_app(service), host=s.http_host, port=s.http_port, log_level=s.log_level.lower())
+    configure_logging(s.log_level, service.name)
+    setup_tracing(service.name, console=s.otel_console)
+    uvicorn.run(asgi_app(service), host=s.http_host, port=s.port, log_level=s.log_level.lower())

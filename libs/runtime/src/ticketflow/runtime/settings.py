@@ -1,10 +1,20 @@
-"""Settings from the environment (12-factor), with the project's local defaults."""
+"""Settings from the environment, one typed object per service (pydantic-settings).
+
+Every service's `settings.py` subclasses `ServiceSettings` with its own variables, read with the prefix
+`TICKETFLOW_<SERVICE>_`; the variables every service shares (the broker, the database, the HTTP host,
+logging) have fixed names. `load_settings` refuses a bad value with one line per variable, naming it:
+
+    sla: TICKETFLOW_SLA_CHECKPOINT_SECONDS: Input should be a valid number (got 'often')
+
+pydantic-settings, not hand-written parsing: types, bounds, booleans and durations are checked the same
+way everywhere, and `docs/configuration.md` is generated from the same objects (`configdoc.py`)."""
 
 from __future__ import annotations
 
-import os
+from typing import Any, ClassVar, Literal, TypeVar
 
-import msgspec
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticketflow.eventstore.connection import DEFAULT_DSN
 
@@ -16,30 +26,82 @@ SERVICE_PORTS = {
     "notifications": 8005,
     "projector": 8006,
 }
-
-
 DEFAULT_KAFKA = "127.0.0.1:9092"
-DEFAULT_PG_DSN = DEFAULT_DSN  # one default for every process (ticketflow.eventstore.connection)
+S = TypeVar("S", bound="ServiceSettings")
 
 
-class Settings(msgspec.Struct, frozen=True):
-    service: str
-    kafka_bootstrap: str = DEFAULT_KAFKA
-    pg_dsn: str = DEFAULT_PG_DSN
-    http_host: str = "127.0.0.1"
-    http_port: int = 8000
-    otel_console: bool = False
-    log_level: str = "INFO"
+class SettingsError(ValueError):
+    """One or more variables hold values the service cannot run with; the message names each one."""
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, populate_by_name=True)
+    service: ClassVar[str] = "service"
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"pg_dsn"})  # never printed, in errors or logs
+
+    kafka_bootstrap: str = Field(
+        DEFAULT_KAFKA, validation_alias="TICKETFLOW_KAFKA_BOOTSTRAP", description="Kafka bootstrap servers"
+    )
+    pg_dsn: str = Field(
+        DEFAULT_DSN, validation_alias="TICKETFLOW_PG_DSN", repr=False, description="PostgreSQL DSN (a secret)"
+    )
+    http_host: str = Field(
+        "127.0.0.1", validation_alias="TICKETFLOW_HTTP_HOST", description="address the HTTP server listens on"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="TICKETFLOW_LOG_LEVEL", description="log level"
+    )
+    otel_console: bool = Field(
+        False, validation_alias="TICKETFLOW_OTEL_CONSOLE", description="print finished spans to the console"
+    )
+    ensure_topics: bool = Field(
+        True, validation_alias="TICKETFLOW_ENSURE_TOPICS", description="create missing topics at start-up"
+    )
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port: health, readiness and the service's routes")
+    pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections in the service's pool")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @classmethod
-    def from_env(cls, service: str) -> Settings:
-        env = os.environ
-        return cls(
-            service=service,
-            kafka_bootstrap=env.get("TICKETFLOW_KAFKA_BOOTSTRAP", DEFAULT_KAFKA),
-            pg_dsn=env.get("TICKETFLOW_PG_DSN", DEFAULT_PG_DSN),
-            http_host=env.get("TICKETFLOW_HTTP_HOST", "127.0.0.1"),
-            http_port=int(env.get(f"TICKETFLOW_{service.upper()}_PORT", SERVICE_PORTS.get(service, 8000))),
-            otel_console=env.get("TICKETFLOW_OTEL_CONSOLE", "") == "1",
-            log_level=env.get("TICKETFLOW_LOG_LEVEL", "INFO"),
-        )
+    def env_prefix(cls) -> str:
+        return str(cls.model_config.get("env_prefix", ""))
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable a field is read from."""
+        info = cls.model_fields[field]
+        alias = info.validation_alias
+        return alias if isinstance(alias, str) else (cls.env_prefix() + field).upper()
+
+
+def prefixed(service: str) -> SettingsConfigDict:
+    """The model_config of a service's settings: its variables are TICKETFLOW_<SERVICE>_<FIELD>."""
+    return SettingsConfigDict(
+        env_prefix=f"TICKETFLOW_{service.upper()}_",
+        frozen=True,
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
+    )
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Read `cls` from the environment; `overrides` (tests, tools) win. Raises `SettingsError`."""
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_one_line_per_variable(cls, error)) from None
+
+
+def _one_line_per_variable(cls: type[ServiceSettings], error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        field = next((f for f in cls.model_fields if name in (f, cls.variable(f))), None)
+        variable = cls.variable(field) if field else name
+        shown = "(hidden)" if field in cls.secret_fields else repr(problem.get("input"))
+        lines.append(f"{cls.service}: {variable}: {problem['msg']} (got {shown})")
+    return "\n".join(lines)

@@ -1,30 +1,46 @@
-"""`python -m ticketflow.projector` runs the service; `python -m ticketflow.projector rebuild`
-empties the read models and replays the whole event store into them, with a progress bar."""
+"""`python -m ticketflow.projector` runs the service; `python -m ticketflow.projector rebuild` empties
+the read models and replays the whole event store into them, with a progress bar."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-from ticketflow.eventstore import EventStore, create_pool
-from ticketflow.eventstore.projections import ProjectionRunner
-from ticketflow.projector.main import main
-from ticketflow.projector.projection import TicketSummaries
+from ticketflow.eventstore import EventStore
+from ticketflow.projector.app import Projector
+from ticketflow.projector.main import build
+from ticketflow.projector.settings import ProjectorSettings
+from ticketflow.runtime.service import run
+from ticketflow.runtime.settings import SettingsError, load_settings
 
 
-async def rebuild() -> int:
-    pool = await create_pool()
+async def rebuild(settings: ProjectorSettings) -> int:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2)
+    assert pool is not None
     try:
-        applied = await ProjectionRunner(EventStore(pool), TicketSummaries()).rebuild(show_progress=True)
+        applied = await Projector(EventStore(pool)).rebuild(show_progress=True)
     finally:
         await pool.close()
-    print(f"rebuilt ticket_summaries from {applied} events")
+    print(f"rebuilt the read models from {applied} events")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    try:
+        settings = load_settings(ProjectorSettings)
+    except SettingsError as error:
+        print(f"projector: refusing to start:\n{error}", file=sys.stderr)
+        return 2
+    if argv == ["rebuild"]:
+        return asyncio.run(rebuild(settings))
+    if argv:
+        print(f"usage: python -m ticketflow.projector [rebuild]   (got {argv})", file=sys.stderr)
+        return 2
+    run(build(settings))
     return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["rebuild"]:
-        sys.exit(asyncio.run(rebuild()))
-    elif sys.argv[1:]:
-        sys.exit(f"usage: python -m ticketflow.projector [rebuild]   (got {sys.argv[1:]})")
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -1,45 +1,37 @@
-"""The projector: the event store's outbound side. It relays the outbox to Kafka, keeps the
-read models current from the global log, and serves the dashboard query API.
+"""Composition: the projector keeps the read models current, serves the dashboard API and relays the
+outbox to Kafka (several instances may run: one relays, holding the relay lock; projections are
+checkpointed in the database, so any instance continues where another stopped).
 
-Several instances may run: one relays (advisory lock), the others stand by; projections are
-checkpointed per batch in the database, so any instance can continue where another stopped."""
+Run: `python -m ticketflow.projector` (TICKETFLOW_PROJECTOR_PORT, default 8006)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from ticketflow.eventstore import EventStore
-from ticketflow.eventstore.outbox import OutboxRelay, make_producer
-from ticketflow.eventstore.projections import ProjectionRunner
-from ticketflow.projector.handlers import routes
-from ticketflow.projector.projection import TicketSummaries
-from ticketflow.runtime.service import Service, new_service, run
+from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.relay import OutboxRelay
+from ticketflow.projector.app import Projector
+from ticketflow.projector.http import routes
+from ticketflow.projector.settings import ProjectorSettings
+from ticketflow.runtime.service import Runtime, Service
 
 
-def build() -> Service:
-    service = new_service("projector")
-    service.routes.extend(routes(lambda: service.pool))
+def build(settings: ProjectorSettings) -> Service:
+    async def start(rt: Runtime) -> None:
+        store = EventStore(rt.pool)
+        projector = Projector(store, batch_size=settings.projection_batch)
+        rt.serve(*routes(rt.pool))
+        rt.background("projections", projector.run)
+        if settings.relay:
+            rt.background("outbox relay", lambda stop: relay(store, stop))
 
-    async def relay(stop: asyncio.Event) -> None:
-        assert service.pool is not None
-        producer = make_producer(service.settings.kafka_bootstrap)
+    async def relay(store: EventStore, stop: asyncio.Event) -> None:
+        producer = make_producer(settings.kafka_bootstrap, client_id="ticketflow-projector-relay")
         await producer.start()
         try:
-            await OutboxRelay(EventStore(service.pool), producer).run(stop)
+            await OutboxRelay(store, producer, batch_size=settings.relay_batch).run(stop)
         finally:
             await producer.stop()
 
-    async def project(stop: asyncio.Event) -> None:
-        assert service.pool is not None
-        await ProjectionRunner(EventStore(service.pool), TicketSummaries()).run(stop)
-
-    service.background += [relay, project]
-    return service
-
-
-def main() -> None:
-    run(build())
-
-
-if __name__ == "__main__":
-    main()
+    return Service("projector", settings, start)

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from ticketflow.contracts.envelope import EventEnvelope
-from ticketflow.projector.domain import COLUMNS, TicketSummary, apply
+from ticketflow.projector.domain.summary import COLUMNS, TicketSummary, apply
 
 _UPSERT = f"""
 INSERT INTO ticket_summaries ({", ".join(COLUMNS)})

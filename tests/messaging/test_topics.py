@@ -15,12 +15,10 @@ from ticketflow.contracts.topics import (
     CHAT_REPLIES,
     TICKET_COMMANDS,
     TICKET_EVENTS,
-    TOPICS,
-    TOPICS_BY_NAME,
-    TopicSpec,
     key_for_stream,
     topic_for_stream,
 )
+from ticketflow.messaging.topics import TOPICS, TOPICS_BY_NAME, TopicSpec
 
 # Topics that services consume with consumer groups (a poison record must have somewhere to go).
 CONSUMED = {TICKET_EVENTS, AGENT_EVENTS, CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS}
@@ -40,8 +38,7 @@ def test_every_consumed_topic_has_a_declared_dead_letter_topic() -> None:
 
 
 def test_every_live_delete_topic_is_consumed_and_has_a_dead_letter() -> None:
-    """A new delete-policy topic is a new consumer input: it gets a dead-letter topic from day one.
-    (Compacted topics hold state, like SLA checkpoints, and are read back whole, not consumed.)"""
+    """A new delete-policy topic is a new consumer input: it gets a dead-letter topic from day one."""
     live = {t.name for t in TOPICS if t.name not in DEAD_LETTERS and t.cleanup_policy == "delete"}
     assert live == CONSUMED
     assert all(TOPICS_BY_NAME[name].dead_letter for name in live)

@@ -8,7 +8,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticketflow.eventstore.partitioning import RememberingPartitioner, murmur2, partition_of
+from ticketflow.messaging.partitioning import RememberingPartitioner, murmur2, partition_of
 
 
 @given(st.binary(max_size=200))

@@ -1,4 +1,6 @@
-"""Group commit: concurrent appenders share transactions, so one fsync durably stores many appends.
+"""Group commit, the event-store benchmark's "group" mode (no service uses it: kept here, with the
+benchmark, as the alternative it measures): concurrent appenders share transactions, so one fsync
+durably stores many appends.
 
 Each caller awaits its own result. Workers take whatever requests are queued (up to a batch limit,
 each stream at most once per batch) and append them with one `append_many`. If that batch fails

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ticketflow.projector.domain import COLUMNS
+from ticketflow.projector.domain.summary import COLUMNS
 
 FILTERS = ("desk_id", "status", "queue_id", "assignee", "priority", "track_id")
 

@@ -2,14 +2,15 @@
 
 At-least-once: a crash after publishing but before deleting the outbox rows republishes them, and
 consumers deduplicate by event id. One relay at a time holds an advisory lock (leader), because two
-relays interleaving could reorder one ticket's events on its partition."""
+relays interleaving could reorder one ticket's events on its partition. The relay reads the store's
+tables directly (the outbox is the store's, the Kafka side is this library's)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -17,9 +18,9 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder
-from ticketflow.eventstore.batches import PartitionBatches
-from ticketflow.eventstore.partitioning import RememberedPartitionIndex
 from ticketflow.eventstore.store import EventStore
+from ticketflow.messaging.batches import PartitionBatches
+from ticketflow.messaging.partitioning import RememberedPartitionIndex
 
 log = logging.getLogger(__name__)
 RELAY_LOCK_ID = 7_242_002
@@ -56,14 +57,12 @@ class OutboxRelay:
         *,
         batch_size: int = 5000,  # a burst drains in large batches: 55-61k/s alone, against 24-38k at 500
         idle_sleep: float = 0.02,
-        after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
         topic_names: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
         self.batch_size = batch_size
         self.idle_sleep = idle_sleep
-        self._after_publish = after_publish  # a test hook: simulate a crash between publish and mark
         self._topic_names = dict(topic_names or {})  # logical -> physical, e.g. per test or environment
         self.published = 0
         self._partition_index = RememberedPartitionIndex()
@@ -105,12 +104,13 @@ class OutboxRelay:
             except ValueError as error:
                 raise ValueError(f"event at position {row['position']}: {error}") from None
         await batches.send_all()  # every record acknowledged by the broker (acks=all)
-        positions = [row["position"] for row in rows]
-        if self._after_publish is not None:
-            await self._after_publish(positions)
-        await conn.execute(_MARK_SENT, positions)
+        await self.mark_sent(conn, [row["position"] for row in rows])
         self.published += len(rows)
         return len(rows)
+
+    async def mark_sent(self, conn: Any, positions: list[int]) -> None:
+        """Published and acknowledged: the rows leave the outbox (a crash before this republishes them)."""
+        await conn.execute(_MARK_SENT, positions)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, as the only active relay (others wait for the lock)."""
@@ -137,17 +137,3 @@ class OutboxRelay:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-def make_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
-    """The idempotent producer: no duplicates from producer retries, order kept per partition."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
-        "enable_idempotence": True,
-        "acks": "all",
-        "linger_ms": 5,
-        "max_batch_size": 256 * 1024,
-        "compression_type": None,
-    }
-    options.update(overrides)
-    return AIOKafkaProducer(**options)
