@@ -5,8 +5,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from preflight_fakes import STABLE_FEED, Certificates, PortalServer, Route, ServeFactory, make_certificates
+from support.netguard import LOOPBACK_ALLOWED
 
-from ticketflow.preflight.checks import AddressPolicy, ChecksConfig
+from ticketflow.preflight.adapters.checks import ChecksConfig
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +22,7 @@ def config(certs: Certificates) -> ChecksConfig:
         max_redirects=3,
         max_body_bytes=64 * 1024,
         stable_versions=STABLE_FEED,
-        address_policy=AddressPolicy.loopback_allowed_for_tests(),
+        address_policy=LOOPBACK_ALLOWED,
         extra_trusted_ca_pem=certs.ca_pem,
     )
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ticketflow.preflight.duplicates import TicketText
+from ticketflow.preflight.domain.duplicates import TicketText
 
 LABELLED = Path(__file__).parent / "data" / "duplicates_labelled.json"
 _IDS = uuid.UUID("7c1a3f5e-0000-4000-8000-000000000000")

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ticketflow.preflight.checks import NameNotResolvedError
-from ticketflow.preflight.checks.policy import IPAddress
+from ticketflow.preflight.adapters.checks import NameNotResolvedError
+from ticketflow.preflight.adapters.checks.policy import IPAddress
 
 PORTAL_NAME = "portal.test"
 

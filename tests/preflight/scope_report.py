@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ticketflow.preflight.scope import ScopeClassifier
+from ticketflow.preflight.domain.scope import ScopeClassifier
 
 LABELLED = Path(__file__).parent / "data" / "scope_labelled.jsonl"
 

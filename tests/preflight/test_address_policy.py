@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import subprocess
-import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from preflight_fakes import StaticResolver
+from support.netguard import LOOPBACK_ALLOWED
 
-from ticketflow.preflight.checks import (
+from ticketflow.preflight.adapters.checks import (
     PUBLIC_ONLY,
     AddressPolicy,
     ChecksConfig,
@@ -21,8 +20,9 @@ from ticketflow.preflight.checks import (
     check_portal_uncached,
     load_checks_config,
 )
-from ticketflow.preflight.checks.guarded_http import FetchFailure, parse_https_url
-from ticketflow.preflight.checks.policy import forbidden_reason
+from ticketflow.preflight.adapters.checks.guarded_http import FetchFailure, parse_https_url
+from ticketflow.preflight.adapters.checks.policy import forbidden_reason
+from ticketflow.runtime.netguard import parse_networks
 
 
 @pytest.mark.parametrize(
@@ -66,8 +66,8 @@ def test_the_production_policy_allows_only_global_unicast_addresses(address: ipa
     assert (PUBLIC_ONLY.refusal(address) is None) == (judged.is_global and not flagged)
 
 
-def test_the_test_allowance_adds_ipv4_loopback_and_nothing_else() -> None:
-    policy = AddressPolicy.loopback_allowed_for_tests()
+def test_an_allowed_network_adds_exactly_that_network_and_nothing_else() -> None:
+    policy = LOOPBACK_ALLOWED
     assert policy.refusal(ipaddress.ip_address("127.0.0.1")) is None
     for other in ["10.0.0.1", "192.168.0.1", "169.254.169.254", "0.0.0.0", "fd00::1"]:
         assert policy.refusal(ipaddress.ip_address(other)) is not None
@@ -102,13 +102,14 @@ def test_production_configuration_loads_the_settings_it_owns() -> None:
         load_checks_config({"max_body_bytes": 10})
 
 
-def test_outside_pytest_the_loopback_allowance_cannot_be_constructed() -> None:
-    program = (
-        "from ticketflow.preflight.checks import AddressPolicy\n"
-        "try:\n    AddressPolicy.loopback_allowed_for_tests()\nexcept RuntimeError:\n    print('refused')\n"
-    )
-    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60)
-    assert out.stdout.strip() == "refused"
+def test_allowed_networks_are_parsed_from_a_setting_and_a_bad_one_is_refused() -> None:
+    assert parse_networks(" 10.20.0.0/16, 127.0.0.0/8 ,") == (
+        ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("127.0.0.0/8"),
+    )  # fmt: skip
+    assert AddressPolicy(parse_networks("10.20.0.0/16")).refusal(ipaddress.ip_address("10.20.3.4")) is None
+    assert AddressPolicy(parse_networks("10.20.0.0/16")).refusal(ipaddress.ip_address("10.21.3.4")) == "private"
+    with pytest.raises(ValueError):
+        parse_networks("10.20.0.0/33")
 
 
 @given(st.text(max_size=80))

@@ -14,13 +14,13 @@ from ticketflow.contracts.ticket_events import CustomerMessageAdded, PreflightFa
 from ticketflow.contracts.values import ChatRef, CheckEvidence, Requester
 from ticketflow.deskconfig import load_desks
 from ticketflow.lifecycle import decide, fold
-from ticketflow.preflight import domain
-from ticketflow.preflight.checks import CheckName, CheckResult, Evidence, Outcome, Remediation
-from ticketflow.preflight.desk_rules import merge_scope
-from ticketflow.preflight.duplicates import DuplicateMatch
-from ticketflow.preflight.eligibility import ELIGIBLE, NOT_PORTAL_ADMIN, Eligibility
-from ticketflow.preflight.feature_requests import assess_feature_request
-from ticketflow.preflight.scope import ScopeDecision
+from ticketflow.preflight.adapters.checks import CheckName, CheckResult, Evidence, Outcome, Remediation
+from ticketflow.preflight.domain import outcome as domain
+from ticketflow.preflight.domain.desk_rules import merge_scope
+from ticketflow.preflight.domain.duplicates import DuplicateMatch
+from ticketflow.preflight.domain.eligibility import ELIGIBLE, NOT_PORTAL_ADMIN, Eligibility
+from ticketflow.preflight.domain.feature_requests import assess_feature_request
+from ticketflow.preflight.domain.scope import ScopeDecision
 
 T = uuid.uuid4()
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest_asyncio
 from duplicates_eval import Figures, figures, load
 
 import ticketflow.preflight
-from ticketflow.preflight.duplicate_store import (
+from ticketflow.preflight.adapters.open_tickets import (
     find_duplicates,
     forget_ticket,
     record_open_ticket,

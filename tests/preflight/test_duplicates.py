@@ -6,7 +6,7 @@ from duplicates_eval import Query, figures, load
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticketflow.preflight.duplicates import (
+from ticketflow.preflight.domain.duplicates import (
     TicketText,
     duplicate_score,
     likely_duplicates,

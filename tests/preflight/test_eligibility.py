@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticketflow.deskconfig import DeskRegistry, Track, load_desks
-from ticketflow.preflight.eligibility import (
+from ticketflow.preflight.domain.eligibility import (
     ADMIN_UNVERIFIED,
     NOT_CONTRACT_CONTACT,
     NOT_PORTAL_ADMIN,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticketflow.preflight.feature_requests import Part, assess_feature_request, follow_up_questions
+from ticketflow.preflight.domain.feature_requests import Part, assess_feature_request, follow_up_questions
 
 COMPLETE_RU = (
     "Хотим добавить возможность закреплять сообщения в разделе «Каналы» в мобильном приложении на Android и iOS. "

@@ -19,7 +19,7 @@ from preflight_fakes import (
     portal_info_document,
 )
 
-from ticketflow.preflight.checks import (
+from ticketflow.preflight.adapters.checks import (
     CheckCache,
     CheckName,
     ChecksConfig,
@@ -321,7 +321,7 @@ async def test_the_cache_serves_a_portal_once_per_ttl(
 ) -> None:
     import asyncio
 
-    from ticketflow.preflight.checks import run_portal_checks
+    from ticketflow.preflight.adapters.checks import run_portal_checks
 
     server = await serve(certs.valid, healthy_routes())
     now = [1000.0]

@@ -7,15 +7,15 @@ import json
 
 import pytest
 
-from ticketflow.preflight.checks import CheckName
-from ticketflow.preflight.checks.portal_info import (
+from ticketflow.preflight.adapters.checks import CheckName
+from ticketflow.preflight.adapters.checks.portal_info import (
     PortalInfoError,
     license_verdict,
     parse_portal_info,
     parse_version,
     updates_verdict,
 )
-from ticketflow.preflight.checks.remediation import known_reasons, remediation_for
+from ticketflow.preflight.domain.remediation import known_reasons, remediation_for
 
 TODAY = dt.date(2026, 11, 21)
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scope_report import evaluate, load_examples, referral_figures
 
-from ticketflow.preflight.scope import UNCLASSIFIED, ScopeClassifier, ScopeRulesError
+from ticketflow.preflight.domain.scope import UNCLASSIFIED, ScopeClassifier, ScopeRulesError
 
 SEED_IN_SCOPE = {"installation", "configuration", "performance", "updates", "product_error", "how_to"}
 SEED_OUT_OF_SCOPE = {

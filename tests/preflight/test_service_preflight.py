@@ -24,9 +24,9 @@ from ticketflow.deskconfig import DeskRegistry, load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.eventstore.commands import execute
 from ticketflow.lifecycle import decide, evolve, initial_state
-from ticketflow.preflight import domain
-from ticketflow.preflight.checks import ChecksConfig
-from ticketflow.preflight.service import Credentials, NoCredentials, PreflightService
+from ticketflow.preflight.adapters.checks import ChecksConfig
+from ticketflow.preflight.app import Credentials, NoCredentials, Preflight
+from ticketflow.preflight.domain import outcome as domain
 
 pytestmark = pytest.mark.pg
 BOX_MEMBER = "a1b2c3d4e5f60718293a4b5c6d7e8f90"  # the packaged bitrix24-box desk's example portal
@@ -49,9 +49,9 @@ def desks() -> DeskRegistry:
 
 def make_service(
     pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, credentials: Credentials | None = None
-) -> PreflightService:
+) -> Preflight:
     resolver = StaticResolver({PORTAL_NAME: ["127.0.0.1"]})
-    return PreflightService(
+    return Preflight(
         EventStore(pool), desks, resolver, lambda _desk: config, credentials=credentials or StaticCredentials()
     )
 

@@ -1,5 +1,6 @@
-"""The Kafka-facing side on real PostgreSQL: bad input becomes a dead letter with its cause while the
-consumer continues, a batch examines its tickets concurrently, racing deliveries store one decision."""
+"""The consumer's worker on real PostgreSQL (no broker: records are handed to it as the subscriber does):
+bad input becomes a dead letter with its cause while the rest goes on, a batch examines its tickets
+concurrently, a database outage never dead-letters, racing deliveries store one decision."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncpg
 import msgspec
 import pytest
 from preflight_fakes import Certificates, Reply, ServeFactory, healthy_routes
+from support.records import FakeRecord, RecordingProducer
 from test_service_preflight import (
     CLIENT_BOT,
     PRODUCT_ERROR,
@@ -23,9 +25,11 @@ from test_service_preflight import (
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder
 from ticketflow.deskconfig import DeskRegistry, load_desks
-from ticketflow.preflight.checks import ChecksConfig
-from ticketflow.preflight.handlers import PreflightHandlers
-from ticketflow.runtime.kafka import DeadLetters
+from ticketflow.messaging.dead_letters import DeadLetter, DeadLetterWriter
+from ticketflow.messaging.outages import Backoff
+from ticketflow.messaging.per_key import BatchNotProcessed
+from ticketflow.preflight.adapters.checks import ChecksConfig
+from ticketflow.preflight.consumer import worker
 
 pytestmark = pytest.mark.pg
 
@@ -35,55 +39,67 @@ def desks() -> DeskRegistry:
     return load_desks()
 
 
-class RecordedDeadLetters(DeadLetters):
-    """Dead letters kept in memory: (topic, reason, headers)."""
+def dead_letters_of(producer: RecordingProducer) -> list[DeadLetter]:
+    return [DeadLetter.of(FakeRecord("t.dlq", 0, n, s["key"], s["value"], 0, s["headers"]))
+            for n, s in enumerate(producer.sent)]  # fmt: skip
 
-    def __init__(self) -> None:
-        self.records: list[tuple[str, str, dict[str, str]]] = []
-        self.sent = 0
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> bool:
-        self.records.append((topic, reason, context))
-        self.sent += 1
-        return True  # written, as DeadLetters.send reports
+def record(value: bytes, offset: int = 0, key: bytes = b"k") -> FakeRecord:
+    return FakeRecord("ticket.events", 0, offset, key, value)
 
 
 async def test_bad_input_is_dead_lettered_with_the_cause_and_the_consumer_continues(
     pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig
 ) -> None:
     service = make_service(pool, desks, config)
-    dead = RecordedDeadLetters()
-    handlers = PreflightHandlers(dead, service)
-    topic = "ticket.events"
-    await handlers.on_record(topic, b"k", b"{not json")
-    await handlers.on_record(topic, b"k", b'{"event_id": "x"}')
+    producer = RecordingProducer()
+    events = worker(service, DeadLetterWriter(producer, "preflight"), 64)  # type: ignore[arg-type]
     unknown_desk = await open_ticket(service.store, text="?", desk="no-such-desk", tenant="t1")
-    await handlers.on_record(topic, b"k", envelope_encoder.encode(unknown_desk))
     stranger = msgspec.structs.replace(unknown_desk, event_id=uuid.uuid4(), stream_id="ticket-x")
     stranger = msgspec.structs.replace(
         stranger, event=msgspec.structs.replace(unknown_desk.event, ticket_id=uuid.uuid4())
     )
-    await handlers.on_record(topic, b"k", envelope_encoder.encode(stranger))
     good = await open_ticket(  # BotX sends no roles: an eXpress sender is an end user of the app
         service.store, text="Не работает вход", roles=(), desk="express", track="client", tenant=CLIENT_BOT
     )
-    await handlers.on_record(topic, b"k", envelope_encoder.encode(good))
+    await events.process([
+        record(b"{not json", 0), record(b'{"event_id": "x"}', 1), record(envelope_encoder.encode(unknown_desk), 2),
+        record(envelope_encoder.encode(stranger), 3), record(envelope_encoder.encode(good), 4),
+    ])  # fmt: skip
 
-    reasons = [reason for _, reason, _ in dead.records]
-    assert reasons[0].startswith("undecodable envelope") and reasons[1].startswith("undecodable envelope")
-    assert reasons[2].startswith("unknown desk 'no-such-desk'")
-    assert reasons[3].startswith("unknown ticket")
-    assert dead.records[2][2]["event_id"] == str(unknown_desk.event_id)
-    assert len(dead.records) == 4 and handlers.outcomes[-1] == "RecordPreflightPassed"
+    letters = dead_letters_of(producer)
+    assert [letter.reason for letter in letters] == ["undecodable", "undecodable", "rejected", "rejected"]
+    assert letters[2].detail.startswith("unknown desk 'no-such-desk'")
+    assert letters[3].detail.startswith("unknown ticket")
+    assert letters[2].context["event-id"] == str(unknown_desk.event_id) and letters[2].consumer == "preflight"
+    assert any(isinstance(ev, e.PreflightPassed) for ev in await events_of(service.store, ticket_of(good)))
 
 
-class Record:
-    """The fields of an aiokafka ConsumerRecord the handlers read."""
+async def test_a_database_outage_gives_the_batch_back_and_dead_letters_nothing(
+    pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = make_service(pool, desks, config)
+    producer = RecordingProducer()
+    events = worker(service, DeadLetterWriter(producer, "preflight"), 64)  # type: ignore[arg-type]
+    events.backoff = Backoff(first_s=0.001, cap_s=0.01)
+    good = await open_ticket(
+        service.store, text="Не работает вход", roles=(), desk="express", track="client", tenant=CLIENT_BOT
+    )
 
-    def __init__(self, envelope: EventEnvelope) -> None:
-        self.topic = "ticket.events"
-        self.key = envelope.stream_id.encode()
-        self.value = envelope_encoder.encode(envelope)
+    async def database_away(*args: object, **kwargs: object) -> object:
+        raise OSError("connection refused")
+
+    with monkeypatch.context() as away:
+        away.setattr(service.store, "read_stream", database_away)
+        with pytest.raises(BatchNotProcessed):
+            await events.process([record(envelope_encoder.encode(good))])
+    assert producer.sent == []  # a valid record is never dead-lettered for an outage
+    await events.process([record(envelope_encoder.encode(good))])  # redelivered after the outage
+    assert any(isinstance(ev, e.PreflightPassed) for ev in await events_of(service.store, ticket_of(good)))
+
+
+def envelope_record(envelope: EventEnvelope, offset: int) -> FakeRecord:
+    return FakeRecord("ticket.events", 0, offset, envelope.stream_id.encode(), envelope_encoder.encode(envelope))
 
 
 async def test_a_batch_examines_tickets_concurrently_so_a_hanging_portal_holds_only_its_own(
@@ -94,10 +110,10 @@ async def test_a_batch_examines_tickets_concurrently_so_a_hanging_portal_holds_o
     hanging = await serve(certs.valid, hanging_routes)
     healthy = await serve(certs.valid, healthy_routes())
     service = make_service(pool, desks, config)
-    handlers = PreflightHandlers(RecordedDeadLetters(), service)
+    events = worker(service, DeadLetterWriter(RecordingProducer(), "preflight"), 64)  # type: ignore[arg-type]
     slow = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=hanging.url())
     fast = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=healthy.url())
-    await handlers.on_batch([Record(slow), Record(fast)])
+    await events.process([envelope_record(slow, 0), envelope_record(fast, 1)])
 
     slow_decision = (await service.store.read_stream(slow.stream_id))[-1]
     fast_decision = (await service.store.read_stream(fast.stream_id))[-1]

@@ -1,6 +1,6 @@
 """Through the real broker: TicketOpened appended to the store, relayed from the outbox to Kafka, consumed
-by the preflight subscriber (in-process, group "preflight-<random>", AckPolicy.ACK), and the decisions
-found back in the store. A record that is not an envelope lands on `<topic>.dlq` with its cause."""
+by preflight's per-key worker (in-process, group "preflight-<random>"), and the decisions found back in
+the store. A record that is not an envelope lands on `<topic>.dlq` with its cause."""
 
 from __future__ import annotations
 
@@ -13,19 +13,20 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from preflight_fakes import Certificates, ServeFactory, healthy_routes
+from support.dead_letters import read_dead_letters
 from support.infra import KafkaTopicFactory
-from support.kafka import dead_letters
 from support.polling import eventually
 from test_service_preflight import PRODUCT_ERROR, events_of, make_service, open_ticket, ticket_of
 
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.deskconfig import load_desks
+from ticketflow.messaging.dead_letters import DeadLetterWriter
+from ticketflow.messaging.per_key import per_key_batches
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
-from ticketflow.preflight.checks import ChecksConfig
-from ticketflow.preflight.handlers import PreflightHandlers, subscribe
-from ticketflow.runtime.kafka import DeadLetters
+from ticketflow.preflight.adapters.checks import ChecksConfig
+from ticketflow.preflight.consumer import worker
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -49,8 +50,8 @@ async def test_preflight_decides_tickets_relayed_through_kafka(
     await producer.start()
     relaying = asyncio.create_task(OutboxRelay(service.store, producer, topic_names={TICKET_EVENTS: topic}).run(stop))
     broker = KafkaBroker(kafka_bootstrap)
-    handlers = PreflightHandlers(DeadLetters(broker, "preflight"), service)
-    subscribe(broker, handlers, topic=topic, group_id=f"preflight-{uuid.uuid4()}")
+    events = worker(service, DeadLetterWriter(producer, "preflight"), 64)
+    per_key_batches(broker, [topic], f"preflight-{uuid.uuid4()}", events, max_records=64)
     await broker.start()
     try:
         admin = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=server.url())
@@ -65,13 +66,12 @@ async def test_preflight_decides_tickets_relayed_through_kafka(
         refused = (await events_of(service.store, ticket_of(visitor)))[-1]
         assert refused.code == "not_portal_admin"
 
-        [(value, headers)] = await dead_letters(kafka_bootstrap, dead_letter_topic)
-        assert value == b"not an envelope"
-        assert headers["x-dead-letter-reason"].startswith("undecodable envelope")
-        assert headers["x-consumer"] == "preflight"
-        # The decisions came back through the relay as well: PreflightPassed is nothing to do, and a refused
-        # ticket leaves the duplicate index (an idempotent delete).
-        await eventually(lambda: {"ignored", "forgotten"} <= set(handlers.outcomes), "own decisions seen")
+        [letter] = await read_dead_letters(kafka_bootstrap, dead_letter_topic)
+        assert (letter.value, letter.reason, letter.consumer) == (b"not an envelope", "undecodable", "preflight")
+        assert letter.original_topic == topic
+        # The decisions came back through the relay as well (two opened, two decided): PreflightPassed is
+        # nothing to do, and a refused ticket leaves the duplicate index (an idempotent delete).
+        await eventually(lambda: events.handled >= 4, "own decisions seen")
         assert len(await events_of(service.store, ticket_of(admin))) == 2
     finally:
         stop.set()

@@ -1,4 +1,4 @@
-"""Wiring without infrastructure: the stable-versions feed and start-up validation."""
+"""Composition without infrastructure: settings, the stable-versions feed and start-up validation."""
 
 from __future__ import annotations
 
@@ -8,36 +8,43 @@ import pytest
 
 from ticketflow.deskconfig import load_desks
 from ticketflow.preflight import main
-from ticketflow.preflight.checks import ConfigError
+from ticketflow.preflight.adapters.checks import PUBLIC_ONLY, ConfigError
+from ticketflow.preflight.settings import PreflightSettings
+from ticketflow.runtime.settings import SettingsError, load_settings
 
 
 def test_the_feed_file_sets_the_stable_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     feed = tmp_path / "stable.toml"
     feed.write_text('main = "25.100.300"\nim = "25.0.100"\n', encoding="utf-8")
-    monkeypatch.setenv(main.STABLE_VERSIONS_ENV, str(feed))
-    configs = main.production_checks_configs(load_desks())
+    monkeypatch.setenv("TICKETFLOW_PREFLIGHT_STABLE_VERSIONS", str(feed))
+    configs = main.checks_configs(load_desks(), load_settings(PreflightSettings))
     assert dict(configs["bitrix24-box"].stable_versions) == {"main": "25.100.300", "im": "25.0.100"}
     assert configs["bitrix24-box"].timeout_s == 5.0
-    assert not configs["bitrix24-box"].address_policy.allow_loopback  # production: public addresses only
+    assert configs["bitrix24-box"].address_policy == PUBLIC_ONLY  # production: public addresses only
 
 
 def test_a_url_feed_is_not_fetched_so_updates_are_skipped_not_passed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(main.STABLE_VERSIONS_ENV, raising=False)
-    configs = main.production_checks_configs(load_desks())
+    monkeypatch.delenv("TICKETFLOW_PREFLIGHT_STABLE_VERSIONS", raising=False)
+    configs = main.checks_configs(load_desks(), load_settings(PreflightSettings))
     assert dict(configs["bitrix24-box"].stable_versions) == {}
 
 
-def test_a_malformed_feed_stops_start_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_malformed_feed_stops_start_up(tmp_path: Path) -> None:
     feed = tmp_path / "stable.json"
     feed.write_text('{"main": 25}', encoding="utf-8")
-    monkeypatch.setenv(main.STABLE_VERSIONS_ENV, str(feed))
     with pytest.raises(ConfigError):
-        main.build(load_desks())
+        main.build(load_settings(PreflightSettings, stable_versions=feed), load_desks())
 
 
-def test_build_subscribes_to_ticket_events_with_the_preflight_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(main.STABLE_VERSIONS_ENV, raising=False)
-    service = main.build(load_desks())
-    [subscriber] = service.broker.subscribers
-    assert "ticket.events" in str(subscriber.topics)  # type: ignore[attr-defined]
-    assert service.on_start  # the service is attached once the pool exists
+def test_a_bad_setting_is_refused_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKETFLOW_PREFLIGHT_BATCH", "lots")
+    with pytest.raises(SettingsError, match="TICKETFLOW_PREFLIGHT_BATCH"):
+        load_settings(PreflightSettings)
+
+
+def test_build_composes_a_service_named_preflight_from_its_settings() -> None:
+    settings = load_settings(PreflightSettings)
+    service = main.build(settings, load_desks())
+    assert (service.name, service.settings, settings.topic, settings.group) == (
+        "preflight", settings, "ticket.events", "preflight",
+    )  # fmt: skip

@@ -6,7 +6,7 @@ Server-side problems are for the customer's system administrator (seed: "Оши�
 
 from __future__ import annotations
 
-from ticketflow.preflight.checks.model import CheckName, Remediation
+from ticketflow.preflight.domain.checks import CheckName, Remediation
 
 _ADMIN_RU = " Это настройка сервера: её выполняет системный администратор вашего портала."
 _ADMIN_EN = " This is a server setting: your portal's system administrator fixes it."

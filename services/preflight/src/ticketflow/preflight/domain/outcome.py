@@ -26,11 +26,11 @@ from ticketflow.contracts import commands as c
 from ticketflow.contracts.text import with_nul_replaced
 from ticketflow.contracts.ticket_events import CustomerMessageAdded, PreflightFailed, TicketOpened
 from ticketflow.contracts.values import CheckEvidence
-from ticketflow.preflight.checks.model import CheckResult, Outcome
-from ticketflow.preflight.duplicates import DuplicateMatch
-from ticketflow.preflight.eligibility import Eligibility
-from ticketflow.preflight.feature_requests import FeatureRequestAssessment, follow_up_questions
-from ticketflow.preflight.scope import UNCLASSIFIED, ScopeDecision
+from ticketflow.preflight.domain.checks import CheckResult, Outcome
+from ticketflow.preflight.domain.duplicates import DuplicateMatch
+from ticketflow.preflight.domain.eligibility import Eligibility
+from ticketflow.preflight.domain.feature_requests import FeatureRequestAssessment, follow_up_questions
+from ticketflow.preflight.domain.scope import UNCLASSIFIED, ScopeDecision
 
 RECHECK = "/recheck"
 FEATURE_CHECK = "feature_request_incomplete"

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from ticketflow.preflight.checks.model import PortalCheckReport
+from ticketflow.preflight.domain.checks import PortalCheckReport
 
 
 class CheckCache:

@@ -2,9 +2,9 @@
 
 Preflight fetches URLs that customers type in, so it is an SSRF vector: it must never touch an internal
 address. The production policy allows only globally routable unicast addresses (`ticketflow.runtime.netguard`,
-shared with intake's Bitrix24 admin check). Tests need to run real HTTPS servers on 127.0.0.1; their
-allowance is a separate policy that production configuration cannot express (`load_checks_config` has no
-key for it) and that refuses to exist outside a pytest process.
+shared with intake's Bitrix24 admin check). Tests, which run real HTTPS servers on 127.0.0.1, build
+their `ChecksConfig` with a policy allowing 127.0.0.0/8; production configuration cannot express that
+(`load_checks_config` has no key for it and refuses unknown keys).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ticketflow.deskconfig import Desk
 from ticketflow.runtime.netguard import AddressPolicy, IPAddress, forbidden_reason
 
 __all__ = [
@@ -90,3 +91,16 @@ def load_checks_config(data: Mapping[str, Any]) -> ChecksConfig:
     if config.timeout_s <= 0 or config.max_redirects < 0 or config.max_body_bytes < 1024:
         raise ConfigError("timeout_s must be > 0, max_redirects >= 0, max_body_bytes >= 1024")
     return config
+
+
+def checks_config_for(desk: Desk, stable_versions: Mapping[str, str]) -> ChecksConfig:
+    """The production checks configuration: public addresses only, the system trust store."""
+    section = desk.preflight
+    return load_checks_config(
+        {
+            "timeout_s": section.timeout_seconds,
+            "cache_ttl_passed_s": float(section.cache_ttl_passed_seconds),
+            "cache_ttl_failed_s": float(section.cache_ttl_failed_seconds),
+            "stable_versions": dict(stable_versions),
+        }
+    )

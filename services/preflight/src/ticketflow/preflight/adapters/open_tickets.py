@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol
 
-from ticketflow.preflight.duplicates import DEFAULT_THRESHOLD, DuplicateMatch, TicketText, likely_duplicates
+from ticketflow.preflight.domain.duplicates import DEFAULT_THRESHOLD, DuplicateMatch, TicketText, likely_duplicates
 
 # set_config(..., true) is transaction-local: the threshold of `%` for this query only.
 CANDIDATES_SQL = """

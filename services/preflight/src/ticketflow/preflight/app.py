@@ -1,5 +1,5 @@
-"""Preflight's use cases: gather the findings for a ticket (portal checks, scope, duplicates, feature
-request), let the pure domain pick one command, and store it through the lifecycle decider.
+"""Preflight's application service: gather the findings for a ticket (portal checks, scope, duplicates,
+feature request), let the pure domain pick one command, and store it through the lifecycle decider.
 
 Idempotency: each handled event is claimed in `processed_events` (consumer "preflight") in the same
 transaction as the lifecycle events and the duplicate-index row it causes, and the command's event ids
@@ -27,15 +27,22 @@ from ticketflow.contracts.values import ChatRef, CheckEvidence
 from ticketflow.deskconfig import Desk, DeskRegistry, Track
 from ticketflow.eventstore import ConcurrencyError, EventStore
 from ticketflow.eventstore.commands import execute
-from ticketflow.eventstore.consumer import first_time
+from ticketflow.eventstore.tracking import already_processed, first_time
 from ticketflow.lifecycle import IllegalTransition, Status, decide, evolve, fold, initial_state
-from ticketflow.preflight import domain
-from ticketflow.preflight.checks import CheckCache, ChecksConfig, PortalTarget, Resolver, cache_key, run_portal_checks
-from ticketflow.preflight.desk_rules import DeskScope, merge_scope, portal_url_for, scope_for
-from ticketflow.preflight.duplicate_store import find_duplicates, forget_ticket, record_open_ticket
-from ticketflow.preflight.duplicates import TicketText, sort_duplicates
-from ticketflow.preflight.eligibility import check_eligibility, effective_roles
-from ticketflow.preflight.feature_requests import assess_feature_request
+from ticketflow.preflight.adapters.checks import (
+    CheckCache,
+    ChecksConfig,
+    PortalTarget,
+    Resolver,
+    cache_key,
+    run_portal_checks,
+)
+from ticketflow.preflight.adapters.open_tickets import find_duplicates, forget_ticket, record_open_ticket
+from ticketflow.preflight.domain import outcome as domain
+from ticketflow.preflight.domain.desk_rules import DeskScope, merge_scope, portal_url_for, scope_for
+from ticketflow.preflight.domain.duplicates import TicketText, sort_duplicates
+from ticketflow.preflight.domain.eligibility import check_eligibility, effective_roles
+from ticketflow.preflight.domain.feature_requests import assess_feature_request
 
 log = logging.getLogger("ticketflow.preflight")
 CONSUMER = "preflight"
@@ -60,7 +67,7 @@ class NoCredentials:
 
 
 @dataclass
-class PreflightService:
+class Preflight:
     store: EventStore
     desks: DeskRegistry
     resolver: Resolver
@@ -211,8 +218,7 @@ class PreflightService:
                 raise Rejected(f"illegal transition: {exc}") from exc
 
     async def _already_processed(self, event_id: uuid.UUID) -> bool:
-        sql = "SELECT true FROM processed_events WHERE consumer = $1 AND event_id = $2"
-        return bool(await self.pool.fetchval(sql, CONSUMER, event_id))
+        return await already_processed(self.pool, CONSUMER, event_id)
 
     async def _history(self, ticket_id: uuid.UUID) -> list[e.TicketEvent]:
         envelopes = await self.store.read_stream(ticket_stream(ticket_id))

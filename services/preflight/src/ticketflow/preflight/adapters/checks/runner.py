@@ -15,9 +15,9 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 
-from ticketflow.preflight.checks import portal_info, tls
-from ticketflow.preflight.checks.cache import CheckCache
-from ticketflow.preflight.checks.guarded_http import (
+from ticketflow.preflight.adapters.checks import portal_info, tls
+from ticketflow.preflight.adapters.checks.cache import CheckCache
+from ticketflow.preflight.adapters.checks.guarded_http import (
     FetchFailure,
     FetchTrace,
     HttpsUrl,
@@ -28,7 +28,8 @@ from ticketflow.preflight.checks.guarded_http import (
     request_once,
     resolve_allowed,
 )
-from ticketflow.preflight.checks.model import (
+from ticketflow.preflight.adapters.checks.policy import ChecksConfig
+from ticketflow.preflight.domain.checks import (
     CheckName,
     CheckResult,
     Evidence,
@@ -36,8 +37,7 @@ from ticketflow.preflight.checks.model import (
     PortalCheckReport,
     PortalTarget,
 )
-from ticketflow.preflight.checks.policy import ChecksConfig
-from ticketflow.preflight.checks.remediation import remediation_for
+from ticketflow.preflight.domain.remediation import remediation_for
 from ticketflow.runtime.netguard import Resolver
 
 

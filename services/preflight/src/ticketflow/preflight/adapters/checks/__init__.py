@@ -7,8 +7,17 @@ Entry point for a handler:
         reply(failure.remediation.for_language(user_language))
 """
 
-from ticketflow.preflight.checks.cache import CheckCache
-from ticketflow.preflight.checks.model import (
+from ticketflow.preflight.adapters.checks.cache import CheckCache
+from ticketflow.preflight.adapters.checks.policy import (
+    PUBLIC_ONLY,
+    AddressPolicy,
+    ChecksConfig,
+    ConfigError,
+    checks_config_for,
+    load_checks_config,
+)
+from ticketflow.preflight.adapters.checks.runner import cache_key, check_portal_uncached, run_portal_checks
+from ticketflow.preflight.domain.checks import (
     CheckName,
     CheckResult,
     Evidence,
@@ -17,14 +26,6 @@ from ticketflow.preflight.checks.model import (
     PortalTarget,
     Remediation,
 )
-from ticketflow.preflight.checks.policy import (
-    PUBLIC_ONLY,
-    AddressPolicy,
-    ChecksConfig,
-    ConfigError,
-    load_checks_config,
-)
-from ticketflow.preflight.checks.runner import cache_key, check_portal_uncached, run_portal_checks
 from ticketflow.runtime.netguard import NameNotResolvedError, Resolver, SystemResolver
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "SystemResolver",
     "cache_key",
     "check_portal_uncached",
+    "checks_config_for",
     "load_checks_config",
     "run_portal_checks",
 ]

@@ -1,5 +1,5 @@
-"""What preflight reads from a desk's configuration (pure): the scope classifier, the checks'
-configuration, and the portal address of a Bitrix24 chat.
+"""What preflight reads from a desk's configuration (pure): the scope classifier, the portal address of a
+Bitrix24 chat, and whose tickets may absorb a duplicate.
 
 Scope rules: a desk's `[[preflight.scope]]` categories are its rules. For a desk whose categories are
 the Desk 1 seed categories (Bitrix24 box), preflight uses its packaged, measured rule set
@@ -17,8 +17,7 @@ from typing import Any
 
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import Desk
-from ticketflow.preflight.checks.policy import ChecksConfig, load_checks_config
-from ticketflow.preflight.scope import ScopeClassifier
+from ticketflow.preflight.domain.scope import ScopeClassifier
 
 # desk-file id -> category name in data/scope_rules.toml (the same seed category, spelt differently)
 PACKAGED_ALIASES: Mapping[str, str] = {
@@ -75,19 +74,6 @@ def _keyword_pattern(keyword: str) -> str:
     """A keyword as a literal at a word start (the classifier lower-cases and folds ё to е)."""
     text = " ".join(keyword.lower().replace("ё", "е").split())
     return r"(?<!\w)" + re.escape(text)
-
-
-def checks_config_for(desk: Desk, stable_versions: Mapping[str, str]) -> ChecksConfig:
-    """The production checks configuration: public addresses only, the system trust store."""
-    section = desk.preflight
-    return load_checks_config(
-        {
-            "timeout_s": section.timeout_seconds,
-            "cache_ttl_passed_s": float(section.cache_ttl_passed_seconds),
-            "cache_ttl_failed_s": float(section.cache_ttl_failed_seconds),
-            "stable_versions": dict(stable_versions),
-        }
-    )
 
 
 def portal_url_for(desk: Desk, chat: ChatRef) -> str | None:

@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import h11
 
-from ticketflow.preflight.checks.policy import AddressPolicy, ChecksConfig, IPAddress
+from ticketflow.preflight.adapters.checks.policy import AddressPolicy, ChecksConfig, IPAddress
 from ticketflow.runtime.netguard import NameNotResolvedError, Resolver
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
