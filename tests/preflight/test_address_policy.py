@@ -56,14 +56,70 @@ def test_public_addresses_are_allowed(address: str) -> None:
     assert PUBLIC_ONLY.refusal(ipaddress.ip_address(address)) is None
 
 
-@given(st.ip_addresses())
-def test_the_production_policy_allows_only_global_unicast_addresses(address: ipaddress._BaseAddress) -> None:
-    assert isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address)
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    judged = mapped or address
-    flagged = judged.is_multicast or judged.is_reserved or judged.is_link_local or judged.is_private
-    # Stricter than is_global alone: the stdlib calls e.g. ::2 (reserved) global.
-    assert (PUBLIC_ONLY.refusal(address) is None) == (judged.is_global and not flagged)
+# The IANA special-purpose address registries (RFC 6890 and updates), written out here, independent of
+# Python's `ipaddress` flags (3.11's miss 6to4, NAT64, Teredo and site-local). An address is public when
+# it is in none of these blocks and, for IPv6, in the global unicast space 2000::/3; an IPv6 address that
+# maps, tunnels or translates to an IPv4 address (::ffff:0:0/96, 2002::/16, 64:ff9b::/96) is as public
+# as that IPv4 address.
+NOT_PUBLIC_V4 = [ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+)]  # fmt: skip
+NOT_PUBLIC_V6 = [ipaddress.ip_network(n) for n in (
+    "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "2001:10::/28", "2001:20::/28", "3fff::/20",
+    "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+)]  # fmt: skip
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+
+
+def public_by_the_registry(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv4Address):
+        return not any(address in net for net in NOT_PUBLIC_V4)
+    value = int(address)
+    if address in ipaddress.ip_network("::ffff:0:0/96"):
+        return public_by_the_registry(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address in ipaddress.ip_network("64:ff9b::/96"):
+        return public_by_the_registry(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address in ipaddress.ip_network("2002::/16"):
+        return public_by_the_registry(ipaddress.IPv4Address((value >> 80) & 0xFFFFFFFF))
+    return address in GLOBAL_UNICAST_V6 and not any(address in net for net in NOT_PUBLIC_V6)
+
+
+def _inside(network: str) -> st.SearchStrategy[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    net = ipaddress.ip_network(network)
+    return st.integers(0, net.num_addresses - 1).map(lambda i: net[i])
+
+
+# Random addresses, and addresses inside the blocks that embed an IPv4 address or border the rules.
+ADDRESSES = st.one_of(
+    st.ip_addresses(),
+    *(_inside(n) for n in ("2002::/16", "64:ff9b::/96", "::ffff:0:0/96", "2001::/32", "fec0::/10",
+                           "64:ff9b:1::/48", "2000::/3", "100.64.0.0/10", "192.0.0.0/23")),
+)  # fmt: skip
+
+
+@given(ADDRESSES)
+@settings(max_examples=2000)
+def test_the_production_policy_allows_exactly_what_the_registry_calls_public(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    assert (PUBLIC_ONLY.refusal(address) is None) == public_by_the_registry(address), address
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("2002:c0a8:0101::1", "embeds 192.168.1.1 (private)"),  # 6to4 of a private address
+        ("2002:7f00:0001::1", "embeds 127.0.0.1 (loopback)"),
+        ("64:ff9b::169.254.169.254", "embeds 169.254.169.254 (link_local)"),  # NAT64 to cloud metadata
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "teredo"),
+        ("fec0::1", "site_local"),
+        ("64:ff9b:1::a00:1", "nat64_local"),
+    ],
+)
+def test_ipv6_that_reaches_an_internal_ipv4_address_is_refused(address: str, reason: str) -> None:
+    assert forbidden_reason(ipaddress.ip_address(address)) == reason
 
 
 def test_an_allowed_network_adds_exactly_that_network_and_nothing_else() -> None:
@@ -134,3 +190,14 @@ def test_any_portal_address_gives_a_full_report_not_an_exception(url: str) -> No
     report = asyncio.run(check_portal_uncached(PortalTarget(url=url), ChecksConfig(timeout_s=0.5), resolver))
     assert len(report.results) == 7
     assert report.results[0].reason in {"malformed_url", "not_resolved"}
+
+
+def test_the_desk_file_names_the_ports_portal_checks_may_use_443_and_80_by_default() -> None:
+    from ticketflow.deskconfig import load_desks
+    from ticketflow.preflight.adapters.checks import checks_config_for
+
+    assert checks_config_for(load_desks().desk("bitrix24-box"), {}).allowed_ports == frozenset({443, 80})
+    assert load_checks_config({"allowed_ports": [8443]}).allowed_ports == frozenset({8443})
+    for bad in ([], [0], [70000], ["443"], [True], 443):
+        with pytest.raises(ConfigError, match="allowed_ports"):
+            load_checks_config({"allowed_ports": bad})

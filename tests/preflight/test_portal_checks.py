@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
@@ -125,11 +126,27 @@ async def test_a_mixed_answer_with_one_internal_address_is_refused(
 
 async def test_production_policy_refuses_the_loopback_test_server(serve: ServeFactory, certs: Certificates) -> None:
     server = await serve(certs.valid, healthy_routes())
-    production = ChecksConfig(timeout_s=1.0, extra_trusted_ca_pem=certs.ca_pem)
+    production = ChecksConfig(timeout_s=1.0, extra_trusted_ca_pem=certs.ca_pem, allowed_ports=None)
     report = await check(server.url(), production)
     assert report.results[0].reason == "forbidden_address"
     assert "loopback" in (report.results[0].evidence.detail or "")
     assert server.connections == 0
+
+
+async def test_only_the_ports_the_desk_allows_are_checked_first_url_and_redirects_alike(
+    serve: ServeFactory, certs: Certificates, config: ChecksConfig
+) -> None:
+    routes = healthy_routes()
+    server = await serve(certs.valid, routes)
+    desk_default = dataclasses.replace(config, allowed_ports=frozenset({443, 80}))  # the desk file's default
+    report = await check(server.url(), desk_default)
+    refused = report.results[0]
+    assert (refused.reason, server.connections) == ("forbidden_port", 0)  # never contacted
+    assert refused.remediation is not None and "443" in refused.remediation.ru and "443" in refused.remediation.en
+    routes["/pub/"] = Reply(status=302, headers={"Location": f"https://{PORTAL_NAME}:8444/pub/"})
+    its_port = dataclasses.replace(config, allowed_ports=frozenset({server.port}))
+    pub = (await check(server.url(), its_port)).result(CheckName.PUB_READABLE)
+    assert pub.reason == "forbidden_port" and "8444" in (pub.evidence.detail or "")
 
 
 async def test_a_redirect_to_an_internal_address_is_not_followed(

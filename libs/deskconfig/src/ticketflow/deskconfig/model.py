@@ -251,6 +251,7 @@ class Preflight(Model, frozen=True, kw_only=True):
     cache_ttl_passed_seconds: int = 600
     cache_ttl_failed_seconds: int = 60
     stable_versions_feed: str | None = None  # URL or file path of the latest stable versions
+    allowed_ports: tuple[int, ...] = (443, 80)  # the only ports portal checks (and redirects) may go to
     self_help_steps: tuple[str, ...] = ()  # template keys offered before filing
     duplicate_check: bool = False
     scope: tuple[ScopeCategory, ...] = ()

@@ -39,6 +39,12 @@ _BY_REASON: dict[str, tuple[str, str]] = {
         "The portal's address points to a local or internal IP ({detail}). The portal must be reachable "
         "from the internet at a public address: set the external address and publish the portal." + _ADMIN_EN,
     ),
+    "forbidden_port": (
+        "Адрес портала указывает на нестандартный порт ({detail}). Опубликуйте портал по HTTPS на порту 443 "
+        "и укажите адрес без номера порта." + _ADMIN_RU,
+        "The portal's address names a port support does not check ({detail}). Publish the portal over HTTPS "
+        "on port 443 and give its address without a port number." + _ADMIN_EN,
+    ),
     "connection_failed": (
         "Не удалось подключиться к порталу по HTTPS ({detail}). Откройте порт HTTPS (обычно 443) для "
         "входящих соединений из интернета на сервере и межсетевом экране." + _ADMIN_RU,

@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import h11
 
-from ticketflow.preflight.adapters.checks.policy import AddressPolicy, ChecksConfig, IPAddress
+from ticketflow.preflight.adapters.checks.policy import ChecksConfig, IPAddress
 from ticketflow.runtime.netguard import NameNotResolvedError, Resolver
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -86,9 +86,14 @@ def parse_https_url(url: str) -> HttpsUrl:
 
 
 async def resolve_allowed(
-    host: str, port: int, resolver: Resolver, policy: AddressPolicy, trace: FetchTrace
+    host: str, port: int, resolver: Resolver, config: ChecksConfig, trace: FetchTrace
 ) -> list[IPAddress]:
-    """Resolve `host` and refuse it when ANY address is not allowed (a mixed answer is not trusted)."""
+    """Refuse a port the desk does not allow; resolve `host` and refuse it when ANY address is not allowed
+    (a mixed answer is not trusted)."""
+    if config.allowed_ports is not None and port not in config.allowed_ports:
+        allowed = ", ".join(map(str, sorted(config.allowed_ports)))
+        raise FetchFailure("forbidden_port", f"{host}:{port}: only ports {allowed} may be checked")
+    policy = config.address_policy
     try:
         addresses: list[IPAddress] = [ipaddress.ip_address(host)]
     except ValueError:
@@ -225,7 +230,7 @@ async def guarded_get(
         if parsed.url in visited:
             raise FetchFailure("redirect_loop", f"redirects loop back to {parsed.url}")
         visited.add(parsed.url)
-        addresses = await resolve_allowed(parsed.host, parsed.port, resolver, config.address_policy, trace)
+        addresses = await resolve_allowed(parsed.host, parsed.port, resolver, config, trace)
         answer = await request_once(parsed, addresses, context, config, trace)
         location = answer.headers.get("location")
         if answer.status not in _REDIRECT_STATUSES or not location:

@@ -47,6 +47,9 @@ class ChecksConfig:
     address_policy: AddressPolicy = PUBLIC_ONLY
     # PEM of extra trusted CAs (tests' CA); production trusts the system store only.
     extra_trusted_ca_pem: str | None = None
+    # The ports a portal URL (or a redirect) may name; None: any (tests' servers on random ports only:
+    # a desk file always gives a list, 443 and 80 by default).
+    allowed_ports: frozenset[int] | None = frozenset({443, 80})
 
 
 _LOADABLE_KEYS = {
@@ -74,6 +77,15 @@ def load_checks_config(data: Mapping[str, Any]) -> ChecksConfig:
     """
     values: dict[str, Any] = {}
     for key, raw in data.items():
+        if key == "allowed_ports":
+            if (
+                not isinstance(raw, list | tuple)
+                or not raw
+                or not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in raw)
+            ):
+                raise ConfigError("allowed_ports must list port numbers (1-65535)")
+            values[key] = frozenset(raw)
+            continue
         if key == "stable_versions":
             if not isinstance(raw, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
@@ -101,6 +113,7 @@ def checks_config_for(desk: Desk, stable_versions: Mapping[str, str]) -> ChecksC
             "timeout_s": section.timeout_seconds,
             "cache_ttl_passed_s": float(section.cache_ttl_passed_seconds),
             "cache_ttl_failed_s": float(section.cache_ttl_failed_seconds),
+            "allowed_ports": list(section.allowed_ports),
             "stable_versions": dict(stable_versions),
         }
     )

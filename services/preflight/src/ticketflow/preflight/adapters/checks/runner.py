@@ -103,21 +103,21 @@ def _origin(url: HttpsUrl, path: str) -> str:
 
 
 async def _public_address(probe: _Probe, url: HttpsUrl, resolver: Resolver, config: ChecksConfig) -> _Verdict:
-    await resolve_allowed(url.host, url.port, resolver, config.address_policy, probe.trace)
+    await resolve_allowed(url.host, url.port, resolver, config, probe.trace)
     return "ok", f"{url.host} resolves to public addresses {', '.join(probe.trace.resolved)}"
 
 
 async def _https_reachable(probe: _Probe, url: HttpsUrl, resolver: Resolver, config: ChecksConfig) -> _Verdict:
     # Any HTTP answer over TLS counts; certificate judgement is the TLS check's job.
     root = parse_https_url(_origin(url, "/"))
-    addresses = await resolve_allowed(root.host, root.port, resolver, config.address_policy, probe.trace)
+    addresses = await resolve_allowed(root.host, root.port, resolver, config, probe.trace)
     answer = await request_once(root, addresses, make_ssl_context(config, verify=False), config, probe.trace)
     probe.facts["status_code"] = answer.status
     return "ok", f"HTTP {answer.status} over TLS"
 
 
 async def _tls_certificate(probe: _Probe, url: HttpsUrl, resolver: Resolver, config: ChecksConfig) -> _Verdict:
-    addresses = await resolve_allowed(url.host, url.port, resolver, config.address_policy, probe.trace)
+    addresses = await resolve_allowed(url.host, url.port, resolver, config, probe.trace)
     try:
         _reader, writer = await open_pinned(url, addresses, make_ssl_context(config, verify=True), probe.trace)
     except ssl.SSLCertVerificationError as exc:
