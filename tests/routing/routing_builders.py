@@ -1,4 +1,5 @@
-"""Builders for routing tests: the real desk configuration, events, and a world on in-memory streams."""
+"""Builders for routing tests: the fixture's desk configuration, events, and a world on the in-memory
+event store (or, in `pg` tests, the real one)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from routing_toml import load
 
 from ticketflow.contracts import roster_events as r
 from ticketflow.contracts import ticket_events as e
@@ -15,11 +18,10 @@ from ticketflow.contracts.ids import agent_stream, new_event_id, ticket_stream
 from ticketflow.contracts.roster_events import AgentEvent
 from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.contracts.values import ChatRef, Priority, Requester
-from ticketflow.routing.config import Desks, load
-from ticketflow.routing.memory import MemoryStreams
-from ticketflow.routing.pending import TicketStreams
-from ticketflow.routing.service import RoutingService
-from ticketflow.routing.state import RoutingState
+from ticketflow.eventstore import InMemoryEventStore, Store
+from ticketflow.routing.app import Routing
+from ticketflow.routing.domain.config import Desks
+from ticketflow.routing.domain.state import RoutingState
 
 ROUTING_TOML = Path(__file__).with_name("routing-fixture.toml")
 DESKS = load(ROUTING_TOML)
@@ -77,28 +79,30 @@ def given(state: RoutingState, *events: Event, at: datetime = MONDAY_11_MSK) -> 
 
 
 class World:
-    """Routing on in-memory streams, driven like the real service: events in, decisions stored."""
+    """Routing on an event store (in memory unless given), driven like the real service: events in,
+    decisions stored."""
 
-    def __init__(
-        self, desks: Desks = DESKS, start: datetime = MONDAY_11_MSK, store: TicketStreams | None = None
-    ) -> None:
+    def __init__(self, desks: Desks = DESKS, start: datetime = MONDAY_11_MSK, store: Store | None = None) -> None:
         self.desks = desks
         self.now = start
-        self.streams = MemoryStreams()
-        self.store: TicketStreams = store or self.streams  # the real EventStore in `pg` tests
+        self.store: Store = store or InMemoryEventStore()  # the real EventStore in `pg` tests
         self.state = RoutingState(desks)
-        self.service = RoutingService(self.state, self.store, clock=lambda: self.now)
+        self.app = Routing(self.state, self.store, clock=lambda: self.now)
 
     def later(self, delta: timedelta) -> None:
         self.now += delta
 
-    async def record(self, stream_id: str, *events: Event) -> list[EventEnvelope]:
+    async def stored(self, stream_id: str, *events: Event) -> list[EventEnvelope]:
+        """What another service appended (intake, preflight, agents), not yet seen by routing."""
         head = len(await self.store.read_stream(stream_id))
-        new = [NewEvent(new_event_id(), event, self.now) for event in events]
-        await self.store.append(stream_id, head, new)
-        stored = await self.store.read_stream(stream_id, head + 1)
+        await self.store.append(stream_id, head, [NewEvent(new_event_id(), event, self.now) for event in events])
+        return await self.store.read_stream(stream_id, head + 1)
+
+    async def record(self, stream_id: str, *events: Event) -> list[EventEnvelope]:
+        """Stored, then read by routing from Kafka one record at a time."""
+        stored = await self.stored(stream_id, *events)
         for envelope in stored:
-            await self.service.on_event(envelope)
+            await self.app.on_events([envelope])
         return stored
 
     async def agent(self, agent_id: str, *events: AgentEvent) -> None:
@@ -115,11 +119,12 @@ class World:
         await self.ticket(ticket_id, e.PreflightPassed(ticket_id, category))
         return ticket_id
 
-    def events(self, ticket_id: uuid.UUID) -> list[Event]:
-        return [env.event for env in self.streams.streams.get(ticket_stream(ticket_id), [])]
+    async def events(self, ticket_id: uuid.UUID) -> list[Event]:
+        return [env.event for env in await self.store.read_stream(ticket_stream(ticket_id))]
+
+    async def log(self) -> list[EventEnvelope]:
+        """Every stored event in log order (in memory: this world's alone)."""
+        return [stored.envelope for stored in await self.store.read_all(limit=1 << 62)]
 
     def assignee(self, ticket_id: uuid.UUID) -> str | None:
         return self.state.tickets[ticket_id].state.assignee
-
-    def open_counts(self) -> dict[str, int]:
-        return {a.agent_id: len(a.open_tickets) for a in self.state.roster.agents.values()}

@@ -12,8 +12,14 @@ from ticketflow.contracts import commands as c
 from ticketflow.contracts import roster_events as r
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.commands import CommandEnvelope
-from ticketflow.routing.domain import Rejected, decide_backlog, decide_command, decide_ready, decide_reassignment
-from ticketflow.routing.state import RoutingState
+from ticketflow.routing.domain.decisions import (
+    Rejected,
+    decide_backlog,
+    decide_command,
+    decide_ready,
+    decide_reassignment,
+)
+from ticketflow.routing.domain.state import RoutingState
 
 NOW = int(MONDAY_11_MSK.timestamp())
 T = uuid.UUID("00000000-0000-7000-8000-000000000001")

@@ -17,9 +17,9 @@ from routing_builders import MONDAY_11_MSK, World, given, joined, opened
 from ticketflow.contracts import ticket_events as e
 from ticketflow.deskconfig import CONFIG_DIR_ENV, PACKAGED_DESKS, DeskConfigError
 from ticketflow.routing.desks import load
-from ticketflow.routing.domain import decide_ready
-from ticketflow.routing.rules import TicketFacts, route
-from ticketflow.routing.state import RoutingState
+from ticketflow.routing.domain.decisions import decide_ready
+from ticketflow.routing.domain.rules import TicketFacts, route
+from ticketflow.routing.domain.state import RoutingState
 
 DESKS = load()
 NOW = int(MONDAY_11_MSK.timestamp())
@@ -105,8 +105,8 @@ async def test_a_no_answer_reassignment_names_the_queue_lead_of_the_desk_file() 
     ticket = await world.new_ticket("bitrix24-box", "box", "configuration")
     assert world.assignee(ticket) == "anna"
     world.later(timedelta(hours=63, minutes=30))  # Monday 10:20 Moscow: 30 business minutes used
-    assert await world.service.tick() == 1
-    assert world.events(ticket)[-2:] == [
+    assert await world.app.tick() == 1
+    assert (await world.events(ticket))[-2:] == [
         e.TicketUnassigned(ticket, "anna", "no answer within 30 business minutes", "routing", "lead-boris"),
         e.TicketAssigned(ticket, "boris", "round_robin"),
     ]

@@ -1,6 +1,7 @@
 """End to end through the real broker: the store's outbox relay publishes ticket and agent events to
 Kafka, routing consumes them, decides, stores its decisions (which the relay publishes in turn), and
-manual commands on ticket.commands are applied or dead-lettered with the reason."""
+manual commands on ticket.commands are applied or dead-lettered with the reason (the subscriptions
+of one term of leadership, as leader.py makes them)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from routing_builders import DESKS, joined, opened
-from support.kafka import dead_letters as dead_letters_of
 from support.polling import eventually
 
 from ticketflow.contracts import commands as c
@@ -25,12 +26,14 @@ from ticketflow.contracts.envelope import NewEvent
 from ticketflow.contracts.ids import agent_stream, new_event_id, ticket_stream
 from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
 from ticketflow.eventstore import EventStore
+from ticketflow.messaging.dead_letters import DeadLetter, DeadLetterWriter
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
-from ticketflow.routing.handlers import RoutingHandlers, subscribe
-from ticketflow.routing.service import RoutingService
-from ticketflow.routing.state import RoutingState
-from ticketflow.runtime.kafka import DeadLetters
+from ticketflow.routing.app import Routing
+from ticketflow.routing.consumer import subscribe
+from ticketflow.routing.domain.state import RoutingState
+from ticketflow.routing.settings import RoutingSettings
+from ticketflow.runtime.settings import load_settings
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 
@@ -50,16 +53,15 @@ async def test_routing_through_relay_and_broker(
     await producer.start()
     relay = OutboxRelay(store, producer, topic_names={TICKET_EVENTS: ticket_events, AGENT_EVENTS: agent_events})
     relaying = asyncio.create_task(relay.run(stop))
-    broker = KafkaBroker(kafka_bootstrap)
-    handlers = RoutingHandlers(DeadLetters(broker, "routing"))
-    subscribe(
-        broker, handlers, group_id=f"routing-{uuid.uuid4()}", event_topics=(ticket_events, agent_events),
+    settings = load_settings(
+        RoutingSettings, group=f"routing-{uuid.uuid4()}", event_topics=(ticket_events, agent_events),
         commands_topic=commands,
     )  # fmt: skip
-    service = RoutingService(RoutingState(DESKS), store)
-    handlers.service = service
-    handlers.ready.set()
+    broker = KafkaBroker(kafka_bootstrap)
     await broker.start()
+    app = Routing(RoutingState(DESKS), store)
+    subscriptions = subscribe(broker, app, DeadLetterWriter(producer, "routing"), settings)  # as a term begins
+    await subscriptions.start()
     now = datetime.now(UTC)
     try:
         for agent in ("e2e-anna", "e2e-boris"):
@@ -67,7 +69,7 @@ async def test_routing_through_relay_and_broker(
                 agent_stream(agent), 0, [NewEvent(new_event_id(), ev, now) for ev in joined(agent, "b24-box")]
             )
         # A fresh consumer group: the first assignment can take a while on a busy broker.
-        await eventually(lambda: len(service.state.roster.members.get("b24-box", [])) == 2, "agents", 90)
+        await eventually(lambda: len(app.state.roster.members.get("b24-box", [])) == 2, "agents", 90)
 
         ticket = uuid.uuid4()
         stream = ticket_stream(ticket)
@@ -90,19 +92,30 @@ async def test_routing_through_relay_and_broker(
         good = CommandEnvelope(uuid.uuid4(), now, "lead-b24", c.AssignTicket(ticket, "e2e-boris"))
         for command in (bad, good):
             await broker.publish(msgspec.json.encode(command), topic=commands, key=str(ticket).encode())
-        await eventually(lambda: service.state.tickets[ticket].state.assignee == "e2e-boris", "manual assign")
+        await eventually(lambda: app.state.tickets[ticket].state.assignee == "e2e-boris", "manual assign")
         assert [env.event for env in await store.read_stream(stream)][4:] == [
             e.TicketUnassigned(ticket, "e2e-anna", "reassigned to e2e-boris", "lead-b24"),
             e.TicketAssigned(ticket, "e2e-boris", "manual", "lead-b24"),
         ]
 
-        [(_, headers)] = await dead_letters_of(kafka_bootstrap, dead_letters)
-        assert headers["x-dead-letter-reason"] == "unknown agent ghost"
-        assert headers["x-command-id"] == str(bad.command_id)
+        [letter] = await read_dead_letters(kafka_bootstrap, dead_letters)
+        assert (letter.reason, letter.detail, letter.consumer) == ("rejected", "unknown agent ghost", "routing")
+        assert letter.context == {"command-id": str(bad.command_id)}
+        assert letter.value == msgspec.json.encode(bad) and letter.original_topic == commands
     finally:
         stop.set()
+        await subscriptions.stop()
         await broker.stop()
         with contextlib.suppress(Exception):
             await relaying
         await producer.stop()
         await kafka_admin.delete_topics([dead_letters])
+
+
+async def read_dead_letters(bootstrap: str, topic: str, count: int = 1, timeout_s: float = 30) -> list[DeadLetter]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        return [DeadLetter.of(await asyncio.wait_for(consumer.getone(), timeout_s)) for _ in range(count)]
+    finally:
+        await consumer.stop()

@@ -15,12 +15,13 @@ from routing_builders import World, joined
 
 from ticketflow.contracts import roster_events as r
 from ticketflow.contracts import ticket_events as e
+from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.values import PRIORITIES
-from ticketflow.routing.roster import Agent
+from ticketflow.routing.domain.roster import Agent
 
 
-def assigned_counts(world: World) -> Counter[str]:
-    return Counter(ev.agent_id for env in world.streams.log if isinstance(ev := env.event, e.TicketAssigned))
+def assigned_counts(log: list[EventEnvelope]) -> Counter[str]:
+    return Counter(ev.agent_id for env in log if isinstance(ev := env.event, e.TicketAssigned))
 
 
 def check_hard_limits(world: World) -> None:
@@ -57,12 +58,12 @@ async def _round_robin_run(capacities: list[int], tickets: int, seed: int) -> Wo
 
 def test_round_robin_thousands_of_tickets_differ_by_at_most_one() -> None:
     world = asyncio.run(_round_robin_run([3, 5, 8, 13, 21], tickets=3001, seed=7))
-    counts = assigned_counts(world)
+    counts = assigned_counts(asyncio.run(world.log()))
     assert sum(counts.values()) == 3001
     assert max(counts.values()) - min(counts.values()) <= 1, counts
 
 
-async def _least_loaded_run(seed: int, tickets: int) -> tuple[World, set[str]]:
+async def _least_loaded_run(seed: int, tickets: int) -> tuple[list[EventEnvelope], set[str]]:
     world = World()
     capacities = {"anna": 2, "boris": 4, "vera": 8, "gleb": 16, "dana": 10}
     for agent_id, capacity in capacities.items():
@@ -80,23 +81,24 @@ async def _least_loaded_run(seed: int, tickets: int) -> tuple[World, set[str]]:
                 await world.ticket(done, e.TicketResolved(done, "fixed", "agent"))
         if n == tickets // 2:  # vera leaves mid-shift: she keeps what she has, gets nothing new
             await world.agent("vera", r.AgentStatusChanged("vera", "away"))
-            offline_since["vera"] = len(world.streams.log)
+            offline_since["vera"] = len(await world.log())
         world.later(timedelta(seconds=1))
         if n % 97 == 0:  # the check scans every waiting ticket: not after each of thousands of steps
             check_hard_limits(world)
     check_hard_limits(world)
+    log = await world.log()
     given_after = {
         ev.agent_id
-        for env in world.streams.log
+        for env in log
         if isinstance(ev := env.event, e.TicketAssigned) and env.position > offline_since.get(ev.agent_id, 10**9)
     }
-    return world, given_after
+    return log, given_after
 
 
 def test_least_loaded_never_exceeds_capacity_and_nobody_offline_gets_work() -> None:
-    world, got_work_while_away = asyncio.run(_least_loaded_run(seed=11, tickets=3000))
+    log, got_work_while_away = asyncio.run(_least_loaded_run(seed=11, tickets=3000))
     assert got_work_while_away == set()
-    counts = assigned_counts(world)
+    counts = assigned_counts(log)
     assert "dana" not in counts
     # Saturated most of the time: bigger agents take more.
     assert counts["gleb"] > counts["boris"] > counts["anna"] > 0
@@ -139,7 +141,7 @@ def test_any_interleaving_keeps_the_hard_limits(ops: list[tuple[object, ...]], q
             await world.agent(f"a{i}", *joined(f"a{i}", queue, capacity=1 + i, skills=["express-server"][: i % 2]))
         tickets: list[uuid.UUID] = []
         for op in ops:
-            start = len(world.streams.log)
+            start = len(await world.log())
             if op[0] == "open":
                 tickets.append(await world.new_ticket(desk, track, priority=op[1]))
             elif op[0] == "resolve" and tickets:
@@ -147,27 +149,27 @@ def test_any_interleaving_keeps_the_hard_limits(ops: list[tuple[object, ...]], q
                 await world.ticket(done, e.TicketResolved(done, "fixed", "agent"))
             elif op[0] == "status":
                 agent_id = f"a{op[1]}"
-                before = len(world.streams.log)
+                before = len(await world.log())
                 await world.agent(agent_id, r.AgentStatusChanged(agent_id, op[2]))  # type: ignore[arg-type]
                 if op[2] != "online":
                     given_to = [
                         env.event.agent_id
-                        for env in world.streams.log[before:]
+                        for env in (await world.log())[before:]
                         if isinstance(env.event, e.TicketAssigned)
                     ]
                     assert agent_id not in given_to
             elif op[0] == "capacity":
                 agent_id = f"a{op[1]}"
                 await world.agent(agent_id, r.AgentProfileUpdated(agent_id, (), ("ru",), int(op[2])))  # type: ignore[call-overload]
-            check_new_assignments(world, start)
+            check_new_assignments(world, (await world.log())[start:])
 
     asyncio.run(run())
 
 
-def check_new_assignments(world: World, start: int) -> None:
+def check_new_assignments(world: World, new: list[EventEnvelope]) -> None:
     """Every assignment one step made went to an online agent within capacity. (Lowering a capacity
     below the open count takes nothing away, so only new assignments are checked.)"""
-    for env in world.streams.log[start:]:
+    for env in new:
         if isinstance(ev := env.event, e.TicketAssigned):
             agent = world.state.roster.agents[ev.agent_id]
             assert len(agent.open_tickets) <= agent.capacity

@@ -140,6 +140,9 @@ class Cluster:
         first = self.spawn()
         await self.leads(1, first, 60)
         second = self.spawn()
+        # (The leader consumes as soon as its term begins: without this wait it could be killed
+        # before the second process has even started.)
+        await eventually(lambda: "routing stands by" in self.log_of(second), "the second process stands by", 60)
         await self.agents(*agents)
         before = await self.new_tickets(tickets)
         await self.all_assigned(before, 90)

@@ -16,25 +16,24 @@ from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.envelope import EventEnvelope, NewEvent
 from ticketflow.contracts.events import Event
 from ticketflow.contracts.ids import agent_stream, new_event_id, ticket_stream
-from ticketflow.eventstore.store import AppendRequest
-from ticketflow.routing.domain import decide_backlog, decide_ready
-from ticketflow.routing.memory import Appended, MemoryStreams
-from ticketflow.routing.pending import Segment, chunks
-from ticketflow.routing.service import RoutingService
-from ticketflow.routing.state import RoutingState, rebuild
+from ticketflow.eventstore import AppendRequest, AppendResult, InMemoryEventStore
+from ticketflow.routing.adapters.batched_store import Segment, chunks
+from ticketflow.routing.app import Routing
+from ticketflow.routing.domain.decisions import decide_backlog, decide_ready
+from ticketflow.routing.domain.state import RoutingState, rebuild
 
 
 class ShuffledStreams:
-    """In-memory streams whose `append_many` calls finish in a random order, as transactions in
+    """The in-memory store, its `append_many` calls finishing in a random order, as transactions in
     flight at once may commit (and so reach the global log) in any order."""
 
-    def __init__(self, inner: MemoryStreams, seed: int) -> None:
+    def __init__(self, inner: InMemoryEventStore, seed: int) -> None:
         self.inner = inner
         self.rng = random.Random(seed)
         self.calls = 0
         self.in_flight = self.most_in_flight = 0
 
-    async def append_many(self, requests: Sequence[AppendRequest]) -> list[Appended]:
+    async def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         self.calls += 1
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -44,18 +43,22 @@ class ShuffledStreams:
         finally:
             self.in_flight -= 1
 
-    async def append(self, stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> Appended:
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> AppendResult:
         return await self.inner.append(stream_id, expected_version, events)
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[EventEnvelope]:
         return await self.inner.read_stream(stream_id, from_version)
 
 
-def store(memory: MemoryStreams, stream_id: str, *events: Event) -> list[EventEnvelope]:
+async def store(memory: InMemoryEventStore, stream_id: str, *events: Event) -> list[EventEnvelope]:
     """What another service appended (intake, preflight, agents): stored, then read from Kafka."""
-    head = len(memory.streams.get(stream_id, []))
-    memory.append_now(stream_id, head, [NewEvent(new_event_id(), ev, MONDAY_11_MSK) for ev in events])
-    return memory.streams[stream_id][head:]
+    head = len(await memory.read_stream(stream_id))
+    await memory.append(stream_id, head, [NewEvent(new_event_id(), ev, MONDAY_11_MSK) for ev in events])
+    return await memory.read_stream(stream_id, head + 1)
+
+
+def log_of(memory: InMemoryEventStore) -> list[EventEnvelope]:
+    return [stored.envelope for stored in asyncio.run(memory.read_all(limit=1 << 62))]
 
 
 def waiting_order(state: RoutingState) -> dict[str, list[uuid.UUID]]:
@@ -76,24 +79,26 @@ def picture(state: RoutingState) -> dict[str, object]:
     }
 
 
-async def busy_batches(seed: int) -> tuple[RoutingState, MemoryStreams, ShuffledStreams]:
-    memory = MemoryStreams()
+async def busy_batches(seed: int) -> tuple[RoutingState, InMemoryEventStore, ShuffledStreams]:
+    memory = InMemoryEventStore()
     shuffled = ShuffledStreams(memory, seed)
     state = RoutingState(DESKS)
-    service = RoutingService(state, shuffled, clock=lambda: MONDAY_11_MSK + timedelta(minutes=5), store_parallel=4)
+    app = Routing(state, shuffled, clock=lambda: MONDAY_11_MSK + timedelta(minutes=5), store_parallel=4)
     rng = random.Random(seed)
     agents: list[EventEnvelope] = []
     for i in range(5):
-        agents += store(memory, agent_stream(f"b{i}"), *joined(f"b{i}", "b24-box", capacity=2 + i % 3))
-        agents += store(memory, agent_stream(f"x{i}"), *joined(f"x{i}", "express-client", capacity=3))
+        agents += await store(memory, agent_stream(f"b{i}"), *joined(f"b{i}", "b24-box", capacity=2 + i % 3))
+        agents += await store(memory, agent_stream(f"x{i}"), *joined(f"x{i}", "express-client", capacity=3))
         skills = ["express-server"][: i % 2]
-        agents += store(memory, agent_stream(f"t{i}"), *joined(f"t{i}", "express-technical-premium", skills=skills))
-        agents += store(memory, agent_stream(f"r{i}"), *joined(f"r{i}", "triage", capacity=4))
-    agents += store(memory, agent_stream("b4"), r.AgentStatusChanged("b4", "offline"))
-    await service.on_events(agents)
+        agents += await store(
+            memory, agent_stream(f"t{i}"), *joined(f"t{i}", "express-technical-premium", skills=skills)
+        )
+        agents += await store(memory, agent_stream(f"r{i}"), *joined(f"r{i}", "triage", capacity=4))
+    agents += await store(memory, agent_stream("b4"), r.AgentStatusChanged("b4", "offline"))
+    await app.on_events(agents)
     previous: list[EventEnvelope] = []
     for _ in range(12):  # Kafka batches: many tickets each, then some work done and freed
-        await service.on_events(previous)  # redelivered (a rewind): nothing new may come of it
+        await app.on_events(previous)  # redelivered (a rewind): nothing new may come of it
         batch: list[EventEnvelope] = []
         for _ in range(40):
             t = uuid.uuid4()
@@ -104,17 +109,13 @@ async def busy_batches(seed: int) -> tuple[RoutingState, MemoryStreams, Shuffled
                 first = opened(t, "express", "client", priority=rng.choice(["low", "urgent"]))
             else:
                 first = opened(t, "express", "technical", tenant=GOLD_TENANT)
-            batch += store(memory, ticket_stream(t), first, e.PreflightPassed(t, "configuration"))
-        await service.on_events(batch)
+            batch += await store(memory, ticket_stream(t), first, e.PreflightPassed(t, "configuration"))
+        await app.on_events(batch)
         assigned = sorted((t for t, rec in state.tickets.items() if rec.state.assignee), key=str)
         freed: list[EventEnvelope] = []
         for t in rng.sample(assigned, len(assigned) // 3):
-            version = len(memory.streams[ticket_stream(t)])
-            memory.append_now(
-                ticket_stream(t), version, [NewEvent(new_event_id(), e.TicketResolved(t, "ok", "agent"), MONDAY_11_MSK)]
-            )
-            freed += memory.streams[ticket_stream(t)][version:]
-        await service.on_events(freed)  # backlogs drain: assignments from several queues in one flush
+            freed += await store(memory, ticket_stream(t), e.TicketResolved(t, "ok", "agent"))
+        await app.on_events(freed)  # backlogs drain: assignments from several queues in one flush
         previous = batch + freed
     return state, memory, shuffled
 
@@ -140,7 +141,7 @@ def test_a_restart_after_parallel_stores_decides_the_same() -> None:
     for seed in range(4):
         live, memory, shuffled = asyncio.run(busy_batches(seed))
         assert shuffled.most_in_flight > 1  # several transactions were in flight at once
-        restarted = rebuild(DESKS, memory.log)
+        restarted = rebuild(DESKS, log_of(memory))
         assert picture(restarted) == picture(live)
         now = int((MONDAY_11_MSK + timedelta(minutes=6)).timestamp())
         probe = uuid.uuid4()
@@ -154,13 +155,16 @@ def test_a_restart_after_parallel_stores_decides_the_same() -> None:
 
 def test_exactly_one_routing_and_assignment_per_ticket_when_stored_in_parallel_and_redelivered() -> None:
     live, memory, _ = asyncio.run(busy_batches(7))
-    for stream_id, envelopes in memory.streams.items():
+    log = log_of(memory)
+    streams: dict[str, list[str]] = {}
+    for env in log:
+        streams.setdefault(env.stream_id, []).append(type(env.event).__name__)
+    for stream_id, kinds in streams.items():
         if stream_id.startswith("ticket-"):
-            kinds = [type(env.event).__name__ for env in envelopes]
             assert kinds.count("TicketRouted") == 1, kinds
             assert kinds.count("TicketAssigned") <= 1, kinds
     assert any(rec.state.assignee is None for rec in live.tickets.values())  # some waited in a backlog
-    restarted = rebuild(DESKS, memory.log)
+    restarted = rebuild(DESKS, log)
     for state in (live, restarted):  # capacity is hard; nobody offline gets work
         assert all(len(agent.open_tickets) <= agent.capacity for agent in state.roster.agents.values())
         assert not state.roster.agents["b4"].open_tickets

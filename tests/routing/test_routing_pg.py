@@ -16,8 +16,8 @@ from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import NewEvent
 from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.eventstore import EventStore
-from ticketflow.routing.domain import decide_ready
-from ticketflow.routing.main import rebuild_from_store
+from ticketflow.routing.domain.decisions import Rejected, decide_ready
+from ticketflow.routing.leader import LogFollower
 
 pytestmark = pytest.mark.pg
 
@@ -46,7 +46,7 @@ async def test_decisions_are_stored_with_outbox_rows_and_conflicts_are_repaired(
     passed = (await store.read_stream(stream, 2))[0]
     message = e.CustomerMessageAdded(raced, "m2", "still broken", world.now)
     await store.append(stream, 2, [NewEvent(new_event_id(), message, world.now)])  # routing has not seen it
-    await world.service.on_event(passed)
+    await world.app.on_events([passed])
     assert await kinds(store, raced) == [
         "TicketOpened", "PreflightPassed", "CustomerMessageAdded", "TicketRouted", "TicketAssigned"
     ]  # fmt: skip
@@ -61,9 +61,12 @@ async def test_restart_rebuilds_the_same_state_from_the_store_and_decides_the_sa
     tickets = [await world.new_ticket() for _ in range(8)]  # 6 assigned round-robin, 2 waiting
     await world.ticket(tickets[0], e.TicketResolved(tickets[0], "fixed", "pg-b1"))
     envelope = CommandEnvelope(uuid.uuid4(), world.now, "lead-b24", c.AssignTicket(tickets[7], "pg-b1"))
-    assert await world.service.on_command(envelope) == "agent pg-b1 is at capacity (2/2)"
+    with pytest.raises(Rejected, match=r"^agent pg-b1 is at capacity \(2/2\)$"):
+        await world.app.on_command(envelope)
 
-    restarted = await rebuild_from_store(store, world.desks)
+    follower = LogFollower(store, world.desks)  # what a new term does before consuming
+    await follower.catch_up()
+    restarted = follower.state
     live = fingerprint(world.state)
     rebuilt = fingerprint(restarted)
     # The store may hold other tests' tickets (same module database): compare ours.

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from routing_builders import DESKS, GOLD_TENANT
+from routing_toml import from_mapping, load
 
-from ticketflow.routing.config import ConfigError, from_mapping, load
-from ticketflow.routing.rules import TicketFacts, route
+from ticketflow.routing.domain.config import ConfigError
+from ticketflow.routing.domain.rules import TicketFacts, route
 
 
 def facts(desk: str = "bitrix24-box", track: str = "box", category: str = "configuration", **kw: str) -> TicketFacts:

@@ -1,10 +1,11 @@
-"""The service layer on in-memory streams: conflicts, gaps, redelivery, commands, ticks."""
+"""The application service on the in-memory event store: conflicts, gaps, redelivery, commands, ticks."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from routing_builders import World, joined, opened
@@ -12,10 +13,10 @@ from routing_builders import World, joined, opened
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.commands import CommandEnvelope
-from ticketflow.contracts.envelope import NewEvent
-from ticketflow.contracts.ids import new_event_id, ticket_stream
+from ticketflow.contracts.ids import ticket_stream
+from ticketflow.routing.domain.decisions import Rejected
+from ticketflow.routing.domain.state import rebuild
 from ticketflow.routing.metrics import RoutingMetrics
-from ticketflow.routing.state import rebuild
 
 
 async def test_a_concurrent_append_makes_routing_decide_again_on_the_fresh_stream() -> None:
@@ -23,15 +24,12 @@ async def test_a_concurrent_append_makes_routing_decide_again_on_the_fresh_strea
     await world.agent("anna", *joined("anna", "b24-box"))
     ticket = uuid.uuid4()
     stream = ticket_stream(ticket)
-    world.streams.append_now(stream, 0, [NewEvent(new_event_id(), opened(ticket), world.now)])
-    await world.service.on_event(world.streams.streams[stream][0])
-    world.streams.append_now(stream, 1, [NewEvent(new_event_id(), e.PreflightPassed(ticket, "updates"), world.now)])
-    passed = world.streams.streams[stream][1]
+    await world.app.on_events(await world.stored(stream, opened(ticket)))
+    passed = await world.stored(stream, e.PreflightPassed(ticket, "updates"))
     # The customer writes again before routing has seen it: routing's append at version 2 conflicts.
-    message = e.CustomerMessageAdded(ticket, "m2", "still broken", world.now)
-    world.streams.append_now(stream, 2, [NewEvent(new_event_id(), message, world.now)])
-    await world.service.on_event(passed)
-    assert [type(x).__name__ for x in world.events(ticket)] == [
+    await world.stored(stream, e.CustomerMessageAdded(ticket, "m2", "still broken", world.now))
+    await world.app.on_events(passed)
+    assert [type(x).__name__ for x in await world.events(ticket)] == [
         "TicketOpened", "PreflightPassed", "CustomerMessageAdded", "TicketRouted", "TicketAssigned"
     ]  # fmt: skip
     assert world.state.version_of(ticket) == 5
@@ -42,20 +40,18 @@ async def test_redelivered_events_and_echoes_of_our_own_change_nothing() -> None
     world = World()
     await world.agent("anna", *joined("anna", "b24-box"))
     ticket = await world.new_ticket()
-    before = list(world.streams.log)
-    for envelope in world.streams.streams[ticket_stream(ticket)]:
-        await world.service.on_event(envelope)  # Kafka redelivers, and echoes what routing stored
-    assert world.streams.log == before
+    before = await world.log()
+    for envelope in await world.store.read_stream(ticket_stream(ticket)):
+        await world.app.on_events([envelope])  # Kafka redelivers, and echoes what routing stored
+    assert await world.log() == before
 
 
 async def test_a_gap_in_a_stream_is_filled_from_the_store() -> None:
     world = World()
     await world.agent("anna", *joined("anna", "b24-box"))
     ticket = uuid.uuid4()
-    stream = ticket_stream(ticket)
-    world.streams.append_now(stream, 0, [NewEvent(new_event_id(), opened(ticket), world.now)])
-    world.streams.append_now(stream, 1, [NewEvent(new_event_id(), e.PreflightPassed(ticket, "updates"), world.now)])
-    await world.service.on_event(world.streams.streams[stream][1])  # version 2 first: 1 was missed
+    _, passed = await world.stored(ticket_stream(ticket), opened(ticket), e.PreflightPassed(ticket, "updates"))
+    await world.app.on_events([passed])  # version 2 first: 1 was missed
     assert world.assignee(ticket) == "anna"
 
 
@@ -63,12 +59,14 @@ async def test_rejected_commands_name_the_reason_and_store_nothing() -> None:
     world = World()
     await world.agent("anna", *joined("anna", "b24-box"))
     ticket = await world.new_ticket()
-    before = len(world.streams.log)
+    before = len(await world.log())
     unknown = CommandEnvelope(uuid.uuid4(), world.now, "lead", c.AssignTicket(uuid.uuid4(), "anna"))
-    assert (await world.service.on_command(unknown) or "").startswith("unknown ticket ")
+    with pytest.raises(Rejected, match=r"^unknown ticket "):
+        await world.app.on_command(unknown)
     nobody = CommandEnvelope(uuid.uuid4(), world.now, "lead", c.AssignTicket(ticket, "ghost"))
-    assert await world.service.on_command(nobody) == "unknown agent ghost"
-    assert len(world.streams.log) == before
+    with pytest.raises(Rejected, match=r"^unknown agent ghost$"):
+        await world.app.on_command(nobody)
+    assert len(await world.log()) == before
 
 
 async def test_a_manual_unassign_hands_the_ticket_to_someone_else_and_records_the_actor() -> None:
@@ -78,13 +76,13 @@ async def test_a_manual_unassign_hands_the_ticket_to_someone_else_and_records_th
     ticket = await world.new_ticket()
     assert world.assignee(ticket) == "anna"
     command = CommandEnvelope(uuid.uuid4(), world.now, "lead-b24", c.UnassignTicket(ticket, "on holiday"))
-    assert await world.service.on_command(command) is None
-    assert world.events(ticket)[-2:] == [
+    await world.app.on_command(command)
+    assert (await world.events(ticket))[-2:] == [
         e.TicketUnassigned(ticket, "anna", "on holiday", "lead-b24"),
         e.TicketAssigned(ticket, "boris", "round_robin"),
     ]
-    assert await world.service.on_command(command) is None  # redelivered: the same ids, nothing new
-    assert len(world.events(ticket)) == 6
+    await world.app.on_command(command)  # redelivered: the same ids, nothing new
+    assert len(await world.events(ticket)) == 6
 
 
 async def test_tick_reassigns_after_business_minutes_only() -> None:
@@ -94,10 +92,10 @@ async def test_tick_reassigns_after_business_minutes_only() -> None:
     await world.agent("boris", *joined("boris", "b24-box"))
     ticket = await world.new_ticket()
     world.later(timedelta(hours=60))  # Monday 06:50 Moscow: 10 business minutes used
-    assert await world.service.tick() == 0
+    assert await world.app.tick() == 0
     world.later(timedelta(hours=3, minutes=30))  # Monday 10:20 Moscow: 30 used
-    assert await world.service.tick() == 1
-    assert world.events(ticket)[-2:] == [
+    assert await world.app.tick() == 1
+    assert (await world.events(ticket))[-2:] == [
         e.TicketUnassigned(ticket, "anna", "no answer within 30 business minutes", "routing", "lead-b24"),
         e.TicketAssigned(ticket, "boris", "round_robin"),
     ]
@@ -107,12 +105,10 @@ async def test_after_a_restart_undecided_tickets_are_routed() -> None:
     world = World()
     await world.agent("anna", *joined("anna", "b24-box"))
     ticket = uuid.uuid4()
-    stream = ticket_stream(ticket)
-    for version, event in enumerate([opened(ticket), e.PreflightPassed(ticket, "updates")]):
-        world.streams.append_now(stream, version, [NewEvent(new_event_id(), event, world.now)])
+    await world.stored(ticket_stream(ticket), opened(ticket), e.PreflightPassed(ticket, "updates"))
     # Routing was down: the store has the events, Kafka's copies will be skipped as already applied.
-    world.service.state = world.state = rebuild(world.desks, world.streams.log)
-    await world.service.tick()
+    world.app.state = world.state = rebuild(world.desks, await world.log())
+    await world.app.tick()
     assert world.assignee(ticket) == "anna"
 
 
@@ -120,10 +116,10 @@ async def test_a_ticket_no_rule_matches_goes_to_the_fallback_queue_and_bumps_the
     reader = InMemoryMetricReader()
     metrics = RoutingMetrics(MeterProvider(metric_readers=[reader]).get_meter("test"))
     world = World()
-    world.service.metrics = metrics
+    world.app.metrics = metrics
     await world.agent("ivan", *joined("ivan", "triage"))
     ticket = await world.new_ticket("generic", "default")
-    routed = world.events(ticket)[2]
+    routed = (await world.events(ticket))[2]
     assert isinstance(routed, e.TicketRouted) and (routed.queue_id, routed.rule_id) == ("triage", "fallback")
     data = reader.get_metrics_data()
     assert data is not None

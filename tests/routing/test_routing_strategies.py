@@ -8,9 +8,9 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticketflow.routing.config import QueueConfig
-from ticketflow.routing.roster import PRIORITY_WEIGHT, Agent
-from ticketflow.routing.strategies import pick, round_robin
+from ticketflow.routing.domain.config import QueueConfig
+from ticketflow.routing.domain.roster import PRIORITY_WEIGHT, Agent
+from ticketflow.routing.domain.strategies import pick, round_robin
 
 agents_st = st.lists(
     st.builds(

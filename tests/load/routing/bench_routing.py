@@ -4,10 +4,12 @@ and skill-based), 20 rules plus the fallback; every ticket is routed and assigne
 
 Scenarios:
   pure            decide_ready + apply on the in-memory state: the ceiling (no I/O at all)
-  service         RoutingService.on_events on in-memory streams, batches of 1000 (service overhead)
-  kafka+memory    real Kafka (a fresh 12-partition topic) -> handlers -> service, in-memory streams
-  kafka+pg        real Kafka -> handlers -> service -> PostgreSQL event store (append_many + outbox), each
-                  store transaction fenced by the leader's epoch, as the service stores
+  service         Routing.on_events (the application service) on the in-memory event store, batches of
+                  1000 (service overhead)
+  kafka+memory    real Kafka (a fresh 12-partition topic) -> the service's subscriptions (ordered pipeline)
+                  -> application service, in-memory event store
+  kafka+pg        real Kafka -> subscriptions -> application service -> PostgreSQL event store (append_many
+                  + outbox), each store transaction fenced by the leader's epoch, as the service stores
   kafka+pg paced  the same at a fixed offered rate (--rate): latency from produce to decision stored
 Latency: pure = one decision; kafka = from the record's produce timestamp to its decision being stored.
 Usage: python tests/load/routing/bench_routing.py [--tickets 20000] [--rate 5000] [--seconds 10]
@@ -24,7 +26,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,19 +44,22 @@ from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.envelope import EventEnvelope, NewEvent, envelope_encoder
 from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.values import PRIORITIES, ChatRef, Requester
-from ticketflow.eventstore import AppendRequest, EventStore, migrate
+from ticketflow.eventstore import AppendRequest, EventStore, InMemoryEventStore, migrate
 from ticketflow.eventstore.connection import dsn_from_env
 from ticketflow.eventstore.leadership import Leadership
-from ticketflow.routing.config import Desks, RoutingConfig
-from ticketflow.routing.domain import decide_ready
-from ticketflow.routing.handlers import RoutingHandlers, subscribe
-from ticketflow.routing.leader import FencedStore
-from ticketflow.routing.main import tune_gc
-from ticketflow.routing.memory import MemoryStreams
-from ticketflow.routing.pending import TicketStreams
-from ticketflow.routing.service import RoutingService
-from ticketflow.routing.state import RoutingState
-from ticketflow.runtime.kafka import DeadLetters
+from ticketflow.messaging.dead_letters import DeadLetterWriter
+from ticketflow.messaging.ordered import OrderedPipeline, ordered_pipeline
+from ticketflow.messaging.per_key import per_key_batches
+from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.records import Record
+from ticketflow.routing import consumer
+from ticketflow.routing.adapters.batched_store import TicketStreams
+from ticketflow.routing.adapters.fenced_store import FencedStore
+from ticketflow.routing.app import Routing
+from ticketflow.routing.domain.config import Desks, RoutingConfig
+from ticketflow.routing.domain.decisions import decide_ready
+from ticketflow.routing.domain.state import RoutingState
+from ticketflow.routing.leader import tune_gc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra
 from support.infra import drop_database, dsn_with_database
@@ -124,13 +129,25 @@ def bench_pure(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> tuple[fl
     return len(tickets) / (time.perf_counter() - start), latency, time.process_time() - cpu
 
 
+async def prestore(
+    store: EventStore | InMemoryEventStore, tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]
+) -> None:
+    """What intake and preflight would have stored before routing sees the tickets (not timed)."""
+    for i in range(0, len(tickets), 1000):
+        await store.append_many(
+            [
+                AppendRequest(ticket_stream(t), 0, [NewEvent(env.event_id, env.event, NOW) for env in envs])
+                for t, envs in tickets[i : i + 1000]
+            ]
+        )
+
+
 async def bench_service(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> tuple[float, float]:
     state = RoutingState(desks())
     roster(state, capacity=len(tickets))
-    streams = MemoryStreams()
-    for t, envs in tickets:  # what intake and preflight stored (not timed)
-        streams.append_now(ticket_stream(t), 0, [NewEvent(env.event_id, env.event, NOW) for env in envs])
-    service = RoutingService(state, streams, clock=lambda: NOW)
+    store = InMemoryEventStore()
+    await prestore(store, tickets)
+    service = Routing(state, store, clock=lambda: NOW)
     flat = [env for _, envs in tickets for env in envs]
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(flat), 1000):
@@ -141,28 +158,42 @@ async def bench_service(tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) ->
     return rate, cpu
 
 
-class TimedHandlers(RoutingHandlers):
-    """Counts decided tickets and records produce-to-stored latency per PreflightPassed record."""
+class Stored:
+    """The awaitable `begin` returns, with the batch's records (for the latency once committed)."""
 
-    def __init__(self, dead_letters: DeadLetters, expected: int) -> None:
-        super().__init__(dead_letters)
+    def __init__(self, stored: Awaitable[None], records: Sequence[Record]) -> None:
+        self.stored = stored
+        self.records = records
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.stored.__await__()
+
+
+class TimedPipeline(OrderedPipeline):
+    """The service's events pipeline, counting decided tickets and recording produce-to-stored-and-
+    committed latency per PreflightPassed record."""
+
+    def __init__(self, service: OrderedPipeline, expected: int) -> None:
+        begin = service.begin
+        super().__init__(service.name, lambda records: Stored(begin(records), records), depth=service.depth,
+                         retry_after_s=service.retry_after_s)  # fmt: skip
         self.latency = histogram()
         self.decided = 0
         self.first: float | None = None
-        self.first_cpu = self.cpu = 0.0
+        self.first_cpu = self.cpu = self.last = 0.0
         self.done = asyncio.Event()
         self.expected = expected
 
-    async def events_pipelined(self, records: Sequence[Any], consumer: Any) -> None:
+    async def handle(self, records: Sequence[Record], consumer: Any) -> None:
         if self.first is None:
             self.first, self.first_cpu = time.perf_counter(), time.process_time()
-        await super().events_pipelined(records, consumer)
+        await super().handle(records, consumer)
 
-    async def _settle(self, stored: Any, records: Sequence[Any], consumer: Any, previous: Any, epoch: int) -> None:
-        await super()._settle(stored, records, consumer, previous, epoch)
+    async def _settle(self, batch: Any, stored: Any, consumer: Any) -> None:
+        await super()._settle(batch, stored, consumer)
         now_ms = time.time() * 1000  # stored and committed
-        for record in records:
-            if b'"PreflightPassed"' in record.value:
+        for record in stored.records:
+            if b'"PreflightPassed"' in (record.value or b""):
                 self.decided += 1
                 self.latency.record_value(max(1, int((now_ms - record.timestamp) * 1000)))
         if self.decided >= self.expected:
@@ -186,17 +217,6 @@ async def drop_scratch_database(name: str) -> None:
         await drop_database(server, name)
     finally:
         await server.close()
-
-
-async def prestore(store: EventStore, tickets: list[tuple[uuid.UUID, list[EventEnvelope]]]) -> None:
-    """What intake and preflight would have stored before routing sees the tickets (not timed)."""
-    for i in range(0, len(tickets), 1000):
-        await store.append_many(
-            [
-                AppendRequest(ticket_stream(t), 0, [NewEvent(env.event_id, env.event, NOW) for env in envs])
-                for t, envs in tickets[i : i + 1000]
-            ]
-        )
 
 
 def _produce_main(topic: str, pairs: list[tuple[bytes, bytes]], rate: float | None, took: Any) -> None:
@@ -243,8 +263,10 @@ async def bench_kafka(
     topics = [f"bench-routing-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("events", "agents", "commands")]
     await admin.create_topics([NewTopic(name, 12 if i == 0 else 1, 1) for i, name in enumerate(topics)])
     db_name, pool, leadership = None, None, None
+    producer = make_producer(BOOTSTRAP)  # the runtime's, for dead letters (none here)
+    await producer.start()
     try:
-        streams: TicketStreams = MemoryStreams()
+        streams: TicketStreams
         if use_pg:
             db_name, dsn = await fresh_database()
             conn = await asyncpg.connect(dsn)
@@ -253,22 +275,25 @@ async def bench_kafka(
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)  # as the service's
             store = EventStore(pool)
             await prestore(store, tickets)
-            leadership = Leadership(pool, "routing", dsn)  # as main.py: stores fenced by the leader's epoch
+            leadership = Leadership(pool, "routing", dsn)  # as leader.py: stores fenced by the leader's epoch
             assert await leadership.try_acquire()
             streams = FencedStore(store, leadership)
         else:
-            memory = MemoryStreams()
-            for t, envs in tickets:
-                memory.append_now(ticket_stream(t), 0, [NewEvent(env.event_id, env.event, NOW) for env in envs])
+            memory = InMemoryEventStore()
+            await prestore(memory, tickets)
             streams = memory
         state = RoutingState(desks())
         roster(state, capacity=len(tickets))
-        tune_gc()  # as main.py does after rebuilding the state
+        tune_gc()  # as a term of leadership does after rebuilding the state
         broker = KafkaBroker(BOOTSTRAP, logger=None)
-        handlers = TimedHandlers(DeadLetters(broker, "bench"), len(tickets))
-        subscribe(broker, handlers, group_id=f"bench-{uuid.uuid4()}", event_topics=topics[:2], commands_topic=topics[2])
-        handlers.service = RoutingService(state, streams)
-        handlers.ready.set()
+        # consumer.subscribe's subscriptions, with the events pipeline timed
+        app = Routing(state, streams)
+        dead_letters = DeadLetterWriter(producer, "bench")
+        timed = TimedPipeline(consumer.events_pipeline(app, dead_letters), len(tickets))
+        group, batch, timeout = f"bench-{uuid.uuid4()}", consumer.BATCH, consumer.BATCH_TIMEOUT_MS
+        ordered_pipeline(broker, topics[:2], group, timed, max_records=batch, batch_timeout_ms=timeout)
+        commands = consumer.commands_worker(app, dead_letters)
+        per_key_batches(broker, topics[2:], group, commands, max_records=batch, batch_timeout_ms=timeout)
         if rate is None:  # a backlog: everything produced first, then drained
             offered = await produce(topics[0], tickets, None)
             await broker.start()
@@ -276,14 +301,16 @@ async def bench_kafka(
             await broker.start()
             await asyncio.sleep(3)  # partitions assigned before the clock starts
             offered = await produce(topics[0], tickets, rate)
-        await asyncio.wait_for(handlers.done.wait(), 600)
-        assert handlers.first is not None
-        elapsed = handlers.last - handlers.first
+        await asyncio.wait_for(timed.done.wait(), 600)
+        assert timed.first is not None
+        elapsed = timed.last - timed.first
+        await timed.drain()
         await broker.stop()
         assigned = sum(1 for rec in state.tickets.values() if rec.state.assignee)
         assert assigned == len(tickets), (assigned, len(tickets))
-        return len(tickets) / elapsed, handlers.latency, handlers.cpu, offered
+        return len(tickets) / elapsed, timed.latency, timed.cpu, offered
     finally:
+        await producer.stop()
         await admin.delete_topics(topics)
         await admin.close()
         if leadership is not None:

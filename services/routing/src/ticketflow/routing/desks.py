@@ -15,10 +15,10 @@ from pathlib import Path
 from ticketflow.calendar import BusinessCalendar
 from ticketflow.deskconfig import DeskRegistry, load_desks
 from ticketflow.deskconfig.loader import tenant_keys
-from ticketflow.routing.config import Desks, QueueConfig, RoutingConfig, RuleConfig
+from ticketflow.routing.domain.config import Desks, QueueConfig, RoutingConfig, RuleConfig
 
 
-def from_registry(registry: DeskRegistry, fallback_queue: str | None = None) -> Desks:
+def from_registry(registry: DeskRegistry) -> Desks:
     queues: list[QueueConfig] = []
     rules: list[RuleConfig] = []
     desk_fallbacks: dict[str, str] = {}
@@ -69,7 +69,7 @@ def from_registry(registry: DeskRegistry, fallback_queue: str | None = None) -> 
     config = RoutingConfig(
         queues=tuple(queues),
         rules=tuple(rules),
-        fallback_queue=fallback_queue or next(iter(desk_fallbacks.values())),
+        fallback_queue=next(iter(desk_fallbacks.values())),  # every desk names its own
         desk_fallbacks=desk_fallbacks,
         contract_tiers=tenant_tiers,
         track_contract_tiers=track_tiers,
@@ -77,7 +77,7 @@ def from_registry(registry: DeskRegistry, fallback_queue: str | None = None) -> 
     return Desks(config, "desk configuration", calendars)
 
 
-def load(directory: Path | None = None, fallback_queue: str | None = None) -> Desks:
-    """Desks from $TICKETFLOW_DESK_CONFIG_DIR (or the packaged ones); a broken file raises
-    `DeskConfigError` naming file, line and problem before anything starts."""
-    return from_registry(load_desks(directory), fallback_queue)
+def load(directory: Path | None = None) -> Desks:
+    """Desks from `directory` (TICKETFLOW_DESK_CONFIG_DIR; default: the packaged ones); a broken file
+    raises `DeskConfigError` naming file, line and problem before anything starts."""
+    return from_registry(load_desks(directory))

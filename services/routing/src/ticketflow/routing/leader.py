@@ -1,4 +1,4 @@
-"""Two or more routing instances, one deciding: a leader lock with hot stand-bys.
+"""Two or more routing instances, one deciding: a leader lock with hot stand-bys, and terms of leadership.
 
 Round-robin turns and loads are global, so decisions must be serial: partitioning tickets between
 instances would break the strategies' promises (two instances would each think an agent has room).
@@ -8,37 +8,50 @@ So one instance leads and the others stand by:
   keeps) and is the only one that joins the Kafka consumer group and stores decisions;
 - a stand-by does not consume Kafka; it follows the event store's global log (`LogFollower`), so its
   state is warm, and polls the lock. When the leader dies its connection closes, the lock is free,
-  the stand-by takes it, reads the rest of the log up to the head, routes what was left undecided,
-  and only then starts its Kafka subscribers (records from the last committed offsets come again and
-  are skipped: their events are already in the state, their decisions already stored);
-- every flush stores inside a transaction that checks the leader's epoch (`FencedStore`): a leader
-  that lost the lock without knowing cannot store a decision after a new leader took over.
+  the stand-by takes it and a term begins: it reads the rest of the log up to the head, builds the
+  application service on that state, routes what was left undecided, and only then creates and starts
+  its Kafka subscribers (records from the last committed offsets come again and are skipped: their
+  events are already in the state, their decisions already stored). Nothing is consumed before the
+  state is complete, so there is no "not ready yet" handshake;
+- every flush stores inside a transaction that checks the leader's epoch (`adapters.fenced_store`): a
+  leader that lost the lock without knowing cannot store a decision after a new leader took over. A
+  leader whose store is fenced, or whose lock session is gone, ends its term (its subscribers commit
+  what is stored and leave the group) and stands by again.
+
+This module is routing's own (no other service elects a leader): the runtime's background tasks run
+`Leader.run` (the terms) and `Leader.clock` (reassignments, shifts beginning).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from ticketflow.contracts.envelope import EventEnvelope, NewEvent
-from ticketflow.eventstore import Checkpoint, EventStore
+from ticketflow.eventstore import Checkpoint, EventStore, Store
 from ticketflow.eventstore.leadership import Leadership, LeadershipLost
-from ticketflow.eventstore.store import AppendRequest, AppendResult
-from ticketflow.routing.config import Desks
-from ticketflow.routing.state import RoutingState, apply_envelope
+from ticketflow.messaging.outages import OUTAGES
+from ticketflow.messaging.subscriptions import sleep_or_stop
+from ticketflow.routing.adapters.fenced_store import FencedStore
+from ticketflow.routing.app import Routing
+from ticketflow.routing.consumer import Subscriptions
+from ticketflow.routing.domain.config import Desks
+from ticketflow.routing.domain.state import RoutingState, apply_envelope
+from ticketflow.routing.settings import RoutingSettings
+from ticketflow.runtime.gc_tuning import tune_gc as runtime_tune_gc
 
 log = logging.getLogger("ticketflow.routing")
+WAITS_FOR_NEXT_TICK: tuple[type[BaseException], ...] = (*OUTAGES, LeadershipLost)
 
 
 class LogFollower:
     """Routing state folded from the global log, read on from where it stopped."""
 
-    def __init__(self, store: EventStore, desks: Desks) -> None:
+    def __init__(self, store: Store, desks: Desks) -> None:
         self.store = store
         self.state = RoutingState(desks)
         self.checkpoint = Checkpoint()
-        self.applied = 0
 
     async def read_available(self, page: int = 5000) -> int:
         """Fold what the log shows now (a stand-by's step); returns how many events were read."""
@@ -51,7 +64,6 @@ class LogFollower:
                 self.checkpoint = batch[-1].checkpoint
             count += len(batch)
             if len(batch) < page:
-                self.applied += count
                 return count
 
     async def catch_up(self, page: int = 5000, patience: float = 60.0) -> None:
@@ -64,35 +76,6 @@ class LogFollower:
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"routing rebuild: the event log is still held back after {patience}s")
                 await asyncio.sleep(0.05)
-
-
-class FencedStore:
-    """The event store as routing writes to it while leading: each append checks, in its own
-    transaction, that this process still holds the leader's epoch."""
-
-    def __init__(
-        self, store: EventStore, leadership: Leadership, on_lost: Callable[[LeadershipLost], None] | None = None
-    ) -> None:
-        self.store = store
-        self.leadership = leadership
-        self.on_lost = on_lost
-
-    async def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
-        async with self.store.pool.acquire() as conn, conn.transaction():
-            try:
-                await self.leadership.fence(conn)
-            except LeadershipLost as lost:
-                if self.on_lost is not None:
-                    self.on_lost(lost)
-                raise
-            return await self.store.append_many(requests, conn=conn)
-
-    async def append(self, stream_id: str, expected_version: int, events: Sequence[NewEvent]) -> AppendResult:
-        [result] = await self.append_many([AppendRequest(stream_id, expected_version, events)])
-        return result
-
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[EventEnvelope]:
-        return await self.store.read_stream(stream_id, from_version)
 
 
 async def stand_by(leadership: Leadership, follower: LogFollower, stop: asyncio.Event, poll: float = 1.0) -> bool:
@@ -109,3 +92,111 @@ async def stand_by(leadership: Leadership, follower: LogFollower, stop: asyncio.
             continue
         return False
     return True
+
+
+def tune_gc() -> None:
+    """The rebuilt state is long-lived: keep full collections from rescanning it (freeze). Routing
+    allocates a few objects per record and keeps one record per open ticket; with the default
+    threshold (700) young collections ran every few records and cost 3-4x a record's decoding.
+    Cycles are rare here (the state is trees of dicts and structs), so collect less often
+    (TICKETFLOW_ROUTING_GC_THRESHOLDS; tests/load/routing/bench_routing.py, docs/benchmarks.md)."""
+    runtime_tune_gc("routing", freeze=True)
+
+
+async def first_of(*events: asyncio.Event, seconds: float | None = None) -> None:
+    """Return when any of the events is set (or after `seconds`)."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+@dataclass
+class Term:
+    """What exists while this instance leads: the application service and its subscriptions."""
+
+    app: Routing
+    subscriptions: Subscriptions
+
+
+class Leader:
+    def __init__(
+        self,
+        store: EventStore,
+        desks: Desks,
+        settings: RoutingSettings,
+        *,
+        elect: Callable[[], Leadership],
+        subscribe: Callable[[Routing], Subscriptions],
+    ) -> None:
+        self.store = store
+        self.desks = desks
+        self.settings = settings
+        self.elect = elect  # a fresh Leadership per term (its own lock session)
+        self.subscribe = subscribe
+        self.term: Term | None = None
+        self._lost = asyncio.Event()
+
+    def step_down(self, why: object) -> None:
+        """Leadership lost (another instance leads, or our lock's session is gone): end the term and go
+        back to standing by. Nothing is lost: what was not stored is decided again by the leader."""
+        if not self._lost.is_set():
+            log.critical("routing is no longer the leader (%s): stepping down to stand-by", why)
+        self._lost.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stand by until this instance leads, lead until it may not, and again (supervised by the
+        runtime: an error ends the term and the task starts over as a stand-by)."""
+        while not stop.is_set():
+            leadership = self.elect()
+            follower = LogFollower(self.store, self.desks)
+            self._lost.clear()
+            try:
+                if await stand_by(leadership, follower, stop, self.settings.leader_poll_seconds):
+                    await self._lead(leadership, follower, stop)
+            finally:
+                await self._end_term(leadership)
+
+    async def _lead(self, leadership: Leadership, follower: LogFollower, stop: asyncio.Event) -> None:
+        await follower.catch_up()
+        tune_gc()
+        state = follower.state
+        fenced = FencedStore(self.store, leadership, self.step_down)
+        app = Routing(state, fenced, store_parallel=self.settings.store_parallel)
+        await app.tick()  # route what was left undecided while nobody led
+        log.info(
+            "routing leads (epoch %s): %d tickets, %d agents; subscribing", leadership.epoch, len(state.tickets),
+            len(state.roster.agents),
+        )  # fmt: skip
+        self.term = Term(app, self.subscribe(app))
+        await self.term.subscriptions.start()
+        while not stop.is_set() and not self._lost.is_set():
+            await first_of(stop, self._lost, seconds=self.settings.leader_poll_seconds)
+            if not stop.is_set() and not await leadership.still_leading():
+                self.step_down(LeadershipLost("the lock's session is gone"))
+
+    async def _end_term(self, leadership: Leadership) -> None:
+        term, self.term = self.term, None
+        if term is not None:
+            await term.subscriptions.stop()
+        await leadership.release()
+
+    async def clock(self, stop: asyncio.Event) -> None:
+        """While leading: reassign unanswered assignments, route what is undecided, fill queues whose
+        agents' shifts began. A store outage or a lost lead waits for the next tick."""
+        while not stop.is_set():
+            await sleep_or_stop(stop, self.settings.tick_seconds)
+            term = self.term
+            if term is None or stop.is_set() or self._lost.is_set():
+                continue
+            try:
+                await term.app.tick()
+            except WAITS_FOR_NEXT_TICK as error:
+                log.warning("routing clock: tick not stored, again at the next one: %r", error)
+
+    async def readiness(self) -> str:
+        """Readiness: "ok" while standing by or consuming; what a subscription waits for during an outage."""
+        term = self.term
+        return "ok" if term is None else term.subscriptions.describe()

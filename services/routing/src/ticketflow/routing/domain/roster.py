@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from ticketflow.calendar import BusinessCalendar, CalendarError, CalendarSpec
 from ticketflow.contracts import roster_events as r
@@ -115,7 +114,3 @@ class Roster:
         agent = self.agents.get(agent_id)
         if agent is not None and ticket_id in agent.open_tickets:
             agent.load -= agent.open_tickets.pop(ticket_id)
-
-
-def epoch(t: datetime) -> int:
-    return int(t.timestamp())

@@ -15,8 +15,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
-from ticketflow.routing.config import FallbackLevel, QueueConfig
-from ticketflow.routing.roster import Agent
+from ticketflow.routing.domain.config import FallbackLevel, QueueConfig
+from ticketflow.routing.domain.roster import Agent
 
 
 class Pick(NamedTuple):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ticketflow.routing.config import QueueConfig
+from ticketflow.routing.domain.config import QueueConfig
 
 
 class BusinessClock(Protocol):

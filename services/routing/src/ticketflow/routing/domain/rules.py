@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from ticketflow.contracts.values import Priority
-from ticketflow.routing.config import Desks, QueueConfig, RuleConfig
+from ticketflow.routing.domain.config import Desks, QueueConfig, RuleConfig
 
 FALLBACK_RULE_ID = "fallback"
 ROUTE_CACHE_SIZE = 65_536  # distinct (desk, track, category, language, tier, priority) remembered

@@ -1,4 +1,5 @@
-"""Decisions made (and applied in memory) but not stored yet, in decision order.
+"""Storing routing's decisions: what was decided (and applied in memory) but not stored yet, in
+decision order, and how it is appended.
 
 A segment holds each ticket at most once, so it is one `append_many`; a ticket decided again after
 other tickets starts a new segment, so the log keeps the order decisions were made in.
@@ -8,8 +9,12 @@ queue gave a ticket, and a backlog's ties are broken by the order tickets were r
 segment may be stored as several transactions at once, as long as every queue's decisions are in one
 of them (in decision order): `chunks` splits a segment by queue (queues linked by a ticket whose
 decisions name both stay together) into at most `parallel` parts. Segments are still stored one
-after the other. Several transactions in flight let PostgreSQL use more than one backend (and its
-group commit), where one large transaction is serial."""
+after the other.
+
+What it buys: several transactions in flight let PostgreSQL use more than one backend (and its group
+commit), where one large transaction is serial (the kafka+pg rows of tests/load/routing/bench_routing.py,
+docs/benchmarks.md). `tests/routing/test_routing_parallel_store.py` commits the parts in a random order
+and checks a restart rebuilds the same state."""
 
 from __future__ import annotations
 
@@ -21,21 +26,16 @@ from typing import Protocol
 
 from ticketflow.contracts.envelope import EventEnvelope, NewEvent
 from ticketflow.contracts.ids import ticket_stream
-from ticketflow.eventstore.errors import ConcurrencyError, EventIdReused
-from ticketflow.eventstore.store import AppendRequest
+from ticketflow.eventstore import AppendRequest, AppendResult, ConcurrencyError, EventIdReused
 
 log = logging.getLogger("ticketflow.routing")
 # ticket -> (expected version, events, queues whose order they are part of)
 Segment = dict[uuid.UUID, tuple[int, list[NewEvent], frozenset[str]]]
 
 
-class AppendResult(Protocol):
-    @property
-    def already_stored(self) -> bool: ...
-
-
 class TicketStreams(Protocol):
-    """What routing needs of `ticketflow.eventstore.EventStore` (an in-memory one for tests)."""
+    """What routing needs of the event store: `EventStore`, `FencedStore` (the leader's writes) or,
+    in tests, `InMemoryEventStore`."""
 
     async def append_many(self, requests: Sequence[AppendRequest]) -> Sequence[AppendResult]: ...
 

@@ -20,11 +20,11 @@ from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.lifecycle import IllegalTransition, Status, TicketState, decide, fold
-from ticketflow.routing.config import QueueConfig
-from ticketflow.routing.reassignment import no_answer_reason
-from ticketflow.routing.rules import RouteDecision, TicketFacts, route
-from ticketflow.routing.state import BacklogKey, RoutingState, TicketRecord
-from ticketflow.routing.strategies import Pick, pick
+from ticketflow.routing.domain.config import QueueConfig
+from ticketflow.routing.domain.reassignment import no_answer_reason
+from ticketflow.routing.domain.rules import RouteDecision, TicketFacts, route
+from ticketflow.routing.domain.state import BacklogKey, RoutingState, TicketRecord
+from ticketflow.routing.domain.strategies import Pick, pick
 
 BACKLOG_LOOKAHEAD = 32  # waiting tickets tried per drain step before giving up on a queue
 MANUAL_RULE_ID = "manual"

@@ -20,9 +20,9 @@ from ticketflow.contracts.roster_events import AgentEvent
 from ticketflow.contracts.ticket_events import TicketEvent
 from ticketflow.lifecycle import Status, TicketState, evolve
 from ticketflow.lifecycle.state import TERMINAL, WITH_ASSIGNEE
-from ticketflow.routing.config import Desks
-from ticketflow.routing.reassignment import reply_deadline
-from ticketflow.routing.roster import Roster
+from ticketflow.routing.domain.config import Desks
+from ticketflow.routing.domain.reassignment import reply_deadline
+from ticketflow.routing.domain.roster import Roster
 
 AGENT_EVENT_TYPES: tuple[type[AgentEvent], ...] = get_args(AgentEvent)
 TICKET_EVENT_TYPES: tuple[type[TicketEvent], ...] = get_args(TicketEvent)

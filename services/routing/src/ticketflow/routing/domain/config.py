@@ -1,15 +1,13 @@
 """Routing configuration: queues, tiers, rules, calendars and the fallback queue.
 
 `ticketflow.deskconfig` is the source of desk configuration; until it carries these shapes, routing
-keeps its own small Structs here and `from_mapping` is the one-line adapter from decoded TOML.
+keeps its own small Structs here (`ticketflow.routing.desks` flattens the desk files into them).
 Validation that needs the whole picture (a rule naming an unknown queue) happens in `validate`.
 """
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -116,9 +114,6 @@ class Desks:
         tier = c.contract_tiers.get(tenant) or c.contract_tiers.get(tenant.lower())
         return tier or c.track_contract_tiers.get(f"{desk}/{track}") or c.default_contract_tier
 
-    def rule(self, rule_id: str) -> RuleConfig | None:
-        return self.rules_by_id.get(rule_id)
-
     def calendar_of(self, queue: QueueConfig) -> BusinessCalendar | None:
         return None if queue.calendar is None else self.calendars[queue.calendar]
 
@@ -153,22 +148,3 @@ def validate(config: RoutingConfig, source: str = "<routing config>", calendars:
             problems.append(f"calendar {name}: {error}")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
-
-
-def from_mapping(data: Mapping[str, Any], source: str = "<routing config>") -> Desks:
-    """The adapter from decoded TOML (or deskconfig's dict) to routing's Structs."""
-    try:
-        config = msgspec.convert(data, RoutingConfig)
-    except msgspec.ValidationError as error:
-        raise ConfigError(f"{source}: {error}") from error
-    return Desks(config, source)
-
-
-def load(path: Path) -> Desks:
-    """Refuse a broken file at start-up, naming the file, the line (TOML syntax) or the field path."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: {error}") from error
-    routing = data.get("routing", data)
-    return from_mapping(routing, str(path))

@@ -1,12 +1,18 @@
-"""The routing service layer: events and commands in, decisions appended to ticket streams.
+"""The application service: ticket and agent events, commands and the clock in, decisions appended to
+ticket streams. The one place that loads (a ticket's stream when routing lacks it), decides (the pure
+functions of `domain.decisions`) and appends.
+
+Routing keeps its whole state in memory (`RoutingState`, folded from the log by the leader before a
+term begins; see leader.py) because its decisions are serial and global (loads, round-robin turns), so
+it does not use `ticketflow.eventstore.commands.execute` (load one stream, decide, append) per trigger.
 
 Decisions are made and applied to the in-memory state at once (synchronously, so no other trigger
 can see a half-made decision), and their events are buffered per stream. `flush` stores the
 buffer segment by segment, each as a few `append_many` transactions at once, split by queue (see
-pending.py). If one fails on a concurrent append, its streams are appended one by one, and every
-ticket whose decision could not be stored is forgotten, refolded from its stream and decided again. The caller
-acknowledges its Kafka records only after `flush`, so a crash loses nothing (restart rebuilds the
-state from the store and decides what is still undecided).
+adapters/batched_store.py). If one fails on a concurrent append, its streams are appended one by one,
+and every ticket whose decision could not be stored is forgotten, refolded from its stream and decided
+again. The caller commits its Kafka offsets only after `flush`, so a crash loses nothing (a restart
+rebuilds the state from the store and decides what is still undecided).
 
 Our own events come back from Kafka later and are skipped by stream version. Event ids are derived
 from the trigger, so a redelivered trigger cannot store a decision twice.
@@ -19,7 +25,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -29,11 +34,11 @@ from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent
 from ticketflow.contracts.ids import ticket_stream
 from ticketflow.lifecycle import Status
-from ticketflow.routing import domain
-from ticketflow.routing.domain import Decision, Rejected
+from ticketflow.routing.adapters.batched_store import PendingDecisions, TicketStreams, store_segment
+from ticketflow.routing.domain import decisions
+from ticketflow.routing.domain.decisions import Decision, Rejected
+from ticketflow.routing.domain.state import AGENT_EVENT_TYPES, TICKET_EVENT_TYPES, RoutingState, StreamGap
 from ticketflow.routing.metrics import RoutingMetrics
-from ticketflow.routing.pending import PendingDecisions, TicketStreams, store_segment
-from ticketflow.routing.state import AGENT_EVENT_TYPES, TICKET_EVENT_TYPES, RoutingState, StreamGap
 
 log = logging.getLogger("ticketflow.routing")
 # Events after which a queue may have room for a waiting ticket.
@@ -46,15 +51,15 @@ FREES_CAPACITY = (
     e.DuplicateSuspected,
 )
 MAX_REPAIR_ROUNDS = 5
-# Transactions one flush may have in flight (a segment split by queue; see pending.py).
-STORE_PARALLEL = int(os.environ.get("TICKETFLOW_ROUTING_STORE_PARALLEL", "4"))
+# Transactions one flush may have in flight (a segment split by queue; see adapters/batched_store.py).
+STORE_PARALLEL = 4
 
 
 def epoch(t: datetime) -> int:
     return int(t.timestamp())
 
 
-class RoutingService:
+class Routing:
     def __init__(
         self,
         state: RoutingState,
@@ -76,9 +81,6 @@ class RoutingService:
 
     # --- triggers ---------------------------------------------------------------------------------
 
-    async def on_event(self, envelope: EventEnvelope) -> None:
-        await self.on_events([envelope])
-
     async def on_events(self, envelopes: Iterable[EventEnvelope]) -> None:
         """A batch of records from ticket.events / agent.events; stored when this returns."""
         self.decide_events(envelopes)
@@ -94,26 +96,28 @@ class RoutingService:
         finally:
             self._now = None
 
-    async def on_command(self, envelope: CommandEnvelope) -> str | None:
-        """Apply a manual override. Returns the rejection reason (for the dead-letter topic) or None."""
+    async def on_command(self, envelope: CommandEnvelope) -> None:
+        """Apply a manual override; stored when this returns. Raises `Rejected` (with the reason, for the
+        dead-letter topic) when routing refuses it."""
         ticket_id = envelope.command.ticket_id
         if ticket_id not in self.state.tickets and ticket_id not in self.state.ended:
             await self._reload(ticket_id)  # opened before we saw it, or never
         try:
-            decision = self._decide(lambda now: domain.decide_command(self.state, envelope, now), envelope.command_id)
-        except Rejected as rejected:
+            decision = self._decide(
+                lambda now: decisions.decide_command(self.state, envelope, now), envelope.command_id
+            )
+        except Rejected:
             self.metrics.rejected_commands.add(1)
-            return str(rejected)
+            raise
         if decision is not None:
             self._drain(self._queues_touched(ticket_id, None), envelope.command_id)
         await self.flush()
-        return None
 
     async def tick(self) -> int:
         """Reassign every unanswered assignment whose time is up, route what is still undecided, fill
         queues (shifts begin). Returns how many tickets were reassigned."""
         count = 0
-        while (decision := self._decide(lambda now: domain.decide_reassignment(self.state, now), None)) is not None:
+        while (decision := self._decide(lambda now: decisions.decide_reassignment(self.state, now), None)) is not None:
             count += 1
             self.metrics.reassigned.add(1)
             log.info("reassigned %s: %s", decision.ticket_id, decision.why)
@@ -125,7 +129,7 @@ class RoutingService:
     def route_undecided(self) -> None:
         """Tickets that passed preflight but have no routing decision (e.g. read at start-up)."""
         for ticket_id in [t for t, r in self.state.tickets.items() if r.state.status is Status.READY]:
-            self._decide(functools.partial(domain.decide_ready, self.state, ticket_id), None)
+            self._decide(functools.partial(decisions.decide_ready, self.state, ticket_id), None)
 
     # --- deciding -------------------------------------------------------------------------------
 
@@ -148,7 +152,7 @@ class RoutingService:
             self._gaps.add(ticket_id)  # events missing: flush reloads the stream, then decides
             return
         if isinstance(event, e.PreflightPassed):
-            self._decide(functools.partial(domain.decide_ready, self.state, ticket_id), envelope.event_id)
+            self._decide(functools.partial(decisions.decide_ready, self.state, ticket_id), envelope.event_id)
         elif isinstance(event, FREES_CAPACITY):
             self._drain(self._queues_touched(ticket_id, old_assignee), envelope.event_id)
 
@@ -161,7 +165,7 @@ class RoutingService:
 
     def _drain(self, queue_ids: Sequence[str], cause: uuid.UUID | None) -> None:
         for queue_id in queue_ids:
-            decide = functools.partial(domain.decide_backlog, self.state, queue_id)
+            decide = functools.partial(decisions.decide_backlog, self.state, queue_id)
             while self._decide(decide, cause) is not None:
                 pass
 
@@ -257,7 +261,7 @@ class RoutingService:
     def _after_reload(self, ticket_id: uuid.UUID) -> None:
         record = self.state.tickets.get(ticket_id)
         if record is not None and record.state.status is Status.READY:
-            self._decide(functools.partial(domain.decide_ready, self.state, ticket_id), None)
+            self._decide(functools.partial(decisions.decide_ready, self.state, ticket_id), None)
         self._drain(self._queues_touched(ticket_id, None), None)
 
     def _count(self, decision: Decision) -> None:
