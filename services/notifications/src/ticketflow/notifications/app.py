@@ -56,22 +56,24 @@ class Handled:
 class BatchOutcomes:
     """The outcomes of one subscription's current batch, written together once its deliveries settle:
     `add` each record's `Handled`, then `record` (the batch's `after_batch`). What a failed `record`
-    held stays for the next try; a batch given back uncommitted is handled again, and its outcomes have
-    the same event ids."""
+    held stays for the next try; a batch given back uncommitted is handled again and gives the same
+    outcomes, which are kept once each (so a long outage does not pile them up)."""
 
     def __init__(self, deliverer: Deliverer, recorder: OutcomeRecorder) -> None:
         self.deliverer = deliverer
         self.recorder = recorder
-        self.results: list[Result] = []
+        self.results: dict[tuple[str, OutcomeStatus, int], Result] = {}
 
     def add(self, handled: Handled) -> Handled:
-        self.results.extend(handled.results)
+        for result in handled.results:
+            _, notification, outcome = result
+            self.results[(notification.key, outcome.status, outcome.attempts)] = result
         return handled
 
     async def record(self) -> None:
         await self.deliverer.settle()  # the deliveries' ledger records first, then the outcome events
         if self.results:
-            await self.recorder.record(self.results)
+            await self.recorder.record(list(self.results.values()))
             self.results.clear()
 
 
