@@ -15,7 +15,7 @@ from support.eventstore import migrated_pool
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ticketflow.eventstore.migrate import Migration, apply_all
-from ticketflow.notifications.ledger import migration_sql
+from ticketflow.notifications.adapters.ledger import migration_sql
 
 from .platform_stack import Stack, running_stack
 

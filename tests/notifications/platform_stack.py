@@ -18,7 +18,7 @@ from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
 from fakes.webhook import FakeWebhookReceiver
 
-from ticketflow.notifications.channels import (
+from ticketflow.notifications.adapters.channels import (
     Bitrix24Channel,
     Bitrix24Portal,
     ChannelClient,
@@ -29,11 +29,11 @@ from ticketflow.notifications.channels import (
     WebhookChannel,
     WebhookEndpoint,
 )
-from ticketflow.notifications.delivery import Deliverer
-from ticketflow.notifications.ledger import PgLedger
-from ticketflow.notifications.model import Channel, Notification
-from ticketflow.notifications.rendering import TemplateCatalog
-from ticketflow.notifications.resilience import CircuitBreaker, RetryPolicy
+from ticketflow.notifications.adapters.delivery import Deliverer
+from ticketflow.notifications.adapters.ledger import PgLedger
+from ticketflow.notifications.adapters.rendering import TemplateCatalog
+from ticketflow.notifications.adapters.resilience import CircuitBreaker, RetryPolicy
+from ticketflow.notifications.domain.model import Channel, Notification
 
 BOT_ID = uuid.UUID("0b2b4a5e-52a4-4f0a-9f3c-7d1f1c0b9e11")
 BOT_SECRET = "express-bot-secret-0123456789abcdef0123"

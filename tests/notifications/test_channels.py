@@ -12,7 +12,7 @@ from fakes.smtp import FakeSmtp
 from fakes.webhook import FakeWebhookReceiver
 from pybotx import BotXAuthVersion
 
-from ticketflow.notifications.channels import (
+from ticketflow.notifications.adapters.channels import (
     Bitrix24Channel,
     Bitrix24Portal,
     EmailChannel,
@@ -24,7 +24,7 @@ from ticketflow.notifications.channels import (
     WebhookChannel,
     WebhookEndpoint,
 )
-from ticketflow.notifications.model import OutgoingMessage
+from ticketflow.notifications.domain.model import OutgoingMessage
 
 BOT_ID = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee")
 SECRET = "bot-secret-0123456789abcdef0123456789abcdef"

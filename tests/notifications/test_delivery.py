@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from fakes.asgi import Fault
 
-from ticketflow.notifications.delivery import Deliverer
-from ticketflow.notifications.ledger import PgLedger
-from ticketflow.notifications.model import Channel, Notification, OutcomeStatus
-from ticketflow.notifications.policy import Address, Kind, Person, Role, Schedule, Window, plan
-from ticketflow.notifications.resilience import CircuitBreaker, RetryPolicy
+from ticketflow.notifications.adapters.delivery import Deliverer
+from ticketflow.notifications.adapters.ledger import PgLedger
+from ticketflow.notifications.adapters.resilience import CircuitBreaker, RetryPolicy
+from ticketflow.notifications.domain.model import Channel, Notification, OutcomeStatus
+from ticketflow.notifications.domain.policy import Address, Kind, Person, Role, Schedule, Window, plan
 
 from .platform_stack import ADDRESSES, Stack, note
 

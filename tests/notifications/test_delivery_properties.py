@@ -11,8 +11,8 @@ from fakes.asgi import Faults
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ticketflow.notifications.ledger import PgLedger
-from ticketflow.notifications.model import Channel, OutcomeStatus
+from ticketflow.notifications.adapters.ledger import PgLedger
+from ticketflow.notifications.domain.model import Channel, OutcomeStatus
 
 from .platform_stack import Stack, note
 

@@ -23,19 +23,12 @@ from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.ids import sla_stream, ticket_number, ticket_stream
 from ticketflow.contracts.values import ChatRef, CheckEvidence, Requester
 from ticketflow.deskconfig import load_desks
-from ticketflow.notifications.directory import Directory, parse_config
-from ticketflow.notifications.domain import (
-    DeskView,
-    Planned,
-    Related,
-    TicketContext,
-    context_of,
-    plan_event,
-    title_of,
-)
-from ticketflow.notifications.formatting import describe_hours, format_duration, format_overdue, format_time
-from ticketflow.notifications.model import Channel, idempotency_key
-from ticketflow.notifications.rendering import TemplateCatalog
+from ticketflow.notifications.adapters.directory import Directory, parse_config
+from ticketflow.notifications.adapters.rendering import TemplateCatalog
+from ticketflow.notifications.domain.context import TicketContext, context_of, title_of
+from ticketflow.notifications.domain.formatting import describe_hours, format_duration, format_overdue, format_time
+from ticketflow.notifications.domain.messages import DeskView, Planned, Related, plan_event
+from ticketflow.notifications.domain.model import Channel, idempotency_key
 
 EXPRESS_BOT = "8dada2c8-67a6-4434-9dec-570d244e78ee"
 PORTAL = "a1b2c3d4e5f60718293a4b5c6d7e8f90"

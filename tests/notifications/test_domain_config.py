@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ticketflow.notifications.channels import Bitrix24Channel, EmailChannel, ExpressChannel, WebhookChannel
-from ticketflow.notifications.directory import (
+from ticketflow.notifications.adapters.channels import Bitrix24Channel, EmailChannel, ExpressChannel, WebhookChannel
+from ticketflow.notifications.adapters.directory import (
     ConfigError,
     Directory,
     build_channels,
@@ -18,8 +18,8 @@ from ticketflow.notifications.directory import (
     load_config,
     parse_config,
 )
-from ticketflow.notifications.model import Channel
-from ticketflow.notifications.policy import Role
+from ticketflow.notifications.domain.model import Channel
+from ticketflow.notifications.domain.policy import Role
 
 RELAY = '[[smtp_relays]]\nname = "main"\nhostname = "127.0.0.1"\nsender = "s@example.test"\n'
 

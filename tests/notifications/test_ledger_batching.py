@@ -10,9 +10,9 @@ import asyncio
 
 import pytest
 
-from ticketflow.notifications.batching import Coalescer
-from ticketflow.notifications.ledger import PgLedger
-from ticketflow.notifications.model import Channel, OutcomeStatus
+from ticketflow.notifications.adapters.batching import Coalescer
+from ticketflow.notifications.adapters.ledger import PgLedger
+from ticketflow.notifications.domain.model import Channel, OutcomeStatus
 
 from .platform_stack import Stack, note
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticketflow.notifications.model import Channel, idempotency_key
-from ticketflow.notifications.policy import Address, Kind, OnDuty, Person, Role, Schedule, Window, decide, plan
+from ticketflow.notifications.domain.model import Channel, idempotency_key
+from ticketflow.notifications.domain.policy import Address, Kind, OnDuty, Person, Role, Schedule, Window, decide, plan
 
 MSK = "Europe/Moscow"
 WEEKDAYS = frozenset(range(5))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticketflow.notifications.rendering import RenderError, TemplateCatalog, locale_chain
+from ticketflow.notifications.adapters.rendering import RenderError, TemplateCatalog, locale_chain
 
 CHECKS = [
     {"title": "SSL", "remediation": "install a valid certificate"},

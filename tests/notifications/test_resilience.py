@@ -7,13 +7,13 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticketflow.notifications.channels.base import (
+from ticketflow.notifications.adapters.channels.base import (
     PermanentFailure,
     TemporaryFailure,
     failure_for_status,
     parse_retry_after,
 )
-from ticketflow.notifications.resilience import BreakerState, CircuitBreaker, RetryPolicy, TokenBucket
+from ticketflow.notifications.adapters.resilience import BreakerState, CircuitBreaker, RetryPolicy, TokenBucket
 
 
 def state(breaker: CircuitBreaker) -> BreakerState:

@@ -2,7 +2,8 @@
 
 Ticket events are appended to the store and read back as the relay would publish them; the service
 plans, delivers through the real channel clients and records NotificationDelivered/Failed in the
-ticket's notification stream. Redelivered events send nothing new; bad input is a dead letter.
+ticket's notification stream. Redelivered events send nothing new; bad input is a dead letter, an outage
+is waited out (the batch comes again), never a dead letter.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaProducer
 from fakes.bitrix24 import FakeBitrix24
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
 from fakes.webhook import FakeWebhookReceiver
+from support.records import FakeRecord, RecordingProducer
 
 from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts import sla_events as sla
@@ -35,15 +38,19 @@ from ticketflow.contracts.ids import new_event_id, notification_stream, sla_stre
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
-from ticketflow.notifications.channels import ChannelClient
-from ticketflow.notifications.directory import Directory, build_channels, parse_config
-from ticketflow.notifications.handlers import NotificationHandlers
-from ticketflow.notifications.main import make_service
-from ticketflow.notifications.model import Channel, Notification
-from ticketflow.notifications.rendering import TemplateCatalog
-from ticketflow.notifications.resilience import RetryPolicy
-from ticketflow.notifications.service import Handled, NotificationService
-from ticketflow.runtime.kafka import DeadLetters
+from ticketflow.messaging.dead_letters import DeadLetterWriter
+from ticketflow.messaging.outages import Backoff
+from ticketflow.messaging.per_key import BatchNotProcessed, PerKeyBatches
+from ticketflow.notifications.adapters.channels import ChannelClient
+from ticketflow.notifications.adapters.directory import Directory, build_channels, parse_config
+from ticketflow.notifications.adapters.rendering import TemplateCatalog
+from ticketflow.notifications.adapters.resilience import RetryPolicy
+from ticketflow.notifications.app import Handled, Notifications
+from ticketflow.notifications.consumer import ticket_events
+from ticketflow.notifications.domain.model import Channel, Notification
+from ticketflow.notifications.main import make_app
+
+from .letters import dead_letters_sent
 
 pytestmark = pytest.mark.pg
 
@@ -128,12 +135,12 @@ async def running_platforms() -> AsyncIterator[Platforms]:
 @asynccontextmanager
 async def running_service(
     pool: asyncpg.Pool, platforms: Platforms, catalog: TemplateCatalog | None = None
-) -> AsyncIterator[NotificationService]:
+) -> AsyncIterator[Notifications]:
     config = parse_config(platforms.config_toml())
     channels: list[ChannelClient] = build_channels(config, SECRETS)
     retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=1)
     try:
-        yield make_service(pool, load_desks(), Directory.from_config(config), channels, catalog, retry=retry)
+        yield make_app(pool, load_desks(), Directory.from_config(config), channels, catalog, retry=retry)
     finally:
         await asyncio.gather(*(c.aclose() for c in channels))
 
@@ -164,7 +171,7 @@ def taken(ticket_id: uuid.UUID) -> t.PreflightPassed:
     return t.PreflightPassed(ticket_id, "installation")
 
 
-async def registered(service: NotificationService, ticket_id: uuid.UUID, *opened_args: Any) -> Handled:
+async def registered(service: Notifications, ticket_id: uuid.UUID, *opened_args: Any) -> Handled:
     """Open a ticket and pass its preflight, each event handled; what the PreflightPassed led to."""
     opening, passed = await append(service.store, opened(ticket_id, *opened_args), taken(ticket_id))
     assert (await service.handle(opening)).skipped == "no message for this event"
@@ -289,17 +296,8 @@ async def test_garbage_answer_is_a_dead_letter_and_the_redrive_cli_sends_it_once
 # -- the Kafka handler's side: bad input and outages never escape -----------------------------------
 
 
-class RecordedDeadLetters(DeadLetters):
-    def __init__(self) -> None:
-        self.letters: list[tuple[bytes, str, dict[str, str]]] = []
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> bool:
-        self.letters.append((value, reason, context))
-        return True  # written, as DeadLetters.send reports
-
-
-class FlakyService:
-    """Fails with a database outage `failures` times, then handles."""
+class FlakyApp:
+    """Fails with a database outage `failures` times, then handles; records no outcomes."""
 
     def __init__(self, failures: int, error: BaseException | None = None) -> None:
         self.failures, self.calls = failures, 0
@@ -311,39 +309,57 @@ class FlakyService:
             raise self.error
         return Handled(sent=1)
 
+    def batch_outcomes(self) -> Any:
+        return SimpleNamespace(add=lambda handled: handled, record=_nothing)
 
-def handlers_with(service: Any, letters: RecordedDeadLetters) -> NotificationHandlers:
-    return NotificationHandlers(letters, service, retry_attempts=3, retry_base_delay=0.001)
+
+async def _nothing() -> None:
+    return None
 
 
-async def record_of(pool: asyncpg.Pool) -> bytes:
+def events_worker(app: Any, producer: RecordingProducer, attempts: int = 3) -> PerKeyBatches[EventEnvelope]:
+    """The `ticket.events` consumer as the service builds it, around `app`, with short pauses."""
+    worker = ticket_events(
+        cast(Notifications, app), DeadLetterWriter(cast(AIOKafkaProducer, producer), "notifications")
+    )
+    worker.attempts, worker.backoff = attempts, Backoff(first_s=0.001, cap_s=0.01)
+    return worker
+
+
+async def record_of(pool: asyncpg.Pool) -> FakeRecord:
     ticket_id = uuid.uuid4()
     [envelope] = await append(EventStore(pool), opened(ticket_id))
-    return envelope_encoder.encode(envelope)
+    return FakeRecord("ticket.events", 0, 0, str(ticket_id).encode(), envelope_encoder.encode(envelope))
 
 
 @pytest.mark.parametrize(
-    ("service", "dead", "calls"),
+    ("app", "outage_lasts", "dead", "calls"),
     [
-        (FlakyService(2), [], 3),  # an outage shorter than the retries: handled, not dead-lettered
-        (FlakyService(99), ["retries exhausted"], 3),  # a long outage: dead letter with the cause
-        (FlakyService(99, RuntimeError("bug")), ["unexpected"], 1),  # a bug: dead letter, consumer lives
+        (FlakyApp(2), False, [], 3),  # an outage shorter than the retries: handled, not dead-lettered
+        (FlakyApp(99), True, [], 3),  # a long outage: the batch is given back (uncommitted), never dead-lettered
+        (FlakyApp(99, RuntimeError("bug")), False, ["unexpected error"], 1),  # a bug: dead letter, consumer lives
     ],
 )
-async def test_outages_are_retried_then_dead_lettered_and_nothing_escapes(
-    pool: asyncpg.Pool, service: FlakyService, dead: Sequence[str], calls: int
+async def test_outages_are_waited_out_bugs_are_dead_letters_and_nothing_escapes(
+    pool: asyncpg.Pool, app: FlakyApp, outage_lasts: bool, dead: Sequence[str], calls: int
 ) -> None:
-    letters = RecordedDeadLetters()
-    await handlers_with(service, letters).on_record("ticket.events", b"k", await record_of(pool))
-    assert [reason.split(":")[0] for _, reason, _ in letters.letters] == list(dead)
-    assert service.calls == calls
+    producer = RecordingProducer()
+    worker = events_worker(app, producer)
+    if outage_lasts:
+        with pytest.raises(BatchNotProcessed):
+            await worker.process([await record_of(pool)])
+    else:
+        await worker.process([await record_of(pool)])
+    assert [letter.reason for letter in dead_letters_sent(producer)] == list(dead)
+    assert app.calls == calls
 
 
 async def test_a_record_that_is_not_an_envelope_is_dead_lettered_with_the_cause() -> None:
-    letters = RecordedDeadLetters()
-    await handlers_with(FlakyService(0), letters).on_record("ticket.events", b"k", b'{"event": "nope"}')
-    [(value, reason, _)] = letters.letters
-    assert value == b'{"event": "nope"}' and reason.startswith("undecodable envelope")
+    producer = RecordingProducer()
+    await events_worker(FlakyApp(0), producer).process([FakeRecord("ticket.events", 0, 3, b"k", b'{"event": "nope"}')])
+    [letter] = dead_letters_sent(producer)
+    assert (letter.value, letter.reason, letter.original_offset) == (b'{"event": "nope"}', "undecodable", 3)
+    assert letter.detail and letter.consumer == "notifications"
 
 
 async def test_dead_letters_of_a_destination_that_was_down_are_redriven_automatically_once_up(
@@ -382,11 +398,12 @@ async def test_a_batch_with_the_same_record_twice_sends_once_and_records_each_ou
         a = await append(service.store, opened(first), taken(first), t.TicketResolved(first, "done", "anna"))
         b = await append(service.store, opened(second), taken(second))
         records = [
-            SimpleNamespace(topic="ticket.events", key=e.stream_id.encode(), value=envelope_encoder.encode(e))
-            for e in (*a, *b, a[1], *a)
+            FakeRecord("ticket.events", 0, offset, e.stream_id.encode(), envelope_encoder.encode(e))
+            for offset, e in enumerate((*a, *b, a[1], *a))
         ]
-        handlers = NotificationHandlers(RecordedDeadLetters(), service)
-        await handlers.on_batch(records)
+        producer = RecordingProducer()
+        worker = ticket_events(service, DeadLetterWriter(cast(AIOKafkaProducer, producer), "notifications"))
+        await worker.process(records)
         # Lanes do not wait for the ledger's "delivered" writes; the batch settles them before it returns.
         keys = [r["idempotency_key"] for r in await pool.fetch(
             "SELECT idempotency_key FROM notification_deliveries WHERE event_id = ANY($1::text[])",
@@ -395,7 +412,8 @@ async def test_a_batch_with_the_same_record_twice_sends_once_and_records_each_ou
             "SELECT status FROM notification_deliveries WHERE idempotency_key = ANY($1::text[])", keys
         )
         assert len(keys) == 3 and {r["status"] for r in statuses} == {"delivered"}
-        await handlers.on_batch(records)  # the whole batch again (not acknowledged before a crash)
+        await worker.process(records)  # the whole batch again (not acknowledged before a crash)
+        assert producer.sent == []
     assert len(platforms.bitrix.received) == 3
     assert [type(e) for e in await outcomes(service.store, first)] == [ne.NotificationDelivered] * 2
     assert [type(e) for e in await outcomes(service.store, second)] == [ne.NotificationDelivered]

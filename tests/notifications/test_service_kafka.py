@@ -1,7 +1,8 @@
 """End to end through the real broker: events appended to the store, relayed from the outbox to Kafka,
-consumed by the notifications subscriber in-process (batch, AckPolicy.ACK), delivered to the local
-BotX and Bitrix24 servers exactly once per notification, and NotificationDelivered found in the store.
-A record that is not an envelope lands on `<topic>.dlq` with its cause."""
+consumed in-process by the `ticket.events` consumer as the service builds it (`consumer.ticket_events`,
+per-key batches, manual commits), delivered to the local BotX and Bitrix24 servers exactly once per
+notification, and NotificationDelivered found in the store. A record that is not an envelope lands on
+`<topic>.dlq` with its cause."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from support.infra import KafkaTopicFactory
-from support.kafka import dead_letters
 from support.polling import eventually
 
 from ticketflow.contracts import notification_events as ne
@@ -22,11 +22,13 @@ from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import envelope_encoder
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import EventStore
+from ticketflow.messaging.dead_letters import DeadLetterWriter
+from ticketflow.messaging.per_key import per_key_batches
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
-from ticketflow.notifications.handlers import NotificationHandlers, subscribe
-from ticketflow.runtime.kafka import DeadLetters
+from ticketflow.notifications.consumer import ticket_events
 
+from .letters import dead_letters_on
 from .test_service import append, opened, outcomes, running_platforms, running_service, taken
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
@@ -45,8 +47,8 @@ async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_rec
     relaying = asyncio.create_task(OutboxRelay(store, producer, topic_names={TICKET_EVENTS: topic}).run(stop))
     async with running_platforms() as platforms, running_service(pool, platforms) as service:
         broker = KafkaBroker(kafka_bootstrap)
-        handlers = NotificationHandlers(DeadLetters(broker, "notifications"), service)
-        subscribe(broker, handlers, topic=topic, group_id=f"notifications-{uuid.uuid4()}")
+        worker = ticket_events(service, DeadLetterWriter(producer, "notifications"))
+        per_key_batches(broker, [topic], f"notifications-{uuid.uuid4()}", worker, max_records=500, batch_timeout_ms=10)
         await broker.start()
         try:
             box, express = uuid.uuid4(), uuid.uuid4()
@@ -71,11 +73,10 @@ async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_rec
             for envelope in box_events:
                 await broker.publish(envelope_encoder.encode(envelope), topic=topic, key=str(box).encode())
             # 6 ticket events, the 4 NotificationDelivered relayed back, the 3 published again.
-            await eventually(lambda: handlers.handled >= 13, "the redelivered events handled")
+            await eventually(lambda: worker.handled >= 13, "the redelivered events handled")
 
-            [(value, headers)] = await dead_letters(kafka_bootstrap, dead_letter_topic)
-            assert value == b"not an envelope"
-            assert headers["x-dead-letter-reason"].startswith("undecodable envelope")
+            [letter] = await dead_letters_on(kafka_bootstrap, dead_letter_topic)
+            assert (letter.value, letter.reason, letter.original_topic) == (b"not an envelope", "undecodable", topic)
         finally:
             stop.set()
             await broker.stop()

@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/, for the 
 from fakes.webhook import FakeWebhookReceiver
 
 from ticketflow.eventstore.connection import dsn_from_env
-from ticketflow.notifications.channels import WebhookChannel, WebhookEndpoint
-from ticketflow.notifications.delivery import Deliverer
-from ticketflow.notifications.ledger import PgLedger, migration_sql
-from ticketflow.notifications.model import Channel, Notification, OutcomeStatus, OutgoingMessage
-from ticketflow.notifications.rendering import TemplateCatalog
+from ticketflow.notifications.adapters.channels import WebhookChannel, WebhookEndpoint
+from ticketflow.notifications.adapters.delivery import Deliverer
+from ticketflow.notifications.adapters.ledger import PgLedger, migration_sql
+from ticketflow.notifications.adapters.rendering import TemplateCatalog
+from ticketflow.notifications.domain.model import Channel, Notification, OutcomeStatus, OutgoingMessage
 
 DSN = dsn_from_env()
 VARIABLES = {"ticket_number": "B24-1", "agent_name": "Anna", "message": "Please clear the cache."}

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import envelope_decoder
-from ticketflow.notifications.channels.http import HttpClient
+from ticketflow.notifications.adapters.channels.http import HttpClient
 
 KAFKA = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 TOKEN, BOT_ID = "bench-token", 7

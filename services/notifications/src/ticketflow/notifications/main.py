@@ -1,161 +1,57 @@
-"""Wiring: desk configuration, channel accounts and staff, the ledger, the broker.
+"""Composition: the desks, the channel accounts and staff (a TOML file of this service's own), the pool,
+the delivery engine, the application, the two subscriptions and the recovery loop.
 
-Run: `python -m ticketflow.notifications` (port TICKETFLOW_NOTIFICATIONS_PORT, default 8005).
-Environment (besides TICKETFLOW_KAFKA_BOOTSTRAP / TICKETFLOW_PG_DSN):
-- TICKETFLOW_NOTIFICATIONS_CONFIG: channel accounts and staff (default: the packaged local.toml);
-- TICKETFLOW_DESK_CONFIG_DIR: desk files (default: the packaged desks);
-- TICKETFLOW_NOTIFICATIONS_PARALLEL (64): tickets handled at once; TICKETFLOW_NOTIFICATIONS_POOL (24):
-  PostgreSQL connections; TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS (60): how often stale claims are
-  finished (`Deliverer.recover_stale`); TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS (300, 0 = off):
-  dead letters of temporary causes (destination down) older than this are redriven automatically;
-  TICKETFLOW_NOTIFICATIONS_GC_THRESHOLDS (50000,20,100; "700,10,10" restores CPython's): `runtime.gc_tuning`;
-- TICKETFLOW_NOTIFICATIONS_TOPIC / _GROUP: the topic and consumer group (ticket.events / notifications);
-- TICKETFLOW_NOTIFICATIONS_REPLIES_TOPIC / _REPLIES_GROUP: the bot's replies outside the lifecycle
-  (chat.replies / notifications.replies).
-A broken configuration file stops the process with the problem (exit 2).
-"""
+Run: `python -m ticketflow.notifications` (TICKETFLOW_NOTIFICATIONS_PORT, default 8005; every variable:
+`settings.py`). The desks and the configuration file are read by `build`, so a broken one stops the
+process with the problem before anything starts (exit 2)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
-import sys
+import gc
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-from ticketflow.contracts.topics import CHAT_REPLIES, TICKET_EVENTS
-from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
+from ticketflow.deskconfig import DeskRegistry, load_desks
 from ticketflow.eventstore import EventStore
-from ticketflow.notifications.channels import ChannelClient
-from ticketflow.notifications.delivery import Deliverer
-from ticketflow.notifications.directory import ConfigError, Directory, build_channels, load_config
-from ticketflow.notifications.handlers import (
-    GROUP_ID,
-    REPLIES_GROUP_ID,
-    NotificationHandlers,
-    ReplyHandlers,
-    subscribe,
-    subscribe_replies,
-)
-from ticketflow.notifications.ledger import PgLedger
-from ticketflow.notifications.rendering import TemplateCatalog
-from ticketflow.notifications.service import NotificationService
-from ticketflow.runtime.gc_tuning import tune_gc
-from ticketflow.runtime.kafka import DeadLetters
-from ticketflow.runtime.service import Service, new_service, run
-
-log = logging.getLogger("ticketflow.notifications")
+from ticketflow.notifications.adapters.channels import ChannelClient
+from ticketflow.notifications.adapters.delivery import Deliverer
+from ticketflow.notifications.adapters.directory import Directory, build_channels, load_config
+from ticketflow.notifications.adapters.ledger import PgLedger
+from ticketflow.notifications.adapters.pool import make_pool
+from ticketflow.notifications.adapters.rendering import TemplateCatalog
+from ticketflow.notifications.app import Notifications
+from ticketflow.notifications.consumer import subscribe
+from ticketflow.notifications.settings import NotificationsSettings
+from ticketflow.runtime.service import Runtime, Service
 
 
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
-def make_service(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory, channels: Sequence[ChannelClient],
-                 catalog: TemplateCatalog | None = None, **deliverer_options: Any) -> NotificationService:  # fmt: skip
+def make_app(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory, channels: Sequence[ChannelClient],
+             catalog: TemplateCatalog | None = None, **deliverer_options: Any) -> Notifications:  # fmt: skip
     catalog = catalog or TemplateCatalog.from_directory()
     deliverer = Deliverer(ledger=PgLedger(pool), catalog=catalog, channels=channels, **deliverer_options)
-    return NotificationService(EventStore(pool), deliverer, desks, directory)
+    return Notifications(EventStore(pool), deliverer, desks, directory)
 
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Released connections skip asyncpg's default reset query (a round trip per statement): this
-    service sets no session state, takes no advisory locks and never LISTENs; an open transaction
-    is still rolled back by the pool before this is called."""
+def build(settings: NotificationsSettings) -> Service:
+    desks = load_desks(settings.desk_directory)
+    config = load_config(settings.config_file)
 
-
-async def make_pool(dsn: str, size: int) -> asyncpg.Pool:
-    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=2, max_size=size, reset=_keep_session)
-    return pool
-
-
-async def recover_periodically(
-    service: NotificationService, stop: asyncio.Event, every: float, auto_redrive_after: float
-) -> None:
-    """Finish claims whose worker went away; redrive dead letters of temporary causes (0: never)."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        if stop.is_set():
-            return
-        try:
-            outcomes = await service.deliverer.recover_stale()
-            if outcomes:
-                await service.record_by_keys(outcomes)
-                log.info("notifications: recovered %d stale deliveries", len(outcomes))
-            if auto_redrive_after > 0 and (redriven := await service.redrive_temporary(older_than=auto_redrive_after)):
-                log.info("notifications: redrove %d dead letters of temporary causes", redriven)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("notifications: recovery round failed, next in %.0fs: %r", every, exc)
-
-
-def build(desks: DeskRegistry | None = None) -> Service:
-    desks = desks or load_desks()
-    config = load_config()
-    directory = Directory.from_config(config)
-    service = new_service("notifications")
-    dead_letters = DeadLetters(service.broker, "notifications")
-    parallel = _int("TICKETFLOW_NOTIFICATIONS_PARALLEL", 64)
-    handlers = NotificationHandlers(dead_letters, parallel=parallel)
-    replies = ReplyHandlers(dead_letters, parallel=parallel)
-    subscribe(
-        service.broker,
-        handlers,
-        topic=os.environ.get("TICKETFLOW_NOTIFICATIONS_TOPIC", TICKET_EVENTS),
-        group_id=os.environ.get("TICKETFLOW_NOTIFICATIONS_GROUP", GROUP_ID),
-    )
-    subscribe_replies(
-        service.broker,
-        replies,
-        topic=os.environ.get("TICKETFLOW_NOTIFICATIONS_REPLIES_TOPIC", CHAT_REPLIES),
-        group_id=os.environ.get("TICKETFLOW_NOTIFICATIONS_REPLIES_GROUP", REPLIES_GROUP_ID),
-    )
-    state: dict[str, NotificationService] = {}
-    channels: list[ChannelClient] = []
-
-    async def start() -> None:
+    async def start(rt: Runtime) -> None:
         desks.warm_calendars()
-        pool = await make_pool(service.settings.pg_dsn, _int("TICKETFLOW_NOTIFICATIONS_POOL", 24))
-        channels.extend(build_channels(config))
-        state["service"] = make_service(pool, desks, directory, channels)
-        handlers.attach(state["service"])
-        replies.attach(state["service"])
+        pool = await make_pool(settings.pg_dsn, settings.pool)
+        rt.on_close(pool.close)  # closing hooks run last-registered first: the channels, then the pool
+        channels = build_channels(config)
+        for channel in channels:
+            rt.on_close(channel.aclose)
+        app = make_app(pool, desks, Directory.from_config(config), channels)
+        subscribe(rt, app, settings)
+        rt.background("recovery", lambda stop: app.keep_recovering(
+            stop, every=settings.recover_seconds, auto_redrive_after=settings.auto_redrive_seconds))  # fmt: skip
+        # The batch consumers' collector thresholds, and the start-up heap (desks, calendars, templates)
+        # out of the collector's reach: CPython's cost ~30 % of this process's CPU (runtime.gc_tuning).
+        gc.freeze()
+        gc.set_threshold(*settings.gc_thresholds)
 
-    async def recover(stop: asyncio.Event) -> None:
-        await handlers.attached.wait()  # background tasks start after on_start; this is a guard
-        notifications = state["service"]
-        try:
-            every = float(os.environ.get("TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS", 60))
-            auto_redrive = float(os.environ.get("TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS", 300))
-            await recover_periodically(notifications, stop, every, auto_redrive)
-        finally:
-            if stop.is_set():  # shutting down: close the channels' connections and our pool
-                for channel in channels:
-                    with contextlib.suppress(Exception):
-                        await channel.aclose()
-                await notifications.store.pool.close()
-
-    service.on_start.append(start)
-    service.background.append(recover)
-    return service
-
-
-def main() -> None:
-    try:
-        service = build()
-    except (DeskConfigError, ConfigError, OSError, ValueError) as error:
-        print(f"notifications: refusing to start: {error}", file=sys.stderr)
-        sys.exit(2)
-    # CPython's collector thresholds cost ~30 % of this process's CPU at 2,000 messages/s (every Kafka
-    # record, context and request allocates; full collections rescanned the start-up heap): the batch
-    # consumers' thresholds, and the heap built so far (modules, templates, desks) frozen out of reach.
-    tune_gc("notifications", freeze=True)
-    run(service)
-
-
-if __name__ == "__main__":
-    main()
+    return Service("notifications", settings, start)

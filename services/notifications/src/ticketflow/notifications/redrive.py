@@ -4,9 +4,10 @@
     python -m ticketflow.notifications.redrive --key K [--key K2]  # these deliveries
     python -m ticketflow.notifications.redrive --all [--limit N]   # the oldest N dead letters
 
-Uses the same configuration as the service (TICKETFLOW_NOTIFICATIONS_CONFIG, TICKETFLOW_PG_DSN, the
-channel secrets). Each dead letter is re-claimed atomically, so running it twice, or next to the
-service, never sends one twice; a delivered key is never touched. Exit status 1 if any failed again.
+Uses the same settings as the service (`NotificationsSettings`: TICKETFLOW_NOTIFICATIONS_CONFIG,
+TICKETFLOW_DESK_CONFIG_DIR, TICKETFLOW_PG_DSN) and the channel secrets its configuration file names.
+Each dead letter is re-claimed atomically, so running it twice, or next to the service, never sends one
+twice; a delivered key is never touched. Exit status 1 if any failed again, 2 for a bad setting or file.
 """
 
 from __future__ import annotations
@@ -14,40 +15,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import asyncpg
 
-from ticketflow.deskconfig import load_desks
-from ticketflow.notifications.directory import ConfigError, Directory, build_channels, load_config
-from ticketflow.notifications.main import make_service
-from ticketflow.notifications.model import OutcomeStatus
-from ticketflow.runtime.settings import Settings
+from ticketflow.deskconfig import DeskConfigError, load_desks
+from ticketflow.notifications.adapters.directory import ConfigError, Directory, build_channels, load_config
+from ticketflow.notifications.adapters.ledger import PgLedger
+from ticketflow.notifications.domain.model import OutcomeStatus
+from ticketflow.notifications.main import make_app
+from ticketflow.notifications.settings import NotificationsSettings
+from ticketflow.runtime.settings import SettingsError, load_settings
 
 
-async def list_dead(pool: asyncpg.Pool, limit: int) -> list[list[str]]:
-    rows = await pool.fetch(
-        "SELECT idempotency_key, channel, recipient, template, attempts, last_error, updated_at"
-        " FROM notification_deliveries WHERE status = 'dead' ORDER BY updated_at LIMIT $1",
-        limit,
-    )
+def table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return [[r["idempotency_key"], r["channel"], r["recipient"], r["template"], str(r["attempts"]),
              f"{r['updated_at']:%Y-%m-%d %H:%M:%S}", (r["last_error"] or "")[:80]] for r in rows]  # fmt: skip
 
 
-async def run(keys: Sequence[str] | None, limit: int, listing: bool) -> int:
-    config = load_config()
-    pool = await asyncpg.create_pool(Settings.from_env("notifications").pg_dsn, min_size=1, max_size=8)
+async def run(settings: NotificationsSettings, keys: Sequence[str] | None, limit: int, listing: bool) -> int:
+    config = load_config(settings.config_file)
+    pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=8)
     channels = build_channels(config)
     try:
         if listing:
-            rows = await list_dead(pool, limit)
+            rows = table(await PgLedger(pool).dead(limit))
             for row in [["key", "channel", "recipient", "template", "tries", "since", "reason"], *rows]:
                 print("  ".join(row))
             return 0
-        service = make_service(pool, load_desks(), Directory.from_config(config), channels)
-        outcomes = await service.deliverer.redrive(keys, limit=limit)
-        recorded = await service.record_by_keys(outcomes)
+        app = make_app(pool, load_desks(settings.desk_directory), Directory.from_config(config), channels)
+        outcomes = await app.deliverer.redrive(keys, limit=limit)
+        recorded = await app.record_by_keys(outcomes)
         for o in outcomes:
             print(f"{o.key}  {o.status.value}  {o.reason or ''}")
         failed = sum(o.status is OutcomeStatus.DEAD_LETTER for o in outcomes)
@@ -70,8 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=100)
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(run(None if args.all or args.list else args.key, args.limit, args.list))
-    except ConfigError as error:
+        settings = load_settings(NotificationsSettings)
+        return asyncio.run(run(settings, None if args.all or args.list else args.key, args.limit, args.list))
+    except (SettingsError, ConfigError, DeskConfigError) as error:
         print(f"redrive: {error}", file=sys.stderr)
         return 2
 

@@ -20,23 +20,23 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from ticketflow.notifications.channels.base import (
+from ticketflow.notifications.adapters.channels.base import (
     ChannelClient,
     DeliveryFailure,
     PermanentFailure,
     TemporaryFailure,
     snippet,
 )
-from ticketflow.notifications.ledger import UNENCODABLE, ClaimStatus, PgLedger, encode_variables
-from ticketflow.notifications.model import (
+from ticketflow.notifications.adapters.ledger import UNENCODABLE, ClaimStatus, PgLedger, encode_variables
+from ticketflow.notifications.adapters.rendering import RenderError, TemplateCatalog
+from ticketflow.notifications.adapters.resilience import BreakerState, CircuitBreaker, RetryPolicy, Sleep
+from ticketflow.notifications.domain.model import (
     Channel,
     DeliveryOutcome,
     Notification,
     OutcomeStatus,
     OutgoingMessage,
 )
-from ticketflow.notifications.rendering import RenderError, TemplateCatalog
-from ticketflow.notifications.resilience import BreakerState, CircuitBreaker, RetryPolicy, Sleep
 
 # Channels whose receiver can drop a duplicate by our key (webhook Idempotency-Key header, e-mail
 # Message-ID): after a crash between send and record they are sent again. Chat channels are not:
@@ -160,6 +160,12 @@ class Deliverer:
 
         claimed = await self._ledger.claim_dead(keys, limit)
         return list(await asyncio.gather(*(one(n) for n in claimed)))
+
+    async def redrive_temporary(self, *, older_than: float, limit: int = 500) -> list[DeliveryOutcome]:
+        """Redrive the dead letters of temporary causes once they are `older_than` seconds old
+        (`PgLedger.temporary_dead_letters`); permanent causes wait for a person."""
+        keys = await self._ledger.temporary_dead_letters(older_than, limit)
+        return await self.redrive(keys, limit=limit) if keys else []
 
     async def recover_stale(self, *, limit: int = 100, concurrency: int = 8) -> list[DeliveryOutcome]:
         """Finish deliveries whose worker stopped (run periodically; safe on many workers at once).

@@ -26,14 +26,14 @@ from pybotx.client.exceptions.common import ChatNotFoundError, InvalidBotAccount
 from pybotx.client.exceptions.http import InvalidBotXResponsePayloadError, InvalidBotXStatusCodeError
 from pybotx.client.exceptions.notifications import BotIsNotChatMemberError
 
-from ticketflow.notifications.channels.base import (
+from ticketflow.notifications.adapters.channels.base import (
     DeliveryFailure,
     PermanentFailure,
     TemporaryFailure,
     failure_for_status,
     snippet,
 )
-from ticketflow.notifications.model import Channel, OutgoingMessage
+from ticketflow.notifications.domain.model import Channel, OutgoingMessage
 
 MAX_BODY = 4096  # pybotx refuses longer bodies (MAX_NOTIFICATION_BODY_LENGTH)
 
@@ -107,7 +107,8 @@ class ExpressChannel:
         return str(sync_id)
 
     async def _forget_callback(self, sync_id: uuid.UUID) -> None:
-        manager = getattr(self.bot, "_callbacks_manager", None)  # pybotx has no public call for this
+        # pybotx has no public call for this (pinned ~=0.77.1 in pyproject.toml because of it)
+        manager = getattr(self.bot, "_callbacks_manager", None)
         if manager is None:
             return
         with contextlib.suppress(Exception):

@@ -4,8 +4,9 @@ Every statement is a single atomic UPDATE/INSERT guarded by `claimed_by`, so two
 both own a key: a worker whose lease was taken over finds its next write matching no row and stops.
 
 The three writes of every delivery (claim, fence before the send, record delivered) are coalesced
-across concurrent deliveries (`batching.Coalescer`): one multi-row statement per batch, with the
-same per-row conditions, so the guarantees are those of the single-row statements. A batch that
+across concurrent deliveries (`batching.Coalescer`, benchmark-driven: see there): one multi-row
+statement per batch, with the same per-row conditions, so the guarantees are those of the single-row
+statements. A batch that
 PostgreSQL refuses for one row's data (say a NUL character) is retried row by row, so only that
 delivery fails.
 """
@@ -25,8 +26,8 @@ from typing import Any
 
 import asyncpg
 
-from ticketflow.notifications.batching import Coalescer
-from ticketflow.notifications.model import Channel, Notification
+from ticketflow.notifications.adapters.batching import Coalescer
+from ticketflow.notifications.domain.model import Channel, Notification
 
 
 def migration_sql() -> list[tuple[str, str]]:
@@ -278,6 +279,31 @@ class PgLedger:
             self.claimant, self.lease_seconds, list(keys) if keys is not None else None, limit,
         )  # fmt: skip
         return [_notification(r) for r in rows]
+
+    async def dead(self, limit: int) -> list[asyncpg.Record]:
+        """The oldest `limit` dead letters with their causes (the redrive CLI's `--list`)."""
+        rows: list[asyncpg.Record] = await self._pool.fetch(
+            "SELECT idempotency_key, channel, recipient, template, attempts, last_error, updated_at"
+            " FROM notification_deliveries WHERE status = 'dead' ORDER BY updated_at LIMIT $1",
+            limit,
+        )
+        return rows
+
+    async def temporary_dead_letters(self, older_than: float, limit: int) -> list[str]:
+        """Keys of dead letters whose cause was temporary (the destination down or slow: tries used up,
+        backlog full, a Retry-After or an open circuit longer than a delivery is held) and that are
+        `older_than` seconds old, oldest first. Permanent causes (credentials, addresses, templates,
+        garbage answers) are not among them: they wait for a person."""
+        rows = await self._pool.fetch(
+            "SELECT idempotency_key FROM notification_deliveries WHERE status = 'dead'"
+            " AND updated_at < now() - make_interval(secs => $1)"
+            " AND (last_error LIKE 'gave up after %' OR last_error LIKE 'destination backlog full%'"
+            "      OR last_error LIKE '%more than we hold a delivery')"
+            " ORDER BY updated_at LIMIT $2",
+            older_than,
+            limit,
+        )
+        return [r["idempotency_key"] for r in rows]
 
     async def stale(self, limit: int = 100) -> list[Notification]:
         """Claims whose worker went away (lease expired): for `Deliverer.recover_stale`."""

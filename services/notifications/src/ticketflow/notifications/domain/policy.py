@@ -19,7 +19,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from ticketflow.notifications.model import Channel, Notification
+from ticketflow.notifications.domain.model import Channel, Notification
 
 
 class Role(enum.StrEnum):

@@ -1,9 +1,10 @@
-"""NotificationDelivered / NotificationFailed in `notification-<ticket>`, so dashboards show delivery state.
+"""NotificationDelivered / NotificationFailed appended to `notification-<ticket>`, so dashboards show
+delivery state (which outcome becomes which event: `domain.outcomes`).
 
-Event ids derive from the idempotency key (and, for failures, the attempt count), so recording the
-same outcome again (a redelivered event finds its delivery DUPLICATE) writes nothing new. A Kafka
-batch's outcomes are written together: one query for what is stored, one for the stream heads, one
-append for every stream.
+Benchmark-driven (fc0f1fb; `tests/load/notifications/bench_e2e.py`, docs/benchmarks.md "Notifications"):
+a Kafka batch's outcomes are written together, one query for what is stored, one for the stream heads,
+one `append_many` for every stream, instead of a load-decide-append per outcome. Event ids are
+deterministic, so writing a batch's outcomes again (a redelivered batch) appends nothing new.
 """
 
 from __future__ import annotations
@@ -13,31 +14,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts.envelope import NewEvent
-from ticketflow.contracts.ids import deterministic_event_id, notification_stream
+from ticketflow.contracts.ids import notification_stream
 from ticketflow.eventstore import AppendRequest, ConcurrencyError, EventIdReused, EventStore
-from ticketflow.notifications.model import Channel, DeliveryOutcome, Notification, OutcomeStatus
+from ticketflow.notifications.domain.model import Channel, DeliveryOutcome, Notification, OutcomeStatus
+from ticketflow.notifications.domain.outcomes import Result, outcome_event
 
 log = logging.getLogger("ticketflow.notifications")
 MAX_CONFLICTS = 5
-Result = tuple[uuid.UUID, Notification, DeliveryOutcome]  # (ticket id, what, how it went)
-
-
-def outcome_event(ticket_id: uuid.UUID, n: Notification, outcome: DeliveryOutcome, at: datetime) -> NewEvent | None:
-    attempts = max(outcome.attempts, 1)
-    event: ne.NotificationEvent
-    if outcome.status in (OutcomeStatus.DELIVERED, OutcomeStatus.DUPLICATE):
-        event_id = deterministic_event_id("notification", n.key, "delivered")
-        event = ne.NotificationDelivered(ticket_id, n.key, n.channel.value, n.recipient, n.template, at, attempts)
-    elif outcome.status is OutcomeStatus.DEAD_LETTER:
-        event_id = deterministic_event_id("notification", n.key, "failed", outcome.attempts)
-        reason = outcome.reason or "unknown"
-        event = ne.NotificationFailed(ticket_id, n.key, n.channel.value, n.recipient, n.template, reason, True, at,
-                                      attempts)  # fmt: skip
-    else:
-        return None  # in flight elsewhere: that worker (or recover_stale) records it
-    return NewEvent(event_id, event, at)
 
 
 class OutcomeRecorder:

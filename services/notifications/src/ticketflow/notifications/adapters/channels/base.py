@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from ticketflow.notifications.model import Channel, OutgoingMessage
+from ticketflow.notifications.domain.model import Channel, OutgoingMessage
 
 
 class DeliveryFailure(Exception):

@@ -13,13 +13,13 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from ticketflow.notifications.channels.base import (
+from ticketflow.notifications.adapters.channels.base import (
     DeliveryFailure,
     PermanentFailure,
     TemporaryFailure,
     snippet,
 )
-from ticketflow.notifications.model import Channel, OutgoingMessage
+from ticketflow.notifications.domain.model import Channel, OutgoingMessage
 
 
 @dataclass(frozen=True, slots=True)

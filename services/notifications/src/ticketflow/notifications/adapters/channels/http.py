@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ticketflow.notifications.channels.base import TemporaryFailure
+from ticketflow.notifications.adapters.channels.base import TemporaryFailure
 
 
 @dataclass(frozen=True, slots=True)

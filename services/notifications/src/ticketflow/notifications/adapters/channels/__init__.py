@@ -1,15 +1,15 @@
 """Channel clients: each speaks one platform's real protocol and raises Temporary/PermanentFailure."""
 
-from ticketflow.notifications.channels.base import (
+from ticketflow.notifications.adapters.channels.base import (
     ChannelClient,
     DeliveryFailure,
     PermanentFailure,
     TemporaryFailure,
 )
-from ticketflow.notifications.channels.bitrix24 import Bitrix24Channel, Bitrix24Portal
-from ticketflow.notifications.channels.express import ExpressBot, ExpressChannel
-from ticketflow.notifications.channels.smtp import EmailChannel, SmtpRelay
-from ticketflow.notifications.channels.webhook import WebhookChannel, WebhookEndpoint
+from ticketflow.notifications.adapters.channels.bitrix24 import Bitrix24Channel, Bitrix24Portal
+from ticketflow.notifications.adapters.channels.express import ExpressBot, ExpressChannel
+from ticketflow.notifications.adapters.channels.smtp import EmailChannel, SmtpRelay
+from ticketflow.notifications.adapters.channels.webhook import WebhookChannel, WebhookEndpoint
 
 __all__ = [
     "Bitrix24Channel",

@@ -4,8 +4,8 @@ Desk configuration (ticketflow.deskconfig) names tenants but not how to reach th
 `cts_url`, a portal's REST address, the SMTP relay, webhook endpoints) nor who the agents, leads
 and on-call people are and when they work. Until deskconfig absorbs that, it lives here.
 
-The file is `TICKETFLOW_NOTIFICATIONS_CONFIG`; without it the packaged `local.toml` (everything on
-127.0.0.1, for local runs) is used. Secrets are never in the file: it names environment variables,
+The file is `TICKETFLOW_NOTIFICATIONS_CONFIG` (`settings.config`); without it the packaged `local.toml`
+(everything on 127.0.0.1, for local runs) is used. Secrets are never in the file: it names environment variables,
 and an account whose secret is not set is disabled and logged (its deliveries become dead letters
 "not configured", which a redrive sends once the secret is there).
 """
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from ticketflow.notifications.channels import (
+from ticketflow.notifications.adapters.channels import (
     Bitrix24Channel,
     Bitrix24Portal,
     ChannelClient,
@@ -36,11 +36,10 @@ from ticketflow.notifications.channels import (
     WebhookChannel,
     WebhookEndpoint,
 )
-from ticketflow.notifications.model import Channel
-from ticketflow.notifications.policy import Address, Person, Role, Schedule, Window
+from ticketflow.notifications.domain.model import Channel
+from ticketflow.notifications.domain.policy import Address, Person, Role, Schedule, Window
 
 log = logging.getLogger("ticketflow.notifications")
-CONFIG_ENV = "TICKETFLOW_NOTIFICATIONS_CONFIG"
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -132,7 +131,8 @@ def default_config_path() -> Path:
 
 
 def load_config(path: Path | None = None) -> NotificationsConfig:
-    path = path or Path(os.environ.get(CONFIG_ENV) or default_config_path())
+    """The file at `path`, else the packaged `config/local.toml`; `ConfigError` says what is wrong where."""
+    path = path or default_config_path()
     try:
         raw = path.read_bytes()
     except OSError as exc:

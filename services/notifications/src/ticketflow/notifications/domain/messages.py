@@ -1,7 +1,8 @@
 """Which events need a message, to whom, with which template and variables. Pure: no I/O.
 
-The ticket's context (chat, requester, desk, title, queue, assignee) is folded from the ticket's own
-events (`evolve`); the service loads the stream from the store (see docs/notifications.md, "Service").
+`plan_event(envelope, ctx, desk, staff, related) -> Planned`: the event, the ticket's context as folded
+so far (`context.TicketContext`), and what the application service looked up (the desk, the staff
+directory, facts from other streams); `plan_reply(reply)` for the bot's replies outside the lifecycle.
 Variables are formatted here, in each recipient's language and time zone, because the templates
 take them as text. Policy (shifts, on-call nights, mutes, channel preference) is `policy.plan`.
 """
@@ -9,8 +10,8 @@ take them as text. Policy (shifts, on-call nights, mutes, channel preference) is
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,56 +21,18 @@ from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.ids import ticket_number
 from ticketflow.contracts.values import ChatRef, Requester
-from ticketflow.notifications.formatting import describe_hours, format_duration, format_overdue, format_time, language
-from ticketflow.notifications.model import Channel, Notification, idempotency_key
-from ticketflow.notifications.policy import Address, Decision, Kind, Person, Role, plan
+from ticketflow.notifications.domain.context import TicketContext
+from ticketflow.notifications.domain.formatting import (
+    describe_hours,
+    format_duration,
+    format_overdue,
+    format_time,
+    language,
+)
+from ticketflow.notifications.domain.model import Channel, Notification, idempotency_key
+from ticketflow.notifications.domain.policy import Address, Decision, Kind, Person, Role, plan
 
 PLATFORM_CHANNEL = {"express": Channel.EXPRESS, "bitrix24": Channel.BITRIX24, "generic": Channel.WEBHOOK}
-
-
-@dataclass(frozen=True, slots=True)
-class TicketContext:
-    ticket_id: uuid.UUID
-    version: int = 0  # the last ticket-stream version folded in
-    opened_event_id: uuid.UUID | None = None  # the TicketOpened's id: keys the one "registered" message
-    desk_id: str = ""
-    track_id: str = ""
-    chat: ChatRef | None = None
-    requester: Requester | None = None
-    title: str = ""
-    priority: str = "normal"
-    queue_id: str | None = None
-    assignee: str | None = None
-
-
-def evolve(ctx: TicketContext, envelope: EventEnvelope) -> TicketContext:
-    event, version = envelope.event, max(ctx.version, envelope.stream_version)
-    if isinstance(event, t.TicketOpened):
-        return replace(ctx, version=version, opened_event_id=envelope.event_id, desk_id=event.desk_id,
-                       track_id=event.track_id, chat=event.chat, requester=event.requester, title=title_of(event.text),
-                       priority=event.priority)  # fmt: skip
-    if isinstance(event, t.TicketRouted):
-        return replace(ctx, version=version, queue_id=event.queue_id, priority=event.priority)
-    if isinstance(event, t.TicketAssigned):
-        return replace(ctx, version=version, assignee=event.agent_id)
-    if isinstance(event, t.TicketUnassigned) and ctx.assignee == event.agent_id:
-        return replace(ctx, version=version, assignee=None)
-    if isinstance(event, t.PriorityChanged):
-        return replace(ctx, version=version, priority=event.to_priority)
-    return replace(ctx, version=version)
-
-
-def context_of(ticket_id: uuid.UUID, envelopes: Iterable[EventEnvelope], up_to: int | None = None) -> TicketContext:
-    ctx = TicketContext(ticket_id)
-    for envelope in envelopes:
-        if up_to is None or envelope.stream_version <= up_to:
-            ctx = evolve(ctx, envelope)
-    return ctx
-
-
-def title_of(text: str, limit: int = 80) -> str:
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 # -- what the domain needs to know about desks and staff --------------------------------------------

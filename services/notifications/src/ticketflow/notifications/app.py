@@ -1,19 +1,29 @@
-"""One ticket event in, its notifications delivered, their outcomes in the store.
+"""The application service: one ticket event (or bot reply) in, its notifications delivered, their
+outcomes appended to the ticket's notification stream.
 
-`handle(envelope)` is idempotent: deliveries are claimed per idempotency key in the ledger (a
-redelivered event sends nothing new) and outcome events have ids derived from the key, so appending
-them again is a no-op. It raises only when PostgreSQL fails (the handler retries, then dead-letters).
+`Notifications.handle(envelope)` loads what the messages need (the ticket's context from a bounded cache
+or the ticket stream, facts of other streams), decides with the pure domain (`domain.messages.plan_event`),
+delivers through the engine (`adapters.delivery.Deliverer`) and appends the outcome events. It is
+idempotent: deliveries are claimed per idempotency key in the ledger (a redelivered event sends nothing
+new) and outcome events have ids derived from the key, so appending them again is a no-op. It raises
+only when PostgreSQL fails; the consumer waits the outage out and the batch comes again.
+
+With `record=False` the outcomes are left to the caller: the Kafka consumer collects a batch's in
+`BatchOutcomes` and writes them once, after the batch's deliveries settle in the ledger (`after_batch`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import asyncpg
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
@@ -22,21 +32,13 @@ from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.ids import sla_stream, ticket_stream
 from ticketflow.deskconfig import DeskRegistry
 from ticketflow.eventstore import EventStore
-from ticketflow.notifications.delivery import Deliverer
-from ticketflow.notifications.directory import Directory
-from ticketflow.notifications.domain import (
-    DeskView,
-    Related,
-    TicketContext,
-    context_of,
-    evolve,
-    needs_message,
-    plan_event,
-    plan_reply,
-    title_of,
-)
-from ticketflow.notifications.model import DeliveryOutcome, OutcomeStatus
-from ticketflow.notifications.outcomes import OutcomeRecorder, Result
+from ticketflow.notifications.adapters.delivery import Deliverer
+from ticketflow.notifications.adapters.directory import Directory
+from ticketflow.notifications.adapters.outcome_events import OutcomeRecorder
+from ticketflow.notifications.domain.context import TicketContext, context_of, evolve, title_of
+from ticketflow.notifications.domain.messages import DeskView, Related, needs_message, plan_event, plan_reply
+from ticketflow.notifications.domain.model import DeliveryOutcome, OutcomeStatus
+from ticketflow.notifications.domain.outcomes import Result
 
 log = logging.getLogger("ticketflow.notifications")
 DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -51,7 +53,34 @@ class Handled:
     failures: tuple[tuple[str, str], ...] = ()  # (idempotency key, reason) of deliveries that are dead letters
 
 
-class NotificationService:
+class BatchOutcomes:
+    """The outcomes of one subscription's current batch, written together once its deliveries settle:
+    `add` each record's `Handled`, then `record` (the batch's `after_batch`). What a failed `record`
+    held stays for the next try; a batch given back uncommitted is handled again and gives the same
+    outcomes, which are kept once each (so a long outage does not pile them up)."""
+
+    def __init__(self, deliverer: Deliverer, recorder: OutcomeRecorder) -> None:
+        self.deliverer = deliverer
+        self.recorder = recorder
+        self.results: dict[tuple[str, OutcomeStatus, int], Result] = {}
+
+    def add(self, handled: Handled) -> Handled:
+        for result in handled.results:
+            _, notification, outcome = result
+            self.results[(notification.key, outcome.status, outcome.attempts)] = result
+        return handled
+
+    async def record(self) -> None:
+        await self.deliverer.settle()  # the deliveries' ledger records first, then the outcome events
+        if self.results:
+            await self.recorder.record(list(self.results.values()))
+            self.results.clear()
+
+
+class Notifications:
+    """The notifications service's application: `handle` (ticket events), `reply` (the bot's replies),
+    `keep_recovering` (stale claims and temporary dead letters), `redrive_temporary`."""
+
     def __init__(
         self,
         store: EventStore,
@@ -90,7 +119,9 @@ class NotificationService:
         if record:
             await self.recorder.record(results)
         dead = sum(o.status is OutcomeStatus.DEAD_LETTER for o in outcomes)
-        return Handled(sent=sum(o.sent_now for o in outcomes), dead=dead, results=() if record else results)
+        handled = Handled(sent=sum(o.sent_now for o in outcomes), dead=dead, results=() if record else results)
+        log.debug("notifications: %s %s -> %s", type(event).__name__, envelope.stream_id, handled)
+        return handled
 
     async def reply(self, reply: ChatReply, *, record: bool = True) -> Handled:
         """A bot reply from `chat.replies`: one delivery to its chat through the same ledger (a
@@ -175,30 +206,38 @@ class NotificationService:
             return Related(deadline=started[-1] if started else None)
         return Related()
 
+    def batch_outcomes(self) -> BatchOutcomes:
+        return BatchOutcomes(self.deliverer, self.recorder)
+
     async def record_by_keys(self, outcomes: Sequence[DeliveryOutcome]) -> int:
         return await self.recorder.record_by_keys(outcomes)
 
     async def redrive_temporary(self, *, older_than: float, limit: int = 500) -> int:
         """Redrive dead letters whose cause was temporary (destination down or slow: tries used up,
-        backlog full, Retry-After too long) once they are `older_than` seconds old; permanent causes
-        (credentials, addresses, templates, garbage answers) wait for a person. Returns how many."""
-        keys = [
-            r["idempotency_key"]
-            for r in await self.store.pool.fetch(
-                "SELECT idempotency_key FROM notification_deliveries WHERE status = 'dead'"
-                " AND updated_at < now() - make_interval(secs => $1)"
-                " AND (last_error LIKE 'gave up after %' OR last_error LIKE 'destination backlog full%'"
-                "      OR last_error LIKE '%more than we hold a delivery')"
-                " ORDER BY updated_at LIMIT $2",
-                older_than,
-                limit,
-            )
-        ]
-        if not keys:
-            return 0
-        outcomes = await self.deliverer.redrive(keys, limit=limit)
+        backlog full, Retry-After too long) once they are `older_than` seconds old, and record their
+        outcomes; permanent causes (credentials, addresses, templates, garbage answers) wait for a
+        person. Returns how many."""
+        outcomes = await self.deliverer.redrive_temporary(older_than=older_than, limit=limit)
         await self.recorder.record_by_keys(outcomes)
         return len(outcomes)
+
+    async def keep_recovering(self, stop: asyncio.Event, *, every: float, auto_redrive_after: float) -> None:
+        """Every `every` seconds until stopped: finish claims whose worker went away (`recover_stale`),
+        and redrive dead letters of temporary causes older than `auto_redrive_after` seconds (0: never)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+            if stop.is_set():
+                return
+            try:
+                outcomes = await self.deliverer.recover_stale()
+                if outcomes:
+                    await self.record_by_keys(outcomes)
+                    log.info("notifications: recovered %d stale deliveries", len(outcomes))
+                if auto_redrive_after > 0 and (redriven := await self.redrive_temporary(older_than=auto_redrive_after)):
+                    log.info("notifications: redrove %d dead letters of temporary causes", redriven)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("notifications: recovery round failed, next in %.0fs: %r", every, exc)
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:

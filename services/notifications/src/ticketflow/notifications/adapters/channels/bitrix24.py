@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from ticketflow.notifications.channels.base import (
+from ticketflow.notifications.adapters.channels.base import (
     DeliveryFailure,
     PermanentFailure,
     TemporaryFailure,
@@ -23,9 +23,9 @@ from ticketflow.notifications.channels.base import (
     parse_retry_after,
     snippet,
 )
-from ticketflow.notifications.channels.http import HttpAnswer, HttpClient
-from ticketflow.notifications.model import Channel, OutgoingMessage
-from ticketflow.notifications.resilience import TokenBucket
+from ticketflow.notifications.adapters.channels.http import HttpAnswer, HttpClient
+from ticketflow.notifications.adapters.resilience import TokenBucket
+from ticketflow.notifications.domain.model import Channel, OutgoingMessage
 
 RETRYABLE_ERRORS = frozenset({"QUERY_LIMIT_EXCEEDED", "INTERNAL_SERVER_ERROR", "OPERATION_TIME_LIMIT"})
 

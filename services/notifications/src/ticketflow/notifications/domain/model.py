@@ -1,7 +1,7 @@
 """What the delivery engine is asked to send, and what it answers.
 
-Pure data: no I/O. The lead's handlers build `Notification`s from ticket events (via `policy.plan`)
-and hand them to `Deliverer.deliver`.
+Pure data: no I/O. The application service plans `Notification`s from ticket events (`messages`, `policy`)
+and hands them to `Deliverer.deliver` (`adapters.delivery`).
 """
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ticketflow.notifications.channels.base import (
+from ticketflow.notifications.adapters.channels.base import (
     PermanentFailure,
     failure_for_status,
     snippet,
 )
-from ticketflow.notifications.channels.http import HttpClient
-from ticketflow.notifications.model import Channel, OutgoingMessage
+from ticketflow.notifications.adapters.channels.http import HttpClient
+from ticketflow.notifications.domain.model import Channel, OutgoingMessage
 
 SIGNATURE_HEADER = "X-Ticketflow-Signature"
 TIMESTAMP_HEADER = "X-Ticketflow-Timestamp"
