@@ -25,13 +25,16 @@ END = "<!-- settings:end -->"
 def _type(info: FieldInfo) -> str:
     annotation: Any = info.annotation
     name = getattr(annotation, "__name__", None)
-    return name if name and not str(annotation).startswith("typing.") else str(annotation).replace("typing.", "")
+    text = name if name and not str(annotation).startswith("typing.") else str(annotation).replace("typing.", "")
+    return text.replace("pathlib.", "").replace(" | ", " or ")  # a `|` would split the table's cell
 
 
 def _default(cls: type[ServiceSettings], field: str, info: FieldInfo) -> str:
     if field in cls.secret_fields:
         return "(see below)" if field != "pg_dsn" else "the local development server"
     value = info.get_default(call_default_factory=True)
+    if isinstance(value, tuple):
+        value = ",".join(map(str, value))
     return f"`{value}`" if value not in ("", None) else "(none)"
 
 
