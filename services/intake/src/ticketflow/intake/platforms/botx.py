@@ -34,8 +34,8 @@ from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.values import Attachment
-from ticketflow.intake.adapters.desks import Tenants
-from ticketflow.intake.adapters.http import Problem
+from ticketflow.intake.platforms.web import Problem
+from ticketflow.intake.tenants import Tenants
 
 PROTO_VERSION = 4
 VERIFIED_TOKENS_KEPT = 4096
