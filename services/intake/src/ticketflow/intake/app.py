@@ -20,6 +20,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 
@@ -30,7 +31,6 @@ from ticketflow.contracts.ids import deterministic_event_id, new_ticket_id, tick
 from ticketflow.eventstore.commands import execute
 from ticketflow.eventstore.errors import ConcurrencyError, UnstorableEvent
 from ticketflow.eventstore.store import Store
-from ticketflow.intake.adapters.chat_inbound import ChatInbound
 from ticketflow.intake.adapters.intake_tables import Conversation, IntakeTables, RecordingBatch
 from ticketflow.intake.domain.agent_commands import InvalidCommand, prepare
 from ticketflow.intake.domain.messages import DeskRoute, Outcome, conversation_key, decide_message
@@ -54,6 +54,12 @@ class Recorded:
     ticket_id: uuid.UUID | None
 
 
+class InboundTopic(Protocol):
+    """Where `accept` makes a webhook's message durable: `chat.inbound` (adapters/chat_inbound.py)."""
+
+    async def publish(self, message: ChatMessage) -> None: ...
+
+
 class UnknownTenant(LookupError):
     """No desk serves this (platform, tenant): a webhook answers 403; a `chat.inbound` record is
     dead-lettered."""
@@ -72,7 +78,7 @@ class Intake:
         tables: IntakeTables,
         metrics: Metrics,
         *,
-        inbound: ChatInbound | None = None,
+        inbound: InboundTopic | None = None,
         dead_letters: DeadLetterWriter | None = None,
         lanes: int = 4,
     ) -> None:

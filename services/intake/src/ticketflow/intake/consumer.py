@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
@@ -20,6 +20,7 @@ from ticketflow.contracts.text import MalformedIdentifier, has_escaped_nul, norm
 from ticketflow.intake.app import CommandRejected, Inbound, Intake
 from ticketflow.intake.conversation_order import ConversationOrder
 from ticketflow.intake.settings import IntakeSettings
+from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.ordered import OrderedPipeline, ordered_pipeline
 from ticketflow.messaging.per_key import PerKeyBatches, per_key_batches
 from ticketflow.messaging.records import Record
@@ -29,26 +30,44 @@ INBOUND_CONSUMER, COMMANDS_CONSUMER = "intake", "intake-commands"  # as dead let
 
 
 def subscribe(rt: Runtime, settings: IntakeSettings, intake: Intake) -> None:
-    order = ConversationOrder(intake.record_inbound)
-
-    def begin(records: Sequence[Record]) -> Awaitable[None]:
-        decoded, undecodable = decode_chat_messages(records)
-        return order.run(decoded, intake.reject_undecodable(undecodable))
-
-    pipeline = OrderedPipeline(settings.topic, begin, depth=settings.in_flight, on_rewind=order.forget)
+    pipeline = chat_inbound_pipeline(intake.record_inbound, intake.reject_undecodable, name=settings.topic,
+                                     depth=settings.in_flight)  # fmt: skip
     ordered_pipeline(rt.broker, [settings.topic], settings.group, pipeline, max_records=settings.batch)
     rt.watch(settings.topic, pipeline.waiting)
     rt.on_drain(pipeline.drain)  # batches in flight: recorded and committed, or left to redeliver
+    if settings.commands_topic:
+        worker = commands_worker(intake, rt.dead_letters(COMMANDS_CONSUMER))
+        per_key_batches(rt.broker, [settings.commands_topic], settings.commands_group, worker)
+        rt.watch(settings.commands_topic, worker.waiting)
+
+
+def chat_inbound_pipeline(
+    record: Callable[[list[Inbound]], Awaitable[None]],
+    reject: Callable[[list[tuple[Record, str]]], Awaitable[None]],
+    *,
+    name: str,
+    depth: int,
+    retry_after_s: float = 1.0,
+) -> OrderedPipeline:
+    """`chat.inbound`'s pipeline: each batch decoded, its messages recorded in conversation order
+    (`record`: `Intake.record_inbound`), the records that are not a message rejected (dead letters)."""
+    order = ConversationOrder(record)
+
+    def begin(records: Sequence[Record]) -> Awaitable[None]:
+        decoded, undecodable = decode_chat_messages(records)
+        return order.run(decoded, reject(undecodable))
+
+    return OrderedPipeline(name, begin, depth=depth, retry_after_s=retry_after_s, on_rewind=order.forget)
+
+
+def commands_worker(intake: Intake, dead_letters: DeadLetterWriter) -> PerKeyBatches[CommandEnvelope]:
+    """`ticket.commands`' worker: each envelope decoded and applied; `CommandRejected` is a dead letter."""
 
     async def on_command(envelope: CommandEnvelope, record: Record) -> None:
         await intake.apply_command(envelope)
 
-    if settings.commands_topic:
-        dead_letters = rt.dead_letters(COMMANDS_CONSUMER)
-        worker = PerKeyBatches(COMMANDS_CONSUMER, command_envelope_decoder.decode, on_command, dead_letters,
-                               bad_input=(CommandRejected,))  # fmt: skip
-        per_key_batches(rt.broker, [settings.commands_topic], settings.commands_group, worker)
-        rt.watch(settings.commands_topic, worker.waiting)
+    return PerKeyBatches(COMMANDS_CONSUMER, command_envelope_decoder.decode, on_command, dead_letters,
+                         bad_input=(CommandRejected,))  # fmt: skip
 
 
 def decode_chat_messages(records: Sequence[Record]) -> tuple[list[Inbound], list[tuple[Record, str]]]:
