@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from ticketflow.contracts.chat import ChatMessage
+from ticketflow.intake.app import Inbound as Item  # (Kafka record, its decoded message)
 from ticketflow.intake.domain.messages import conversation_key
 from ticketflow.messaging.ordered import NotCommitted
-
-Item = tuple[Any, ChatMessage]  # (Kafka record, its decoded message)
 
 
 class _Unit:

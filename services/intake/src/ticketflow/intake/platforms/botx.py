@@ -97,7 +97,7 @@ class BotxGateway:
         if remembered is not None and remembered[1] == str(bot_id) and time.time() < remembered[0]:
             return
         try:
-            self._bot._verify_request(headers)  # pybotx's own check; private but pinned (pybotx 0.77)
+            self._bot._verify_request(headers)  # pybotx's own check: private, hence pybotx~=0.77.1 (pyproject)
         except (UnverifiedRequestError, RequestHeadersNotProvidedError, UnknownBotAccountError) as exc:
             raise _unverified(str(exc) or type(exc).__name__) from exc
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
