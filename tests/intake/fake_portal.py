@@ -1,7 +1,8 @@
 """A local HTTPS server that answers Bitrix24's REST `user.admin` as a portal does, for intake's admin check.
 
-TLS with a trustme CA (certificate for the test names); plain asyncio streams, HTTP/1.1, one request per
-connection. What it answers depends on the token (`auth` form field) it receives:
+TLS with a trustme CA (a certificate for `names`: host names or IP addresses), listening on one port of
+each address in `hosts` (loopback addresses: 127.0.0.1 by default); plain asyncio streams, HTTP/1.1, one
+request per connection. What it answers depends on the token (`auth` form field) it receives:
 
     tok-admin-*     200 {"result": true, "time": {...}}
     tok-user-*      200 {"result": false, "time": {...}}
@@ -35,10 +36,11 @@ class Seen:
 @dataclass
 class FakePortal:
     names: tuple[str, ...]
+    hosts: tuple[str, ...] = ("127.0.0.1",)
     ca: trustme.CA = field(default_factory=trustme.CA)
     seen: list[Seen] = field(default_factory=list)
     port: int = 0
-    _server: asyncio.Server | None = None
+    _servers: list[asyncio.Server] = field(default_factory=list)
     _sni: dict[int, str | None] = field(default_factory=dict)
 
     @property
@@ -53,12 +55,15 @@ class FakePortal:
             self._sni[id(ssl_object)] = name
 
         context.sni_callback = remember_sni  # type: ignore[assignment]
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=context)
-        self.port = self._server.sockets[0].getsockname()[1]
+        first = await asyncio.start_server(self._serve, self.hosts[0], 0, ssl=context)
+        self.port = first.sockets[0].getsockname()[1]
+        self._servers = [first]
+        for host in self.hosts[1:]:  # the same port on the other addresses
+            self._servers.append(await asyncio.start_server(self._serve, host, self.port, ssl=context))
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
 
     def tokens_seen(self, prefix: str) -> int:
         return sum(1 for s in self.seen if s.token.startswith(prefix))

@@ -22,6 +22,7 @@ from intake_payloads import TENANT_SECRETS, TENANTS_TOML
 
 from ticketflow.contracts.chat import ChatReply, chat_reply_decoder
 from ticketflow.eventstore import migrate
+from ticketflow.messaging.dead_letters import DeadLetter
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -65,6 +66,22 @@ class RunningIntake:
                 return int(line.rsplit(" ", 1)[1])
         return 0
 
+    async def dead_letters(self, count: int, wait_s: float = 15) -> list[DeadLetter]:
+        """The first `count` dead letters of chat.inbound (fewer if no more come within `wait_s`)."""
+        consumer = AIOKafkaConsumer(
+            self.dead_letter_topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest", group_id=None
+        )
+        await consumer.start()
+        found: list[DeadLetter] = []
+        try:
+            deadline = asyncio.get_running_loop().time() + wait_s
+            while len(found) < count and asyncio.get_running_loop().time() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                found += [DeadLetter.of(r) for records in batch.values() for r in records]
+        finally:
+            await consumer.stop()
+        return found
+
     async def eventually(self, probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], wait_s: float = 20) -> T:
         """Poll until `ok(value)`; the consumer records asynchronously after the 202."""
         deadline = asyncio.get_running_loop().time() + wait_s
@@ -100,13 +117,14 @@ async def start_intake(
         "TICKETFLOW_INTAKE_PORT": str(port),
         "TICKETFLOW_INTAKE_ACCEPT": accept,
         "TICKETFLOW_INTAKE_REPLIES_TOPIC": "",  # the reply relay runs only where a test gives it a topic
-        # Under pytest, Bitrix24 portal names resolve only as a test says (here: none), never via real DNS.
-        **({"TICKETFLOW_INTAKE_B24_TEST_HOSTS": "{}"} if os.environ.get("PYTEST_CURRENT_TEST") else {}),
+        # The payloads' portal domains are real-looking public names: no admin check asks them. Where a
+        # test serves a portal (test_admin_check.py), it turns the check on.
+        "TICKETFLOW_INTAKE_B24_ADMIN_CHECK": "0",
         **(extra_env or {}),
     }
     log_path = tmp / f"intake-{port}.log"
     process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
-        [sys.executable, "-m", "ticketflow.intake.main"],
+        [sys.executable, "-m", "ticketflow.intake"],
         env=env,
         cwd=REPO,
         stdout=log_path.open("wb"),
@@ -119,7 +137,7 @@ async def start_intake(
             if process.poll() is not None:
                 raise RuntimeError(f"intake exited with {process.returncode}:\n{log_path.read_text()}")
             try:
-                if (await client.get("/readyz")).status_code == 200:
+                if (await client.get("/health/ready")).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -1,4 +1,5 @@
-"""Adapters without I/O: pybotx verification/parsing, Bitrix24 form parsing, the generic API schema."""
+"""The platforms (no I/O): pybotx verification/parsing, Bitrix24 form parsing, the generic API schema;
+the tenants."""
 
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ from intake_payloads import (
 )
 from pybotx.models.message.incoming_message import BotAPIIncomingMessage
 
-from ticketflow.intake.adapters import bitrix24 as b24
-from ticketflow.intake.adapters.botx import BotxGateway, SystemNotice
-from ticketflow.intake.adapters.desks import Tenants, load_tenants
-from ticketflow.intake.adapters.generic import openapi_document, parse_generic
-from ticketflow.intake.adapters.http import Problem
+from ticketflow.intake.platforms import bitrix24 as b24
+from ticketflow.intake.platforms.botx import BotxGateway, SystemNotice
+from ticketflow.intake.platforms.generic import openapi_document, parse_generic
+from ticketflow.intake.platforms.web import Problem
+from ticketflow.intake.tenants import Tenants, load_tenants
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -249,7 +250,7 @@ def test_a_remembered_token_does_not_let_a_forged_or_expired_one_through(gateway
 
 def test_tenants_come_from_the_packaged_desk_files(monkeypatch: pytest.MonkeyPatch) -> None:
     from ticketflow.deskconfig import load_desks
-    from ticketflow.intake.adapters.desks import tenants_from_desks
+    from ticketflow.intake.tenants import tenants_from_desks
 
     registry = load_desks()
     for desk in registry.desks.values():

@@ -19,27 +19,29 @@ from intake_service import RunningIntake, free_port, migrate_intake, start_intak
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-NAMES = ("portal.test", "slow.test", "down.test")  # in the fake portal's certificate ("other.test" is not)
+# The fake portal listens on one port of three loopback addresses; its certificate names the first two.
+CERTIFIED, UNCERTIFIED = ("127.0.0.1", "127.0.0.2"), "127.0.0.3"
 
 
 class Portals:
-    """member_id -> the domain the portal installs with (and its events name)."""
+    """member_id -> the domain the portal installs with (and its events name): IP literals, as no test
+    name resolves in the service's process (names and their resolution: test_portal_admin.py)."""
 
     def __init__(self, port: int) -> None:
         closed = free_port()
         self.domains = {
-            "m-ok": f"portal.test:{port}",
-            "m-slow": f"slow.test:{port}",
-            "m-private": f"intranet.test:{port}",  # resolves to 10.0.0.5
-            "m-ip": "192.168.10.5",  # a literal private address, no DNS needed
-            "m-down": f"down.test:{closed}",  # nothing listens there
-            "m-tls": f"other.test:{port}",  # the certificate does not name it
+            "m-ok": f"127.0.0.1:{port}",
+            "m-slow": f"127.0.0.2:{port}",  # its own address: a timeout keeps m-ok's portal asked
+            "m-private": f"10.0.0.5:{port}",  # a private address, not among the allowed networks
+            "m-ip": "192.168.10.5",  # a private address, default port
+            "m-down": f"127.0.0.1:{closed}",  # nothing listens there
+            "m-tls": f"{UNCERTIFIED}:{port}",  # the certificate does not name it
         }
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def portal() -> AsyncIterator[FakePortal]:
-    fake = FakePortal(NAMES)
+    fake = FakePortal(CERTIFIED, hosts=(*CERTIFIED, UNCERTIFIED))
     await fake.start()
     yield fake
     await fake.stop()
@@ -59,17 +61,16 @@ async def setup(
     tenants.write_text(TENANTS_TOML + extra)
     ca = tmp / "ca.pem"
     ca.write_text(portal.ca_pem)
-    hosts = {"portal.test": "127.0.0.1", "slow.test": "127.0.0.1", "down.test": "127.0.0.1"}
-    hosts |= {"other.test": "127.0.0.1", "intranet.test": "10.0.0.5"}
     await migrate_intake(pg_database)
     intake = await start_intake(
         pg_database,
         kafka_bootstrap,
         tmp,
-        extra_env={
+        extra_env={  # a deployment whose portals sit on 127.0.0.0/8 behind their own CA
             "TICKETFLOW_INTAKE_TENANTS": str(tenants),
-            "TICKETFLOW_INTAKE_B24_TEST_HOSTS": json.dumps(hosts),
-            "TICKETFLOW_INTAKE_B24_TEST_CA": str(ca),
+            "TICKETFLOW_INTAKE_B24_ADMIN_CHECK": "1",
+            "TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "TICKETFLOW_INTAKE_B24_CA_FILE": str(ca),
             "TICKETFLOW_INTAKE_B24_ADMIN_TIMEOUT": "1",
         },
     )
@@ -137,8 +138,9 @@ async def test_an_administrator_is_named_portal_admin_after_one_call(
         assert found.get("admin_unverified") is None
     assert portal.tokens_seen("tok-admin-101") == 1  # the second answer came from the cache
     [seen] = [s for s in portal.seen if s.token == "tok-admin-101"]
-    # Sent to the stored domain by name (SNI and Host), to the checked address.
-    assert (seen.host, seen.path, seen.sni) == (domain, "/rest/user.admin.json", "portal.test")
+    # Sent to the stored domain (the Host header), at the checked address; an IP literal has no SNI (a
+    # name's SNI and certificate: test_portal_admin.py).
+    assert (seen.host, seen.path, seen.sni) == (domain, "/rest/user.admin.json", None)
     assert await intake.metric("intake_admin_checks_total", outcome="admin") >= 1
     assert await intake.metric("intake_admin_checks_total", outcome="cached") >= 1
 

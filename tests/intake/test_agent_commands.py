@@ -1,22 +1,23 @@
 """Which `ticket.commands` intake applies, the actor override, and the failure paths that need no
-infrastructure (a fake store and dead-letter sink)."""
+infrastructure (a store that is down, dead letters kept by a recording producer)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import pytest
+from intake_app import commands, dead_letters_sent, make_intake
+from support.records import FakeRecord
 from support.tickets import open_ticket
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.eventstore.errors import RetryableStoreError
-from ticketflow.intake.adapters.agent_commands import AgentCommandHandler
-from ticketflow.intake.agent_commands import AGENT_COMMANDS, InvalidCommand, applies, prepare
+from ticketflow.intake.domain.agent_commands import AGENT_COMMANDS, InvalidCommand, applies, prepare
+from ticketflow.messaging.per_key import BatchNotProcessed
 
 T = uuid.UUID("00000000-0000-4000-8000-000000000001")
 APPLIED: list[c.TicketCommand] = [
@@ -78,21 +79,8 @@ def test_reply_without_message_id_takes_the_command_id_and_an_empty_reply_is_inv
         prepare(envelope(c.StartWork(T, "")))
 
 
-@dataclass
-class FakeRecord:
-    value: bytes | None
-    key: bytes | None = b"k"
-    topic: str = "ticket.commands"
-    partition: int = 0
-    offset: int = 0
-
-
-@dataclass
-class RecordedDeadLetters:
-    sent: list[tuple[bytes, str, dict[str, str]]] = field(default_factory=list)
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, reason: str, **context: str) -> None:
-        self.sent.append((value, reason, context))
+def record(value: bytes | None, offset: int = 0) -> FakeRecord:
+    return FakeRecord("ticket.commands", 0, offset, str(T).encode(), value)
 
 
 class DownStore:
@@ -103,23 +91,27 @@ class DownStore:
         raise RetryableStoreError("read interrupted: connection refused")
 
 
-async def test_a_store_outage_is_retried_then_dead_lettered_as_retries_exhausted() -> None:
-    store, dead = DownStore(), RecordedDeadLetters()
-    handler = AgentCommandHandler(store, dead, attempts=3, base_delay=0.0)  # type: ignore[arg-type]
+async def test_a_store_outage_is_retried_then_the_batch_is_given_back_and_never_dead_lettered() -> None:
+    store = DownStore()
+    intake, producer = make_intake(events=store)  # type: ignore[arg-type]
+    worker = commands(intake, producer)
+    worker.attempts = 3
     env = envelope(c.ResolveTicket(T, "fixed", "ann"))
-    outcome = await handler.handle([FakeRecord(msgspec.json.encode(env))])
-    assert store.reads == 3 and outcome.dead_lettered == 1
-    [(_, reason, context)] = dead.sent
-    assert reason.startswith("retries exhausted") and context == {"command_id": str(env.command_id)}
+    with pytest.raises(BatchNotProcessed):  # the subscriber seeks back: the batch comes again after a pause
+        await worker.process([record(msgspec.json.encode(env))])
+    assert store.reads == 3 and producer.sent == []
 
 
 async def test_undecodable_and_invalid_records_are_dead_lettered_and_the_batch_goes_on() -> None:
-    dead = RecordedDeadLetters()
-    handler = AgentCommandHandler(DownStore(), dead, attempts=1, base_delay=0.0)  # type: ignore[arg-type]
+    intake, producer = make_intake(events=DownStore())  # type: ignore[arg-type]
+    worker = commands(intake, producer)
     ignored = msgspec.json.encode(envelope(c.AssignTicket(T, "ann")))
-    invalid = msgspec.json.encode(envelope(c.ReplyAsAgent(T, "ann", "m", "")))
-    outcome = await handler.handle(
-        [FakeRecord(b"{not json"), FakeRecord(None), FakeRecord(ignored), FakeRecord(invalid)]
+    invalid_env = envelope(c.ReplyAsAgent(T, "ann", "m", ""))
+    await worker.process(
+        [record(b"{not json", 0), record(None, 1), record(ignored, 2), record(msgspec.json.encode(invalid_env), 3)]
     )
-    assert outcome.dead_lettered == 3 and outcome.unchanged == 1
-    assert [reason.split(":")[0] for _, reason, _ in dead.sent] == ["undecodable", "undecodable", "invalid"]
+    letters = dead_letters_sent(producer)
+    assert [(d.original_offset, d.reason) for d in letters] == [(0, "undecodable"), (1, "undecodable"), (3, "rejected")]
+    assert letters[2].detail == "invalid: ReplyAsAgent with an empty text"
+    assert letters[2].context == {"command-id": str(invalid_env.command_id)}
+    assert {d.consumer for d in letters} == {"intake-commands"} and worker.handled == 1  # the ignored one

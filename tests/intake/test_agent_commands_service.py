@@ -1,4 +1,5 @@
-"""The agent-command handler on the real PostgreSQL (fake records), and once through the real broker."""
+"""Agents' commands on the real PostgreSQL (fake records through the service's worker), and once
+through the real broker."""
 
 from __future__ import annotations
 
@@ -11,22 +12,24 @@ import asyncpg
 import msgspec
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
+from intake_app import commands, dead_letters_sent, make_intake
 from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
-from support.kafka import dead_letters
+from support.records import FakeRecord, RecordingProducer
 from support.tickets import open_ticket, run
-from test_agent_commands import FakeRecord, RecordedDeadLetters
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.ids import ticket_stream
 from ticketflow.eventstore import EventStore
-from ticketflow.intake.adapters.agent_commands import AgentCommandHandler, subscribe
-from ticketflow.runtime.kafka import DeadLetters
+from ticketflow.intake.app import Intake
+from ticketflow.intake.consumer import COMMANDS_CONSUMER, commands_worker
+from ticketflow.messaging.dead_letters import DeadLetter, DeadLetterWriter
+from ticketflow.messaging.per_key import per_key_batches
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -50,7 +53,29 @@ async def assigned_ticket(store: EventStore, agent: str = "ann") -> uuid.UUID:
 
 def record(command: c.TicketCommand, actor: str = "ann", command_id: uuid.UUID | None = None) -> FakeRecord:
     envelope = CommandEnvelope(command_id or uuid.uuid4(), datetime.now(UTC), actor, command)
-    return FakeRecord(msgspec.json.encode(envelope), key=str(command.ticket_id).encode())
+    return FakeRecord("ticket.commands", 0, 0, str(command.ticket_id).encode(), msgspec.json.encode(envelope))
+
+
+def id_of(record: FakeRecord) -> str:
+    return str(msgspec.json.decode(record.value or b"", type=CommandEnvelope).command_id)
+
+
+async def deliver(intake: Intake, producer: RecordingProducer, records: list[FakeRecord]) -> list[bool]:
+    """The records through `ticket.commands`' worker, in order; what `apply_command` answered for each
+    one it applied or ignored (True: it appended events). Refused ones are dead letters in `producer`."""
+    answers: list[bool] = []
+    apply = intake.apply_command
+
+    async def answering(envelope: CommandEnvelope) -> bool:
+        answers.append(await apply(envelope))
+        return answers[-1]
+
+    intake.apply_command = answering  # type: ignore[method-assign]
+    try:
+        await commands(intake, producer).process(records)
+    finally:
+        del intake.apply_command
+    return answers
 
 
 async def events(store: EventStore, ticket: uuid.UUID) -> list[object]:
@@ -59,19 +84,16 @@ async def events(store: EventStore, ticket: uuid.UUID) -> list[object]:
 
 @pytest.mark.pg
 async def test_a_reply_is_recorded_once_however_often_it_is_delivered(pool: asyncpg.Pool) -> None:
-    store, dead = EventStore(pool), RecordedDeadLetters()
-    handler = AgentCommandHandler(store, dead)
+    intake, dead = make_intake(events=EventStore(pool))
+    store = EventStore(pool)
     ticket = await assigned_ticket(store)
     reply = record(c.ReplyAsAgent(ticket, "ann", "", "please restart the portal"))
-    first = await handler.handle([reply])
-    assert (first.applied, first.dead_lettered) == (1, 0)
+    assert await deliver(intake, dead, [reply]) == [True]
     stored = await store.read_stream(ticket_stream(ticket))
-    command_id = str(msgspec.json.decode(reply.value or b"", type=CommandEnvelope).command_id)
-    assert stored[-1].event == e.AgentReplied(ticket, "ann", command_id, "please restart the portal")
-    assert stored[-1].metadata.causation_id == uuid.UUID(command_id)
+    assert stored[-1].event == e.AgentReplied(ticket, "ann", id_of(reply), "please restart the portal")
+    assert stored[-1].metadata.causation_id == uuid.UUID(id_of(reply))
 
-    again = await handler.handle([reply])  # redelivered
-    assert (again.applied, again.dead_lettered) == (0, 0)
+    assert await deliver(intake, dead, [reply]) == [False]  # redelivered
     assert len(await store.read_stream(ticket_stream(ticket))) == len(stored)
     assert dead.sent == []
 
@@ -80,8 +102,8 @@ async def test_a_reply_is_recorded_once_however_often_it_is_delivered(pool: asyn
 async def test_the_whole_agent_workflow_with_the_envelope_actor_and_redelivered_state_changes(
     pool: asyncpg.Pool,
 ) -> None:
-    store, dead = EventStore(pool), RecordedDeadLetters()
-    handler = AgentCommandHandler(store, dead)
+    intake, dead = make_intake(events=EventStore(pool))
+    store = EventStore(pool)
     ticket = await assigned_ticket(store)
     script = [
         record(c.StartWork(ticket, "ann")),
@@ -91,10 +113,10 @@ async def test_the_whole_agent_workflow_with_the_envelope_actor_and_redelivered_
         record(c.ResolveTicket(ticket, "fixed now", "someone"), actor="ann"),
         record(c.CloseTicket(ticket, "confirmed", "someone"), actor="lead-kim"),
     ]
-    assert (await handler.handle(script)).applied == 6
-    # Redelivering all of it (the state has moved on, e.g. StartWork is no longer legal) adds nothing.
-    again = await handler.handle(script)
-    assert (again.applied, again.unchanged, again.dead_lettered) == (0, 6, 0)
+    assert await deliver(intake, dead, script) == [True] * 6
+    # Redelivering all of it (the state has moved on, e.g. StartWork is no longer legal) adds nothing,
+    # and is no dead letter: each command's first event is in the stream already.
+    assert await deliver(intake, dead, script) == [False] * 6
     assert (await events(store, ticket))[-6:] == [
         e.WorkStarted(ticket, "ann"),
         e.WaitingOnCustomer(ticket, "logs please", "ann"),
@@ -106,20 +128,21 @@ async def test_the_whole_agent_workflow_with_the_envelope_actor_and_redelivered_
     assert dead.sent == []
 
     resolve_closed = record(c.ResolveTicket(ticket, "once more", "ann"))
-    outcome = await handler.handle([resolve_closed])
-    assert outcome.dead_lettered == 1
-    [(value, reason, context)] = dead.sent
-    assert value == resolve_closed.value and reason == "ResolveTicket is not allowed in state closed"
-    assert context == {"command_id": str(msgspec.json.decode(value, type=CommandEnvelope).command_id)}
+    assert await deliver(intake, dead, [resolve_closed]) == []
+    [letter] = dead_letters_sent(dead)
+    assert (letter.value, letter.reason) == (resolve_closed.value, "rejected")
+    assert letter.detail == "ResolveTicket is not allowed in state closed"
+    assert (letter.consumer, letter.context) == (COMMANDS_CONSUMER, {"command-id": id_of(resolve_closed)})
 
 
 @pytest.mark.pg
 async def test_a_command_for_an_unknown_ticket_is_dead_lettered(pool: asyncpg.Pool) -> None:
-    store, dead = EventStore(pool), RecordedDeadLetters()
+    intake, dead = make_intake(events=EventStore(pool))
     ticket = uuid.uuid4()
-    outcome = await AgentCommandHandler(store, dead).handle([record(c.ReplyAsAgent(ticket, "ann", "m", "hi"))])
-    assert outcome.dead_lettered == 1 and dead.sent[0][1].startswith(f"unknown ticket {ticket}")
-    assert await events(store, ticket) == []
+    assert await deliver(intake, dead, [record(c.ReplyAsAgent(ticket, "ann", "m", "hi"))]) == []
+    [letter] = dead_letters_sent(dead)
+    assert letter.reason == "rejected" and letter.detail.startswith(f"unknown ticket {ticket}")
+    assert await events(EventStore(pool), ticket) == []
 
 
 @pytest.mark.pg
@@ -134,10 +157,12 @@ async def test_through_the_broker_a_bad_record_is_dead_lettered_and_the_next_com
     ticket = await assigned_ticket(store)
     topic = await kafka_topic_factory(partitions=1)
     await kafka_admin.create_topics([NewTopic(f"{topic}.dlq", 1, 1)])
-    broker = KafkaBroker(kafka_bootstrap)
-    subscribe(broker, AgentCommandHandler(store, DeadLetters(broker, "intake-commands")), topic=topic, group_id=topic)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
+    intake, _ = make_intake(events=store)
+    broker = KafkaBroker(kafka_bootstrap)
+    worker = commands_worker(intake, DeadLetterWriter(producer, COMMANDS_CONSUMER))
+    per_key_batches(broker, [topic], topic, worker)
     await broker.start()
     try:
         key = str(ticket).encode()
@@ -147,13 +172,22 @@ async def test_through_the_broker_a_bad_record_is_dead_lettered_and_the_next_com
             while not isinstance((await events(store, ticket))[-1], e.AgentReplied):  # noqa: ASYNC110 - polls PG
                 await asyncio.sleep(0.1)
         assert (await events(store, ticket))[-1] == e.AgentReplied(ticket, "ann", "r-1", "done?")
-        [(value, headers)] = await dead_letters(kafka_bootstrap, f"{topic}.dlq")
-        assert value == b"not a command" and headers["x-dead-letter-reason"].startswith("undecodable")
-        assert headers["x-consumer"] == "intake-commands" and headers["x-original-topic"] == topic
+        [letter] = await read_dead_letters(kafka_bootstrap, f"{topic}.dlq")
+        assert (letter.value, letter.reason, letter.consumer) == (b"not a command", "undecodable", COMMANDS_CONSUMER)
+        assert (letter.original_topic, letter.original_offset) == (topic, 0)
     finally:
         await broker.stop()
         await producer.stop()
         await kafka_admin.delete_topics([f"{topic}.dlq"])
+
+
+async def read_dead_letters(bootstrap: str, topic: str, count: int = 1) -> list[DeadLetter]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        return [DeadLetter.of(await asyncio.wait_for(consumer.getone(), 30)) for _ in range(count)]
+    finally:
+        await consumer.stop()
 
 
 @pytest.mark.pg
@@ -161,25 +195,25 @@ async def test_nul_in_an_agents_text_becomes_fffd_and_in_an_id_is_dead_lettered(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL cannot store U+0000: free text keeps everything else (docs/intake.md "NUL characters")."""
-    store, dead = EventStore(pool), RecordedDeadLetters()
-    handler = AgentCommandHandler(store, dead)
+    intake, dead = make_intake(events=EventStore(pool))
+    store = EventStore(pool)
     ticket = await assigned_ticket(store)
     script = [
         record(c.ReplyAsAgent(ticket, "ann", "", "restart\x00it")),
         record(c.StartWork(ticket, "a\x00nn")),
         record(c.ResolveTicket(ticket, "done\x00", "someone"), actor="ann"),
     ]
-    outcome = await handler.handle(script)
-    assert (outcome.applied, outcome.dead_lettered) == (2, 1)
+    assert await deliver(intake, dead, script) == [True, True]
     replied, resolved = (await events(store, ticket))[-2:]
     assert isinstance(replied, e.AgentReplied) and replied.text == "restart\ufffdit"
     assert isinstance(resolved, e.TicketResolved) and resolved.resolution == "done\ufffd"
-    [(value, reason, _)] = dead.sent
-    assert value == script[1].value and reason.startswith("invalid:") and "agent_id" in reason and "NUL" in reason
+    [letter] = dead_letters_sent(dead)
+    assert letter.value == script[1].value and letter.reason == "rejected"
+    assert letter.detail.startswith("invalid:") and "agent_id" in letter.detail and "NUL" in letter.detail
 
     # The safety net: should a NUL reach the store anyway, the record is dead-lettered naming it, not retried.
-    monkeypatch.setattr("ticketflow.intake.adapters.agent_commands.prepare", lambda envelope: envelope.command)
+    monkeypatch.setattr("ticketflow.intake.app.prepare", lambda envelope: envelope.command)
     reopen = record(c.ReopenTicket(ticket, "not\x00fixed", "ann"))
-    assert (await handler.handle([reopen])).dead_lettered == 1
-    reason = dead.sent[-1][1]
-    assert reason.startswith("unstorable:") and "TicketReopened" in reason and "NUL" in reason
+    assert await deliver(intake, dead, [reopen]) == []
+    detail = dead_letters_sent(dead)[-1].detail
+    assert detail.startswith("unstorable:") and "TicketReopened" in detail and "NUL" in detail

@@ -29,7 +29,7 @@ from intake_payloads import (
 from intake_service import RunningIntake
 from schemathesis.checks import positive_data_acceptance
 
-from ticketflow.intake.adapters.generic import openapi_document
+from ticketflow.intake.platforms.generic import openapi_document
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 JSON = {"Content-Type": "application/json"}

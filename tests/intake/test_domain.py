@@ -14,15 +14,9 @@ from hypothesis import strategies as st
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.ids import ticket_number
-from ticketflow.intake.domain import (
-    STATUS_WORDS,
-    DeskRoute,
-    Outcome,
-    Slash,
-    decide_message,
-    parse_slash,
-    self_help_text,
-)
+from ticketflow.intake.domain.messages import DeskRoute, Outcome, decide_message
+from ticketflow.intake.domain.slash import Slash, parse_slash
+from ticketflow.intake.domain.texts import STATUS_WORDS, self_help_text
 from ticketflow.lifecycle import Status, TicketState, evolve, fold
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -1,5 +1,7 @@
-"""Two chat.inbound batches in flight (adapters/pipeline.py), against a real Kafka consumer and its real
-committed offsets; the store is a gated fake that holds batch N while batch N+1 goes on:
+"""Several chat.inbound batches in flight (`consumer.chat_inbound_pipeline`: the ordered pipeline of
+ticketflow.messaging with intake's per-conversation order, conversation_order.py), against a real Kafka
+consumer and its real committed offsets; the store is a gated fake that holds batch N while batch N+1
+goes on:
 - the committed offset never moves past a batch that is not stored, even when a later one is;
 - a conversation's next message waits behind the batch in flight that holds it; other conversations don't;
 - a failed batch is sought back and redelivered; a batch fetched before the seek is dropped, not recorded."""
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +20,11 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from support.polling import eventually
 
-from ticketflow.contracts.chat import ChatMessage, ChatSender, chat_message_decoder
-from ticketflow.intake.adapters.pipeline import Good, InboundPipeline
+from ticketflow.contracts.chat import ChatMessage, ChatSender
+from ticketflow.intake.app import Inbound
+from ticketflow.intake.consumer import chat_inbound_pipeline
+from ticketflow.messaging.ordered import OrderedPipeline
+from ticketflow.messaging.records import Record
 
 pytestmark = [pytest.mark.kafka]
 
@@ -37,8 +42,9 @@ def message(conversation: str, n: int) -> ChatMessage:
 
 
 class GatedStore:
-    """`Work` for the pipeline: records message ids in the order they are stored. A unit holding a
-    gated message id waits for its gate; `fail_once` makes the first attempt at a message id fail."""
+    """What the pipeline records with (`Intake.record_inbound` in the service): records message ids in
+    the order they are stored. A unit holding a gated message id waits for its gate; `fail_once` makes
+    the first attempt at a message id fail."""
 
     def __init__(self) -> None:
         self.stored: list[str] = []
@@ -46,13 +52,7 @@ class GatedStore:
         self.gates: dict[str, asyncio.Event] = {}
         self.fail_once: set[str] = set()
 
-    def split(self, records: Sequence[Any]) -> tuple[list[Good], list[tuple[Any, str, str]]]:
-        return [(r, chat_message_decoder.decode(r.value)) for r in records], []
-
-    async def dead_letter_all(self, bad: list[tuple[Any, str, str]]) -> None:
-        assert not bad
-
-    async def record(self, good: list[Good]) -> None:
+    async def record(self, good: list[Inbound]) -> None:
         ids = [m.message_id for _, m in good]
         self.attempts += ids
         for message_id in ids:
@@ -62,6 +62,12 @@ class GatedStore:
                 self.fail_once.discard(message_id)
                 raise OSError(f"store outage while recording {message_id}")
         self.stored += ids
+
+    async def reject(self, undecodable: list[tuple[Record, str]]) -> None:
+        assert not undecodable
+
+    def pipeline(self, depth: int, retry_after_s: float = 1.0) -> OrderedPipeline:
+        return chat_inbound_pipeline(self.record, self.reject, name="test", depth=depth, retry_after_s=retry_after_s)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -104,7 +110,7 @@ async def test_offset_does_not_pass_a_batch_held_while_the_next_one_completes(co
     tp = tp_of(consumer)
     store = GatedStore()
     store.gates["a-1"] = asyncio.Event()  # batch N is held in the store
-    pipeline = InboundPipeline(store, depth=3)
+    pipeline = store.pipeline(depth=3)
 
     await pipeline.handle(await fetch(consumer, 2), consumer)  # N: a1 b1 (held)
     await pipeline.handle(await fetch(consumer, 2), consumer)  # N+1: c1 d1 (nothing in common with N)
@@ -136,7 +142,7 @@ async def test_a_failed_batch_is_sought_back_and_a_batch_fetched_before_the_seek
     store = GatedStore()
     store.gates["a-1"] = asyncio.Event()
     store.fail_once.add("a-1")  # batch N fails, after N+1 is stored
-    pipeline = InboundPipeline(store, depth=3, retry_after_s=0.2)
+    pipeline = store.pipeline(depth=3, retry_after_s=0.2)
 
     await pipeline.handle(await fetch(consumer, 2), consumer)  # N: a1 b1
     await pipeline.handle(await fetch(consumer, 2), consumer)  # N+1: c1 d1

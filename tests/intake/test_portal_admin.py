@@ -1,23 +1,29 @@
-"""The admin check in this process: the production address policy, the test-only allowances that refuse
-to exist outside pytest, answer parsing, and the stale answer used when the portal cannot be asked."""
+"""The admin check in this process: the production address policy, the networks and CAs a deployment
+may add (`TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS`, `_B24_CA_FILE`), answer parsing, where the request
+goes, and the stale answer used when the portal cannot be asked."""
 
 from __future__ import annotations
 
 import ipaddress
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from fake_portal import FakePortal
 from intake_payloads import APP_TOKEN, b24_auth, b24_message
+from support.netguard import StaticResolver
 
-from ticketflow.intake.adapters import bitrix24 as b24
-from ticketflow.intake.adapters.metrics import Metrics
-from ticketflow.intake.adapters.portal_admin import AddressPolicy, AdminCheck, CheckFailed, StaticResolver, _parse
+from ticketflow.intake.adapters.portal_admin import AdminCheck, CheckFailed, _parse
+from ticketflow.intake.metrics import Metrics
+from ticketflow.intake.platforms import bitrix24 as b24
+from ticketflow.intake.settings import IntakeSettings
+from ticketflow.runtime.netguard import AddressPolicy, parse_networks
+from ticketflow.runtime.settings import SettingsError, load_settings
+
+SRC = Path(__file__).resolve().parents[2] / "services" / "intake" / "src"
+LOOPBACK = AddressPolicy(parse_networks("127.0.0.0/8"))  # what the tests' deployment allows
 
 
 @pytest.mark.parametrize(
@@ -41,26 +47,42 @@ def test_production_policy_refuses_every_internal_address(address: str, reason: 
     assert AddressPolicy().refusal(ipaddress.ip_address(address)) == reason
 
 
-def test_the_loopback_allowance_admits_127_only() -> None:
-    policy = AddressPolicy(allow_loopback=True)
-    assert policy.refusal(ipaddress.ip_address("127.0.0.1")) is None
-    assert policy.refusal(ipaddress.ip_address("10.0.0.5")) == "private"
+def test_an_allowed_network_admits_itself_only() -> None:
+    assert LOOPBACK.refusal(ipaddress.ip_address("127.0.0.1")) is None
+    assert LOOPBACK.refusal(ipaddress.ip_address("::ffff:127.0.0.1")) is None
+    assert LOOPBACK.refusal(ipaddress.ip_address("10.0.0.5")) == "private"
+    assert LOOPBACK.refusal(ipaddress.ip_address("::1")) == "loopback"  # IPv6 loopback is another network
+
+
+def test_the_allowed_networks_and_the_ca_file_are_settings(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read here")
+    settings = load_settings(IntakeSettings, b24_allowed_networks="10.20.0.0/16, 127.0.0.0/8", b24_ca_file=str(ca))
+    assert settings.b24_allowed_networks == parse_networks("10.20.0.0/16,127.0.0.0/8")
+    assert settings.b24_ca_file == ca
+    assert load_settings(IntakeSettings).b24_allowed_networks == ()  # by default: public addresses only
+    assert load_settings(IntakeSettings).b24_ca_file is None
 
 
 @pytest.mark.parametrize(
-    "code",
+    ("field", "value", "variable"),
     [
-        "from ticketflow.intake.adapters.portal_admin import AddressPolicy; AddressPolicy(allow_loopback=True)",
-        "from ticketflow.intake.adapters.portal_admin import StaticResolver; StaticResolver({'a': '127.0.0.1'})",
-        "import os; os.environ['TICKETFLOW_INTAKE_B24_TEST_HOSTS'] = '{}'\n"
-        "from ticketflow.intake.adapters.metrics import Metrics\n"
-        "from ticketflow.intake.adapters.portal_admin import AdminCheck; AdminCheck.from_env(Metrics())",
+        ("b24_allowed_networks", "10.0.0.0/33", "TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS"),
+        ("b24_allowed_networks", "intranet", "TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS"),
+        ("b24_ca_file", "/nonexistent/ca.pem", "TICKETFLOW_INTAKE_B24_CA_FILE"),
     ],
 )
-def test_test_allowances_refuse_to_exist_outside_pytest(code: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "for tests only" in done.stderr
+def test_a_bad_network_or_ca_file_stops_the_service_naming_the_variable(field: str, value: str, variable: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        load_settings(IntakeSettings, **{field: value})
+
+
+def test_the_product_code_never_asks_whether_it_runs_under_pytest() -> None:
+    """Loopback portals, static name tables and test CAs were allowed "under pytest" only; the tests now
+    use the same settings as a deployment."""
+    for path in (SRC / "ticketflow" / "intake").rglob("*.py"):
+        text = path.read_text()
+        assert "pytest" not in text and "PYTEST_CURRENT_TEST" not in text, path
 
 
 @pytest.mark.parametrize(
@@ -101,23 +123,66 @@ def event(domain: str, access_token: str, user_id: str) -> b24.Bitrix24Event:
     return b24.parse_event(form.encode())
 
 
-async def test_the_production_policy_sends_nothing_to_a_name_that_resolves_to_loopback(portal: FakePortal) -> None:
+def ca_file(portal: FakePortal, tmp_path: Path) -> Path:
+    path = tmp_path / "portal-ca.pem"
+    path.write_text(portal.ca_pem)
+    return path
+
+
+async def test_the_production_policy_sends_nothing_to_a_name_that_resolves_to_loopback(
+    portal: FakePortal, tmp_path: Path
+) -> None:
     domain = f"portal.test:{portal.port}"
-    check = AdminCheck(Metrics(), resolver=StaticResolver({"portal.test": "127.0.0.1"}), extra_ca_pem=portal.ca_pem)
+    resolver = StaticResolver({"portal.test": "127.0.0.1"})
+    check = AdminCheck(Metrics(), resolver=resolver, ca_file=ca_file(portal, tmp_path))
     verdict = await check.verdict(event(domain, "tok-admin-1", "1"), "1", domain)
     assert (verdict.is_admin, verdict.outcome) == (False, "unverified")
     assert verdict.unverified is not None and verdict.unverified.startswith("forbidden_address")
     assert "(loopback)" in verdict.unverified and portal.seen == []
 
 
-async def test_a_known_answer_is_used_when_the_portal_later_fails(portal: FakePortal) -> None:
+async def test_the_request_goes_to_the_judged_address_under_the_portals_name(
+    portal: FakePortal, tmp_path: Path
+) -> None:
+    """Resolved once: the connection goes to the address judged, while TLS (SNI, the certificate) and the
+    Host header use the stored name, so a second lookup (DNS rebinding) has nothing to answer."""
+    domain = f"portal.test:{portal.port}"
+    resolver = StaticResolver({"portal.test": "127.0.0.1"})
+    check = AdminCheck(Metrics(), policy=LOOPBACK, resolver=resolver, ca_file=ca_file(portal, tmp_path))
+    verdict = await check.verdict(event(domain, "tok-admin-2", "2"), "2", domain)
+    assert (verdict.is_admin, verdict.outcome) == (True, "admin")
+    [seen] = portal.seen
+    assert (seen.host, seen.path, seen.sni, seen.token) == (
+        domain,
+        "/rest/user.admin.json",
+        "portal.test",
+        "tok-admin-2",
+    )
+    assert resolver.calls == {"portal.test": 1}
+
+
+async def test_a_name_that_does_not_resolve_is_unverified_not_an_error(portal: FakePortal) -> None:
+    domain = f"nowhere.test:{portal.port}"
+    check = AdminCheck(Metrics(), policy=LOOPBACK, resolver=StaticResolver({}))
+    verdict = await check.verdict(event(domain, "tok-admin-3", "3"), "3", domain)
+    assert verdict.unverified is not None and verdict.unverified.startswith("not_resolved")
+
+
+async def test_without_the_ca_file_the_portals_certificate_is_not_trusted(portal: FakePortal) -> None:
+    domain = f"portal.test:{portal.port}"
+    check = AdminCheck(Metrics(), policy=LOOPBACK, resolver=StaticResolver({"portal.test": "127.0.0.1"}))
+    verdict = await check.verdict(event(domain, "tok-admin-4", "4"), "4", domain)
+    assert verdict.unverified is not None and verdict.unverified.startswith("tls_error")
+
+
+async def test_a_known_answer_is_used_when_the_portal_later_fails(portal: FakePortal, tmp_path: Path) -> None:
     domain = f"portal.test:{portal.port}"
     metrics = Metrics()
     check = AdminCheck(
         metrics,
         resolver=StaticResolver({"portal.test": "127.0.0.1"}),
-        policy=AddressPolicy(allow_loopback=True),
-        extra_ca_pem=portal.ca_pem,
+        policy=LOOPBACK,
+        ca_file=ca_file(portal, tmp_path),
         ttl_s=0.0,  # every message asks again
     )
     first = await check.verdict(event(domain, "tok-admin-7", "7"), "7", domain)

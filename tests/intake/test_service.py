@@ -28,6 +28,7 @@ from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.ids import ticket_stream
 from ticketflow.contracts.ticket_events import TicketReferred
 from ticketflow.eventstore.store import EventStore, new_event
+from ticketflow.runtime import ops
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -202,30 +203,38 @@ async def test_chat_inbound_topic_records_and_dead_letters(intake: RunningIntake
     finally:
         await producer.stop()
     assert [e[0] for e in await wait_events(intake, conversation, 1)] == ["TicketOpened"]
-    consumer = AIOKafkaConsumer(
-        intake.dead_letter_topic, bootstrap_servers=intake.bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
+    letters = await intake.dead_letters(3)
+    assert sorted(d.reason for d in letters) == ["invalid_record", "invalid_record", "unknown_tenant"]
+    assert {(d.original_topic, d.consumer) for d in letters} == {(intake.topic, "intake")}
+    assert await intake.metric("intake_dead_letters_total", reason="invalid_record") >= 2
+
+
+async def test_the_cli_shows_why_a_chat_inbound_record_was_dead_lettered(
+    intake: RunningIntake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ticketflow dlq show chat.inbound` (docs/operations.md) printed `?` as the reason of every intake dead
+    letter: intake wrote its own headers. Now its dead letters are written as every consumer's are."""
+    producer = AIOKafkaProducer(bootstrap_servers=intake.bootstrap)
+    await producer.start()
     try:
-        batch = await consumer.getmany(timeout_ms=10_000, max_records=10)
-        records = [r for rs in batch.values() for r in rs]
-        while len(records) < 3:
-            more = await consumer.getmany(timeout_ms=5_000)
-            if not more:
-                break
-            records += [r for rs in more.values() for r in rs]
+        await producer.send_and_wait(intake.topic, b"{not json", key=b"cli")
     finally:
-        await consumer.stop()
-    reasons = sorted(dict(r.headers)["x-dlq-reason"].decode() for r in records)
-    assert reasons == ["invalid_record", "invalid_record", "unknown_tenant"]
-    assert all(dict(r.headers)["x-original-topic"].decode() == intake.topic for r in records)
+        await producer.stop()
+    letters = await intake.eventually(
+        lambda: intake.dead_letters(100, wait_s=1), lambda found: any(d.key == b"cli" for d in found)
+    )
+    assert [d.reason for d in letters if d.key == b"cli"] == ["invalid_record"]
+    assert await ops.dlq_show(intake.bootstrap, intake.topic, 100) == 0
+    shown = [line for line in capsys.readouterr().out.splitlines() if "key=b'cli'" in line]
+    assert shown and all(f"from {intake.topic}[" in line for line in shown), shown
+    assert all(": invalid_record: " in line and ": ?: " not in line for line in shown), shown
 
 
 async def test_ticket_events_reach_kafka_through_the_outbox(intake: RunningIntake) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     from ticketflow.messaging.producer import make_producer
-from ticketflow.messaging.relay import OutboxRelay
+    from ticketflow.messaging.relay import OutboxRelay
 
     topic = f"ticket.events.intake-test-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=intake.bootstrap)

@@ -10,25 +10,22 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka.errors import KafkaTimeoutError
+from intake_app import make_intake
 from intake_payloads import TENANT_SECRETS, TENANTS_TOML, botx_headers, botx_message
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from ticketflow.contracts.chat import ChatMessage
-from ticketflow.intake.adapters.botx import BotxGateway
-from ticketflow.intake.adapters.desks import load_tenants
-from ticketflow.intake.adapters.metrics import Metrics
 from ticketflow.intake.adapters.portals import PortalTokens
-from ticketflow.intake.handlers import Intake
+from ticketflow.intake.http import Webhooks, routes
+from ticketflow.intake.platforms.botx import BotxGateway
+from ticketflow.intake.tenants import load_tenants
 
 
-class FailingAcceptor:
+class FailingInbound:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    async def accept(self, message: ChatMessage) -> None:
+    async def publish(self, message: ChatMessage) -> None:
         raise self.error
 
 
@@ -47,15 +44,11 @@ async def test_an_outage_is_a_503_and_a_bug_a_json_500(
     path.write_text(TENANTS_TOML)
     os.environ.update(TENANT_SECRETS)
     tenants = load_tenants(path)
-    metrics = Metrics()
-    intake = Intake(tenants, BotxGateway(tenants), PortalTokens(pool=None), FailingAcceptor(error), metrics)  # type: ignore[arg-type]
-
-    async def command(request: Request) -> Response:
-        return await intake.guarded("botx_command", intake.botx_command)(request)
-
-    app = Starlette(routes=[Route("/command", command, methods=["POST"])])
+    intake, _ = make_intake(tenants=tenants, inbound=FailingInbound(error))
+    webhooks = Webhooks(intake, BotxGateway(tenants), PortalTokens(pool=None))  # type: ignore[arg-type]
+    app = Starlette(routes=routes(webhooks))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as client:
         answer = await client.post("/command", json=botx_message("x", chat_id=uuid.uuid4()), headers=botx_headers())
     assert (answer.status_code, answer.json()["error"]) == (status, code)
-    assert metrics.value("intake_rejected_total", route="botx_command", reason=code) == 1
-    assert metrics.total("intake_accepted_total") == 0
+    assert intake.metrics.value("intake_rejected_total", route="botx_command", reason=code) == 1
+    assert intake.metrics.total("intake_accepted_total") == 0

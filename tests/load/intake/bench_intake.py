@@ -40,9 +40,9 @@ from intake_service import RunningIntake, migrate_intake, start_intake, stop_int
 from support.infra import drop_database  # noqa: E402
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender  # noqa: E402
+from ticketflow.eventstore.store import EventStore  # noqa: E402
 from ticketflow.messaging.producer import make_producer  # noqa: E402
 from ticketflow.messaging.relay import OutboxRelay  # noqa: E402
-from ticketflow.eventstore.store import EventStore  # noqa: E402
 
 TARGET_BOTX_PER_S, TARGET_P99_MS, TARGET_TOPIC_PER_S = 3_000, 50.0, 20_000
 SYNC, CHAT = "00000000-5111-4111-8111-111111111111", "00000000-5222-4222-8222-222222222222"

@@ -1,7 +1,9 @@
 """Intake's recording path alone, in one process: `chat.inbound`-shaped messages decoded from JSON and
-recorded by `IntakeStore.record_in_lanes` in consumer-sized batches against a fresh database (no Kafka,
-no HTTP). Prints messages/s, this process's CPU per message and PostgreSQL's CPU per message, so changes
-to the recording path can be compared without the rest of the pipeline.
+recorded by `Intake.record_in_lanes` (app.py, on adapters/intake_tables.py) in consumer-sized batches
+against a fresh database (no Kafka, no HTTP); with `--in-flight N`, through the service's pipeline
+(`consumer.chat_inbound_pipeline`, N batches in flight). Prints messages/s, this process's CPU per
+message and PostgreSQL's CPU per message, so changes to the recording path can be compared without the
+rest of the pipeline.
 Usage: python tests/load/intake/bench_store.py [--messages 50000] [--batch 2000] [--lanes 4] [--in-flight 2]
 [--profile out.txt]
 """
@@ -33,12 +35,13 @@ from support.infra import drop_database  # noqa: E402
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender, chat_message_decoder  # noqa: E402
 from ticketflow.eventstore.store import EventStore  # noqa: E402
-from ticketflow.intake.adapters.desks import load_tenants  # noqa: E402
-from ticketflow.intake.adapters.metrics import Metrics  # noqa: E402
-from ticketflow.intake.adapters.pipeline import InboundPipeline  # noqa: E402
-from ticketflow.intake.adapters.store import IntakeStore  # noqa: E402
-from ticketflow.intake.handlers import InboundConsumer  # noqa: E402
-from ticketflow.runtime.gc_tuning import gc_thresholds  # noqa: E402
+from ticketflow.intake.adapters.intake_tables import IntakeTables  # noqa: E402
+from ticketflow.intake.app import Intake  # noqa: E402
+from ticketflow.intake.consumer import chat_inbound_pipeline  # noqa: E402
+from ticketflow.intake.metrics import Metrics  # noqa: E402
+from ticketflow.intake.settings import IntakeSettings  # noqa: E402
+from ticketflow.intake.tenants import load_tenants  # noqa: E402
+from ticketflow.runtime.settings import load_settings  # noqa: E402
 
 
 class FakeRecord:
@@ -47,9 +50,12 @@ class FakeRecord:
     def __init__(self, value: bytes, offset: int) -> None:
         self.topic, self.partition, self.offset, self.key, self.value = "bench", 0, offset, None, value
 
+    timestamp = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
 
 class FakeConsumer:
-    """What `InboundPipeline` asks of a Kafka consumer, without Kafka: positions move as batches are taken."""
+    """What the ordered pipeline asks of a Kafka consumer, without Kafka: positions move as batches are taken."""
 
     def __init__(self) -> None:
         self.position_ = 0
@@ -104,7 +110,8 @@ async def main(args: argparse.Namespace) -> None:
         assert pool is not None
         os.environ.update(TENANT_SECRETS)
         tenants = load_tenants(tenants_file)
-        store = IntakeStore(pool, EventStore(pool), lambda m: tenants.route(m.platform, m.tenant_id))
+        events = EventStore(pool)
+        intake = Intake(tenants, events, IntakeTables(pool, events), Metrics(), lanes=args.lanes)
         if args.gc_threshold != "default":
             gc.set_threshold(*(int(x) for x in args.gc_threshold.split(",")))
         for round_ in range(args.rounds):
@@ -118,8 +125,10 @@ async def main(args: argparse.Namespace) -> None:
                 profiler = Profiler(interval=0.0005, async_mode="disabled")
                 profiler.start()
             if args.in_flight:  # the service's path: decode, split and record through the pipeline
-                consumer = InboundConsumer(store, None, tenants, Metrics(), args.lanes)  # type: ignore[arg-type]
-                pipeline, kafka = InboundPipeline(consumer, args.in_flight), FakeConsumer()
+                pipeline = chat_inbound_pipeline(
+                    intake.record_inbound, intake.reject_undecodable, name="bench", depth=args.in_flight
+                )
+                kafka = FakeConsumer()
                 for start in range(0, len(raw), args.batch):
                     batch = [FakeRecord(r, start + i) for i, r in enumerate(raw[start : start + args.batch])]
                     kafka.position_ = start + len(batch)
@@ -128,7 +137,7 @@ async def main(args: argparse.Namespace) -> None:
             else:
                 for start in range(0, len(raw), args.batch):
                     messages = [chat_message_decoder.decode(r) for r in raw[start : start + args.batch]]
-                    await store.record_in_lanes(messages, args.lanes)
+                    await intake.record_in_lanes(messages)
             if profiler is not None:
                 profiler.stop()
                 text = profiler.output_text(unicode=False, show_all=False)
@@ -157,11 +166,11 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--lanes", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--in-flight", type=int, default=0, help="through InboundPipeline with N batches in flight")
+    parser.add_argument("--in-flight", type=int, default=0, help="through the pipeline with N batches in flight")
     parser.add_argument("--profile", default="")
     parser.add_argument(
         "--gc-threshold",
-        default=",".join(map(str, gc_thresholds("intake"))),
+        default=",".join(map(str, load_settings(IntakeSettings).gc_thresholds)),
         help="gc.set_threshold(...) first, as the service does; 'default' keeps CPython's (700,10,10)",
     )
     asyncio.run(main(parser.parse_args()))

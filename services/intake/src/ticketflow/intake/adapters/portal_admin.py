@@ -11,10 +11,12 @@ Not an SSRF vector:
   one read from this request; an event whose `auth[domain]` or `auth[client_endpoint]` names another host
   is not checked at all (`domain_mismatch`: the token is not sent anywhere);
 - the name is resolved once, every address is judged (loopback, private, link-local, multicast, reserved,
-  not globally routable: refused), and the connection goes to the judged IP while TLS SNI, certificate
-  verification and the Host header use the name (no second lookup for DNS rebinding to answer);
-- HTTPS only with the system trust store, one overall timeout, redirects never followed, body capped,
-  no proxy from the environment, no connection reuse across portals.
+  not globally routable: refused, unless a deployment allows that network with
+  `TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS`), and the connection goes to the judged IP while TLS SNI,
+  certificate verification and the Host header use the name (no second lookup for DNS rebinding to answer);
+- HTTPS only with the system trust store (plus `TICKETFLOW_INTAKE_B24_CA_FILE`, if a deployment names one),
+  one overall timeout, redirects never followed, body capped, no proxy from the environment, no
+  connection reuse across portals.
 
 The token must be the author's (`auth[user_id]` = `data[USER][ID]`), else the answer would be about
 someone else (`token_user_mismatch`). Definite answers are cached per (member_id, user_id) for `ttl_s`;
@@ -36,27 +38,23 @@ import asyncio
 import ipaddress
 import json
 import logging
-import os
 import ssl
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 
 from ticketflow.contracts.chat import ChatMessage
-from ticketflow.intake.adapters.bitrix24 import Bitrix24Event
-from ticketflow.intake.adapters.metrics import Metrics
-from ticketflow.runtime import netguard
-from ticketflow.runtime.netguard import IPAddress, Resolver
+from ticketflow.intake.metrics import Metrics
+from ticketflow.intake.platforms.bitrix24 import Bitrix24Event
+from ticketflow.runtime.netguard import AddressPolicy, IPAddress, NameNotResolvedError, Resolver, SystemResolver
 
 log = logging.getLogger("ticketflow.intake")
 _MAX_BODY = 64 * 1024
-TEST_HOSTS_ENV = "TICKETFLOW_INTAKE_B24_TEST_HOSTS"
-TEST_CA_ENV = "TICKETFLOW_INTAKE_B24_TEST_CA"
 
 
 class CheckFailed(Exception):
@@ -67,45 +65,6 @@ class CheckFailed(Exception):
         self.reason = reason
         self.detail = detail
         self.transport = transport  # the portal itself is unreachable (not just this token)
-
-
-def under_test() -> bool:
-    """True in a pytest process or a child it started (pytest sets PYTEST_CURRENT_TEST while a test runs)."""
-    return "pytest" in sys.modules or bool(os.environ.get("PYTEST_CURRENT_TEST"))
-
-
-class AddressPolicy(netguard.AddressPolicy):
-    """Public addresses only (`ticketflow.runtime.netguard`, shared with preflight). `allow_loopback`
-    (127.0.0.0/8, for the tests' local HTTPS portal) cannot be created outside a test run; the tests run
-    intake as a process they start, so a test run here includes that child (`under_test`)."""
-
-    @staticmethod
-    def test_run() -> bool:
-        return under_test()
-
-
-class SystemResolver:
-    """The system resolver (netguard's), its failure as this check's `not_resolved`."""
-
-    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
-        try:
-            return await netguard.SystemResolver().resolve(host, port)
-        except netguard.NameNotResolvedError as exc:
-            raise CheckFailed("not_resolved", f"{host}: {exc}", transport=True) from exc
-
-
-class StaticResolver:
-    """Tests: names resolve to what the test says; any other name does not resolve (no real DNS)."""
-
-    def __init__(self, hosts: Mapping[str, str]) -> None:
-        if not under_test():
-            raise RuntimeError("the static resolver exists for tests only")
-        self.hosts = {k.lower(): ipaddress.ip_address(v) for k, v in hosts.items()}
-
-    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
-        if host.lower() not in self.hosts:
-            raise CheckFailed("not_resolved", f"{host}: not in the test hosts", transport=True)
-        return [self.hosts[host.lower()]]
 
 
 @dataclass(frozen=True)
@@ -122,13 +81,18 @@ class _Known:
 
 
 class AdminCheck:
+    """`policy`: the addresses a portal may have (public ones, plus the networks a deployment allows:
+    `TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS`); `ca_file`: CAs trusted besides the system's
+    (`TICKETFLOW_INTAKE_B24_CA_FILE`, for portals with an internal CA); `resolver`: the system's unless
+    given (tests name their own)."""
+
     def __init__(
         self,
         metrics: Metrics,
         *,
-        resolver: Resolver | None = None,
         policy: AddressPolicy | None = None,
-        extra_ca_pem: str | None = None,
+        ca_file: str | Path | None = None,
+        resolver: Resolver | None = None,
         timeout_s: float = 3.0,
         ttl_s: float = 600.0,
         stale_s: float = 86_400.0,
@@ -144,36 +108,11 @@ class AdminCheck:
         self.down_s = down_s
         self.kept = kept
         self._ssl = ssl.create_default_context()
-        if extra_ca_pem:
-            if not under_test():
-                raise RuntimeError("extra trusted CAs exist for tests only")
-            self._ssl.load_verify_locations(cadata=extra_ca_pem)
+        if ca_file is not None:
+            self._ssl.load_verify_locations(cafile=str(ca_file))
         self._known: dict[tuple[str, str], _Known] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[bool]] = {}
         self._down: dict[str, tuple[float, CheckFailed]] = {}
-
-    @classmethod
-    def from_env(cls, metrics: Metrics) -> AdminCheck:
-        """Production: system DNS, public addresses, system CAs. Test settings (a hosts map and a CA file)
-        are honoured only under pytest, and then also allow 127.0.0.0/8."""
-        env = os.environ.get
-        timeout_s = float(env("TICKETFLOW_INTAKE_B24_ADMIN_TIMEOUT", "3"))
-        ttl_s = float(env("TICKETFLOW_INTAKE_B24_ADMIN_TTL", "600"))
-        hosts, ca = env(TEST_HOSTS_ENV), env(TEST_CA_ENV)
-        if not (hosts or ca):
-            return cls(metrics, timeout_s=timeout_s, ttl_s=ttl_s)
-        if not under_test():
-            raise RuntimeError(f"{TEST_HOSTS_ENV} and {TEST_CA_ENV} are for tests only")
-        with open(ca or os.devnull, encoding="ascii") as f:
-            pem = f.read() or None
-        return cls(
-            metrics,
-            resolver=StaticResolver(json.loads(hosts or "{}")),
-            policy=AddressPolicy(allow_loopback=True),
-            extra_ca_pem=pem,
-            timeout_s=timeout_s,
-            ttl_s=ttl_s,
-        )
 
     async def apply(self, event: Bitrix24Event, message: ChatMessage, portal_domain: str | None) -> ChatMessage:
         """The message with the sender's admin flag settled (or marked unverified, with the reason)."""
@@ -277,7 +216,10 @@ class AdminCheck:
         try:
             addresses: Sequence[IPAddress] = [ipaddress.ip_address(host)]
         except ValueError:
-            addresses = await self.resolver.resolve(host, port)
+            try:
+                addresses = await self.resolver.resolve(host, port)
+            except NameNotResolvedError as exc:
+                raise CheckFailed("not_resolved", f"{host}: {exc}", transport=True) from exc
         if not addresses:
             raise CheckFailed("not_resolved", f"{host} has no addresses", transport=True)
         for address in addresses:  # a mixed answer is not trusted: one bad address refuses the name

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from ticketflow.intake.adapters.bitrix24 import Bitrix24Event, tokens_match
-from ticketflow.intake.adapters.http import Problem
+from ticketflow.intake.platforms.bitrix24 import Bitrix24Event, tokens_match
+from ticketflow.intake.platforms.web import Problem
 
 _GET = "SELECT application_token, domain FROM intake_bitrix24_portals WHERE member_id = $1"
 _INSERT = """

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.topics import CHAT_REPLIES
 from ticketflow.contracts.values import ChatRef
-from ticketflow.eventstore.outbox import make_producer
+from ticketflow.messaging.producer import make_producer
 
 log = logging.getLogger("ticketflow.intake")
 _encoder = msgspec.json.Encoder()

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the routes: bounded body reading and JSON problem answers."""
+"""HTTP plumbing shared by the platforms and the routes: bounded body reading and JSON problem answers."""
 
 from __future__ import annotations
 

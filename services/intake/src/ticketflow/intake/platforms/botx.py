@@ -34,8 +34,8 @@ from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.values import Attachment
-from ticketflow.intake.adapters.desks import Tenants
-from ticketflow.intake.adapters.http import Problem
+from ticketflow.intake.platforms.web import Problem
+from ticketflow.intake.tenants import Tenants
 
 PROTO_VERSION = 4
 VERIFIED_TOKENS_KEPT = 4096
@@ -97,7 +97,7 @@ class BotxGateway:
         if remembered is not None and remembered[1] == str(bot_id) and time.time() < remembered[0]:
             return
         try:
-            self._bot._verify_request(headers)  # pybotx's own check; private but pinned (pybotx 0.77)
+            self._bot._verify_request(headers)  # pybotx's own check: private, hence pybotx~=0.77.1 (pyproject)
         except (UnverifiedRequestError, RequestHeadersNotProvidedError, UnknownBotAccountError) as exc:
             raise _unverified(str(exc) or type(exc).__name__) from exc
         except (jwt.PyJWTError, ValueError, TypeError) as exc:

@@ -25,8 +25,8 @@ from b24pysdk.credentials.oauth_event_data import OAuthEventData
 from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.text import NUL
 from ticketflow.contracts.values import Attachment
-from ticketflow.intake.adapters.desks import Tenants
-from ticketflow.intake.adapters.http import Problem
+from ticketflow.intake.platforms.web import Problem
+from ticketflow.intake.tenants import Tenants
 
 MESSAGE_ADD = "ONIMBOTMESSAGEADD"
 JOIN_CHAT = "ONIMBOTJOINCHAT"

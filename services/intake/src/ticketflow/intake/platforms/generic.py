@@ -10,7 +10,7 @@ import msgspec
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.values import Attachment, Role
-from ticketflow.intake.adapters.http import MAX_BODY_BYTES, Problem
+from ticketflow.intake.platforms.web import MAX_BODY_BYTES, Problem
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 

@@ -1,9 +1,10 @@
 """Which tenants intake serves, their secrets, and the desk/track each one's messages go to.
 
 `load_tenants()` reads the desk configuration (`ticketflow.deskconfig.load_desks()`: the packaged desks or
-$TICKETFLOW_DESK_CONFIG_DIR). For tests and small setups, TICKETFLOW_INTAKE_TENANTS may name a small
-TOML file instead (format below). Secrets are never in either file, only the names of the environment
-variables that hold them; a tenant whose secret is unset is disabled and logged.
+$TICKETFLOW_DESK_CONFIG_DIR). For tests and small setups, a small TOML file may be named instead
+(`TICKETFLOW_INTAKE_TENANTS`, `IntakeSettings.tenants`; format below). Secrets are never in either file,
+only the names of the environment variables that hold them; a tenant whose secret is unset is disabled
+and logged.
 
     [[express]]                       # one eXpress (BotX) bot
     bot_id = "8dada2c8-67a6-4434-9dec-570d244e78ee"
@@ -39,9 +40,8 @@ import msgspec
 
 from ticketflow.contracts.values import Role
 from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
-from ticketflow.intake.domain import DeskRoute
+from ticketflow.intake.domain.messages import DeskRoute
 
-CONFIG_ENV = "TICKETFLOW_INTAKE_TENANTS"
 log = logging.getLogger("ticketflow.intake")
 
 
@@ -77,7 +77,7 @@ class TenantFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ConfigError(RuntimeError):
-    pass
+    """A tenant file or desk file intake cannot serve from: the service refuses to start (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class Tenants:
 def load_tenants(path: str | Path | None = None) -> Tenants:
     """The tenant file if one is named, else the desk configuration; every named secret must be set
     (a tenant without its secret is disabled, loudly)."""
-    source = path or os.environ.get(CONFIG_ENV)
+    source = path
     if not source:
         try:
             return tenants_from_desks(load_desks())

@@ -1,0 +1,45 @@
+"""Publishing an accepted message to `chat.inbound` before the webhook answers 202.
+
+The normalised message goes out with the idempotent producer and acks=all (`ticketflow.messaging.producer`),
+keyed by conversation (so one conversation stays on one partition, in order); the answer goes out only
+after the broker acknowledged the write. Intake's own `chat.inbound` consumer then records it.
+
+Its own producer, not the runtime's: tuned for the webhook's latency (`linger_ms=1`), with Kafka's
+default partitioning computed fast and remembered per key (`ticketflow.messaging.partitioning`)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from ticketflow.contracts.chat import ChatMessage
+from ticketflow.intake.domain.messages import conversation_key
+from ticketflow.messaging.partitioning import RememberingPartitioner
+from ticketflow.messaging.producer import make_producer
+
+_encoder = msgspec.json.Encoder()
+
+
+class ChatInbound:
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self._producer = make_producer(
+            bootstrap,
+            linger_ms=1,  # under load batches fill while one is in flight; idle, a request waits 1 ms, not 5
+            partitioner=RememberingPartitioner(),
+            request_timeout_ms=10_000,
+            client_id="ticketflow-intake",
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, message: ChatMessage) -> None:
+        await self._producer.send_and_wait(self.topic, _encoder.encode(message), key=conversation_key(message).encode())
+
+    async def ready(self) -> str:
+        """Readiness: the producer gets the topic's metadata (the broker answers, the topic exists)."""
+        await self._producer.partitions_for(self.topic)
+        return "ok"

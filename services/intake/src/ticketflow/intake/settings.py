@@ -1,0 +1,86 @@
+"""Intake's settings (TICKETFLOW_INTAKE_*), besides the ones every service reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, FilePath, field_validator
+from pydantic_settings import NoDecode
+
+from ticketflow.contracts.topics import CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS
+from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS
+from ticketflow.runtime.netguard import IPNetwork, parse_networks
+from ticketflow.runtime.settings import SERVICE_PORTS, ServiceSettings, prefixed
+
+
+class IntakeSettings(ServiceSettings):
+    model_config = prefixed("intake")
+    service = "intake"
+
+    port: int = Field(SERVICE_PORTS["intake"], ge=1, le=65535, description="HTTP port: webhooks, health, metrics")
+    tenants: Path | None = Field(
+        None, description="a small TOML tenant file instead of the desk files (tests, small setups)"
+    )
+    accept: Literal["kafka", "store"] = Field(
+        "kafka",
+        description="when a webhook answers: `kafka` once the message is on chat.inbound, `store` once recorded",
+    )
+    consume: bool = Field(True, description="consume chat.inbound (and ticket.commands) in this process")
+    topic: str = Field(CHAT_INBOUND, min_length=1, description="the chat.inbound topic (its dead letters: <topic>.dlq)")
+    group: str = Field("ticketflow-intake", min_length=1, description="chat.inbound's consumer group")
+    # Small batches keep webhook latency low when HTTP and the consumer share a process; a
+    # consumer-only process records faster with 2000.
+    batch: int = Field(1000, ge=1, le=100_000, description="chat.inbound records per batch, at most")
+    lanes: int = Field(4, ge=1, le=64, description="concurrent transactions per chat.inbound batch")
+    in_flight: int = Field(2, ge=1, le=16, description="chat.inbound batches recorded at once")
+    noop: bool = Field(False, description="serve POST /noop, the do-nothing route benchmarks measure against")
+    commands_topic: str = Field(
+        TICKET_COMMANDS, description="agents' commands applied here; empty: not consumed in this process"
+    )
+    commands_group: str = Field("ticketflow-intake-commands", min_length=1, description="its consumer group")
+    replies_topic: str = Field(
+        CHAT_REPLIES, description="where the reply relay publishes; empty: no relay in this process"
+    )
+    b24_admin_check: bool = Field(
+        True, description="ask Bitrix24 portals (REST user.admin) whether a message's author is an administrator"
+    )
+    b24_admin_timeout: float = Field(3.0, gt=0, le=60, description="seconds one admin check may take, in all")
+    b24_admin_ttl: float = Field(600.0, ge=0, description="seconds an admin check's answer is kept")
+    b24_allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        (),
+        description="networks Bitrix24 portals may be in besides public addresses, comma-separated "
+        "(e.g. `10.20.0.0/16`); empty: public addresses only",
+    )
+    b24_ca_file: FilePath | None = Field(
+        None, description="a PEM bundle of CAs trusted for Bitrix24 portals besides the system's"
+    )
+    gc_thresholds: Annotated[tuple[int, ...], NoDecode] = Field(
+        BATCH_CONSUMER_THRESHOLDS,
+        description="garbage-collector thresholds, comma-separated (`700,10,10`: CPython's own); "
+        "see ticketflow.runtime.gc_tuning",
+    )
+
+    @field_validator("tenants", "b24_ca_file", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("b24_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        return parse_networks(value) if isinstance(value, str) else value
+
+    @field_validator("gc_thresholds", mode="before")
+    @classmethod
+    def _thresholds(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("gc_thresholds")
+    @classmethod
+    def _one_to_three(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not 1 <= len(value) <= 3 or any(n < 0 for n in value):
+            raise ValueError("one to three non-negative numbers, e.g. 50000,20,100")
+        return value
