@@ -1,4 +1,4 @@
-"""Real HTTPS servers on 127.0.0.1 playing Bitrix24 portals, plus a resolver the tests control."""
+"""Real HTTPS servers on 127.0.0.1 playing Bitrix24 portals, and a DNS-rebinding resolver."""
 
 from __future__ import annotations
 
@@ -15,26 +15,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from support.netguard import StaticResolver
 
-from ticketflow.preflight.adapters.checks import NameNotResolvedError
 from ticketflow.preflight.adapters.checks.policy import IPAddress
 
 PORTAL_NAME = "portal.test"
-
-
-class StaticResolver:
-    """Names resolve only to what the test says; `calls` counts lookups per name."""
-
-    def __init__(self, table: dict[str, Sequence[str]]) -> None:
-        self.table = dict(table)
-        self.calls: dict[str, int] = {}
-
-    async def resolve(self, host: str, port: int) -> Sequence[IPAddress]:
-        self.calls[host] = self.calls.get(host, 0) + 1
-        answer = self.table.get(host)
-        if not answer:
-            raise NameNotResolvedError(f"NXDOMAIN {host}")
-        return [ipaddress.ip_address(a) for a in answer]
 
 
 class RebindingResolver(StaticResolver):

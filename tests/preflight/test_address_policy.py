@@ -8,8 +8,7 @@ import ipaddress
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from preflight_fakes import StaticResolver
-from support.netguard import LOOPBACK_ALLOWED
+from support.netguard import LOOPBACK_ALLOWED, StaticResolver
 
 from ticketflow.preflight.adapters.checks import (
     PUBLIC_ONLY,

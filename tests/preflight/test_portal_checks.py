@@ -14,11 +14,11 @@ from preflight_fakes import (
     RebindingResolver,
     Reply,
     ServeFactory,
-    StaticResolver,
     healthy_routes,
     json_reply,
     portal_info_document,
 )
+from support.netguard import StaticResolver
 
 from ticketflow.preflight.adapters.checks import (
     CheckCache,

@@ -13,7 +13,8 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from preflight_fakes import PORTAL_NAME, Certificates, Reply, ServeFactory, StaticResolver, healthy_routes
+from preflight_fakes import PORTAL_NAME, Certificates, Reply, ServeFactory, healthy_routes
+from support.netguard import StaticResolver
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import ticket_events as e
