@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 
 import asyncpg
+from group_commit import GroupCommitter
 from hdrh.histogram import HdrHistogram
 from tabulate import tabulate
 
@@ -31,7 +32,6 @@ from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.ticket_events import CustomerMessageAdded
 from ticketflow.eventstore import AppendRequest, EventStore, migrate
 from ticketflow.eventstore.connection import dsn_from_env
-from group_commit import GroupCommitter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra
 from support.infra import drop_database, dsn_with_database

@@ -60,6 +60,8 @@ from ticketflow.routing.domain.config import Desks, RoutingConfig
 from ticketflow.routing.domain.decisions import decide_ready
 from ticketflow.routing.domain.state import RoutingState
 from ticketflow.routing.leader import tune_gc
+from ticketflow.routing.settings import RoutingSettings
+from ticketflow.runtime.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra
 from support.infra import drop_database, dsn_with_database
@@ -69,6 +71,8 @@ STRATEGIES = ("round_robin", "least_loaded", "skill_based")
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 BOOTSTRAP = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 PG_DSN = dsn_from_env()
+
+GC_THRESHOLDS = load_settings(RoutingSettings).gc_thresholds  # TICKETFLOW_ROUTING_GC_THRESHOLDS
 
 
 def desks() -> Desks:
@@ -284,7 +288,7 @@ async def bench_kafka(
             streams = memory
         state = RoutingState(desks())
         roster(state, capacity=len(tickets))
-        tune_gc()  # as a term of leadership does after rebuilding the state
+        tune_gc(GC_THRESHOLDS)  # as a term of leadership does after rebuilding the state
         broker = KafkaBroker(BOOTSTRAP, logger=None)
         # consumer.subscribe's subscriptions, with the events pipeline timed
         app = Routing(state, streams)
@@ -342,7 +346,7 @@ async def main() -> None:
     parser.add_argument("--only", choices=("backlog", "paced"), help="one kafka+pg scenario alone (profiling)")
     args = parser.parse_args()
     logging.getLogger("ticketflow.routing").setLevel(logging.ERROR)  # one warning per fallback ticket
-    tune_gc()  # the service's garbage-collector settings (main.py), for every scenario
+    tune_gc(GC_THRESHOLDS)  # the service's garbage-collector settings, for every scenario
     tickets = ticket_envelopes(args.tickets)
     print(f"routing benchmark: {AGENTS} agents, {QUEUES} queues, {args.tickets} tickets, {os.cpu_count()} CPUs")
     n = len(tickets)

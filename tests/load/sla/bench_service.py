@@ -48,9 +48,9 @@ from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore, migrate
 from ticketflow.messaging.batches import PartitionBatches
+from ticketflow.messaging.partitioning import partition_of
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
-from ticketflow.messaging.partitioning import partition_of
 from ticketflow.runtime.settings import DEFAULT_KAFKA, DEFAULT_PG_DSN
 from ticketflow.sla import checkpoint
 from ticketflow.sla.clocks import Clock

@@ -6,7 +6,6 @@ stops the process with the problem (exit 2), before anything starts."""
 
 from __future__ import annotations
 
-import gc
 import logging
 
 from ticketflow.eventstore import EventStore
@@ -22,6 +21,7 @@ from ticketflow.intake.metrics import Metrics
 from ticketflow.intake.platforms.botx import BotxGateway
 from ticketflow.intake.settings import IntakeSettings
 from ticketflow.intake.tenants import Tenants, load_tenants
+from ticketflow.runtime.gc_tuning import tune_gc
 from ticketflow.runtime.netguard import AddressPolicy
 from ticketflow.runtime.service import Runtime, Service
 
@@ -34,7 +34,7 @@ def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
     async def start(rt: Runtime) -> None:
         # The batch consumer's collector thresholds (ticketflow.runtime.gc_tuning: ~30 % of its CPU), and
         # no access log: a line per webhook costs throughput, and /metrics counts requests.
-        gc.set_threshold(*settings.gc_thresholds)
+        tune_gc(settings.gc_thresholds)
         access_log = logging.getLogger("uvicorn.access")
         access_log.handlers, access_log.propagate = [], False  # uvicorn then skips the access log's work
         inbound = None

@@ -9,7 +9,7 @@ from pydantic import Field, FilePath, field_validator
 from pydantic_settings import NoDecode
 
 from ticketflow.contracts.topics import CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS
-from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS
+from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS, GcThresholds
 from ticketflow.runtime.netguard import IPNetwork, parse_networks
 from ticketflow.runtime.settings import SERVICE_PORTS, ServiceSettings, prefixed
 
@@ -55,7 +55,7 @@ class IntakeSettings(ServiceSettings):
     b24_ca_file: FilePath | None = Field(
         None, description="a PEM bundle of CAs trusted for Bitrix24 portals besides the system's"
     )
-    gc_thresholds: Annotated[tuple[int, ...], NoDecode] = Field(
+    gc_thresholds: GcThresholds = Field(
         BATCH_CONSUMER_THRESHOLDS,
         description="garbage-collector thresholds, comma-separated (`700,10,10`: CPython's own); "
         "see ticketflow.runtime.gc_tuning",
@@ -70,17 +70,3 @@ class IntakeSettings(ServiceSettings):
     @classmethod
     def _networks(cls, value: object) -> object:
         return parse_networks(value) if isinstance(value, str) else value
-
-    @field_validator("gc_thresholds", mode="before")
-    @classmethod
-    def _thresholds(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(int(part) for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("gc_thresholds")
-    @classmethod
-    def _one_to_three(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not 1 <= len(value) <= 3 or any(n < 0 for n in value):
-            raise ValueError("one to three non-negative numbers, e.g. 50000,20,100")
-        return value

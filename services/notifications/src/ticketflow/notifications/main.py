@@ -7,7 +7,6 @@ process with the problem before anything starts (exit 2)."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from ticketflow.notifications.adapters.rendering import TemplateCatalog
 from ticketflow.notifications.app import Notifications
 from ticketflow.notifications.consumer import subscribe
 from ticketflow.notifications.settings import NotificationsSettings
+from ticketflow.runtime.gc_tuning import tune_gc
 from ticketflow.runtime.service import Runtime, Service
 
 
@@ -51,7 +51,6 @@ def build(settings: NotificationsSettings) -> Service:
             stop, every=settings.recover_seconds, auto_redrive_after=settings.auto_redrive_seconds))  # fmt: skip
         # The batch consumers' collector thresholds, and the start-up heap (desks, calendars, templates)
         # out of the collector's reach: CPython's cost ~30 % of this process's CPU (runtime.gc_tuning).
-        gc.freeze()
-        gc.set_threshold(*settings.gc_thresholds)
+        tune_gc(settings.gc_thresholds, freeze=True)
 
     return Service("notifications", settings, start)

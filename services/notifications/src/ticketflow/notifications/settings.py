@@ -7,13 +7,11 @@ the channels are built. The desks are `TICKETFLOW_DESK_CONFIG_DIR` (`ticketflow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field
 
 from ticketflow.contracts.topics import CHAT_REPLIES, TICKET_EVENTS
-from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS
+from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS, GcThresholds
 from ticketflow.runtime.settings import SERVICE_PORTS, ServiceSettings, prefixed
 
 
@@ -47,8 +45,8 @@ class NotificationsSettings(ServiceSettings):
     auto_redrive_seconds: float = Field(
         300.0, ge=0, description="dead letters of temporary causes older than this are redriven; 0: never"
     )
-    gc_thresholds: Annotated[tuple[int, ...], NoDecode] = Field(
-        BATCH_CONSUMER_THRESHOLDS, min_length=1, max_length=3,
+    gc_thresholds: GcThresholds = Field(
+        BATCH_CONSUMER_THRESHOLDS,
         description="garbage-collector thresholds after start-up (runtime.gc_tuning); '700,10,10' is CPython's",
     )  # fmt: skip
     topic: str = Field(TICKET_EVENTS, min_length=1, description="the ticket events topic")
@@ -63,8 +61,3 @@ class NotificationsSettings(ServiceSettings):
     @property
     def desk_directory(self) -> Path | None:
         return Path(self.desk_config_dir) if self.desk_config_dir else None
-
-    @field_validator("gc_thresholds", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        return tuple(part.strip() for part in value.split(",")) if isinstance(value, str) else value

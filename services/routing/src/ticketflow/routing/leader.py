@@ -94,13 +94,13 @@ async def stand_by(leadership: Leadership, follower: LogFollower, stop: asyncio.
     return True
 
 
-def tune_gc() -> None:
+def tune_gc(thresholds: tuple[int, ...]) -> None:
     """The rebuilt state is long-lived: keep full collections from rescanning it (freeze). Routing
     allocates a few objects per record and keeps one record per open ticket; with the default
     threshold (700) young collections ran every few records and cost 3-4x a record's decoding.
     Cycles are rare here (the state is trees of dicts and structs), so collect less often
     (TICKETFLOW_ROUTING_GC_THRESHOLDS; tests/load/routing/bench_routing.py, docs/benchmarks.md)."""
-    runtime_tune_gc("routing", freeze=True)
+    runtime_tune_gc(thresholds, freeze=True)
 
 
 async def first_of(*events: asyncio.Event, seconds: float | None = None) -> None:
@@ -161,7 +161,7 @@ class Leader:
 
     async def _lead(self, leadership: Leadership, follower: LogFollower, stop: asyncio.Event) -> None:
         await follower.catch_up()
-        tune_gc()
+        tune_gc(self.settings.gc_thresholds)
         state = follower.state
         fenced = FencedStore(self.store, leadership, self.step_down)
         app = Routing(state, fenced, store_parallel=self.settings.store_parallel)

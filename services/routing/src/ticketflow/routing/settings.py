@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_COMMANDS, TICKET_EVENTS
+from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS, GcThresholds
 from ticketflow.runtime.settings import SERVICE_PORTS, ServiceSettings, prefixed
 
 
@@ -42,11 +43,10 @@ class RoutingSettings(ServiceSettings):
     leader_poll_seconds: float = Field(
         1.0, gt=0, le=60, description="how often a stand-by tries the lock and a leader checks it still holds it"
     )
-    gc_thresholds: str = Field(
-        "",
-        pattern=r"^(\s*\d+\s*(,\s*\d+\s*){0,2})?$",
-        description="garbage-collector thresholds 'gen0,gen1,gen2' (read by ticketflow.runtime.gc_tuning); "
-        "empty: its batch-consumer thresholds; '700,10,10' restores CPython's",
+    gc_thresholds: GcThresholds = Field(
+        BATCH_CONSUMER_THRESHOLDS,
+        description="garbage-collector thresholds once the state is rebuilt, comma-separated (`700,10,10`: "
+        "CPython's own); see ticketflow.runtime.gc_tuning",
     )
 
     @property
