@@ -37,17 +37,6 @@ class Ticket:
         return str(self.ticket_id).encode()
 
 
-class DeadLetterList:
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes | None, bytes, str]] = []
-
-    async def __call__(self, key: bytes | None, value: bytes, reason: str) -> None:
-        self.records.append((key, value, reason))
-
-    def reasons(self) -> list[str]:
-        return [reason for _, _, reason in self.records]
-
-
 async def firing_counts(pool: asyncpg.Pool, tickets: list[Ticket]) -> dict[tuple[str, str, str], int]:
     """(stream, target, level or 'breach') -> how many firing events the store holds for these tickets."""
     rows = await pool.fetch(
