@@ -4,7 +4,6 @@ clock: firings, exactly-once appends, restart from a checkpoint, bad input."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -12,16 +11,15 @@ import pytest
 import pytest_asyncio
 from sla_builders import FakeRules, customer, opened, passed, reopened, replied, resolved
 from sla_clock import ManualClock
-from sla_records import Ticket, count_of, firing_counts
+from sla_records import DownStore, Ticket, count_of, firing_counts
 from support.eventstore import migrated_pool
 
 from ticketflow.contracts import ticket_events as te
-from ticketflow.eventstore import EventStore, RetryableStoreError
+from ticketflow.eventstore import EventStore
 from ticketflow.sla.adapters import checkpoints
 from ticketflow.sla.adapters.checkpoints import PartitionCheckpoints
 from ticketflow.sla.adapters.store_writer import SlaWriter
 from ticketflow.sla.app import Batch, SlaEngine
-from ticketflow.sla.domain import TicketSla
 
 pytestmark = pytest.mark.pg
 B = 1_750_000_000  # epoch seconds; the always-open calendar and second-sized targets of FakeRules
@@ -234,13 +232,6 @@ async def test_finished_tickets_are_pruned_from_memory_timers_and_checkpoints_re
     await engine.handle(5, [offset + 1, offset + 2], lifecycle([fresh], B + 3))
     assert len(part.free) == 14 and engine.timers() == 13 and engine.stats.dead_letters == 0
     await engine.close()
-
-
-class DownStore(SlaWriter):
-    """The store is unreachable: every append fails as the real one does."""
-
-    async def write(self, states: object, pending: object) -> dict[uuid.UUID, TicketSla]:
-        raise RetryableStoreError("append interrupted: connection refused")
 
 
 async def test_timers_are_armed_before_the_append_but_no_checkpoint_runs_ahead_of_the_store(pool: asyncpg.Pool) -> None:

@@ -15,8 +15,8 @@ from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, envelope
 from ticketflow.contracts.events import event_type_name
 from ticketflow.contracts.ids import sla_stream
 from ticketflow.messaging.batches import PartitionBatches
-from ticketflow.messaging.relay import header_list
 from ticketflow.messaging.partitioning import partition_of
+from ticketflow.messaging.relay import header_list
 from ticketflow.sla.domain import Emitted, TicketSla, utc
 
 NO_METADATA = EventMetadata()
