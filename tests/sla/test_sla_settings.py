@@ -19,14 +19,14 @@ def test_the_same_variables_as_before_with_the_same_defaults(monkeypatch: pytest
     assert (defaults.topic, defaults.checkpoint_seconds, defaults.port, defaults.group_id, defaults.max_records) == (
         "ticket.events", 5.0, 8004, "sla", 500,
     )  # fmt: skip
-    assert defaults.desk_config_dir is None  # the packaged desks
+    assert defaults.desk_folder() is None  # the packaged desks
     monkeypatch.setenv("TICKETFLOW_SLA_TOPIC", "ticket.events.test")
     monkeypatch.setenv("TICKETFLOW_SLA_CHECKPOINT_SECONDS", "0.5")
     monkeypatch.setenv("TICKETFLOW_SLA_PORT", "9004")
     monkeypatch.setenv("TICKETFLOW_DESK_CONFIG_DIR", "/etc/ticketflow/desks")
     read = load_settings(SlaSettings)
     assert (read.topic, read.checkpoint_seconds, read.port) == ("ticket.events.test", 0.5, 9004)
-    assert read.desk_config_dir == Path("/etc/ticketflow/desks")
+    assert read.desk_folder() == Path("/etc/ticketflow/desks")
     assert SlaSettings.variable("desk_config_dir") == "TICKETFLOW_DESK_CONFIG_DIR"
 
 

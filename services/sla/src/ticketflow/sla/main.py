@@ -24,7 +24,7 @@ def build(settings: SlaSettings) -> Service:
     async def start(rt: Runtime) -> None:
         # Calendars by version: those stored by earlier runs (a configuration changed since still finds
         # the calendar the clocks counted in), and this configuration's, stored before any state records them.
-        rules = DeskRules(load_desks(settings.desk_config_dir), await calendar_versions.load(rt.pool))
+        rules = DeskRules(load_desks(settings.desk_folder()), await calendar_versions.load(rt.pool))
         await calendar_versions.save(rt.pool, rules.definitions())
         await asyncio.to_thread(rules.warm_calendars)  # the first event does not pay for expanding a year
         store, checkpoints = EventStore(rt.pool), PartitionCheckpoints(rt.pool, settings.topic)

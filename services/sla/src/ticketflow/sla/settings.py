@@ -26,8 +26,12 @@ class SlaSettings(ServiceSettings):
     max_records: int = Field(
         500, ge=1, le=100_000, description="records per poll, decided in one pass (500 kept the poll p99 near 100 ms)"
     )
-    desk_config_dir: Path | None = Field(
-        None,
+    desk_config_dir: str = Field(
+        "",
         validation_alias="TICKETFLOW_DESK_CONFIG_DIR",
-        description="folder of desk configuration files (*.toml); default: the packaged desks",
+        description="folder of desk configuration files (*.toml); empty: the packaged desks",
     )
+
+    def desk_folder(self) -> Path | None:
+        """The desk configuration folder (None: the packaged desks)."""
+        return Path(self.desk_config_dir) if self.desk_config_dir else None

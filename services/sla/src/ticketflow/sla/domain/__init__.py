@@ -12,8 +12,8 @@ SLA events, and the clock arithmetic under it.
     policies.py       Policy, Calendar and the Rules port (desk configuration as the domain sees it)
 """
 
-from ticketflow.sla.domain.clocks import Clock, level_due
-from ticketflow.sla.domain.decider import TERMINAL, advance, decide
+from ticketflow.sla.domain.clocks import Clock
+from ticketflow.sla.domain.decider import advance, decide
 from ticketflow.sla.domain.firing import firings
 from ticketflow.sla.domain.policies import TARGETS, Calendar, Policy, Rules, RulesError
 from ticketflow.sla.domain.recalculation import configuration_changed
@@ -22,7 +22,6 @@ from ticketflow.sla.domain.state import Decision, Emitted, TicketSla, event_id_o
 
 __all__ = [
     "TARGETS",
-    "TERMINAL",
     "Calendar",
     "Clock",
     "Decision",
@@ -37,6 +36,5 @@ __all__ = [
     "event_id_of",
     "evolve",
     "firings",
-    "level_due",
     "utc",
 ]
