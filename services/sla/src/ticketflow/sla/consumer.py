@@ -52,18 +52,18 @@ class SlaPartitions:
         self._control: PartitionControl | None = None  # the latest: revocations commit through it
         self._checkpointed_at = time.monotonic()
         self._last_checkpoint_taken = False
-        engine.start()
 
     async def assigned(self, partitions: Sequence[int], control: PartitionControl) -> None:
         with self._failing("assigning partitions"):
+            self.engine.start()  # the timer loop: from the first assignment to `stopped`
             self._control = control
             ends, starts = await control.end_offsets(partitions), await control.beginning_offsets(partitions)
             for number in partitions:
                 control.seek(number, await self.engine.restore(number, starts[number], ends[number]))
 
     async def revoked(self, partitions: Sequence[int]) -> None:
-        with self._failing("releasing partitions"):
-            for number in partitions:  # after a failure: dropped unsaved, the next owner replays them
+        for number in partitions:  # each is dropped, saved or not (after a failure: unsaved, replayed by the next)
+            with self._failing(f"releasing partition {number}"):
                 await self._commit(number, await self.engine.release(number, checkpoint=self.failed is None))
 
     async def records(self, batches: Mapping[int, Sequence[Record]], control: PartitionControl) -> None:
