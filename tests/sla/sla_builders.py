@@ -12,9 +12,10 @@ from ticketflow.calendar import BusinessCalendar, CalendarSpec
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import load_desks
-from ticketflow.sla.clocks import Clock
+from ticketflow.sla.adapters.desk_rules import DeskRules
 from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, decide, evolve
-from ticketflow.sla.policies import Calendar, DeskRules, Policy, RulesError
+from ticketflow.sla.domain.clocks import Clock
+from ticketflow.sla.domain.policies import Calendar, Policy, RulesError
 
 BOX = "bitrix24-box"
 DESKS = DeskRules(load_desks())
@@ -160,7 +161,7 @@ class Driver:
 
     def when(self, at: int, event: te.TicketEvent) -> list[Emitted]:
         cause = uuid.uuid5(uuid.NAMESPACE_OID, f"{event!r}{at}{len(self.decisions)}")
-        decision = decide(self.state, event, at, cause, self.rules)  # type: ignore[arg-type]
+        decision = decide(event, self.state, at, cause, self.rules)  # type: ignore[arg-type]
         return self._keep(decision)
 
     def tick(self, now: int) -> list[Emitted]:

@@ -1,4 +1,5 @@
-"""Kafka-record-shaped inputs for the SLA engine: lifecycle events as published envelopes."""
+"""Kafka-record-shaped inputs for the SLA engine (lifecycle events as published envelopes), a store that
+is down, and counts of what the store holds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import asyncpg
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.envelope import EventEnvelope, envelope_encoder
 from ticketflow.contracts.ids import deterministic_event_id
+from ticketflow.eventstore import RetryableStoreError
+from ticketflow.sla.adapters.store_writer import SlaWriter
+from ticketflow.sla.domain.state import TicketSla
 
 
 @dataclass
@@ -37,17 +41,6 @@ class Ticket:
         return str(self.ticket_id).encode()
 
 
-class DeadLetterList:
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes | None, bytes, str]] = []
-
-    async def __call__(self, key: bytes | None, value: bytes, reason: str) -> None:
-        self.records.append((key, value, reason))
-
-    def reasons(self) -> list[str]:
-        return [reason for _, _, reason in self.records]
-
-
 async def firing_counts(pool: asyncpg.Pool, tickets: list[Ticket]) -> dict[tuple[str, str, str], int]:
     """(stream, target, level or 'breach') -> how many firing events the store holds for these tickets."""
     rows = await pool.fetch(
@@ -62,3 +55,10 @@ async def firing_counts(pool: asyncpg.Pool, tickets: list[Ticket]) -> dict[tuple
 async def count_of(pool: asyncpg.Pool, event_type: str, ticket: Ticket) -> int:
     query = "SELECT count(*) FROM events WHERE event_type = $1 AND stream_id = $2"
     return int(await pool.fetchval(query, event_type, f"sla-{ticket.ticket_id}"))
+
+
+class DownStore(SlaWriter):
+    """The store is unreachable: every append fails as the real one does."""
+
+    async def write(self, states: object, pending: object) -> dict[uuid.UUID, TicketSla]:
+        raise RetryableStoreError("append interrupted: connection refused")

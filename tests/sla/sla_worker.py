@@ -13,37 +13,31 @@ import sys
 from pathlib import Path
 
 import asyncpg
+from faststream.kafka import KafkaBroker
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sla_builders import FakeRules
+from sla_consumers import consumer_for
 
-from ticketflow.eventstore import EventStore
-from ticketflow.sla.engine import SlaEngine
-from ticketflow.sla.handlers import SlaConsumer, describe
-from ticketflow.sla.writer import SlaWriter
-
-FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+from ticketflow.sla.http import describe
 
 
 async def main(bootstrap: str, dsn: str, topic: str, first_response: int, resolution: int) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     assert pool is not None
     rules = FakeRules(first_response=first_response, next_response=None, resolution=resolution)
-
-    async def dead_letter(key: bytes | None, value: bytes, reason: str) -> None:
-        logging.warning("dead letter: %s", reason)
-
-    engine = SlaEngine(rules, SlaWriter(EventStore(pool)), dead_letter)
-    consumer = SlaConsumer(
-        engine, pool, bootstrap, topic, group_id=f"sla-{topic}", checkpoint_every_s=0.5, consumer_options=FAST_GROUP
-    )
+    broker = KafkaBroker(bootstrap)
+    await broker.start()
+    consumer = consumer_for(broker, pool, topic, rules)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     task = asyncio.create_task(consumer.run(stop))
     while not task.done():
-        print(json.dumps(describe(consumer)), flush=True)
+        owner = consumer.current
+        print(json.dumps(describe(owner.engine) if owner is not None else {"starting": True}), flush=True)
         await asyncio.wait([task], timeout=0.5)
     await task
+    await broker.stop()
     await pool.close()
 
 

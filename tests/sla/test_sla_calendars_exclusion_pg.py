@@ -11,18 +11,18 @@ import pytest
 import pytest_asyncio
 from msgspec.structs import replace
 from sla_builders import BOX, FakeRules, opened, passed, replied, ts, waiting
-from sla_records import DeadLetterList, Ticket, count_of
+from sla_clock import ManualClock
+from sla_records import Ticket, count_of
 from support.eventstore import migrated_pool
 
 from ticketflow.contracts import ticket_events as te
 from ticketflow.deskconfig import DeskRegistry, load_desks
 from ticketflow.deskconfig.model import WeeklyHours
 from ticketflow.eventstore import EventStore
-from ticketflow.sla import calendar_versions, checkpoint
-from ticketflow.sla.engine import SlaEngine
-from ticketflow.sla.policies import DeskRules
-from ticketflow.sla.timers import ManualClock
-from ticketflow.sla.writer import SlaWriter
+from ticketflow.sla.adapters import calendar_versions, checkpoints
+from ticketflow.sla.adapters.desk_rules import DeskRules
+from ticketflow.sla.adapters.store_writer import SlaWriter
+from ticketflow.sla.app import SlaEngine
 
 pytestmark = pytest.mark.pg
 B = 1_750_000_000
@@ -69,14 +69,14 @@ async def test_the_engine_arms_timers_when_an_excluded_ticket_moves_into_sla_and
     pool: asyncpg.Pool,
 ) -> None:
     rules = FakeRules(queue_tracks={"sla-q": "t", "free-q": "client"})
-    engine = SlaEngine(rules, SlaWriter(EventStore(pool)), DeadLetterList(), ManualClock(B * 1000))
+    engine = SlaEngine(rules, SlaWriter(EventStore(pool)), ManualClock(B * 1000))
     await engine.assign(0, 0, {}, 0)
     t = Ticket()
     offset = 0
 
     async def feed(event: te.TicketEvent, at: int) -> None:
         nonlocal offset
-        await engine.handle(0, [offset], [t.key], [t.envelope(event, at)])
+        await engine.handle(0, [offset], [t.envelope(event, at)])
         offset += 1
 
     def routed(queue: str) -> te.TicketRouted:
@@ -99,8 +99,8 @@ async def test_the_engine_arms_timers_when_an_excluded_ticket_moves_into_sla_and
     taken = engine.snapshot_of(0)
     assert taken is not None
     await engine.drain()
-    await checkpoint.save(pool, "exclusion", 0, *taken)
-    loaded = await checkpoint.load(pool, "exclusion", 0)
+    await checkpoints.save(pool, "exclusion", 0, *taken)
+    loaded = await checkpoints.load(pool, "exclusion", 0)
     assert loaded is not None and loaded[1][t.ticket_id] == state
     # and a terminal event closes the excluded ticket: pruned like any finished one.
     await feed(te.TicketClosed(t.ticket_id, "done", "agent"), B + 5)

@@ -182,11 +182,11 @@ def test_firing_ids_are_deterministic_and_replay_is_identical() -> None:
 
 
 def test_wrong_input_is_rejected_not_crashed() -> None:
-    assert decide(None, replied(T), 0, None, DESKS).rejected == "AgentReplied for an unknown ticket"
-    unknown_desk = decide(None, opened(T, "nowhere", "box"), 0, None, DESKS)
+    assert decide(replied(T), None, 0, None, DESKS).rejected == "AgentReplied for an unknown ticket"
+    unknown_desk = decide(opened(T, "nowhere", "box"), None, 0, None, DESKS)
     assert unknown_desk.rejected is not None and "nowhere" in unknown_desk.rejected
     broken = Driver(FakeRules(calendar_broken=True)).given([(0, opened(T, "d", "t"))])
-    decision = decide(broken.state, passed(T), 0, None, FakeRules(calendar_broken=True))
+    decision = decide(passed(T), broken.state, 0, None, FakeRules(calendar_broken=True))
     assert decision.rejected is not None and "no working time" in decision.rejected
     assert decision.state == broken.state
 

@@ -27,9 +27,9 @@ from sla_builders import (
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
-from ticketflow.sla.checkpoint import decode_states
-from ticketflow.sla.clocks import Clock
+from ticketflow.sla.adapters.checkpoints import decode_states
 from ticketflow.sla.domain import TicketSla, event_id_of, firings
+from ticketflow.sla.domain.clocks import Clock
 
 T = uuid.UUID("00000000-0000-7000-8000-0000000000e1")
 MIN = 60

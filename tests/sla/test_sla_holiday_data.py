@@ -17,8 +17,8 @@ from ticketflow.calendar import HolidayDates, holiday_dates
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.deskconfig import load_desks
-from ticketflow.sla import policies
-from ticketflow.sla.policies import DeskRules, calendar_of_definition
+from ticketflow.sla.adapters import desk_rules
+from ticketflow.sla.adapters.desk_rules import DeskRules, calendar_of_definition
 
 TICKET = uuid.UUID("00000000-0000-7000-8000-0000000000b1")
 BOX = "bitrix24-box"
@@ -42,7 +42,7 @@ def test_new_holiday_dates_are_a_new_calendar_version_and_clocks_are_recalculate
     before = d.state.calendar
     stored = before_rules.definitions()
     # when the service restarts on a library that made Wednesday a holiday (same desk configuration),
-    monkeypatch.setattr(policies, "holiday_dates", lambda country, sub, first, last: upgraded_library(first, last))
+    monkeypatch.setattr(desk_rules, "holiday_dates", lambda country, sub, first, last: upgraded_library(first, last))
     after_rules = DeskRules(load_desks(), stored)
     after = after_rules.calendar_version(BOX, "box")
     assert after != before and after_rules.fingerprint() != before_rules.fingerprint()

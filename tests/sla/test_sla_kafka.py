@@ -17,8 +17,10 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
 from sla_builders import FakeRules, opened, passed, replied
-from sla_records import DeadLetterList, Ticket, firing_counts
+from sla_consumers import consumer_for
+from sla_records import Ticket, firing_counts
 from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
 
@@ -28,12 +30,10 @@ from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
-from ticketflow.sla.engine import SlaEngine
-from ticketflow.sla.handlers import SlaConsumer
-from ticketflow.sla.writer import SlaWriter
+from ticketflow.sla.app import SlaEngine
+from ticketflow.sla.consumer import SlaConsumer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.pg]
-FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 WORKER = Path(__file__).parent / "sla_worker.py"
 LEVELS = {"0.5", "0.75", "0.9", "breach"}
 
@@ -45,12 +45,12 @@ async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-def consumer_for(pool: asyncpg.Pool, bootstrap: str, topic: str, rules: FakeRules) -> SlaConsumer:
-    engine = SlaEngine(rules, SlaWriter(EventStore(pool)), DeadLetterList())
-    group = f"sla-{topic}"  # a group per test topic: groups span topics, a shared one would rebalance them all
-    return SlaConsumer(
-        engine, pool, bootstrap, topic, group_id=group, checkpoint_every_s=0.5, consumer_options=FAST_GROUP
-    )
+@pytest_asyncio.fixture(loop_scope="session")
+async def broker(kafka_bootstrap: str) -> AsyncIterator[KafkaBroker]:
+    broker = KafkaBroker(kafka_bootstrap)
+    await broker.start()
+    yield broker
+    await broker.stop()
 
 
 async def wait_for(condition: object, seconds: float, what: str) -> None:
@@ -81,7 +81,7 @@ def complete(counts: dict[tuple[str, str, str], int], tickets: list[Ticket], tar
 
 
 async def test_end_to_end_from_the_store_through_the_relay_to_warnings_and_breaches(
-    pool: asyncpg.Pool, kafka_bootstrap: str, kafka_topic_factory: KafkaTopicFactory
+    pool: asyncpg.Pool, broker: KafkaBroker, kafka_bootstrap: str, kafka_topic_factory: KafkaTopicFactory
 ) -> None:
     topic = await kafka_topic_factory(partitions=3)
     store = EventStore(pool)
@@ -99,7 +99,7 @@ async def test_end_to_end_from_the_store_through_the_relay_to_warnings_and_breac
     await producer.start()
     stop = asyncio.Event()
     relay = OutboxRelay(store, producer, topic_names={TICKET_EVENTS: topic}, idle_sleep=0.05)
-    consumer = consumer_for(pool, kafka_bootstrap, topic, FakeRules(first_response=2, resolution=4))
+    consumer = consumer_for(broker, pool, topic, FakeRules(first_response=2, resolution=4))
     tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]
     try:
         await wait_for(lambda: _complete(pool, tickets[1:], ("first_response", "resolution")), 60, "all firings")
@@ -125,13 +125,18 @@ async def test_two_instances_split_the_partitions_and_one_takes_over_when_the_ot
 ) -> None:
     topic = await kafka_topic_factory(partitions=4)
     rules = FakeRules(first_response=3, resolution=6)
-    a, b = consumer_for(pool, kafka_bootstrap, topic, rules), consumer_for(pool, kafka_bootstrap, topic, rules)
+    broker_a, broker_b = KafkaBroker(kafka_bootstrap), KafkaBroker(kafka_bootstrap)  # two instances
+    await broker_a.start()
+    await broker_b.start()
+    a, b = consumer_for(broker_a, pool, topic, rules), consumer_for(broker_b, pool, topic, rules)
     stop_a, stop_b = asyncio.Event(), asyncio.Event()
     task_a, task_b = asyncio.create_task(a.run(stop_a)), asyncio.create_task(b.run(stop_b))
     try:
 
         async def split() -> bool:
-            owned_a, owned_b = set(a.engine.partitions), set(b.engine.partitions)
+            if a.current is None or b.current is None:
+                return False
+            owned_a, owned_b = set(engine_of(a).partitions), set(engine_of(b).partitions)
             return bool(owned_a) and bool(owned_b) and not owned_a & owned_b and owned_a | owned_b == {0, 1, 2, 3}
 
         await wait_for(split, 40, "the group to split 4 partitions between two instances")
@@ -146,15 +151,23 @@ async def test_two_instances_split_the_partitions_and_one_takes_over_when_the_ot
         stop_a.set()
         stop_b.set()
         await asyncio.gather(task_a, task_b)
+        await broker_a.stop()
+        await broker_b.stop()
     assert set((await firing_counts(pool, tickets)).values()) == {1}
 
 
+def engine_of(consumer: SlaConsumer) -> SlaEngine:
+    assert consumer.current is not None, "the consumer has not started a round"
+    return consumer.current.engine
+
+
 async def _armed(*consumers: SlaConsumer) -> bool:
-    return all(c.engine.timers() > 0 for c in consumers)
+    return all(c.current is not None and engine_of(c).timers() > 0 for c in consumers)
 
 
 async def _owns_all(consumer: SlaConsumer) -> bool:
-    return set(consumer.engine.partitions) == {0, 1, 2, 3} and all(p.live for p in consumer.engine.partitions.values())
+    engine = engine_of(consumer)
+    return set(engine.partitions) == {0, 1, 2, 3} and all(p.live for p in engine.partitions.values())
 
 
 @pytest.mark.e2e

@@ -11,8 +11,8 @@ import pytest
 from msgspec.structs import replace
 
 from ticketflow.contracts import sla_events as sla
+from ticketflow.sla.adapters.append_queue import AppendQueue, Entry
 from ticketflow.sla.domain import Emitted, TicketSla, event_id_of
-from ticketflow.sla.pipeline import AppendQueue, Entry
 
 
 class GatedWriter:

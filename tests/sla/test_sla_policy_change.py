@@ -14,16 +14,16 @@ import pytest_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sla_builders import Driver, FakeRules, customer, opened, passed, replied, waiting
-from sla_records import DeadLetterList, Ticket, count_of
+from sla_clock import ManualClock
+from sla_records import Ticket, count_of
 from support.eventstore import migrated_pool
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.eventstore import EventStore
-from ticketflow.sla import checkpoint
+from ticketflow.sla.adapters import checkpoints
+from ticketflow.sla.adapters.store_writer import SlaWriter
+from ticketflow.sla.app import SlaEngine
 from ticketflow.sla.domain import configuration_changed, firings
-from ticketflow.sla.engine import SlaEngine
-from ticketflow.sla.timers import ManualClock
-from ticketflow.sla.writer import SlaWriter
 
 T = uuid.UUID("00000000-0000-7000-8000-0000000000bc")
 B = 1_750_000_000
@@ -107,17 +107,17 @@ async def test_a_partition_restored_under_changed_targets_is_recalculated_before
 ) -> None:
     # Given a partition's ticket decided under resolution 40 s (first response 10 s) and checkpointed;
     rules = FakeRules()
-    first = SlaEngine(rules, SlaWriter(EventStore(pool)), DeadLetterList(), ManualClock(B * 1000))
+    first = SlaEngine(rules, SlaWriter(EventStore(pool)), ManualClock(B * 1000))
     await first.assign(0, 0, {}, 0)
     t = Ticket()
-    await first.handle(0, [0], [t.key], [t.envelope(opened(t.ticket_id, "d", "t"), B)])
-    await first.handle(0, [1], [t.key], [t.envelope(passed(t.ticket_id), B)])
+    await first.handle(0, [0], [t.envelope(opened(t.ticket_id, "d", "t"), B)])
+    await first.handle(0, [1], [t.envelope(passed(t.ticket_id), B)])
     kept = dict(first.partitions[0].tickets)
     await first.close()
     # when a new owner restores it after the configuration made resolution 400 s,
     rules.resolution = 400
     clock = ManualClock((B + 2) * 1000)
-    second = SlaEngine(rules, SlaWriter(EventStore(pool)), DeadLetterList(), clock)
+    second = SlaEngine(rules, SlaWriter(EventStore(pool)), clock)
     await second.assign(0, 2, dict(kept), 2)
     await second.drain()
     # then the restore recorded the recalculation and armed the resolution timer for the new target
@@ -130,14 +130,14 @@ async def test_a_partition_restored_under_changed_targets_is_recalculated_before
     # The checkpoint now records the configuration its states are consistent with,
     taken = second.snapshot_of(0)
     assert taken is not None and taken[3] == rules.fingerprint()
-    await checkpoint.save(pool, "policy", 0, *taken)
-    loaded = await checkpoint.load(pool, "policy", 0)
+    await checkpoints.save(pool, "policy", 0, *taken)
+    loaded = await checkpoints.load(pool, "policy", 0)
     assert loaded is not None and loaded.configuration == rules.fingerprint()
     await second.close()
     # and an owner restoring under that same configuration arms the states as they are: no recheck
     # (here a state deliberately left stale is trusted, which shows the per-ticket check is skipped).
     stale = {t.ticket_id: kept[t.ticket_id]}  # still resolution 40 s
-    third = SlaEngine(rules, SlaWriter(EventStore(pool)), DeadLetterList(), ManualClock((B + 2) * 1000))
+    third = SlaEngine(rules, SlaWriter(EventStore(pool)), ManualClock((B + 2) * 1000))
     await third.assign(0, 2, stale, 2, rules.fingerprint())
     assert {due for _, _, due in third.partitions[0].armed.values()} == {B + 5, B + 20}
     await third.close()

@@ -4,25 +4,22 @@ clock: firings, exactly-once appends, restart from a checkpoint, bad input."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 import pytest_asyncio
 from sla_builders import FakeRules, customer, opened, passed, reopened, replied, resolved
-from sla_records import DeadLetterList, Ticket, count_of, firing_counts
+from sla_clock import ManualClock
+from sla_records import DownStore, Ticket, count_of, firing_counts
 from support.eventstore import migrated_pool
 
 from ticketflow.contracts import ticket_events as te
-from ticketflow.eventstore import EventStore, RetryableStoreError
-from ticketflow.sla import checkpoint
-from ticketflow.sla.domain import TicketSla
-from ticketflow.sla.engine import SlaEngine
-from ticketflow.sla.handlers import SlaConsumer
-from ticketflow.sla.partition import Batch
-from ticketflow.sla.timers import ManualClock
-from ticketflow.sla.writer import SlaWriter
+from ticketflow.eventstore import EventStore
+from ticketflow.sla.adapters import checkpoints
+from ticketflow.sla.adapters.checkpoints import PartitionCheckpoints
+from ticketflow.sla.adapters.store_writer import SlaWriter
+from ticketflow.sla.app import Batch, SlaEngine
 
 pytestmark = pytest.mark.pg
 B = 1_750_000_000  # epoch seconds; the always-open calendar and second-sized targets of FakeRules
@@ -36,11 +33,8 @@ async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-def make_engine(
-    pool: asyncpg.Pool, clock: ManualClock, rules: FakeRules | None = None
-) -> tuple[SlaEngine, DeadLetterList]:
-    dead = DeadLetterList()
-    return SlaEngine(FakeRules(), SlaWriter(EventStore(pool)), dead, clock), dead
+def make_engine(pool: asyncpg.Pool, clock: ManualClock) -> SlaEngine:
+    return SlaEngine(FakeRules(), SlaWriter(EventStore(pool)), clock)
 
 
 async def settle(rounds: int = 20) -> None:
@@ -48,23 +42,18 @@ async def settle(rounds: int = 20) -> None:
         await asyncio.sleep(0.01)
 
 
-def lifecycle(tickets: list[Ticket], at: int) -> tuple[list[bytes], list[bytes]]:
-    keys, values = [], []
-    for t in tickets:
-        for event in (opened(t.ticket_id, "d", "t"), passed(t.ticket_id)):
-            keys.append(t.key)
-            values.append(t.envelope(event, at))
-    return keys, values
+def lifecycle(tickets: list[Ticket], at: int) -> list[bytes]:
+    return [t.envelope(event, at) for t in tickets for event in (opened(t.ticket_id, "d", "t"), passed(t.ticket_id))]
 
 
 async def test_timers_fire_every_level_once_on_the_manual_clock(pool: asyncpg.Pool) -> None:
     clock = ManualClock(B * 1000)
-    engine, dead = make_engine(pool, clock)
+    engine = make_engine(pool, clock)
     await engine.assign(0, 0, {}, 0)
     runner = asyncio.create_task(engine.loop.run())
     tickets = [Ticket() for _ in range(20)]
-    keys, values = lifecycle(tickets, B)
-    await engine.handle(0, list(range(len(values))), keys, values)
+    values = lifecycle(tickets, B)
+    assert await engine.handle(0, list(range(len(values))), values) == []
     assert engine.timers() == 40  # first response + resolution per ticket
     for second in range(1, 60):
         clock.advance_to((B + second) * 1000)
@@ -74,11 +63,11 @@ async def test_timers_fire_every_level_once_on_the_manual_clock(pool: asyncpg.Po
     await engine.drain()  # warnings and breaches are decided at once and stored by the append queue
     counts = await firing_counts(pool, tickets)
     assert len(counts) == 20 * FIRINGS_PER_TICKET and set(counts.values()) == {1}
-    assert engine.timers() == 0 and dead.records == []
+    assert engine.timers() == 0 and engine.stats.dead_letters == 0
     # A second engine deciding the same records again appends nothing new (deterministic ids).
-    again, _ = make_engine(pool, ManualClock((B + 100) * 1000))
+    again = make_engine(pool, ManualClock((B + 100) * 1000))
     await again.assign(0, 0, {}, len(values))
-    await again.handle(0, list(range(len(values))), keys, values)
+    await again.handle(0, list(range(len(values))), values)
     await again.go_live(again.partitions[0])
     assert again.writer.appended == 0 and again.writer.duplicates > 0
     assert again.writer.fallbacks > 0  # the bulk append refused the replayed ids; append_many explained them
@@ -87,18 +76,18 @@ async def test_timers_fire_every_level_once_on_the_manual_clock(pool: asyncpg.Po
 
 async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_twice(pool: asyncpg.Pool) -> None:
     clock = ManualClock(B * 1000)
-    first, _ = make_engine(pool, clock)
+    first = make_engine(pool, clock)
     await first.assign(3, 0, {}, 0)
     runner = asyncio.create_task(first.loop.run())
     tickets = [Ticket() for _ in range(10)]
-    keys, values = lifecycle(tickets, B)
-    await first.handle(3, list(range(len(values))), keys, values)
+    values = lifecycle(tickets, B)
+    await first.handle(3, list(range(len(values))), values)
     offset, states, removed, configuration = first.snapshot_of(3)  # type: ignore[misc]
     assert removed == set()
-    await checkpoint.save(pool, "t", 3, offset, states, configuration=configuration)
+    await checkpoints.save(pool, "t", 3, offset, states, configuration=configuration)
     # After the checkpoint: replies for half the tickets, and some warnings fire (5 s of 10 s).
     later = [t.envelope(replied(t.ticket_id), B + 4) for t in tickets[:5]]
-    await first.handle(3, list(range(offset, offset + 5)), [t.key for t in tickets[:5]], later)
+    await first.handle(3, list(range(offset, offset + 5)), later)
     clock.advance_to((B + 6) * 1000)
     await settle()
     first.loop.stop()
@@ -108,13 +97,13 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
     assert before_crash  # something fired before the "crash"
     # Crash: the engine is gone. The next owner starts at the checkpoint 60 s later (all deadlines past).
     clock2 = ManualClock((B + 60) * 1000)
-    second, _ = make_engine(pool, clock2)
-    saved = await checkpoint.load(pool, "t", 3)
+    second = make_engine(pool, clock2)
+    saved = await checkpoints.load(pool, "t", 3)
     assert saved is not None and saved[0] == offset
     await second.assign(3, saved[0], saved[1], offset + 5)
     assert second.timers() == 0  # not live before the replay reached the end seen at assignment
     runner2 = asyncio.create_task(second.loop.run())
-    await second.handle(3, list(range(offset, offset + 5)), [t.key for t in tickets[:5]], later)
+    await second.handle(3, list(range(offset, offset + 5)), later)
     await settle()
     second.loop.stop()
     await runner2
@@ -132,7 +121,7 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
 
 
 async def test_wrong_input_is_dead_lettered_and_nothing_crashes(pool: asyncpg.Pool) -> None:
-    engine, dead = make_engine(pool, ManualClock(B * 1000))
+    engine = make_engine(pool, ManualClock(B * 1000))
     await engine.assign(1, 0, {}, 0)
     ghost, unknown_desk, gappy = Ticket(), Ticket(), Ticket()
     records = [
@@ -144,48 +133,47 @@ async def test_wrong_input_is_dead_lettered_and_nothing_crashes(pool: asyncpg.Po
     gappy.version += 3  # three lifecycle events never arrived
     records.append(gappy.envelope(passed(gappy.ticket_id), B))
     records.append(gappy.envelope(customer(gappy.ticket_id), B + 1))
-    await engine.handle(1, list(range(len(records))), [None] * len(records), records)
-    reasons = dead.reasons()
-    assert reasons[0].startswith("undecodable")
-    assert reasons[1] == "AgentReplied for an unknown ticket"
-    assert "nowhere" in reasons[2]
-    assert reasons[3].startswith("out of order")
-    assert len(reasons) == 4 and engine.timers() == 2  # the out-of-order event was still applied
+    rejected = await engine.handle(1, list(range(len(records))), records)
+    assert [(r.partition, r.index, r.reason) for r in rejected] == [
+        (1, 0, "undecodable"), (1, 1, "rejected"), (1, 2, "rejected"), (1, 4, "out of order"),
+    ]  # fmt: skip
+    assert rejected[1].detail == "AgentReplied for an unknown ticket"
+    assert "nowhere" in rejected[2].detail
+    assert rejected[3].detail.startswith("ticket stream version 5 after 1")
+    assert engine.timers() == 2 and engine.stats.dead_letters == 4  # the out-of-order event was still applied
 
 
 async def test_a_stale_stream_version_is_repaired_without_duplicates(pool: asyncpg.Pool) -> None:
-    engine, _ = make_engine(pool, ManualClock(B * 1000))
+    engine = make_engine(pool, ManualClock(B * 1000))
     await engine.assign(2, 0, {}, 0)
     t = Ticket()
-    keys, values = lifecycle([t], B)
-    await engine.handle(2, [0, 1], keys, values)
+    await engine.handle(2, [0, 1], lifecycle([t], B))
     stale = engine.partitions[2].tickets[t.ticket_id]
     closing = [t.envelope(te.TicketClosed(t.ticket_id, "done", "agent"), B + 1)]
-    await engine.handle(2, [2], [t.key], closing)
+    await engine.handle(2, [2], closing)
     # A second owner restored from before the close (older SLA head) replays it: nothing is written twice.
-    other, _ = make_engine(pool, ManualClock(B * 1000))
+    other = make_engine(pool, ManualClock(B * 1000))
     await other.assign(2, 2, {t.ticket_id: stale}, 3)
-    await other.handle(2, [2], [t.key], closing)
+    await other.handle(2, [2], closing)
     assert other.writer.appended == 0 and await count_of(pool, "SlaClockCancelled", t) == 2
     assert other.writer.fallbacks == 1  # the bulk append refused the replay (stale head): nothing half-written
 
 
 async def test_incremental_checkpoints_add_up_to_the_whole_partition(pool: asyncpg.Pool) -> None:
-    engine, _ = make_engine(pool, ManualClock(B * 1000))
+    engine = make_engine(pool, ManualClock(B * 1000))
     await engine.assign(7, 0, {}, 0)
     first, second, third = Ticket(), Ticket(), Ticket()
-    keys, values = lifecycle([first, second], B)
-    await engine.handle(7, list(range(4)), keys, values)
+    await engine.handle(7, list(range(4)), lifecycle([first, second], B))
     taken = engine.snapshot_of(7)
     assert taken is not None and set(taken[1]) == {first.ticket_id, second.ticket_id}
-    await checkpoint.save(pool, "inc", 7, *taken)
-    later = [second.envelope(replied(second.ticket_id), B + 1), *lifecycle([third], B + 1)[1]]
-    await engine.handle(7, [4, 5, 6], [second.key, third.key, third.key], later)
+    await checkpoints.save(pool, "inc", 7, *taken)
+    later = [second.envelope(replied(second.ticket_id), B + 1), *lifecycle([third], B + 1)]
+    await engine.handle(7, [4, 5, 6], later)
     taken = engine.snapshot_of(7)
     assert taken is not None and set(taken[1]) == {second.ticket_id, third.ticket_id}  # only what changed
-    await checkpoint.save(pool, "inc", 7, *taken)
+    await checkpoints.save(pool, "inc", 7, *taken)
     assert engine.snapshot_of(7) is None  # nothing moved since
-    loaded = await checkpoint.load(pool, "inc", 7)
+    loaded = await checkpoints.load(pool, "inc", 7)
     assert loaded is not None and (loaded.next_offset, loaded.tickets) == (7, engine.partitions[7].tickets)
 
 
@@ -195,21 +183,19 @@ async def test_finished_tickets_are_pruned_from_memory_timers_and_checkpoints_re
     """Given 30 tickets with running clocks and 5 opened ones, checkpointed; when 10 are resolved and
     closed, 5 marked duplicates and the 5 opened ones refused, then those 20 leave the partition's
     states, slots, timers and checkpoint rows; 10 resolved tickets stay, and a reopen still resumes."""
-    engine, dead = make_engine(pool, ManualClock(B * 1000))
+    engine = make_engine(pool, ManualClock(B * 1000))
     await engine.assign(5, 0, {}, 0)
     tickets = [Ticket() for _ in range(30)]
-    keys, values = lifecycle(tickets, B)
+    values = lifecycle(tickets, B)
     refused = [Ticket() for _ in range(5)]
-    for t in refused:
-        keys.append(t.key)
-        values.append(t.envelope(opened(t.ticket_id, "d", "t"), B))
+    values += [t.envelope(opened(t.ticket_id, "d", "t"), B) for t in refused]
     offset = len(values)
-    await engine.handle(5, list(range(offset)), keys, values)
+    await engine.handle(5, list(range(offset)), values)
     part = engine.partitions[5]
     assert len(part.tickets) == 35 and engine.timers() == 60
     taken = engine.snapshot_of(5)
     assert taken is not None
-    await checkpoint.save(pool, "prune", 5, *taken)
+    await checkpoints.save(pool, "prune", 5, *taken)
     rows_before = await pool.fetchval("SELECT count(*) FROM sla_ticket_states WHERE topic = 'prune'")
     closing, to_close, to_merge, to_resolve = [], tickets[:10], tickets[10:15], tickets[15:25]
     for t in to_close:
@@ -221,17 +207,17 @@ async def test_finished_tickets_are_pruned_from_memory_timers_and_checkpoints_re
     for t in refused:
         closing.append((t, te.TicketRefused(t.ticket_id, "not_eligible", "no")))
     records = [t.envelope(event, B + 1) for t, event in closing]
-    await engine.handle(5, list(range(offset, offset + len(records))), [t.key for t, _ in closing], records)
+    await engine.handle(5, list(range(offset, offset + len(records))), records)
     offset += len(records)
     # Memory: only the 15 unfinished tickets are left (10 resolved + 5 running), with their timers.
     assert len(part.tickets) == 15 and len(part.slots) == 15 and len(part.free) == 15  # refused: never had a slot
     assert engine.timers() == 10  # 5 running tickets x 2 clocks; resolved ones have none
     taken = engine.snapshot_of(5)
     assert taken is not None and len(taken[2]) == 20  # 20 rows to drop
-    await checkpoint.save(pool, "prune", 5, *taken)
+    await checkpoints.save(pool, "prune", 5, *taken)
     rows_after = await pool.fetchval("SELECT count(*) FROM sla_ticket_states WHERE topic = 'prune'")
     assert (rows_before, rows_after) == (35, 15)
-    loaded = await checkpoint.load(pool, "prune", 5)
+    loaded = await checkpoints.load(pool, "prune", 5)
     assert loaded is not None and loaded[1] == part.tickets
     # Their final SLA events were stored: 2 cancellations per merged ticket, 2 met per closed one.
     assert [await count_of(pool, "SlaClockCancelled", t) for t in to_merge] == [2] * 5
@@ -239,41 +225,32 @@ async def test_finished_tickets_are_pruned_from_memory_timers_and_checkpoints_re
     # A resolved ticket is not pruned: the reopen resumes resolution and re-arms its timer.
     again = to_resolve[0]
     reopen = [again.envelope(reopened(again.ticket_id), B + 2)]
-    await engine.handle(5, [offset], [again.key], reopen)
+    await engine.handle(5, [offset], reopen)
     assert await count_of(pool, "SlaClockResumed", again) == 1 and engine.timers() == 11
     # A new ticket reuses a freed slot.
     fresh = Ticket()
-    keys, values = lifecycle([fresh], B + 3)
-    await engine.handle(5, [offset + 1, offset + 2], keys, values)
-    assert len(part.free) == 14 and engine.timers() == 13 and dead.records == []
+    await engine.handle(5, [offset + 1, offset + 2], lifecycle([fresh], B + 3))
+    assert len(part.free) == 14 and engine.timers() == 13 and engine.stats.dead_letters == 0
     await engine.close()
-
-
-class DownStore(SlaWriter):
-    """The store is unreachable: every append fails as the real one does."""
-
-    async def write(self, states: object, pending: object) -> dict[uuid.UUID, TicketSla]:
-        raise RetryableStoreError("append interrupted: connection refused")
 
 
 async def test_timers_are_armed_before_the_append_but_no_checkpoint_runs_ahead_of_the_store(pool: asyncpg.Pool) -> None:
     """Given the store goes down, when a poll is decided, then its timers are armed at once, the
     failed append poisons the engine (the consumer must restart from its checkpoint), and the
     checkpoint taken after the poll is never written: the one before it stays the truth."""
-    engine = SlaEngine(FakeRules(), DownStore(EventStore(pool)), DeadLetterList(), ManualClock(B * 1000))
-    consumer = SlaConsumer(engine, pool, "unused:9092", "down")
+    saved = PartitionCheckpoints(pool, "down")
+    engine = SlaEngine(FakeRules(), DownStore(EventStore(pool)), ManualClock(B * 1000), saved)
     await engine.assign(4, 0, {}, 0)
-    await checkpoint.save(pool, "down", 4, 0, {})
+    await checkpoints.save(pool, "down", 4, 0, {})
     tickets = [Ticket() for _ in range(3)]
-    keys, values = lifecycle(tickets, B)
-    await engine.handle_many([Batch(4, list(range(len(values))), keys, values)])
+    values = lifecycle(tickets, B)
+    await engine.handle_many([Batch(4, list(range(len(values))), values)])
     assert engine.timers() == 6  # armed before the store answered
     with pytest.raises(RuntimeError, match="restart from its checkpoint"):
-        await consumer.checkpoint(4)
-    assert await checkpoint.load(pool, "down", 4) == (0, {}, "")  # not moved past what is stored
+        await engine.checkpoint(4)
+    assert await checkpoints.load(pool, "down", 4) == (0, {}, "")  # not moved past what is stored
+    assert engine.failed is not None  # the consumer gives this engine up
     with pytest.raises(RuntimeError, match="restart from its checkpoint"):
-        await engine.handle_many(
-            [Batch(4, [len(values)], [tickets[0].key], [tickets[0].envelope(replied(tickets[0].ticket_id), B)])]
-        )
+        await engine.handle_many([Batch(4, [len(values)], [tickets[0].envelope(replied(tickets[0].ticket_id), B)])])
     assert await firing_counts(pool, tickets) == {} and await count_of(pool, "SlaClockStarted", tickets[0]) == 0
     await engine.close()

@@ -14,9 +14,9 @@ from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.deskconfig import DeskRegistry, load_desks
 from ticketflow.deskconfig.model import WeeklyHours
-from ticketflow.sla.clocks import Clock
+from ticketflow.sla.adapters.desk_rules import DeskRules
 from ticketflow.sla.domain import firings
-from ticketflow.sla.policies import DeskRules
+from ticketflow.sla.domain.clocks import Clock
 
 T = uuid.UUID("00000000-0000-7000-8000-00000000007c")
 MIN = 60

@@ -12,7 +12,6 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     multiple,
-    precondition,
     rule,
 )
 
@@ -124,12 +123,6 @@ class WheelMachine(RuleBasedStateMachine):
         fired = self.wheel.pop_due(self.now - back)
         assert sorted(fired.tolist()) == sorted(k for k, d, _, _ in self.live.values() if self._is_due(d))
         self.live = {h: t for h, t in self.live.items() if not self._is_due(t[1])}
-
-    @precondition(lambda self: len(self.live) < 200)
-    @rule()
-    def snapshot_and_restore(self) -> None:
-        self.wheel = TimerWheel.restore(self.wheel.snapshot())
-        self.wheel.compact_slack = self.compact_slack
 
     @rule()
     def next_due(self) -> None:

@@ -44,10 +44,10 @@ from kafka_only_writer import KafkaOnlyWriter
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.producer import make_producer
-from ticketflow.sla.engine import FULL_GC_EVERY, SlaEngine
+from ticketflow.sla.adapters.desk_rules import DeskRules
+from ticketflow.sla.adapters.store_writer import SlaWriter
+from ticketflow.sla.app import FULL_GC_EVERY, SlaEngine
 from ticketflow.sla.partition import Partition
-from ticketflow.sla.policies import DeskRules
-from ticketflow.sla.writer import SlaWriter
 
 
 class Burst:
@@ -66,7 +66,7 @@ class Burst:
         if self.producer is not None:
             await self.producer.start()
             writer = KafkaOnlyWriter(self.producer, self.topic, service.PARTITIONS)
-        self.engine = SlaEngine(rules, writer, service._dead_letter)
+        self.engine = SlaEngine(rules, writer)
         for number in self.numbers:
             self.engine.partitions[number] = Partition(number, {}, 0, 0, live=True)
         self.timers = asyncio.create_task(self.engine.loop.run())
@@ -80,7 +80,7 @@ class Burst:
                 part.tickets[state.ticket_id] = state
                 engine._sync(part, state.ticket_id, state)
         gc.collect()
-        gc.freeze()  # as the engine does once a large partition is restored (engine.go_live)
+        gc.freeze()  # as the engine does once a large partition is restored (app.SlaEngine.go_live)
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, FULL_GC_EVERY)
 

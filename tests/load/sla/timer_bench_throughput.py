@@ -12,7 +12,6 @@ import heapq
 import itertools
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +54,7 @@ def deadlines(count: int, now_ms: int, seed: int = 7) -> np.ndarray:  # type: ig
     return now_ms + np.random.default_rng(seed).integers(1_000, 5 * DAY_MS, count, dtype=np.int64)
 
 
-def engine(timers: int, batch: int, singles: int, snapshot_dir: str) -> Result:
+def engine(timers: int, batch: int, singles: int) -> Result:
     now = time.time_ns() // 1_000_000
     keys = np.arange(timers, dtype=np.int64)
     dues = deadlines(timers, now)
@@ -78,17 +77,6 @@ def engine(timers: int, batch: int, singles: int, snapshot_dir: str) -> Result:
         for handle in single_handles:
             wheel.cancel(handle)
 
-    path = Path(snapshot_dir) / "timers.snapshot"
-    with Stopwatch() as snapshot:
-        path.write_bytes(wheel.snapshot())
-    with Stopwatch() as restore:
-        restored = TimerWheel.restore(path.read_bytes())
-    assert len(restored) == timers
-    snapshot_bytes = path.stat().st_size
-    path.unlink()
-    del restored
-    gc.collect()
-
     shuffled = handles[np.random.default_rng(3).permutation(timers)]
     with Stopwatch() as cancel:
         for i in range(0, timers, batch):
@@ -102,10 +90,6 @@ def engine(timers: int, batch: int, singles: int, snapshot_dir: str) -> Result:
         "single_cancel_per_cpu_s": singles / single_cancel.cpu,
         "rss_per_timer": resident / timers,
         "nbytes_per_timer": nbytes / timers,
-        "snapshot_s": snapshot.wall,
-        "restore_s": restore.wall,
-        "restore_cpu_s": restore.cpu,
-        "snapshot_bytes": snapshot_bytes,
     }
 
 

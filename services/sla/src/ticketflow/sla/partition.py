@@ -1,22 +1,13 @@
-"""What the engine keeps per partition: ticket states, timer handles, checkpoint bookkeeping."""
+"""What the engine (`app.SlaEngine`) keeps per owned partition: ticket states, the timer slot of each
+ticket (timer keys are partition << 32 | slot, ints that hash in C) with a free list, the armed timer
+handles, and what the next checkpoint writes."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ticketflow.sla.domain import TicketSla
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Records of one partition from one poll, in offset order."""
-
-    partition: int
-    offsets: Sequence[int]
-    keys: Sequence[bytes | None]
-    values: Sequence[bytes]
+from ticketflow.sla.domain.state import TicketSla
 
 
 @dataclass
@@ -53,12 +44,3 @@ class Partition:
         if slot is not None:
             self.ids[slot] = None
             self.free.append(slot)
-
-
-@dataclass
-class Stats:
-    events: int = 0
-    emitted: int = 0
-    fired: int = 0
-    dead_letters: int = 0
-    armed_latency_ms: list[float] = field(default_factory=list)  # per batch: fetched -> timers armed

@@ -139,21 +139,6 @@ class TimerSlots:
             return False
         return bool(self._generation_view[slot] == generation)
 
-    def live_slots(self) -> Int32Array:
-        return np.flatnonzero(self.generations & 1).astype(np.int32)
-
-    def restore_generations(self, generations: npt.NDArray[np.uint32], live_slots: Int32Array) -> None:
-        """Adopt a snapshot's generations and make every slot but ``live_slots`` free."""
-        if len(generations) > self.capacity:
-            self._grow(len(generations))
-        self.generations[: len(generations)] = generations
-        occupied = np.zeros(self.capacity, np.bool_)
-        occupied[live_slots] = True
-        free = np.flatnonzero(~occupied)[::-1].astype(np.int32)
-        self._free[: len(free)] = free
-        self._free_count = len(free)
-        self.live = len(live_slots)
-
     def _grow(self, minimum: int) -> None:
         old = self.capacity
         new = max(2 * old, minimum)

@@ -10,6 +10,11 @@ A bucket holds handles in a compact ``array('q')``. Cancel is O(1): it bumps the
 so the bucket entry goes stale and is dropped when its bucket is reached (or by a compaction pass
 when stale entries outnumber live timers). When a bucket of tier > 0 is reached, its live entries
 cascade to lower tiers in one vectorised pass; a tier-0 bucket is one tick, so all of it fires.
+
+Why a wheel and not `call_later`, a heap or a table: `make bench-sla` (tests/load/sla/bench_sla_timers.py;
+docs/sla-timers.md, docs/benchmarks.md "SLA timer engine") measures schedule/cancel rates, bytes per
+timer and burst lateness against those. The service holds no state in the wheel that it cannot
+derive again: a restore re-arms it from the checkpointed ticket states (`domain.firings`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import numpy as np
 
 from ticketflow.sla.timers.slots import (
     GENERATION_HALF,
-    MIN_CAPACITY,
     SLOT_HALF,
     SLOT_MASK,
     BoolArray,
@@ -32,7 +36,6 @@ from ticketflow.sla.timers.slots import (
     Int64Array,
     TimerSlots,
 )
-from ticketflow.sla.timers.snapshot import dump_snapshot, load_snapshot
 
 TIER_BITS = 6
 BUCKETS_PER_TIER = 1 << TIER_BITS
@@ -198,22 +201,6 @@ class TimerWheel:
             if tier > 0 and len(handles):
                 self._place(handles, self._ticks_of(handles & SLOT_MASK), max(start, self._now_tick))
         return None
-
-    # -- checkpoints --------------------------------------------------------------------------------
-
-    def snapshot(self) -> bytes:
-        """The live timers and slot generations as bytes (handles stay valid across ``restore``)."""
-        return dump_snapshot(self.tick_ms, self._now_tick, self._slots)
-
-    @classmethod
-    def restore(cls, data: bytes) -> TimerWheel:
-        """Rebuild a wheel from ``snapshot()`` bytes: one vectorised placement of every live timer."""
-        tick_ms, now_tick, slots = load_snapshot(data)
-        wheel = cls(MIN_CAPACITY, tick_ms=tick_ms, now_ms=now_tick * tick_ms)
-        wheel._slots = slots
-        live = slots.live_slots()
-        wheel._place(slots.handles_of(live), wheel._ticks_of(live), now_tick)
-        return wheel
 
     # -- internals ----------------------------------------------------------------------------------
 

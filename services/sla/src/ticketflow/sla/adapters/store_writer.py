@@ -1,4 +1,7 @@
-"""Appending SLA events: one bulk statement per chunk, exactly-once in effect.
+"""The store writer: SLA events appended to their `sla-<ticket>` streams, one bulk statement per chunk,
+exactly-once in effect. Sized by the SLA benchmarks (`make bench-sla-service`, `make bench-sla-burst`:
+tests/load/sla/bench_service.py, bench_fire_burst.py; `--writer append_many` measures the path before
+the bulk append, `--tune store_writer.MAX_CHUNK=...` the chunk sizes).
 
 Every SLA event id is deterministic, so a replayed decision (after a crash, a rebalance, a redelivered
 record) appends the same ids, and the store refuses to write them twice.
@@ -30,7 +33,8 @@ from ticketflow.contracts.ids import sla_stream, sla_streams
 from ticketflow.eventstore import AppendRequest, ConcurrencyError, EventIdReused, EventStore, RetryableStoreError
 from ticketflow.eventstore.bulk import BulkAppender
 from ticketflow.eventstore.connection import retryable_errors
-from ticketflow.sla.domain import Emitted, TicketSla, evolve, utc
+from ticketflow.sla.domain.replay import evolve
+from ticketflow.sla.domain.state import Emitted, TicketSla, utc
 
 log = logging.getLogger(__name__)
 MAX_CONFLICTS = 5
@@ -71,7 +75,7 @@ class SlaWriter:
     ) -> dict[uuid.UUID, TicketSla]:
         """Append each ticket's pending events; returns the stored states of the tickets whose head (or
         absorbed firings) may differ from what was expected (`sla_version + len(events)`): none after a
-        bulk append; every ticket of a chunk that fell back (the caller compares, `SlaEngine._written`).
+        bulk append; every ticket of a chunk that fell back (the caller compares, `app.SlaEngine._written`).
 
         A large batch is split into `parallel` append_many calls on separate connections, so the
         database's work spreads over its cores (each chunk is atomic; a failure raises, and the

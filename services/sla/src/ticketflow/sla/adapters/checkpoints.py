@@ -1,5 +1,7 @@
-"""Partition checkpoints: the next offset to read, plus the SLA state of each of the partition's
-tickets, written incrementally (only tickets changed since the previous checkpoint).
+"""Partition checkpoints in PostgreSQL: the next offset to read, plus the SLA state of each of the
+partition's tickets, written incrementally (only tickets changed since the previous checkpoint).
+Tables `sla_partition_checkpoints` (a row per topic and partition) and `sla_ticket_states` (a row
+per ticket), SLA migrations 0001-0005.
 
 Timers are not stored: they are a function of the state (`domain.firings`), so a restore re-arms
 them, and whatever fell due while nobody owned the partition fires at once. The offset row and the
@@ -16,18 +18,18 @@ from typing import Any, NamedTuple
 import asyncpg
 import msgspec
 
-from ticketflow.sla.domain import TicketSla
+from ticketflow.sla.domain.state import TicketSla
 
 ROWS_PER_STATEMENT = 20_000
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(TicketSla)
 
 _SAVE_OFFSET = """
-INSERT INTO sla_partition_checkpoints (topic, partition, next_offset, tickets, snapshot, configuration, written_at)
-VALUES ($1, $2, $3, $4, ''::bytea, $5, now())
+INSERT INTO sla_partition_checkpoints (topic, partition, next_offset, tickets, configuration, written_at)
+VALUES ($1, $2, $3, $4, $5, now())
 ON CONFLICT (topic, partition) DO UPDATE
-SET next_offset = EXCLUDED.next_offset, tickets = EXCLUDED.tickets, snapshot = EXCLUDED.snapshot,
-    configuration = EXCLUDED.configuration, written_at = now()
+SET next_offset = EXCLUDED.next_offset, tickets = EXCLUDED.tickets, configuration = EXCLUDED.configuration,
+    written_at = now()
 """
 _SAVE_STATES = """
 INSERT INTO sla_ticket_states (topic, partition, ticket_id, state)
@@ -89,3 +91,24 @@ async def load(pool: asyncpg.Pool | Any, topic: str, partition: int) -> Checkpoi
     # Off the event loop: a partition of a million tickets decodes for seconds (heartbeats go on).
     tickets = await asyncio.to_thread(decode_states, rows)
     return Checkpoint(int(head["next_offset"]), tickets, head["configuration"])
+
+
+class PartitionCheckpoints:
+    """The checkpoints of one topic's partitions (what the engine restores from and writes to)."""
+
+    def __init__(self, pool: asyncpg.Pool, topic: str) -> None:
+        self.pool = pool
+        self.topic = topic
+
+    async def load(self, partition: int) -> Checkpoint | None:
+        return await load(self.pool, self.topic, partition)
+
+    async def save(
+        self,
+        partition: int,
+        next_offset: int,
+        changed: dict[uuid.UUID, TicketSla],
+        removed: Collection[uuid.UUID],
+        configuration: str,
+    ) -> None:
+        await save(self.pool, self.topic, partition, next_offset, changed, removed, configuration)

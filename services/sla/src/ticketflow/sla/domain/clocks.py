@@ -16,7 +16,7 @@ from __future__ import annotations
 import msgspec
 
 from ticketflow.contracts.values import SlaTarget
-from ticketflow.sla.policies import Calendar
+from ticketflow.sla.domain.policies import Calendar
 
 
 class Clock(msgspec.Struct, frozen=True, gc=False):

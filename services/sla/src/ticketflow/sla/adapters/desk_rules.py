@@ -1,7 +1,11 @@
-"""What the SLA domain needs from desk configuration: a resolved policy and a calendar per ticket.
+"""The desk configuration as the SLA domain sees it: `DeskRules` implements the domain's `Rules` port
+(`domain.policies`) over `ticketflow.deskconfig`'s registry, with policies and calendars cached.
 
-The domain sees only the `Rules` protocol (pure lookups), so tests can hand it an always-open
-calendar with second-sized targets; `DeskRules` adapts `ticketflow.deskconfig`'s registry.
+A calendar is built from its *version*: a definition (desk time zone, calendar config and, for a
+calendar that follows a country's holidays, the dates of `PINNED_HOLIDAY_YEARS`) and its hash. Every
+version seen stays available (`calendar_of_version`), so time used before a configuration change is
+counted in the calendar it was used in; the service stores the definitions (`calendar_versions`).
+No I/O: the registry is loaded by the caller.
 """
 
 from __future__ import annotations
@@ -11,77 +15,13 @@ import datetime
 import hashlib
 import time
 from collections.abc import Mapping
-from typing import Literal, Protocol
 
 import msgspec
 
 from ticketflow.calendar import BusinessCalendar, CalendarError, HolidayDates, holiday_dates
-from ticketflow.contracts.values import SlaTarget
 from ticketflow.deskconfig import DeskRegistry
 from ticketflow.deskconfig.model import CalendarConfig
-
-Recalculation = Literal["keep_elapsed", "restart"]
-TARGETS: tuple[SlaTarget, ...] = ("first_response", "next_response", "resolution")
-
-
-class RulesError(ValueError):
-    """The input names something configuration does not have (unknown desk or track, a calendar
-    without working time): the event is dead-lettered, no clock starts."""
-
-
-class Calendar(Protocol):
-    """The epoch-second half of `ticketflow.calendar.BusinessCalendar` that SLA maths uses."""
-
-    def is_open_ts(self, ts: int) -> bool: ...
-
-    def next_opening_ts(self, ts: int) -> int: ...
-
-    def business_seconds_between_ts(self, a: int, b: int) -> int: ...
-
-    def consumed_at_ts(self, start: int, target_seconds: int, fraction: float, elapsed: int = 0) -> int: ...
-
-
-class Policy(msgspec.Struct, frozen=True, gc=False):
-    """A desk/track/priority policy with targets in business seconds (None: no such clock)."""
-
-    policy_id: str
-    first_response: int | None
-    next_response: int | None
-    resolution: int | None
-    warnings: tuple[float, ...] = (0.5, 0.75, 0.9)
-    recalculation: Recalculation = "keep_elapsed"
-    notify: tuple[str, ...] = ()
-    escalate_to: tuple[str, ...] = ()
-
-    def target_seconds(self, target: SlaTarget) -> int | None:
-        value: int | None = getattr(self, target)
-        return value
-
-
-class Rules(Protocol):
-    def has_sla(self, desk_id: str, track_id: str) -> bool:
-        """False for tracks without SLA; raises RulesError for an unknown desk or track."""
-
-    def policy(self, desk_id: str, track_id: str, priority: str) -> Policy | None: ...
-
-    def calendar(self, desk_id: str, track_id: str) -> Calendar:
-        """Raises RulesError when the calendar cannot be built (e.g. no working time at all)."""
-
-    def queue_track(self, desk_id: str, queue_id: str) -> str | None:
-        """The track a queue serves (routing to it moves the ticket there); None for an unknown queue."""
-
-    def calendar_version(self, desk_id: str, track_id: str) -> str:
-        """Identifies the configuration of the track's calendar (hours, holidays, overrides, time zone):
-        another value after a desk configuration change means the clocks' calendar changed."""
-
-    def fingerprint(self) -> str:
-        """Identifies the whole configuration decisions depend on (policies, calendars, queues): a
-        partition checkpointed under the same fingerprint needs no per-ticket recheck at restore."""
-
-    def calendar_of_version(self, version: str) -> Calendar | None:
-        """The calendar a recorded `calendar_version` names, also after the configuration changed
-        (time used before the change counts in it); None when that version is unknown."""
-
+from ticketflow.sla.domain.policies import Calendar, Policy, RulesError
 
 # The years whose public holidays and moved working days a calendar version records (the rest ask
 # the `holidays` library): an upgrade of the library that changes a date in them gives the calendar

@@ -1,17 +1,24 @@
-"""The SLA engine: per-partition ticket states, one timer wheel, decisions written through the store.
+"""The SLA application service (`SlaEngine`): per-partition ticket states, one timer wheel, decisions
+written through the store. The one place that loads (checkpoints), decides (`domain.decide` for a
+consumed record, `domain.advance` for a fired timer), keeps, arms and appends.
 
-Ownership follows Kafka: a partition's tickets (and so their timers) live here while this instance
-owns the partition. `assign` takes a checkpoint's states; the partition goes live (its timers are
-armed) once replay reaches the end offset seen at assignment, so a timer never fires on state that
-records still in the log would have changed. `revoke` cancels the partition's timers and drops it.
+Ownership follows Kafka (the consumer, `consumer.py`, tells it): a partition's tickets (and so their
+timers) live here while this instance owns the partition. `restore` takes the partition's checkpoint
+(`assign`); the partition goes live (its timers are armed) once replay reaches the end offset seen at
+assignment, so a timer never fires on state that records still in the log would have changed.
+`release` checkpoints it, `revoke` cancels its timers and drops it.
 
 One lock serialises "decide, keep, arm, queue": a consumed batch and a timer batch never interleave
 on a ticket. The decided state is kept and its timers armed at once; its SLA events go to the store
-through `pipeline.AppendQueue` in decision order, and a checkpoint is taken only after the queue is
-drained, so what is checkpointed is always stored. A failed append poisons the queue: the consumer
-stops and restarts from its checkpoint with a fresh engine.
+through `adapters.append_queue.AppendQueue` in decision order, and a checkpoint is written only after
+the queue stored everything decided before it, so what is checkpointed is always stored. A failed
+append poisons the engine (`failed`): the consumer gives it up and starts again from the checkpoints
+with a fresh one.
 
-Timer payload: key = partition << 32 | ticket slot, kind = target index, level = ladder index.
+The machinery under it is benchmark-driven (`make bench-sla-service`, `make bench-sla-burst`:
+tests/load/sla/bench_service.py, bench_fire_burst.py): the timer wheel (`timers/`), the append queue
+and the bulk writer (`adapters/`), the GC settings of a large restore (`go_live`), and the timer
+payload: key = partition << 32 | ticket slot, kind = target index, level = ladder index.
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ import gc
 import logging
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import msgspec
@@ -32,12 +40,16 @@ from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.envelope import envelope_decoder
 from ticketflow.contracts.values import SlaTarget
-from ticketflow.sla.domain import Decision, Emitted, TicketSla, advance, configuration_changed, decide, firings
-from ticketflow.sla.partition import Batch, Partition, Stats
-from ticketflow.sla.pipeline import AppendQueue, Entry
-from ticketflow.sla.policies import TARGETS, Rules, RulesError
+from ticketflow.sla.adapters.append_queue import AppendQueue, Entry
+from ticketflow.sla.adapters.checkpoints import Checkpoint, PartitionCheckpoints
+from ticketflow.sla.adapters.store_writer import SlaWriter
+from ticketflow.sla.domain.decider import advance, decide
+from ticketflow.sla.domain.firing import firings
+from ticketflow.sla.domain.policies import TARGETS, Rules, RulesError
+from ticketflow.sla.domain.recalculation import configuration_changed
+from ticketflow.sla.domain.state import Decision, Emitted, TicketSla
+from ticketflow.sla.partition import Partition
 from ticketflow.sla.timers import Clock, FiredTimers, SystemClock, TimerLoop, TimerWheel
-from ticketflow.sla.writer import SlaWriter
 
 log = logging.getLogger(__name__)
 TICKET_EVENT_TYPES: tuple[type, ...] = te.TicketEvent.__args__  # type: ignore[attr-defined]
@@ -49,16 +61,54 @@ ARM_CHUNK = 20_000
 FIRE_CHUNK = 2_000  # tickets of a firing burst advanced between two yields to the append pipeline
 FULL_GC_EVERY = 100  # middle-generation passes per full pass once the resident set is frozen
 FREEZE_ABOVE = 10_000  # tickets in a restored partition worth moving out of the GC's sight
+LATENCY_SAMPLES = 100_000  # poll latencies kept for the benchmarks: bounded, a service runs for months
 Overlay = dict[uuid.UUID, TicketSla]
 Pending = dict[uuid.UUID, list[Emitted]]
-DeadLetter = Callable[[bytes | None, bytes, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records of one partition from one poll, in offset order."""
+
+    partition: int
+    offsets: Sequence[int]
+    values: Sequence[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A consumed record that is wrong in itself (`batch.values[index]` of the batch of `partition`): the
+    consumer dead-letters it with `reason` and `detail`."""
+
+    partition: int
+    index: int
+    reason: str  # "undecodable", "rejected", "out of order" (applied anyway: a copy for the operators)
+    detail: str
+
+
+@dataclass
+class Stats:
+    events: int = 0  # records decided
+    fired: int = 0  # warnings and breaches decided on the timer path
+    dead_letters: int = 0  # records rejected (the consumer dead-letters them)
+    checkpoints: int = 0  # partition checkpoints written
+    # per poll: fetched -> decided, timers armed (the latest LATENCY_SAMPLES polls; the benchmarks read it)
+    armed_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
 
 
 class SlaEngine:
-    def __init__(self, rules: Rules, writer: SlaWriter, dead_letter: DeadLetter, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        writer: SlaWriter,
+        clock: Clock | None = None,
+        checkpoints: PartitionCheckpoints | None = None,
+    ) -> None:
+        """`checkpoints`: where partitions are restored from and checkpointed to (`restore`, `checkpoint`,
+        `release`, `stop`); an engine without (tests, tools) is assigned states directly."""
         self.rules = rules
         self.writer = writer
-        self.dead_letter = dead_letter
+        self.checkpoints = checkpoints
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.wheel = TimerWheel(1 << 16, now_ms=self.clock.now_ms())
         self.loop = TimerLoop(self.wheel, self.on_fire, self.clock)
@@ -67,8 +117,81 @@ class SlaEngine:
         self.queue = AppendQueue(writer, self._written)
         self.arming = 0  # partitions whose timers are being armed right now
         self.stats = Stats()
+        self._timers: asyncio.Task[None] | None = None
+
+    # -- the engine's term ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the timer loop (until `stop`)."""
+        if self._timers is None:
+            self._timers = asyncio.create_task(self.loop.run())
+
+    @property
+    def failed(self) -> BaseException | None:
+        """Why this engine cannot go on (an append failed, the timer loop died); None while it can. A
+        failed engine is given up: a fresh one starts again from the checkpoints."""
+        if self.queue.failed is not None:
+            return self.queue.failed
+        task = self._timers
+        if task is not None and task.done() and not task.cancelled():
+            return task.exception()
+        return None
+
+    async def stop(self, *, checkpoint: bool = True) -> None:
+        """The end of the engine's term: stop firing, wait until everything decided is stored, checkpoint
+        every partition (unless told not to), then drop them all and close the append queue (also when
+        that fails: it raises after a failed append, and nothing is checkpointed past the store)."""
+        self.loop.stop()
+        if self._timers is not None:
+            await asyncio.gather(self._timers, return_exceptions=True)
+        try:
+            await self.drain()
+            if checkpoint:
+                await self.checkpoint_all()
+        finally:
+            for number in list(self.partitions):
+                self.revoke(number)
+            await self.close()
 
     # -- ownership ------------------------------------------------------------------------------
+
+    async def restore(self, number: int, beginning: int, end: int) -> int:
+        """A partition assigned to this engine: its checkpoint's states (none: an empty partition read
+        from `beginning`) replayed up to `end` before its timers are armed. Returns the offset to read
+        from (records older than the log's retention are gone either way)."""
+        assert self.checkpoints is not None, "an engine without checkpoints is assigned states directly"
+        saved = await self.checkpoints.load(number)
+        if saved is None:
+            saved = Checkpoint(beginning, {}, "")
+        offset = max(saved.next_offset, beginning)
+        await self.assign(number, offset, saved.tickets, end, saved.configuration)
+        return offset
+
+    async def release(self, number: int, *, checkpoint: bool = True) -> int | None:
+        """A partition revoked from this engine: checkpoint it (unless told not to), then drop its states
+        and timers (dropped also when the checkpoint fails: another instance owns it now). Returns the
+        offset saved."""
+        try:
+            return await self.checkpoint(number) if checkpoint else None
+        finally:
+            async with self.lock:
+                self.revoke(number)
+
+    def replaying(self) -> list[int]:
+        """Partitions still replaying towards the end offset seen at their assignment (timers not armed)."""
+        return [number for number, part in self.partitions.items() if not part.live]
+
+    async def caught_up(self, number: int, position: int) -> None:
+        """The consumer's position in a replaying partition: at or past the end seen at assignment, the
+        partition goes live (with nothing left to read, no record would have taken it there)."""
+        part = self.partitions.get(number)
+        if part is None or part.live or position < part.catch_up_to:
+            return
+        async with self.lock:
+            if part.live or self.partitions.get(number) is not part:
+                return
+            part.next_offset = max(part.next_offset, position)
+            await self.go_live(part)
 
     async def assign(
         self,
@@ -157,6 +280,39 @@ class SlaEngine:
         self._sync(part, ticket, state, decision.timers)
         return decision
 
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    async def checkpoint(self, number: int) -> int | None:
+        """Take the partition's changes under the lock (a consistent cut: states and offset decided up
+        to now), then wait, without the lock, until the store has every event queued before the cut,
+        and only then write them: a checkpoint never runs ahead of the store, and consuming and firing
+        go on meanwhile. Returns the offset checkpointed (None: nothing moved since the last one);
+        raises if an append failed (the changes stay for the next attempt)."""
+        assert self.checkpoints is not None, "an engine without checkpoints cannot checkpoint"
+        async with self.lock:
+            taken = self.snapshot_of(number)
+            barrier = self.queue.barrier()
+        if taken is None:
+            return None
+        next_offset, changed, removed, configuration = taken
+        try:
+            await self.queue.wait(barrier)
+            await self.checkpoints.save(number, next_offset, changed, removed, configuration)
+        except BaseException:
+            self.unsnapshot(number, changed, removed)
+            raise
+        self.stats.checkpoints += 1
+        return next_offset
+
+    async def checkpoint_all(self) -> dict[int, int]:
+        """Checkpoint every partition that moved; returns the offsets checkpointed, by partition."""
+        saved: dict[int, int] = {}
+        for number in list(self.partitions):
+            offset = await self.checkpoint(number)
+            if offset is not None:
+                saved[number] = offset
+        return saved
+
     def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla], set[uuid.UUID], str] | None:
         """(next offset, states changed since the last call, tickets pruned since, the configuration
         the kept states are consistent with) to checkpoint; None when nothing moved. If writing it
@@ -178,22 +334,23 @@ class SlaEngine:
 
     # -- consumed records -------------------------------------------------------------------------
 
-    async def handle(
-        self, number: int, offsets: Sequence[int], keys: Sequence[bytes | None], values: Sequence[bytes]
-    ) -> None:
-        """One partition's records, committed before returning (tests, tools)."""
-        await self.handle_many([Batch(number, offsets, keys, values)])
+    async def handle(self, number: int, offsets: Sequence[int], values: Sequence[bytes]) -> list[Rejected]:
+        """One partition's records, stored before returning (tests, tools)."""
+        rejected = await self.handle_many([Batch(number, offsets, values)])
         await self.drain()
+        return rejected
 
-    async def handle_many(self, batches: Sequence[Batch]) -> None:
+    async def handle_many(self, batches: Sequence[Batch]) -> list[Rejected]:
         """Decide one poll's records of every partition, keep the new states, arm their timers, and
-        queue their SLA events for the store (`pipeline.AppendQueue`), then return: the store's
-        round trips overlap the next polls, and what is decided meanwhile joins the next append.
+        queue their SLA events for the store (`adapters.append_queue.AppendQueue`), then return the
+        records wrong in themselves (for dead letters): the store's round trips overlap the next polls,
+        and what is decided meanwhile joins the next append.
 
-        Armed is not durable: a checkpoint (states + offset) is written only after `drain()` has
-        stored every queued event, so a crash replays from an offset whose decisions are all stored."""
+        Armed is not durable: a checkpoint (states + offset) is written only after the queue has
+        stored every event decided before it, so a crash replays from an offset whose decisions are
+        all stored. Raises once an append failed (`failed`)."""
         fetched = time.perf_counter()
-        dead: list[tuple[bytes | None, bytes, str]] = []
+        rejected: list[Rejected] = []
         async with self.lock:
             for batch in batches:
                 part = self.partitions.get(batch.partition)
@@ -201,10 +358,10 @@ class SlaEngine:
                     continue  # revoked meanwhile: the new owner replays these records
                 overlay: Overlay = {}
                 pending: Pending = defaultdict(list)
-                for key, value in zip(batch.keys, batch.values, strict=True):
-                    reason = self._apply(part, value, overlay, pending)
-                    if reason is not None:
-                        dead.append((key, value, reason))
+                for index, value in enumerate(batch.values):
+                    problem = self._apply(part, value, overlay, pending)
+                    if problem is not None:
+                        rejected.append(Rejected(batch.partition, index, *problem))
                 self._keep(part, overlay, pending)
                 part.next_offset = batch.offsets[-1] + 1
                 part.dirty = True
@@ -214,13 +371,11 @@ class SlaEngine:
             self.queue.mark(fetched)
             self.stats.armed_latency_ms.append((time.perf_counter() - fetched) * 1000)
         await self.queue.room()
-        for key, value, reason in dead:
-            self.stats.dead_letters += 1
-            await self.dead_letter(key, value, reason)
+        self.stats.dead_letters += len(rejected)
+        return rejected
 
     async def drain(self) -> None:
-        """Wait until every decided event is in the store (before a checkpoint or a revocation);
-        raises if an append failed (the consumer then restarts from its checkpoint)."""
+        """Wait until every decided event is in the store; raises if an append failed (`failed`)."""
         await self.queue.drain()
 
     def _keep(self, part: Partition, overlay: Overlay, pending: Pending) -> None:
@@ -284,12 +439,12 @@ class SlaEngine:
         value: bytes,
         overlay: dict[uuid.UUID, TicketSla],
         pending: dict[uuid.UUID, list[Emitted]],
-    ) -> str | None:
-        """Decide one record into the overlay; returns a dead-letter reason for wrong input."""
+    ) -> tuple[str, str] | None:
+        """Decide one record into the overlay; returns (reason, detail) for wrong input."""
         try:
             envelope = envelope_decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            return f"undecodable: {error}"
+            return ("undecodable", str(error))
         if isinstance(envelope.event, SLA_EVENT_TYPES):
             event: Any = envelope.event  # our own output coming back: keep the stream head current
             state = self._current(part, overlay, event.ticket_id)
@@ -306,16 +461,17 @@ class SlaEngine:
             if envelope.stream_version <= state.version:
                 return None  # a redelivery or a replayed record already applied
             if envelope.stream_version > state.version + 1:
-                problem = f"out of order: ticket stream version {envelope.stream_version} after {state.version}"
-                log.warning("ticket %s: %s (applied anyway)", ticket, problem)
+                gap = f"ticket stream version {envelope.stream_version} after {state.version}"
+                log.warning("ticket %s: out of order: %s (applied anyway)", ticket, gap)
+                problem = ("out of order", f"{gap} (applied anyway)")
         decision: Decision = decide(
-            state, lifecycle, int(envelope.occurred_at.timestamp()), envelope.event_id, self.rules
+            lifecycle, state, int(envelope.occurred_at.timestamp()), envelope.event_id, self.rules
         )
         for note in decision.notes:
             log.info("ticket %s: %s", ticket, note)
         if decision.rejected is not None:
             log.warning("ticket %s: %s rejected: %s", ticket, type(lifecycle).__name__, decision.rejected)
-            return decision.rejected
+            return ("rejected", decision.rejected)
         if decision.state is not None:
             overlay[ticket] = replace(decision.state, version=envelope.stream_version)
             pending[ticket].extend(decision.emitted)
@@ -332,7 +488,7 @@ class SlaEngine:
         breaches in one go (the store gets them in the next flush, in large multi-stream appends)."""
         async with self.lock:
             if self.queue.failed is not None:
-                log.warning("an append failed; %d due timers wait for the consumer's restart", len(batch))
+                log.warning("an append failed; %d due timers wait for a fresh engine", len(batch))
                 return
             now_s = self.clock.now_ms() // 1000
             # (partition << 32 | slot) keys, in firing order, once per ticket: int keys hash in C,

@@ -1,11 +1,17 @@
 """The append pipeline: decided SLA events go to the store in large ordered batches (group commit).
 
+Benchmark-driven machinery behind a small interface (`add` under the engine's lock, `mark`, `room`,
+`barrier`/`wait`, `drain`, `close`): it lets the engine keep deciding while the store's round trips run,
+which is what the SLA figures rest on (`make bench-sla-service` and `make bench-sla-burst`:
+tests/load/sla/bench_service.py and bench_fire_burst.py; their `--tune append_queue.MAX_IN_FLIGHT=3`
+and the like compare its constants; docs/benchmarks.md, "SLA service").
+
 The engine decides, keeps the new state in memory and arms its timers at once; the events join
 this queue. Everything decided while a flush runs (polls, firing batches) is merged per stream into
-the next one (the writer splits a flush into `append_many` chunks on several connections), so the
+the next one (the writer splits a flush into bulk-append chunks on several connections), so the
 batch grows with the store's latency instead of the consumer waiting for each round trip. Up to
-two flushes are in flight, on disjoint streams: a ticket whose events are being appended keeps its
-newer events queued until that append is done.
+`MAX_IN_FLIGHT` flushes are in flight, on disjoint streams: a ticket whose events are being appended
+keeps its newer events queued until that append is done.
 
 What makes arming before the append safe:
 - order: a stream is in at most one flush in flight, and a ticket's events stay in decision order
@@ -18,8 +24,8 @@ What makes arming before the append safe:
   cut under the engine's lock and written only after `wait(barrier())` saw every event queued
   before the cut stored; a crash loses only decisions after the last checkpoint, which the next
   owner replays from that checkpoint's offset with the same ids;
-- a failed flush poisons the queue: `drain()` and `put` raise, the consumer stops and restarts
-  from its checkpoint with a fresh engine (nothing half-kept is ever checkpointed).
+- a failed flush poisons the queue: `drain()`, `add` and `room` raise, and the partition owner
+  restarts from the checkpoints with a fresh engine (nothing half-kept is ever checkpointed).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
@@ -35,13 +42,14 @@ from itertools import islice
 from msgspec.structs import replace
 
 from ticketflow.contracts import sla_events as sla
-from ticketflow.sla.domain import Emitted, TicketSla
-from ticketflow.sla.writer import SlaWriter
+from ticketflow.sla.adapters.store_writer import SlaWriter
+from ticketflow.sla.domain.state import Emitted, TicketSla
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_EVENTS = 20_000  # backpressure: `room()` waits while more than this are not yet flushed
 MAX_IN_FLIGHT = 6  # flushes at once (on disjoint streams), each one transaction on its own connection
 MAX_FLUSH_TICKETS = 1000  # tickets per flush: a burst streams to the store in modest transactions, not a huge last one
+LATENCY_SAMPLES = 100_000  # latencies kept for the benchmarks: bounded, a service runs for months
 
 
 @dataclass(slots=True)
@@ -73,7 +81,8 @@ class AppendQueue:
         self.failed: BaseException | None = None
         self.flushes = 0
         self.fired = 0  # warnings + breaches stored
-        self.durable_latency_ms: list[float] = []  # per poll: fetched -> its SLA events stored
+        # per poll: fetched -> its SLA events stored (the latest LATENCY_SAMPLES polls; the benchmarks read it)
+        self.durable_latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self.throttled_s = 0.0  # time callers waited in `room()` (the store could not keep up)
         self._seq = 0  # `add` calls so far
         self._flying: list[Flush] = []
