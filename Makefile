@@ -31,7 +31,7 @@ lint: setup ## ruff
 
 typecheck: setup ## mypy (strict): the code, then the tests and benchmarks (their own run: test folders repeat module names)
 	@$(UV) run --frozen mypy libs services
-	@$(UV) run --frozen mypy tests
+	@MYPYPATH=tests $(UV) run --frozen mypy tests  # tests/support is imported as `support`, as pytest does
 
 check: lint typecheck ## lint and typecheck
 
