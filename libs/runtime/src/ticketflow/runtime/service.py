@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import uvicorn
@@ -36,10 +37,11 @@ from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.outages import Waiting
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.topics import ensure_topics
-from ticketflow.runtime.settings import ServiceSettings
+from ticketflow.runtime.settings import ServiceSettings, SettingsError, load_settings
 from ticketflow.runtime.telemetry import configure_logging, setup_tracing
 
 log = logging.getLogger(__name__)
+S = TypeVar("S", bound=ServiceSettings)
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 Check = Callable[[], Awaitable[str]]
@@ -212,6 +214,25 @@ async def _supervised(name: str, task: _Task, stop: asyncio.Event) -> None:
             log.exception("background task %s crashed; restarting", name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def main(
+    name: str,
+    settings_type: type[S],
+    build: Callable[[S], Service],
+    *,
+    refusals: tuple[type[BaseException], ...] = (),
+) -> int:
+    """`python -m ticketflow.<name>`: read the settings, compose the service, serve it. A bad setting, or a
+    configuration file the service refuses (`refusals`), stops it with the problem (exit 2)."""
+    refused: tuple[type[BaseException], ...] = (SettingsError, *refusals)
+    try:
+        service = build(load_settings(settings_type))
+    except refused as error:
+        print(f"{name}: refusing to start:\n{error}", file=sys.stderr)
+        return 2
+    run(service)
+    return 0
 
 
 def run(service: Service) -> None:

@@ -9,19 +9,7 @@ from ticketflow.deskconfig import DeskConfigError
 from ticketflow.notifications.adapters.directory import ConfigError
 from ticketflow.notifications.main import build
 from ticketflow.notifications.settings import NotificationsSettings
-from ticketflow.runtime.service import run
-from ticketflow.runtime.settings import SettingsError, load_settings
-
-
-def main() -> int:
-    try:
-        service = build(load_settings(NotificationsSettings))
-    except (SettingsError, DeskConfigError, ConfigError) as error:
-        print(f"notifications: refusing to start:\n{error}", file=sys.stderr)
-        return 2
-    run(service)
-    return 0
-
+from ticketflow.runtime.service import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("notifications", NotificationsSettings, build, refusals=(DeskConfigError, ConfigError)))

@@ -1,4 +1,4 @@
-"""`python -m ticketflow.preflight`: read the settings and the desk files, then serve."""
+"""`python -m ticketflow.preflight`: read the settings and the desk files, then serve (exit 2 on a bad one)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,7 @@ from ticketflow.deskconfig import DeskConfigError
 from ticketflow.preflight.adapters.checks import ConfigError
 from ticketflow.preflight.main import build
 from ticketflow.preflight.settings import PreflightSettings
-from ticketflow.runtime.service import run
-from ticketflow.runtime.settings import SettingsError, load_settings
-
-
-def main() -> int:
-    try:
-        service = build(load_settings(PreflightSettings))
-    except (SettingsError, DeskConfigError, ConfigError, OSError, ValueError) as error:
-        print(f"preflight: refusing to start: {error}", file=sys.stderr)
-        return 2
-    run(service)
-    return 0
-
+from ticketflow.runtime.service import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("preflight", PreflightSettings, build, refusals=(DeskConfigError, ConfigError, OSError, ValueError)))

@@ -8,22 +8,7 @@ from ticketflow.deskconfig import DeskConfigError
 from ticketflow.routing.domain.config import ConfigError
 from ticketflow.routing.main import build
 from ticketflow.routing.settings import RoutingSettings
-from ticketflow.runtime.service import run
-from ticketflow.runtime.settings import SettingsError, load_settings
-
-
-def main() -> int:
-    try:
-        service = build(load_settings(RoutingSettings))
-    except SettingsError as error:
-        print(f"routing: refusing to start:\n{error}", file=sys.stderr)
-        return 2
-    except (DeskConfigError, ConfigError) as error:
-        print(f"routing: refusing to start: {error}", file=sys.stderr)
-        return 2
-    run(service)
-    return 0
-
+from ticketflow.runtime.service import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("routing", RoutingSettings, build, refusals=(DeskConfigError, ConfigError)))

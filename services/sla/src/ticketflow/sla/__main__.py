@@ -1,24 +1,13 @@
-"""`python -m ticketflow.sla` runs the service."""
+"""`python -m ticketflow.sla` runs the service; a bad setting or desk file stops it with the problem (exit 2)."""
 
 from __future__ import annotations
 
 import sys
 
-from ticketflow.runtime.service import run
-from ticketflow.runtime.settings import SettingsError, load_settings
+from ticketflow.deskconfig import DeskConfigError
+from ticketflow.runtime.service import main
 from ticketflow.sla.main import build
 from ticketflow.sla.settings import SlaSettings
 
-
-def main() -> int:
-    try:
-        settings = load_settings(SlaSettings)
-    except SettingsError as error:
-        print(f"sla: refusing to start:\n{error}", file=sys.stderr)
-        return 2
-    run(build(settings))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("sla", SlaSettings, build, refusals=(DeskConfigError,)))
