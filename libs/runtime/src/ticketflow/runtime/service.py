@@ -229,7 +229,8 @@ def main(
     try:
         service = build(load_settings(settings_type))
     except refused as error:
-        print(f"{name}: refusing to start:\n{error}", file=sys.stderr)
+        text = str(error)
+        print(f"{name}: refusing to start:{chr(10) if chr(10) in text else ' '}{text}", file=sys.stderr)
         return 2
     run(service)
     return 0
