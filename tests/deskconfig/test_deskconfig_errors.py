@@ -221,3 +221,34 @@ def test_a_queue_nobody_works_has_no_lead() -> None:
     text = MINIMAL_DESK.replace('fallback = "l1"', 'fallback = "l1"\nstrategy = "none"\nlead = "lead-boris"')
     problem = only_problem(text)
     assert (problem.line, problem.field) == (line_of(text, 'lead = "lead-boris"'), "queues[1].lead")
+
+
+OUT_OF_SCOPE = """
+[[preflight.scope]]
+id = "custom_development"
+in_scope = false
+keywords_ru = ["разработка под заказ"]
+title_ru = "разработка под заказ"
+title_en = "custom development"
+refer_to = "partners"
+
+[[referrals]]
+id = "partners"
+name_ru = "партнёры"
+name_en = "partners"
+url = "https://partners.example.ru/"
+"""
+
+
+def test_an_out_of_scope_category_refers_to_a_declared_referral_named_in_both_languages() -> None:
+    good = MINIMAL_DESK.replace("[notifications]", OUT_OF_SCOPE + "\n[notifications]")
+    desk = parse_desk(good, "acme.toml")
+    assert desk.referrals[0].name_ru == "партнёры" and desk.preflight.scope[0].refer_to == "partners"
+    unknown = only_problem(good.replace('refer_to = "partners"', 'refer_to = "bitrix24_partners"'))
+    assert (unknown.field, unknown.message) == (
+        "preflight.scope[0].refer_to", "'bitrix24_partners' is not one of [[referrals]]",
+    )  # fmt: skip
+    untitled = only_problem(good.replace('title_en = "custom development"\n', ""))
+    assert "title_ru and title_en" in untitled.message
+    no_address = only_problem(good.replace('url = "https://partners.example.ru/"', 'url = "partners.example.ru"'))
+    assert no_address.field == "referrals[0].url"

@@ -49,6 +49,22 @@ def _received_text(stack: Stack, channel: Channel) -> str:
     return str(stack.hooks.received[0].payload["body"])
 
 
+@pytest.mark.parametrize("channel", [Channel.BITRIX24, Channel.EXPRESS])
+async def test_a_persons_text_is_never_read_as_bitrix24_markup(stack: Stack, channel: Channel) -> None:
+    """Issue 16: an agent's reply (or a customer's title) with BBCode in it is sent to Bitrix24 as the
+    text it is: a WORD JOINER after each "[" keeps the portal from reading "[url=...]" as a link."""
+    sneaky = "Откройте [url=https://evil.example]ваш портал[/url] и [b]нажмите[/b]"
+    variables = {"ticket_number": "TF-1", "agent_name": "Анна [i]Смирнова[/i]", "message": sneaky}
+    outcome = await stack.deliverer().deliver(note(channel, variables=variables))
+    assert outcome.status is OutcomeStatus.DELIVERED
+    received = _received_text(stack, channel)
+    if channel is Channel.BITRIX24:
+        assert "[url=" not in received and "[b]" not in received and "[i]" not in received
+        assert received.replace("\u2060", "").count("[url=https://evil.example]ваш портал[/url]") == 1
+    else:  # other channels get the text untouched
+        assert sneaky in received
+
+
 async def test_concurrent_duplicates_send_once(stack: Stack) -> None:
     notification = note(Channel.BITRIX24)
     workers = [stack.deliverer() for _ in range(6)]

@@ -61,7 +61,6 @@ email_relay = "register"
 
 [[desks]]
 desk_id = "bitrix24-box"
-partners_url = "https://partners.example.ru"
 
 [[people]]
 id = "anna"
@@ -125,7 +124,7 @@ def view(ctx: TicketContext) -> DeskView:
     config = next(c for c in desk.calendars if c.id == track.calendar)
     weekly = {d: tuple(getattr(config.weekly, d)) for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     return DeskView(desk.timezone, DESKS.calendar(desk.id, track.id), weekly, desk.notifications.email,
-                    STAFF.email_relay(desk.id), STAFF.partners_url(desk.id))  # fmt: skip
+                    STAFF.email_relay(desk.id))  # fmt: skip
 
 
 def given_ticket(*events: object, **opened_options: object) -> tuple[uuid.UUID, TicketContext]:
@@ -298,9 +297,10 @@ def test_preflight_failed_lists_only_failed_checks_with_remediation_in_the_reque
 def test_referred_duplicate_resolved_reopened_reach_the_requester_with_their_variables() -> None:
     ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
     other = uuid.uuid4()
-    referred = when(ctx, t.TicketReferred(ticket_id, "custom_development", "custom development"))
+    reason = "questions about custom development are outside technical support. Where to go: Bitrix24 partners"
+    referred = when(ctx, t.TicketReferred(ticket_id, "custom_development", reason))
     assert sent(referred) == [("requester:user-7", "ticket_referred", Channel.BITRIX24)]
-    assert referred.notifications[0].variables["partners_url"] == "https://partners.example.ru"
+    assert referred.notifications[0].variables["reason"] == reason  # preflight's words, as they are
     # The requester's own earlier ticket: named and quoted. Anyone else's: neither (issue 14).
     mine = Related("Slow portal", ctx.chat, ctx.requester)
     duplicate = when(ctx, t.DuplicateSuspected(ticket_id, other, 0.93), related=mine)

@@ -29,7 +29,6 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "ticket_referred": {
         "ticket_number": "B24-1042",
         "reason": "custom development",
-        "partners_url": "https://partners.example.ru",
     },
     "duplicate_found": {"ticket_number": "B24-1043", "duplicate_of": "B24-1042", "duplicate_title": "Slow"},
     "duplicate_merged": {"ticket_number": "B24-1043"},

@@ -13,10 +13,11 @@ from ticketflow.contracts import commands as c
 from ticketflow.contracts.ticket_events import CustomerMessageAdded, PreflightFailed, TicketOpened
 from ticketflow.contracts.values import ChatRef, CheckEvidence, Requester
 from ticketflow.deskconfig import load_desks
+from ticketflow.deskconfig.model import Referral
 from ticketflow.lifecycle import decide, fold
 from ticketflow.preflight.adapters.checks import CheckName, CheckResult, Evidence, Outcome, Remediation
 from ticketflow.preflight.domain import outcome as domain
-from ticketflow.preflight.domain.desk_rules import merge_scope
+from ticketflow.preflight.domain.desk_rules import merge_scope, scope_for
 from ticketflow.preflight.domain.duplicates import DuplicateMatch
 from ticketflow.preflight.domain.eligibility import ELIGIBLE, NOT_PORTAL_ADMIN, Eligibility
 from ticketflow.preflight.domain.feature_requests import assess_feature_request
@@ -27,14 +28,17 @@ NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 REFUSED = Eligibility(False, NOT_PORTAL_ADMIN, ("только администраторам", "administrators only"))
 OK_CHECK = CheckEvidence("tls_certificate", True, "ok")
 BAD_CHECK = CheckEvidence("tls_certificate", False, "self_signed", {"ru": "исправьте", "en": "fix it"})
+PARTNERS = Referral(id="bitrix24_partners", name_ru="партнёры Битрикс24", name_en="Bitrix24 partners",
+                    url="https://www.bitrix24.ru/partners/")  # fmt: skip
 IN_SCOPE = domain.scope_verdict(
-    ScopeDecision("updates", True, 1.5, ("upd",)), "updates", refer_min_score=2, refer_to="p"
+    ScopeDecision("updates", True, 1.5, ("upd",)), "updates", refer_min_score=2, referral=None
 )
 STRONG_OUT = domain.scope_verdict(
     ScopeDecision("custom_development", False, 3.3, ("разработа",)),
     "custom_development",
     refer_min_score=2,
-    refer_to="p",
+    referral=PARTNERS,
+    title=("разработка под заказ", "custom development"),
 )
 COMPLETE_FR = assess_feature_request(
     "Добавьте возможность закреплять сообщения в чатах. Платформа: мобильное приложение и web. "
@@ -61,10 +65,31 @@ def test_a_failed_check_holds_the_ticket_with_every_checks_evidence() -> None:
     assert command == c.RecordPreflightFailed(T, (OK_CHECK, BAD_CHECK))
 
 
-def test_a_strong_out_of_scope_verdict_refers_to_partners() -> None:
+def test_a_strong_out_of_scope_verdict_refers_to_partners_in_words_with_their_address() -> None:
     command = domain.decide_outcome(findings(portal_checks=(OK_CHECK,), scope=STRONG_OUT, duplicate=DUPLICATE))
+    assert isinstance(command, c.ReferTicket) and command.category == "custom_development"
+    assert command.reason == (
+        "вопросы темы «разработка под заказ» не входят в техническую поддержку. "
+        "Куда обратиться: партнёры Битрикс24 — https://www.bitrix24.ru/partners/"
+    )
+    english = domain.decide_outcome(findings(scope=STRONG_OUT, locale="en"))
+    assert isinstance(english, c.ReferTicket) and "Bitrix24 partners — https://" in english.reason
+    assert "custom_development" not in english.reason and "bitrix24_partners" not in english.reason
+
+
+def test_express_referrals_go_to_the_organisations_support_never_to_bitrix24_partners() -> None:
+    express = load_desks().desks["express"]
+    scope = scope_for(express)
+    verdict = domain.scope_verdict(
+        ScopeDecision("corporate_app", False, 3.0, ("корпоративное приложение",)), "corporate_app",
+        refer_min_score=1.0, referral=scope.referral("corporate_app"), title=scope.titles["corporate_app"],
+    )  # fmt: skip
+    command = domain.decide_outcome(findings(scope=verdict))
     assert isinstance(command, c.ReferTicket)
-    assert command.category == "custom_development" and "p" in command.reason
+    assert "служба поддержки вашей организации" in command.reason and "Битрикс24" not in command.reason
+    for category in express.preflight.scope:
+        referral = scope.referral(category.id)
+        assert referral is None or "bitrix24" not in (referral.id + str(referral.url)).lower()
 
 
 @pytest.mark.parametrize(("score", "matched"), [(1.3, ("перезагруз",)), (1.99, ("x", "y")), (5.0, ())])
@@ -75,7 +100,7 @@ def test_a_weak_out_of_scope_verdict_passes_as_unclassified_with_the_suggestion(
         ScopeDecision("server_diagnostics", False, score, matched),
         "server_diagnostics",
         refer_min_score=2.0,
-        refer_to="p",
+        referral=PARTNERS,
     )
     command = domain.decide_outcome(findings(scope=weak))
     assert isinstance(command, c.RecordPreflightPassed)

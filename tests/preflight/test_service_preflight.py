@@ -221,7 +221,7 @@ async def test_a_clearly_out_of_scope_question_is_referred_and_a_vague_one_passe
     assert await service.handle(custom) == "ReferTicket"
     referred = (await events_of(service.store, ticket_of(custom)))[-1]
     assert isinstance(referred, e.TicketReferred) and referred.category == "custom_development"
-    assert "bitrix24_partners" in referred.reason
+    assert "https://www.bitrix24.ru/partners/" in referred.reason and "bitrix24_partners" not in referred.reason
     # "502" is server_diagnostics evidence, but weak (1.5): a 502 may as well be a product error.
     vague = await open_ticket(service.store, text="Портал пишет 502", portal_url=server.url())
     assert await service.handle(vague) == "RecordPreflightPassed"

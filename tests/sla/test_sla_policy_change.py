@@ -60,6 +60,20 @@ def test_a_longer_target_keeps_elapsed_time_and_moves_the_deadline() -> None:
     ]
 
 
+def test_every_step_of_a_configuration_flip_flop_is_recorded_with_an_id_of_its_own() -> None:
+    """Issue 16: A -> B -> A -> B gave the third recalculation the id of the first, so the store took
+    it for a replay and dropped it."""
+    rules = FakeRules()
+    d = started(rules)
+    for n, resolution in enumerate((100, 40, 100, 40), start=1):  # A=40 s, B=100 s
+        rules.resolution = resolution
+        d.when(B + n, customer(T, n))
+    changes = [e for e in d.emitted if isinstance(e.event, sla.SlaRecalculated) and e.event.target == "resolution"]
+    assert [e.event.target_seconds for e in changes] == [100, 40, 100, 40]  # type: ignore[union-attr]
+    assert len({e.event_id for e in changes}) == 4, "a step was given the id of an earlier one"
+    assert d.state is not None and d.state.config_changes == 4 and d.replayed() == d.state.clocks
+
+
 def test_a_shorter_target_found_by_a_timer_fires_what_is_now_due_under_the_restart_rule() -> None:
     rules = FakeRules(recalculation="restart")
     d = started(rules)

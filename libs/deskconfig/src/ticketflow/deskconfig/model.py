@@ -236,13 +236,26 @@ class Routing(Model, frozen=True, kw_only=True):
 
 
 class ScopeCategory(Model, frozen=True, kw_only=True):
-    """A kind of request; out-of-scope ones are referred (`refer_to`) and never count against SLA."""
+    """A kind of request; out-of-scope ones are referred (`refer_to`, a `[[referrals]]` id) and never
+    count against SLA. `title_ru`/`title_en` name it to the customer ("custom development")."""
 
     id: str
     in_scope: bool
     keywords_ru: tuple[str, ...] = ()
     keywords_en: tuple[str, ...] = ()
     refer_to: str | None = None
+    title_ru: str = ""
+    title_en: str = ""
+
+
+class Referral(Model, frozen=True, kw_only=True):
+    """Who helps with what support does not do, in the words a customer reads: "партнёры Битрикс24"
+    with their address, or "the support team of your organisation" (no address)."""
+
+    id: str
+    name_ru: str
+    name_en: str
+    url: str | None = None
 
 
 class Preflight(Model, frozen=True, kw_only=True):
@@ -276,4 +289,5 @@ class Desk(Model, frozen=True, kw_only=True):
     queues: tuple[Queue, ...]
     routing: Routing
     preflight: Preflight = Preflight()
+    referrals: tuple[Referral, ...] = ()
     notifications: Notifications

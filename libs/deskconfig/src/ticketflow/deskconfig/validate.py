@@ -34,6 +34,7 @@ def validate_desk(desk: Desk) -> list[Finding]:
         ("queues", desk.queues),
         ("routing.rules", desk.routing.rules),
         ("preflight.scope", desk.preflight.scope),
+        ("referrals", desk.referrals),
     ):
         findings += _unique_ids(tuple(section.split(".")), [item.id for item in items])
     for index, calendar in enumerate(desk.calendars):
@@ -47,6 +48,27 @@ def validate_desk(desk: Desk) -> list[Finding]:
             findings.append((("notifications", "locales", index), f"locale {locale!r} is not one of languages"))
     if desk.preflight.timeout_seconds <= 0:
         findings.append((("preflight", "timeout_seconds"), "must be positive"))
+    findings += _check_referrals(desk)
+    return findings
+
+
+def _check_referrals(desk: Desk) -> list[Finding]:
+    """An out-of-scope category names a declared referral and says what it is in both languages."""
+    referrals = {r.id for r in desk.referrals}
+    findings: list[Finding] = []
+    for index, category in enumerate(desk.preflight.scope):
+        path = ("preflight", "scope", index)
+        if category.in_scope:
+            continue
+        if category.refer_to is None:
+            findings.append(((*path, "in_scope"), "an out-of-scope category needs refer_to"))
+        elif category.refer_to not in referrals:
+            findings.append(((*path, "refer_to"), f"{category.refer_to!r} is not one of [[referrals]]"))
+        if not (category.title_ru and category.title_en):
+            findings.append(((*path, "in_scope"), "an out-of-scope category needs title_ru and title_en"))
+    for index, referral in enumerate(desk.referrals):
+        if referral.url is not None and not referral.url.startswith(("https://", "http://")):
+            findings.append((("referrals", index, "url"), f"{referral.url!r} is not an http(s) address"))
     return findings
 
 

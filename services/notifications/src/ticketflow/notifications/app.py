@@ -143,7 +143,7 @@ class Notifications:
         try:
             desk = self.desks.desk(ctx.desk_id)
         except KeyError:
-            return DeskView(timezone="Europe/Moscow", partners_url=directory.partners_url(ctx.desk_id))
+            return DeskView(timezone="Europe/Moscow")
         calendar, weekly = None, {}
         track = next((tr for tr in desk.tracks if tr.id == ctx.track_id), None)
         if track is not None:
@@ -156,7 +156,6 @@ class Notifications:
             weekly_hours=weekly,
             email=desk.notifications.email,
             email_relay=directory.email_relay(desk.id),
-            partners_url=directory.partners_url(desk.id),
         )
 
     def _follow(self, ticket_id: uuid.UUID, envelope: EventEnvelope) -> None:

@@ -145,8 +145,9 @@ class Preflight:
         decision = scope.classifier.classify(text)
         category = scope.desk_category(decision.category)
         verdict = domain.scope_verdict(
-            decision, category, refer_min_score=scope.refer_min_score, refer_to=scope.refer_to.get(category, "partners")
-        )
+            decision, category, refer_min_score=scope.refer_min_score, referral=scope.referral(category),
+            title=scope.titles.get(category, (category, category)),
+        )  # fmt: skip
         found = replace(found, scope=verdict)
         kind = domain.duplicate_kind(verdict.category)
         if verdict.refer or kind is None:

@@ -30,6 +30,7 @@ from ticketflow.notifications.adapters.channels.base import (
 from ticketflow.notifications.adapters.ledger import UNENCODABLE, ClaimStatus, PgLedger, encode_variables
 from ticketflow.notifications.adapters.rendering import RenderError, TemplateCatalog
 from ticketflow.notifications.adapters.resilience import BreakerState, CircuitBreaker, RetryPolicy, Sleep
+from ticketflow.notifications.domain.markup import ESCAPES, escaped
 from ticketflow.notifications.domain.model import (
     Channel,
     DeliveryOutcome,
@@ -222,6 +223,9 @@ class Deliverer:
         variables = json.loads(encode_variables(notification.variables))
         if UNENCODABLE in variables:
             raise PermanentFailure(str(variables[UNENCODABLE]))
+        escape = ESCAPES.get(notification.channel)
+        if escape is not None:  # people's text stays text in the channel's markup (domain/markup.py)
+            variables = escaped(variables, escape)
         try:
             rendered = self._catalog.render(notification.template, notification.locale, variables)
         except RenderError as exc:

@@ -114,7 +114,6 @@ class PersonConfig(_Strict, frozen=True, kw_only=True):
 class DeskSettings(_Strict, frozen=True, kw_only=True):
     desk_id: str
     email_relay: str | None = None  # ticket-register e-mails to requesters go through this relay
-    partners_url: str = "https://www.bitrix24.ru/partners/"
 
 
 class NotificationsConfig(_Strict, frozen=True, kw_only=True):
@@ -262,10 +261,6 @@ class Directory:
     def email_relay(self, desk_id: str) -> str | None:
         settings = self.desks.get(desk_id)
         return settings.email_relay if settings and settings.email_relay else self.default_relay
-
-    def partners_url(self, desk_id: str) -> str:
-        settings = self.desks.get(desk_id)
-        return settings.partners_url if settings else DeskSettings(desk_id=desk_id).partners_url
 
 
 def _secret(name: str | None, env: Mapping[str, str], what: str) -> str | None:

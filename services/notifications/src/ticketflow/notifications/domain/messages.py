@@ -50,7 +50,6 @@ class DeskView:
     weekly_hours: Mapping[str, Sequence[str]] = field(default_factory=dict)
     email: bool = False  # the desk keeps a ticket register with e-mail notifications
     email_relay: str | None = None
-    partners_url: str = ""
 
 
 class Staff(Protocol):
@@ -258,7 +257,7 @@ def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, 
     if isinstance(event, t.TicketRefused):  # preflight wrote the reason in the requester's language
         return {**base, "reason": event.reason}
     if isinstance(event, t.TicketReferred):
-        return {**base, "reason": event.reason, "partners_url": desk.partners_url}
+        return {**base, "reason": event.reason}  # preflight wrote where to go, in words and with the address
     if isinstance(event, t.DuplicateSuspected):
         if not _own_duplicate(ctx, related):
             return base  # the other ticket is someone else's: not its number, not a word of it

@@ -17,6 +17,7 @@ from typing import Any
 
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import Desk
+from ticketflow.deskconfig.model import Referral
 from ticketflow.preflight.domain.scope import ScopeClassifier
 
 # desk-file id -> category name in data/scope_rules.toml (the same seed category, spelt differently)
@@ -38,20 +39,26 @@ class DeskScope:
     classifier: ScopeClassifier
     desk_ids: Mapping[str, str]  # classifier category name -> desk category id
     refer_min_score: float
-    refer_to: Mapping[str, str]  # desk category id -> who the customer is referred to
+    referrals: Mapping[str, Referral]  # out-of-scope desk category id -> who the customer is referred to
+    titles: Mapping[str, tuple[str, str]]  # desk category id -> its name for customers (ru, en)
 
     def desk_category(self, name: str) -> str:
         return self.desk_ids.get(name, name)
 
+    def referral(self, category: str) -> Referral | None:
+        return self.referrals.get(category)
+
 
 def scope_for(desk: Desk, packaged: ScopeClassifier | None = None) -> DeskScope:
     categories = desk.preflight.scope
-    refer_to = {c.id: c.refer_to or "partners" for c in categories if not c.in_scope}
+    known = {r.id: r for r in desk.referrals}
+    referrals = {c.id: known[c.refer_to] for c in categories if not c.in_scope and c.refer_to in known}
+    titles = {c.id: (c.title_ru or c.id, c.title_en or c.id) for c in categories}
     packaged = packaged or ScopeClassifier.default()
     packaged_names = {c.name for c in packaged.categories}
     aliased = {PACKAGED_ALIASES.get(c.id, c.id): c.id for c in categories}
     if categories and set(aliased) == packaged_names:
-        return DeskScope(packaged, aliased, PACKAGED_REFER_MIN_SCORE, refer_to)
+        return DeskScope(packaged, aliased, PACKAGED_REFER_MIN_SCORE, referrals, titles)
     rules: dict[str, Any] = {
         "min_score": 1.0,
         "category": [
@@ -65,9 +72,8 @@ def scope_for(desk: Desk, packaged: ScopeClassifier | None = None) -> DeskScope:
             for c in categories
         ],
     }
-    return DeskScope(
-        ScopeClassifier.from_mapping(rules), {c.id: c.id for c in categories}, KEYWORD_REFER_MIN_SCORE, refer_to
-    )
+    classifier = ScopeClassifier.from_mapping(rules)
+    return DeskScope(classifier, {c.id: c.id for c in categories}, KEYWORD_REFER_MIN_SCORE, referrals, titles)
 
 
 def _keyword_pattern(keyword: str) -> str:

@@ -26,6 +26,7 @@ from ticketflow.contracts import commands as c
 from ticketflow.contracts.text import with_nul_replaced
 from ticketflow.contracts.ticket_events import CustomerMessageAdded, PreflightFailed, TicketOpened
 from ticketflow.contracts.values import CheckEvidence
+from ticketflow.deskconfig.model import Referral
 from ticketflow.preflight.domain.checks import CheckResult, Outcome
 from ticketflow.preflight.domain.duplicates import DuplicateMatch
 from ticketflow.preflight.domain.eligibility import Eligibility
@@ -47,10 +48,17 @@ class ScopeVerdict:
     category: str  # what PreflightPassed carries (a desk category id or "unclassified")
     refer: bool
     suggestion: CheckEvidence  # the classifier's verdict, kept as evidence either way
+    referral: Referral | None = None  # who the customer is referred to, when `refer`
+    title: tuple[str, str] = ("", "")  # the category's name for the customer (ru, en)
 
 
 def scope_verdict(
-    decision: ScopeDecision, desk_category: str, *, refer_min_score: float, refer_to: str
+    decision: ScopeDecision,
+    desk_category: str,
+    *,
+    refer_min_score: float,
+    referral: Referral | None,
+    title: tuple[str, str] = ("", ""),
 ) -> ScopeVerdict:
     """Out of scope refers only with a strong verdict (score >= `refer_min_score` and an out-of-scope
     rule matched): the classifier is weak on unseen text (docs/preflight.md), and a wrong referral
@@ -65,9 +73,10 @@ def scope_verdict(
     if decision.in_scope:
         return ScopeVerdict(desk_category, False, CheckEvidence(SCOPE_CHECK, True, "in_scope", evidence=evidence))
     strong = decision.score >= refer_min_score and bool(decision.matched)
-    if strong:
-        evidence["refer_to"] = refer_to
-        return ScopeVerdict(desk_category, True, CheckEvidence(SCOPE_CHECK, True, "out_of_scope", evidence=evidence))
+    if strong and referral is not None:  # (a desk file names a referral for every out-of-scope category)
+        evidence["refer_to"] = referral.id
+        out = CheckEvidence(SCOPE_CHECK, True, "out_of_scope", evidence=evidence)
+        return ScopeVerdict(desk_category, True, out, referral, title)
     weak = CheckEvidence(SCOPE_CHECK, True, "out_of_scope_suggested", evidence=evidence)
     return ScopeVerdict(UNCLASSIFIED, False, weak)
 
@@ -177,10 +186,15 @@ def _decide_outcome(found: Findings) -> c.TicketCommand:
 
 
 def _referral_reason(scope: ScopeVerdict, locale: str) -> str:
-    where = scope.suggestion.evidence.get("refer_to", "partners")
+    """Where to go instead, in words (the category's and the referral's names, and the referral's
+    address), never ids: the customer reads this as it is (notifications' `ticket_referred`)."""
+    assert scope.referral is not None
+    referral, (title_ru, title_en) = scope.referral, scope.title
     if locale.lower().startswith("ru"):
-        return f"вопрос вне рамок технической поддержки ({scope.category}); обратитесь: {where}"
-    return f"the question is outside technical support's scope ({scope.category}); please contact: {where}"
+        where = referral.name_ru + (f" — {referral.url}" if referral.url else "")
+        return f"вопросы темы «{title_ru}» не входят в техническую поддержку. Куда обратиться: {where}"
+    where = referral.name_en + (f" — {referral.url}" if referral.url else "")
+    return f"questions about {title_en} are outside technical support. Where to go: {where}"
 
 
 def duplicate_kind(category: str) -> str | None:

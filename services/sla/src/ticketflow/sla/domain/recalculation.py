@@ -40,7 +40,8 @@ def check_calendar(run: Run, at: int) -> None:
         run.notes.append(f"calendar {recorded} unknown (never stored): time used before {at} counted in {current}")
     else:
         run.calendar = old  # `recalculate` counts in it up to `at`
-    with run.caused_by(event_id_of("calendar", run.state.ticket_id, recorded, current)):
+    change = _next_change(run)
+    with run.caused_by(event_id_of("calendar", run.state.ticket_id, recorded, current, change)):
         recalculate(run, run.state.priority, f"calendar {recorded} -> {current}", at, rebase=True)
 
 
@@ -52,14 +53,23 @@ def check_policy(run: Run, at: int) -> None:
     policy, calendar = run.policy, run.calendar
     if policy is None or calendar is None:
         return
-    for clock in run.state.clocks:
-        if not clock.pending or clock.target_seconds == target_of(policy, clock.target):
-            continue
+    changed = [c for c in run.state.clocks if c.pending and c.target_seconds != target_of(policy, c.target)]
+    if not changed:
+        return
+    change = _next_change(run)
+    for clock in changed:
         wanted = target_of(policy, clock.target)
         reason = f"policy {policy.policy_id}: {clock.target} target {clock.target_seconds}s -> {wanted}s"
-        change = event_id_of("policy", run.state.ticket_id, clock.target, clock.target_seconds, wanted)
-        with run.caused_by(change):
+        cause = event_id_of("policy", run.state.ticket_id, clock.target, clock.target_seconds, wanted, change)
+        with run.caused_by(cause):
             retarget(run, clock, policy, reason, at, calendar, calendar, rebase=False)
+
+
+def _next_change(run: Run) -> int:
+    """Count one more configuration change applied to the ticket: its number goes into the ids."""
+    change = run.state.config_changes + 1
+    run.state = replace(run.state, config_changes=change)
+    return change
 
 
 def recalculate(

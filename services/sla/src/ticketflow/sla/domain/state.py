@@ -36,6 +36,9 @@ class TicketSla(msgspec.Struct, frozen=True, gc=False):
     # An undone automatic merge: when preflight had merged it (epoch s; 0: unknown). Its clocks count
     # from then, as if it had never been merged (`MergeUndone`).
     clocks_from: int = 0
+    # Desk configuration changes applied to this ticket's clocks, counted: a change's events take the count
+    # in their ids, so a change back and forth (A -> B -> A -> B) records every step (issue 16).
+    config_changes: int = 0
 
     def clock(self, target: SlaTarget) -> Clock | None:
         for c in self.clocks:
