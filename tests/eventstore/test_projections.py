@@ -26,7 +26,7 @@ pytestmark = pytest.mark.pg
 class EventCounts:
     """Events per stream: a read model where applying an event twice shows as a wrong count."""
 
-    tables = ("test_event_counts",)
+    tables: tuple[str, ...] = ("test_event_counts",)
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -100,9 +100,9 @@ async def test_a_rebuild_while_writers_and_two_live_runners_run_never_double_cou
     watching = asyncio.create_task(watch())
     seen: list[RebuildProgress] = []
     writers = [append_randomly(store, streams, 150, random.Random(i)) for i in range(3)]
-    report, *_ = await asyncio.gather(
-        rebuild_projection(store, projection, batch_size=23, progress=seen.append), *writers
-    )
+    writing = asyncio.gather(*writers)
+    report = await rebuild_projection(store, projection, batch_size=23, progress=seen.append)
+    await writing
     await ProjectionRunner(store, projection).catch_up()
     stop.set()
     await asyncio.gather(*running, watching)

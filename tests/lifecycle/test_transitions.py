@@ -22,6 +22,7 @@ from lifecycle_builders import (
     close,
     fail_preflight,
     failed,
+    feature_outcome_set,
     given,
     link_known_problem,
     mark_duplicate,
@@ -48,7 +49,6 @@ from lifecycle_builders import (
     undo_merge,
     wait_for_customer,
     waiting,
-    feature_outcome_set,
 )
 
 from ticketflow.contracts import commands as c

@@ -8,6 +8,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -18,7 +19,8 @@ from support.ticket_histories import Step, append_steps, histories, roster
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import notification_events as n
 from ticketflow.contracts import sla_events as s
-from ticketflow.contracts.ids import notification_stream, sla_stream, ticket_stream
+from ticketflow.contracts.envelope import NewEvent
+from ticketflow.contracts.ids import new_event_id, notification_stream, sla_stream, ticket_stream
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.contracts.views import ticket_detail_decoder
 from ticketflow.deskconfig import load_desks
@@ -155,11 +157,9 @@ async def test_the_ticket_document_holds_the_conversation_clocks_deliveries_and_
     assert found == ticket  # the customer's later message is searchable, not only the first one
 
 
-def _new(event: object) -> object:
-    from ticketflow.contracts.envelope import NewEvent
-    from ticketflow.contracts.ids import new_event_id
+def _new(event: Any) -> NewEvent:
 
-    return NewEvent(new_event_id(), event, MONDAY)  # type: ignore[arg-type]
+    return NewEvent(new_event_id(), event, MONDAY)
 
 
 async def test_desk_metrics_leave_out_referred_and_duplicate_tickets(store: EventStore) -> None:

@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ticketflow.contracts import commands as c
-from ticketflow.contracts import notification_events as n
+from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts import roster_events as r
 from ticketflow.contracts import sla_events as s
 from ticketflow.contracts.ids import agent_stream, notification_stream, sla_stream, ticket_stream
+from ticketflow.contracts.roster_events import AgentStatus
 from ticketflow.contracts.values import ChatRef, Priority, Requester
 from ticketflow.lifecycle import TicketState, decide, fold
 
@@ -68,7 +69,7 @@ def roster(at: datetime) -> list[Step]:
             queues = QUEUES[desk][: 1 + i % len(QUEUES[desk])]
             for queue in queues:
                 steps.append(Step(agent_stream(agent), r.AgentJoinedQueue(agent, queue, ("product",), ("ru",), 5), at))
-            status = "online" if i % 4 else "away"
+            status: AgentStatus = "online" if i % 4 else "away"
             steps.append(Step(agent_stream(agent), r.AgentStatusChanged(agent, status), at))
     return steps
 
@@ -95,10 +96,10 @@ class _Ticket:
     def notify(self, template: str, recipient: str, *, failed: bool = False) -> None:
         key = f"{self.id}:{template}:{len(self.steps)}"
         if failed:
-            event: Any = n.NotificationFailed(self.id, key, "express", recipient, template, "chat is gone", True,
+            event: Any = ne.NotificationFailed(self.id, key, "express", recipient, template, "chat is gone", True,
                                               self.at, 3)  # fmt: skip
         else:
-            event = n.NotificationDelivered(self.id, key, "bitrix24", recipient, template, self.at)
+            event = ne.NotificationDelivered(self.id, key, "bitrix24", recipient, template, self.at)
         self.steps.append(Step(notification_stream(self.id), event, self.at))
 
     def start_clocks(self, priority: Priority) -> None:
@@ -186,9 +187,8 @@ def history(ticket_id: uuid.UUID, n: int, rng: random.Random, at: datetime) -> l
     if feature:
         t.later(10, 600)
         outcome = rng.choice(["in_sprint", "planned", "declined"])
-        t.do(
-            c.SetFeatureRequestOutcome(ticket_id, outcome, agent, "not on the roadmap" if outcome == "declined" else "")
-        )  # type: ignore[arg-type]
+        reason = "not on the roadmap" if outcome == "declined" else ""
+        t.do(c.SetFeatureRequestOutcome(ticket_id, outcome, agent, reason))  # type: ignore[arg-type]
     if rng.random() < 0.04:  # in progress
         return t.steps
     t.later(10, 900)
