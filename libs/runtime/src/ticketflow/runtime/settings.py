@@ -25,6 +25,7 @@ SERVICE_PORTS = {
     "sla": 8004,
     "notifications": 8005,
     "projector": 8006,
+    "queries": 8007,
 }
 DEFAULT_KAFKA = "127.0.0.1:9092"
 S = TypeVar("S", bound="ServiceSettings")

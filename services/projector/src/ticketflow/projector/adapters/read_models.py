@@ -11,10 +11,11 @@ from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.deskconfig import DeskRegistry
 from ticketflow.eventstore.projections import Projection
 from ticketflow.projector.adapters.keyed import KeyedProjection, KeyedRows
+from ticketflow.projector.adapters.register import RegisterProjection
 from ticketflow.projector.adapters.rows import RowTable
 from ticketflow.projector.adapters.sla_board import SlaBoardProjection
 from ticketflow.projector.adapters.tickets import TicketsProjection
-from ticketflow.projector.domain import agents, backlog, metrics, register
+from ticketflow.projector.domain import agents, backlog, metrics
 from ticketflow.projector.domain.desk_time import RegistryDeskTime
 from ticketflow.projector.domain.lifecycle import is_ticket_event
 
@@ -38,7 +39,6 @@ def read_models(desks: DeskRegistry) -> list[Projection]:
     agent_rows = RowTable("agent_load", agents.AgentRow, ("agent_id",))
     held_rows = RowTable("agent_load_tickets", agents.HeldTicket, ("ticket_id",))
     metric_rows = RowTable("desk_metric_tickets", metrics.MetricTicket, ("ticket_id",))
-    register_rows = RowTable("register_entries", register.RegisterEntry, ("ticket_id",))
     return [
         TicketsProjection(),
         KeyedProjection("queue_backlog", KeyedRows(backlog_rows, _lifecycle_ticket, backlog.apply)),
@@ -52,7 +52,7 @@ def read_models(desks: DeskRegistry) -> list[Projection]:
             "desk_metrics",
             KeyedRows(metric_rows, _metric_ticket, functools.partial(metrics.apply, desks=desk_time)),
         ),
-        KeyedProjection("organisation_register", KeyedRows(register_rows, _lifecycle_ticket, register.apply)),
+        RegisterProjection(),
     ]
 
 

@@ -11,7 +11,7 @@ import msgspec
 
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import EventEnvelope
-from ticketflow.projector.domain.lifecycle import Lifecycle, follow, is_ticket_event
+from ticketflow.projector.domain.lifecycle import OPEN_STATUSES, Lifecycle, follow, is_ticket_event
 from ticketflow.projector.domain.tickets import SUBJECT_CHARS, organisation_of
 
 
@@ -56,3 +56,23 @@ def apply(entry: RegisterEntry | None, envelope: EventEnvelope) -> RegisterEntry
         entry.feature_outcome, entry.feature_reason = event.outcome, event.reason
         entry.outcome_by, entry.outcome_at = event.actor, envelope.occurred_at
     return entry
+
+
+COUNTED = ("tickets", "open", "resolved", "feature_requests", "in_sprint", "planned", "declined")
+
+
+def counts(entry: RegisterEntry | None) -> tuple[int, ...]:
+    """What one ticket adds to its organisation's counters (in `COUNTED` order)."""
+    if entry is None:
+        return (0,) * len(COUNTED)
+    feature = entry.category == "feature_request" or entry.feature_outcome is not None
+    outcome = entry.feature_outcome
+    return (
+        1,
+        int(entry.status in OPEN_STATUSES),
+        int(entry.status == "resolved"),
+        int(feature),
+        int(outcome == "in_sprint"),
+        int(outcome == "planned"),
+        int(outcome == "declined"),
+    )

@@ -26,7 +26,7 @@ CREATE TABLE ticket_list (
     excluded        boolean     NOT NULL,
     position        bigint      NOT NULL,
     search          tsvector,  -- the conversation's words ('simple': no stemming, any language)
-    due_sort        timestamptz GENERATED ALWAYS AS (coalesce(sla_due_at, 'infinity')) STORED
+    due_sort        timestamptz GENERATED ALWAYS AS (coalesce(sla_due_at, '9999-12-31 00:00:00+00')) STORED
 );
 -- Every list query is scoped to desks; keyset pagination needs (sort key, ticket_id) in the index order.
 CREATE INDEX ticket_list_opened ON ticket_list (desk_id, opened_at DESC, ticket_id DESC);
@@ -156,3 +156,15 @@ CREATE TABLE register_entries (
     outcome_at      timestamptz
 );
 CREATE INDEX register_entries_organisation ON register_entries (desk_id, organisation_id, opened_at DESC, ticket_id DESC);
+CREATE TABLE register_organisations (
+    desk_id          text   NOT NULL,
+    organisation_id  text   NOT NULL,
+    tickets          bigint NOT NULL,
+    open             bigint NOT NULL,
+    resolved         bigint NOT NULL,
+    feature_requests bigint NOT NULL,
+    in_sprint        bigint NOT NULL,
+    planned          bigint NOT NULL,
+    declined         bigint NOT NULL,
+    PRIMARY KEY (desk_id, organisation_id)
+);
