@@ -107,3 +107,11 @@ def test_at_risk_counts_business_minutes_a_closed_evening_is_not_counted() -> No
     assert cutoffs == {"box": datetime(2026, 11, 30, 7, 30, tzinfo=UTC)}
     express = risk.cutoffs(DESKS, "express", friday_1830_moscow, 60)
     assert express["technical-premium"] == datetime(2026, 11, 27, 16, 30, tzinfo=UTC)  # around the clock
+
+
+def test_the_local_demo_reads_with_the_token_whose_hash_its_tokens_file_holds() -> None:
+    from support.demo import ROOT, demo_secrets, load_demo
+
+    tokens_file = ROOT / demo_secrets()["TICKETFLOW_QUERIES_TOKENS_FILE"]
+    principal = grants(parse_grants(tokens_file.read_text(), None), DESKS.desks).principal(load_demo().DASHBOARD_TOKEN)
+    assert principal is not None and principal.reads == frozenset(DESKS.desks)
