@@ -9,7 +9,7 @@ PY := $(CURDIR)/.venv/bin/python
 export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow?sslmode=disable
 
-.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas config-docs run stop status bench bench-eventstore bench-sla-burst
+.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas config-docs run stop status bench bench-eventstore bench-sla-burst bench-queries
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,8 +41,9 @@ migrate: setup ## apply the numbered SQL migrations of the event store and every
 topics: setup ## create every Kafka topic declared in ticketflow.messaging.topics (idempotent)
 	@$(PY) -m ticketflow.messaging.topics
 
-schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas
+schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas, and the query API's OpenAPI document
 	@$(PY) -m ticketflow.contracts.schema docs/schemas
+	@$(PY) -m ticketflow.queries openapi > docs/queries-openapi.json
 
 config-docs: setup ## regenerate the settings tables of docs/configuration.md from the services' settings objects
 	@$(PY) -m ticketflow.runtime.configdoc docs/configuration.md
@@ -77,6 +78,9 @@ infra-down: ## stop only what infra-up started (data stays; reset Kafka: rm -rf 
 
 infra-status: ## what runs where, who started it, whether it answers
 	@bash deploy/scripts/infra-status.sh
+
+bench-queries: setup infra-up ## query API: p99 at 1,000 requests/s over 1,000,000 tickets vs the same SQL straight to PostgreSQL; projection catch-up vs reading the log (its own database, built once, then reused; short: BENCH_QUERIES_ARGS="--tickets 20000 --seconds 10")
+	@$(PY) tests/load/queries/bench_queries.py $(BENCH_QUERIES_ARGS)
 
 bench-calendar: setup ## business-calendar arithmetic: ops/s vs the naive minute-walking reference
 	@$(PY) tests/load/calendar/bench_calendar.py

@@ -14,7 +14,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ticketflow.contracts import commands as c
@@ -37,6 +37,8 @@ QUEUES = {
     "express": ["client-l1", "product-requests", "technical-l2", "technical-l3"],
 }
 PRIORITIES: list[Priority] = ["urgent", "high", "normal", "normal", "normal", "low"]
+OPEN_WINDOW = timedelta(days=14)  # with `now`: how recent a ticket must be to be still open
+PAUSED = datetime.max.replace(tzinfo=UTC)  # a paused clock has no deadline: it never falls overdue
 WORDS = [
     "портал",
     "обновление",
@@ -79,7 +81,7 @@ class _Ticket:
         self.id, self.at, self.rng = ticket_id, at, rng
         self.state = TicketState()
         self.steps: list[Step] = []
-        self.clocks: set[str] = set()
+        self.clocks: dict[str, datetime] = {}  # pending target -> deadline
 
     def later(self, low: int, high: int) -> datetime:
         self.at += timedelta(minutes=self.rng.randint(low, high), seconds=self.rng.randint(0, 59))
@@ -107,7 +109,7 @@ class _Ticket:
         for target, factor in (("first_response", 1), ("resolution", 20)):
             deadline = self.at + timedelta(minutes=minutes * factor)
             self.sla(s.SlaClockStarted(self.id, target, f"box/{priority}", minutes * factor * 60, self.at, deadline))  # type: ignore[arg-type]
-            self.clocks.add(target)
+            self.clocks[target] = deadline
 
     def answer_clock(self, target: str, late: bool) -> None:
         if target not in self.clocks:
@@ -115,12 +117,24 @@ class _Ticket:
         if late:
             self.sla(s.SlaBreached(self.id, target, self.at - timedelta(minutes=5), self.at, ("lead",)))  # type: ignore[arg-type]
         self.sla(s.SlaMet(self.id, target, self.at, self.rng.randint(60, 20_000)))  # type: ignore[arg-type]
-        self.clocks.discard(target)
+        self.clocks.pop(target, None)
+
+    def stop(self, now: datetime | None) -> list[Step]:
+        """The history so far; clocks overdue by `now` have breached, as the sla service would have said."""
+        if now is not None:
+            for target, deadline in sorted(self.clocks.items()):
+                if deadline < now:
+                    self.at = max(self.at, deadline)
+                    self.sla(s.SlaBreached(self.id, target, deadline, self.at, ("lead",)))  # type: ignore[arg-type]
+        return self.steps
 
 
-def history(ticket_id: uuid.UUID, n: int, rng: random.Random, at: datetime) -> list[Step]:
-    """One ticket's events in time order (ticket, SLA and notification streams interleaved)."""
+def history(ticket_id: uuid.UUID, n: int, rng: random.Random, at: datetime, now: datetime | None = None) -> list[Step]:
+    """One ticket's events in time order (ticket, SLA and notification streams interleaved). With `now`, only
+    tickets opened within `OPEN_WINDOW` of it may stop half-way (older ones were finished long ago) and
+    clocks overdue by `now` have breached."""
     t = _Ticket(ticket_id, at, rng)
+    recent = now is None or at >= now - OPEN_WINDOW
     express = rng.random() < 0.45
     desk = "express" if express else "bitrix24-box"
     if express:
@@ -160,13 +174,13 @@ def history(ticket_id: uuid.UUID, n: int, rng: random.Random, at: datetime) -> l
     queue = "product-requests" if feature else queues[0] if track != "technical-standard" else "technical-l2"
     t.later(0, 2)
     t.do(c.RouteTicket(ticket_id, queue, "l1", priority, "rule-1"))
-    if rng.random() < 0.04:  # still waiting in the queue
-        return t.steps
+    if recent and rng.random() < 0.04:  # still waiting in the queue
+        return t.stop(now)
     agent = rng.choice(AGENTS[desk])
     t.later(1, 30)
     t.do(c.AssignTicket(ticket_id, agent, "round_robin"))
-    if rng.random() < 0.03:  # assigned, not yet answered
-        return t.steps
+    if recent and rng.random() < 0.03:  # assigned, not yet answered
+        return t.stop(now)
     late = rng.random() < 0.15
     t.later(5, 200 if late else 60)
     t.do(c.ReplyAsAgent(ticket_id, agent, f"r-{n}-1", f"please send the logs ({rng.choice(WORDS)})"))
@@ -178,19 +192,21 @@ def history(ticket_id: uuid.UUID, n: int, rng: random.Random, at: datetime) -> l
         t.do(c.WaitForCustomer(ticket_id, "asked for logs", agent))
         if "resolution" in t.clocks:
             t.sla(s.SlaClockPaused(ticket_id, "resolution", t.at, rng.randint(60, 5000)))
-        if rng.random() < 0.05:  # still waiting on the customer
-            return t.steps
+            t.clocks["resolution"] = PAUSED
+        if recent and rng.random() < 0.05:  # still waiting on the customer
+            return t.stop(now)
         t.later(30, 900)
         t.do(c.AddCustomerMessage(ticket_id, f"m-{n}-2", f"here are the logs: {rng.choice(WORDS)}", t.at))
         if "resolution" in t.clocks:
-            t.sla(s.SlaClockResumed(ticket_id, "resolution", t.at, t.at + timedelta(hours=8)))
+            t.clocks["resolution"] = t.at + timedelta(hours=8)
+            t.sla(s.SlaClockResumed(ticket_id, "resolution", t.at, t.clocks["resolution"]))
     if feature:
         t.later(10, 600)
         outcome = rng.choice(["in_sprint", "planned", "declined"])
         reason = "not on the roadmap" if outcome == "declined" else ""
         t.do(c.SetFeatureRequestOutcome(ticket_id, outcome, agent, reason))  # type: ignore[arg-type]
-    if rng.random() < 0.04:  # in progress
-        return t.steps
+    if recent and rng.random() < 0.04:  # in progress
+        return t.stop(now)
     t.later(10, 900)
     t.do(c.ResolveTicket(ticket_id, "fixed", agent))
     t.answer_clock("resolution", rng.random() < 0.1)
@@ -214,12 +230,12 @@ def ticket_id_of(n: int) -> uuid.UUID:
 
 
 def histories(
-    first: int, count: int, rng: random.Random, start: datetime, spacing_s: float = 30.0
+    first: int, count: int, rng: random.Random, start: datetime, spacing_s: float = 30.0, now: datetime | None = None
 ) -> Iterator[tuple[uuid.UUID, list[Step]]]:
-    """`count` tickets numbered from `first`, opened `spacing_s` apart from `start`."""
+    """`count` tickets numbered from `first`, opened `spacing_s` apart from `start` (`now`: see `history`)."""
     for n in range(first, first + count):
         ticket_id = ticket_id_of(n)
-        yield ticket_id, history(ticket_id, n, rng, start + timedelta(seconds=n * spacing_s))
+        yield ticket_id, history(ticket_id, n, rng, start + timedelta(seconds=n * spacing_s), now)
 
 
 async def append_steps(store: Any, steps: list[Step], versions: dict[str, int]) -> None:

@@ -20,16 +20,16 @@ from ticketflow.projector.domain.desk_time import RegistryDeskTime
 from ticketflow.projector.domain.lifecycle import is_ticket_event
 
 
-def _lifecycle_ticket(envelope: EventEnvelope) -> Any:
+def lifecycle_ticket(envelope: EventEnvelope) -> Any:
     return envelope.event.ticket_id if is_ticket_event(envelope.event) else None  # type: ignore[union-attr]
 
 
-def _metric_ticket(envelope: EventEnvelope) -> Any:
+def metric_ticket(envelope: EventEnvelope) -> Any:
     event = envelope.event
     return event.ticket_id if is_ticket_event(event) or isinstance(event, s.SlaBreached | s.SlaMet) else None  # type: ignore[union-attr]
 
 
-def _agent(envelope: EventEnvelope) -> Any:
+def agent_of(envelope: EventEnvelope) -> Any:
     return envelope.event.agent_id if isinstance(envelope.event, r.AgentEvent.__args__) else None  # type: ignore[attr-defined,union-attr]
 
 
@@ -41,16 +41,16 @@ def read_models(desks: DeskRegistry) -> list[Projection]:
     metric_rows = RowTable("desk_metric_tickets", metrics.MetricTicket, ("ticket_id",))
     return [
         TicketsProjection(),
-        KeyedProjection("queue_backlog", KeyedRows(backlog_rows, _lifecycle_ticket, backlog.apply)),
+        KeyedProjection("queue_backlog", KeyedRows(backlog_rows, lifecycle_ticket, backlog.apply)),
         SlaBoardProjection(desk_time.queue_track),
         KeyedProjection(
             "agent_load",
-            KeyedRows(agent_rows, _agent, agents.apply_agent),
-            KeyedRows(held_rows, _lifecycle_ticket, agents.apply_ticket),
+            KeyedRows(agent_rows, agent_of, agents.apply_agent),
+            KeyedRows(held_rows, lifecycle_ticket, agents.apply_ticket),
         ),
         KeyedProjection(
             "desk_metrics",
-            KeyedRows(metric_rows, _metric_ticket, functools.partial(metrics.apply, desks=desk_time)),
+            KeyedRows(metric_rows, metric_ticket, functools.partial(metrics.apply, desks=desk_time)),
         ),
         RegisterProjection(),
     ]
