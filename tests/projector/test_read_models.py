@@ -4,7 +4,10 @@ swaps fresh copies in half-way), they equal a rebuild from zero; and what each o
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -239,3 +242,19 @@ async def test_the_register_shows_a_feature_requests_outcome(store: EventStore) 
         "not on the roadmap",
         "kate",
     )
+
+
+async def test_the_rebuild_command_shows_progress_and_names_what_it_rebuilt(
+    store: EventStore, pg_database: str
+) -> None:
+    chat = ChatRef("bitrix24", "portal-z", "d9")
+    await run(store, c.OpenTicket(uuid.uuid4(), "bitrix24-box", "box", chat, Requester("u"), "hi", "m1", MONDAY))
+    env = {**os.environ, "TICKETFLOW_PG_DSN": pg_database}
+    command = [sys.executable, "-m", "ticketflow.projector", "rebuild", "tickets", "sla_board"]
+    done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rebuilt tickets:" in done.stdout and "rebuilt sla_board:" in done.stdout
+    assert "tickets:" in done.stderr and "ev/s" in done.stderr  # tqdm's bar, with its rate and estimate
+    unknown = [sys.executable, "-m", "ticketflow.projector", "rebuild", "ticket_summaries"]
+    refused = await asyncio.to_thread(subprocess.run, unknown, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "no read model ticket_summaries" in refused.stderr
