@@ -130,9 +130,11 @@ async def test_start_up_subscribes_schedules_recovery_and_leaves_the_collector_t
     await build(settings).start(rt)
     try:
         assert gc.get_threshold() == expected and gc.get_freeze_count() > 0
-        assert list(rt.tasks) == ["recovery"]
+        assert list(rt.tasks) == ["ledger liveness", "recovery"]
         assert set(rt.waits) == {"ticket.events", "chat.replies"} and len(rt.broker.subscribers) == 2
-        assert len(rt.closing) == 5  # the service's own pool, then each of the four channels
+        assert len(rt.closing) == 6  # the service's own pool, each of the four channels, the liveness lock
+        registered = await pool.fetchval("SELECT count(*) FROM notification_workers")
+        assert registered >= 1  # this worker announced itself (and holds its lock) before any claim
     finally:
         for hook in reversed(rt.closing):
             await hook()
