@@ -7,17 +7,20 @@ the servers received."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import asyncpg
 import pytest
 
 from ticketflow.notifications.adapters.channels import ChannelClient
+from ticketflow.notifications.adapters.delivery import Deliverer
 from ticketflow.notifications.adapters.ledger import PgLedger
 from ticketflow.notifications.adapters.liveness import Liveness
+from ticketflow.notifications.adapters.resilience import BreakerState, CircuitBreaker, RetryPolicy
 from ticketflow.notifications.domain.model import Channel, Notification, OutcomeStatus, OutgoingMessage
 
-from .platform_stack import VARIABLES, Stack, note
+from .platform_stack import BOT_ID, VARIABLES, Stack, note
 
 pytestmark = pytest.mark.pg
 
@@ -77,6 +80,31 @@ async def test_a_burst_to_one_destination_waits_for_its_slots_and_every_message_
     assert deliverer.tracked_destinations() == 0 and deliverer.busy() == {}
 
 
+async def test_a_failing_destination_with_every_slot_taken_is_a_dead_letter_not_a_wait(stack: Stack) -> None:
+    """Busy waits; failing does not: with the circuit open and both slots held by deliveries waiting on it,
+    a third one is a dead letter at once (a temporary cause, redriven later) instead of holding its batch
+    for one hold after another."""
+    stack.botx.fail_next(503, times=100)
+    deliverer = Deliverer(
+        ledger=PgLedger(stack.pool, lease_seconds=60.0), catalog=stack.catalog, channels=stack.channels,
+        retry=RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.1, max_retry_after=3.0),
+        breaker_factory=lambda: CircuitBreaker(failure_threshold=1, reset_timeout=0.5, max_reset_timeout=0.5),
+        per_destination=2,
+    )  # fmt: skip
+    holding = [asyncio.create_task(deliverer.deliver(n)) for n in notes(Channel.EXPRESS, 2)]
+    for _ in range(200):  # until both hold a slot and the circuit is open
+        if deliverer.pending(Channel.EXPRESS, str(BOT_ID)) == 2 and deliverer.breaker(
+            Channel.EXPRESS, str(BOT_ID)).state is BreakerState.OPEN:  # fmt: skip
+            break
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    third = await deliverer.deliver(note(Channel.EXPRESS))
+    assert time.monotonic() - started < 1.0 and not all(t.done() for t in holding)
+    assert third.status is OutcomeStatus.DEAD_LETTER and "slots taken" in (third.reason or "")
+    assert third.key in await PgLedger(stack.pool).temporary_dead_letters(0, 100)  # redriven automatically
+    await asyncio.gather(*holding)
+
+
 async def test_an_answer_after_the_deadline_is_an_unknown_outcome_never_sent_again_blindly(stack: Stack) -> None:
     """BotX posts the message, then answers after the attempt's deadline: one request reached the chat,
     the outcome is unknown (not a dead letter, not retried), the record coming again sends nothing, an
@@ -94,8 +122,10 @@ async def test_an_answer_after_the_deadline_is_an_unknown_outcome_never_sent_aga
     stack.botx.answer_delay = 0.0
     assert (await deliverer.deliver(notification)).status is OutcomeStatus.UNKNOWN  # the event again
     assert (await stack.deliverer().deliver(notification)).status is OutcomeStatus.UNKNOWN  # another worker
-    assert await deliverer.recover_stale() == [] and await deliverer.redrive() == []  # not blindly
-    assert await deliverer.redrive_temporary(older_than=0) == []
+    assert notification.key not in {o.key for o in await deliverer.recover_stale()}
+    ledger = PgLedger(stack.pool)
+    assert notification.key not in await ledger.temporary_dead_letters(0, 10_000)  # no automatic redrive
+    assert notification.key not in {n.key for n in await ledger.claim_dead(None, 10_000)}  # nor `redrive --all`
     assert len(stack.botx.received) == 1
     [redriven] = await deliverer.redrive([notification.key])  # a person checked: it did not arrive
     assert redriven.status is OutcomeStatus.DELIVERED and len(stack.botx.received) == 2
@@ -165,10 +195,24 @@ async def test_an_outage_between_sending_and_recording_sends_nothing_twice(stack
         with pytest.raises(ConnectionRefusedError):
             await deliverer.deliver(notification)
     again = await deliverer.deliver(notification)
-    assert again.status is OutcomeStatus.DELIVERED
+    assert again.status is OutcomeStatus.DUPLICATE  # delivered before; nothing sent now
     await deliverer.settle()
     assert len(stack.botx.received) == 1
     assert await statuses(stack.pool, [notification]) == {"delivered": 1}
+
+
+async def test_the_same_record_again_before_its_delivery_is_recorded_sends_nothing_and_doubts_nothing(
+    stack: Stack,
+) -> None:
+    """A batch with the same record twice: the second comes while the first one's "delivered" write is
+    still on its way (record_later). It is a duplicate, not an outcome in doubt."""
+    deliverer = stack.deliverer()
+    notification = note(Channel.EXPRESS)
+    first = await deliverer.deliver(notification, record_later=True)
+    second = await deliverer.deliver(notification, record_later=True)
+    await deliverer.settle()
+    assert (first.status, second.status) == (OutcomeStatus.DELIVERED, OutcomeStatus.DUPLICATE)
+    assert len(stack.botx.received) == 1 and await statuses(stack.pool, [notification]) == {"delivered": 1}
 
 
 async def test_an_outage_after_a_refused_attempt_leaves_no_doubt_and_the_message_goes_out(stack: Stack) -> None:

@@ -45,7 +45,8 @@ PLATFORMS_ = ("Android", "iOS", "Windows", "macOS", "Linux", "веб-верси�
 
 def bug_report(n: int) -> str:
     """A clear bug report, worded its own way (preflight's duplicate check sees distinct texts)."""
-    return f"После обновления до 3.{n % 40}.{n} на {PLATFORMS_[n % len(PLATFORMS_)]} {PROBLEMS[n % len(PROBLEMS)]}, код {n:05d}"
+    platform, problem = PLATFORMS_[n % len(PLATFORMS_)], PROBLEMS[n % len(PROBLEMS)]
+    return f"После обновления до 3.{n % 40}.{n} на {platform} {problem}, код {n:05d}"
 
 
 @dataclass
@@ -219,7 +220,10 @@ async def _census(load: Load, platforms: ChatPlatforms, chosen: list[Conversatio
     received: dict[str, list[str]] = {}
     for message in platforms.botx.received:
         received.setdefault(str(message.chat_id), []).append(message.body)
-    lost, duplicates, unknown_missing, unknown_arrived = [], [], [], 0
+    lost: list[str] = []
+    duplicates: list[str] = []
+    unknown_missing: list[str] = []
+    unknown_arrived = 0
     for c in chosen:
         chat, found = str(c.chat), ticket_of.get(str(c.chat), [])
         if len(found) != 1:

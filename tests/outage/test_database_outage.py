@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +35,7 @@ log = logging.getLogger(__name__)
 ANSWER_DELAY = 0.2  # seconds the fake BotX takes per message
 OUTAGE_S = 35.0  # at least 30 s down (issue 16)
 SERVICES = ("projector", "intake", "preflight", "notifications")
+GIVEN_BACK = ("batch not processed", "will be redelivered")  # the patterns' log lines for an outage waited out
 
 
 @dataclass
@@ -123,7 +123,12 @@ async def test_a_database_outage_under_load_loses_nothing_dead_letters_nothing_a
         print(f"\noutage: {down_s:.0f} s down; {before} conversations before it, {len(load.conversations)} in all;"
               f" sent while down: {dict(load.sent_during_outage)}; commands: {load.commands_sent}")  # fmt: skip
         print(f"census: {result.counts}")
-        print("busy destination lines:", system["notifications"].log_tail(200_000).count("busy ("))
+        for name in SERVICES:
+            checks = readiness[-1][name][1].get("checks", {})
+            waited = {k: v[:60] for k, v in checks.items() if k.startswith("consumer") or k == "postgres"}
+            given_back = sum(system[name].log_tail(5_000_000).count(m) for m in GIVEN_BACK)
+            print(f"{name}: ready {readiness[-1][name][0]} while down {waited}; batches given back: {given_back}")
+        print("busy destination lines:", system["notifications"].log_tail(5_000_000).count("busy ("))
 
     assert down_s >= 30
     assert load.refused == []  # intake took every webhook, also while the database was away
@@ -165,8 +170,10 @@ async def test_notifications_killed_mid_burst_and_restarted_finishes_promptly_an
     await burst
     result, last_change = await settled(load, platforms)
     with capsys.disabled():
-        print(f"\nSIGKILL at {killed_at:.1f} s, ready again at {restarted - start:.1f} s, the chats last changed"
-              f" {last_change - restarted:.1f} s after the restart; {len(load.conversations)} conversations")
+        print(
+            f"\nSIGKILL at {killed_at:.1f} s, ready again at {restarted - start:.1f} s, the chats last changed"
+            f" {last_change - restarted:.1f} s after the restart; {len(load.conversations)} conversations"
+        )
         print(f"census: {result.counts}")
 
     assert load.refused == []

@@ -39,9 +39,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fakes.bitrix24 import FakeBitrix24
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
+
 from support.demo import ROOT, demo_secrets
 from support.private_postgres import free_port
-
 from ticketflow.contracts.topics import AGENT_EVENTS, CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS, TICKET_EVENTS
 
 # The demo's accounts (deskconfig's packaged desks, deploy/demo.env): the public client-support bot, a
@@ -175,7 +175,7 @@ class ServiceProcess:
         with self.log_path.open("ab") as log:
             log.write(f"\n--- {self.name} started at {time.strftime('%H:%M:%S')} ---\n".encode())
             log.flush()
-            self.process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
+            self.process = subprocess.Popen(
                 [sys.executable, "-m", f"ticketflow.{self.name}"], env=self.env, cwd=ROOT, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

@@ -10,8 +10,9 @@ Back-pressure, not dead letters: at most `per_destination` deliveries run at onc
 (the public eXpress bot is one destination for all its customers); the others wait for a slot
 (`resilience.DestinationSlots`), and the Kafka batch waits with them, so a burst slows consumption down
 and nothing is fetched meanwhile. Nothing is queued in memory beyond the batch being handled, and a
-circuit breaker per destination makes calls to a destination that is down fail fast: dead letters are
-for destinations that fail, not for destinations that are busy.
+circuit breaker per destination makes calls to a destination that is down fail fast (a delivery waits
+on an open circuit at most `max_retry_after`; with every slot taken by such waits, the next one is a dead
+letter at once): dead letters are for destinations that fail, not for destinations that are busy.
 
 Never twice to a person: each attempt has a hard deadline (`attempt_deadline`), shorter than the
 ledger's lease, so a trickling destination cannot outlive the claim and be taken over mid-send. A
@@ -131,13 +132,22 @@ class Deliverer:
         key = notification.key
         if key in self._own.working:  # the same key twice at once in this process: the first one delivers
             return DeliveryOutcome(key, OutcomeStatus.IN_FLIGHT)
-        async with self._working(notification):
+        # A destination that fails (circuit open) with every slot taken: waiting would hold the batch for
+        # one hold after another; this one is a dead letter now (a temporary cause: redriven later).
+        failing = self._failing_and_full((notification.channel, notification.destination))
+        async with self._working(notification, slot=not failing):
             unwritten = self._own.unwritten.get(key)
-            if unwritten is not None:  # decided before an outage cut the ledger write: write it, send nothing
-                return await self._write(unwritten)
-            return await self._claim_and_send(notification, record_later)
+            if unwritten is not None:  # decided, not yet in the ledger (an outage, a write in flight): send nothing
+                written = await self._write(unwritten)
+                return replace(written, status=OutcomeStatus.DUPLICATE) if written.sent_now else written
+            return await self._claim_and_send(notification, record_later, failing)
 
-    async def _claim_and_send(self, notification: Notification, record_later: bool) -> DeliveryOutcome:
+    def _failing_and_full(self, destination: Destination) -> bool:
+        breaker = self._breakers.get(destination)
+        full = self._slots.users(destination) >= self._slots.limit
+        return full and breaker is not None and breaker.state is BreakerState.OPEN
+
+    async def _claim_and_send(self, notification: Notification, record_later: bool, failing: bool) -> DeliveryOutcome:
         # Rendered before the claim: when it renders, the destination takes calls and its rate limit has
         # a token now, the claim is also the first attempt's fence (one statement instead of two).
         prepared = self._try_prepare(notification)
@@ -167,6 +177,9 @@ class Deliverer:
                 "check the chat, then redrive if it did not arrive"
             )
             return await self._write(DeliveryOutcome(key, OutcomeStatus.UNKNOWN, claim.attempts, reason))
+        if failing:
+            reason = f"circuit open and all {self._slots.limit} slots taken; more than we hold a delivery"
+            return await self._dead(key, reason, claim.attempts)
         return await self._attempts(notification, claim.attempts, prepared, claim.fenced, record_later)
 
     async def settle(self) -> None:
@@ -232,11 +245,14 @@ class Deliverer:
         return list(await asyncio.gather(*(one(n) for n in await self._ledger.stale(limit))))
 
     @contextlib.asynccontextmanager
-    async def _working(self, notification: Notification) -> AsyncIterator[None]:
+    async def _working(self, notification: Notification, *, slot: bool = True) -> AsyncIterator[None]:
         """This task works on the key, holding one of its destination's slots (waiting for one first)."""
         key, destination = notification.key, (notification.channel, notification.destination)
         self._own.working.add(key)
         try:
+            if not slot:  # it will not call the destination
+                yield
+                return
             if self._slots.users(destination) >= self._slots.limit:
                 self._say_busy(destination)
             async with self._slots.hold(destination):
@@ -360,6 +376,7 @@ class Deliverer:
                     outcome = DeliveryOutcome(key, OutcomeStatus.DELIVERED, total, None, provider_id)
                     if not record_later:
                         return await self._write(outcome)
+                    self._own.unwritten[key] = outcome  # now: the key's next record must not claim it again
                     task = asyncio.get_running_loop().create_task(self._write(outcome))
                     self._unsettled.add(task)
                     return outcome
