@@ -2,9 +2,10 @@
 
 `Load` plays the eXpress public bot's users and the agents: new conversations posted to intake as BotX
 sends them (each a new user and chat, a bug report worded its own way), a second message in every
-fourth conversation, and an agent's command (`LinkKnownProblem`) for every ticket it has seen opened,
-on this run's `ticket.commands`. Webhooks and commands keep coming while the database is away: intake
-takes webhooks onto Kafka without it, and the commands queue on Kafka.
+fourth conversation, and an agent's reply (`ReplyAsAgent`, which intake applies; only its command id
+keeps it from being applied twice) for every ticket routing has routed, on this run's `ticket.commands`.
+Webhooks and commands keep coming while the database is away: intake takes webhooks onto Kafka without
+it, and the commands queue on Kafka.
 
 `census` reads what the system made of it, from the store, the ledger, the dead-letter topics and what
 the fake BotX received, and counts per conversation: what is missing (lost), what is there more than
@@ -31,16 +32,20 @@ from pybotx.auth import build_botx_jwt_v2
 from support.demo import demo_secrets
 from support.system import EXPRESS_BOTS, PUBLIC_BOT, PUBLIC_BOT_HOST, ChatPlatforms, PrivateTopics
 
-from ticketflow.contracts.commands import CommandEnvelope, LinkKnownProblem
+from ticketflow.contracts.commands import CommandEnvelope, ReplyAsAgent
 from ticketflow.contracts.ids import ticket_number
 from ticketflow.messaging.dead_letters import DeadLetter
 
 HINT = "Пока мы регистрируем обращение"  # intake's self-help hints (chat.replies), the first answer
 REGISTERED = "зарегистрировано под номером"  # "registered under TF-…" once preflight took the ticket
-KNOWN_PROBLEM = "нам известна"  # the agent linked a known problem
+AGENT = "agent-anna"
 PROBLEMS = ("не приходят push-уведомления", "не открывается чат", "падает при запуске", "не грузятся вложения",
             "пропадают сообщения", "не работает звонок", "зависает лента", "не обновляется список чатов")  # fmt: skip
 PLATFORMS_ = ("Android", "iOS", "Windows", "macOS", "Linux", "веб-версии")
+
+
+def agent_reply(conversation: Conversation) -> str:
+    return f"Проверьте, пожалуйста, версию сборки ({str(conversation.chat)[:8]})"
 
 
 def bug_report(n: int) -> str:
@@ -70,6 +75,7 @@ class Load:
     commands_sent: int = 0
     sent_during_outage: Counter[str] = field(default_factory=Counter)
     outage: bool = False
+    began_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     def headers(self) -> dict[str, str]:
         secret = demo_secrets()[EXPRESS_BOTS[PUBLIC_BOT]]
@@ -109,23 +115,19 @@ class Load:
         await self.post(client, conversation, f"Дополнение к обращению: {conversation.text[-10:]}, скриншот позже")
 
     async def agents(self, stop: asyncio.Event, rate: float = 5.0) -> None:
-        """An agent links every ticket seen opened (but the first, the known problem itself) to the first one,
-        at `rate` per second; tickets are found in the store while it answers."""
+        """An agent replies in every ticket routing has routed, at `rate` per second; the tickets are
+        found in the store while it answers (and those found before an outage are replied to during it)."""
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all")
         await producer.start()
-        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=1, timeout=3)
-        assert pool is not None
-        problem: uuid.UUID | None = None
+        store = Lookup(self.dsn)
         try:
             while not stop.is_set():
-                with_tickets = await self.find_tickets(pool)
-                problem = problem or next((c.ticket for c in self.conversations if c.ticket), None)
-                due = [c for c in with_tickets if not c.commanded and c.ticket != problem]
-                if problem is not None and due:
+                due = [c for c in await self.find_tickets(store) if not c.commanded]
+                if due:
                     conversation, ticket = due[0], due[0].ticket
                     assert ticket is not None
-                    envelope = CommandEnvelope(uuid.uuid4(), datetime.now(UTC), "agent-anna",
-                                               LinkKnownProblem(ticket, problem, "agent-anna"))  # fmt: skip
+                    reply = ReplyAsAgent(ticket, AGENT, "", agent_reply(conversation))
+                    envelope = CommandEnvelope(uuid.uuid4(), datetime.now(UTC), AGENT, reply)
                     await producer.send_and_wait(self.topics.ticket_commands, msgspec.json.encode(envelope),
                                                  key=str(ticket).encode())  # fmt: skip
                     conversation.commanded = True
@@ -135,24 +137,45 @@ class Load:
                 await asyncio.sleep(1 / rate)
         finally:
             await producer.stop()
-            pool.terminate()
+            store.close()
 
-    async def find_tickets(self, pool: asyncpg.Pool) -> list[Conversation]:
-        """Conversations whose ticket is known (looked up in the store while it answers)."""
+    async def find_tickets(self, store: Lookup) -> list[Conversation]:
+        """Conversations whose ticket routing has routed (looked up in the store while it answers)."""
         unknown = {str(c.chat): c for c in self.conversations if c.ticket is None}
         if unknown:
-            try:
-                rows = await pool.fetch(
-                    "SELECT stream_id, data->'chat'->>'conversation_id' AS chat FROM events"
-                    " WHERE event_type = 'TicketOpened' AND data->'chat'->>'conversation_id' = ANY($1::text[])",
-                    list(unknown),
-                    timeout=3,
-                )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                rows = []  # the database is away: the tickets known so far are what we have
+            rows = await store.fetch(
+                "SELECT o.stream_id, o.data->'chat'->>'conversation_id' AS chat FROM events o"
+                " WHERE o.event_type = 'TicketOpened' AND o.data->'chat'->>'conversation_id' = ANY($1::text[])"
+                " AND EXISTS (SELECT FROM events r WHERE r.stream_id = o.stream_id"
+                "             AND r.event_type = 'TicketRouted')",
+                list(unknown),
+            )
             for row in rows:
                 unknown[row["chat"]].ticket = uuid.UUID(row["stream_id"].removeprefix("ticket-"))
         return [c for c in self.conversations if c.ticket is not None]
+
+
+class Lookup:
+    """One connection for the load's look-ups, made again after the database went away; while it is away,
+    a look-up finds nothing (the tickets known so far are what the agents have)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.connection: asyncpg.Connection | None = None
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        try:
+            if self.connection is None:
+                self.connection = await asyncpg.connect(self.dsn, timeout=3)
+            return list(await self.connection.fetch(query, *args, timeout=3))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError):
+            self.close()
+            return []
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.terminate()
+            self.connection = None
 
 
 @dataclass
@@ -173,18 +196,17 @@ class Census:
                 "unknown outcomes that did not arrive": len(self.unknown_missing)}  # fmt: skip
 
     def explain(self) -> str:
+        letters = [(d.original_topic, d.consumer, d.reason, d.detail[:200]) for d in self.dead_letters[:5]]
         return json.dumps({**self.counts, "lost (first 10)": self.lost[:10], "duplicates (first 10)":
-                           self.duplicates[:10], "dead letters (first 5)": [
-                               (d.original_topic, d.reason, d.detail[:200]) for d in self.dead_letters[:5]]},
+                           self.duplicates[:10], "dead letters (first 5)": letters},
                           ensure_ascii=False, indent=1, default=str)  # fmt: skip
 
 
-async def census(load: Load, platforms: ChatPlatforms, conversations: list[Conversation] | None = None) -> Census:
-    """What became of `conversations` (default: all of the load's)."""
-    chosen = load.conversations if conversations is None else conversations
+async def census(load: Load, platforms: ChatPlatforms) -> Census:
+    """What became of the load's conversations (dead letters: those written since the load began)."""
     conn = await asyncpg.connect(load.dsn)
     try:
-        return await _census(load, platforms, chosen, conn)
+        return await _census(load, platforms, load.conversations, conn)
     finally:
         await conn.close()
 
@@ -230,8 +252,8 @@ async def _census(load: Load, platforms: ChatPlatforms, chosen: list[Conversatio
             (lost if not found else duplicates).append(f"{chat}: {len(found)} tickets opened")
             continue
         counts = per_ticket.get(found[0], Counter())
-        expected = {"TicketOpened": 1, "PreflightPassed": 1, "CustomerMessageAdded": int(c.followed_up),
-                    "KnownProblemLinked": int(c.commanded)}  # fmt: skip
+        expected = {"TicketOpened": 1, "PreflightPassed": 1, "TicketRouted": 1,
+                    "CustomerMessageAdded": int(c.followed_up), "AgentReplied": int(c.commanded)}  # fmt: skip
         for event_type, want in expected.items():
             if counts[event_type] < want:
                 lost.append(f"{chat}: {event_type} {counts[event_type]} of {want}")
@@ -243,7 +265,7 @@ async def _census(load: Load, platforms: ChatPlatforms, chosen: list[Conversatio
         number = ticket_number(uuid.UUID(found[0].removeprefix("ticket-")))
         wanted = {"chat_reply": HINT, "ticket_opened": f"{REGISTERED} {number}"}
         if c.commanded:
-            wanted["known_problem"] = KNOWN_PROBLEM
+            wanted["agent_reply"] = agent_reply(c)
         for template, marker in wanted.items():
             arrived = sum(marker in body for body in bodies)
             if template in unknown_templates.get(chat, set()):  # a person checks these: count what happened
@@ -257,8 +279,8 @@ async def _census(load: Load, platforms: ChatPlatforms, chosen: list[Conversatio
                 duplicates.append(f"{chat}: {template} {arrived} times")
         if len(bodies) > len(wanted):
             duplicates.append(f"{chat}: {len(bodies)} messages, {len(wanted)} expected")
-    return Census(len(chosen), lost, duplicates, await read_dead_letters(load), ledger, unknown_arrived,
-                  unknown_missing)  # fmt: skip
+    letters = [d for d in await read_dead_letters(load) if d.at_ms is None or d.at_ms >= load.began_ms]
+    return Census(len(chosen), lost, duplicates, letters, ledger, unknown_arrived, unknown_missing)
 
 
 async def read_dead_letters(load: Load) -> list[DeadLetter]:

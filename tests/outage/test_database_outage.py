@@ -1,18 +1,18 @@
 """Issue 16, item 3: a database outage loses nothing and dead-letters nothing valid; a burst is met with
 back-pressure; a notifications process killed mid-burst finishes promptly, sending nothing twice.
 
-The system runs as real processes (projector with the outbox relay, intake, preflight, notifications:
+The system runs as real processes (projector with the outbox relay, intake, preflight, routing, notifications:
 tests/support/system.py) on this run's own topics of the shared broker, against a PRIVATE PostgreSQL
 cluster (tests/support/private_postgres.py), which the test stops for real (`pg_ctl stop -m fast`: every
 session ends) and starts again on the same port and data directory. The fake BotX (the public eXpress
 bot: one destination for all its customers) takes `ANSWER_DELAY` s per message, so a burst fills the
 destination's slots. Load (outage_load.py): new conversations posted to intake as BotX sends them, a
-second message in every fourth, an agent's command for every ticket, all of it also while the database
-is away. Automatic redrive is off: whatever arrives, arrives through the normal path.
+second message in every fourth, an agent's reply for every routed ticket, all of it also while the
+database is away. Automatic redrive is off: whatever arrives, arrives through the normal path.
 
-Counted at the end (`census`): per conversation exactly one ticket, one preflight outcome, the follow-up
-and the command applied once, the self-help hint, "registered" and the known-problem message in the chat
-once each; 0 dead letters on every dead-letter topic, 0 dead or unknown deliveries in the ledger."""
+Counted at the end (`census`): per conversation exactly one ticket, one preflight outcome, one routing,
+the follow-up and the agent's reply applied once, the self-help hint, "registered" and the agent's reply
+in the chat once each; 0 dead letters on every dead-letter topic, 0 dead or unknown deliveries in the ledger."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka]
 log = logging.getLogger(__name__)
 ANSWER_DELAY = 0.2  # seconds the fake BotX takes per message
 OUTAGE_S = 35.0  # at least 30 s down (issue 16)
-SERVICES = ("projector", "intake", "preflight", "notifications")
+SERVICES = ("projector", "intake", "preflight", "routing", "notifications")
 GIVEN_BACK = ("batch not processed", "will be redelivered")  # the patterns' log lines for an outage waited out
 
 

@@ -25,6 +25,7 @@ import asyncpg
 log = logging.getLogger("ticketflow.notifications")
 LOCK_SPACE = 7_242_005  # the first key of the advisory lock; the second is hashtext(claimant)
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
+AWAY = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 # Registrations of workers that are gone and hold no claim any more are of no use.
 _FORGET_GONE = """
@@ -73,19 +74,19 @@ class Liveness:
                 if self._session is not None and not self._session.is_closed():
                     await self._session.fetchval("SELECT 1")
                     continue
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except AWAY:
                 pass
             await self._drop()
             try:
                 await self.start()
                 log.info("notifications: liveness lock of %s taken again", self.claimant)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except AWAY as exc:
                 log.warning("notifications: liveness lock not held (next try in %.0fs): %r", self.check_every, exc)
 
     async def close(self) -> None:
         """Stopping cleanly: forget the registration when no claim is left, and free the lock."""
         if self.held and self._session is not None:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*AWAY):
                 await self._session.execute(
                     "DELETE FROM notification_workers WHERE claimant = $1 AND NOT EXISTS (SELECT FROM"
                     " notification_deliveries d WHERE d.status = 'sending' AND d.claimed_by = $1)",
@@ -96,7 +97,7 @@ class Liveness:
     async def _drop(self) -> None:
         session, self._session = self._session, None
         if session is not None and not session.is_closed():
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*AWAY):
                 await session.close(timeout=2)
         elif session is not None:
             session.terminate()

@@ -79,6 +79,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Idle connections are dropped after this long: servers close theirs after 5 s and more (uvicorn and Apache 5,
+# nginx 75), so a request is never written into a connection its server is closing at that moment. Such a
+# request fails after it left, and the delivery would be an unknown outcome (seen in tests/outage).
+KEEPALIVE_S = 2.0
 
 
 def failure_for_status(status: int, headers: Mapping[str, str], detail: str = "") -> DeliveryFailure:

@@ -34,6 +34,7 @@ from pybotx.client.exceptions.http import InvalidBotXResponsePayloadError, Inval
 from pybotx.client.exceptions.notifications import BotIsNotChatMemberError
 
 from ticketflow.notifications.adapters.channels.base import (
+    KEEPALIVE_S,
     DeliveryFailure,
     OutcomeUnknown,
     PermanentFailure,
@@ -44,6 +45,9 @@ from ticketflow.notifications.adapters.channels.base import (
 from ticketflow.notifications.domain.model import Channel, OutgoingMessage
 
 MAX_BODY = 4096  # pybotx refuses longer bodies (MAX_NOTIFICATION_BODY_LENGTH)
+# httpx's 100 connections at most, one kept alive for each of the engine's 64 lanes to a bot, idle ones
+# dropped early (base.KEEPALIVE_S).
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=64, keepalive_expiry=KEEPALIVE_S)
 # httpx's errors raised before the request left: no connection (or none free in time), or a request
 # httpx itself refused to send. Every other transport error may come after BotX got the request.
 NOT_SENT = (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError, httpx.UnsupportedProtocol,
@@ -90,7 +94,7 @@ class ExpressChannel:
                 BotAccountWithSecret.model_validate({"id": b.bot_id, "cts_url": b.cts_url, "secret_key": b.secret_key})
                 for b in bots
             ],
-            httpx_client=httpx.AsyncClient(timeout=timeout),
+            httpx_client=httpx.AsyncClient(timeout=timeout, limits=LIMITS),
             auth_version=auth_version,
         )
 

@@ -7,7 +7,8 @@ concurrency per destination. aiohttp's connector keeps idle connections per host
 HTTP parser is compiled. See docs/notifications.md and docs/benchmarks.md.
 
 The session is created on first use (aiohttp binds it to the running loop), keeps connections alive
-per host (`max_per_host` at most, matching the engine's per-destination concurrency) and answers a
+per host (`max_per_host` at most, matching the engine's per-destination concurrency; an idle one at most
+`base.KEEPALIVE_S`, 2 s, shorter than servers keep theirs) and answers a
 plain `HttpAnswer`: the channels classify status and body themselves. Transport problems are told apart
 by whether the request may have left: no connection (refused, unresolvable, no connection in time) is a
 `TemporaryFailure` (nothing was sent: safe to send again); no answer in time, or a connection lost after
@@ -21,7 +22,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ticketflow.notifications.adapters.channels.base import OutcomeUnknown, PermanentFailure, TemporaryFailure
+from ticketflow.notifications.adapters.channels.base import (
+    KEEPALIVE_S,
+    OutcomeUnknown,
+    PermanentFailure,
+    TemporaryFailure,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +56,7 @@ class HttpClient:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_per_host,
-                                             keepalive_timeout=30.0)  # fmt: skip
+                                             keepalive_timeout=KEEPALIVE_S)  # fmt: skip
             # No cookies (a platform's Set-Cookie must not follow us to the next request), no
             # proxies from the environment, no automatic redirects for POSTs.
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
