@@ -294,7 +294,7 @@ class FakeBitrix24:
             params = dict((await request.form()).items())
         token = str(params.get("auth") or request.query_params.get("auth") or "")
         answer = await self._answer(method, token, params)
-        self.calls.append((method, str(json.loads(answer.body).get("error", "ok"))))
+        self.calls.append((method, str(json.loads(bytes(answer.body)).get("error", "ok"))))
         return answer
 
     async def _answer(self, method: str, token: str, params: dict[str, Any]) -> Response:

@@ -192,8 +192,11 @@ def test_bitrix24_unknown_portal_and_bot(tenants: Tenants) -> None:
     with pytest.raises(Problem, match="unknown_portal"):
         b24.check_portal(tenants, stranger)
     other_bot = b24.parse_event(b24_message("x", dialog_id="1", message_id="2", bot_id="999").encode())
+    b24.check_portal(tenants, other_bot)  # a served portal; which bots it may address is the install's
     with pytest.raises(Problem, match="unknown_bot"):
-        b24.check_portal(tenants, other_bot)
+        b24.check_bot(other_bot, {"567", "7"})  # the desk's bot ids and the bot registered at install
+    b24.check_bot(other_bot, {"999"})
+    b24.check_bot(other_bot, set())  # none configured or registered: any bot of the application
 
 
 def test_bitrix24_token_comparison_is_exact() -> None:
