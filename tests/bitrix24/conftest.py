@@ -4,13 +4,6 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from fakes.bitrix24 import FakeBitrix24
-from support.bitrix24 import close_opened
-
-
-@pytest_asyncio.fixture(autouse=True, loop_scope="session")
-async def _clients_closed() -> AsyncIterator[None]:
-    yield
-    await close_opened()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

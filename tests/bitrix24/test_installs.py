@@ -7,17 +7,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from urllib.parse import parse_qs
 
 import asyncpg
 import pytest
 from fakes.bitrix24 import FakeBitrix24
-from support.bitrix24 import fake_app, guarded_http, opened, portal_rest
+from support.bitrix24 import fake_app, guarded_http, install_claim, opened, portal_rest
 
 from ticketflow.bitrix24 import (
     BotProfile,
     ForbiddenAddress,
-    InstallClaim,
     InstallRefused,
     NotInstalled,
     OAuthServer,
@@ -32,15 +30,7 @@ pytestmark = pytest.mark.pg
 APP_TOKEN = "application-token-0001"
 
 
-def claim(form: str) -> InstallClaim:
-    fields = {k: v[0] for k, v in parse_qs(form, keep_blank_values=True).items()}
-    return InstallClaim(
-        member_id=fields["auth[member_id]"],
-        domain=fields["auth[domain]"],
-        application_token=fields["auth[application_token]"],
-        access_token=fields["auth[access_token]"],
-        refresh_token=fields["auth[refresh_token]"],
-    )
+claim = install_claim
 
 
 async def installed(fake: FakeBitrix24, rest: PortalRest) -> None:

@@ -294,7 +294,7 @@ class FakeBitrix24:
             params = dict((await request.form()).items())
         token = str(params.get("auth") or request.query_params.get("auth") or "")
         answer = await self._answer(method, token, params)
-        self.calls.append((method, str(json.loads(bytes(answer.body)).get("error", "ok"))))
+        self.calls.append((method, _outcome(bytes(answer.body))))
         return answer
 
     async def _answer(self, method: str, token: str, params: dict[str, Any]) -> Response:
@@ -357,6 +357,14 @@ class FakeBitrix24:
             return _error(400, "MESSAGE_EMPTY", "Message can't be empty")
         self.received.append(ReceivedMessage(bot_id, dialog_id, message, params, time.monotonic()))
         return JSONResponse({"result": next(self._ids), "time": {"start": time.time(), "duration": 0.01}})
+
+
+def _outcome(body: bytes) -> str:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return "not json"
+    return str(document.get("error", "ok")) if isinstance(document, dict) else "ok"
 
 
 def _error(status: int, code: str, description: str) -> Response:
