@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import trustme
 from starlette.applications import Starlette
@@ -220,7 +220,7 @@ class FakeBitrix24:
     async def _token(self, request: Request) -> Response:
         params = dict(request.query_params)
         if request.method == "POST":
-            params.update({k: str(v) for k, v in (await request.form()).items()})
+            params.update({k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()})
         presented = params.get("refresh_token", "")
         if params.get("grant_type") != "refresh_token":
             return _error(400, "invalid_request", "unsupported grant_type")
@@ -290,8 +290,8 @@ class FakeBitrix24:
                 assert isinstance(params, dict)
             except (ValueError, AssertionError):
                 return _error(400, "INVALID_REQUEST", "Body is not a JSON object")
-        else:
-            params = dict((await request.form()).items())
+        else:  # a form (or nothing: the network checks' GET of the REST root)
+            params = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         token = str(params.get("auth") or request.query_params.get("auth") or "")
         answer = await self._answer(method, token, params)
         self.calls.append((method, _outcome(bytes(answer.body))))

@@ -154,8 +154,8 @@ class Installs:
                 try:
                     grant = await oauth.refresh(install.client_id, client_secret, install.refresh_token)
                 except TokenRefreshRefused as exc:
-                    refused = exc
-                    await conn.execute(_REFUSED, member_id, f"{exc.reason}: {exc.detail}"[:300])
+                    refused = TokenRefreshRefused("refresh_refused", f"{exc.reason}: {exc.detail}"[:300])
+                    await conn.execute(_REFUSED, member_id, refused.detail)
                 else:
                     if grant.member_id != member_id:
                         raise Unavailable("oauth_wrong_portal", f"renewal answered for {grant.member_id}")
