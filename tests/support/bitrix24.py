@@ -115,6 +115,11 @@ async def installed_portal(
 def desks_for(fake: FakeBitrix24, folder: Path) -> Path:
     """The packaged desk files, with the Bitrix24 box desk's portal at the fake's address (for services
     started as processes: `TICKETFLOW_DESK_CONFIG_DIR`). The fake must use BOX_CLIENT_ID."""
+    return desks_naming(fake.domain, folder)
+
+
+def desks_naming(domain: str, folder: Path) -> Path:
+    """The packaged desk files in `folder`, the Bitrix24 box desk's only portal domain being `domain`."""
     packaged = Path(str(resources.files("ticketflow.deskconfig") / "desks"))
     folder.mkdir(parents=True, exist_ok=True)
     for desk in packaged.glob("*.toml"):
@@ -123,5 +128,5 @@ def desks_for(fake: FakeBitrix24, folder: Path) -> Path:
     text = box.read_text(encoding="utf-8")
     start = text.index("portal_domains = [")
     end = text.index("]", start) + 1
-    box.write_text(text[:start] + f'portal_domains = ["{fake.domain}"]' + text[end:], encoding="utf-8")
+    box.write_text(text[:start] + f'portal_domains = ["{domain}"]' + text[end:], encoding="utf-8")
     return folder

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-import msgspec
 from aiokafka.errors import KafkaError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -142,8 +141,7 @@ class Webhooks:
             await self.portals.bot_deleted(event)
         message = b24.to_chat_message(event, datetime.now(UTC)) if event.name == b24.MESSAGE_ADD else None
         if message is not None:
-            # The portal's address is the verified install's, whatever the event names.
-            message = msgspec.structs.replace(_normalised(message), portal_url=f"https://{install.domain}/")
+            message = _normalised(message)
         if message is not None and self.admin is not None:
             # Never a 4xx/5xx for this: a portal that cannot be asked leaves the sender unverified.
             message = await self.admin.apply(event, message, install.domain)
