@@ -187,6 +187,15 @@ async def test_bitrix24_without_an_install_or_with_a_dead_one_is_permanent(pool:
 
 
 @pytest.mark.pg
+async def test_bitrix24_a_portal_installed_without_a_bot_yet_is_temporary(pool: asyncpg.Pool) -> None:
+    async with FakeBitrix24(member_id="portal-1").running() as fake:
+        channel = Bitrix24Channel(await installed_portal(fake, pool, bot=False))
+        with pytest.raises(TemporaryFailure, match="no chat bot") as caught:
+            await channel.send(message("portal-1", "chat15"))
+    assert caught.value.retry_after == 60.0 and fake.received == []
+
+
+@pytest.mark.pg
 async def test_bitrix24_oauth_server_away_is_temporary(pool: asyncpg.Pool) -> None:
     async with FakeBitrix24(member_id="portal-1").running() as fake:
         rest = await installed_portal(fake, pool)

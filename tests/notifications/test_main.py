@@ -164,6 +164,8 @@ async def test_the_service_runs_both_subscriptions_under_the_runtime_and_stops(
         for name, value in b24_environment(platforms.bitrix, BOX_SECRET_ENV).items():
             monkeypatch.setenv(name, value)
         await installed_portal(platforms.bitrix, pool)  # as intake installs it
+        platforms.bitrix.expire_access_tokens()  # an hour has passed: the reply needs a renewed token
+        renewed = platforms.bitrix.renewed()
         settings = load_settings(
             NotificationsSettings, pg_dsn=pg_database, kafka_bootstrap=kafka_bootstrap, port=port,
             ensure_topics=False, config=str(config), topic=events_topic, group=f"notifications-{uuid.uuid4()}",
@@ -199,4 +201,5 @@ async def test_the_service_runs_both_subscriptions_under_the_runtime_and_stops(
             await asyncio.wait_for(serving, 60)
             await producer.stop()
     assert [(m.dialog_id, m.message.rstrip()) for m in platforms.bitrix.received] == [("chat42", "Обращение закрыто.")]
+    assert platforms.bitrix.renewed() == renewed + 1  # renewed once, through the real broker's delivery
     assert gc.get_threshold() == BATCH_CONSUMER_THRESHOLDS
