@@ -4,6 +4,8 @@ the tenants."""
 from __future__ import annotations
 
 import os
+import re
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,6 +171,16 @@ def test_bitrix24_message_is_parsed_from_the_form() -> None:
 def test_bitrix24_install_carries_the_token() -> None:
     event = b24.parse_event(b24_install().encode())
     assert (event.name, event.member_id, event.application_token) == ("ONAPPINSTALL", MEMBER_ID, APP_TOKEN)
+
+
+def test_bitrix24_install_as_documented_has_expires_in_only_and_no_user() -> None:
+    """ONAPPINSTALL/ONAPPUPDATE carry `expires_in` and no `expires` or `user_id` (Bitrix24 REST docs,
+    on-app-install.md): parsed, with the refresh token the install is verified with."""
+    form = re.sub(r"&auth%5B(expires|user_id)%5D=[^&]*", "", b24_install())
+    assert "expires%5D" not in form and "user_id" not in form
+    event = b24.parse_event(form.encode())
+    assert event.name == "ONAPPINSTALL" and event.refresh_token and event.access_token
+    assert event.token_expires is not None and event.token_expires > time.time() + 3000
 
 
 @pytest.mark.parametrize(
