@@ -196,6 +196,18 @@ async def test_bitrix24_a_portal_installed_without_a_bot_yet_is_temporary(pool: 
 
 
 @pytest.mark.pg
+async def test_bitrix24_installs_unreadable_is_temporary_not_a_dead_letter(pg_database: str) -> None:
+    """A database outage while the install is read: the message waits (house rule), it is not dead."""
+    gone = await asyncpg.create_pool(pg_database, min_size=1, max_size=1)
+    assert gone is not None
+    async with FakeBitrix24(member_id="portal-1").running() as fake:
+        channel = Bitrix24Channel(portal_rest(fake, gone))
+        await gone.close()
+        with pytest.raises(TemporaryFailure, match="installs cannot be read"):
+            await channel.send(message("portal-1", "chat15"))
+
+
+@pytest.mark.pg
 async def test_bitrix24_oauth_server_away_is_temporary(pool: asyncpg.Pool) -> None:
     async with FakeBitrix24(member_id="portal-1").running() as fake:
         rest = await installed_portal(fake, pool)

@@ -152,6 +152,17 @@ async def test_not_checked_with_the_reason_when_the_portal_cannot_be_asked(
         assert "invalid_grant" in (report.result(CheckName.LICENSE).evidence.detail or "")
 
 
+async def test_not_checked_when_the_install_cannot_be_read(fake: FakeBitrix24, pg_database: str) -> None:
+    gone = await asyncpg.create_pool(pg_database, min_size=1, max_size=1)
+    assert gone is not None
+    rest = portal_rest(fake, gone)
+    await gone.close()  # a database outage while the install is read
+    report = await check(fake, rest, StableFeed(STABLE))
+    assert {(report.result(n).outcome, report.result(n).reason) for n in (CheckName.LICENSE, CheckName.UPDATES)} == {
+        (Outcome.NOT_CHECKED, "installs_unavailable")
+    }
+
+
 async def test_the_feed_is_fetched_cached_and_its_last_good_copy_kept(
     fake: FakeBitrix24, feed_server: FeedServer
 ) -> None:

@@ -11,12 +11,15 @@ of 50) and answers `QUERY_LIMIT_EXCEEDED` beyond it: each portal gets its own to
 `burst`: the notifications config's `[bitrix24]`), and that answer is retryable.
 
 Failures: the portal or the OAuth server unreachable, a rate limit, a 5xx, a portal installed without a
-bot yet: temporary (retried). Not installed (or uninstalled), a renewal the OAuth server refused (the
-portal must reinstall), an address the guard refuses, a REST error (wrong DIALOG_ID...), an answer we
-cannot read (it may have been delivered): permanent, with the cause.
+bot yet, the installs table unreachable (a database outage): temporary (retried). Not installed (or
+uninstalled), a renewal the OAuth server refused (the portal must reinstall), an address the guard
+refuses, a REST error (wrong DIALOG_ID...), an answer we cannot read (it may have been delivered):
+permanent, with the cause.
 """
 
 from __future__ import annotations
+
+import asyncpg
 
 from ticketflow.bitrix24 import (
     BadAnswer,
@@ -32,6 +35,8 @@ from ticketflow.notifications.adapters.resilience import TokenBucket
 from ticketflow.notifications.domain.model import Channel, OutgoingMessage
 
 NO_BOT_RETRY_S = 60.0  # a portal installed without a bot: asked again after this long
+# The installs table cannot be read or written now: the message waits, it is not dead-lettered.
+DATABASE_OUTAGES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 class Bitrix24Channel:
@@ -44,6 +49,12 @@ class Bitrix24Channel:
         self._buckets: dict[str, TokenBucket] = {}
 
     async def send(self, message: OutgoingMessage) -> str:
+        try:
+            return await self._send(message)
+        except DATABASE_OUTAGES as exc:
+            raise TemporaryFailure(f"bitrix24: the installs cannot be read now ({type(exc).__name__})") from exc
+
+    async def _send(self, message: OutgoingMessage) -> str:
         portal = message.destination
         if self._rest is None:
             raise PermanentFailure(f"bitrix24: portal {portal!r}: no Bitrix24 application is configured")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
+
 from ticketflow.bitrix24 import Bitrix24Error
 from ticketflow.preflight.adapters.checks import portal_info, tls
 from ticketflow.preflight.adapters.checks.cache import CheckCache
@@ -207,6 +209,8 @@ async def _ask_portal_info(ask: PortalAsk, config: ChecksConfig) -> portal_info.
         return exc.reason, exc.detail
     except TimeoutError:
         return "timeout", f"no answer within {config.timeout_s:g} s"
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:  # the install could not be read
+        return "installs_unavailable", f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # the checks report, they never crash the run
         return "internal_error", f"{type(exc).__name__}: {exc}"
 
