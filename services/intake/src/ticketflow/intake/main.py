@@ -26,6 +26,8 @@ from ticketflow.runtime.gc_tuning import tune_gc
 from ticketflow.runtime.netguard import AddressPolicy
 from ticketflow.runtime.service import Runtime, Service
 
+log = logging.getLogger("ticketflow.intake")
+
 
 def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
     """Raises `tenants.ConfigError` for a tenant or desk file intake cannot serve from."""
@@ -54,6 +56,8 @@ def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
         installs = Installs(rt.pool, ttl_s=settings.b24_install_ttl)
         rest = PortalRest(installs, tenants.b24_apps, OAuthServer(http, settings.b24_oauth_server), http)
         bot = BotProfile(settings.b24_events_url) if settings.b24_events_url else None
+        if bot is None and tenants.bitrix24:
+            log.warning("TICKETFLOW_INTAKE_B24_EVENTS_URL is not set: Bitrix24 installs register no chat bot")
         rt.serve(*routes(Webhooks(intake, botx, Portals(rest, bot), admin_check()), noop=settings.noop))
         if settings.consume:
             subscribe(rt, settings, intake)
