@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from fakes.bitrix24 import FakeBitrix24
 from support.bitrix24 import fake_app, guarded_http, install_claim, opened, portal_rest
+from support.netguard import LOOPBACK_ALLOWED, StaticResolver
 
 from ticketflow.bitrix24 import (
     BotProfile,
@@ -21,6 +22,7 @@ from ticketflow.bitrix24 import (
     OAuthServer,
     PortalRest,
     TokenRefreshRefused,
+    Unavailable,
     ensure_bot,
     verify_install,
 )
@@ -179,4 +181,28 @@ async def test_the_guard_refuses_what_the_deployment_does_not_allow(fake: FakeBi
     assert port.value.reason == "forbidden_port"
     with pytest.raises(ForbiddenAddress):
         await OAuthServer(guarded_http(fake), "http://127.0.0.1:80").refresh("a", "b", "c")
+    assert fake.requests == requests
+
+
+async def test_a_name_is_resolved_once_judged_and_the_judged_address_called(fake: FakeBitrix24) -> None:
+    """The guard in aiohttp's resolver hook: the connection goes to the address that was judged, and
+    the name is what TLS checks (the fake's certificate names portal.test and 127.0.0.1)."""
+    fake.user_tokens["user-token"] = True
+    url = f"https://portal.test:{fake.port}/rest/user.admin.json"
+    body = b'{"auth": "user-token"}'
+    ports = frozenset({fake.port})
+    resolver = StaticResolver({"portal.test": "127.0.0.1"})
+    allowed = opened(GuardedHttp(policy=LOOPBACK_ALLOWED, allowed_ports=ports, ca_file=fake.ca_file, resolver=resolver))
+    assert (await allowed.request("POST", url, body=body)).document["result"] is True
+    assert resolver.calls == {"portal.test": 1}
+    requests = fake.requests
+    production = opened(GuardedHttp(allowed_ports=ports, ca_file=fake.ca_file, resolver=resolver))
+    with pytest.raises(ForbiddenAddress, match="loopback"):
+        await production.request("POST", url, body=body)
+    mixed = StaticResolver({"portal.test": ["127.0.0.1", "10.0.0.5"]})
+    with pytest.raises(ForbiddenAddress, match=r"10\.0\.0\.5 \(private\)"):  # one bad address refuses the name
+        await opened(GuardedHttp(policy=LOOPBACK_ALLOWED, allowed_ports=ports, resolver=mixed)).request("POST", url)
+    untrusted = opened(GuardedHttp(policy=LOOPBACK_ALLOWED, allowed_ports=ports, resolver=resolver))
+    with pytest.raises(Unavailable, match="tls_error"):  # the system trust store does not know the fake's CA
+        await untrusted.request("POST", url, body=body)
     assert fake.requests == requests

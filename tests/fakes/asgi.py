@@ -17,6 +17,8 @@ import uvicorn
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
+NAME = "portal.test"
+
 
 class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
@@ -27,14 +29,15 @@ class _QuietServer(uvicorn.Server):
 @asynccontextmanager
 async def serve(app: ASGIApp, port: int = 0, *, tls: trustme.CA | None = None) -> AsyncIterator[str]:
     """Yield the base URL (`http://127.0.0.1:<port>`) while the app serves (port 0: an ephemeral one).
-    With `tls`: HTTPS (`https://127.0.0.1:<port>`) with a certificate for 127.0.0.1 issued by that CA."""
+    With `tls`: HTTPS (`https://127.0.0.1:<port>`) with a certificate for 127.0.0.1 and `NAME` (a name
+    tests resolve to 127.0.0.1 themselves) issued by that CA."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     with tempfile.NamedTemporaryFile(suffix=".pem") as pem:
         if tls is not None:
-            tls.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(pem.name)
+            tls.issue_cert("127.0.0.1", NAME).private_key_and_cert_chain_pem.write_to_path(pem.name)
         certificate = {"ssl_certfile": pem.name} if tls is not None else {}
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, **certificate)  # type: ignore[arg-type]
         server = _QuietServer(config)
