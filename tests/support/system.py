@@ -239,9 +239,12 @@ class System:
             "sla": {"TOPIC": t.ticket_events, "GROUP_ID": group},
         }[name]  # fmt: skip
         prefix = f"TICKETFLOW_{name.upper()}_"
+        # The packaged desks: the demo's desk directory exists only under `make run` (its Bitrix24 portal).
+        secrets = {k: v for k, v in demo_secrets().items() if k != "TICKETFLOW_DESK_CONFIG_DIR"}
+        inherited = {k: v for k, v in os.environ.items() if k != "TICKETFLOW_DESK_CONFIG_DIR"}
         return {
-            **os.environ,
-            **demo_secrets(),
+            **inherited,
+            **secrets,
             "TICKETFLOW_PG_DSN": self.dsn,
             "TICKETFLOW_KAFKA_BOOTSTRAP": self.bootstrap,
             "TICKETFLOW_ENSURE_TOPICS": "false",  # this run's topics exist; the shared ones are not ours
