@@ -104,6 +104,14 @@ class PrivateTopics:
             await admin.close()
 
 
+# What points at `make run`'s demo Bitrix24 portal and the files it writes: this system runs on the
+# packaged desks and the library's defaults instead.
+DEMO_PLATFORM_SETTINGS = frozenset({
+    "TICKETFLOW_DESK_CONFIG_DIR", "TICKETFLOW_B24_OAUTH_SERVER", "TICKETFLOW_B24_ALLOWED_NETWORKS",
+    "TICKETFLOW_B24_ALLOWED_PORTS", "TICKETFLOW_B24_CA_FILE", "TICKETFLOW_INTAKE_B24_EVENTS_URL",
+})  # fmt: skip
+
+
 @dataclass
 class ChatPlatforms:
     """The local fake platforms notifications delivers to, and its configuration file naming them. Bitrix24
@@ -239,9 +247,8 @@ class System:
             "sla": {"TOPIC": t.ticket_events, "GROUP_ID": group},
         }[name]  # fmt: skip
         prefix = f"TICKETFLOW_{name.upper()}_"
-        # The packaged desks: the demo's desk directory exists only under `make run` (its Bitrix24 portal).
-        secrets = {k: v for k, v in demo_secrets().items() if k != "TICKETFLOW_DESK_CONFIG_DIR"}
-        inherited = {k: v for k, v in os.environ.items() if k != "TICKETFLOW_DESK_CONFIG_DIR"}
+        secrets = {k: v for k, v in demo_secrets().items() if k not in DEMO_PLATFORM_SETTINGS}
+        inherited = {k: v for k, v in os.environ.items() if k not in DEMO_PLATFORM_SETTINGS}
         return {
             **inherited,
             **secrets,
