@@ -2,7 +2,12 @@
 creation (`make topics`, `python -m ticketflow.messaging.topics`; services also ensure them at start).
 
 The names are contracts (`ticketflow.contracts.topics`: which topic carries what); how many partitions
-and how long Kafka keeps them is this library's. Every topic a consumer reads has a dead-letter topic."""
+and how long Kafka keeps them is this library's. Every topic a consumer reads has a dead-letter topic
+(`ops.commands` excepted: a record there that is not a command is answered on `ops.events` instead).
+
+Creating topics from the services is for development (replication factor 1 by default): in production
+the topics are Strimzi `KafkaTopic` resources rendered from these declarations (`deploy/k8s`, replication
+factor 3, `min.insync.replicas` 2) and the services run with TICKETFLOW_ENSURE_TOPICS=false."""
 
 from __future__ import annotations
 
@@ -15,8 +20,17 @@ import msgspec
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from ticketflow.contracts.topics import AGENT_EVENTS, CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS, TICKET_EVENTS
+from ticketflow.contracts.topics import (
+    AGENT_EVENTS,
+    CHAT_INBOUND,
+    CHAT_REPLIES,
+    OPS_COMMANDS,
+    OPS_EVENTS,
+    TICKET_COMMANDS,
+    TICKET_EVENTS,
+)
 from ticketflow.messaging.dead_letters import dead_letter_topic
+from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -50,20 +64,30 @@ TOPICS: tuple[TopicSpec, ...] = (
         TopicSpec(dead_letter_topic(t.name), 1, 30 * DAY_MS, description=f"dead letters of {t.name}, cause in headers")
         for t in CONSUMED
     ),
+    # One partition: commands are executed in the order they were written, by every service reading all.
+    TopicSpec(OPS_COMMANDS, 1, 30 * DAY_MS, description="operators' commands to the services (contracts.ops)"),
+    TopicSpec(OPS_EVENTS, 1, 30 * DAY_MS, description="the services' answers to ops.commands, by command id"),
 )
 TOPICS_BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
 
 
-async def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = TOPICS) -> list[str]:
+async def ensure_topics(
+    bootstrap: str,
+    topics: tuple[TopicSpec, ...] = TOPICS,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+    replication_factor: int = 1,
+) -> list[str]:
     """Create missing topics with their declared partitions and configs; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         created = []
         for spec in (t for t in topics if t.name not in existing):
             try:
-                await admin.create_topics([NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config())])
+                topic = NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=spec.config())
+                await admin.create_topics([topic])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another service created it meanwhile

@@ -119,6 +119,7 @@ def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
     consumer's log."""
     return KafkaBroker(
         settings.kafka_bootstrap,
+        security=settings.kafka_security().broker_security(),
         client_id=f"ticketflow-{service}",
         middlewares=(KafkaTelemetryMiddleware(),),
         enable_idempotence=True,
@@ -169,8 +170,10 @@ def asgi_app(service: Service) -> Starlette:
         pool = await asyncpg.create_pool(s.pg_dsn, min_size=1, max_size=s.pool_size)
         assert pool is not None
         if s.ensure_topics:
-            await ensure_topics(s.kafka_bootstrap)
-        producer = make_producer(s.kafka_bootstrap, client_id=f"ticketflow-{service.name}")
+            await ensure_topics(
+                s.kafka_bootstrap, security=s.kafka_security(), replication_factor=s.kafka_replication_factor
+            )
+        producer = make_producer(s.kafka_bootstrap, s.kafka_security(), client_id=f"ticketflow-{service.name}")
         await producer.start()
         rt = Runtime(s, pool, make_broker(s, service.name), producer)
         running: list[asyncio.Task[None]] = []

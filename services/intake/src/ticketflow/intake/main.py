@@ -39,7 +39,7 @@ def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
         access_log.handlers, access_log.propagate = [], False  # uvicorn then skips the access log's work
         inbound = None
         if settings.accept == "kafka":
-            inbound = ChatInbound(settings.kafka_bootstrap, settings.topic)
+            inbound = ChatInbound(settings.kafka_bootstrap, settings.topic, settings.kafka_security())
             await inbound.start()
             rt.on_close(inbound.stop)
             rt.readiness("chat.inbound producer", inbound.ready)
@@ -52,7 +52,10 @@ def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
         if settings.consume:
             subscribe(rt, settings, intake)
         if settings.replies_topic:
-            rt.background("reply relay", ReplyRelay(rt.pool, settings.kafka_bootstrap, settings.replies_topic).run)
+            relay = ReplyRelay(
+                rt.pool, settings.kafka_bootstrap, settings.replies_topic, security=settings.kafka_security()
+            )
+            rt.background("reply relay", relay.run)
 
     def admin_check() -> AdminCheck | None:
         if not settings.b24_admin_check:

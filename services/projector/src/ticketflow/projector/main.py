@@ -27,7 +27,9 @@ def build(settings: ProjectorSettings) -> Service:
             rt.background("outbox relay", lambda stop: relay(store, stop))
 
     async def relay(store: EventStore, stop: asyncio.Event) -> None:
-        producer = make_producer(settings.kafka_bootstrap, client_id="ticketflow-projector-relay")
+        producer = make_producer(
+            settings.kafka_bootstrap, settings.kafka_security(), client_id="ticketflow-projector-relay"
+        )
         await producer.start()
         try:
             await OutboxRelay(store, producer, batch_size=settings.relay_batch).run(stop)
