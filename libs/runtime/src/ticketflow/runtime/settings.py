@@ -46,7 +46,7 @@ class ServiceSettings(BaseSettings):
     kafka_security_protocol: Protocol = Field(
         "PLAINTEXT",
         validation_alias="TICKETFLOW_KAFKA_SECURITY_PROTOCOL",
-        description="PLAINTEXT (development), SSL (TLS; mutual TLS with a client certificate), SASL_PLAINTEXT, SASL_SSL",
+        description="PLAINTEXT (development), SSL (TLS, mutual with a client certificate), SASL_PLAINTEXT or SASL_SSL",
     )
     kafka_sasl_mechanism: Mechanism = Field(
         "SCRAM-SHA-512",
