@@ -106,7 +106,8 @@ class OpsEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A record of `ops.events`, keyed by command id: a service's answer to one command.
 
     - `accepted`: valid, and being executed (long commands: a rebuild, a redrive);
-    - `done`: executed; `counts` says how much (records redriven, events replayed, desks loaded, ...);
+    - `done`: executed; `counts` says how much (records redriven, events replayed, desks loaded, ...),
+      `reason` may add a note ("the dead-letter topic is empty");
     - `rejected`: not executed, `reason` says why (an unknown type, wrong fields, an unknown desk or
       topic, a broken desk file); nothing changed;
     - `failed`: began but could not finish, `reason` says why (what was done stays done).

@@ -58,9 +58,10 @@ class KafkaSecurity:
         """TLS with the given CA (else the system's) and, for mutual TLS, the client's certificate."""
         if not self.tls:
             return None
-        return create_ssl_context(
+        context: ssl.SSLContext = create_ssl_context(
             cafile=self.ca_file or None, certfile=self.cert_file or None, keyfile=self.key_file or None
         )
+        return context
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka's producer, consumer and admin client."""

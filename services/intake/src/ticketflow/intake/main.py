@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 
 from ticketflow.eventstore import EventStore
+from ticketflow.intake import ops
 from ticketflow.intake.adapters.chat_inbound import ChatInbound
+from ticketflow.intake.adapters.desk_pauses import DeskPauses
 from ticketflow.intake.adapters.intake_tables import IntakeTables
 from ticketflow.intake.adapters.portal_admin import AdminCheck
 from ticketflow.intake.adapters.portals import PortalTokens
@@ -43,12 +45,15 @@ def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
             await inbound.start()
             rt.on_close(inbound.stop)
             rt.readiness("chat.inbound producer", inbound.ready)
-        events = EventStore(rt.pool)
+        events, pauses = EventStore(rt.pool), DeskPauses(rt.pool)
+        await pauses.load()
+        dead_letters = rt.dead_letters(INBOUND_CONSUMER)
         intake = Intake(tenants, events, IntakeTables(rt.pool, events), metrics, inbound=inbound,
-                        dead_letters=rt.dead_letters(INBOUND_CONSUMER), lanes=settings.lanes)  # fmt: skip
-        botx = BotxGateway(tenants)
-        rt.on_close(botx.close)
-        rt.serve(*routes(Webhooks(intake, botx, PortalTokens(rt.pool), admin_check()), noop=settings.noop))
+                        dead_letters=dead_letters, lanes=settings.lanes, pauses=pauses)  # fmt: skip
+        webhooks = Webhooks(intake, BotxGateway(tenants), PortalTokens(rt.pool), admin_check())
+        rt.on_close(lambda: webhooks.botx.close())  # the one in use: a desk reload replaces it
+        rt.serve(*routes(webhooks, noop=settings.noop))
+        ops.register(rt, settings, intake, webhooks)
         if settings.consume:
             subscribe(rt, settings, intake)
         if settings.replies_topic:

@@ -11,6 +11,7 @@ import asyncio
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
+from ticketflow.projector import ops
 from ticketflow.projector.app import Projector
 from ticketflow.projector.http import routes
 from ticketflow.projector.settings import ProjectorSettings
@@ -23,6 +24,7 @@ def build(settings: ProjectorSettings) -> Service:
         projector = Projector(store, batch_size=settings.projection_batch)
         rt.serve(*routes(rt.pool))
         rt.background("projections", projector.run)
+        ops.register(rt)
         if settings.relay:
             rt.background("outbox relay", lambda stop: relay(store, stop))
 
