@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ticketflow.contracts.ops import (
     OPS_COMMAND_TYPES,
@@ -141,10 +141,10 @@ def decode(value: bytes) -> OpsCommandEnvelope:
     """The command, or `OpsRejected` with a reason a person can act on."""
     try:
         envelope = ops_command_decoder.decode(value)
+    except msgspec.ValidationError as error:  # a DecodeError too: first
+        raise OpsRejected(_why_invalid(value, str(error))) from None
     except msgspec.DecodeError as error:
         raise OpsRejected(f"not JSON: {error}") from None
-    except msgspec.ValidationError as error:
-        raise OpsRejected(_why_invalid(value, str(error))) from None
     if envelope.target != "*" and envelope.target not in SERVICES:
         raise OpsRejected(f"unknown target {envelope.target!r}: one of {', '.join(SERVICES)}, or '*'")
     return envelope
@@ -272,15 +272,18 @@ class OpsConsumer:
     security: KafkaSecurity = PLAINTEXT
     backoff: Backoff = field(default_factory=Backoff)
     waiting: Waiting = field(default_factory=Waiting)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # positioned: what is written now is read
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Without a group, aiokafka assigns every partition of the topic to this consumer.
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, client_id=f"ticketflow-{self.service}-ops",
-            **self.security.client_options(),
+            self.topic, bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+            client_id=f"ticketflow-{self.service}-ops", **self.security.client_options(),
         )  # fmt: skip
         await consumer.start()
         try:
-            await self._assign(consumer)
+            await self._position(consumer)
+            self.ready.set()
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=100)
                 for tp, records in batches.items():
@@ -294,16 +297,17 @@ class OpsConsumer:
     def service(self) -> str:
         return self.executor.service
 
-    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
-        numbers = consumer.partitions_for_topic(self.topic) if self.topic in await consumer.topics() else None
-        if not numbers:
-            raise RuntimeError(f"topic {self.topic} does not exist (make topics, or a Strimzi KafkaTopic)")
-        tps = [TopicPartition(self.topic, n) for n in sorted(numbers)]
-        consumer.assign(tps)
+    async def _position(self, consumer: AIOKafkaConsumer, patience_s: float = 30.0) -> None:
+        deadline = asyncio.get_running_loop().time() + patience_s
+        while not (tps := sorted(consumer.assignment(), key=lambda tp: tp.partition)):
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"topic {self.topic} does not exist (make topics, or a Strimzi KafkaTopic)")
+            await asyncio.sleep(0.1)
         positions = await self.executor.ledger.positions(self.service)
         ends = await consumer.end_offsets(tps)
         for tp in tps:
             consumer.seek(tp, positions.get(tp.partition, ends[tp]))
+            await consumer.position(tp)  # resolved now: a record written from here on is read
 
     async def _handle(self, record: Record, stop: asyncio.Event) -> None:
         while True:
