@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ticketflow.messaging.dead_letters import DeadLetter, dead_letter_topic
 from ticketflow.messaging.producer import make_producer
@@ -79,10 +80,16 @@ async def _consumer(bootstrap: str, security: KafkaSecurity, group: str | None) 
     return consumer
 
 
-async def _partitions(consumer: AIOKafkaConsumer, dlq: str) -> list[TopicPartition]:
-    if dlq not in await consumer.topics():
+async def _partitions(bootstrap: str, security: KafkaSecurity, dlq: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([dlq])
+    finally:
+        await admin.close()
+    if described.get("error_code", 0) != 0 or not described.get("partitions"):
         raise NoDeadLetterTopic(f"{dlq} does not exist on the broker: nothing was ever dead-lettered there")
-    return [TopicPartition(dlq, n) for n in sorted(consumer.partitions_for_topic(dlq) or ())]
+    return [TopicPartition(dlq, p["partition"]) for p in sorted(described["partitions"], key=lambda p: p["partition"])]
 
 
 async def _read_to_end(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> list[DeadLetter]:
@@ -105,7 +112,7 @@ async def read_dead_letters(
     dlq = check_dead_letter_topic(topic)
     consumer = await _consumer(bootstrap, security, None)
     try:
-        tps = await _partitions(consumer, dlq)
+        tps = await _partitions(bootstrap, security, dlq)
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         for tp in tps:
@@ -132,7 +139,7 @@ async def redrive(
     producer = make_producer(bootstrap, security, client_id="ticketflow-redrive")
     await producer.start()
     try:
-        tps = await _partitions(consumer, dlq)
+        tps = await _partitions(bootstrap, security, dlq)
         consumer.assign(tps)
         committed = {tp: await consumer.committed(tp) for tp in tps}
         for tp in tps:
