@@ -19,7 +19,7 @@ $(UV):
 	@python3 -m venv .local/tools || { echo "error: python3 -m venv failed; install python3-venv"; exit 1; }
 	@.local/tools/bin/pip install -q "uv==$(UV_VERSION)" || { echo "error: could not install uv $(UV_VERSION) from PyPI"; exit 1; }
 
-.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+.venv/.synced: $(UV) uv.lock pyproject.toml cli/pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 	@$(UV) sync --frozen --python python3 --all-packages
 	@touch $@
 
@@ -30,7 +30,7 @@ lint: setup ## ruff
 	@$(UV) run --frozen ruff format --check .
 
 typecheck: setup ## mypy (strict): the code, then the tests and benchmarks (their own run: test folders repeat module names)
-	@$(UV) run --frozen mypy libs services
+	@$(UV) run --frozen mypy libs services cli
 	@MYPYPATH=tests $(UV) run --frozen mypy tests  # tests/support is imported as `support`, as pytest does
 
 check: lint typecheck ## lint and typecheck

@@ -281,7 +281,7 @@ async def test_garbage_answer_is_a_dead_letter_and_the_redrive_cli_sends_it_once
     env = {**os.environ, **SECRETS, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), "TICKETFLOW_PG_DSN": pg_database}
     for _ in range(2):  # the second run finds nothing dead: nothing is sent twice
         cli = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ticketflow.notifications.redrive", "--key", failed.notification_key,
+            Path(sys.executable).with_name("ticketflow"), "notifications", "redrive", "--key", failed.notification_key,
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         output, _ = await asyncio.wait_for(cli.communicate(), 60)

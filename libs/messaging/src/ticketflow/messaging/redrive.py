@@ -63,12 +63,12 @@ class RedriveResult:
         return f"redrove {self.redriven} of {self.read} dead letter(s) from {dlq} to {self.topic}{kept}"
 
 
-def check_dead_letter_topic(topic: str) -> str:
-    """The dead-letter topic of `topic`, or `NoDeadLetterTopic` naming the topics that have one."""
-    if dead_letter_topic(topic) in TOPICS_BY_NAME:
-        return dead_letter_topic(topic)
+def _missing(topic: str) -> NoDeadLetterTopic:
+    dlq = dead_letter_topic(topic)
+    if dlq in TOPICS_BY_NAME:
+        return NoDeadLetterTopic(f"{dlq} does not exist on the broker: nothing was ever dead-lettered there")
     known = sorted(t.removesuffix(".dlq") for t in TOPICS_BY_NAME if t.endswith(".dlq"))
-    raise NoDeadLetterTopic(f"{topic} has no dead-letter topic; topics with one: {', '.join(known)}")
+    return NoDeadLetterTopic(f"{topic} has no dead-letter topic; topics with one: {', '.join(known)}")
 
 
 async def _consumer(bootstrap: str, security: KafkaSecurity, group: str | None) -> AIOKafkaConsumer:
@@ -76,11 +76,16 @@ async def _consumer(bootstrap: str, security: KafkaSecurity, group: str | None) 
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
         **security.client_options(),
     )  # fmt: skip
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
     return consumer
 
 
-async def _partitions(bootstrap: str, security: KafkaSecurity, dlq: str) -> list[TopicPartition]:
+async def _partitions(bootstrap: str, security: KafkaSecurity, topic: str) -> list[TopicPartition]:
+    dlq = dead_letter_topic(topic)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
     await admin.start()
     try:
@@ -88,7 +93,7 @@ async def _partitions(bootstrap: str, security: KafkaSecurity, dlq: str) -> list
     finally:
         await admin.close()
     if described.get("error_code", 0) != 0 or not described.get("partitions"):
-        raise NoDeadLetterTopic(f"{dlq} does not exist on the broker: nothing was ever dead-lettered there")
+        raise _missing(topic)
     return [TopicPartition(dlq, p["partition"]) for p in sorted(described["partitions"], key=lambda p: p["partition"])]
 
 
@@ -109,10 +114,9 @@ async def read_dead_letters(
     bootstrap: str, topic: str, *, limit: int = 20, security: KafkaSecurity = PLAINTEXT
 ) -> list[DeadLetter]:
     """The newest `limit` dead letters of `topic`, newest first (by when they were dead-lettered)."""
-    dlq = check_dead_letter_topic(topic)
+    tps = await _partitions(bootstrap, security, topic)
     consumer = await _consumer(bootstrap, security, None)
     try:
-        tps = await _partitions(bootstrap, security, dlq)
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         for tp in tps:
@@ -134,12 +138,12 @@ async def redrive(
     group: str = REDRIVE_GROUP,
 ) -> RedriveResult:
     """Re-publish the dead letters of `topic` that `which` takes (at most `limit`), then commit."""
-    dlq = check_dead_letter_topic(topic)
+    tps = await _partitions(bootstrap, security, topic)
+    dlq = dead_letter_topic(topic)
     consumer = await _consumer(bootstrap, security, group)
     producer = make_producer(bootstrap, security, client_id="ticketflow-redrive")
-    await producer.start()
     try:
-        tps = await _partitions(bootstrap, security, dlq)
+        await producer.start()
         consumer.assign(tps)
         committed = {tp: await consumer.committed(tp) for tp in tps}
         for tp in tps:

@@ -1,80 +1,55 @@
-"""Re-send dead-lettered deliveries after their cause is fixed, and record the outcomes.
-
-    python -m ticketflow.notifications.redrive --list             # what is dead, and why
-    python -m ticketflow.notifications.redrive --key K [--key K2]  # these deliveries
-    python -m ticketflow.notifications.redrive --all [--limit N]   # the oldest N dead letters
+"""Re-send dead-lettered deliveries after their cause is fixed, and record the outcomes (the command line:
+`ticketflow notifications dead` and `ticketflow notifications redrive --key K | --all`).
 
 Uses the same settings as the service (`NotificationsSettings`: TICKETFLOW_NOTIFICATIONS_CONFIG,
 TICKETFLOW_DESK_CONFIG_DIR, TICKETFLOW_PG_DSN) and the channel secrets its configuration file names.
 Each dead letter is re-claimed atomically, so running it twice, or next to the service, never sends one
-twice; a delivered key is never touched. Exit status 1 if any failed again, 2 for a bad setting or file.
-"""
+twice; a delivered key is never touched."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from ticketflow.deskconfig import DeskConfigError, load_desks
-from ticketflow.notifications.adapters.directory import ConfigError, Directory, build_channels, load_config
+from ticketflow.deskconfig import load_desks
+from ticketflow.notifications.adapters.directory import Directory, build_channels, load_config
 from ticketflow.notifications.adapters.ledger import PgLedger
-from ticketflow.notifications.domain.model import OutcomeStatus
+from ticketflow.notifications.domain.model import DeliveryOutcome
 from ticketflow.notifications.main import make_app
 from ticketflow.notifications.settings import NotificationsSettings
-from ticketflow.runtime.settings import SettingsError, load_settings
 
 
-def table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    return [[r["idempotency_key"], r["channel"], r["recipient"], r["template"], str(r["attempts"]),
-             f"{r['updated_at']:%Y-%m-%d %H:%M:%S}", (r["last_error"] or "")[:80]] for r in rows]  # fmt: skip
+@dataclass(frozen=True)
+class Redriven:
+    outcomes: list[DeliveryOutcome]
+    recorded: int  # outcome events appended
 
 
-async def run(settings: NotificationsSettings, keys: Sequence[str] | None, limit: int, listing: bool) -> int:
+async def dead_deliveries(settings: NotificationsSettings, limit: int) -> list[dict[str, Any]]:
+    """The oldest `limit` dead deliveries with their causes."""
+    pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        return [dict(r) for r in await PgLedger(pool).dead(limit)]
+    finally:
+        await pool.close()
+
+
+async def redrive_deliveries(settings: NotificationsSettings, keys: Sequence[str] | None, limit: int) -> Redriven:
+    """Send these dead deliveries again (None: the oldest `limit`) and record their outcomes. Raises
+    `ConfigError` / `DeskConfigError` for a file it cannot run with."""
     config = load_config(settings.config_file)
     pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=8)
+    assert pool is not None
     channels = build_channels(config)
     try:
-        if listing:
-            rows = table(await PgLedger(pool).dead(limit))
-            for row in [["key", "channel", "recipient", "template", "tries", "since", "reason"], *rows]:
-                print("  ".join(row))
-            return 0
         app = make_app(pool, load_desks(settings.desk_directory), Directory.from_config(config), channels)
         outcomes = await app.deliverer.redrive(keys, limit=limit)
-        recorded = await app.record_by_keys(outcomes)
-        for o in outcomes:
-            print(f"{o.key}  {o.status.value}  {o.reason or ''}")
-        failed = sum(o.status is OutcomeStatus.DEAD_LETTER for o in outcomes)
-        print(f"redriven: {len(outcomes)}, delivered: {len(outcomes) - failed}, dead again: {failed}, "
-              f"outcome events recorded: {recorded}")  # fmt: skip
-        return 1 if failed else 0
+        return Redriven(outcomes, await app.record_by_keys(outcomes))
     finally:
         for channel in channels:
             await channel.aclose()
         await pool.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ticketflow.notifications.redrive", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--key", action="append", help="idempotency key of a dead letter (repeatable)")
-    which.add_argument("--all", action="store_true", help="the oldest --limit dead letters")
-    which.add_argument("--list", action="store_true", help="list dead letters with their causes")
-    parser.add_argument("--limit", type=int, default=100)
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(NotificationsSettings)
-        return asyncio.run(run(settings, None if args.all or args.list else args.key, args.limit, args.list))
-    except (SettingsError, ConfigError, DeskConfigError) as error:
-        print(f"redrive: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
