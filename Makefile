@@ -9,7 +9,7 @@ PY := $(CURDIR)/.venv/bin/python
 export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow?sslmode=disable
 
-.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas config-docs run stop status bench bench-eventstore bench-sla-burst
+.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi config-docs run stop status bench bench-eventstore bench-sla-burst
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,10 +39,16 @@ migrate: setup ## apply the numbered SQL migrations of the event store and every
 	@$(PY) -m ticketflow.eventstore.migrate
 
 topics: setup ## create every Kafka topic declared in ticketflow.messaging.topics (idempotent)
-	@$(PY) -m ticketflow.messaging.topics
+	@.venv/bin/ticketflow topics create
 
 schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas
 	@$(PY) -m ticketflow.contracts.schema docs/schemas
+
+asyncapi: setup ## regenerate docs/asyncapi.json (AsyncAPI 3) from the topic declarations and the contracts
+	@$(PY) -m ticketflow.messaging.asyncapi docs/asyncapi.json
+
+openapi: setup ## regenerate docs/openapi/*.json from the services' HTTP routes
+	@$(PY) -m ticketflow.runtime.openapi docs/openapi
 
 config-docs: setup ## regenerate the settings tables of docs/configuration.md from the services' settings objects
 	@$(PY) -m ticketflow.runtime.configdoc docs/configuration.md

@@ -32,7 +32,7 @@ async def migrate_intake(dsn: str) -> None:
     """The event store's and intake's migrations only (other components are not under test here)."""
     conn = await asyncpg.connect(dsn)
     try:
-        wanted = [m for m in migrate.discover() if m.component in {"eventstore", "intake"}]
+        wanted = [m for m in migrate.discover() if m.component in {"eventstore", "runtime", "intake"}]
         await migrate.apply_all(conn, wanted)
     finally:
         await conn.close()

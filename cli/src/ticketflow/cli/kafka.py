@@ -12,27 +12,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ticketflow.cli.context import CliError, Context
-from ticketflow.contracts.chat import ChatMessage, ChatReply
-from ticketflow.contracts.commands import CommandEnvelope
-from ticketflow.contracts.envelope import EventEnvelope
-from ticketflow.contracts.ops import OpsCommandEnvelope, OpsEvent
-from ticketflow.contracts.topics import (
-    AGENT_EVENTS,
-    CHAT_INBOUND,
-    CHAT_REPLIES,
-    OPS_COMMANDS,
-    OPS_EVENTS,
-    TICKET_COMMANDS,
-    TICKET_EVENTS,
-)
 from ticketflow.messaging.dead_letters import DeadLetter
-from ticketflow.messaging.topics import TOPICS, ensure_topics
-
-# What each topic carries (a dead-letter topic: what its topic carries, plus the cause in headers).
-CONTRACTS: dict[str, Any] = {
-    TICKET_EVENTS: EventEnvelope, AGENT_EVENTS: EventEnvelope, CHAT_INBOUND: ChatMessage, CHAT_REPLIES: ChatReply,
-    TICKET_COMMANDS: CommandEnvelope, OPS_COMMANDS: OpsCommandEnvelope, OPS_EVENTS: OpsEvent,
-}  # fmt: skip
+from ticketflow.messaging.topics import CONTRACTS, TOPICS, ensure_topics
 
 
 def decoder_for(topic: str) -> Callable[[bytes], Any]:
