@@ -48,7 +48,7 @@ asyncapi: setup ## regenerate docs/asyncapi.json (AsyncAPI 3) from the topic dec
 	@$(PY) -m ticketflow.messaging.asyncapi docs/asyncapi.json
 
 openapi: setup ## regenerate docs/openapi/*.json from the services' HTTP routes
-	@$(PY) -m ticketflow.runtime.openapi docs/openapi
+	@$(PY) -m ticketflow.cli.openapi docs/openapi
 
 config-docs: setup ## regenerate the settings tables of docs/configuration.md from the services' settings objects
 	@$(PY) -m ticketflow.runtime.configdoc docs/configuration.md
