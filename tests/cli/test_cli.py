@@ -18,7 +18,6 @@ from support.eventstore import migrated_pool, some_events
 from support.infra import KafkaTopicFactory
 from support.records import FakeRecord
 
-from ticketflow.cli import kafka
 from ticketflow.cli.app import main
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.commands import CommandEnvelope
@@ -26,6 +25,7 @@ from ticketflow.contracts.ids import sla_stream, ticket_stream
 from ticketflow.contracts.roster_events import AgentJoinedQueue, AgentStatusChanged
 from ticketflow.deskconfig import PACKAGED_DESKS
 from ticketflow.eventstore import EventStore
+from ticketflow.messaging import topics
 from ticketflow.messaging.dead_letters import DeadLetterWriter
 
 
@@ -239,7 +239,7 @@ async def test_tail_decodes_each_record_by_its_topics_contract(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     topic = await kafka_topic_factory(partitions=1)
-    monkeypatch.setitem(kafka.CONTRACTS, topic, CommandEnvelope)
+    monkeypatch.setitem(topics.CONTRACTS, topic, CommandEnvelope)
     ticket = uuid.uuid4()
     good = CommandEnvelope(uuid.uuid4(), datetime(2026, 1, 5, 10, tzinfo=UTC), "ann", c.StartWork(ticket, "ann"))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
