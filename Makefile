@@ -9,7 +9,7 @@ PY := $(CURDIR)/.venv/bin/python
 export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow?sslmode=disable
 
-.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi config-docs run stop status bench bench-eventstore bench-sla-burst
+.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ asyncapi: setup ## regenerate docs/asyncapi.json (AsyncAPI 3) from the topic dec
 
 openapi: setup ## regenerate docs/openapi/*.json from the services' HTTP routes
 	@$(PY) -m ticketflow.cli.openapi docs/openapi
+
+k8s: setup ## regenerate deploy/k8s/base (kustomize) from the services, the topic declarations and the desks
+	@$(PY) -m ticketflow.cli.k8s deploy/k8s/base
 
 config-docs: setup ## regenerate the settings tables of docs/configuration.md from the services' settings objects
 	@$(PY) -m ticketflow.runtime.configdoc docs/configuration.md
