@@ -46,9 +46,9 @@ async def tail(
         *topics, bootstrap_servers=ctx.bootstrap, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest", **ctx.security.client_options(),
     )  # fmt: skip
-    await consumer.start()
     shown = 0
     try:
+        await consumer.start()
         while limit is None or shown < limit:
             try:
                 record = await asyncio.wait_for(consumer.getone(), idle_s)
@@ -75,9 +75,9 @@ async def lag(ctx: Context, groups: Sequence[str]) -> list[dict[str, Any]]:
     """Committed offset, end offset and lag of every partition every consumer group (or `groups`) reads."""
     admin = AIOKafkaAdminClient(bootstrap_servers=ctx.bootstrap, **ctx.security.client_options())
     consumer = AIOKafkaConsumer(bootstrap_servers=ctx.bootstrap, **ctx.security.client_options())
-    await admin.start()
-    await consumer.start()
     try:
+        await admin.start()
+        await consumer.start()
         names = list(groups) or sorted(g[0] for g in await admin.list_consumer_groups())
         rows: list[dict[str, Any]] = []
         for group in names:

@@ -34,7 +34,11 @@ def envelope_of(value: bytes) -> OpsCommandEnvelope:
 async def _answers_from_now(ctx: Context, topic: str) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=ctx.bootstrap, enable_auto_commit=False,
                                 **ctx.security.client_options())  # fmt: skip
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
     deadline = asyncio.get_running_loop().time() + 30
     while not consumer.assignment():
         if asyncio.get_running_loop().time() > deadline:
@@ -53,12 +57,12 @@ async def publish(
 ) -> list[OpsEvent]:
     """Send the command; with `wait_s` > 0, print the answers as they come and return them."""
     consumer = await _answers_from_now(ctx, answers) if wait_s > 0 else None
-    producer = make_producer(ctx.bootstrap, ctx.security)
-    await producer.start()
     try:
-        await producer.send_and_wait(topic, msgspec.json.encode(envelope), key=envelope.command_id.encode())
-    finally:
-        await producer.stop()
+        await _send(ctx, topic, envelope)
+    except BaseException:
+        if consumer is not None:
+            await consumer.stop()
+        raise
     if not ctx.json:
         ctx.console.print(f"sent {type(envelope.command).__name__} {envelope.command_id} to {topic}", markup=False)
     if consumer is None:
@@ -77,6 +81,15 @@ async def publish(
     if bad:
         raise CliError(f"{bad[0].service} {bad[0].status} {envelope.command_id}: {bad[0].reason}")
     return got
+
+
+async def _send(ctx: Context, topic: str, envelope: OpsCommandEnvelope) -> None:
+    producer = make_producer(ctx.bootstrap, ctx.security)
+    try:
+        await producer.start()
+        await producer.send_and_wait(topic, msgspec.json.encode(envelope), key=envelope.command_id.encode())
+    finally:
+        await producer.stop()
 
 
 async def _follow(ctx: Context, consumer: AIOKafkaConsumer, command_id: str, wait_s: float) -> list[OpsEvent]:

@@ -89,8 +89,8 @@ async def replay(ctx: Context, streams: list[str]) -> int:
 async def send_command(ctx: Context, command: c.TicketCommand, actor: str, topic: str = TICKET_COMMANDS) -> uuid.UUID:
     envelope = CommandEnvelope(uuid.uuid4(), datetime.now(UTC), actor, command)
     producer = make_producer(ctx.bootstrap, ctx.security)
-    await producer.start()
     try:
+        await producer.start()
         await producer.send_and_wait(topic, msgspec.json.encode(envelope), key=str(command.ticket_id).encode())
     finally:
         await producer.stop()
