@@ -65,6 +65,7 @@ async def test_a_desk_reload_recalculates_running_clocks_and_a_broken_file_chang
     try:
         async with Answers(kafka_bootstrap, ops_events) as answers:
             await eventually(lambda: count_of(pool, "SlaClockStarted", t), "the clocks started", seconds=90)
+            await answers.reader_positioned(kafka_bootstrap, ops_commands, "sla")
             box.write_text(box.read_text(encoding="utf-8").replace("[[sla_policies]]", "[[sla_policy]]", 1))
             await send(kafka_bootstrap, ops_commands, command("reload-broken", {"type": "ReloadDeskConfig"}))
             refused = await answers.of("reload-broken", "rejected", seconds=90)

@@ -63,6 +63,22 @@ class Answers:
         await self.until(found, f"{command_id} {status}", seconds)
         return next(a for a in self.seen if a.command_id == command_id and a.status == status)
 
+    async def reader_positioned(self, bootstrap: str, commands: str, target: str, seconds: float = 60) -> None:
+        """A service's ops reader started at the topic's end: probe commands (SetLogLevel, changing nothing)
+        are sent until one is answered, so what is sent from now on is read."""
+        probe = {"type": "SetLogLevel", "level": "INFO", "logger": "ticketflow.test.probe"}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        for n in range(10_000):
+            await send(bootstrap, commands, command(f"probe-{n}", probe, target=target))
+            try:
+                await self.until(lambda seen: any(a.command_id.startswith("probe-") for a in seen), "a probe", 2)
+                return
+            except pytest.fail.Exception:
+                if loop.time() > deadline:
+                    raise
+        raise AssertionError("unreachable")
+
     async def quiet(self, seconds: float = 1.0) -> list[OpsEvent]:
         """Everything answered after waiting `seconds` more (to check that nothing else came)."""
         deadline = asyncio.get_running_loop().time() + seconds
