@@ -24,7 +24,7 @@ from ticketflow.cli.context import CliError, CliSettings, Context
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import ops as o
 from ticketflow.contracts.roster_events import AgentJoinedQueue, AgentStatusChanged
-from ticketflow.contracts.topics import OPS_COMMANDS, OPS_EVENTS, TICKET_COMMANDS
+from ticketflow.contracts.topics import TICKET_COMMANDS
 from ticketflow.contracts.values import PRIORITIES
 from ticketflow.messaging.redrive import REDRIVE_GROUP, DeadLetterFilter
 from ticketflow.messaging.replay import ticket_streams
@@ -73,7 +73,8 @@ def connect(
     logging.basicConfig(level=logging.INFO if verbose else logging.CRITICAL + 1, format="%(name)s: %(message)s")
     overrides = {k: v for k, v in (("kafka_bootstrap", bootstrap), ("pg_dsn", pg_dsn)) if v}
     settings = load_settings(CliSettings, **overrides)
-    context.obj = Context(settings.kafka_bootstrap, settings.pg_dsn, settings.kafka_security(), json_output)
+    context.obj = Context(settings.kafka_bootstrap, settings.pg_dsn, settings.kafka_security(), json_output,
+                          settings.ops_topic, settings.ops_events_topic)  # fmt: skip
 
 
 # -- tickets ------------------------------------------------------------------------------------------
@@ -277,9 +278,9 @@ Wait = Annotated[float, typer.Option(help="seconds to wait for the answers on op
 
 
 def _publish(context: typer.Context, command: o.OpsCommand, actor: str, target: str, command_id: str | None,
-             wait_s: float, topic: str = OPS_COMMANDS, answers: str = OPS_EVENTS) -> None:  # fmt: skip
-    envelope = ops.envelope(command, actor=actor, target=target, command_id=command_id)
-    run(ops.publish(_ctx(context), envelope, wait_s=wait_s, topic=topic, answers=answers))
+             wait_s: float) -> None:  # fmt: skip
+    run(ops.publish(_ctx(context), ops.envelope(command, actor=actor, target=target, command_id=command_id),
+                    wait_s=wait_s))  # fmt: skip
 
 
 @ops_app.command("pause-intake")
@@ -340,8 +341,7 @@ def ops_send(context: typer.Context, command_json: Annotated[str, typer.Argument
         help="a whole ops command as JSON (docs/schemas/ops-command.schema.json)")],
              wait_s: Wait = 30.0) -> None:  # fmt: skip
     """Send a command written as JSON, checked first as the services check it."""
-    envelope = ops.envelope_of(command_json.encode())
-    run(ops.publish(_ctx(context), envelope, wait_s=wait_s))
+    run(ops.publish(_ctx(context), ops.envelope_of(command_json.encode()), wait_s=wait_s))
 
 
 # -- Kafka -------------------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ class Context:
     pg_dsn: str
     security: KafkaSecurity
     json: bool = False
+    ops_topic: str = "ops.commands"  # TICKETFLOW_OPS_COMMANDS_TOPIC, as the services read it
+    ops_events_topic: str = "ops.events"
     console: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
 
     def emit(self, data: Any, text: str | None = None) -> None:

@@ -12,7 +12,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ticketflow.cli.context import CliError, Context
 from ticketflow.contracts.ops import OpsCommand, OpsCommandEnvelope, OpsEvent, ops_event_decoder
-from ticketflow.contracts.topics import OPS_COMMANDS, OPS_EVENTS
 from ticketflow.messaging.producer import make_producer
 from ticketflow.runtime.ops_commands import OpsRejected, decode
 
@@ -52,10 +51,12 @@ async def _answers_from_now(ctx: Context, topic: str) -> AIOKafkaConsumer:
     return consumer
 
 
-async def publish(
-    ctx: Context, envelope: OpsCommandEnvelope, *, wait_s: float, topic: str = OPS_COMMANDS, answers: str = OPS_EVENTS
-) -> list[OpsEvent]:
-    """Send the command; with `wait_s` > 0, print the answers as they come and return them."""
+async def publish(ctx: Context, envelope: OpsCommandEnvelope, *, wait_s: float) -> list[OpsEvent]:
+    """Send the command to the ops topic (TICKETFLOW_OPS_COMMANDS_TOPIC, as the services read it); with
+    `wait_s` > 0, print the answers as they come and return them."""
+    topic, answers = ctx.ops_topic, ctx.ops_events_topic
+    if not topic or not answers:
+        raise CliError("TICKETFLOW_OPS_COMMANDS_TOPIC and TICKETFLOW_OPS_EVENTS_TOPIC must name topics")
     consumer = await _answers_from_now(ctx, answers) if wait_s > 0 else None
     try:
         await _send(ctx, topic, envelope)
