@@ -191,7 +191,7 @@ async def test_ticket_commands_go_to_ticket_commands_keyed_by_ticket_with_the_ac
     kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, kafka_topic_factory: KafkaTopicFactory
 ) -> None:
     topic = await kafka_topic_factory(partitions=1)
-    monkeypatch.setattr("ticketflow.cli.app.TICKET_COMMANDS", topic)
+    monkeypatch.setattr("ticketflow.cli.commands_tickets.TICKET_COMMANDS", topic)
     ticket = uuid.uuid4()
     t, problem = str(ticket), uuid.uuid4()
     expected = {
