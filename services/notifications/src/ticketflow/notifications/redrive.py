@@ -18,7 +18,7 @@ from ticketflow.deskconfig import load_desks
 from ticketflow.notifications.adapters.directory import Directory, build_channels, load_config
 from ticketflow.notifications.adapters.ledger import PgLedger
 from ticketflow.notifications.domain.model import DeliveryOutcome
-from ticketflow.notifications.main import make_app
+from ticketflow.notifications.main import make_app, portal_rest
 from ticketflow.notifications.settings import NotificationsSettings
 
 
@@ -44,12 +44,15 @@ async def redrive_deliveries(settings: NotificationsSettings, keys: Sequence[str
     config = load_config(settings.config_file)
     pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=8)
     assert pool is not None
-    channels = build_channels(config)
+    desks = load_desks(settings.desk_directory)
+    portals = portal_rest(settings, pool, desks)
+    channels = build_channels(config, bitrix24=portals)
     try:
-        app = make_app(pool, load_desks(settings.desk_directory), Directory.from_config(config), channels)
+        app = make_app(pool, desks, Directory.from_config(config), channels)
         outcomes = await app.deliverer.redrive(keys, limit=limit)
         return Redriven(outcomes, await app.record_by_keys(outcomes))
     finally:
         for channel in channels:
             await channel.aclose()
+        await portals.http.aclose()
         await pool.close()
