@@ -26,7 +26,7 @@ from ticketflow.runtime.settings import load_settings
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 SECRETS = {"TICKETFLOW_EXPRESS_CLIENT_BOT_SECRET": "s1", "TICKETFLOW_EXPRESS_ACME_BOT_SECRET": "s2",
-           "TICKETFLOW_B24_BOX_BOT_TOKEN": "s3", "TICKETFLOW_B24_BOX_CLIENT_SECRET": "s4"}  # fmt: skip
+           "TICKETFLOW_B24_BOX_CLIENT_SECRET": "s4"}  # fmt: skip
 
 
 def free_port() -> int:
