@@ -1,5 +1,5 @@
 """`ticketflow`: every operator task in one command (typer for the commands and their help, rich for
-tables and the progress bar; `--json` for scripts). Connection flags default to the services' own
+tables, tqdm for the rebuild's progress bar; `--json` for scripts). Connection flags default to the services' own
 variables (TICKETFLOW_KAFKA_BOOTSTRAP, TICKETFLOW_PG_DSN, TICKETFLOW_KAFKA_SECURITY_PROTOCOL and the
 rest), so the command line reaches what the services reach. Every error is one line on stderr and a
 non-zero exit status (2: the command line itself is wrong; 1: the operation could not be done)."""
