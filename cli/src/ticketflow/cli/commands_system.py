@@ -83,37 +83,41 @@ def desks_check(context: typer.Context, directory: Annotated[Path | None, typer.
 
 @notifications_app.command("dead")
 def notifications_dead(context: typer.Context, limit: int = 100) -> None:
-    """Dead deliveries (given up) with their causes, oldest first."""
+    """Dead deliveries (given up) and unknown outcomes (sent, no answer) with their causes, oldest first."""
     from ticketflow.notifications.redrive import dead_deliveries
     from ticketflow.notifications.settings import NotificationsSettings
 
     rows = run(dead_deliveries(load_settings(NotificationsSettings), limit))
-    table = [(r["idempotency_key"], r["channel"], r["recipient"], r["template"], r["attempts"],
+    table = [(r["idempotency_key"], r["status"], r["channel"], r["recipient"], r["template"], r["attempts"],
               f"{r['updated_at']:%Y-%m-%d %H:%M:%S}", (r["last_error"] or "")[:80]) for r in rows]  # fmt: skip
-    ctx_of(context).table("dead deliveries", ("key", "channel", "recipient", "template", "tries", "since", "reason"),
-                        table, rows)  # fmt: skip
+    columns = ("key", "status", "channel", "recipient", "template", "tries", "since", "reason")
+    ctx_of(context).table("dead deliveries and unknown outcomes", columns, table, rows)
 
 
 @notifications_app.command("redrive")
 def notifications_redrive(
     context: typer.Context,
-    key: Annotated[list[str] | None, typer.Option(help="idempotency key of a dead delivery (repeatable)")] = None,
-    all_dead: Annotated[bool, typer.Option("--all", help="the oldest --limit dead deliveries")] = False,
+    key: Annotated[
+        list[str] | None, typer.Option(help="key of a dead delivery or an unknown outcome (repeatable)")
+    ] = None,
+    all_dead: Annotated[
+        bool, typer.Option("--all", help="the oldest --limit dead deliveries (never unknown ones)")
+    ] = False,
     limit: int = 100,
 ) -> None:
-    """Send dead deliveries again after their cause is fixed; exit 1 if any failed again."""
-    from ticketflow.notifications.domain.model import OutcomeStatus
+    """Send dead deliveries again after their cause is fixed (an unknown outcome only by its key, after
+    checking the chat); exit 1 if any failed again (dead or unknown)."""
     from ticketflow.notifications.redrive import redrive_deliveries
     from ticketflow.notifications.settings import NotificationsSettings
 
     if bool(key) == all_dead:
         raise typer.BadParameter("give --key (repeatable) or --all")
     done = run(redrive_deliveries(load_settings(NotificationsSettings), None if all_dead else key, limit))
-    failed = sum(o.status is OutcomeStatus.DEAD_LETTER for o in done.outcomes)
+    failed = done.failed
     rows = [(o.key, o.status.value, o.reason or "") for o in done.outcomes]
-    summary = {"redriven": len(done.outcomes), "dead_again": failed, "recorded": done.recorded}
+    summary = {"redriven": len(done.outcomes), "dead_or_unknown_again": failed, "recorded": done.recorded}
     ctx = ctx_of(context)
-    title = (f"redriven: {len(rows)}, delivered: {len(rows) - failed}, dead again: {failed}, "
+    title = (f"redriven: {len(rows)}, delivered: {len(rows) - failed}, dead or unknown again: {failed}, "
              f"outcome events recorded: {done.recorded}")  # fmt: skip
     ctx.table(title, ("key", "status", "reason"), rows, {**summary, "outcomes": done.outcomes})
     if failed:

@@ -1,6 +1,9 @@
 """Re-send dead-lettered deliveries after their cause is fixed, and record the outcomes (the command line:
 `ticketflow notifications dead` and `ticketflow notifications redrive --key K | --all`).
 
+An unknown outcome (a request left, no answer said whether the chat got it) is redriven only by its key,
+after a person checked the chat: `--all` never sends one again blindly.
+
 Uses the same settings as the service (`NotificationsSettings`: TICKETFLOW_NOTIFICATIONS_CONFIG,
 TICKETFLOW_DESK_CONFIG_DIR, TICKETFLOW_PG_DSN) and the channel secrets its configuration file names.
 Each dead letter is re-claimed atomically, so running it twice, or next to the service, never sends one
@@ -17,7 +20,8 @@ import asyncpg
 from ticketflow.deskconfig import load_desks
 from ticketflow.notifications.adapters.directory import Directory, build_channels, load_config
 from ticketflow.notifications.adapters.ledger import PgLedger
-from ticketflow.notifications.domain.model import DeliveryOutcome
+from ticketflow.notifications.adapters.liveness import Liveness
+from ticketflow.notifications.domain.model import DeliveryOutcome, OutcomeStatus
 from ticketflow.notifications.main import make_app, portal_rest
 from ticketflow.notifications.settings import NotificationsSettings
 
@@ -27,9 +31,14 @@ class Redriven:
     outcomes: list[DeliveryOutcome]
     recorded: int  # outcome events appended
 
+    @property
+    def failed(self) -> int:
+        """Deliveries dead again, or whose outcome is unknown again."""
+        return sum(o.status in (OutcomeStatus.DEAD_LETTER, OutcomeStatus.UNKNOWN) for o in self.outcomes)
+
 
 async def dead_deliveries(settings: NotificationsSettings, limit: int) -> list[dict[str, Any]]:
-    """The oldest `limit` dead deliveries with their causes."""
+    """The oldest `limit` dead deliveries and unknown outcomes, with their status and causes."""
     pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2)
     assert pool is not None
     try:
@@ -39,8 +48,8 @@ async def dead_deliveries(settings: NotificationsSettings, limit: int) -> list[d
 
 
 async def redrive_deliveries(settings: NotificationsSettings, keys: Sequence[str] | None, limit: int) -> Redriven:
-    """Send these dead deliveries again (None: the oldest `limit`) and record their outcomes. Raises
-    `ConfigError` / `DeskConfigError` for a file it cannot run with."""
+    """Send these deliveries again (dead or unknown; None: the oldest `limit` dead ones) and record their
+    outcomes. Raises `ConfigError` / `DeskConfigError` for a file it cannot run with."""
     config = load_config(settings.config_file)
     pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=8)
     assert pool is not None
@@ -48,9 +57,16 @@ async def redrive_deliveries(settings: NotificationsSettings, keys: Sequence[str
     portals = portal_rest(settings, pool, desks)
     channels = build_channels(config, bitrix24=portals)
     try:
-        app = make_app(pool, desks, Directory.from_config(config), channels)
-        outcomes = await app.deliverer.redrive(keys, limit=limit)
-        return Redriven(outcomes, await app.record_by_keys(outcomes))
+        ledger = PgLedger(pool, lease_seconds=settings.lease_seconds)
+        app = make_app(pool, desks, Directory.from_config(config), channels,
+                       ledger=ledger, attempt_deadline=settings.send_deadline_seconds)  # fmt: skip
+        liveness = Liveness(ledger.claimant, lambda: asyncpg.connect(settings.pg_dsn))
+        await liveness.start()  # the service must not take this run's claims over while it runs
+        try:
+            outcomes = await app.deliverer.redrive(keys, limit=limit)
+            return Redriven(outcomes, await app.record_by_keys(outcomes))
+        finally:
+            await liveness.close()
     finally:
         for channel in channels:
             await channel.aclose()
