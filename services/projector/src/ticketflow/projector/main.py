@@ -13,6 +13,7 @@ from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
+from ticketflow.projector import ops
 from ticketflow.projector.app import Projector
 from ticketflow.projector.settings import ProjectorSettings
 from ticketflow.runtime.service import Runtime, Service
@@ -25,11 +26,14 @@ def build(settings: ProjectorSettings) -> Service:
         store = EventStore(rt.pool)
         projector = Projector(store, desks, batch_size=settings.projection_batch)
         rt.background("projections", projector.run)
+        ops.register(rt, desks)
         if settings.relay:
             rt.background("outbox relay", lambda stop: relay(store, stop))
 
     async def relay(store: EventStore, stop: asyncio.Event) -> None:
-        producer = make_producer(settings.kafka_bootstrap, client_id="ticketflow-projector-relay")
+        producer = make_producer(
+            settings.kafka_bootstrap, settings.kafka_security(), client_id="ticketflow-projector-relay"
+        )
         await producer.start()
         try:
             relay = OutboxRelay(store, producer, batch_size=settings.relay_batch, topic_names=settings.relay_topics)
