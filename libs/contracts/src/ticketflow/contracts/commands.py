@@ -195,5 +195,5 @@ command_envelope_decoder = msgspec.json.Decoder(CommandEnvelope)
 # and never travel on the topic; one arriving there is dead-lettered "not an operator command" (intake).
 OPERATOR_COMMANDS: tuple[type[TicketCommand], ...] = (
     StartWork, ReplyAsAgent, WaitForCustomer, ResolveTicket, ReopenTicket, CloseTicket, MergeTicket, UndoMerge,
-    LinkKnownProblem, AssignTicket, UnassignTicket, RouteTicket, ChangePriority,
+    LinkKnownProblem, SetFeatureRequestOutcome, AssignTicket, UnassignTicket, RouteTicket, ChangePriority,
 )  # fmt: skip
