@@ -239,8 +239,9 @@ class System:
             "sla": {"TOPIC": t.ticket_events, "GROUP_ID": group},
         }[name]  # fmt: skip
         prefix = f"TICKETFLOW_{name.upper()}_"
-        # The packaged desks: the demo's desk directory exists only under `make run` (its Bitrix24 portal).
-        secrets = {k: v for k, v in demo_secrets().items() if k != "TICKETFLOW_DESK_CONFIG_DIR"}
+        # The demo's secrets only: its desk directory, CA file and Bitrix24 addresses exist only under
+        # `make run` (deploy/demo_platforms.py); here the packaged desks are used.
+        secrets = {k: v for k, v in demo_secrets().items() if k.endswith("_SECRET")}
         inherited = {k: v for k, v in os.environ.items() if k != "TICKETFLOW_DESK_CONFIG_DIR"}
         return {
             **inherited,
