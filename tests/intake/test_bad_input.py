@@ -27,6 +27,7 @@ from intake_payloads import (
 )
 from intake_service import RunningIntake, seed_install
 from schemathesis.checks import positive_data_acceptance
+from schemathesis.core.result import Ok
 
 from ticketflow.intake.platforms.generic import openapi_document
 
@@ -323,3 +324,34 @@ def test_schemathesis_on_the_generic_api_finds_no_5xx_and_answers_as_documented(
     # accepted": in OpenAPI 3.1 `format: date-time` is an annotation, so any string is schema-valid for
     # `sent_at`, while the service (rightly) refuses a timestamp that is not RFC 3339.
     case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
+
+async def test_schemathesis_on_every_operation_of_the_served_document_finds_no_5xx_and_stores_nothing(
+    intake: RunningIntake,
+) -> None:
+    """Every operation the running intake documents at `/openapi.json`, with generated requests and no
+    credentials: never a 5xx, always a JSON answer, nothing recorded or queued."""
+    async with intake.client() as client:
+        document = (await client.get("/openapi.json")).json()
+    operations = []
+    for result in schemathesis.openapi.from_dict(document).get_all_operations():
+        assert isinstance(result, Ok), result.err()
+        operations.append(result.ok())
+    assert operations
+    before = (tuple(await intake.pool.fetchrow(_COUNTS)), await topic_end(intake))
+    for operation in operations:
+        await asyncio.to_thread(_generated_requests(intake, operation))
+    await asyncio.sleep(1.0)  # anything taken by mistake would be recorded by now
+    assert (tuple(await intake.pool.fetchrow(_COUNTS)), await topic_end(intake)) == before
+
+
+def _generated_requests(intake: RunningIntake, operation: Any) -> Callable[[], None]:
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy())
+    def call(case: Any) -> None:
+        response = case.call(base_url=intake.base_url, timeout=10)
+        assert response.status_code < 500, (operation.label, response.status_code, response.text[:300])
+        content_type = response.headers.get("content-type") or [""]
+        assert content_type[0].startswith("application/json"), (operation.label, content_type)
+
+    return call
