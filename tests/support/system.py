@@ -104,6 +104,14 @@ class PrivateTopics:
             await admin.close()
 
 
+# What points at `make run`'s demo Bitrix24 portal and the files it writes: this system runs on the
+# packaged desks and the library's defaults instead.
+DEMO_PLATFORM_SETTINGS = frozenset({
+    "TICKETFLOW_DESK_CONFIG_DIR", "TICKETFLOW_B24_OAUTH_SERVER", "TICKETFLOW_B24_ALLOWED_NETWORKS",
+    "TICKETFLOW_B24_ALLOWED_PORTS", "TICKETFLOW_B24_CA_FILE", "TICKETFLOW_INTAKE_B24_EVENTS_URL",
+})  # fmt: skip
+
+
 @dataclass
 class ChatPlatforms:
     """The local fake platforms notifications delivers to, and its configuration file naming them. Bitrix24
@@ -239,10 +247,8 @@ class System:
             "sla": {"TOPIC": t.ticket_events, "GROUP_ID": group},
         }[name]  # fmt: skip
         prefix = f"TICKETFLOW_{name.upper()}_"
-        # The demo's secrets only: its desk directory, CA file and Bitrix24 addresses exist only under
-        # `make run` (deploy/demo_platforms.py); here the packaged desks are used.
-        secrets = {k: v for k, v in demo_secrets().items() if k.endswith("_SECRET")}
-        inherited = {k: v for k, v in os.environ.items() if k != "TICKETFLOW_DESK_CONFIG_DIR"}
+        secrets = {k: v for k, v in demo_secrets().items() if k not in DEMO_PLATFORM_SETTINGS}
+        inherited = {k: v for k, v in os.environ.items() if k not in DEMO_PLATFORM_SETTINGS}
         return {
             **inherited,
             **secrets,
