@@ -191,6 +191,24 @@ def _unknown_type(template: bytes) -> bytes:
     return _with(template, schema="chat.message/v9" if "sender" in document else "chat.reply/v9")
 
 
+def wrong_types(template: bytes) -> dict[str, bytes]:
+    """The template with one field at a time (the record's own, and its event's or command's) holding a
+    value of the wrong type: a list of numbers for text, a string for lists, numbers and identifiers."""
+    document, variants = json.loads(template), {}
+    for holder in (None, "event", "command"):
+        fields = document if holder is None else document.get(holder)
+        if not isinstance(fields, dict):
+            continue
+        for name, value in fields.items():
+            if name == "type":
+                continue  # the tag: "unknown type"
+            wrong: Any = "not a list" if isinstance(value, list) else [1, 2]
+            changed = json.loads(template)
+            (changed if holder is None else changed[holder])[name] = wrong
+            variants[f"wrong type in {holder + '.' if holder else ''}{name}"] = json.dumps(changed).encode()
+    return variants
+
+
 def bad_records(kind: str, all_templates: dict[str, bytes]) -> dict[str, bytes | None]:
     template = all_templates[kind]
     other = all_templates["ticket_commands" if kind == "chat_inbound" else "chat_inbound"]
@@ -199,7 +217,7 @@ def bad_records(kind: str, all_templates: dict[str, bytes]) -> dict[str, bytes |
         "truncated": template[: len(template) // 2],
         "another topic's contract": other,
         "unknown type": _unknown_type(template),
-        "a field of the wrong type": _with(template, **{next(iter(json.loads(template))): [1, 2]}),
+        **wrong_types(template),
         "not UTF-8": b"\xff\xfe" + template,
         "empty": b"",
         "tombstone": None,
