@@ -4,7 +4,8 @@ records to its handler and never commits on its own.
 FastStream's defaults are at-most-once (`ACK_FIRST`) or poison-forever (`NACK_ON_ERROR`), and its JSON
 decoding is ten times slower than msgspec's: the patterns decode with msgspec themselves
 (`decoder=_raw`), commit exactly the offsets whose effects are stored (`AckPolicy.MANUAL`), and seek
-back (`msg.nack()`) when they are not. This module is the one place that says so."""
+back (`msg.nack()`) when they are not. This module is the one place that says so. It also remembers
+which groups this process consumes which topics with (`SUBSCRIBED`), for the lag monitor (`lag.py`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+
+SUBSCRIBED: dict[str, set[str]] = {}  # consumer group -> topics, in this process
 
 
 async def _raw(message: Any) -> Any:
@@ -35,6 +38,7 @@ def batch_subscriber(
 ) -> Any:
     """A subscriber (use it as a decorator) with an explicit group, manual commits and raw records.
     `persistent=False`: not started with the broker; the caller starts and stops it (a leader's term)."""
+    SUBSCRIBED.setdefault(group_id, set()).update(topics)
     return broker.subscriber(
         *topics,
         group_id=group_id,

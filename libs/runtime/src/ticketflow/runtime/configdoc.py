@@ -39,7 +39,7 @@ def _default(cls: type[ServiceSettings], field: str, info: FieldInfo) -> str:
 
 
 def section(classes: list[type[ServiceSettings]]) -> str:
-    common = set(ServiceSettings.model_fields) - {"port", "pool_size"}
+    common = set(ServiceSettings.model_fields) - {"port", "ops_port", "pool_size"}
     lines = [BEGIN, "", "### Every service", "", "| variable | type | default | meaning |", "|---|---|---|---|"]
     for field in sorted(common, key=lambda f: ServiceSettings.variable(f)):
         info = ServiceSettings.model_fields[field]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
+from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
 from ticketflow.eventstore import EventStore
+from ticketflow.messaging.outbox_metrics import OutboxMetrics
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.projector.app import Projector
@@ -25,12 +27,16 @@ def build(settings: ProjectorSettings) -> Service:
         rt.background("projections", projector.run)
         if settings.relay:
             rt.background("outbox relay", lambda stop: relay(store, stop))
+        if rt.measuring:  # the outbox backlog and the relay's lag, measured apart from the relay
+            rt.background("outbox metrics", OutboxMetrics(rt.pool, every_s=settings.metrics_interval_seconds).run)
 
     async def relay(store: EventStore, stop: asyncio.Event) -> None:
         producer = make_producer(settings.kafka_bootstrap, client_id="ticketflow-projector-relay")
         await producer.start()
         try:
-            await OutboxRelay(store, producer, batch_size=settings.relay_batch).run(stop)
+            suffix = settings.relay_topic_suffix
+            renamed = {topic: topic + suffix for topic in (TICKET_EVENTS, AGENT_EVENTS)} if suffix else None
+            await OutboxRelay(store, producer, batch_size=settings.relay_batch, topic_names=renamed).run(stop)
         finally:
             await producer.stop()
 

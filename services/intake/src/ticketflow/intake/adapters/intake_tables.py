@@ -154,15 +154,19 @@ class RecordingBatch:
             )
         return conversations
 
-    def stage_events(self, conversation: Conversation, key: str, events: Sequence[TicketEvent], at: Any) -> None:
+    def stage_events(
+        self, conversation: Conversation, key: str, events: Sequence[TicketEvent], at: Any, traceparent: str | None
+    ) -> None:
         """The events a message caused, appended after the conversation's ticket as it stands now
-        (call before evolving its state)."""
+        (call before evolving its state), with the message's trace context when it has one."""
         stream, state, ticket_id = conversation.stream, conversation.state, conversation.ticket_id
         assert stream is not None and state is not None and ticket_id is not None
         appending = self.appends.get(stream)
         if appending is None:  # one metadata object per ticket and batch: the bulk append encodes it once
             appending = self.appends[stream] = (state.version, [], EventMetadata(correlation_id=ticket_id))
         pending, metadata = appending[1], appending[2]
+        if traceparent is not None:  # a metadata object of its own (encoded once per message then)
+            metadata = EventMetadata(correlation_id=ticket_id, traceparent=traceparent)
         for n, event in enumerate(events):
             pending.append(NewEvent(_event_id(key, n), event, at, metadata))
 

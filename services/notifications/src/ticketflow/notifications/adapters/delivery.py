@@ -9,6 +9,10 @@ Memory stays bounded: nothing is queued in memory. A caller awaits its delivery 
 get back-pressure), a circuit breaker per destination makes calls to a destination that is down
 fail fast, and at most `max_pending_per_destination` deliveries wait on one destination at once;
 beyond that they are dead-lettered at once and can be redriven.
+
+Counted (prometheus_client, served on the operations port): every delivery's outcome per channel
+(`ticketflow_notification_deliveries_total`) and every failed call to a destination per channel and
+kind (`ticketflow_notification_send_failures_total`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+
+from prometheus_client import Counter
 
 from ticketflow.notifications.adapters.channels.base import (
     ChannelClient,
@@ -44,6 +50,15 @@ from ticketflow.notifications.domain.model import (
 # there the unknown outcome becomes a dead letter for a person to check and redrive.
 log = logging.getLogger("ticketflow.notifications")
 RESEND_WHEN_IN_DOUBT = frozenset({Channel.WEBHOOK, Channel.EMAIL})
+
+DELIVERIES = Counter(
+    "ticketflow_notification_deliveries", "Deliveries by channel and outcome (delivered, duplicate, in_flight, "
+    "dead_letter)", ["channel", "outcome"],
+)  # fmt: skip
+SEND_FAILURES = Counter(
+    "ticketflow_notification_send_failures", "Failed calls to a destination, by channel and kind (temporary: "
+    "retried; permanent: dead letter; unexpected: a client bug, dead letter)", ["channel", "kind"],
+)  # fmt: skip
 
 Refresh = Callable[[Notification], Awaitable[Notification]]
 Prepared = tuple[ChannelClient, OutgoingMessage] | PermanentFailure  # rendered and routed, or why not
@@ -93,6 +108,11 @@ class Deliverer:
         """Deliver once. With `record_later`, a successful send returns at once and its ledger record
         is written in the background: the caller must `await settle()` before it acknowledges the
         input (the batch consumer does, once per batch), so a lane does not wait for that round trip."""
+        outcome = await self._deliver(notification, record_later)
+        DELIVERIES.labels(notification.channel, outcome.status).inc()
+        return outcome
+
+    async def _deliver(self, notification: Notification, record_later: bool) -> DeliveryOutcome:
         # Rendered before the claim: when it renders and the destination takes calls, the claim is
         # also the first attempt's fence (one statement instead of two).
         prepared = self._try_prepare(notification)
@@ -156,8 +176,13 @@ class Deliverer:
                     try:
                         notification = replace(await refresh(notification), key=notification.key)
                     except Exception as exc:
-                        return await self._dead(notification.key, f"refresh failed: {exc!r}", 0)
-                return await self._send_with_retries(notification, 0)
+                        outcome = await self._dead(notification.key, f"refresh failed: {exc!r}", 0)
+                    else:
+                        outcome = await self._send_with_retries(notification, 0)
+                else:
+                    outcome = await self._send_with_retries(notification, 0)
+                DELIVERIES.labels(notification.channel, outcome.status).inc()
+                return outcome
 
         claimed = await self._ledger.claim_dead(keys, limit)
         return list(await asyncio.gather(*(one(n) for n in claimed)))
@@ -285,12 +310,15 @@ class Deliverer:
                     provider_id = await client.send(message)
                 except TemporaryFailure as exc:
                     breaker.record_failure()
+                    SEND_FAILURES.labels(notification.channel, "temporary").inc()
                     failure = exc
                 except PermanentFailure as exc:
                     breaker.record_neutral()
+                    SEND_FAILURES.labels(notification.channel, "permanent").inc()
                     return await self._dead(key, exc.reason, total)
                 except Exception as exc:  # a bug in a client must not take the consumer down
                     breaker.record_neutral()
+                    SEND_FAILURES.labels(notification.channel, "unexpected").inc()
                     reason = f"unexpected {type(exc).__name__}: {snippet(str(exc))}"
                     return await self._dead(key, reason, total)
                 else:

@@ -1,0 +1,148 @@
+"""The OpenTelemetry SDK of a process, configured by the standard `OTEL_*` variables.
+
+- `OTEL_TRACES_EXPORTER`: `otlp` (OTLP over HTTP/protobuf: `OTEL_EXPORTER_OTLP_ENDPOINT` or
+  `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`, ...), `console` (development),
+  both (`otlp,console`), or unset / `none`: no SDK at all, so spans cost nothing (OpenTelemetry's no-op
+  API). This one default differs from the specification's (`otlp`): a process without a collector to
+  send to must not retry exports forever. `OTEL_SDK_DISABLED=true` also turns it off.
+- `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`: the SDK's own (default `parentbased_always_on`;
+  production: `parentbased_traceidratio` with `0.1`), `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`
+  (default service name `ticketflow-<service>`), `OTEL_BSP_*` for the batch span processor.
+
+Instrumented libraries (the OpenTelemetry packages): asyncpg (queries), httpx (pybotx's eXpress calls)
+and aiohttp (Bitrix24 and webhook calls, portal checks). Their spans come from a second tracer provider
+whose sampler is parent-based with no roots: a query or an outbound call is traced inside a traced piece
+of work (a request, a record) and never starts a trace of its own (the relay's and the projections'
+polling would otherwise be most of the traces). HTTP server spans are `http_telemetry`'s, consumer spans
+`ticketflow.messaging.tracing`'s.
+
+`RootDecisions` makes a dropped root cheap (see its docstring and docs/operations.md "Tracing")."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, ParentBased, Sampler
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
+
+from ticketflow.messaging import tracing
+
+EXPORTERS = frozenset({"otlp", "console", "none"})
+_EMPTY = tracing.EMPTY
+
+
+class TracingSettingsError(ValueError):
+    """An OTEL_* variable this process cannot run with (the message names it)."""
+
+
+class PresetTraceIds(RandomIdGenerator):
+    """Random ids, except that the next trace id can be chosen beforehand (by `RootDecisions`)."""
+
+    def __init__(self) -> None:
+        self._next = threading.local()
+
+    def preset(self, trace_id: int) -> None:
+        self._next.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        chosen: int = getattr(self._next, "trace_id", 0)
+        if chosen:
+            self._next.trace_id = 0
+            return chosen
+        return super().generate_trace_id()
+
+
+class RootDecisions:
+    """A new trace (a webhook without `traceparent`, a record without one): the configured sampler decides
+    on a trace id drawn here, and only a sampled root goes through the SDK (which draws the same id, and
+    decides again). A dropped root is then two random numbers and one sampler call (~3 µs) instead of an
+    SDK span (~10 µs), per webhook request."""
+
+    def __init__(self, provider: TracerProvider, ids: PresetTraceIds) -> None:
+        self.sampler: Sampler = provider.sampler
+        self.ids = ids
+        self.tracer = provider.get_tracer("ticketflow.runtime")
+        self.flags = TraceFlags(TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else 0)
+
+    def start(self, name: str, kind: SpanKind, attributes: dict[str, str | int]) -> tuple[Span | None, SpanContext]:
+        trace_id = random.getrandbits(128) or 1
+        decision = self.sampler.should_sample(_EMPTY, trace_id, name, kind, attributes).decision
+        if decision is not Decision.RECORD_AND_SAMPLE:
+            return None, SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=self.flags)
+        self.ids.preset(trace_id)
+        span = self.tracer.start_span(name, _EMPTY, kind=kind, attributes=attributes)
+        return (span if span.is_recording() else None), span.get_span_context()
+
+
+def exporters_from_env() -> set[str]:
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return set()
+    names = {n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(",") if n.strip()}
+    unknown = names - EXPORTERS
+    if unknown:
+        raise TracingSettingsError(
+            f"OTEL_TRACES_EXPORTER: unknown exporter(s) {sorted(unknown)}; use otlp, console or none"
+        )
+    return names - {"none"}
+
+
+def setup_tracing(service: str) -> TracerProvider | None:
+    """Install the SDK as the environment says (None: tracing is off, only context forwarding remains)."""
+    exporters = exporters_from_env()
+    if not exporters:
+        tracing.configure(enabled=False, forwards_unsampled=True)
+        return None
+    resource = Resource.create({"service.name": f"ticketflow-{service}"})  # OTEL_SERVICE_NAME wins
+    ids = PresetTraceIds()
+    provider = TracerProvider(resource=resource, id_generator=ids)  # the sampler from OTEL_TRACES_SAMPLER
+    instrumented = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
+    for processor in _processors(exporters):
+        provider.add_span_processor(processor)
+        instrumented.add_span_processor(processor)
+    trace.set_tracer_provider(provider)
+    _instrument_libraries(instrumented)
+    tracing.configure(
+        enabled=True, forwards_unsampled=drops_unsampled_children(provider.sampler),
+        start_root=RootDecisions(provider, ids).start,
+    )  # fmt: skip
+    return provider
+
+
+def drops_unsampled_children(sampler: Sampler, probes: int = 16) -> bool:
+    """Whether the sampler never samples below an unsampled remote parent (any parent-based one): then a
+    record or request with an unsampled `traceparent` is forwarded without a span of its own."""
+    for _ in range(probes):
+        parent = SpanContext(random.getrandbits(128) or 1, random.getrandbits(64) or 1, is_remote=True)
+        context = trace.set_span_in_context(NonRecordingSpan(parent), _EMPTY)
+        if sampler.should_sample(context, parent.trace_id, "probe").decision is Decision.RECORD_AND_SAMPLE:
+            return False
+    return True
+
+
+def _processors(exporters: set[str]) -> list[SpanProcessor]:
+    processors: list[SpanProcessor] = []
+    if "otlp" in exporters:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        processors.append(BatchSpanProcessor(OTLPSpanExporter()))  # endpoint, headers: OTEL_EXPORTER_OTLP_*
+    if "console" in exporters:
+        processors.append(BatchSpanProcessor(ConsoleSpanExporter()))
+    return processors
+
+
+def _instrument_libraries(provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+    for instrumentor in (asyncpg_instrumentor, HTTPXClientInstrumentor(), AioHttpClientInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=provider)
