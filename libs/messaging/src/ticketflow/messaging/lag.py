@@ -51,14 +51,12 @@ class ConsumerLag:
 
     async def measure(self, admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer) -> dict[tuple[str, str, int], int]:
         """Set the gauges; returns {(group, topic, partition): lag}."""
-        await ends.topics()  # refreshes the partition metadata
+        groups = {group: set(topics) for group, topics in self.groups().items()}
+        described = await admin.describe_topics(sorted(set().union(*groups.values()))) if groups else []
+        counts = {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
         found: dict[tuple[str, str, int], int] = {}
-        for group, topics in list(self.groups().items()):
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in sorted(topics)
-                for p in sorted(ends.partitions_for_topic(topic) or ())
-            ]
+        for group, topics in groups.items():
+            partitions = [TopicPartition(topic, p) for topic in sorted(topics) for p in range(counts.get(topic, 0))]
             if not partitions:
                 continue
             committed = await admin.list_consumer_group_offsets(group, partitions=partitions)

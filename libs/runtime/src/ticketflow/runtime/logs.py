@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.msgspec import MsgspecFormatter
 
 from ticketflow.eventstore.connection import MASK, dsn_passwords, redact_dsn
@@ -89,6 +90,7 @@ class JsonLines(MsgspecFormatter):
             "%(levelname)s %(service)s %(name)s %(message)s %(trace_id)s %(span_id)s %(ticket_id)s %(event_id)s",
             rename_fields={"levelname": "level", "name": "logger"},
             timestamp="time",  # ISO 8601, UTC
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],  # uvicorn's copy with terminal colours
         )
         self.redact = redact
 

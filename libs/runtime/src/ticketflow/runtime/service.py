@@ -278,8 +278,9 @@ def main(
     configuration file the service refuses (`refusals`), stops it with the problem (exit 2)."""
     refused: tuple[type[BaseException], ...] = (SettingsError, TracingSettingsError, *refusals)
     try:
-        service = build(load_settings(settings_type))
-        run(service)
+        settings = load_settings(settings_type)
+        start_logging(name, settings)  # what `build` logs is a JSON line too
+        run(build(settings))
     except refused as error:
         text = str(error)
         print(f"{name}: refusing to start:{chr(10) if chr(10) in text else ' '}{text}", file=sys.stderr)
@@ -287,12 +288,17 @@ def main(
     return 0
 
 
+def start_logging(name: str, settings: ServiceSettings) -> None:
+    """JSON lines on stderr (or text), with the settings' secret values redacted too."""
+    secrets = [str(getattr(settings, field)) for field in type(settings).secret_fields]
+    configure_logging(settings.log_level, name, json=settings.log_format == "json", secrets=secrets)
+
+
 def run(service: Service) -> None:
     """Serve `service` until SIGTERM (uvicorn handles the signals and runs the lifespan): JSON logs,
     tracing as the OTEL_* variables say, the operations port. Raises `TracingSettingsError`."""
     s = service.settings
-    secrets = [str(getattr(s, name)) for name in type(s).secret_fields]
-    configure_logging(s.log_level, service.name, json=s.log_format == "json", secrets=secrets)
+    start_logging(service.name, s)
     provider = setup_tracing(service.name)
     try:
         uvicorn.run(asgi_app(service, operations=True), host=s.http_host, port=s.port,

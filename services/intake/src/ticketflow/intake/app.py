@@ -171,7 +171,7 @@ class Intake:
             conv.state = state
         batch.stage_recorded(key, conv.key, ticket_id, decision.outcome.value, message)
         for reply in decision.replies:
-            batch.stage_reply(key, reply)
+            batch.stage_reply(key, reply, traceparent)
         return Recorded(key, decision.outcome, ticket_id)
 
     async def record_in_lanes(self, messages: Sequence[ChatMessage], traces: Traces = NO_TRACES) -> list[Recorded]:

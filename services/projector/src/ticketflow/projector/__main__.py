@@ -12,6 +12,7 @@ from ticketflow.projector.main import build
 from ticketflow.projector.settings import ProjectorSettings
 from ticketflow.runtime.service import run
 from ticketflow.runtime.settings import SettingsError, load_settings
+from ticketflow.runtime.tracing import TracingSettingsError
 
 
 async def rebuild(settings: ProjectorSettings) -> int:
@@ -38,7 +39,11 @@ def main(argv: list[str]) -> int:
     if argv:
         print(f"usage: python -m ticketflow.projector [rebuild]   (got {argv})", file=sys.stderr)
         return 2
-    run(build(settings))
+    try:
+        run(build(settings))
+    except TracingSettingsError as error:
+        print(f"projector: refusing to start: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
