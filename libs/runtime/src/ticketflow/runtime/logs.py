@@ -12,7 +12,7 @@ context variables read by a filter (`_Context`), the same way structlog's contex
 
 Secrets never reach a line (`Redactor`): a DSN's password (`postgresql://user:***@host/db`, and
 `password=` parameters), the values of the settings marked secret, and the values of every environment
-variable whose name says it holds one (`*SECRET*`, `*TOKEN*`, `*PASSWORD*`, `*API_KEY*`, `*_DSN`) are
+variable whose name says it holds one (`*SECRET*`, `*TOKEN*`, `*PASSWORD*`, `*API_KEY*`) are
 replaced by `***` in the message, in its arguments and in the traceback, before the line is written.
 `TICKETFLOW_LOG_FORMAT=text` writes the same fields as plain text, for reading on a terminal."""
 
@@ -32,7 +32,7 @@ from pythonjsonlogger.msgspec import MsgspecFormatter
 from ticketflow.eventstore.connection import MASK, dsn_passwords, redact_dsn
 from ticketflow.messaging.log_context import EVENT_ID, TICKET_ID
 
-_SECRET_NAMES = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY|_DSN$")
+_SECRET_NAMES = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|APIKEY|PRIVATE_KEY")
 MIN_SECRET = 4  # shorter values would mask ordinary words
 # Libraries that install handlers of their own: their lines go through the root handler instead.
 _OWN_HANDLERS = ("faststream", "uvicorn", "uvicorn.error", "uvicorn.access")
