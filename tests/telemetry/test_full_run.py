@@ -261,6 +261,17 @@ async def test_one_botx_message_is_one_trace_from_the_webhook_to_the_reply_in_th
     assert consumer.kind == SPAN_CONSUMER and consumer.service == "ticketflow-notifications"
     assert consumer.parent_span_id in by_id  # ...whose traceparent came from preflight's span, via the relay
     assert by_id[consumer.parent_span_id].service == "ticketflow-preflight"
+    stored = await asyncpg.connect(system.dsn)  # the trace is stored with the ticket's events
+    try:
+        rows = await stored.fetch(
+            "SELECT event_type, metadata->>'traceparent' AS traceparent FROM events WHERE stream_id = ("
+            "SELECT stream_id FROM events WHERE data->'chat'->>'conversation_id' = $1 LIMIT 1)",
+            delivered,
+        )
+    finally:
+        await stored.close()
+    assert {r["event_type"] for r in rows} >= {"TicketOpened", "PreflightPassed"}
+    assert all(r["traceparent"].split("-")[1] == trace_id for r in rows)
     queries = [s for s in spans if s.kind == SPAN_CLIENT and s.attributes.get("db.system") == "postgresql"]
     assert queries  # asyncpg's instrumentation, inside the traced work
     # Every span of the trace hangs under another of the trace, up to the webhook: nothing is detached.
