@@ -91,3 +91,27 @@ class OtlpReceiver:
         async with serve(self.app(), port) as base_url:
             self.base_url = base_url
             yield self
+
+
+@dataclass
+class OtlpSink:
+    """An OTLP/HTTP endpoint that answers and counts, without decoding: for benchmarks, where a real
+    collector runs elsewhere and decoding here would take CPU from the measurement."""
+
+    requests: int = 0
+    spans_bytes: int = 0
+    base_url: str = ""
+
+    def app(self) -> Starlette:
+        async def traces(request: Request) -> Response:
+            self.requests += 1
+            self.spans_bytes += len(await request.body())
+            return Response(b"", media_type="application/x-protobuf")
+
+        return Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+
+    @asynccontextmanager
+    async def running(self, port: int = 0) -> AsyncIterator[OtlpSink]:
+        async with serve(self.app(), port) as base_url:
+            self.base_url = base_url
+            yield self
