@@ -42,6 +42,7 @@ class HttpTelemetry:
         self.traced = traced
         self.metered = metered
         self._templates: dict[Any, str] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labels() costs more than inc()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not (self.traced or self.metered):
@@ -70,14 +71,17 @@ class HttpTelemetry:
             route = self._route(scope)
             if span is not None:
                 span.update_name(f"{method} {route}")
-                span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
+                span.set_attributes({"http.route": route, "http.response.status_code": status})
                 if status >= 500:
                     span.set_status(trace.StatusCode.ERROR)
                 span.end()
             if self.metered:
-                HTTP_REQUESTS.labels(route, method, str(status)).inc()
-                HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+                children = self._children.get((route, method, status))
+                if children is None:
+                    children = (HTTP_REQUESTS.labels(route, method, str(status)), HTTP_SECONDS.labels(route))
+                    self._children[(route, method, status)] = children
+                children[0].inc()
+                children[1].observe(time.perf_counter() - started)
 
     def _route(self, scope: Scope) -> str:
         endpoint = scope.get("endpoint")

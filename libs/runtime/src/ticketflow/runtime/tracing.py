@@ -29,7 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, ParentBased, Sampler
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 
 from ticketflow.messaging import tracing
@@ -62,19 +62,29 @@ class PresetTraceIds(RandomIdGenerator):
 class RootDecisions:
     """A new trace (a webhook without `traceparent`, a record without one): the configured sampler decides
     on a trace id drawn here, and only a sampled root goes through the SDK (which draws the same id, and
-    decides again). A dropped root is then two random numbers and one sampler call (~3 µs) instead of an
-    SDK span (~10 µs), per webhook request."""
+    decides again). A dropped root is then two random numbers and one decision instead of an SDK span
+    (~10 µs), per webhook request. For the standard `parentbased_traceidratio` sampler the decision is its
+    own rule read off the trace id (TraceIdRatioBased: the id's low 64 bits below `bound`); any other
+    sampler is asked (~2 µs)."""
 
     def __init__(self, provider: TracerProvider, ids: PresetTraceIds) -> None:
         self.sampler: Sampler = provider.sampler
         self.ids = ids
         self.tracer = provider.get_tracer("ticketflow.runtime")
         self.flags = TraceFlags(TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else 0)
+        root = getattr(self.sampler, "_root", None) if isinstance(self.sampler, ParentBased) else None
+        self.bound: int | None = root.bound if isinstance(root, TraceIdRatioBased) else None
+
+    def _sampled(self, trace_id: int, name: str, kind: SpanKind, attributes: dict[str, str | int]) -> bool:
+        if self.bound is not None:
+            return (trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) < self.bound
+        return (
+            self.sampler.should_sample(_EMPTY, trace_id, name, kind, attributes).decision is Decision.RECORD_AND_SAMPLE
+        )
 
     def start(self, name: str, kind: SpanKind, attributes: dict[str, str | int]) -> tuple[Span | None, SpanContext]:
         trace_id = random.getrandbits(128) or 1
-        decision = self.sampler.should_sample(_EMPTY, trace_id, name, kind, attributes).decision
-        if decision is not Decision.RECORD_AND_SAMPLE:
+        if not self._sampled(trace_id, name, kind, attributes):
             return None, SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=self.flags)
         self.ids.preset(trace_id)
         span = self.tracer.start_span(name, _EMPTY, kind=kind, attributes=attributes)
