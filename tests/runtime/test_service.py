@@ -44,6 +44,7 @@ async def test_start_up_work_ends_before_consuming_and_readiness_tells_the_truth
     settings = load_settings(ServiceSettings, pg_dsn=pg_database, kafka_bootstrap=kafka_bootstrap, port=port,
                              ensure_topics=False)  # fmt: skip
     seen: list[bool] = []
+    subscribers: list[Any] = []
     loaded = asyncio.Event()
     order: list[str] = []
 
@@ -57,7 +58,7 @@ async def test_start_up_work_ends_before_consuming_and_readiness_tells_the_truth
         await asyncio.sleep(0.5)  # loading state takes a while
         loaded.set()
         worker = PerKeyBatches("test", msgspec.json.decode, handle, rt.dead_letters("test"))
-        per_key_batches(rt.broker, [topic], "lifespan-test", worker)
+        subscribers.append(per_key_batches(rt.broker, [topic], "lifespan-test", worker))
         rt.watch("test", worker.waiting)
         rt.background("flaky", flaky)
 
@@ -82,7 +83,11 @@ async def test_start_up_work_ends_before_consuming_and_readiness_tells_the_truth
             assert ready["checks"]["kafka"] == "ok" and ready["checks"]["postgres"] == "ok"
             assert ready["checks"]["consumer test"] == "ok"
             assert "cannot reach the destination" in ready["checks"]["task flaky"] and not ready["ready"]
+            assert f"consumer lifespan-test on {topic}" not in ready["checks"]  # its loop runs: nothing to say
             assert (await client.get("/health/live")).status_code == 200
+            await subscribers[0].stop()  # a consumer whose loop is gone: not ready for that reason too
+            checks = (await client.get("/health/ready")).json()["checks"]
+            assert checks[f"consumer lifespan-test on {topic}"].startswith("stopped")
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 30)

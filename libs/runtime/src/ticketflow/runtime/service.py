@@ -9,8 +9,8 @@ hooks finish what is in flight (their offsets are committed while the consumers 
 stops, `closing` hooks close clients, then the producer and the pool.
 
 Readiness (`/health/ready`) pings the broker and the database (the ASGI app keeps serving with a dead
-broker, so liveness alone would lie), reports a consumer waiting on an outage, and turns false while a
-background task is down: it crashed, or it returned while the service was not stopping (it is restarted
+broker, so liveness alone would lie), reports a consumer waiting on an outage or whose consumption loop
+stopped, and turns false while a background task is down: it crashed, or it returned while the service was not stopping (it is restarted
 after a pause either way, and counts as down for `DOWN_AFTER_CRASH_S` after each death).
 
 A process started by `run` also serves the operations port (`operations.py`: `/metrics`, `/health/*`)
@@ -44,6 +44,7 @@ from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.lag import ConsumerLag
 from ticketflow.messaging.outages import Waiting
 from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.subscriptions import stopped_consumers
 from ticketflow.messaging.topics import ensure_topics
 from ticketflow.runtime.http_telemetry import HttpTelemetry
 from ticketflow.runtime.logs import configure_logging
@@ -157,6 +158,9 @@ async def _readiness(rt: Runtime) -> dict[str, str]:
         checks["postgres"] = f"error: {exc!r}"
     for name, waiting in rt.waits.items():
         checks[f"consumer {name}"] = waiting.describe()
+    for name in stopped_consumers(rt.broker):
+        checks[f"consumer {name}"] = "stopped: its consumption loop is not running"
+
     for name, task in rt.tasks.items():
         if task.down():
             checks[f"task {name}"] = f"crashed, restarting: {task.error}"
