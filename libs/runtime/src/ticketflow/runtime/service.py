@@ -10,8 +10,9 @@ stops, `closing` hooks close clients, then the producer and the pool.
 
 Readiness (`/health/ready`) pings the broker and the database (the ASGI app keeps serving with a dead
 broker, so liveness alone would lie), reports a consumer waiting on an outage or whose consumption loop
-stopped, and turns false while a background task is down: it crashed, or it returned while the service was not stopping (it is restarted
-after a pause either way, and counts as down for `DOWN_AFTER_CRASH_S` after each death).
+stopped, and turns false while a background task is down: it crashed, or it returned while the service
+was not stopping (it is restarted after a pause either way, and counts as down for `DOWN_AFTER_CRASH_S`
+after each death).
 
 A process started by `run` also serves the operations port (`operations.py`: `/metrics`, `/health/*`)
 and measures its consumers' lag (and the projector its outbox); its public routes are traced and counted
