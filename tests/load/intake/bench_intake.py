@@ -541,7 +541,8 @@ HEADERS = ["path", "msgs/s", "p50 ms", "p99 ms", "count", "msgs per intake CPU-s
 
 async def main(args: argparse.Namespace) -> None:
     wrk = ensure_wrk()
-    modes = ["off", "on"] * args.ab_rounds if args.telemetry == "ab" else [args.telemetry]
+    pairs = [["off", "on"] if n % 2 == 0 else ["on", "off"] for n in range(args.ab_rounds)]  # ABBA: drift cancels
+    modes = [mode for pair in pairs for mode in pair] if args.telemetry == "ab" else [args.telemetry]
     runs: list[tuple[str, list[list[Any]], tuple[float, float, float]]] = []
     async with OtlpSink().running() as sink:
         for mode in modes:
@@ -560,9 +561,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def ab_ratios(runs: list[tuple[str, list[list[Any]], tuple[float, float, float]]]) -> str:
-    """Per throughput row: msgs/s with telemetry on ÷ off, per pair of runs (off then on), and the mean."""
+    """Per throughput row: msgs/s with telemetry on ÷ off, per pair of runs, and the mean."""
     lines = ["", "telemetry A/B (on ÷ off, msgs/s; tracing at 10 % parent-based + metrics vs both off):"]
-    pairs = [(runs[i], runs[i + 1]) for i in range(0, len(runs) - 1, 2)]
+    pairs = [sorted((runs[i], runs[i + 1]), key=lambda run: run[0] != "off") for i in range(0, len(runs) - 1, 2)]
     for index, (label, *_rest) in enumerate(pairs[0][0][1]):
         ratios = []
         for off, on in pairs:
@@ -605,8 +606,8 @@ if __name__ == "__main__":
     parser.add_argument("--openloop-connections", type=int, default=64)
     parser.add_argument("--split", action="store_true", help="HTTP and chat.inbound consumer in two processes")
     telemetry_help = (
-        "the services' tracing (10 %% parent-based, OTLP) and metrics: off, on, or ab (off then on, "
-        "--ab-rounds times, with the ratio of each throughput)"
+        "the services' tracing (10 %% parent-based, OTLP) and metrics: off, on, or ab (both, --ab-rounds pairs "
+        "in ABBA order, with the ratio of each throughput)"
     )
     parser.add_argument("--telemetry", choices=("off", "on", "ab"), default="off", help=telemetry_help)
     parser.add_argument("--ab-rounds", type=int, default=1, help="pairs of runs (off, on) with --telemetry ab")

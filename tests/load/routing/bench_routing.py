@@ -418,7 +418,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="length of the paced run")
     parser.add_argument("--only", choices=("backlog", "paced"), help="one kafka+pg scenario alone (profiling)")
     parser.add_argument(
-        "--telemetry", choices=("ab",), help="only the kafka+pg backlog, telemetry off then on (--ab-rounds pairs), "
+        "--telemetry", choices=("ab",), help="only the kafka+pg backlog, telemetry off and on (--ab-rounds pairs, ABBA), "
         "with the ratio of decisions/s: tracing at 10 %% parent-based with OTLP export, and metrics, against both off",
     )  # fmt: skip
     parser.add_argument("--ab-rounds", type=int, default=2, help="pairs of runs (off, on) with --telemetry ab")
@@ -468,13 +468,14 @@ async def telemetry_ab(args: argparse.Namespace) -> None:
         rows, ratios = [], []
         for round_ in range(args.ab_rounds):
             rates = {}
-            for mode in ("off", "on"):
+            for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):  # ABBA: drift cancels out
                 telemetry.switch(mode)
                 tickets = ticket_envelopes(args.tickets, seed=round_ + 1, traced=mode == "on")
                 rate, latency, cpu, _ = await bench_kafka(tickets, use_pg=True, rate=None, telemetry=telemetry)
                 rates[mode] = rate
                 note = f"load average {os.getloadavg()[0]:.2f}"
                 rows.append(row(f"kafka+pg backlog, telemetry {mode}", len(tickets), rate, latency, cpu, note))
+                print(f"round {round_ + 1}, telemetry {mode}: {rate:,.0f} decisions/s, {note}", flush=True)
             ratios.append(rates["on"] / rates["off"])
         if telemetry.provider is not None:
             telemetry.provider.force_flush()
