@@ -417,10 +417,11 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=TARGET, help="offered tickets/s for the paced run")
     parser.add_argument("--seconds", type=float, default=10, help="length of the paced run")
     parser.add_argument("--only", choices=("backlog", "paced"), help="one kafka+pg scenario alone (profiling)")
-    parser.add_argument(
-        "--telemetry", choices=("ab",), help="only the kafka+pg backlog, telemetry off and on (--ab-rounds pairs, ABBA), "
-        "with the ratio of decisions/s: tracing at 10 %% parent-based with OTLP export, and metrics, against both off",
-    )  # fmt: skip
+    telemetry_help = (
+        "only the kafka+pg backlog, telemetry off and on (--ab-rounds pairs, ABBA), with the ratio of decisions/s: "
+        "tracing at 10 %% parent-based with OTLP export, and metrics, against both off"
+    )
+    parser.add_argument("--telemetry", choices=("ab",), help=telemetry_help)
     parser.add_argument("--ab-rounds", type=int, default=2, help="pairs of runs (off, on) with --telemetry ab")
     args = parser.parse_args()
     if args.telemetry == "ab":
