@@ -42,7 +42,7 @@ from ticketflow.messaging.log_context import about
 from ticketflow.messaging.per_key import PerKeyBatches
 from ticketflow.runtime.http_telemetry import HttpTelemetry
 from ticketflow.runtime.logs import Redactor, configure_logging
-from ticketflow.runtime.tracing import PresetTraceIds, RootDecisions, drops_unsampled_children
+from ticketflow.runtime.tracing import EdgeSpans, PresetTraceIds, RootDecisions, drops_unsampled_children
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SAMPLED = f"00-{TRACE}-b7ad6b7169203331-01"
@@ -54,7 +54,8 @@ class Sdk:
         self.exporter = InMemorySpanExporter()
         self.ids = PresetTraceIds()
         self.provider = TracerProvider(sampler=sampler, id_generator=self.ids)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.processor = SimpleSpanProcessor(self.exporter)
+        self.provider.add_span_processor(self.processor)
 
     @property
     def spans(self) -> list[ReadableSpan]:
@@ -145,12 +146,18 @@ def test_traced_metadata_takes_the_current_context_and_keeps_one_given() -> None
     assert tracing.traced(given) is given
 
 
-async def test_the_http_middleware_continues_the_request_and_counts_it_by_route_template(sdk: Sdk) -> None:
+@pytest.mark.parametrize("recorded_by", ["edge spans", "the sdk"])
+async def test_the_http_middleware_continues_the_request_and_counts_it_by_route_template(
+    sdk: Sdk, recorded_by: str
+) -> None:
     async def ticket(request: Request) -> JSONResponse:
         return JSONResponse({"seen": tracing.current()[0]}, 202)
 
+    edge = None
+    if recorded_by == "edge spans":  # the runtime's way where the sampler is parent-based
+        edge = EdgeSpans(sdk.provider, [sdk.processor], RootDecisions(sdk.provider, sdk.ids))
     app = Starlette(routes=[Route("/v1/tickets/{ticket_id}", ticket, methods=["POST"])])
-    app.add_middleware(HttpTelemetry, routes=app.router.routes, traced=True, metered=True)
+    app.add_middleware(HttpTelemetry, routes=app.router.routes, traced=True, metered=True, edge=edge)
 
     def counted(route: str, status: str) -> float:
         labels = {"route": route, "method": "POST", "status": status}
@@ -163,6 +170,8 @@ async def test_the_http_middleware_continues_the_request_and_counts_it_by_route_
         assert (await client.post("/nowhere")).status_code == 404
     [span] = [s for s in sdk.spans if s.kind is SpanKind.SERVER and s.parent is not None]
     assert span.name == "POST /v1/tickets/{ticket_id}" and format(span.context.trace_id, "032x") == TRACE
+    assert span.attributes is not None and span.attributes["http.response.status_code"] == 202
+    assert span.parent is not None and span.parent.span_id == 0xB7AD6B7169203331
     assert answer.json()["seen"] == tracing.format_traceparent(span.context)
     assert unsampled.json()["seen"] == UNSAMPLED  # forwarded, no span
     assert counted("/v1/tickets/{ticket_id}", "202") == before[0] + 2  # one label per template, not per id

@@ -51,7 +51,7 @@ from ticketflow.runtime.http_telemetry import HttpTelemetry
 from ticketflow.runtime.logs import configure_logging
 from ticketflow.runtime.operations import OperationsServer
 from ticketflow.runtime.settings import ServiceSettings, SettingsError, load_settings
-from ticketflow.runtime.tracing import TracingSettingsError, setup_tracing
+from ticketflow.runtime.tracing import TracingSettingsError, edge_spans, setup_tracing
 
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=ServiceSettings)
@@ -205,7 +205,7 @@ def asgi_app(service: Service, *, operations: bool = False) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     traced = messaging_tracing.enabled()
     if traced or s.metrics:
-        app.add_middleware(HttpTelemetry, routes=app.router.routes, traced=traced, metered=s.metrics)
+        app.add_middleware(HttpTelemetry, routes=app.router.routes, traced=traced, metered=s.metrics, edge=edge_spans())
     return app
 
 
