@@ -4,7 +4,8 @@ the broker: projector (the outbox relay), intake, preflight and notifications, e
 receiver on loopback (tests/support/otlp.py) and delivering to a fake eXpress platform.
 
 - tracing: the spans of the message, from intake's webhook to notifications' call to the platform, are
-  one trace across the four processes, and the platform received that trace's `traceparent`;
+  one trace across the four processes, and the platform received that trace's `traceparent`; the same
+  for a message on the generic API (`POST /v1/messages`), answered through the tenant's signed webhook;
 - logs: every line of every process is a JSON object naming its service and level; lines written while a
   record was handled carry its trace, ticket and event ids; no configured secret appears anywhere
   (also not in `migrate`'s output when it cannot connect);
@@ -31,6 +32,7 @@ import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
+from fakes.webhook import FakeWebhookReceiver
 from support.demo import ROOT, demo_secrets, load_demo
 from support.eventstore import migrated_pool
 from support.infra import drop_database, dsn_with_database, unique_name
@@ -43,6 +45,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka]
 SERVICES = ("projector", "intake", "preflight", "notifications")
 REGISTERED = "зарегистрировано под номером"  # "registered under TF-…" (ticket_opened, ru)
 CONFIG = ROOT / "services/notifications/src/ticketflow/notifications/config/local.toml"
+DESKS = ROOT / "libs/deskconfig/src/ticketflow/deskconfig/desks"
+GENERIC_TENANT = "telemetry-helpdesk"
+GENERIC_KEY_ENV, WEBHOOK_SECRET_ENV = "TICKETFLOW_TELEMETRY_GENERIC_KEY", "TICKETFLOW_TELEMETRY_WEBHOOK_SECRET"
 SPAN_SERVER, SPAN_CLIENT, SPAN_CONSUMER = 2, 3, 5  # opentelemetry.proto.trace.v1.Span.SpanKind
 
 
@@ -76,6 +81,7 @@ class System:
     processes: dict[str, Process]
     receiver: OtlpReceiver
     botx: FakeBotX
+    webhook: FakeWebhookReceiver  # the generic tenant's platform
     secrets: dict[str, str]
     dsn: str
     suffix: str  # on every topic name of this run
@@ -96,6 +102,20 @@ async def _database(pg_dsn: str) -> tuple[str, str]:
     pool = await migrated_pool(dsn_with_database(pg_dsn, name))
     await pool.close()
     return name, dsn_with_database(pg_dsn, name)
+
+
+def _desks_with_a_generic_tenant(directory: Path) -> Path:
+    """The packaged desks, the express desk also serving a generic-API tenant (every service reads them)."""
+    directory.mkdir()
+    for desk in DESKS.glob("*.toml"):
+        text = desk.read_text()
+        if desk.name == "express.toml":
+            text += (
+                f'\n[[platforms.generic]]\ntenant_id = "{GENERIC_TENANT}"\napi_key_env = "{GENERIC_KEY_ENV}"\n'
+                'default_track = "client"\n'
+            )
+        (directory / desk.name).write_text(text)
+    return directory
 
 
 def _environment(
@@ -146,7 +166,9 @@ async def system(pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.Tem
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(t, 3, 1) for t in topics] + [NewTopic(f"{t}.dlq", 1, 1) for t in topics])
-    secrets = demo_secrets()
+    secrets = demo_secrets() | {
+        GENERIC_KEY_ENV: f"generic-key-{uuid.uuid4().hex}", WEBHOOK_SECRET_ENV: f"webhook-secret-{uuid.uuid4().hex}",
+    }  # fmt: skip
     demo = load_demo()
     acme_bot = uuid.UUID("3f0c6a8e-2b1d-4c5e-9a7f-1e2d3c4b5a69")
     bots = {
@@ -154,16 +176,20 @@ async def system(pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.Tem
         acme_bot: secrets["TICKETFLOW_EXPRESS_ACME_BOT_SECRET"],
     }
     receiver, botx, smtp = OtlpReceiver(), FakeBotX(bots), FakeSmtp()
+    webhook = FakeWebhookReceiver(secret=secrets[WEBHOOK_SECRET_ENV])
     processes: dict[str, Process] = {}
     try:
-        async with receiver.running(), botx.running(), smtp.running():
+        async with receiver.running(), botx.running(), smtp.running(), webhook.running():
             config = logs / "notifications.toml"
             text = CONFIG.read_text().replace("http://127.0.0.1:8765", botx.base_url)
+            text += f'\n[[webhooks]]\nname = "{GENERIC_TENANT}"\nurl = "{webhook.url}"\n'
+            text += f'secret_env = "{WEBHOOK_SECRET_ENV}"\n'
             config.write_text(text.replace("port = 8025", f"port = {smtp.port}"))
             base = {
                 **os.environ, **secrets,
                 "TICKETFLOW_PG_DSN": dsn, "TICKETFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
                 "TICKETFLOW_ENSURE_TOPICS": "0", "TICKETFLOW_LOG_LEVEL": "DEBUG", "TICKETFLOW_LOG_FORMAT": "json",
+                "TICKETFLOW_DESK_CONFIG_DIR": str(_desks_with_a_generic_tenant(logs / "desks")),
                 "TICKETFLOW_METRICS_INTERVAL_SECONDS": "1",
                 "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.base_url,
                 "OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_BSP_SCHEDULE_DELAY": "200",
@@ -179,7 +205,7 @@ async def system(pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.Tem
                 processes[name] = Process(name, popen, log, port, ops_port)
             for process in processes.values():
                 await _wait_ready(process)
-            yield System(processes, receiver, botx, secrets, dsn, suffix)
+            yield System(processes, receiver, botx, webhook, secrets, dsn, suffix)
             for process in processes.values():  # stopped here: the shutdown's lines are in the logs too
                 process.popen.send_signal(signal.SIGTERM)
             for process in processes.values():
@@ -215,8 +241,86 @@ async def delivered(system: System) -> str:
     pytest.fail(f"the bot never answered in the chat; the logs end with:\n{logs}")
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def delivered_generic(system: System) -> str:
+    """One message posted to the generic API; returns its conversation id once the tenant's webhook got the
+    bot's answer."""
+    conversation = f"conversation-{uuid.uuid4().hex}"
+    message = {
+        "tenant_id": GENERIC_TENANT, "conversation_id": conversation, "message_id": uuid.uuid4().hex,
+        "sender": {"user_id": "user-1", "display_name": "Ольга", "roles": ["end_user"]},
+        "text": "Не открывается личный кабинет после смены пароля",
+    }  # fmt: skip
+    headers = {"Authorization": f"Bearer {system.secrets[GENERIC_KEY_ENV]}"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.post(f"{system.processes['intake'].url}/v1/messages", json=message, headers=headers)
+    assert answer.status_code == 202, answer.text
+    for _ in range(240):
+        if any(REGISTERED in str(h.payload.get("body")) and h.payload.get("address") for h in system.webhook.received):
+            return conversation
+        await asyncio.sleep(0.5)
+    logs = "\n".join(p.log.read_text()[-2000:] for p in system.processes.values())
+    pytest.fail(f"the tenant's webhook never got the answer; the logs end with:\n{logs}")
+
+
 def _services(spans: list[ReceivedSpan]) -> set[str]:
     return {s.service for s in spans}
+
+
+async def _assert_one_trace(system: System, traceparent: str, route: str, conversation: str) -> None:
+    """The trace of `traceparent` (the header of notifications' call to the platform): it starts at intake's
+    `route`, runs through intake's chat.inbound batch, preflight and notifications, every span under another
+    of the trace up to that HTTP span, and the ticket's stored events carry it."""
+    trace_id, call_span_id = traceparent.split("-")[1:3]
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        """Every process's spans arrived, and each span's parent too (a parent ends, and is exported, after
+        the events it caused may already have been handled elsewhere)."""
+        mine = [s for s in spans if s.trace_id == trace_id]
+        ids = {s.span_id for s in mine}
+        return (
+            {f"ticketflow-{n}" for n in ("intake", "preflight", "notifications")} <= _services(mine)
+            and call_span_id in ids
+            and all(not s.parent_span_id or s.parent_span_id in ids for s in mine)
+        )
+
+    assert await system.receiver.wait_for(complete, timeout_s=60), sorted(
+        (s.service, s.name, s.trace_id) for s in system.receiver.spans
+    )
+    spans = [s for s in system.receiver.spans if s.trace_id == trace_id]
+    by_id = {s.span_id: s for s in spans}
+    [webhook] = [s for s in spans if s.kind == SPAN_SERVER and s.attributes.get("http.route") == route]
+    assert webhook.service == "ticketflow-intake" and webhook.parent_span_id == ""  # the trace starts here
+    [inbound] = [s for s in spans if s.name == f"process {CHAT_INBOUND}{system.suffix}"]
+    assert inbound.parent_span_id == webhook.span_id  # intake's chat.inbound batch, under its webhook
+    checked = [s for s in spans if s.service == "ticketflow-preflight" and s.kind == SPAN_CONSUMER]
+    assert checked and all(s.parent_span_id in by_id for s in checked)  # continued from the event's metadata
+    call = by_id[call_span_id]
+    assert call.kind == SPAN_CLIENT and call.service == "ticketflow-notifications"
+    consumer = by_id[call.parent_span_id]  # the answer was sent while notifications handled one record
+    assert consumer.kind == SPAN_CONSUMER and consumer.service == "ticketflow-notifications"
+    assert consumer.parent_span_id in by_id  # ...whose traceparent came from preflight's span, via the relay
+    assert by_id[consumer.parent_span_id].service == "ticketflow-preflight"
+    stored = await asyncpg.connect(system.dsn)  # the trace is stored with the ticket's events
+    try:
+        rows = await stored.fetch(
+            "SELECT event_type, metadata->>'traceparent' AS traceparent FROM events WHERE stream_id = ("
+            "SELECT stream_id FROM events WHERE data->'chat'->>'conversation_id' = $1 LIMIT 1)",
+            conversation,
+        )
+    finally:
+        await stored.close()
+    assert {r["event_type"] for r in rows} >= {"TicketOpened", "PreflightPassed"}
+    assert all(r["traceparent"].split("-")[1] == trace_id for r in rows)
+    queries = [s for s in spans if s.kind == SPAN_CLIENT and s.attributes.get("db.system") == "postgresql"]
+    assert queries  # asyncpg's instrumentation, inside the traced work
+    # Every span of the trace hangs under another of the trace, up to the webhook: nothing is detached.
+    for span in spans:
+        hops = 0
+        while span.parent_span_id:
+            span, hops = by_id[span.parent_span_id], hops + 1
+            assert hops < 50
+        assert span is webhook
 
 
 async def test_one_botx_message_is_one_trace_from_the_webhook_to_the_reply_in_the_chat(
@@ -232,55 +336,15 @@ async def test_one_botx_message_is_one_trace_from_the_webhook_to_the_reply_in_th
             break
         await asyncio.sleep(0.5)
     assert hints and all(n.traceparent and n.traceparent.split("-")[1] == trace_id for n in hints)
+    await _assert_one_trace(system, reply.traceparent, "/command", delivered)
 
-    def complete(spans: list[ReceivedSpan]) -> bool:
-        """Every process's spans arrived, and each span's parent too (a parent ends, and is exported, after
-        the events it caused may already have been handled elsewhere)."""
-        mine = [s for s in spans if s.trace_id == trace_id]
-        ids = {s.span_id for s in mine}
-        return (
-            {f"ticketflow-{n}" for n in ("intake", "preflight", "notifications")} <= _services(mine)
-            and any(s.kind == SPAN_CLIENT and s.service == "ticketflow-notifications" for s in mine)
-            and all(not s.parent_span_id or s.parent_span_id in ids for s in mine)
-        )
 
-    assert await system.receiver.wait_for(complete, timeout_s=60), sorted(
-        (s.service, s.name, s.trace_id) for s in system.receiver.spans
-    )
-    spans = [s for s in system.receiver.spans if s.trace_id == trace_id]
-    by_id = {s.span_id: s for s in spans}
-    [webhook] = [s for s in spans if s.kind == SPAN_SERVER and s.attributes.get("http.route") == "/command"]
-    assert webhook.service == "ticketflow-intake" and webhook.parent_span_id == ""  # the trace starts here
-    [inbound] = [s for s in spans if s.name == f"process {CHAT_INBOUND}{system.suffix}"]
-    assert inbound.parent_span_id == webhook.span_id  # intake's chat.inbound batch, under its webhook
-    checked = [s for s in spans if s.service == "ticketflow-preflight" and s.kind == SPAN_CONSUMER]
-    assert checked and all(s.parent_span_id in by_id for s in checked)  # continued from the event's metadata
-    [call] = [s for s in spans if s.service == "ticketflow-notifications" and s.kind == SPAN_CLIENT
-              and s.span_id == reply.traceparent.split("-")[2]]  # fmt: skip
-    consumer = by_id[call.parent_span_id]  # the reply was sent while notifications handled one record
-    assert consumer.kind == SPAN_CONSUMER and consumer.service == "ticketflow-notifications"
-    assert consumer.parent_span_id in by_id  # ...whose traceparent came from preflight's span, via the relay
-    assert by_id[consumer.parent_span_id].service == "ticketflow-preflight"
-    stored = await asyncpg.connect(system.dsn)  # the trace is stored with the ticket's events
-    try:
-        rows = await stored.fetch(
-            "SELECT event_type, metadata->>'traceparent' AS traceparent FROM events WHERE stream_id = ("
-            "SELECT stream_id FROM events WHERE data->'chat'->>'conversation_id' = $1 LIMIT 1)",
-            delivered,
-        )
-    finally:
-        await stored.close()
-    assert {r["event_type"] for r in rows} >= {"TicketOpened", "PreflightPassed"}
-    assert all(r["traceparent"].split("-")[1] == trace_id for r in rows)
-    queries = [s for s in spans if s.kind == SPAN_CLIENT and s.attributes.get("db.system") == "postgresql"]
-    assert queries  # asyncpg's instrumentation, inside the traced work
-    # Every span of the trace hangs under another of the trace, up to the webhook: nothing is detached.
-    for span in spans:
-        hops = 0
-        while span.parent_span_id:
-            span, hops = by_id[span.parent_span_id], hops + 1
-            assert hops < 50
-        assert span is webhook
+async def test_one_generic_api_message_is_one_trace_from_the_api_to_the_tenants_webhook(
+    system: System, delivered_generic: str
+) -> None:
+    [answer] = [h for h in system.webhook.received if REGISTERED in str(h.payload.get("body"))]
+    assert answer.traceparent is not None, "notifications' webhook call carried no trace context"
+    await _assert_one_trace(system, answer.traceparent, "/v1/messages", delivered_generic)
 
 
 async def test_every_process_serves_its_metrics_on_the_operations_port(system: System, delivered: str) -> None:
