@@ -24,7 +24,7 @@ from ticketflow.deskconfig import DeskConfigError, load_desks
 from ticketflow.notifications.adapters.directory import ConfigError, Directory, build_channels, load_config
 from ticketflow.notifications.adapters.ledger import PgLedger
 from ticketflow.notifications.domain.model import OutcomeStatus
-from ticketflow.notifications.main import make_app
+from ticketflow.notifications.main import make_app, portal_rest
 from ticketflow.notifications.settings import NotificationsSettings
 from ticketflow.runtime.settings import SettingsError, load_settings
 
@@ -37,14 +37,16 @@ def table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 async def run(settings: NotificationsSettings, keys: Sequence[str] | None, limit: int, listing: bool) -> int:
     config = load_config(settings.config_file)
     pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=8)
-    channels = build_channels(config)
+    desks = load_desks(settings.desk_directory)
+    portals = portal_rest(settings, pool, desks)
+    channels = build_channels(config, bitrix24=portals)
     try:
         if listing:
             rows = table(await PgLedger(pool).dead(limit))
             for row in [["key", "channel", "recipient", "template", "tries", "since", "reason"], *rows]:
                 print("  ".join(row))
             return 0
-        app = make_app(pool, load_desks(settings.desk_directory), Directory.from_config(config), channels)
+        app = make_app(pool, desks, Directory.from_config(config), channels)
         outcomes = await app.deliverer.redrive(keys, limit=limit)
         recorded = await app.record_by_keys(outcomes)
         for o in outcomes:
@@ -56,6 +58,7 @@ async def run(settings: NotificationsSettings, keys: Sequence[str] | None, limit
     finally:
         for channel in channels:
             await channel.aclose()
+        await portals.http.aclose()
         await pool.close()
 
 
