@@ -5,7 +5,9 @@ receiver on loopback (tests/support/otlp.py) and delivering to a fake eXpress pl
 
 - tracing: the spans of the message, from intake's webhook to notifications' call to the platform, are
   one trace across the four processes, and the platform received that trace's `traceparent`; the same
-  for a message on the generic API (`POST /v1/messages`), answered through the tenant's signed webhook;
+  for a Bitrix24 portal's message (installed through intake's verified path, answered with
+  `imbot.message.add`) and for a message on the generic API (`POST /v1/messages`), answered through the
+  tenant's signed webhook;
 - logs: every line of every process is a JSON object naming its service and level; lines written while a
   record was handled carry its trace, ticket and event ids; no configured secret appears anywhere
   (also not in `migrate`'s output when it cannot connect);
@@ -19,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,9 +33,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from fakes.bitrix24 import FakeBitrix24
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
 from fakes.webhook import FakeWebhookReceiver
+from intake_payloads import b24_auth, b24_message
+from support.bitrix24 import BOX_CLIENT_ID, BOX_SECRET_ENV, b24_environment, desks_for
 from support.demo import ROOT, demo_secrets, load_demo
 from support.eventstore import migrated_pool
 from support.infra import drop_database, dsn_with_database, unique_name
@@ -45,7 +51,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka]
 SERVICES = ("projector", "intake", "preflight", "notifications")
 REGISTERED = "зарегистрировано под номером"  # "registered under TF-…" (ticket_opened, ru)
 CONFIG = ROOT / "services/notifications/src/ticketflow/notifications/config/local.toml"
-DESKS = ROOT / "libs/deskconfig/src/ticketflow/deskconfig/desks"
+B24_APP_TOKEN, B24_AUTHOR_TOKEN = "telemetry-application-token", "telemetry-author-access-token"
 GENERIC_TENANT = "telemetry-helpdesk"
 GENERIC_KEY_ENV, WEBHOOK_SECRET_ENV = "TICKETFLOW_TELEMETRY_GENERIC_KEY", "TICKETFLOW_TELEMETRY_WEBHOOK_SECRET"
 SPAN_SERVER, SPAN_CLIENT, SPAN_CONSUMER = 2, 3, 5  # opentelemetry.proto.trace.v1.Span.SpanKind
@@ -82,6 +88,7 @@ class System:
     receiver: OtlpReceiver
     botx: FakeBotX
     webhook: FakeWebhookReceiver  # the generic tenant's platform
+    bitrix24: FakeBitrix24  # the box desk's portal
     secrets: dict[str, str]
     dsn: str
     suffix: str  # on every topic name of this run
@@ -104,17 +111,16 @@ async def _database(pg_dsn: str) -> tuple[str, str]:
     return name, dsn_with_database(pg_dsn, name)
 
 
-def _desks_with_a_generic_tenant(directory: Path) -> Path:
-    """The packaged desks, the express desk also serving a generic-API tenant (every service reads them)."""
-    directory.mkdir()
-    for desk in DESKS.glob("*.toml"):
-        text = desk.read_text()
-        if desk.name == "express.toml":
-            text += (
-                f'\n[[platforms.generic]]\ntenant_id = "{GENERIC_TENANT}"\napi_key_env = "{GENERIC_KEY_ENV}"\n'
-                'default_track = "client"\n'
-            )
-        (directory / desk.name).write_text(text)
+def _desks(bitrix24: FakeBitrix24, directory: Path) -> Path:
+    """The packaged desks (every service reads them), the box desk's portal at the fake's address and the
+    express desk also serving a generic-API tenant."""
+    desks_for(bitrix24, directory)
+    express = directory / "express.toml"
+    express.write_text(
+        express.read_text()
+        + f'\n[[platforms.generic]]\ntenant_id = "{GENERIC_TENANT}"\napi_key_env = "{GENERIC_KEY_ENV}"\n'
+        + 'default_track = "client"\n'
+    )
     return directory
 
 
@@ -130,6 +136,7 @@ def _environment(
         own |= {
             "TOPIC": CHAT_INBOUND + suffix, "GROUP": f"{group}-intake", "COMMANDS_TOPIC": TICKET_COMMANDS + suffix,
             "COMMANDS_GROUP": f"{group}-intake-commands", "REPLIES_TOPIC": CHAT_REPLIES + suffix,
+            "B24_EVENTS_URL": f"http://127.0.0.1:{port}/bitrix24/events",
         }  # fmt: skip
     elif name == "preflight":
         own |= {"TOPIC": TICKET_EVENTS + suffix, "GROUP": f"{group}-preflight"}
@@ -177,9 +184,11 @@ async def system(pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.Tem
     }
     receiver, botx, smtp = OtlpReceiver(), FakeBotX(bots), FakeSmtp()
     webhook = FakeWebhookReceiver(secret=secrets[WEBHOOK_SECRET_ENV])
+    bitrix24 = FakeBitrix24(client_id=BOX_CLIENT_ID, client_secret=secrets[BOX_SECRET_ENV],
+                            user_tokens={B24_AUTHOR_TOKEN: True})  # fmt: skip
     processes: dict[str, Process] = {}
     try:
-        async with receiver.running(), botx.running(), smtp.running(), webhook.running():
+        async with receiver.running(), botx.running(), smtp.running(), webhook.running(), bitrix24.running():
             config = logs / "notifications.toml"
             text = CONFIG.read_text().replace("http://127.0.0.1:8765", botx.base_url)
             text += f'\n[[webhooks]]\nname = "{GENERIC_TENANT}"\nurl = "{webhook.url}"\n'
@@ -189,7 +198,8 @@ async def system(pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.Tem
                 **os.environ, **secrets,
                 "TICKETFLOW_PG_DSN": dsn, "TICKETFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
                 "TICKETFLOW_ENSURE_TOPICS": "0", "TICKETFLOW_LOG_LEVEL": "DEBUG", "TICKETFLOW_LOG_FORMAT": "json",
-                "TICKETFLOW_DESK_CONFIG_DIR": str(_desks_with_a_generic_tenant(logs / "desks")),
+                "TICKETFLOW_DESK_CONFIG_DIR": str(_desks(bitrix24, logs / "desks")),
+                **b24_environment(bitrix24, BOX_SECRET_ENV),
                 "TICKETFLOW_METRICS_INTERVAL_SECONDS": "1",
                 "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.base_url,
                 "OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_BSP_SCHEDULE_DELAY": "200",
@@ -205,7 +215,7 @@ async def system(pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.Tem
                 processes[name] = Process(name, popen, log, port, ops_port)
             for process in processes.values():
                 await _wait_ready(process)
-            yield System(processes, receiver, botx, webhook, secrets, dsn, suffix)
+            yield System(processes, receiver, botx, webhook, bitrix24, secrets, dsn, suffix)
             for process in processes.values():  # stopped here: the shutdown's lines are in the logs too
                 process.popen.send_signal(signal.SIGTERM)
             for process in processes.values():
@@ -263,14 +273,45 @@ async def delivered_generic(system: System) -> str:
     pytest.fail(f"the tenant's webhook never got the answer; the logs end with:\n{logs}")
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def delivered_bitrix24(system: System) -> str:
+    """The box portal installed through intake (verified with the OAuth server, bot registered), then one
+    message of its administrator to the bot; returns the dialog once the bot answered in it (what preflight
+    decides depends on the portal checks, e.g. whether the vendor's update feed resolves here)."""
+    portal, intake = system.bitrix24, system.processes["intake"]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        installed = await client.post(f"{intake.url}/bitrix24/events", content=portal.install_form(B24_APP_TOKEN),
+                                      headers=form)  # fmt: skip
+        assert installed.status_code == 200, installed.text
+        dialog = f"{uuid.uuid4().int % 10**6}"
+        author = b24_auth(portal.member_id, B24_APP_TOKEN, user_id=dialog, domain=portal.domain,
+                          access_token=B24_AUTHOR_TOKEN, expires=str(int(time.time()) + 3600))  # fmt: skip
+        message = b24_message("Не открывается /crm/ после обновления", dialog_id=dialog, user_id=dialog,
+                              message_id=str(uuid.uuid4().int % 10**9), member_id=portal.member_id,
+                              token=B24_APP_TOKEN, bot_id=str(installed.json()["bot_id"]), auth=author)  # fmt: skip
+        answer = await client.post(f"{intake.url}/bitrix24/events", content=message, headers=form)
+    assert answer.status_code == 200, answer.text
+    for _ in range(240):
+        if any(m.dialog_id == dialog for m in portal.received):
+            return dialog
+        await asyncio.sleep(0.5)
+    logs = "\n".join(p.log.read_text()[-2000:] for p in system.processes.values())
+    pytest.fail(f"the bot never answered in the Bitrix24 dialog; the logs end with:\n{logs}")
+
+
 def _services(spans: list[ReceivedSpan]) -> set[str]:
     return {s.service for s in spans}
 
 
-async def _assert_one_trace(system: System, traceparent: str, route: str, conversation: str) -> None:
+async def _assert_one_trace(
+    system: System, traceparent: str, route: str, conversation: str, decided: set[str] | None = None
+) -> None:
     """The trace of `traceparent` (the header of notifications' call to the platform): it starts at intake's
     `route`, runs through intake's chat.inbound batch, preflight and notifications, every span under another
-    of the trace up to that HTTP span, and the ticket's stored events carry it."""
+    of the trace up to that HTTP span, and the ticket's stored events carry it (opened, then one of
+    `decided`: passed unless said otherwise)."""
+    decided = decided or {"PreflightPassed"}
     trace_id, call_span_id = traceparent.split("-")[1:3]
 
     def complete(spans: list[ReceivedSpan]) -> bool:
@@ -310,7 +351,7 @@ async def _assert_one_trace(system: System, traceparent: str, route: str, conver
         )
     finally:
         await stored.close()
-    assert {r["event_type"] for r in rows} >= {"TicketOpened", "PreflightPassed"}
+    assert "TicketOpened" in {r["event_type"] for r in rows} and decided & {r["event_type"] for r in rows}
     assert all(r["traceparent"].split("-")[1] == trace_id for r in rows)
     queries = [s for s in spans if s.kind == SPAN_CLIENT and s.attributes.get("db.system") == "postgresql"]
     assert queries  # asyncpg's instrumentation, inside the traced work
@@ -337,6 +378,15 @@ async def test_one_botx_message_is_one_trace_from_the_webhook_to_the_reply_in_th
         await asyncio.sleep(0.5)
     assert hints and all(n.traceparent and n.traceparent.split("-")[1] == trace_id for n in hints)
     await _assert_one_trace(system, reply.traceparent, "/command", delivered)
+
+
+async def test_one_bitrix24_message_is_one_trace_from_the_portals_event_to_the_bots_answer(
+    system: System, delivered_bitrix24: str
+) -> None:
+    answer = next(m for m in system.bitrix24.received if m.dialog_id == delivered_bitrix24)
+    assert answer.traceparent is not None, "notifications' imbot.message.add carried no trace context"
+    preflight_outcomes = {"PreflightPassed", "PreflightFailed", "TicketRefused"}  # the portal checks decide
+    await _assert_one_trace(system, answer.traceparent, "/bitrix24/events", delivered_bitrix24, preflight_outcomes)
 
 
 async def test_one_generic_api_message_is_one_trace_from_the_api_to_the_tenants_webhook(
