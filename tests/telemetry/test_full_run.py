@@ -131,7 +131,7 @@ def _environment(
     group = f"telemetry-{suffix.lstrip('.')}"
     own = {"PORT": str(port), "OPS_PORT": str(ops_port)}
     if name == "projector":
-        own["RELAY_TOPIC_SUFFIX"] = suffix
+        own["RELAY_TOPICS"] = json.dumps({topic: topic + suffix for topic in (TICKET_EVENTS, AGENT_EVENTS)})
     elif name == "intake":
         own |= {
             "TOPIC": CHAT_INBOUND + suffix, "GROUP": f"{group}-intake", "COMMANDS_TOPIC": TICKET_COMMANDS + suffix,

@@ -13,11 +13,16 @@ class Bitrix24Error(Exception):
 
 class Unavailable(Bitrix24Error):
     """The portal or the OAuth server could not be asked now (timeout, refused connection, TLS failure,
-    a 5xx, a rate limit). Nothing changed on our side: try again later."""
+    a 5xx, a rate limit). Nothing changed on our side: try again later. `maybe_sent`: the request had left
+    when the answer was lost (a timeout or a dropped connection after connecting), so the portal may have
+    acted on it; a call that is not idempotent (a chat message) must not be repeated blindly."""
 
-    def __init__(self, reason: str, detail: str = "", *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, detail: str = "", *, retry_after: float | None = None, maybe_sent: bool = False
+    ) -> None:
         super().__init__(reason, detail)
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
 
 
 class ForbiddenAddress(Bitrix24Error):

@@ -159,10 +159,16 @@ class GuardedHttp:
             raise Unavailable("not_resolved", str(exc.os_error)) from exc
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             raise Unavailable("tls_error", f"{host}: {exc}") from exc
-        except TimeoutError as exc:
-            raise Unavailable("timeout", f"no answer from {host} within {self.timeout_s:g} s") from exc
-        except (aiohttp.ClientError, OSError) as exc:
+        except aiohttp.ConnectionTimeoutError as exc:  # no connection in time: nothing was sent
+            raise Unavailable("timeout", f"no connection to {host} within {self.timeout_s:g} s") from exc
+        except aiohttp.ClientConnectorError as exc:  # refused, unreachable: nothing was sent
             raise Unavailable("connection_failed", f"{host}: {type(exc).__name__}: {exc}") from exc
+        except TimeoutError as exc:  # connected and written, no answer in time
+            detail = f"no answer from {host} within {self.timeout_s:g} s"
+            raise Unavailable("timeout", detail, maybe_sent=True) from exc
+        except (aiohttp.ClientError, OSError) as exc:  # the connection went away after the request left
+            detail = f"{host}: {type(exc).__name__}: {exc}"
+            raise Unavailable("connection_failed", detail, maybe_sent=True) from exc
         if len(raw) > self.max_body:
             raise BadAnswer("too_large", f"{host}: answer over {self.max_body} bytes")
         if 300 <= status < 400:

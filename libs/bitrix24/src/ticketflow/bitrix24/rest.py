@@ -80,7 +80,12 @@ class PortalRest:
 
     async def _renew(self, install: Install, *, stale: str | None) -> Install:
         app = self.apps.for_member(install.member_id)
-        return await self.installs.renew(install.member_id, self.oauth, app.client_secret if app else "", stale=stale)
+        try:
+            return await self.installs.renew(
+                install.member_id, self.oauth, app.client_secret if app else "", stale=stale
+            )
+        except Unavailable as exc:  # the renewal's answer was lost, not the call's: the call was never sent
+            raise Unavailable(exc.reason, exc.detail, retry_after=exc.retry_after) from exc
 
     async def _post(self, install: Install, token: str, method: str, params: Mapping[str, Any] | None) -> Any:
         body = msgspec.json.encode({**(params or {}), "auth": token})

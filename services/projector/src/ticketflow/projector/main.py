@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 
-from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.outbox_metrics import OutboxMetrics
 from ticketflow.messaging.producer import make_producer
@@ -34,9 +33,8 @@ def build(settings: ProjectorSettings) -> Service:
         producer = make_producer(settings.kafka_bootstrap, client_id="ticketflow-projector-relay")
         await producer.start()
         try:
-            suffix = settings.relay_topic_suffix
-            renamed = {topic: topic + suffix for topic in (TICKET_EVENTS, AGENT_EVENTS)} if suffix else None
-            await OutboxRelay(store, producer, batch_size=settings.relay_batch, topic_names=renamed).run(stop)
+            relay = OutboxRelay(store, producer, batch_size=settings.relay_batch, topic_names=settings.relay_topics)
+            await relay.run(stop)
         finally:
             await producer.stop()
 

@@ -15,7 +15,8 @@ class ProjectorSettings(ServiceSettings):
     relay: bool = Field(True, description="relay the outbox to Kafka in this process (one relay leads at a time)")
     relay_batch: int = Field(5000, ge=1, le=100_000, description="outbox rows published per round")
     projection_batch: int = Field(1000, ge=1, le=100_000, description="events applied per read-model transaction")
-    relay_topic_suffix: str = Field(
-        "", description="appended to every topic the relay publishes to (ticket.events -> ticket.events<suffix>): an "
-        "isolated copy of the system on a shared broker, e.g. a test; empty in production",
-    )  # fmt: skip
+    relay_topics: dict[str, str] = Field(
+        default_factory=dict,
+        description='the relay publishes a declared topic to another name, as JSON: {"ticket.events": "..."} '
+        "(a system beside another on one broker: tests, side-by-side environments)",
+    )

@@ -1,8 +1,10 @@
-"""Channel clients: each speaks one platform's real protocol and raises Temporary/PermanentFailure."""
+"""Channel clients: each speaks one platform's real protocol and raises Temporary/PermanentFailure or
+OutcomeUnknown."""
 
 from ticketflow.notifications.adapters.channels.base import (
     ChannelClient,
     DeliveryFailure,
+    OutcomeUnknown,
     PermanentFailure,
     TemporaryFailure,
 )
@@ -18,6 +20,7 @@ __all__ = [
     "EmailChannel",
     "ExpressBot",
     "ExpressChannel",
+    "OutcomeUnknown",
     "PermanentFailure",
     "SmtpRelay",
     "TemporaryFailure",

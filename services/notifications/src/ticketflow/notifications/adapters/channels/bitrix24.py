@@ -8,7 +8,10 @@ answers `expired_token`, then the message is sent once more: a refused call had 
 
 Bitrix24 limits request intensity per portal with a leaky bucket (cloud: about 2 requests/s with a burst
 of 50) and answers `QUERY_LIMIT_EXCEEDED` beyond it: each portal gets its own token bucket here (`rate`,
-`burst`: the notifications config's `[bitrix24]`), and that answer is retryable.
+`burst`: the notifications config's `[bitrix24]`; taken by `ready`/`pace`, which the delivery engine calls
+before each attempt, outside the attempt's deadline), and that answer is retryable.
+`imbot.message.add` has no idempotency key: a request whose answer is lost after it left (a timeout, a
+dropped connection) is an unknown outcome, never sent again automatically.
 
 Failures: the portal or the OAuth server unreachable, a rate limit, a 5xx, a portal installed without a
 bot yet, the installs table unreachable (a database outage): temporary (retried). Not installed (or
@@ -30,7 +33,7 @@ from ticketflow.bitrix24 import (
     TokenRefreshRefused,
     Unavailable,
 )
-from ticketflow.notifications.adapters.channels.base import PermanentFailure, TemporaryFailure
+from ticketflow.notifications.adapters.channels.base import OutcomeUnknown, PermanentFailure, TemporaryFailure
 from ticketflow.notifications.adapters.resilience import TokenBucket
 from ticketflow.notifications.domain.model import Channel, OutgoingMessage
 
@@ -48,6 +51,16 @@ class Bitrix24Channel:
         self._rate, self._burst = rate, burst
         self._buckets: dict[str, TokenBucket] = {}
 
+    def ready(self, message: OutgoingMessage) -> bool:
+        return self._bucket(message.destination).try_acquire()
+
+    async def pace(self, message: OutgoingMessage) -> None:
+        """The portal's token bucket: the engine waits here before an attempt (outside its deadline)."""
+        await self._bucket(message.destination).acquire()
+
+    def _bucket(self, portal: str) -> TokenBucket:
+        return self._buckets.setdefault(portal, TokenBucket(rate=self._rate, burst=self._burst))
+
     async def send(self, message: OutgoingMessage) -> str:
         try:
             return await self._send(message)
@@ -64,12 +77,13 @@ class Bitrix24Channel:
             raise PermanentFailure(f"bitrix24: portal {portal!r}: {exc}") from exc
         if install.bot_id is None:
             raise TemporaryFailure(f"bitrix24: portal {portal!r} has no chat bot registered yet", NO_BOT_RETRY_S)
-        bucket = self._buckets.setdefault(portal, TokenBucket(rate=self._rate, burst=self._burst))
-        await bucket.acquire()
+        bucket = self._bucket(portal)  # taken by `ready`/`pace`; drained on QUERY_LIMIT_EXCEEDED
         params = {"BOT_ID": install.bot_id, "DIALOG_ID": message.address, "MESSAGE": message.body}
         try:
             result = await self._rest.call(portal, "imbot.message.add", params)
         except Unavailable as exc:
+            if exc.maybe_sent:
+                raise OutcomeUnknown(f"bitrix24 {exc}") from exc
             if exc.reason == "QUERY_LIMIT_EXCEEDED":
                 bucket.drain()
                 retry = exc.retry_after if exc.retry_after is not None else 1.0 / bucket.rate
