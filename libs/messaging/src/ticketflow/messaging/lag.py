@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ticketflow.messaging.metrics import CONSUMER_LAG
+from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 from ticketflow.messaging.subscriptions import SUBSCRIBED, sleep_or_stop
 
 log = logging.getLogger(__name__)
@@ -27,16 +28,21 @@ class ConsumerLag:
         bootstrap: str,
         groups: Callable[[], Mapping[str, set[str]]] = lambda: SUBSCRIBED,
         *,
+        security: KafkaSecurity = PLAINTEXT,
         every_s: float = 15.0,
     ) -> None:
         self.bootstrap = bootstrap
+        self.security = security
         self.groups = groups
         self.every_s = every_s
 
     async def run(self, stop: asyncio.Event) -> None:
         """Measure every `every_s` until stopped (a background task of the runtime)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="ticketflow-lag")
-        ends = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, client_id="ticketflow-lag")
+        options = self.security.client_options()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="ticketflow-lag", **options)
+        ends = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, client_id="ticketflow-lag", **options
+        )
         await admin.start()
         try:
             await ends.start()

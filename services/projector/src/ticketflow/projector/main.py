@@ -12,6 +12,7 @@ from ticketflow.eventstore import EventStore
 from ticketflow.messaging.outbox_metrics import OutboxMetrics
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
+from ticketflow.projector import ops
 from ticketflow.projector.app import Projector
 from ticketflow.projector.http import routes
 from ticketflow.projector.settings import ProjectorSettings
@@ -24,13 +25,16 @@ def build(settings: ProjectorSettings) -> Service:
         projector = Projector(store, batch_size=settings.projection_batch)
         rt.serve(*routes(rt.pool))
         rt.background("projections", projector.run)
+        ops.register(rt)
         if settings.relay:
             rt.background("outbox relay", lambda stop: relay(store, stop))
         if rt.measuring:  # the outbox backlog and the relay's lag, measured apart from the relay
             rt.background("outbox metrics", OutboxMetrics(rt.pool, every_s=settings.metrics_interval_seconds).run)
 
     async def relay(store: EventStore, stop: asyncio.Event) -> None:
-        producer = make_producer(settings.kafka_bootstrap, client_id="ticketflow-projector-relay")
+        producer = make_producer(
+            settings.kafka_bootstrap, settings.kafka_security(), client_id="ticketflow-projector-relay"
+        )
         await producer.start()
         try:
             relay = OutboxRelay(store, producer, batch_size=settings.relay_batch, topic_names=settings.relay_topics)
