@@ -11,6 +11,7 @@ import asyncio
 
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
+from ticketflow.messaging.outbox_metrics import OutboxMetrics
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.projector import ops
@@ -29,6 +30,8 @@ def build(settings: ProjectorSettings) -> Service:
         ops.register(rt, desks)
         if settings.relay:
             rt.background("outbox relay", lambda stop: relay(store, stop))
+        if rt.measuring:  # the outbox backlog and the relay's lag, measured apart from the relay
+            rt.background("outbox metrics", OutboxMetrics(rt.pool, every_s=settings.metrics_interval_seconds).run)
 
     async def relay(store: EventStore, stop: asyncio.Event) -> None:
         producer = make_producer(
