@@ -11,7 +11,7 @@ export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ti
 
 PROMTOOL := $(CURDIR)/.local/tools/bin/promtool
 
-.PHONY: help setup lint typecheck check check-alerts test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst
+.PHONY: help setup lint typecheck check check-alerts test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst bench-queries
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -47,8 +47,9 @@ migrate: setup ## apply the numbered SQL migrations of the event store and every
 topics: setup ## create every Kafka topic declared in ticketflow.messaging.topics (idempotent)
 	@.venv/bin/ticketflow topics create
 
-schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas
+schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas, and the query API's OpenAPI document
 	@$(PY) -m ticketflow.contracts.schema docs/schemas
+	@$(PY) -m ticketflow.queries openapi > docs/queries-openapi.json
 
 asyncapi: setup ## regenerate docs/asyncapi.json (AsyncAPI 3) from the topic declarations and the contracts
 	@$(PY) -m ticketflow.messaging.asyncapi docs/asyncapi.json
@@ -92,6 +93,9 @@ infra-down: ## stop only what infra-up started (data stays; reset Kafka: rm -rf 
 
 infra-status: ## what runs where, who started it, whether it answers
 	@bash deploy/scripts/infra-status.sh
+
+bench-queries: setup infra-up ## query API: p99 at 1,000 requests/s over 1,000,000 tickets vs the same SQL straight to PostgreSQL; projection catch-up vs reading the log (its own database, built once, then reused; short: BENCH_QUERIES_ARGS="--tickets 20000 --seconds 10")
+	@$(PY) tests/load/queries/bench_queries.py $(BENCH_QUERIES_ARGS)
 
 bench-calendar: setup ## business-calendar arithmetic: ops/s vs the naive minute-walking reference
 	@$(PY) tests/load/calendar/bench_calendar.py

@@ -38,7 +38,10 @@ from ticketflow.eventstore.connection import dsn_from_env
 from ticketflow.messaging.security import PLAINTEXT
 
 INTAKE = "http://127.0.0.1:8001"
-DASHBOARD = "http://127.0.0.1:8006"
+DASHBOARD = "http://127.0.0.1:8007"  # the queries service
+# The demo's query API token; deploy/demo-tokens.toml holds its hash (read:*). Local demo only.
+DASHBOARD_TOKEN = "tfq_demo-dashboard-token-for-the-local-demo-only"
+DASHBOARD_AUTH = {"Authorization": f"Bearer {DASHBOARD_TOKEN}"}
 PLATFORMS = "http://127.0.0.1:8767"  # deploy/demo_platforms.py: what notifications delivered
 EXPRESS_BOT, EXPRESS_HOST = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee"), "cts.express.example.ru"
 # deploy/demo_platforms.py's portal: the packaged desk's example member_id and its install's application token.
@@ -114,7 +117,8 @@ async def ask_status(client: httpx.AsyncClient, chat: uuid.UUID) -> None:
 
 
 async def ticket_ids(client: httpx.AsyncClient) -> set[str]:
-    tickets = (await client.get(f"{DASHBOARD}/v1/tickets", params={"limit": "1000"})).json()["tickets"]
+    tickets = (await client.get(f"{DASHBOARD}/v1/tickets", params={"limit": "500"}, headers=DASHBOARD_AUTH)).json()
+    tickets = tickets["tickets"]
     return {str(t["ticket_id"]) for t in tickets}
 
 
@@ -123,7 +127,8 @@ async def show(client: httpx.AsyncClient, before: set[str], expected: int) -> in
     deadline = time.monotonic() + 60
     new: list[dict[str, object]] = []
     while time.monotonic() < deadline:
-        tickets = (await client.get(f"{DASHBOARD}/v1/tickets", params={"limit": "1000"})).json()["tickets"]
+        answer = await client.get(f"{DASHBOARD}/v1/tickets", params={"limit": "500"}, headers=DASHBOARD_AUTH)
+        tickets = answer.json()["tickets"]
         new = [t for t in tickets if t["ticket_id"] not in before]
         if len(new) >= expected and all(t["status"] != "opened" for t in new):
             break
@@ -171,7 +176,10 @@ async def main() -> int:
             for m in messages:
                 text = str(m.get("body") or m.get("message") or m.get("subject"))
                 print(f"    {platform:9} {text[:110]!r}")
-    say("more: make status | curl 127.0.0.1:8006/v1/stats | .venv/bin/ticketflow --help | make stop")
+    say(
+        f"more: make status | curl -H 'Authorization: Bearer {DASHBOARD_TOKEN}' {DASHBOARD}/v1/desks/express/metrics"
+        " | .venv/bin/ticketflow --help | make stop"
+    )
     return code
 
 

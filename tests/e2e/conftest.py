@@ -1,5 +1,5 @@
-"""The whole system as six real processes (and the local fake chat platforms) on the real broker and
-a fresh database, started once for every end-to-end module here. Needs ports 8001-8006 and 8767 free (a
+"""The whole system as seven real processes (and the local fake chat platforms) on the real broker and
+a fresh database, started once for every end-to-end module here. Needs ports 8001-8007 and 8767 free (a
 system started by `make run` shares the services' consumer groups: `make stop` first)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from support.infra import drop_database, dsn_with_database, unique_name
 
 from ticketflow.runtime.settings import SERVICE_PORTS
 
-ORDER = ("projector", "intake", "preflight", "routing", "sla", "notifications")
+ORDER = ("projector", "queries", "intake", "preflight", "routing", "sla", "notifications")
 
 
 @pytest.fixture(scope="package")

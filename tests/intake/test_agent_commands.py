@@ -30,6 +30,7 @@ APPLIED: list[c.TicketCommand] = [
     c.MergeTicket(T, uuid.uuid4(), "ann"),
     c.UndoMerge(T, "another requester's ticket", "ann"),
     c.LinkKnownProblem(T, uuid.uuid4(), "ann"),
+    c.SetFeatureRequestOutcome(T, "declined", "ann", "not on the roadmap"),
 ]
 IGNORED: list[c.TicketCommand] = [
     open_ticket(T, 1),

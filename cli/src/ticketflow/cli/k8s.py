@@ -35,6 +35,7 @@ SIZES: dict[str, tuple[int, str, str, str]] = {  # replicas, cpu request, memory
     "sla": (2, "250m", "512Mi", "2Gi"),  # timers of its partitions live in memory
     "notifications": (2, "100m", "256Mi", "512Mi"),
     "projector": (2, "100m", "256Mi", "512Mi"),  # one relays (the relay lock), both project
+    "queries": (2, "250m", "256Mi", "512Mi"),  # reads only: any number serve side by side
 }
 COMMON_ENV = {
     "TICKETFLOW_KAFKA_BOOTSTRAP": f"{CLUSTER}-kafka-bootstrap:9093",

@@ -1,31 +1,33 @@
-"""Composition: the projector keeps the read models current, serves the dashboard API and relays the
-outbox to Kafka (several instances may run: one relays, holding the relay lock; projections are
-checkpointed in the database, so any instance continues where another stopped).
+"""Composition: the projector keeps the read models current and relays the outbox to Kafka (several
+instances may run: one relays, holding the relay lock; each read model's batches take turns on its
+checkpoint row, so instances share the work and any continues where another stopped). The query API over
+the read models is the queries service (docs/queries.md).
 
-Run: `python -m ticketflow.projector` (TICKETFLOW_PROJECTOR_PORT, default 8006)."""
+Run: `python -m ticketflow.projector` (TICKETFLOW_PROJECTOR_PORT, default 8006: health only)."""
 
 from __future__ import annotations
 
 import asyncio
 
+from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.outbox_metrics import OutboxMetrics
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.projector import ops
 from ticketflow.projector.app import Projector
-from ticketflow.projector.http import routes
 from ticketflow.projector.settings import ProjectorSettings
 from ticketflow.runtime.service import Runtime, Service
 
 
 def build(settings: ProjectorSettings) -> Service:
+    desks = load_desks(settings.desk_folder())
+
     async def start(rt: Runtime) -> None:
         store = EventStore(rt.pool)
-        projector = Projector(store, batch_size=settings.projection_batch)
-        rt.serve(*routes(rt.pool))
+        projector = Projector(store, desks, batch_size=settings.projection_batch)
         rt.background("projections", projector.run)
-        ops.register(rt)
+        ops.register(rt, desks)
         if settings.relay:
             rt.background("outbox relay", lambda stop: relay(store, stop))
         if rt.measuring:  # the outbox backlog and the relay's lag, measured apart from the relay

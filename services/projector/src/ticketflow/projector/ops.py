@@ -4,31 +4,51 @@ redriving a dead-letter topic. One instance executes each command."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
+from tqdm import tqdm
 
 from ticketflow.contracts.ops import OpsCommandEnvelope, RebuildProjection, RedriveDeadLetters, ReplayTicket
-from ticketflow.eventstore import EventStore
+from ticketflow.deskconfig import DeskRegistry
+from ticketflow.eventstore.rebuild import RebuildInProgress, RebuildProgress
 from ticketflow.messaging.redrive import DeadLetterFilter, NoDeadLetterTopic, redrive
 from ticketflow.messaging.replay import replay_streams, ticket_streams
-from ticketflow.projector.app import PROJECTIONS, Projector
+from ticketflow.projector.app import UnknownReadModel, rebuild
 from ticketflow.runtime.ops_commands import Counts, OpsDone, OpsRejected
 from ticketflow.runtime.service import Runtime
 
 
-async def rebuild_projection(pool: asyncpg.Pool, projection: str, *, show_progress: bool = False) -> int:
-    """The one way a rebuild is started (the CLI and `RebuildProjection`): empties the read model and
-    replays the whole store into it; returns the events applied. Raises KeyError for an unknown one."""
-    if projection not in PROJECTIONS:
-        raise KeyError(f"unknown projection {projection!r}: the projector keeps {', '.join(PROJECTIONS)}")
-    return await Projector(EventStore(pool)).rebuild(show_progress=show_progress)
+async def rebuild_projection(
+    pool: asyncpg.Pool, desks: DeskRegistry, projection: str, *, show_progress: bool = False
+) -> int:
+    """A rebuild started by `ticketflow rebuild` or `RebuildProjection`: the read model is filled in copies of
+    its tables and swapped in while the projector runs (`app.rebuild`); returns the events applied. Raises
+    KeyError for a read model the projector does not keep, or while another rebuild of it runs."""
+    bars: dict[str, Any] = {}
+
+    def show(progress: RebuildProgress) -> None:
+        bar = bars.get(progress.projection)
+        if bar is None:
+            bar = bars[progress.projection] = tqdm(total=progress.total, unit="ev", desc=progress.projection)
+        bar.update(progress.applied - bar.n)
+
+    try:
+        reports = await rebuild(pool, desks, [projection], progress=show if show_progress else None)
+    except (UnknownReadModel, RebuildInProgress) as refused:
+        raise KeyError(str(refused)) from None
+    finally:
+        for bar in bars.values():
+            bar.close()
+    return sum(report.applied for report in reports)
 
 
-def register(rt: Runtime) -> None:
+def register(rt: Runtime, desks: DeskRegistry) -> None:
     security = rt.settings.kafka_security()
 
     async def rebuild(command: RebuildProjection, _: OpsCommandEnvelope) -> Counts:
         try:
-            return {"events": await rebuild_projection(rt.pool, command.projection)}
+            return {"events": await rebuild_projection(rt.pool, desks, command.projection)}
         except KeyError as unknown:
             raise OpsRejected(unknown.args[0]) from None
 

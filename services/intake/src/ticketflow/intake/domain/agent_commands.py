@@ -22,6 +22,7 @@ AgentCommand = (
     | c.MergeTicket
     | c.UndoMerge
     | c.LinkKnownProblem
+    | c.SetFeatureRequestOutcome
 )
 AGENT_COMMANDS: tuple[type[c.TicketCommand], ...] = (
     c.StartWork,
@@ -33,6 +34,7 @@ AGENT_COMMANDS: tuple[type[c.TicketCommand], ...] = (
     c.MergeTicket,
     c.UndoMerge,
     c.LinkKnownProblem,
+    c.SetFeatureRequestOutcome,
 )
 # Identifiers of the agent commands: a NUL in one is malformed (InvalidCommand); in any other string (the
 # reply's text, a reason or resolution) it becomes U+FFFD, as in a customer's message (docs/intake.md).
@@ -40,7 +42,8 @@ _IDENTIFIERS = ("agent_id", "message_id", "actor")
 _DECODERS = {cls: msgspec.json.Decoder(cls) for cls in AGENT_COMMANDS}
 # Commands with an `actor` field: the envelope's actor (who sent it) is the one recorded.
 _WITH_ACTOR = (
-    c.WaitForCustomer, c.ResolveTicket, c.ReopenTicket, c.CloseTicket, c.MergeTicket, c.UndoMerge, c.LinkKnownProblem
+    c.WaitForCustomer, c.ResolveTicket, c.ReopenTicket, c.CloseTicket, c.MergeTicket, c.UndoMerge, c.LinkKnownProblem,
+    c.SetFeatureRequestOutcome,
 )  # fmt: skip
 
 
