@@ -65,6 +65,7 @@ class Stack:
 
     def deliverer(self, *, lease: float = 60.0, max_attempts: int = 4, **kw: Any) -> Deliverer:
         kw.setdefault("breaker_factory", lambda: CircuitBreaker(failure_threshold=50, reset_timeout=60))
+        kw.setdefault("attempt_deadline", min(20.0, lease / 2))  # shorter than the lease, as the engine demands
         return Deliverer(
             ledger=PgLedger(self.pool, lease_seconds=lease),
             catalog=self.catalog,

@@ -18,6 +18,7 @@ from ticketflow.notifications.adapters.channels import (
     EmailChannel,
     ExpressBot,
     ExpressChannel,
+    OutcomeUnknown,
     PermanentFailure,
     SmtpRelay,
     TemporaryFailure,
@@ -184,7 +185,10 @@ async def test_bitrix24_token_bucket_keeps_under_the_portal_limit() -> None:
         channel = Bitrix24Channel([portal(fake, token="t", rate=20.0, burst=3)])
         try:
             for i in range(8):
-                await channel.send(message("portal-1", f"chat{i}"))
+                outgoing = message("portal-1", f"chat{i}")
+                if not channel.ready(outgoing):  # the engine's order: a token, then the request
+                    await channel.pace(outgoing)
+                await channel.send(outgoing)
         finally:
             await channel.aclose()
     assert len(fake.received) == 8 and fake.limited == 0
@@ -237,12 +241,39 @@ async def test_webhook_signs_exact_body_and_sends_idempotency_key() -> None:
     assert fake.bad_signatures == 1
 
 
-async def test_a_destination_that_does_not_answer_in_time_is_temporary() -> None:
+async def test_a_destination_that_does_not_answer_in_time_is_an_unknown_outcome() -> None:
+    """The request left; the receiver may have acted on it: not a plain temporary failure (issue 16)."""
     async with FakeWebhookReceiver(secret="hook-secret").running() as fake:
         fake.faults.add(Fault(200, b"", {}, delay=1.0))
         channel = WebhookChannel([WebhookEndpoint("crm", fake.url, "hook-secret")], timeout=0.2)
         try:
-            with pytest.raises(TemporaryFailure, match="timeout"):
+            with pytest.raises(OutcomeUnknown, match="no answer in time"):
                 await channel.send(message("crm", "ext-user-1"))
         finally:
             await channel.aclose()
+
+
+async def test_a_refused_connection_is_temporary_for_the_aiohttp_channels() -> None:
+    """Nothing was sent: safe to send again."""
+    async with FakeWebhookReceiver(secret="hook-secret").running() as fake:
+        dead_url = fake.url
+    channel = WebhookChannel([WebhookEndpoint("crm", dead_url, "hook-secret")])
+    try:
+        with pytest.raises(TemporaryFailure, match="connection error"):
+            await channel.send(message("crm", "ext-user-1"))
+    finally:
+        await channel.aclose()
+
+
+async def test_express_answer_after_its_timeout_is_an_unknown_outcome_and_the_message_was_posted() -> None:
+    """BotX has no idempotency key: the chat shows a message whose answer was lost, so sending it again
+    would show it twice."""
+    async with FakeBotX({BOT_ID: SECRET}).running() as fake:
+        fake.answer_delay = 1.0
+        channel = ExpressChannel([ExpressBot(BOT_ID, fake.base_url, SECRET)], timeout=0.2)
+        try:
+            with pytest.raises(OutcomeUnknown, match="ReadTimeout"):
+                await channel.send(message(str(BOT_ID), str(CHAT)))
+        finally:
+            await channel.aclose()
+    assert len(fake.received) == 1

@@ -32,7 +32,7 @@ from ticketflow.notifications.main import build
 from ticketflow.notifications.settings import NotificationsSettings
 from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS
 from ticketflow.runtime.service import Runtime, asgi_app
-from ticketflow.runtime.settings import load_settings
+from ticketflow.runtime.settings import SettingsError, load_settings
 
 from .letters import dead_letters_on
 from .test_replies_kafka import reply
@@ -96,6 +96,16 @@ def test_unset_or_empty_variables_mean_the_defaults(monkeypatch: pytest.MonkeyPa
     )  # fmt: skip
 
 
+def test_a_send_deadline_not_shorter_than_the_lease_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A send must end before its claim can be taken over (issue 16): the defaults hold, a deadline as
+    long as the lease is refused with both variables named."""
+    s = load_settings(NotificationsSettings)
+    assert (s.send_deadline_seconds, s.lease_seconds, s.per_destination) == (20.0, 120.0, 64)
+    monkeypatch.setenv("TICKETFLOW_NOTIFICATIONS_SEND_DEADLINE_SECONDS", "120")
+    with pytest.raises(SettingsError, match=r"SEND_DEADLINE_SECONDS must be shorter than.*LEASE_SECONDS"):
+        load_settings(NotificationsSettings)
+
+
 def test_a_bad_setting_stops_the_process_naming_each_variable() -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TICKETFLOW_NOTIFICATIONS_PARALLEL": "lots",
            "TICKETFLOW_NOTIFICATIONS_GC_THRESHOLDS": "50000,often"}  # fmt: skip
@@ -130,9 +140,11 @@ async def test_start_up_subscribes_schedules_recovery_and_leaves_the_collector_t
     await build(settings).start(rt)
     try:
         assert gc.get_threshold() == expected and gc.get_freeze_count() > 0
-        assert list(rt.tasks) == ["recovery"]
+        assert list(rt.tasks) == ["ledger liveness", "recovery"]
         assert set(rt.waits) == {"ticket.events", "chat.replies"} and len(rt.broker.subscribers) == 2
-        assert len(rt.closing) == 5  # the service's own pool, then each of the four channels
+        assert len(rt.closing) == 6  # the service's own pool, each of the four channels, the liveness lock
+        registered = await pool.fetchval("SELECT count(*) FROM notification_workers")
+        assert registered >= 1  # this worker announced itself (and holds its lock) before any claim
     finally:
         for hook in reversed(rt.closing):
             await hook()

@@ -34,7 +34,7 @@ from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import EventEnvelope, NewEvent, envelope_encoder
-from ticketflow.contracts.ids import new_event_id, notification_stream, sla_stream, ticket_stream
+from ticketflow.contracts.ids import new_event_id, notification_stream, sla_stream, ticket_number, ticket_stream
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
@@ -134,13 +134,13 @@ async def running_platforms() -> AsyncIterator[Platforms]:
 
 @asynccontextmanager
 async def running_service(
-    pool: asyncpg.Pool, platforms: Platforms, catalog: TemplateCatalog | None = None
+    pool: asyncpg.Pool, platforms: Platforms, catalog: TemplateCatalog | None = None, **options: Any
 ) -> AsyncIterator[Notifications]:
     config = parse_config(platforms.config_toml())
     channels: list[ChannelClient] = build_channels(config, SECRETS)
     retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=1)
     try:
-        yield make_app(pool, load_desks(), Directory.from_config(config), channels, catalog, retry=retry)
+        yield make_app(pool, load_desks(), Directory.from_config(config), channels, catalog, retry=retry, **options)
     finally:
         await asyncio.gather(*(c.aclose() for c in channels))
 
@@ -417,6 +417,41 @@ async def test_a_batch_with_the_same_record_twice_sends_once_and_records_each_ou
     assert len(platforms.bitrix.received) == 3
     assert [type(e) for e in await outcomes(service.store, first)] == [ne.NotificationDelivered] * 2
     assert [type(e) for e in await outcomes(service.store, second)] == [ne.NotificationDelivered]
+
+
+async def test_an_answer_after_the_deadline_is_an_unknown_outcome_the_agent_sees_and_the_consumer_goes_on(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    """Issue 16, item 4, through the consumer as built (`consumer.ticket_events`): BotX posts "registered"
+    but answers after the attempt's deadline. One request reached the chat and no second one is sent, not
+    even when the batch comes again; NotificationOutcomeUnknown, with the reason, is stored in the ticket's
+    notification stream (the agent's view); nothing is dead-lettered; the next ticket's message goes out."""
+    platforms.botx.answer_delay = 1.5
+    async with running_service(pool, platforms, attempt_deadline=0.3) as service:
+        late, next_one = uuid.uuid4(), uuid.uuid4()
+        a = await append(service.store, opened(late, "express"), taken(late))
+        b = await append(service.store, opened(next_one, "express"), taken(next_one))
+
+        def records(envelopes: Sequence[EventEnvelope]) -> list[FakeRecord]:
+            return [FakeRecord("ticket.events", 0, n, e.stream_id.encode(), envelope_encoder.encode(e))
+                    for n, e in enumerate(envelopes)]  # fmt: skip
+
+        producer = RecordingProducer()
+        worker = ticket_events(service, DeadLetterWriter(cast(AIOKafkaProducer, producer), "notifications"))
+        await worker.process(records(a))
+        platforms.botx.answer_delay = 0.0
+        await worker.process(records([*a, *b]))  # the first batch again (say, not acknowledged), and more
+    bodies = [m.body for m in platforms.botx.received]
+    assert len(bodies) == 2 and ticket_number(late) in bodies[0] and ticket_number(next_one) in bodies[1], bodies
+    [unknown] = await outcomes(service.store, late)
+    assert isinstance(unknown, ne.NotificationOutcomeUnknown) and unknown.template == "ticket_opened"
+    assert "no answer within 0.3s" in unknown.reason and "check the chat" in unknown.reason
+    assert [type(e) for e in await outcomes(service.store, next_one)] == [ne.NotificationDelivered]
+    assert producer.sent == []  # not a dead letter: neither the record nor the delivery
+    status = await pool.fetchval(
+        "SELECT status FROM notification_deliveries WHERE idempotency_key = $1", unknown.notification_key
+    )
+    assert status == "unknown"
 
 
 async def test_an_sla_warning_finds_the_assignee_by_reading_the_ticket_stream(

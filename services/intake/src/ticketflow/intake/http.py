@@ -38,8 +38,10 @@ from ticketflow.intake.platforms.web import (
 )
 
 log = logging.getLogger("ticketflow.intake")
-# Kafka or PostgreSQL unreachable, timing out or refusing connections.
-OUTAGES = (OSError, TimeoutError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# Kafka or PostgreSQL unreachable, timing out or refusing connections (or a connection the server ended).
+OUTAGES = (
+    OSError, TimeoutError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError
+)  # fmt: skip
 ACCEPTED = {"result": "accepted"}
 Handler = Callable[[Request], Awaitable[Response]]
 

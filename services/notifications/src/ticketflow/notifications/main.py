@@ -1,5 +1,6 @@
 """Composition: the desks, the channel accounts and staff (a TOML file of this service's own), the pool,
-the delivery engine, the application, the two subscriptions and the recovery loop.
+the ledger and this worker's liveness lock, the delivery engine, the application, the two subscriptions
+and the recovery loop.
 
 Run: `python -m ticketflow.notifications` (TICKETFLOW_NOTIFICATIONS_PORT, default 8005; every variable:
 `settings.py`). The desks and the configuration file are read by `build`, so a broken one stops the
@@ -18,6 +19,7 @@ from ticketflow.notifications.adapters.channels import ChannelClient
 from ticketflow.notifications.adapters.delivery import Deliverer
 from ticketflow.notifications.adapters.directory import Directory, build_channels, load_config
 from ticketflow.notifications.adapters.ledger import PgLedger
+from ticketflow.notifications.adapters.liveness import Liveness
 from ticketflow.notifications.adapters.pool import make_pool
 from ticketflow.notifications.adapters.rendering import TemplateCatalog
 from ticketflow.notifications.app import Notifications
@@ -28,9 +30,10 @@ from ticketflow.runtime.service import Runtime, Service
 
 
 def make_app(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory, channels: Sequence[ChannelClient],
-             catalog: TemplateCatalog | None = None, **deliverer_options: Any) -> Notifications:  # fmt: skip
+             catalog: TemplateCatalog | None = None, ledger: PgLedger | None = None,
+             **deliverer_options: Any) -> Notifications:  # fmt: skip
     catalog = catalog or TemplateCatalog.from_directory()
-    deliverer = Deliverer(ledger=PgLedger(pool), catalog=catalog, channels=channels, **deliverer_options)
+    deliverer = Deliverer(ledger=ledger or PgLedger(pool), catalog=catalog, channels=channels, **deliverer_options)
     return Notifications(EventStore(pool), deliverer, desks, directory)
 
 
@@ -45,7 +48,16 @@ def build(settings: NotificationsSettings) -> Service:
         channels = build_channels(config)
         for channel in channels:
             rt.on_close(channel.aclose)
-        app = make_app(pool, desks, Directory.from_config(config), channels)
+        ledger = PgLedger(pool, lease_seconds=settings.lease_seconds)
+        # This process's claims are taken over at once if it is killed (before the first claim).
+        liveness = Liveness(ledger.claimant, lambda: asyncpg.connect(settings.pg_dsn))
+        await liveness.start()
+        rt.on_close(liveness.close)
+        rt.background("ledger liveness", liveness.keep)
+        app = make_app(
+            pool, desks, Directory.from_config(config), channels, ledger=ledger,
+            per_destination=settings.per_destination, attempt_deadline=settings.send_deadline_seconds,
+        )  # fmt: skip
         subscribe(rt, app, settings)
         rt.background("recovery", lambda stop: app.keep_recovering(
             stop, every=settings.recover_seconds, auto_redrive_after=settings.auto_redrive_seconds))  # fmt: skip

@@ -32,7 +32,8 @@ def build(settings: ProjectorSettings) -> Service:
         producer = make_producer(settings.kafka_bootstrap, client_id="ticketflow-projector-relay")
         await producer.start()
         try:
-            await OutboxRelay(store, producer, batch_size=settings.relay_batch).run(stop)
+            relay = OutboxRelay(store, producer, batch_size=settings.relay_batch, topic_names=settings.relay_topics)
+            await relay.run(stop)
         finally:
             await producer.stop()
 

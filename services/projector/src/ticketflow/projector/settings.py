@@ -18,6 +18,11 @@ class ProjectorSettings(ServiceSettings):
     relay: bool = Field(True, description="relay the outbox to Kafka in this process (one relay leads at a time)")
     relay_batch: int = Field(5000, ge=1, le=100_000, description="outbox rows published per round")
     projection_batch: int = Field(1000, ge=1, le=100_000, description="events applied per read-model transaction")
+    relay_topics: dict[str, str] = Field(
+        default_factory=dict,
+        description='the relay publishes a declared topic to another name, as JSON: {"ticket.events": "..."} '
+        "(a system beside another on one broker: tests, side-by-side environments)",
+    )
     desk_config_dir: str = Field(
         "",
         validation_alias="TICKETFLOW_DESK_CONFIG_DIR",

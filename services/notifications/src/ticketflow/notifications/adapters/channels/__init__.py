@@ -1,8 +1,10 @@
-"""Channel clients: each speaks one platform's real protocol and raises Temporary/PermanentFailure."""
+"""Channel clients: each speaks one platform's real protocol and raises Temporary/PermanentFailure or
+OutcomeUnknown."""
 
 from ticketflow.notifications.adapters.channels.base import (
     ChannelClient,
     DeliveryFailure,
+    OutcomeUnknown,
     PermanentFailure,
     TemporaryFailure,
 )
@@ -19,6 +21,7 @@ __all__ = [
     "EmailChannel",
     "ExpressBot",
     "ExpressChannel",
+    "OutcomeUnknown",
     "PermanentFailure",
     "SmtpRelay",
     "TemporaryFailure",

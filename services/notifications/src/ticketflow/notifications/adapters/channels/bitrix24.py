@@ -4,7 +4,9 @@ b24pysdk is synchronous and would block the event loop, so the call is made dire
 `POST {rest_url}/imbot.message.add.json` with `BOT_ID`, `DIALOG_ID`, `MESSAGE`, (`CLIENT_ID`) and
 `auth` (the portal's access token). Bitrix24 limits request intensity per portal with a leaky
 bucket (cloud: about 2 requests/s with a burst of 50) and answers `QUERY_LIMIT_EXCEEDED` beyond it:
-each portal gets its own token bucket here, and that answer is retryable.
+each portal gets its own token bucket here (taken by `ready`/`pace`, which the delivery engine calls
+before each attempt), and that answer is retryable. `imbot.message.add` has no idempotency key: a
+request whose answer is lost is an unknown outcome (`channels/http.py`), never sent again automatically.
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ class Bitrix24Channel:
             portal.burst,
         )
 
+    def ready(self, message: OutgoingMessage) -> bool:
+        bucket = self._buckets.get(message.destination)
+        return bucket is None or bucket.try_acquire()  # an unknown portal fails in send, without waiting
+
+    async def pace(self, message: OutgoingMessage) -> None:
+        """The portal's token bucket: the engine waits here before an attempt (outside its deadline)."""
+        bucket = self._buckets.get(message.destination)
+        if bucket is not None:
+            await bucket.acquire()
+
     async def send(self, message: OutgoingMessage) -> str:
         portal = self._portals.get(message.destination)
         if portal is None:
@@ -78,8 +90,7 @@ class Bitrix24Channel:
         }
         if portal.client_id:
             params["CLIENT_ID"] = portal.client_id
-        bucket = self._buckets[portal.portal_id]
-        await bucket.acquire()
+        bucket = self._buckets[portal.portal_id]  # taken by `ready`/`pace`; drained on QUERY_LIMIT_EXCEEDED
         url = portal.rest_url.rstrip("/") + "/imbot.message.add.json"
         body = msgspec.json.encode(params)
         response = await self._http.post(url, body, _JSON, what="bitrix24")
