@@ -26,6 +26,7 @@ SERVICE_PORTS = {
     "notifications": 8005,
     "projector": 8006,
     "queries": 8007,
+    "dashboard": 8008,
 }
 DEFAULT_KAFKA = "127.0.0.1:9092"
 S = TypeVar("S", bound="ServiceSettings")
