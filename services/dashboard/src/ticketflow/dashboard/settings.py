@@ -25,7 +25,11 @@ class DashboardSettings(ServiceSettings):
         8.0, gt=0, le=60, description="how long an action waits to see its command applied before saying so"
     )
     live_wait_ms: int = Field(
-        15_000, ge=100, le=60_000, description="the live stream's longest wait for a change before it refreshes"
+        10_000,
+        ge=100,
+        le=60_000,
+        description="the live stream's longest wait for a change before it refreshes (at most the query API's "
+        "TICKETFLOW_QUERIES_MAX_WAIT_MS)",
     )
     secure_cookie: bool = Field(False, description="mark the session cookie Secure (behind HTTPS)")
     pool_size: int = Field(4, ge=1, le=100, description="PostgreSQL connections (reading ticket streams)")
