@@ -233,13 +233,14 @@ async def test_bad_input_gets_a_clear_message_and_at_most_one_command(running: R
         assert answers == [200, 200]
         sent = await commands_on_topic(running, ticket_id)
         assert [type(e.command).__name__ for e in sent] == ["ReplyAsAgent", "ResolveTicket"]
-        await page.reload()
+        await expect(page.locator("dd[data-field='status']")).to_have_text("resolved", timeout=30_000)  # live
         assert (await page.locator("ol.conversation").inner_text()).count(text) == 1
 
         # A reply to a closed ticket: refused on the page, nothing sent.
         await send_command(running, c.CloseTicket(uuid.UUID(ticket_id), "confirmed by the customer", "lead"), "lead")
         await ticket_with(running, words, "closed")
-        await page.reload()
+        # The page was open all along: its live stream shows the ticket closed; its forms are the old ones.
+        await expect(page.locator("dd[data-field='status']")).to_have_text("closed", timeout=30_000)
         assert await act(page, "reply", "one more thing") == "refused_by_ticket"
         await expect(page.locator("#notice .notice")).to_contain_text("not allowed in state closed")
         assert len(await commands_on_topic(running, ticket_id)) == 3  # the reply, the resolution, the close

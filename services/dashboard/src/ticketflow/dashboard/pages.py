@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ticketflow.dashboard.domain import texts, views
-from ticketflow.dashboard.domain.actions import ACTIONS, OUTCOMES, PRIORITIES
+from ticketflow.dashboard.domain.actions import OUTCOMES, PRIORITIES, offered
 from ticketflow.deskconfig import DeskRegistry
 
 
@@ -41,7 +41,7 @@ class Pages:
             "left": left,
             "preflight": views.preflight_checks,
             "new_id": lambda: str(uuid.uuid4()),
-            "forms": [(a.name, a.fields) for a in ACTIONS.values()],
+            "offered": lambda ticket: [(a.name, a.fields) for a in offered(ticket["status"], ticket.get("category"))],
             "priorities": PRIORITIES,
             "outcomes": OUTCOMES,
         }

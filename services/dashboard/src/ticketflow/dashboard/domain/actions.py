@@ -15,6 +15,9 @@ from typing import get_args
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.values import FeatureOutcome, Priority
+from ticketflow.lifecycle import Status
+from ticketflow.lifecycle.decider import WORKABLE
+from ticketflow.lifecycle.state import OPEN
 
 PRIORITIES: tuple[str, ...] = get_args(Priority)
 OUTCOMES: tuple[str, ...] = get_args(FeatureOutcome)
@@ -32,25 +35,37 @@ class ActionRefused(ValueError):
 
 @dataclass(frozen=True)
 class Action:
-    """One button of the ticket page: the command it sends, built from the form and the agent."""
+    """One form of the ticket page: its fields (besides command_id), and the statuses it is offered in (the
+    lifecycle's own sets; the decider still decides when it is sent, against the ticket's current state)."""
 
     name: str
-    fields: tuple[str, ...]  # the form's fields besides command_id
+    fields: tuple[str, ...]
+    offered_in: frozenset[Status]
 
 
 ACTIONS = {
     a.name: a
     for a in (
-        Action("reply", ("text",)),
-        Action("request_info", ("text",)),
-        Action("priority", ("priority",)),
-        Action("resolve", ("text",)),
-        Action("reopen", ("text",)),
-        Action("refer", ("text",)),
-        Action("undo_merge", ("text",)),
-        Action("feature_outcome", ("outcome", "text")),
+        Action("reply", ("text",), WORKABLE),
+        Action("request_info", ("text",), frozenset({Status.ASSIGNED, Status.IN_PROGRESS})),
+        Action("priority", ("priority",), OPEN),
+        Action("resolve", ("text",), WORKABLE),
+        Action("reopen", ("text",), frozenset({Status.RESOLVED})),
+        Action("refer", ("text",), OPEN),
+        Action("undo_merge", ("text",), frozenset({Status.MERGED})),
+        Action("feature_outcome", ("outcome", "text"), OPEN | {Status.RESOLVED}),
     )
 }
+FEATURE_REQUEST = "feature_request"  # the category whose outcome the requester is told
+
+
+def offered(status: str, category: str | None) -> list[Action]:
+    """The forms the ticket page shows for a ticket in `status` (a feature request's outcome only for one)."""
+    return [
+        a
+        for a in ACTIONS.values()
+        if status in a.offered_in and (a.name != "feature_outcome" or category == FEATURE_REQUEST)
+    ]
 
 
 def command_id(form: Mapping[str, str]) -> uuid.UUID:
