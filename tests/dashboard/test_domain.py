@@ -116,7 +116,7 @@ def test_the_position_of_a_command_is_its_last_caused_event(events: list[tuple[b
             AgentReplied(T, "anna", "m", "t"),
             EventMetadata(causation_id=CID if caused else uuid.uuid4()),
             position,
-        )  # fmt: skip
+        )
         for i, (caused, position) in enumerate(events)
     ]
     caused = [position for is_caused, position in events if is_caused]
