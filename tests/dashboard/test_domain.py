@@ -76,7 +76,9 @@ def test_a_form_without_a_command_id_is_refused() -> None:
 
 
 def test_the_forms_offered_follow_the_status_and_a_feature_requests_outcome_only_for_one() -> None:
-    names = lambda status, category=None: {a.name for a in offered(status, category)}  # noqa: E731
+    def names(status: str, category: str | None = None) -> set[str]:
+        return {a.name for a in offered(status, category)}
+
     assert names("routed") == {"reply", "priority", "resolve", "refer"}
     assert names("in_progress") == {"reply", "request_info", "priority", "resolve", "refer"}
     assert names("in_progress", "feature_request") == names("in_progress") | {"feature_outcome"}
