@@ -88,6 +88,7 @@ async def act(page: Page, action: str, text: str | None = None, **selects: str) 
         await form.locator("textarea").fill(text)
     for name, value in selects.items():
         await form.locator(f"select[name='{name}']").select_option(value)
+    await page.locator("#notice").evaluate("notice => notice.replaceChildren()")  # the answer's, not the last
     await form.locator("button").click()
     notice = page.locator("#notice .notice")
     await expect(notice).to_be_visible(timeout=30_000)
@@ -159,6 +160,37 @@ async def test_an_agent_replies_asks_and_resolves_and_the_chat_the_page_and_the_
     finally:
         await context.close()
         await lead_context.close()
+
+
+async def test_an_agent_changes_priority_and_sets_a_feature_requests_outcome_which_the_requester_is_told(
+    running: Running, browser: Browser
+) -> None:
+    words = unique("Добавьте возможность закреплять сообщения в чатах")
+    request = (
+        f"{words}. Платформа: мобильное приложение и web. Просят часто, около 40 обращений в месяц. Важность: высокая"
+    )
+    chat = await running.post_as_express(request)
+    ticket = await ticket_with(running, words, "routed", "assigned", "in_progress")
+    assert ticket["category"] == "feature_request"
+    context, page = await signed_in(browser, running, running.tokens.anna)
+    try:
+        await page.goto(f"{running.url}/tickets/{ticket['ticket_id']}")
+        assert await act(page, "priority", priority="high") == "done"
+        await expect(page.locator("dd[data-field='priority']")).to_have_text("high", timeout=5_000)
+        assert await act(page, "feature_outcome", "", outcome="declined") == "text_required"
+        reason = unique("Not on this year's roadmap")
+        assert await act(page, "feature_outcome", reason, outcome="declined") == "done"
+        await expect(page.locator("dd[data-field='feature']")).to_contain_text(reason, timeout=5_000)
+
+        async def told() -> bool:
+            return any(reason in n.body and n.chat_id == chat for n in running.platforms.botx.received)
+
+        await eventually(told, 60)
+        sent = await commands_on_topic(running, ticket["ticket_id"])
+        assert [type(e.command).__name__ for e in sent] == ["ChangePriority", "SetFeatureRequestOutcome"]
+        assert {e.actor for e in sent} == {AGENT}
+    finally:
+        await context.close()
 
 
 async def stream(running: Running, token: Token, seconds: float) -> str:
