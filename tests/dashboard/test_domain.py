@@ -15,7 +15,7 @@ from ticketflow.contracts import commands as c
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata
 from ticketflow.contracts.ticket_events import AgentReplied
 from ticketflow.dashboard.app import Dashboard
-from ticketflow.dashboard.domain import texts, views
+from ticketflow.dashboard.domain import charts, texts, views
 from ticketflow.dashboard.domain.actions import (
     ACTIONS,
     ActionRefused,
@@ -24,6 +24,7 @@ from ticketflow.dashboard.domain.actions import (
     command_id,
     offered,
 )
+from ticketflow.dashboard.pages import Pages
 from ticketflow.deskconfig import load_desks
 
 T = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -141,3 +142,77 @@ async def test_the_live_stream_sends_a_fragment_only_when_it_changed() -> None:
             break
     assert sent == ["a", "b", "c"]
     assert asked == [(None, None), (6, 700), (7, 700), (8, 700), (9, 700)]
+
+
+def test_a_bar_chart_scales_to_its_top_and_leaves_days_without_a_figure_empty() -> None:
+    days: list[dict[str, object]] = [
+        {"day": "2026-12-01", "sla_attainment_percent": 50.0},
+        {"day": "2026-12-02", "sla_attainment_percent": None},
+    ]
+    chart = charts.bar_chart(charts.daily(days, "sla_attainment_percent"), top=100.0)
+    first, second = chart.bars
+    assert (first.label, first.value, first.height, first.y) == (
+        "2026-12-01",
+        50.0,
+        charts.HEIGHT / 2,
+        charts.HEIGHT / 2,
+    )
+    assert (second.value, second.height) == (None, 0.0)
+    assert charts.daily([{"day": "d", "first_response_p90_s": 600}], "first_response_p90_s", 1 / 60) == [("d", 10.0)]
+
+
+def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_customers_wrote() -> None:
+    now = datetime.now(UTC).isoformat()
+    clock = {"ticket_id": str(T), "number": "TF-1", "target": "resolution", "priority": "high",
+             "queue_id": "technical-l2", "assignee": None, "deadline": now}  # fmt: skip
+    desk = {
+        "desk_id": "express",
+        "backlog": {
+            "queues": [
+                {
+                    "queue_id": "client-l1",
+                    "priority": "normal",
+                    "tickets": 2,
+                    "unassigned": 1,
+                    "oldest_opened_at": now,
+                    "ages": dict.fromkeys(
+                        ("under_1h", "from_1h_to_4h", "from_4h_to_24h", "from_1d_to_3d", "from_3d_to_7d", "over_7d"), 1
+                    ),
+                }
+            ]
+        },
+        "sla": {
+            "within_minutes": 60,
+            "breached": {"count": 1, "clocks": [clock]},
+            "at_risk": {"count": 0, "clocks": []},
+            "paused": {"count": 0, "clocks": []},
+        },
+        "agents": {
+            "agents": [
+                {"agent_id": "agent-anna", "status": "online", "assigned": 1, "capacity": 5, "queues": ["client-l1"]}
+            ]
+        },
+        "recent": {
+            "tickets": [
+                {
+                    "ticket_id": str(T),
+                    "number": "TF-1",
+                    "subject": "<script>x</script>",
+                    "status": "routed",
+                    "priority": "normal",
+                    "assignee": None,
+                    "opened_at": now,
+                }
+            ]
+        },
+        "metrics": {
+            "days": [{"day": "2026-12-01", "sla_attainment_percent": 90.0, "first_response_p90_s": 600, "opened": 3}]
+        },
+    }
+    view = {"me": {"name": "lead", "agent_id": None}, "desks": [desk], "position": 7}
+    pages = Pages(load_desks(None))
+    for lang in ("ru", "en"):
+        html = pages.render("lead.html", lang, me=view["me"], view=view)
+        assert f'<html lang="{lang}">' in html and 'data-position="7"' in html
+        assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+        assert texts.text(lang, "breached") in html and texts.text(lang, "chart_attainment") in html

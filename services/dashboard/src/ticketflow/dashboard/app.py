@@ -52,14 +52,16 @@ class Dashboard:
         at = {"min_position": min_position, "wait_ms": wait_ms}
         desks = []
         for desk in me["reads"]:
-            backlog, board, agents, recent = await asyncio.gather(
+            backlog, board, agents, recent, metrics = await asyncio.gather(
                 self.api.get(token, f"/desks/{desk}/backlog", **at),
                 self.api.get(token, f"/desks/{desk}/sla-board", limit=20, **at),
                 self.api.get(token, f"/desks/{desk}/agents", limit=50, **at),
                 self.api.get(token, "/tickets", desk=desk, limit=RECENT, **at),
+                self.api.get(token, f"/desks/{desk}/metrics", **at),  # the last 30 days
             )
-            desks.append({"desk_id": desk, "backlog": backlog, "sla": board, "agents": agents, "recent": recent})
-        positions = [a["position"] for d in desks for a in (d["backlog"], d["sla"], d["agents"], d["recent"])]
+            parts = {"backlog": backlog, "sla": board, "agents": agents, "recent": recent, "metrics": metrics}
+            desks.append({"desk_id": desk, **parts})
+        positions = [d[part]["position"] for d in desks for part in ("backlog", "sla", "agents", "recent", "metrics")]
         return {"me": me, "desks": desks, "position": min(positions, default=me["position"])}
 
     async def ticket(

@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from ticketflow.dashboard.domain import texts, views
+from ticketflow.dashboard.domain import charts, texts, views
 from ticketflow.dashboard.domain.actions import OUTCOMES, PRIORITIES, offered
 from ticketflow.deskconfig import DeskRegistry
 
@@ -40,6 +40,7 @@ class Pages:
             "duration": lambda seconds: views.duration(seconds, lang),
             "left": left,
             "preflight": views.preflight_checks,
+            "chart": lambda days, field, scale=1.0, top=None: charts.bar_chart(charts.daily(days, field, scale), top),
             "new_id": lambda: str(uuid.uuid4()),
             "offered": lambda ticket: [(a.name, a.fields) for a in offered(ticket["status"], ticket.get("category"))],
             "priorities": PRIORITIES,
