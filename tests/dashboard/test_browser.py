@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from dashboard_world import AGENT, Running, Token, axe_violations, eventually, screenshot, signed_in
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 from support.system import EXPRESS_BOTS, PUBLIC_BOT
 
 from ticketflow.contracts import commands as c
@@ -81,6 +81,11 @@ async def send_command(running: Running, command: c.TicketCommand, actor: str) -
         await producer.stop()
 
 
+def status_of(page: Page) -> Locator:
+    """The ticket page's status (its name in the system; the page shows it in its language)."""
+    return page.locator("dd[data-field='status']")
+
+
 async def act(page: Page, action: str, text: str | None = None, **selects: str) -> str:
     """Fill and send one action's form on the ticket page; the notice's outcome (data-outcome)."""
     form = page.locator(f"form[data-action='{action}']")
@@ -139,7 +144,7 @@ async def test_an_agent_replies_asks_and_resolves_and_the_chat_the_page_and_the_
         await eventually(delivered, 60)
 
         assert await act(page, "request_info", "Пришлите, пожалуйста, логи сервера") == "done"
-        await expect(page.locator("dd[data-field='status']")).to_have_text("waiting_on_customer", timeout=5_000)
+        await expect(status_of(page)).to_have_attribute("data-status", "waiting_on_customer", timeout=5_000)
         paused = lead.locator("section[data-desk='express'] table.sla.paused")
         await expect(paused).to_contain_text(number, timeout=60_000)  # live, no reload
 
@@ -147,10 +152,12 @@ async def test_an_agent_replies_asks_and_resolves_and_the_chat_the_page_and_the_
         assert await axe_violations(page) == []
 
         assert await act(page, "resolve", "Логи получены, сервис перезапущен") == "done"
-        await expect(page.locator("dd[data-field='status']")).to_have_text("resolved", timeout=5_000)
+        await expect(status_of(page)).to_have_attribute("data-status", "resolved", timeout=5_000)
         express = lead.locator("section[data-desk='express']")
         await expect(express.locator("table.sla", has_text=number)).to_have_count(0, timeout=60_000)
-        await expect(express.locator(f"tr[data-ticket='{ticket_id}']")).to_contain_text("resolved")
+        await expect(express.locator(f"tr[data-ticket='{ticket_id}'] td[data-status]")).to_have_attribute(
+            "data-status", "resolved"
+        )
         board = await running.query(running.tokens.lead, "/desks/express/sla-board")
         listed = [c["ticket_id"] for s in ("at_risk", "breached", "paused") for c in board[s]["clocks"]]
         assert ticket_id not in listed
@@ -176,7 +183,9 @@ async def test_an_agent_changes_priority_and_sets_a_feature_requests_outcome_whi
     try:
         await page.goto(f"{running.url}/tickets/{ticket['ticket_id']}")
         assert await act(page, "priority", priority="high") == "done"
-        await expect(page.locator("dd[data-field='priority']")).to_have_text("high", timeout=5_000)
+        await expect(page.locator("dd[data-field='priority']")).to_have_attribute(
+            "data-priority", "high", timeout=5_000
+        )
         assert await act(page, "feature_outcome", "", outcome="declined") == "text_required"
         reason = unique("Not on this year's roadmap")
         assert await act(page, "feature_outcome", reason, outcome="declined") == "done"
@@ -265,14 +274,14 @@ async def test_bad_input_gets_a_clear_message_and_at_most_one_command(running: R
         assert answers == [200, 200]
         sent = await commands_on_topic(running, ticket_id)
         assert [type(e.command).__name__ for e in sent] == ["ReplyAsAgent", "ResolveTicket"]
-        await expect(page.locator("dd[data-field='status']")).to_have_text("resolved", timeout=30_000)  # live
+        await expect(status_of(page)).to_have_attribute("data-status", "resolved", timeout=30_000)  # live
         assert (await page.locator("ol.conversation").inner_text()).count(text) == 1
 
         # A reply to a closed ticket: refused on the page, nothing sent.
         await send_command(running, c.CloseTicket(uuid.UUID(ticket_id), "confirmed by the customer", "lead"), "lead")
         await ticket_with(running, words, "closed")
         # The page was open all along: its live stream shows the ticket closed; its forms are the old ones.
-        await expect(page.locator("dd[data-field='status']")).to_have_text("closed", timeout=30_000)
+        await expect(status_of(page)).to_have_attribute("data-status", "closed", timeout=30_000)
         assert await act(page, "reply", "one more thing") == "refused_by_ticket"
         await expect(page.locator("#notice .notice")).to_contain_text("not allowed in state closed")
         assert len(await commands_on_topic(running, ticket_id)) == 3  # the reply, the resolution, the close

@@ -36,6 +36,7 @@ class Pages:
         helpers = {
             "lang": lang,
             "t": lambda key, **values: texts.text(lang, key, **values),
+            "n": lambda value: texts.name(lang, value),
             "age": lambda since: views.age(since, now, lang),
             "duration": lambda seconds: views.duration(seconds, lang),
             "left": left,

@@ -212,6 +212,37 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
+# What the system calls a status, a priority, an SLA target: shown in the page's language (the name stays
+# in a data- attribute for scripts and tests).
+NAMES: dict[str, dict[str, str]] = {
+    "en": {
+        "opened": "opened", "awaiting_customer": "waiting for the customer's fix", "refused": "refused",
+        "referred": "referred to partners", "ready": "ready", "routed": "in a queue", "assigned": "assigned",
+        "in_progress": "in progress", "waiting_on_customer": "waiting on the customer", "resolved": "resolved",
+        "closed": "closed", "merged": "merged", "urgent": "urgent", "high": "high", "normal": "normal", "low": "low",
+        "first_response": "first response", "next_response": "next response", "resolution": "resolution",
+        "running": "running", "paused": "paused", "met": "met", "cancelled": "cancelled",
+        "in_sprint": "taken into a sprint", "planned": "planned", "declined": "declined",
+    },
+    "ru": {
+        "opened": "открыто", "awaiting_customer": "ждёт исправления у клиента", "refused": "отказано",
+        "referred": "передано партнёрам", "ready": "готово", "routed": "в очереди", "assigned": "назначено",
+        "in_progress": "в работе", "waiting_on_customer": "ждёт ответа клиента", "resolved": "решено",
+        "closed": "закрыто", "merged": "объединено", "urgent": "срочный", "high": "высокий", "normal": "обычный",
+        "low": "низкий", "first_response": "первый ответ", "next_response": "следующий ответ",
+        "resolution": "решение", "running": "идут", "paused": "на паузе", "met": "выполнено",
+        "cancelled": "отменено", "in_sprint": "взято в спринт", "planned": "запланировано", "declined": "отклонено",
+    },
+}  # fmt: skip
+
+
+def name(lang: str, value: str | None) -> str:
+    """A status, priority, target or outcome in the page's language (an unknown one as it is)."""
+    if value is None:
+        return "—"
+    return NAMES.get(lang, NAMES["en"]).get(value, value)
+
+
 def language(asked: str | None, accept_language: str | None = None) -> str:
     """The page's language: the one asked for (a link, the cookie), else the browser's first known one."""
     if asked in LANGUAGES:
@@ -230,5 +261,6 @@ def text(lang: str, key: str, **values: object) -> str:
 
 def missing(languages: Iterable[str] = LANGUAGES) -> dict[str, set[str]]:
     """Keys some language lacks, per language."""
-    every = set().union(*(TEXTS[lang] for lang in languages))
-    return {lang: every - set(TEXTS[lang]) for lang in languages if every - set(TEXTS[lang])}
+    every = set().union(*(TEXTS[lang] for lang in languages), *(NAMES[lang] for lang in languages))
+    known = {lang: set(TEXTS[lang]) | set(NAMES[lang]) for lang in languages}
+    return {lang: every - known[lang] for lang in languages if every - known[lang]}
