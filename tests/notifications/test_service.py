@@ -28,6 +28,7 @@ from fakes.bitrix24 import FakeBitrix24
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
 from fakes.webhook import FakeWebhookReceiver
+from support.bitrix24 import BOX_CLIENT_ID, BOX_SECRET_ENV, b24_environment, desks_for, installed_portal
 from support.records import FakeRecord, RecordingProducer
 
 from ticketflow.contracts import notification_events as ne
@@ -57,7 +58,7 @@ pytestmark = pytest.mark.pg
 EXPRESS_BOT = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee")  # deskconfig express.toml
 PORTAL = "a1b2c3d4e5f60718293a4b5c6d7e8f90"  # deskconfig bitrix24-box.toml
 CHAT = uuid.UUID("6f1d8a0e-3c55-4a7b-9b61-2f8f6f0d6a10")
-SECRETS = {"BOT_SECRET": "express-bot-secret-0123456789abcdef", "B24_TOKEN": "b24-token", "HOOK_SECRET": "hook"}
+SECRETS = {"BOT_SECRET": "express-bot-secret-0123456789abcdef", "HOOK_SECRET": "hook"}
 DAY = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # Tuesday 12:00 Moscow: inside support hours
 
 
@@ -75,11 +76,7 @@ bot_id = "{EXPRESS_BOT}"
 cts_url = "{self.botx.base_url}"
 secret_env = "BOT_SECRET"
 
-[[bitrix24_portals]]
-portal_id = "{PORTAL}"
-rest_url = "{self.bitrix.rest_url}"
-bot_id = 7
-auth_token_env = "B24_TOKEN"
+[bitrix24]
 rate = {bitrix_rate}
 burst = 50
 
@@ -115,7 +112,7 @@ addresses.email = {{ destination = "register", address = "anna@example.test" }}
 async def running_platforms() -> AsyncIterator[Platforms]:
     platforms = Platforms(
         FakeBotX({EXPRESS_BOT: SECRETS["BOT_SECRET"]}),
-        FakeBitrix24(auth_token=SECRETS["B24_TOKEN"], bot_id=7),
+        FakeBitrix24(member_id=PORTAL, client_id=BOX_CLIENT_ID),
         FakeSmtp(),
         FakeWebhookReceiver(secret=SECRETS["HOOK_SECRET"]),
     )
@@ -137,7 +134,8 @@ async def running_service(
     pool: asyncpg.Pool, platforms: Platforms, catalog: TemplateCatalog | None = None, **options: Any
 ) -> AsyncIterator[Notifications]:
     config = parse_config(platforms.config_toml())
-    channels: list[ChannelClient] = build_channels(config, SECRETS)
+    portals = await installed_portal(platforms.bitrix, pool)  # as intake installs it
+    channels: list[ChannelClient] = build_channels(config, SECRETS, bitrix24=portals)
     retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=1)
     try:
         yield make_app(pool, load_desks(), Directory.from_config(config), channels, catalog, retry=retry, **options)
@@ -217,6 +215,28 @@ async def test_lifecycle_messages_reach_the_platforms_once_even_when_every_event
     assert {e.template for e in recorded} == {"ticket_opened", "ticket_assigned", "assigned_to_you", "agent_reply"}
 
 
+async def test_a_chat_notification_after_the_access_token_expired_is_delivered_not_dead_lettered(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    """Issue 16: Bitrix24 access tokens live about an hour; every chat notification after that was
+    dead-lettered as permanent (`expired_token`). Here the token expires during the test."""
+    platforms.bitrix.access_ttl = 2.0
+    dead = "SELECT count(*) FROM notification_deliveries WHERE status = 'dead'"
+    dead_before = await pool.fetchval(dead)
+    async with running_service(pool, platforms) as service:
+        ticket_id = uuid.uuid4()
+        assert (await registered(service, ticket_id)).sent == 1
+        renewed = platforms.bitrix.renewed()
+        await asyncio.sleep(2.5)
+        [reply] = await append(service.store, t.AgentReplied(ticket_id, "anna", "r-1", "Clear the cache, please."))
+        handled = await service.handle(reply)
+    assert (handled.sent, handled.dead) == (1, 0)
+    assert platforms.bitrix.renewed() == renewed + 1
+    assert [type(e) for e in await outcomes(service.store, ticket_id)] == [ne.NotificationDelivered] * 2
+    assert len(platforms.bitrix.received) == 2
+    assert await pool.fetchval(dead) == dead_before
+
+
 async def test_express_requester_hears_in_the_chat_and_by_register_email(
     pool: asyncpg.Pool, platforms: Platforms
 ) -> None:
@@ -278,7 +298,9 @@ async def test_garbage_answer_is_a_dead_letter_and_the_redrive_cli_sends_it_once
 
     config = tmp_path / "notifications.toml"
     config.write_text(platforms.config_toml(), encoding="utf-8")
-    env = {**os.environ, **SECRETS, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), "TICKETFLOW_PG_DSN": pg_database}
+    env = {**os.environ, **SECRETS, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), "TICKETFLOW_PG_DSN": pg_database,
+           **b24_environment(platforms.bitrix, BOX_SECRET_ENV),
+           "TICKETFLOW_DESK_CONFIG_DIR": str(desks_for(platforms.bitrix, tmp_path / "desks"))}  # fmt: skip
     for _ in range(2):  # the second run finds nothing dead: nothing is sent twice
         cli = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ticketflow.notifications.redrive", "--key", failed.notification_key,
@@ -382,7 +404,8 @@ async def test_dead_letters_of_a_destination_that_was_down_are_redriven_automati
 
 
 async def test_permanent_causes_wait_for_a_person(pool: asyncpg.Pool, platforms: Platforms) -> None:
-    platforms.bitrix.fail_next(401, body={"error": "invalid_token", "error_description": "bad"})
+    # (an expired or invalid token is not such a cause any more: it is renewed and the message sent)
+    platforms.bitrix.fail_next(403, body={"error": "ACCESS_DENIED", "error_description": "Access denied"})
     async with running_service(pool, platforms) as service:
         ticket_id = uuid.uuid4()
         assert (await registered(service, ticket_id)).dead == 1

@@ -36,7 +36,6 @@ from typing import Any
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from fakes.bitrix24 import FakeBitrix24
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
 
@@ -52,7 +51,6 @@ EXPRESS_BOTS = {
 }
 PUBLIC_BOT = next(iter(EXPRESS_BOTS))
 PUBLIC_BOT_HOST = "cts.express.example.ru"
-PORTAL, PORTAL_BOT_ID, PORTAL_TOKEN_ENV = "a1b2c3d4e5f60718293a4b5c6d7e8f90", 7, "TICKETFLOW_B24_BOX_BOT_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -106,12 +104,20 @@ class PrivateTopics:
             await admin.close()
 
 
+# What points at `make run`'s demo Bitrix24 portal and the files it writes: this system runs on the
+# packaged desks and the library's defaults instead.
+DEMO_PLATFORM_SETTINGS = frozenset({
+    "TICKETFLOW_DESK_CONFIG_DIR", "TICKETFLOW_B24_OAUTH_SERVER", "TICKETFLOW_B24_ALLOWED_NETWORKS",
+    "TICKETFLOW_B24_ALLOWED_PORTS", "TICKETFLOW_B24_CA_FILE", "TICKETFLOW_INTAKE_B24_EVENTS_URL",
+})  # fmt: skip
+
+
 @dataclass
 class ChatPlatforms:
-    """The local fake platforms notifications delivers to, and its configuration file naming them."""
+    """The local fake platforms notifications delivers to, and its configuration file naming them. Bitrix24
+    is not among them: its portals come from verified installs (tests/intake/test_bitrix24_lifecycle.py)."""
 
     botx: FakeBotX
-    bitrix24: FakeBitrix24
     smtp: FakeSmtp
     config_path: Path
 
@@ -120,12 +126,11 @@ class ChatPlatforms:
     async def running(cls, directory: Path) -> AsyncIterator[ChatPlatforms]:
         secrets = demo_secrets()
         botx = FakeBotX({bot: secrets[env] for bot, env in EXPRESS_BOTS.items()})
-        bitrix24 = FakeBitrix24(auth_token=secrets[PORTAL_TOKEN_ENV], bot_id=PORTAL_BOT_ID)
         smtp = FakeSmtp()
         async with AsyncExitStack() as stack:
-            for fake in (botx, bitrix24, smtp):
+            for fake in (botx, smtp):
                 await stack.enter_async_context(fake.running())
-            platforms = cls(botx, bitrix24, smtp, directory / "notifications.toml")
+            platforms = cls(botx, smtp, directory / "notifications.toml")
             platforms.config_path.write_text(platforms.config_toml(), encoding="utf-8")
             yield platforms
 
@@ -134,15 +139,7 @@ class ChatPlatforms:
             f'[[express_bots]]\nbot_id = "{bot}"\ncts_url = "{self.botx.base_url}"\nsecret_env = "{env}"\n\n'
             for bot, env in EXPRESS_BOTS.items()
         )
-        return f"""{bots}[[bitrix24_portals]]
-portal_id = "{PORTAL}"
-rest_url = "{self.bitrix24.rest_url}"
-bot_id = {PORTAL_BOT_ID}
-auth_token_env = "{PORTAL_TOKEN_ENV}"
-rate = 2.0
-burst = 10
-
-[[smtp_relays]]
+        return f"""{bots}[[smtp_relays]]
 name = "local"
 hostname = "127.0.0.1"
 port = {self.smtp.port}
@@ -151,9 +148,6 @@ sender = "support@ticketflow.local"
 [[desks]]
 desk_id = "express"
 email_relay = "local"
-
-[[desks]]
-desk_id = "bitrix24-box"
 """
 
 
@@ -255,9 +249,11 @@ class System:
             "dashboard": {"COMMANDS_TOPIC": t.ticket_commands},  # and QUERIES_URL, once queries runs
         }[name]  # fmt: skip
         prefix = f"TICKETFLOW_{name.upper()}_"
+        secrets = {k: v for k, v in demo_secrets().items() if k not in DEMO_PLATFORM_SETTINGS}
+        inherited = {k: v for k, v in os.environ.items() if k not in DEMO_PLATFORM_SETTINGS}
         return {
-            **os.environ,
-            **demo_secrets(),
+            **inherited,
+            **secrets,
             "TICKETFLOW_PG_DSN": self.dsn,
             "TICKETFLOW_KAFKA_BOOTSTRAP": self.bootstrap,
             "TICKETFLOW_ENSURE_TOPICS": "false",  # this run's topics exist; the shared ones are not ours

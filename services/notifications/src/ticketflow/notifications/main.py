@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from ticketflow.bitrix24 import Installs, OAuthServer, PortalRest, apps_from_desks
 from ticketflow.deskconfig import DeskRegistry, load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.notifications.adapters.channels import ChannelClient
@@ -37,6 +38,13 @@ def make_app(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory, chan
     return Notifications(EventStore(pool), deliverer, desks, directory)
 
 
+def portal_rest(settings: NotificationsSettings, pool: asyncpg.Pool, desks: DeskRegistry) -> PortalRest:
+    """Bitrix24 portals through their installs (ticketflow.bitrix24); the caller closes `.http`."""
+    http = settings.b24_http()
+    installs = Installs(pool, ttl_s=settings.b24_install_ttl)
+    return PortalRest(installs, apps_from_desks(desks), OAuthServer(http, settings.b24_oauth_server), http)
+
+
 def build(settings: NotificationsSettings) -> Service:
     desks = load_desks(settings.desk_directory)
     config = load_config(settings.config_file)
@@ -45,7 +53,9 @@ def build(settings: NotificationsSettings) -> Service:
         desks.warm_calendars()
         pool = await make_pool(settings.pg_dsn, settings.pool)
         rt.on_close(pool.close)  # closing hooks run last-registered first: the channels, then the pool
-        channels = build_channels(config)
+        portals = portal_rest(settings, pool, desks)
+        rt.on_close(portals.http.aclose)
+        channels = build_channels(config, bitrix24=portals)
         for channel in channels:
             rt.on_close(channel.aclose)
         ledger = PgLedger(pool, lease_seconds=settings.lease_seconds)

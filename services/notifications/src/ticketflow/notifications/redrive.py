@@ -28,7 +28,7 @@ from ticketflow.notifications.adapters.directory import ConfigError, Directory, 
 from ticketflow.notifications.adapters.ledger import PgLedger
 from ticketflow.notifications.adapters.liveness import Liveness
 from ticketflow.notifications.domain.model import OutcomeStatus
-from ticketflow.notifications.main import make_app
+from ticketflow.notifications.main import make_app, portal_rest
 from ticketflow.notifications.settings import NotificationsSettings
 from ticketflow.runtime.settings import SettingsError, load_settings
 
@@ -41,7 +41,9 @@ def table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 async def run(settings: NotificationsSettings, keys: Sequence[str] | None, limit: int, listing: bool) -> int:
     config = load_config(settings.config_file)
     pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=8)
-    channels = build_channels(config)
+    desks = load_desks(settings.desk_directory)
+    portals = portal_rest(settings, pool, desks)
+    channels = build_channels(config, bitrix24=portals)
     try:
         if listing:
             rows = table(await PgLedger(pool).dead(limit))
@@ -49,7 +51,7 @@ async def run(settings: NotificationsSettings, keys: Sequence[str] | None, limit
                 print("  ".join(row))
             return 0
         ledger = PgLedger(pool, lease_seconds=settings.lease_seconds)
-        app = make_app(pool, load_desks(settings.desk_directory), Directory.from_config(config), channels,
+        app = make_app(pool, desks, Directory.from_config(config), channels,
                        ledger=ledger, attempt_deadline=settings.send_deadline_seconds)  # fmt: skip
         liveness = Liveness(ledger.claimant, lambda: asyncpg.connect(settings.pg_dsn))
         await liveness.start()  # the service must not take this run's claims over while it runs
@@ -67,6 +69,7 @@ async def run(settings: NotificationsSettings, keys: Sequence[str] | None, limit
     finally:
         for channel in channels:
             await channel.aclose()
+        await portals.http.aclose()
         await pool.close()
 
 

@@ -2,7 +2,8 @@
 
 The channel accounts and the staff directory are a TOML file of the service's own (`config`, see
 `adapters.directory`); the secrets it names are environment variables listed in that file, read when
-the channels are built. The desks are `TICKETFLOW_DESK_CONFIG_DIR` (`ticketflow.deskconfig`)."""
+the channels are built. The desks are `TICKETFLOW_DESK_CONFIG_DIR` (`ticketflow.deskconfig`); Bitrix24
+portals are reached through their installs with the `TICKETFLOW_B24_*` settings (`ticketflow.bitrix24`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from ticketflow.bitrix24.access import Bitrix24Settings
 from ticketflow.contracts.topics import CHAT_REPLIES, TICKET_EVENTS
 from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS, GcThresholds
-from ticketflow.runtime.settings import SERVICE_PORTS, ServiceSettings, prefixed
+from ticketflow.runtime.settings import SERVICE_PORTS, prefixed
 
 
-class NotificationsSettings(ServiceSettings):
+class NotificationsSettings(Bitrix24Settings):
     model_config = prefixed("notifications")
     service = "notifications"
 

@@ -8,14 +8,13 @@ from ticketflow.notifications.adapters.channels.base import (
     PermanentFailure,
     TemporaryFailure,
 )
-from ticketflow.notifications.adapters.channels.bitrix24 import Bitrix24Channel, Bitrix24Portal
+from ticketflow.notifications.adapters.channels.bitrix24 import Bitrix24Channel
 from ticketflow.notifications.adapters.channels.express import ExpressBot, ExpressChannel
 from ticketflow.notifications.adapters.channels.smtp import EmailChannel, SmtpRelay
 from ticketflow.notifications.adapters.channels.webhook import WebhookChannel, WebhookEndpoint
 
 __all__ = [
     "Bitrix24Channel",
-    "Bitrix24Portal",
     "ChannelClient",
     "DeliveryFailure",
     "EmailChannel",
