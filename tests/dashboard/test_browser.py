@@ -285,6 +285,14 @@ async def test_bad_input_gets_a_clear_message_and_at_most_one_command(running: R
         assert await act(page, "reply", "one more thing") == "refused_by_ticket"
         await expect(page.locator("#notice .notice")).to_contain_text("not allowed in state closed")
         assert len(await commands_on_topic(running, ticket_id)) == 3  # the reply, the resolution, the close
+        # A post that did not come from the page's own script (no HX-Request header): refused.
+        status = await page.evaluate(
+            """async (url) => (await fetch(url + '/actions/reopen', {method: 'POST',
+                headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+                body: new URLSearchParams({command_id: crypto.randomUUID(), text: 'again'})})).status""",
+            url,
+        )
+        assert status == 400
     finally:
         await context.close()
 

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from ticketflow.dashboard.adapters.commands import CommandSender, TicketStreams
 from ticketflow.dashboard.adapters.query_api import QueryApi, QueryRefused
 from ticketflow.dashboard.domain.actions import ActionRefused, applied_position, command_for, command_id
+from ticketflow.eventstore.errors import RetryableStoreError
 from ticketflow.lifecycle import IllegalTransition, decide, fold
 
 RECENT = 15  # tickets in the lead's "latest" list, per desk
@@ -122,6 +123,12 @@ class Dashboard:
         return outcome
 
     async def _send_once(self, cid: uuid.UUID, agent: str, command: Any) -> Outcome:
+        try:
+            return await self._send_and_follow(cid, agent, command)
+        except RetryableStoreError as error:  # the store is away; the same form again is deduplicated by its id
+            return Outcome("unavailable", {"reason": type(error).__name__}, 503)
+
+    async def _send_and_follow(self, cid: uuid.UUID, agent: str, command: Any) -> Outcome:
         history = await self.streams.history(command.ticket_id)
         done = applied_position(history, cid)
         if done is not None:

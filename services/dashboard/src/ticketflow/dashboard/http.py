@@ -100,7 +100,7 @@ def routes(dashboard: Dashboard, pages: Pages, *, live_wait_ms: int, secure_cook
             return _notice(pages, lang, "token_missing", {}, 401)
         if request.headers.get("hx-request") != "true":
             # Only the page's own script sends this header; a form posted from another site cannot.
-            return _notice(pages, lang, "bad_command_id", {}, 400)
+            return _notice(pages, lang, "not_from_page", {}, 400)
         ticket_id = _ticket_id(request)
         form = {k: str(v) for k, v in (await request.form()).items()}
         action = request.path_params["action"]
