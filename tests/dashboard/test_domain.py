@@ -43,7 +43,7 @@ def test_each_action_is_its_lifecycle_command_with_the_tokens_agent_as_actor() -
     assert command_for("resolve", T, "anna", form(text="")) == c.ResolveTicket(T, "", "anna")
     assert command_for("reopen", T, "anna", form(text="again")) == c.ReopenTicket(T, "again", "anna")
     assert command_for("refer", T, "anna", form(text="partners"), "custom_development") == c.ReferTicket(
-        T, "custom_development", "partners"
+        T, "custom_development", "partners", "anna"
     )
     assert command_for("undo_merge", T, "anna", form(text="not the same")) == c.UndoMerge(T, "not the same", "anna")
     assert command_for("feature_outcome", T, "anna", form(outcome="planned")) == c.SetFeatureRequestOutcome(

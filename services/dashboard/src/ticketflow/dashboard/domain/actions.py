@@ -106,7 +106,7 @@ def command_for(
         case "reopen":
             return c.ReopenTicket(ticket_id, _text(form), agent_id)
         case "refer":
-            return c.ReferTicket(ticket_id, category or REFERRED_CATEGORY, _text(form))
+            return c.ReferTicket(ticket_id, category or REFERRED_CATEGORY, _text(form), agent_id)
         case "undo_merge":
             return c.UndoMerge(ticket_id, _text(form), agent_id)
         case _:  # feature_outcome

@@ -46,7 +46,7 @@ _DECODERS = {cls: msgspec.json.Decoder(cls) for cls in AGENT_COMMANDS}
 # Commands with an `actor` field: the envelope's actor (who sent it) is the one recorded.
 _WITH_ACTOR = (
     c.WaitForCustomer, c.ResolveTicket, c.ReopenTicket, c.CloseTicket, c.MergeTicket, c.UndoMerge, c.LinkKnownProblem,
-    c.SetFeatureRequestOutcome,
+    c.SetFeatureRequestOutcome, c.ReferTicket,
 )  # fmt: skip
 
 
