@@ -132,6 +132,8 @@ async def test_the_ticket_document_holds_the_conversation_clocks_deliveries_and_
     await run(store, c.ReplyAsAgent(ticket, "ann", "r1", "Проверьте настройки уведомлений"))
     await store.append(notification_stream(ticket), 0, [_new(n.NotificationFailed(
         ticket, "k1", "express", "huid-1", "agent_replied", "chat is gone", True, MONDAY, 3))])  # fmt: skip
+    await store.append(notification_stream(ticket), 1, [_new(n.NotificationOutcomeUnknown(
+        ticket, "k2", "express", "huid-1", "ticket_opened", "no answer within 20s", MONDAY))])  # fmt: skip
     await run(store, c.AddCustomerMessage(ticket, "m2", "Не помогло", MONDAY, "huid-1"))
     await Projector(store, DESKS).catch_up()
 
@@ -159,8 +161,10 @@ async def test_the_ticket_document_holds_the_conversation_clocks_deliveries_and_
         0.5,
     )
     assert (doc.sla_state, doc.sla_due_at) == ("warning", deadline)
-    [delivery] = doc.deliveries
-    assert (delivery.state, delivery.permanent, delivery.reason) == ("failed", True, "chat is gone")
+    failed, unknown = doc.deliveries
+    assert (failed.state, failed.permanent, failed.reason) == ("failed", True, "chat is gone")
+    # issue 16: sent, and no answer said whether it arrived; never resent, so the agent checks the chat
+    assert (unknown.notification_key, unknown.state, unknown.reason) == ("k2", "unknown", "no answer within 20s")
     assert (doc.status, doc.queue_id, doc.assignee, doc.organisation_id) == (
         "in_progress", "technical-l2", "ann", "express:3f0c6a8e-2b1d-4c5e-9a7f-1e2d3c4b5a69"
     )  # fmt: skip

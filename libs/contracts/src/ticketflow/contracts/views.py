@@ -60,7 +60,7 @@ class Delivery(msgspec.Struct, kw_only=True):
     channel: str
     recipient: str
     template: str
-    state: Literal["delivered", "failed"]
+    state: Literal["delivered", "failed", "unknown"]  # unknown: sent, no answer said whether it arrived
     at: datetime
     attempts: int
     permanent: bool = False  # a failure that retrying cannot fix

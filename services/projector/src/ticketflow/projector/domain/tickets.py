@@ -46,7 +46,7 @@ def apply(view: TicketDetail | None, envelope: EventEnvelope) -> TicketDetail | 
         _lifecycle(view, event, envelope.occurred_at)
     elif isinstance(event, s.SlaEvent.__args__):  # type: ignore[attr-defined]
         _sla(view, event)
-    elif isinstance(event, n.NotificationDelivered | n.NotificationFailed):
+    elif isinstance(event, n.NotificationEvent.__args__):  # type: ignore[attr-defined]
         _delivery(view, event)
     return view
 
@@ -157,11 +157,16 @@ def _sla(view: TicketDetail, event: s.SlaEvent) -> None:
     view.sla_state, view.sla_due_at = sla_state(view.sla), due_at(view.sla)
 
 
-def _delivery(view: TicketDetail, event: n.NotificationDelivered | n.NotificationFailed) -> None:
+def _delivery(view: TicketDetail, event: n.NotificationEvent) -> None:
     if isinstance(event, n.NotificationDelivered):
         delivery = Delivery(
             notification_key=event.notification_key, channel=event.channel, recipient=event.recipient,
             template=event.template, state="delivered", at=event.delivered_at, attempts=event.attempts,
+        )  # fmt: skip
+    elif isinstance(event, n.NotificationOutcomeUnknown):  # never resent: the agent checks the chat
+        delivery = Delivery(
+            notification_key=event.notification_key, channel=event.channel, recipient=event.recipient,
+            template=event.template, state="unknown", at=event.at, attempts=event.attempts, reason=event.reason,
         )  # fmt: skip
     else:
         delivery = Delivery(
