@@ -216,3 +216,24 @@ def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_cus
         assert f'<html lang="{lang}">' in html and 'data-position="7"' in html
         assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
         assert texts.text(lang, "breached") in html and texts.text(lang, "chart_attainment") in html
+
+
+def test_the_ticket_page_renders_deliveries_clocks_and_preflight_in_the_pages_language() -> None:
+    now = datetime.now(UTC).isoformat()
+    ticket = {
+        "ticket_id": str(T), "number": "TF-1", "desk_id": "express", "track_id": "technical-standard",
+        "queue_id": "technical-l2", "status": "waiting_on_customer", "priority": "high", "category": None,
+        "assignee": "agent-anna", "subject": "CTS", "opened_at": now, "feature_request": None,
+        "conversation": [{"author": "customer", "author_id": "u", "at": now, "text": "<b>help</b>"}],
+        "sla": [{"target": "resolution", "state": "paused", "deadline": None, "breached": False,
+                 "elapsed_seconds": 600}],
+        "deliveries": [{"template": "agent_reply", "channel": "express", "state": "unknown", "attempts": 1,
+                        "reason": "no answer"}],
+        "timeline": [{"at": now, "stream": "ticket", "type": "PreflightPassed", "detail": {"checks": [
+            {"name": "scope", "passed": True, "reason": "", "remediation": {"ru": "всё хорошо", "en": "all good"}}]}}],
+    }  # fmt: skip
+    view = {"me": {"name": "anna", "agent_id": "agent-anna"}, "ticket": ticket, "position": 3, "can_act": True}
+    html = Pages(load_desks(None)).render("ticket.html", "ru", me=view["me"], view=view)
+    assert "ждёт ответа клиента" in html and "неизвестно: проверьте чат" in html and "всё хорошо" in html
+    assert "&lt;b&gt;help&lt;/b&gt;" in html and "10 мин" in html
+    assert 'data-action="reply"' in html and 'data-action="request_info"' not in html  # waiting already

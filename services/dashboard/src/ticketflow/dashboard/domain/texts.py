@@ -225,6 +225,7 @@ NAMES: dict[str, dict[str, str]] = {
         "first_response": "first response", "next_response": "next response", "resolution": "resolution",
         "running": "running", "paused": "paused", "met": "met", "cancelled": "cancelled",
         "in_sprint": "taken into a sprint", "planned": "planned", "declined": "declined",
+        "delivered": "delivered", "failed": "failed", "unknown": "unknown: check the chat",
     },
     "ru": {
         "opened": "открыто", "awaiting_customer": "ждёт исправления у клиента", "refused": "отказано",
@@ -234,6 +235,7 @@ NAMES: dict[str, dict[str, str]] = {
         "low": "низкий", "first_response": "первый ответ", "next_response": "следующий ответ",
         "resolution": "решение", "running": "идут", "paused": "на паузе", "met": "выполнено",
         "cancelled": "отменено", "in_sprint": "взято в спринт", "planned": "запланировано", "declined": "отклонено",
+        "delivered": "доставлено", "failed": "не доставлено", "unknown": "неизвестно: проверьте чат",
     },
 }  # fmt: skip
 
