@@ -42,6 +42,12 @@ DASHBOARD = "http://127.0.0.1:8007"  # the queries service
 # The demo's query API token; deploy/demo-tokens.toml holds its hash (read:*). Local demo only.
 DASHBOARD_TOKEN = "tfq_demo-dashboard-token-for-the-local-demo-only"
 DASHBOARD_AUTH = {"Authorization": f"Bearer {DASHBOARD_TOKEN}"}
+PAGES = "http://127.0.0.1:8008"  # the dashboard service: the lead's page and the agents' workspace
+# The demo agents' tokens (agent:<desk>, acting as the agent); deploy/demo-tokens.toml holds their hashes.
+AGENT_TOKENS = {
+    "agent-anna (express)": "tfq_demo-agent-anna-token-for-the-local-demo-only",
+    "agent-ivan (bitrix24-box)": "tfq_demo-agent-ivan-token-for-the-local-demo-only",
+}
 PLATFORMS = "http://127.0.0.1:8767"  # deploy/demo_platforms.py: what notifications delivered
 EXPRESS_BOT, EXPRESS_HOST = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee"), "cts.express.example.ru"
 # deploy/demo_platforms.py's portal: the packaged desk's example member_id and its install's application token.
@@ -176,6 +182,10 @@ async def main() -> int:
             for m in messages:
                 text = str(m.get("body") or m.get("message") or m.get("subject"))
                 print(f"    {platform:9} {text[:110]!r}")
+    say(f"the dashboard: {PAGES} (sign in with a token; the demo conversation is on the lead's page)")
+    print(f"    {'support lead (read:*)':27} {DASHBOARD_TOKEN}")
+    for who, token in AGENT_TOKENS.items():
+        print(f"    {who:27} {token}")
     say(
         f"more: make status | curl -H 'Authorization: Bearer {DASHBOARD_TOKEN}' {DASHBOARD}/v1/desks/express/metrics"
         " | .venv/bin/ticketflow --help | make stop"

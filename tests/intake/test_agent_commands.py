@@ -31,6 +31,7 @@ APPLIED: list[c.TicketCommand] = [
     c.UndoMerge(T, "another requester's ticket", "ann"),
     c.LinkKnownProblem(T, uuid.uuid4(), "ann"),
     c.SetFeatureRequestOutcome(T, "declined", "ann", "not on the roadmap"),
+    c.ReferTicket(T, "custom_development", "partners"),  # an agent's referral (the dashboard)
 ]
 IGNORED: list[c.TicketCommand] = [
     open_ticket(T, 1),
@@ -38,7 +39,6 @@ IGNORED: list[c.TicketCommand] = [
     c.RecordPreflightPassed(T, "how_to"),
     c.RecordPreflightFailed(T, ()),
     c.RefuseTicket(T, "not_admin", "no"),
-    c.ReferTicket(T, "custom_development", "partners"),
     c.MarkDuplicate(T, uuid.uuid4(), 0.9),
     c.RouteTicket(T, "box-l1", "l1", "normal", "rule-1"),
     c.AssignTicket(T, "ann"),

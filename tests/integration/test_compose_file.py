@@ -21,6 +21,7 @@ SERVICE_PORTS = {
     "notifications": 8005,
     "projector": 8006,
     "queries": 8007,
+    "dashboard": 8008,
 }
 # server.properties keys whose values the compose broker must share (the listeners differ on purpose).
 SHARED_BROKER_SETTINGS = [

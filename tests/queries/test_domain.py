@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -40,6 +40,18 @@ def test_a_token_is_found_by_its_hash_and_carries_its_scopes_and_agent() -> None
     everything = grants(parse_grants(None, f'[{{"name": "ops", "sha256": "{"0" * 64}", "scopes": ["read:*"]}}]'),
                         DESKS.desks)  # fmt: skip
     assert len(everything) == 1
+
+
+def test_a_token_expires_at_its_time_and_an_expiry_without_a_time_zone_is_refused() -> None:
+    token = new_token()
+    at = datetime(2027, 1, 31, 18, 0, tzinfo=timezone(timedelta(hours=3)))
+    entry = grant_toml("anna", token, ["agent:express"], "anna", expires_at=at)
+    principal = grants(parse_grants(entry, None), DESKS.desks).principal(token)
+    assert principal is not None and principal.expires_at == at
+    assert not principal.expired(at - timedelta(seconds=1)) and principal.expired(at)
+    naive = f'[{{"name": "x", "sha256": "{"0" * 64}", "scopes": ["read:*"], "expires_at": "2027-01-31T18:00:00"}}]'
+    with pytest.raises(TokenConfigError, match="expires_at needs a time zone"):
+        grants(parse_grants(None, naive), DESKS.desks)
 
 
 def test_grants_it_cannot_use_are_refused_each_named() -> None:

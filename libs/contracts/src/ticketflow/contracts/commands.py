@@ -63,6 +63,7 @@ class RefuseTicket(_Command, tag="RefuseTicket", frozen=True):
 class ReferTicket(_Command, tag="ReferTicket", frozen=True):
     category: str
     reason: str
+    actor: str = "preflight"  # an agent's referral (the dashboard): the agent, from the envelope
 
 
 class MarkDuplicate(_Command, tag="MarkDuplicate", frozen=True):

@@ -93,7 +93,7 @@ def decide(command: c.TicketCommand, state: TicketState) -> list[TicketEvent]:
         case c.ReferTicket():
             _require(state, command, OPEN)
             return [
-                *_unassign_first(state, "referred to partners", "preflight"),
+                *_unassign_first(state, "referred to partners", command.actor),
                 e.TicketReferred(t, command.category, command.reason),
             ]
         case c.MarkDuplicate():

@@ -27,6 +27,7 @@ SERVICE_PORTS = {
     "notifications": 8005,
     "projector": 8006,
     "queries": 8007,
+    "dashboard": 8008,
 }
 OPS_PORT_OFFSET = 100  # the operations port, unless set: the service's HTTP port + 100
 DEFAULT_KAFKA = "127.0.0.1:9092"

@@ -2,9 +2,8 @@
 the principal's to read, wait (bounded) for the position asked for, note the read models' position, read,
 shape the answer. Nothing here writes.
 
-An action endpoint (issue 20) goes beside these: check `principal.can_act(desk)`, send the command with
-`principal.agent_id` as its actor, and answer with the position of the events it appended, so the client
-can ask the read models for `min_position` and see its own action."""
+Agents act through the dashboard service (docs/dashboard.md), which reads `/v1/me` with the agent's token
+and sends the command with `principal.agent_id` as its actor; this service stays read-only."""
 
 from __future__ import annotations
 

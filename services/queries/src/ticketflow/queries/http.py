@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -160,6 +161,8 @@ def api(endpoints_: list[Endpoint], queries: Queries, grants: Grants, openapi: b
         principal = grants.principal(token.strip())
         if principal is None:
             raise Unauthorized("unknown token")
+        if principal.expired(datetime.now(UTC)):
+            raise Unauthorized(f"the token expired at {principal.expires_at:%Y-%m-%d %H:%M %Z}")
         return principal
 
     def serve(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:

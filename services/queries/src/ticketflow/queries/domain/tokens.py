@@ -4,6 +4,8 @@ text, with scopes:
     read:<desk>    read one desk's read models ("read:*": every desk)
     agent:<desk>   act on a desk as the agent named by `agent_id` (reads the desk too)
 
+and, optionally, `expires_at`: from then on the token is refused (401, saying it expired).
+
 A request's token is hashed and looked up (`Grants.principal`); the principal carries the desks it may read
 and, for an agent, the agent's identity, which is the actor of any command the agent sends through the API.
 Tokens are random (`new_token`: 256 bits), so a plain SHA-256 is enough: guessing a hash's preimage is
@@ -16,6 +18,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -29,6 +32,7 @@ class TokenGrant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
     scopes: tuple[str, ...]
     agent_id: str | None = None
+    expires_at: datetime | None = None  # after it the token is refused (401, "expired"); with a time zone
 
 
 class TokenFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -47,6 +51,10 @@ class Principal:
     reads: frozenset[str]
     agent_id: str | None = None
     acts_on: frozenset[str] = frozenset()
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
     def can_read(self, desk_id: str) -> bool:
         return desk_id in self.reads
@@ -105,9 +113,13 @@ def grants(configured: Iterable[TokenGrant], desks: Iterable[str]) -> Grants:
             problems.append(f"token {grant.name!r}: agent_id without an agent:<desk> scope")
         if not grant.scopes:
             problems.append(f"token {grant.name!r}: no scopes")
+        if grant.expires_at is not None and grant.expires_at.tzinfo is None:
+            problems.append(f"token {grant.name!r}: expires_at needs a time zone (e.g. 2027-01-31T18:00:00+03:00)")
         if grant.sha256 in principals:
             problems.append(f"token {grant.name!r}: the same hash as token {principals[grant.sha256].name!r}")
-        principals[grant.sha256] = Principal(grant.name, frozenset(reads), grant.agent_id, frozenset(acts))
+        principals[grant.sha256] = Principal(
+            grant.name, frozenset(reads), grant.agent_id, frozenset(acts), grant.expires_at
+        )
     if problems:
         raise TokenConfigError("\n".join(problems))
     return Grants(principals)
@@ -128,12 +140,16 @@ def parse_grants(toml_text: str | None, json_text: str | None) -> list[TokenGran
     return found
 
 
-def grant_toml(name: str, token: str, scopes: Iterable[str], agent_id: str | None) -> str:
+def grant_toml(
+    name: str, token: str, scopes: Iterable[str], agent_id: str | None, expires_at: datetime | None = None
+) -> str:
     """The `[[tokens]]` entry for a token (its hash, never the token)."""
     lines = ["[[tokens]]", f"name = {_quote(name)}", f'sha256 = "{token_hash(token)}"']
     lines.append("scopes = [" + ", ".join(_quote(s) for s in scopes) + "]")
     if agent_id:
         lines.append(f"agent_id = {_quote(agent_id)}")
+    if expires_at:
+        lines.append(f"expires_at = {expires_at.isoformat()}")
     return "\n".join(lines) + "\n"
 
 
