@@ -11,10 +11,10 @@ import pytest
 import pytest_asyncio
 from dashboard_world import AGENT, CHROMIUM, SERVICES, Running, Tokens, drop_database_of, fresh_database
 from playwright.async_api import Browser, async_playwright
+from support.agents import agent_event
 from support.system import ChatPlatforms, PrivateTopics, System
 
 from ticketflow.contracts.roster_events import AgentJoinedQueue, AgentStatusChanged
-from ticketflow.runtime.ops import agent_event
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")

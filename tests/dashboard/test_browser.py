@@ -16,12 +16,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from dashboard_world import AGENT, Running, Token, axe_violations, eventually, screenshot, signed_in
 from playwright.async_api import Browser, Locator, Page, expect
+from support.agents import agent_event
 from support.system import EXPRESS_BOTS, PUBLIC_BOT
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.commands import CommandEnvelope, command_envelope_decoder
 from ticketflow.contracts.roster_events import AgentJoinedQueue
-from ticketflow.runtime.ops import agent_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka, pytest.mark.timeout(600)]
 ACME_BOT = next(bot for bot in EXPRESS_BOTS if bot != PUBLIC_BOT)  # a customer under contract: SLA clocks
