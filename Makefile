@@ -64,6 +64,7 @@ config-docs: setup ## regenerate the settings tables of docs/configuration.md fr
 	@$(PY) -m ticketflow.runtime.configdoc docs/configuration.md
 
 test: setup infra-up ## set up everything and run the whole suite against real Kafka and PostgreSQL
+	@bash deploy/scripts/chromium.sh
 	@$(MAKE) --no-print-directory migrate topics
 	@$(PY) -m pytest -m "not load" $(PYTEST_ARGS)
 
