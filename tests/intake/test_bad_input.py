@@ -140,7 +140,7 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
 ]
 _COUNTS = """SELECT (SELECT count(*) FROM intake_messages), (SELECT count(*) FROM intake_conversations),
                     (SELECT count(*) FROM events), (SELECT count(*) FROM intake_replies),
-                    (SELECT count(*) FROM intake_bitrix24_portals), (SELECT count(*) FROM outbox)"""
+                    (SELECT count(*) FROM intake_bitrix24_portals)"""
 
 
 async def topic_end(intake: RunningIntake) -> int:

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from support.eventstore import migrated_pool, some_events
 from support.infra import KafkaTopicFactory
 from support.records import FakeRecord
+from support.relay import read_published
 
 from ticketflow.contracts.commands import AssignTicket, CommandEnvelope
 from ticketflow.contracts.ids import ticket_stream
@@ -63,18 +64,22 @@ async def test_redrive_republishes_dead_letters_once_without_their_dead_letter_h
 
 
 @pytest.mark.pg
-async def test_replay_queues_a_streams_events_for_the_relay_again(pg_database: str) -> None:
+@pytest.mark.kafka
+async def test_replay_publishes_a_streams_events_again_in_order(
+    pg_database: str, kafka_bootstrap: str, kafka_topic_factory: KafkaTopicFactory
+) -> None:
+    topic = await kafka_topic_factory(partitions=3)
     pool = await migrated_pool(pg_database)
     try:
         store = EventStore(pool)
         ticket = uuid.uuid4()
         await store.append(ticket_stream(ticket), 0, some_events(ticket, 3))
-        await pool.execute("DELETE FROM outbox")  # as if the relay had published them
-        assert await ops.replay(pg_database, ticket_stream(ticket)) == 0
-        rows = await pool.fetch("SELECT topic, key FROM outbox ORDER BY position")
-        assert [(r["topic"], bytes(r["key"])) for r in rows] == [("ticket.events", str(ticket).encode())] * 3
-        assert await ops.replay(pg_database, ticket_stream(ticket)) == 0  # still queued: no duplicates
-        assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
+        for _ in range(2):
+            assert await ops.replay(pg_database, kafka_bootstrap, ticket_stream(ticket), {"ticket.events": topic}) == 0
+        records = await read_published(kafka_bootstrap, topic, 6)
+        assert [r.envelope.stream_version for r in records] == [1, 2, 3, 1, 2, 3]  # twice, each time in order
+        assert {r.key for r in records} == {str(ticket).encode()}
+        assert [r.envelope for r in records[:3]] == await store.read_stream(ticket_stream(ticket))
     finally:
         await pool.close()
 

@@ -38,7 +38,7 @@ def _consumed(name: str, partitions: int, days: int, description: str) -> TopicS
 
 
 CONSUMED: tuple[TopicSpec, ...] = (
-    _consumed(TICKET_EVENTS, 12, 14, "every ticket, SLA and notification event from the store's outbox, by ticket"),
+    _consumed(TICKET_EVENTS, 12, 14, "every ticket, SLA and notification event from the store's relay, by ticket"),
     _consumed(AGENT_EVENTS, 3, 14, "agent roster events, keyed by agent id"),
     _consumed(CHAT_INBOUND, 6, 7, "normalised chat messages (chat.message/v1) from platforms that post to Kafka"),
     _consumed(CHAT_REPLIES, 6, 7, "bot replies outside the lifecycle (chat.reply/v1), keyed by conversation"),

@@ -3,7 +3,7 @@ topics and the event store (nothing reaches into a service's process).
 
   ticketflow dlq show chat.inbound [--limit 20]     read dead letters with their causes
   ticketflow dlq redrive chat.inbound [--limit N]   re-publish them to the topic they came from
-  ticketflow replay ticket-<uuid>                   queue a stream's stored events for the relay again
+  ticketflow replay ticket-<uuid>                   publish a stream's stored events again
   ticketflow assign <ticket uuid> <agent> [--actor sre]     (also: unassign, priority, move)
   ticketflow reply <ticket uuid> <agent> <text> [--actor]   agents' commands, applied by intake:
   ticketflow start <ticket> <agent> | wait <ticket> <reason> | resolve <ticket> <resolution>
@@ -34,6 +34,7 @@ from ticketflow.contracts.topics import TICKET_COMMANDS
 from ticketflow.contracts.values import PRIORITIES
 from ticketflow.eventstore import EventStore, new_event
 from ticketflow.messaging.dead_letters import DeadLetter, dead_letter_topic
+from ticketflow.messaging.event_records import republish
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.topics import TOPICS_BY_NAME
 from ticketflow.runtime.settings import ServiceSettings, load_settings
@@ -120,28 +121,18 @@ async def dlq_redrive(bootstrap: str, topic: str, limit: int, group: str = REDRI
     return 0
 
 
-async def replay(pg_dsn: str, stream_id: str) -> int:
-    """Queue a stream's events in the outbox again: the relay republishes them, consumers dedupe."""
-    conn = await asyncpg.connect(pg_dsn)
+async def replay(pg_dsn: str, bootstrap: str, stream_id: str, topic_names: dict[str, str] | None = None) -> int:
+    """Publish a stream's stored events again, as the relay published them, in order; consumers dedupe."""
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1)
+    producer = make_producer(bootstrap)
+    await producer.start()
     try:
-        done = await conn.execute(
-            """INSERT INTO outbox (position, topic, key)
-               SELECT position, $2, $3 FROM events WHERE stream_id = $1
-               ON CONFLICT (position) DO NOTHING""",
-            stream_id,
-            _topic_for(stream_id),
-            stream_id.split("-", 1)[1].encode(),
-        )
+        published = await republish(EventStore(pool), producer, stream_id, topic_names)
     finally:
-        await conn.close()
-    print(f"replay {stream_id}: {done.split()[-1]} event(s) queued for the relay")
+        await producer.stop()
+        await pool.close()
+    print(f"replay {stream_id}: {published} event(s) published again")
     return 0
-
-
-def _topic_for(stream_id: str) -> str:
-    from ticketflow.contracts.topics import topic_for_stream
-
-    return topic_for_stream(stream_id)
 
 
 async def send_command(bootstrap: str, command: c.TicketCommand, actor: str) -> int:
@@ -288,7 +279,7 @@ def run(argv: list[str]) -> int:
         action = dlq_show if args.action == "show" else dlq_redrive
         return asyncio.run(action(s.kafka_bootstrap, args.topic, args.limit))
     if args.what == "replay":
-        return asyncio.run(replay(s.pg_dsn, args.stream_id))
+        return asyncio.run(replay(s.pg_dsn, s.kafka_bootstrap, args.stream_id))
     if args.what == "merges":
         return asyncio.run(show_merges(s.pg_dsn, cross_requester=args.cross_requester))
     if args.what == "agent":

@@ -1,7 +1,7 @@
 """The projector's application: the read models it keeps from the global log, and their rebuild.
 
 The projector decides nothing and appends nothing: it follows the event store (`ProjectionRunner`:
-a batch of the log and its checkpoint in one transaction) and, in the same process, relays the outbox to
+a batch of the log and its checkpoint in one transaction) and, in the same process, relays the log to
 Kafka (`ticketflow.messaging.relay`)."""
 
 from __future__ import annotations

@@ -1,16 +1,14 @@
 """Composition: the projector keeps the read models current, serves the dashboard API and relays the
-outbox to Kafka (several instances may run: one relays, holding the relay lock; projections are
-checkpointed in the database, so any instance continues where another stopped).
+event store's log to Kafka (several instances may run: one relays, holding the relay lock, and a former
+relay is fenced by Kafka; projections are checkpointed in the database, so any instance continues
+where another stopped).
 
 Run: `python -m ticketflow.projector` (TICKETFLOW_PROJECTOR_PORT, default 8006)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from ticketflow.eventstore import EventStore
-from ticketflow.messaging.producer import make_producer
-from ticketflow.messaging.relay import OutboxRelay
+from ticketflow.messaging.relay import Relay
 from ticketflow.projector.app import Projector
 from ticketflow.projector.http import routes
 from ticketflow.projector.settings import ProjectorSettings
@@ -24,14 +22,7 @@ def build(settings: ProjectorSettings) -> Service:
         rt.serve(*routes(rt.pool))
         rt.background("projections", projector.run)
         if settings.relay:
-            rt.background("outbox relay", lambda stop: relay(store, stop))
-
-    async def relay(store: EventStore, stop: asyncio.Event) -> None:
-        producer = make_producer(settings.kafka_bootstrap, client_id="ticketflow-projector-relay")
-        await producer.start()
-        try:
-            await OutboxRelay(store, producer, batch_size=settings.relay_batch).run(stop)
-        finally:
-            await producer.stop()
+            relay = Relay(store, settings.kafka_bootstrap, name=settings.relay_name, batch_size=settings.relay_batch)
+            rt.background("relay", relay.run)
 
     return Service("projector", settings, start)
