@@ -27,19 +27,40 @@ from ticketflow.eventstore import Checkpoint, EventStore
 _spawn = multiprocessing.get_context("spawn")
 
 
-def make_relay(store: EventStore, bootstrap: str, topic_names: Mapping[str, str], name: str, start: Checkpoint) -> Any:
+def make_relay(
+    store: EventStore,
+    bootstrap: str,
+    topic_names: Mapping[str, str],
+    name: str,
+    start: Checkpoint,
+    batch_size: int,
+    commit_delay_s: float = 0.0,
+) -> Any:
     """The relay under test (the one place a benchmark's A/B swaps relay implementations)."""
     from ticketflow.messaging.relay import Relay
 
-    return Relay(store, bootstrap, name=name, topic_names=topic_names, start=start)
+    class SlowCommitRelay(Relay):
+        """Waits `commit_delay_s` between a batch's records being acknowledged and its commit: a wide
+        window in which the batch is on the broker but not committed (failure tests kill it there)."""
+
+        async def _commit(self, producer: Any, prepared: Any) -> None:
+            await asyncio.gather(*prepared.sent)
+            await asyncio.sleep(commit_delay_s)
+            await super()._commit(producer, prepared)
+
+    kind = SlowCommitRelay if commit_delay_s else Relay
+    return kind(store, bootstrap, name=name, topic_names=topic_names, start=start, batch_size=batch_size,
+                retry_after_s=0.5)  # fmt: skip
 
 
 def _relay_main(
-    dsn: str, bootstrap: str, topic_names: dict[str, str], name: str, start: tuple[int, int], progress: Any, stop: Any
-) -> None:
+    dsn: str, bootstrap: str, topic_names: dict[str, str], name: str, start: tuple[int, int], batch_size: int,
+    commit_delay_s: float, progress: Any, stop: Any,
+) -> None:  # fmt: skip
     async def run() -> None:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-        relay = make_relay(EventStore(pool), bootstrap, topic_names, name, Checkpoint(*start))
+        start_at = Checkpoint(*start)
+        relay = make_relay(EventStore(pool), bootstrap, topic_names, name, start_at, batch_size, commit_delay_s)
         stopping = asyncio.Event()
         task = asyncio.create_task(relay.run(stopping))
         reported = 0
@@ -58,7 +79,8 @@ def _relay_main(
 
 class RelayProcess:
     """`make_relay` in a spawned process. `start`: where it begins when Kafka holds no checkpoint for
-    `name` (benchmarks: the store's head when the measured phase begins)."""
+    `name` (benchmarks: the store's head when the measured phase begins). `commit_delay_s`: see
+    `make_relay` (failure tests)."""
 
     def __init__(
         self,
@@ -68,14 +90,16 @@ class RelayProcess:
         *,
         start: Checkpoint | None = None,
         name: str = "",
+        batch_size: int = 5000,
+        commit_delay_s: float = 0.0,
     ) -> None:
         self.name = name or f"bench-relay-{uuid.uuid4().hex[:8]}"
         self._progress = _spawn.Array("d", 2)
         self._stop = _spawn.Event()
         self._process = _spawn.Process(
             target=_relay_main,
-            args=(dsn, bootstrap, dict(topic_names), self.name, astuple(start or Checkpoint()), self._progress,
-                  self._stop),
+            args=(dsn, bootstrap, dict(topic_names), self.name, astuple(start or Checkpoint()), batch_size,
+                  commit_delay_s, self._progress, self._stop),
         )  # fmt: skip
 
     def start(self) -> RelayProcess:
