@@ -38,6 +38,10 @@ from ticketflow.messaging.producer import make_producer
 
 log = logging.getLogger(__name__)
 RELAY_LOCK_CLASS = 7_242_002  # advisory lock (class, hashtext(name)): one leader per relay name
+# A batch's transaction lasts well under a second. One left open by a relay that died holds back every
+# read_committed consumer of its partitions until the next relay starts or the broker aborts it after
+# this long (aiokafka's default is 60 s).
+TRANSACTION_TIMEOUT_MS = 15_000
 
 # The log after a checkpoint, as `EventStore.read_all` reads it, as records (`event_records`).
 _LOG_AFTER = f"""
@@ -157,9 +161,8 @@ class Relay:
         """One term as the leader: a fresh transactional producer (which fences any former leader and
         aborts its open transaction), the committed checkpoint, then batches until stopped or failed.
         The next batch is read and encoded while the previous transaction commits."""
-        producer = make_producer(
-            self.bootstrap, transactional_id=self.name, client_id=self.name, **self._producer_options
-        )
+        options = {"transaction_timeout_ms": TRANSACTION_TIMEOUT_MS, **self._producer_options}
+        producer = make_producer(self.bootstrap, transactional_id=self.name, client_id=self.name, **options)
         await producer.start()
         self.leading = True
         committing: asyncio.Task[None] | None = None
