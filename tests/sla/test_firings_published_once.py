@@ -154,11 +154,16 @@ async def test_postgresql_restarted_during_a_burst_loses_and_repeats_no_firing(
         firing = asyncio.create_task(burst.run())
         relay = RelayProcess(dsn, kafka_bootstrap, {TICKET_EVENTS: topic}, batch_size=500).start()
         try:
-            async with asyncio.timeout(120):  # the first wave stored, with the relay publishing
-                while await burst.stored() < burst.first_wave or not relay.published:  # noqa: ASYNC110
+            async with asyncio.timeout(120):  # the first wave stored
+                while await burst.stored() < burst.first_wave:  # noqa: ASYNC110 - the store, polled
                     await asyncio.sleep(0.02)
+            # Locked before the second wave falls due (5 s later), however slowly the relay starts on a
+            # loaded machine: its appends surely wait. The relay's reads go on meanwhile.
             blocker = await asyncpg.connect(dsn)
-            await blocker.execute("BEGIN; LOCK TABLE events IN SHARE MODE")  # appends wait, reads go on
+            await blocker.execute("BEGIN; LOCK TABLE events IN SHARE MODE")
+            async with asyncio.timeout(120):  # the relay publishing the first wave
+                while not relay.published:  # noqa: ASYNC110 - shared memory, nothing to await
+                    await asyncio.sleep(0.02)
             waiting = """SELECT count(*) FROM pg_stat_activity
                          WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'"""
             async with asyncio.timeout(60):

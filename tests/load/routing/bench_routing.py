@@ -382,8 +382,9 @@ async def main() -> None:
     if args.only is not None:
         chosen = tickets if args.only == "backlog" else ticket_envelopes(int(args.rate * args.seconds), seed=2)
         paced = None if args.only == "backlog" else args.rate
-        rate, latency, cpu, offered, _ = await bench_kafka(chosen, use_pg=True, rate=paced)
+        rate, latency, cpu, offered, relay_row = await bench_kafka(chosen, use_pg=True, rate=paced)
         print(tabulate([row(f"kafka+pg {args.only}", len(chosen), rate, latency, cpu, "", offered)], tablefmt="github"))
+        print_relay(relay_row, len(chosen), rate)
         return
     pure_rate, pure_latency, cpu = bench_pure(tickets)
     rows = [row("pure decide+apply (ceiling)", n, pure_rate, pure_latency, cpu, "one decision, no I/O")]
@@ -403,8 +404,13 @@ async def main() -> None:
     ]  # fmt: skip
     print(tabulate(rows, headers=headers, tablefmt="github"))
     print(f"kafka+pg backlog: {backlog_rate:,.0f} decisions/s = {backlog_rate / pure_rate:.0%} of the pure ceiling")
+    print_relay(relay_row, len(paced), rate)
+
+
+def print_relay(relay_row: list[str] | None, tickets: int, rate: float) -> None:
+    """The relay's row of a paced run (none for a backlog), and the load average."""
     if relay_row is not None:
-        print(f"\nrelay during the paced run ({len(paced):,} tickets stored at {rate:,.0f} decisions/s):")
+        print(f"\nrelay during the paced run ({tickets:,} tickets stored at {rate:,.0f} decisions/s):")
         print(tabulate([relay_row], headers=["events published/s", "store->Kafka p50 ms", "p99 ms", "events"],
                        tablefmt="github"))  # fmt: skip
     print(f"load average at the end: {os.getloadavg()}")

@@ -140,8 +140,9 @@ async def bench(args: argparse.Namespace) -> None:
         await service.drop(args, dsn, topic)
     print(f"\n## SLA cold restore: {args.resident:,} tickets, {service.PARTITIONS} partitions, "
           f"{os.cpu_count()} cores; target <= {TARGET_S:.0f} s\n")  # fmt: skip
-    headers = ["round", "timers", "armed", f"restored, s (target <= {TARGET_S:.0f})", "÷ derived (the baseline)",
-               "PostgreSQL checkpoints meanwhile", "peak RSS MB", "load avg start / end"]  # fmt: skip
+    headers = ["round", "restore", "timers armed", f"restored, s (target <= {TARGET_S:.0f})",
+               "÷ derived (the baseline)", "PostgreSQL checkpoints meanwhile", "peak RSS MB",
+               "load avg start / end"]  # fmt: skip
     print(tabulate(rows, headers=headers, tablefmt="github"))
 
 
