@@ -3,7 +3,9 @@
 1. two agents join queues and go online (roster events through the SRE command line);
 2. an eXpress user writes to the client-support bot (a signed BotX proto-4 command), and BotX
    retries the same delivery: one ticket, not two;
-3. a Bitrix24 portal installs the app, an administrator writes from a portal on a private address
+3. a Bitrix24 portal installs the app (the ONAPPINSTALL the demo portal issues, verified by intake with
+   the demo OAuth server, which also registers the chat bot), an administrator writes from a portal on a
+   private address
    (the seed's "not reachable from outside" case: preflight fails it with a remediation), and a
    non-administrator writes too (refused: only portal administrators may talk to support);
 then it waits for the tickets to show up in the dashboard API and prints them, the eXpress user asks
@@ -26,7 +28,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "intake"))
-from intake_payloads import b24_install, b24_message, botx_message
+from intake_payloads import b24_message, botx_message
 from pybotx.auth import build_botx_jwt_v2
 
 from ticketflow.contracts.roster_events import AgentJoinedQueue, AgentStatusChanged
@@ -37,7 +39,7 @@ INTAKE = "http://127.0.0.1:8001"
 DASHBOARD = "http://127.0.0.1:8006"
 PLATFORMS = "http://127.0.0.1:8767"  # deploy/demo_platforms.py: what notifications delivered
 EXPRESS_BOT, EXPRESS_HOST = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee"), "cts.express.example.ru"
-# The same token every run: intake refuses a re-install that presents a different one.
+# deploy/demo_platforms.py's portal: the packaged desk's example member_id and its install's application token.
 PORTAL_MEMBER, PORTAL_TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90", "demo-application-token-0001"
 PORTAL_DOMAIN = "192.168.10.5"  # a box portal on a private address: the seed's "not reachable" case
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -74,10 +76,10 @@ async def conversation(client: httpx.AsyncClient) -> uuid.UUID:
         answer = await client.post(f"{INTAKE}/command", json=command, headers=headers)
         say(f"eXpress /command ({attempt}): {answer.status_code} {answer.text}")
 
-    answer = await client.post(
-        f"{INTAKE}/bitrix24/events", content=b24_install(PORTAL_MEMBER, PORTAL_TOKEN), headers=FORM
-    )
+    install = (await client.post(f"{PLATFORMS}/bitrix24/install-event")).text  # as the portal sends it
+    answer = await client.post(f"{INTAKE}/bitrix24/events", content=install, headers=FORM)
     say(f"Bitrix24 ONAPPINSTALL: {answer.status_code} {answer.text}")
+    bot_id = str(answer.json().get("bot_id", "")) if answer.status_code == 200 else ""
     admin_user, other_user = (str(random.randint(100, 10**6)) for _ in range(2))  # new conversations each run
     for user, text, admin in (
         (admin_user, "После обновления портал отдаёт 500 на /crm/", True),
@@ -90,6 +92,7 @@ async def conversation(client: httpx.AsyncClient) -> uuid.UUID:
             user_id=user,
             member_id=PORTAL_MEMBER,
             token=PORTAL_TOKEN,
+            bot_id=bot_id,  # the bot intake registered at install
         )
         form = form.replace("some-domain.bitrix24.com", PORTAL_DOMAIN)
         # The portal states the flag here: the demo portal is on a private address, which intake will

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient
+from support.bitrix24 import close_opened
 from support.eventstore import migrated_pool
 from support.infra import (
     InfraSelector,
@@ -94,3 +95,10 @@ async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
     p = await migrated_pool(pg_database)
     yield p
     await p.close()
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="session")
+async def _bitrix24_clients_closed() -> AsyncIterator[None]:
+    """The ticketflow.bitrix24 HTTP clients a test opened (support.bitrix24), closed after it."""
+    yield
+    await close_opened()

@@ -80,6 +80,7 @@ def system(system_database: str, kafka_bootstrap: str, tmp_path_factory: pytest.
         stdout=(logs / "platforms.log").open("w"),
         stderr=subprocess.STDOUT,
     )
+    _wait_platforms(platforms, logs)  # they write the CA and desk files the services read at start-up
     processes = {
         name: subprocess.Popen(
             [sys.executable, "-m", f"ticketflow.{name}"],
@@ -115,6 +116,16 @@ def _answers(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code < 500
     except httpx.HTTPError:
         return False
+
+
+def _wait_platforms(process: subprocess.Popen[bytes], logs: Path) -> None:
+    for _ in range(60):
+        if process.poll() is not None:
+            pytest.fail(f"the demo platforms exited with {process.returncode}:\n{(logs / 'platforms.log').read_text()}")
+        if _answers(8767):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the demo platforms never answered:\n{(logs / 'platforms.log').read_text()[-3000:]}")
 
 
 def _wait_ready(name: str, process: subprocess.Popen[bytes], logs: Path) -> None:

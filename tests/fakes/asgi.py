@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import trustme
 import uvicorn
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
+
+NAME = "portal.test"
 
 
 class _QuietServer(uvicorn.Server):
@@ -23,27 +27,34 @@ class _QuietServer(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
-    """Yield the base URL (`http://127.0.0.1:<port>`) while the app serves (port 0: an ephemeral one)."""
+async def serve(app: ASGIApp, port: int = 0, *, tls: trustme.CA | None = None) -> AsyncIterator[str]:
+    """Yield the base URL (`http://127.0.0.1:<port>`) while the app serves (port 0: an ephemeral one).
+    With `tls`: HTTPS (`https://127.0.0.1:<port>`) with a certificate for 127.0.0.1 and `NAME` (a name
+    tests resolve to 127.0.0.1 themselves) issued by that CA."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    server = _QuietServer(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        if task.done():
-            task.result()  # surface the start-up error
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        server.force_exit = True  # do not linger over idle keep-alive connections
-        await task
-        sock.close()
+    with tempfile.NamedTemporaryFile(suffix=".pem") as pem:
+        if tls is not None:
+            tls.issue_cert("127.0.0.1", NAME).private_key_and_cert_chain_pem.write_to_path(pem.name)
+        certificate = {"ssl_certfile": pem.name} if tls is not None else {}
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, **certificate)  # type: ignore[arg-type]
+        server = _QuietServer(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            for _ in range(500):
+                if server.started or task.done():
+                    break
+                await asyncio.sleep(0.01)
+            if task.done():
+                task.result()  # surface the start-up error
+            yield f"{'https' if tls is not None else 'http'}://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            server.force_exit = True  # do not linger over idle keep-alive connections
+            await task
+            sock.close()
 
 
 @dataclass

@@ -7,10 +7,15 @@
   `aud` = this host), records the notification and answers 202 `{"status":"ok","result":{"sync_id"}}`.
   An unknown chat is answered in the sync variant (`chat_not_found`) and recorded as undeliverable
   in the callback variant (real BotX reports it later, in a callback).
+
+Latency: `answer_delay` seconds pass between recording a notification (it reached the platform, the chat
+shows it) and answering it; a client whose deadline is shorter sees no answer, although it was posted.
+BotX has no idempotency key: the same notification posted twice is shown twice (`received` has both).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -48,6 +53,7 @@ class FakeBotX:
         self.token_requests = 0
         self.rejected_auth = 0
         self.faults = Faults()
+        self.answer_delay = 0.0
         self._tokens: dict[str, uuid.UUID] = {}
         self.base_url = ""
         self.app = Starlette(
@@ -128,6 +134,8 @@ class FakeBotX:
         if early is not None or notification is None:
             return early or _error(500, "server_error")
         (self.received if self._chat_known(notification.chat_id) else self.undeliverable).append(notification)
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return JSONResponse({"status": "ok", "result": {"sync_id": str(uuid.uuid4())}}, status_code=202)
 
     async def _direct_sync(self, request: Request) -> Response:
@@ -140,6 +148,8 @@ class FakeBotX:
                 {"status": "error", "reason": "chat_not_found", "errors": [], "error_data": {}}, status_code=200
             )
         self.received.append(notification)
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return JSONResponse({"status": "ok", "result": {"sync_id": str(uuid.uuid4())}})
 
 

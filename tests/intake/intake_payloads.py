@@ -20,7 +20,17 @@ B24_BOT_ID = "567"
 GENERIC_TENANT = "acme-helpdesk"
 GENERIC_KEY = "acme-api-key-for-tests"
 
-TENANTS_TOML = f"""
+B24_CLIENT_ID = "local.ticketflow-test"  # the fake platform's (tests/fakes/bitrix24.py) defaults
+B24_CLIENT_SECRET = "client-secret-for-tests"
+B24_DOMAIN = "some-domain.bitrix24.com"
+
+
+def tenants_toml(b24_domains: tuple[str, ...] = (B24_DOMAIN,)) -> str:
+    """The test tenant file; `b24_domains`: the domains a portal may install from (a fake's host:port)."""
+    return _TENANTS.replace("B24_DOMAINS", ", ".join(f'"{d}"' for d in b24_domains))
+
+
+_TENANTS = f"""
 [[express]]
 bot_id = "{BOT_ID}"
 host = "{BOT_HOST}"
@@ -31,12 +41,17 @@ self_help_hints = true
 
 [[bitrix24]]
 member_id = "{MEMBER_ID}"
+client_id = "{B24_CLIENT_ID}"
+client_secret_env = "INTAKE_TEST_B24_SECRET"
+portal_domains = [B24_DOMAINS]
 bot_ids = ["{B24_BOT_ID}"]
 desk = "bitrix24-box"
 track = "box"
 
 [[bitrix24]]
 member_id = "not-installed-portal"
+client_id = "{B24_CLIENT_ID}"
+client_secret_env = "INTAKE_TEST_B24_SECRET"
 desk = "bitrix24-box"
 track = "box"
 
@@ -46,7 +61,12 @@ api_key_env = "INTAKE_TEST_GENERIC_KEY"
 desk = "generic"
 track = "default"
 """
-TENANT_SECRETS = {"INTAKE_TEST_BOT_SECRET": BOT_SECRET, "INTAKE_TEST_GENERIC_KEY": GENERIC_KEY}
+TENANTS_TOML = tenants_toml()
+TENANT_SECRETS = {
+    "INTAKE_TEST_BOT_SECRET": BOT_SECRET,
+    "INTAKE_TEST_GENERIC_KEY": GENERIC_KEY,
+    "INTAKE_TEST_B24_SECRET": B24_CLIENT_SECRET,
+}
 
 
 def botx_token(bot_id: uuid.UUID = BOT_ID, secret: str = BOT_SECRET, host: str = BOT_HOST) -> str:

@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from intake_payloads import TENANT_SECRETS, TENANTS_TOML
+from intake_payloads import APP_TOKEN, B24_CLIENT_ID, B24_DOMAIN, MEMBER_ID, TENANT_SECRETS, tenants_toml
 
 from ticketflow.contracts.chat import ChatReply, chat_reply_decoder
 from ticketflow.eventstore import migrate
@@ -29,13 +29,29 @@ T = TypeVar("T")
 
 
 async def migrate_intake(dsn: str) -> None:
-    """The event store's and intake's migrations only (other components are not under test here)."""
+    """The event store's, the Bitrix24 installs' and intake's migrations only (other components are not
+    under test here)."""
     conn = await asyncpg.connect(dsn)
     try:
-        wanted = [m for m in migrate.discover() if m.component in {"eventstore", "intake"}]
+        wanted = [m for m in migrate.discover() if m.component in {"eventstore", "bitrix24", "intake"}]
         await migrate.apply_all(conn, wanted)
     finally:
         await conn.close()
+
+
+async def seed_install(
+    pool: asyncpg.Pool, member_id: str = MEMBER_ID, domain: str = B24_DOMAIN, token: str = APP_TOKEN
+) -> None:
+    """A portal installed as a verified install leaves it (tests about what follows an install; the
+    verification itself: test_bitrix24_lifecycle.py). Its OAuth tokens are placeholders nobody calls."""
+    await pool.execute(
+        """INSERT INTO bitrix24_installs (member_id, client_id, domain, application_token, access_token,
+                                          refresh_token, access_expires_at)
+           VALUES ($1, $2, $3, $4, 'unused', 'unused', now() + interval '1 day')
+           ON CONFLICT (member_id) DO UPDATE SET domain = excluded.domain,
+               application_token = excluded.application_token""",
+        member_id.lower(), B24_CLIENT_ID, domain, token,
+    )  # fmt: skip
 
 
 def free_port() -> int:
@@ -93,7 +109,13 @@ class RunningIntake:
 
 
 async def start_intake(
-    dsn: str, bootstrap: str, tmp: Path, *, accept: str = "kafka", extra_env: dict[str, str] | None = None
+    dsn: str,
+    bootstrap: str,
+    tmp: Path,
+    *,
+    accept: str = "kafka",
+    extra_env: dict[str, str] | None = None,
+    tenants_text: str | None = None,
 ) -> RunningIntake:
     topic = f"chat.inbound.test-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -102,9 +124,9 @@ async def start_intake(
         await admin.create_topics([NewTopic(topic, 3, 1), NewTopic(f"{topic}.dlq", 1, 1)])
     finally:
         await admin.close()
-    tenants = tmp / "tenants.toml"
-    tenants.write_text(TENANTS_TOML)
     port = free_port()
+    tenants = tmp / f"tenants-{port}.toml"
+    tenants.write_text(tenants_text or tenants_toml())
     env = {
         **os.environ,
         **TENANT_SECRETS,

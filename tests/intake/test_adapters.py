@@ -4,6 +4,8 @@ the tenants."""
 from __future__ import annotations
 
 import os
+import re
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,6 +173,16 @@ def test_bitrix24_install_carries_the_token() -> None:
     assert (event.name, event.member_id, event.application_token) == ("ONAPPINSTALL", MEMBER_ID, APP_TOKEN)
 
 
+def test_bitrix24_install_as_documented_has_expires_in_only_and_no_user() -> None:
+    """ONAPPINSTALL/ONAPPUPDATE carry `expires_in` and no `expires` or `user_id` (Bitrix24 REST docs,
+    on-app-install.md): parsed, with the refresh token the install is verified with."""
+    form = re.sub(r"&auth%5B(expires|user_id)%5D=[^&]*", "", b24_install())
+    assert "expires%5D" not in form and "user_id" not in form
+    event = b24.parse_event(form.encode())
+    assert event.name == "ONAPPINSTALL" and event.refresh_token and event.access_token
+    assert event.token_expires is not None and event.token_expires > time.time() + 3000
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -192,8 +204,11 @@ def test_bitrix24_unknown_portal_and_bot(tenants: Tenants) -> None:
     with pytest.raises(Problem, match="unknown_portal"):
         b24.check_portal(tenants, stranger)
     other_bot = b24.parse_event(b24_message("x", dialog_id="1", message_id="2", bot_id="999").encode())
+    b24.check_portal(tenants, other_bot)  # a served portal; which bots it may address is the install's
     with pytest.raises(Problem, match="unknown_bot"):
-        b24.check_portal(tenants, other_bot)
+        b24.check_bot(other_bot, {"567", "7"})  # the desk's bot ids and the bot registered at install
+    b24.check_bot(other_bot, {"999"})
+    b24.check_bot(other_bot, set())  # none configured or registered: any bot of the application
 
 
 def test_bitrix24_token_comparison_is_exact() -> None:

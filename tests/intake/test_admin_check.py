@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from fake_portal import FakePortal
-from intake_payloads import APP_TOKEN, B24_BOT_ID, TENANTS_TOML, b24_auth, b24_install, b24_message
-from intake_service import RunningIntake, free_port, migrate_intake, start_intake, stop_intake
+from intake_payloads import APP_TOKEN, B24_BOT_ID, B24_CLIENT_ID, TENANTS_TOML, b24_auth, b24_message
+from intake_service import RunningIntake, free_port, migrate_intake, seed_install, start_intake, stop_intake
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -28,7 +28,7 @@ class Portals:
     name resolves in the service's process (names and their resolution: test_portal_admin.py)."""
 
     def __init__(self, port: int) -> None:
-        closed = free_port()
+        self.closed = closed = free_port()
         self.domains = {
             "m-ok": f"127.0.0.1:{port}",
             "m-slow": f"127.0.0.2:{port}",  # its own address: a timeout keeps m-ok's portal asked
@@ -55,8 +55,10 @@ async def setup(
     tmp = tmp_path_factory.mktemp("intake-admin")
     tenants = tmp / "admin-tenants.toml"
     extra = "".join(
-        f'\n[[bitrix24]]\nmember_id = "{m}"\nbot_ids = ["{B24_BOT_ID}"]\ndesk = "bitrix24-box"\ntrack = "box"\n'
-        for m in portals.domains
+        f'\n[[bitrix24]]\nmember_id = "{m}"\nclient_id = "{B24_CLIENT_ID}"\n'
+        'client_secret_env = "INTAKE_TEST_B24_SECRET"\n'
+        f'portal_domains = ["{d}"]\nbot_ids = ["{B24_BOT_ID}"]\ndesk = "bitrix24-box"\ntrack = "box"\n'
+        for m, d in portals.domains.items()
     )
     tenants.write_text(TENANTS_TOML + extra)
     ca = tmp / "ca.pem"
@@ -69,15 +71,14 @@ async def setup(
         extra_env={  # a deployment whose portals sit on 127.0.0.0/8 behind their own CA
             "TICKETFLOW_INTAKE_TENANTS": str(tenants),
             "TICKETFLOW_INTAKE_B24_ADMIN_CHECK": "1",
-            "TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "TICKETFLOW_INTAKE_B24_CA_FILE": str(ca),
+            "TICKETFLOW_B24_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "TICKETFLOW_B24_ALLOWED_PORTS": f"{portal.port},{portals.closed},443",
+            "TICKETFLOW_B24_CA_FILE": str(ca),
             "TICKETFLOW_INTAKE_B24_ADMIN_TIMEOUT": "1",
         },
     )
-    async with intake.client() as client:
-        for member, domain in portals.domains.items():
-            answer = await client.post("/bitrix24/events", content=b24_install(member, domain=domain), headers=FORM)
-            assert (answer.status_code, answer.json()) == (200, {"result": "installed"}), answer.text
+    for member, domain in portals.domains.items():  # verified installs: test_bitrix24_lifecycle.py
+        await seed_install(intake.pool, member, domain)
     yield intake, portals
     await stop_intake(intake)
 

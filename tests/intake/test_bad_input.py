@@ -19,14 +19,13 @@ from intake_payloads import (
     GENERIC_KEY,
     GENERIC_TENANT,
     OTHER_BOT_ID,
-    b24_install,
     b24_message,
     botx_headers,
     botx_message,
     botx_token,
     generic_message,
 )
-from intake_service import RunningIntake
+from intake_service import RunningIntake, seed_install
 from schemathesis.checks import positive_data_acceptance
 
 from ticketflow.intake.platforms.generic import openapi_document
@@ -48,19 +47,22 @@ def generic(**changes: Any) -> bytes:
 
 
 KEY = {"Authorization": f"Bearer {GENERIC_KEY}", **JSON}
+# A valid BotX token expires: the cases name it, and each request gets a fresh one (`_sent_headers`).
+FRESH_BOTX = "Bearer <a fresh BotX token>"
+BOTX = {"Authorization": FRESH_BOTX, **JSON}
 CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
-    ("command", "/command", b"{not json", botx_headers(), 400, "malformed_json"),
-    ("command", "/command", b"[1, 2]", botx_headers(), 422, "invalid_payload"),
-    ("command", "/command", botx(), {**botx_headers(), "Content-Type": "text/plain"}, 415, "unsupported_media_type"),
-    ("command", "/command", b'{"pad": "' + b"x" * 300_000 + b'"}', botx_headers(), 413, "body_too_large"),
+    ("command", "/command", b"{not json", BOTX, 400, "malformed_json"),
+    ("command", "/command", b"[1, 2]", BOTX, 422, "invalid_payload"),
+    ("command", "/command", botx(), {**BOTX, "Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+    ("command", "/command", b'{"pad": "' + b"x" * 300_000 + b'"}', BOTX, 413, "body_too_large"),
     ("command", "/command", botx(), JSON, 401, "unverified_request"),
     ("command", "/command", botx(), botx_headers(botx_token(secret=FORGED)), 401, "unverified_request"),
-    ("command", "/command", botx(lambda p: p.update(bot_id=str(OTHER_BOT_ID))), botx_headers(), 403, "unknown_bot"),
+    ("command", "/command", botx(lambda p: p.update(bot_id=str(OTHER_BOT_ID))), BOTX, 403, "unknown_bot"),
     (
         "command",
         "/command",
         botx(lambda p: p.update(proto_version=5)),
-        botx_headers(),
+        BOTX,
         400,
         "unsupported_proto_version",
     ),
@@ -68,11 +70,11 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
         "command",
         "/command",
         botx(lambda p: p["command"].update(command_type="system", body="system:no_such_event")),
-        botx_headers(),
+        BOTX,
         400,
         "unknown_system_event",
     ),
-    ("command", "/command", botx(lambda p: p["from"].update(group_chat_id=42)), botx_headers(), 422, "invalid_payload"),
+    ("command", "/command", botx(lambda p: p["from"].update(group_chat_id=42)), BOTX, 422, "invalid_payload"),
     (
         "callback",
         "/notification/callback",
@@ -81,7 +83,7 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
         401,
         "unverified_request",
     ),
-    ("callback", "/notification/callback", b'{"sync_id": 1}', botx_headers(), 422, "invalid_payload"),
+    ("callback", "/notification/callback", b'{"sync_id": 1}', BOTX, 422, "invalid_payload"),
     (
         "bitrix24",
         "/bitrix24/events",
@@ -140,7 +142,11 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
 ]
 _COUNTS = """SELECT (SELECT count(*) FROM intake_messages), (SELECT count(*) FROM intake_conversations),
                     (SELECT count(*) FROM events), (SELECT count(*) FROM intake_replies),
-                    (SELECT count(*) FROM intake_bitrix24_portals)"""
+                    (SELECT count(*) FROM bitrix24_installs)"""
+
+
+def _sent_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name: f"Bearer {botx_token()}" if value == FRESH_BOTX else value for name, value in headers.items()}
 
 
 async def topic_end(intake: RunningIntake) -> int:
@@ -155,12 +161,12 @@ async def topic_end(intake: RunningIntake) -> int:
 
 async def test_each_bad_request_is_named_counted_and_writes_nothing(intake: RunningIntake) -> None:
     async with intake.client() as client:
-        assert (await client.post("/bitrix24/events", content=b24_install(), headers=FORM)).status_code == 200
+        await seed_install(intake.pool)
         before_rows = tuple(await intake.pool.fetchrow(_COUNTS))
         before_end = await topic_end(intake)
         for route, path, body, headers, status, reason in CASES:
             counted = await intake.metric("intake_rejected_total", reason=reason, route=_route_name(route))
-            answer = await client.post(path, content=body, headers=headers)
+            answer = await client.post(path, content=body, headers=_sent_headers(headers))
             assert answer.status_code == status, (path, reason, answer.text)
             problem = answer.json()
             assert reason in json.dumps(problem), (reason, problem)

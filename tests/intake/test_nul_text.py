@@ -18,7 +18,7 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 from intake_payloads import GENERIC_KEY, b24_install, b24_message, botx_headers, botx_message, generic_message
-from intake_service import RunningIntake, migrate_intake, start_intake, stop_intake
+from intake_service import RunningIntake, migrate_intake, seed_install, start_intake, stop_intake
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.values import Attachment
@@ -58,8 +58,7 @@ async def test_botx_free_text_with_nul_is_stored_with_replacement_characters(int
 async def test_bitrix24_free_text_with_nul_is_stored_and_an_id_with_nul_is_refused(intake: RunningIntake) -> None:
     dialog = f"chat{uuid.uuid4().int % 10**9}"
     async with intake.client() as client:
-        installed = await client.post("/bitrix24/events", content=b24_install(), headers=FORM)
-        assert installed.status_code == 200, installed.text
+        await seed_install(intake.pool)
         form = b24_message(f"нет{NUL}связи", dialog_id=dialog, message_id="501").replace(
             "%5BNAME%5D=Emily+Smith", "%5BNAME%5D=Emily%00Smith"
         )

@@ -1,5 +1,5 @@
 """The admin check in this process: the production address policy, the networks and CAs a deployment
-may add (`TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS`, `_B24_CA_FILE`), answer parsing, where the request
+may add (`TICKETFLOW_B24_ALLOWED_NETWORKS`, `TICKETFLOW_B24_CA_FILE`), answer parsing, where the request
 goes, and the stale answer used when the portal cannot be asked."""
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def test_the_allowed_networks_and_the_ca_file_are_settings(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("field", "value", "variable"),
     [
-        ("b24_allowed_networks", "10.0.0.0/33", "TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS"),
-        ("b24_allowed_networks", "intranet", "TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS"),
-        ("b24_ca_file", "/nonexistent/ca.pem", "TICKETFLOW_INTAKE_B24_CA_FILE"),
+        ("b24_allowed_networks", "10.0.0.0/33", "TICKETFLOW_B24_ALLOWED_NETWORKS"),
+        ("b24_allowed_networks", "intranet", "TICKETFLOW_B24_ALLOWED_NETWORKS"),
+        ("b24_ca_file", "/nonexistent/ca.pem", "TICKETFLOW_B24_CA_FILE"),
     ],
 )
 def test_a_bad_network_or_ca_file_stops_the_service_naming_the_variable(field: str, value: str, variable: str) -> None:

@@ -15,14 +15,13 @@ from intake_payloads import (
     BOT_ID,
     GENERIC_KEY,
     MEMBER_ID,
-    b24_install,
     b24_message,
     botx_chat_created,
     botx_headers,
     botx_message,
     generic_message,
 )
-from intake_service import RunningIntake
+from intake_service import RunningIntake, seed_install
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.ids import ticket_stream
@@ -143,12 +142,7 @@ async def test_system_event_is_accepted_and_writes_nothing(intake: RunningIntake
 async def test_bitrix24_install_then_messages_with_duplicates(intake: RunningIntake) -> None:
     dialog = f"chat{uuid.uuid4().int % 10**6}"
     async with intake.client() as client:
-        installed = await client.post("/bitrix24/events", content=b24_install(), headers=FORM)
-        assert installed.status_code == 200, installed.text
-        stored = await intake.pool.fetchval(
-            "SELECT application_token FROM intake_bitrix24_portals WHERE member_id = $1", MEMBER_ID
-        )
-        assert stored is not None
+        await seed_install(intake.pool)  # verified installs: test_bitrix24_lifecycle.py
         first = b24_message("Не работает /pub/", dialog_id=dialog, message_id="90001")
         answers = await asyncio.gather(
             *(client.post("/bitrix24/events", content=first, headers=FORM) for _ in range(10))

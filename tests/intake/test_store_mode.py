@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from intake_payloads import BOT_ID, b24_install, b24_message, botx_headers, botx_message
-from intake_service import RunningIntake, migrate_intake, start_intake, stop_intake
+from intake_payloads import BOT_ID, b24_message, botx_headers, botx_message
+from intake_service import RunningIntake, migrate_intake, seed_install, start_intake, stop_intake
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -62,7 +62,7 @@ async def test_different_first_messages_race_and_share_one_ticket(direct: Runnin
 async def test_bitrix24_reordered_and_repeated_deliveries(direct: RunningIntake) -> None:
     dialog = f"chat{uuid.uuid4().int % 10**6}"
     async with direct.client() as client:
-        assert (await client.post("/bitrix24/events", content=b24_install(), headers=FORM)).status_code == 200
+        await seed_install(direct.pool)
         bodies = [b24_message(f"m{n}", dialog_id=dialog, message_id=str(70000 + n)) for n in range(5)]
         deliveries = [*reversed(bodies), *bodies, *bodies]  # reordered, then repeated twice
         answers = await asyncio.gather(*(client.post("/bitrix24/events", content=b, headers=FORM) for b in deliveries))

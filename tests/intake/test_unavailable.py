@@ -15,7 +15,7 @@ from intake_payloads import TENANT_SECRETS, TENANTS_TOML, botx_headers, botx_mes
 from starlette.applications import Starlette
 
 from ticketflow.contracts.chat import ChatMessage
-from ticketflow.intake.adapters.portals import PortalTokens
+from ticketflow.intake.adapters.portals import Portals
 from ticketflow.intake.http import Webhooks, routes
 from ticketflow.intake.platforms.botx import BotxGateway
 from ticketflow.intake.tenants import load_tenants
@@ -45,7 +45,7 @@ async def test_an_outage_is_a_503_and_a_bug_a_json_500(
     os.environ.update(TENANT_SECRETS)
     tenants = load_tenants(path)
     intake, _ = make_intake(tenants=tenants, inbound=FailingInbound(error))
-    webhooks = Webhooks(intake, BotxGateway(tenants), PortalTokens(pool=None))  # type: ignore[arg-type]
+    webhooks = Webhooks(intake, BotxGateway(tenants), Portals(rest=None))  # type: ignore[arg-type]
     app = Starlette(routes=routes(webhooks))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as client:
         answer = await client.post("/command", json=botx_message("x", chat_id=uuid.uuid4()), headers=botx_headers())

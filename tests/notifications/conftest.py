@@ -14,7 +14,7 @@ from support.eventstore import migrated_pool
 # tests/ on sys.path, so `fakes` imports under any pytest import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ticketflow.eventstore.migrate import Migration, apply_all
+from ticketflow.eventstore.migrate import Migration, apply_all, discover
 from ticketflow.notifications.adapters.ledger import migration_sql
 
 from .platform_stack import Stack, running_stack
@@ -32,7 +32,7 @@ async def pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
 async def ledger_pool(pg_database: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on a fresh database (tests/conftest.py) holding this component's migrations,
     applied by the project's migrator (only ours, so other components' SQL is not involved)."""
-    ours = [
+    ours = [m for m in discover() if m.component == "bitrix24"] + [  # the channel reads the installs
         Migration("notifications", int(re.match(r"\d+", name).group()), name, sql)  # type: ignore[union-attr]
         for name, sql in migration_sql()
     ]

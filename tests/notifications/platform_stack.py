@@ -17,10 +17,10 @@ from fakes.bitrix24 import FakeBitrix24
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
 from fakes.webhook import FakeWebhookReceiver
+from support.bitrix24 import installed_portal
 
 from ticketflow.notifications.adapters.channels import (
     Bitrix24Channel,
-    Bitrix24Portal,
     ChannelClient,
     EmailChannel,
     ExpressBot,
@@ -65,6 +65,7 @@ class Stack:
 
     def deliverer(self, *, lease: float = 60.0, max_attempts: int = 4, **kw: Any) -> Deliverer:
         kw.setdefault("breaker_factory", lambda: CircuitBreaker(failure_threshold=50, reset_timeout=60))
+        kw.setdefault("attempt_deadline", min(20.0, lease / 2))  # shorter than the lease, as the engine demands
         return Deliverer(
             ledger=PgLedger(self.pool, lease_seconds=lease),
             catalog=self.catalog,
@@ -80,21 +81,26 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(ledger_pool: asyncpg.Pool) -> AsyncIterator[Stack]:
-    botx, bitrix = FakeBotX({BOT_ID: BOT_SECRET}), FakeBitrix24(auth_token="b24", bot_id=7)
+    botx, bitrix = FakeBotX({BOT_ID: BOT_SECRET}), FakeBitrix24(member_id="portal-1")
     smtp, hooks = FakeSmtp(), FakeWebhookReceiver(secret=HOOK_SECRET)
     servers = [botx.running(), bitrix.running(), smtp.running(), hooks.running()]
     await asyncio.gather(*(server.__aenter__() for server in servers))  # in parallel: uvicorn
     channels: list[ChannelClient] = []  # needs ~0.2 s to stop, so stop them together too
+    portals = None
     try:
+        portals = await installed_portal(bitrix, ledger_pool)
+        bitrix.requests = 0  # the install's calls (bot list, register) are not the tests' business
         channels = [
             ExpressChannel([ExpressBot(BOT_ID, botx.base_url, BOT_SECRET)], callback_timeout=5),
-            Bitrix24Channel([Bitrix24Portal("portal-1", bitrix.rest_url, 7, "b24", rate=50, burst=20)]),
+            Bitrix24Channel(portals, rate=50, burst=20),
             EmailChannel([SmtpRelay("main", "127.0.0.1", smtp.port, "support@ticketflow.test")]),
             WebhookChannel([WebhookEndpoint("crm", hooks.url, HOOK_SECRET)]),
         ]
         yield Stack(botx, bitrix, smtp, hooks, ledger_pool, channels)
     finally:
         await asyncio.gather(*(channel.aclose() for channel in channels))
+        if portals is not None:
+            await portals.http.aclose()
         await asyncio.gather(*(server.__aexit__(None, None, None) for server in servers))
 
 

@@ -21,9 +21,8 @@ class Engine:
     def __init__(self, calls: list[str]) -> None:
         self.calls = calls
 
-    async def settle(self) -> int:
+    async def settle(self) -> None:
         self.calls.append("settle")
-        return 0
 
 
 class Recorder:

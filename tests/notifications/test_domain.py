@@ -44,12 +44,6 @@ bot_id = "{EXPRESS_BOT}"
 cts_url = "http://127.0.0.1:1"
 secret_env = "BOT_SECRET"
 
-[[bitrix24_portals]]
-portal_id = "{PORTAL}"
-rest_url = "http://127.0.0.1:1/rest"
-bot_id = 7
-auth_token_env = "B24_TOKEN"
-
 [[smtp_relays]]
 name = "register"
 hostname = "127.0.0.1"

@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
+from support.bitrix24 import BOX_SECRET_ENV, b24_environment, desks_for, installed_portal
 from support.polling import eventually
 from support.records import RecordingProducer
 
@@ -32,7 +33,7 @@ from ticketflow.notifications.main import build
 from ticketflow.notifications.settings import NotificationsSettings
 from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS
 from ticketflow.runtime.service import Runtime, asgi_app
-from ticketflow.runtime.settings import load_settings
+from ticketflow.runtime.settings import SettingsError, load_settings
 
 from .letters import dead_letters_on
 from .test_replies_kafka import reply
@@ -96,6 +97,16 @@ def test_unset_or_empty_variables_mean_the_defaults(monkeypatch: pytest.MonkeyPa
     )  # fmt: skip
 
 
+def test_a_send_deadline_not_shorter_than_the_lease_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A send must end before its claim can be taken over (issue 16): the defaults hold, a deadline as
+    long as the lease is refused with both variables named."""
+    s = load_settings(NotificationsSettings)
+    assert (s.send_deadline_seconds, s.lease_seconds, s.per_destination) == (20.0, 120.0, 64)
+    monkeypatch.setenv("TICKETFLOW_NOTIFICATIONS_SEND_DEADLINE_SECONDS", "120")
+    with pytest.raises(SettingsError, match=r"SEND_DEADLINE_SECONDS must be shorter than.*LEASE_SECONDS"):
+        load_settings(NotificationsSettings)
+
+
 def test_a_bad_setting_stops_the_process_naming_each_variable() -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TICKETFLOW_NOTIFICATIONS_PARALLEL": "lots",
            "TICKETFLOW_NOTIFICATIONS_GC_THRESHOLDS": "50000,often"}  # fmt: skip
@@ -130,9 +141,11 @@ async def test_start_up_subscribes_schedules_recovery_and_leaves_the_collector_t
     await build(settings).start(rt)
     try:
         assert gc.get_threshold() == expected and gc.get_freeze_count() > 0
-        assert list(rt.tasks) == ["recovery"]
+        assert list(rt.tasks) == ["ledger liveness", "recovery"]
         assert set(rt.waits) == {"ticket.events", "chat.replies"} and len(rt.broker.subscribers) == 2
-        assert len(rt.closing) == 5  # the service's own pool, then each of the four channels
+        assert len(rt.closing) == 7  # own pool, Bitrix24 HTTP client, four channels, liveness lock
+        registered = await pool.fetchval("SELECT count(*) FROM notification_workers")
+        assert registered >= 1  # this worker announced itself (and holds its lock) before any claim
     finally:
         for hook in reversed(rt.closing):
             await hook()
@@ -160,10 +173,16 @@ async def test_the_service_runs_both_subscriptions_under_the_runtime_and_stops(
     async with running_platforms() as platforms:
         config = tmp_path / "notifications.toml"
         config.write_text(platforms.config_toml(), encoding="utf-8")
+        for name, value in b24_environment(platforms.bitrix, BOX_SECRET_ENV).items():
+            monkeypatch.setenv(name, value)
+        await installed_portal(platforms.bitrix, pool)  # as intake installs it
+        platforms.bitrix.expire_access_tokens()  # an hour has passed: the reply needs a renewed token
+        renewed = platforms.bitrix.renewed()
         settings = load_settings(
             NotificationsSettings, pg_dsn=pg_database, kafka_bootstrap=kafka_bootstrap, port=port,
             ensure_topics=False, config=str(config), topic=events_topic, group=f"notifications-{uuid.uuid4()}",
             replies_topic=replies_topic, replies_group=f"notifications-replies-{uuid.uuid4()}",
+            desk_config_dir=str(desks_for(platforms.bitrix, tmp_path / "desks")),
         )  # fmt: skip
         server = uvicorn.Server(uvicorn.Config(asgi_app(build(settings)), port=port, log_level="warning"))
         serving = asyncio.create_task(server.serve())
@@ -194,4 +213,5 @@ async def test_the_service_runs_both_subscriptions_under_the_runtime_and_stops(
             await asyncio.wait_for(serving, 60)
             await producer.stop()
     assert [(m.dialog_id, m.message.rstrip()) for m in platforms.bitrix.received] == [("chat42", "Обращение закрыто.")]
+    assert platforms.bitrix.renewed() == renewed + 1  # renewed once, through the real broker's delivery
     assert gc.get_threshold() == BATCH_CONSUMER_THRESHOLDS

@@ -91,7 +91,7 @@ async def test_replies_reach_their_chat_once_and_bad_records_are_dead_letters_wi
     junk, failed = sorted(letters, key=lambda letter: letter.reason, reverse=True)
     assert (junk.reason, junk.value) == ("undecodable", b'{"schema": "chat.reply/v1"}'), junk
     assert failed.reason == "delivery failed", failed
-    assert failed.detail.startswith("bitrix24: portal 'no-such-portal' is not configured"), failed
+    assert failed.detail.startswith("bitrix24: portal 'no-such-portal': not_installed"), failed
     assert failed.context["reply-key"] == unknown_portal.reply_key and failed.context["idempotency-key"]
     assert failed.original_topic == topic and failed.consumer == "notifications"
     row = await service.deliverer._ledger.row(failed.context["idempotency-key"])

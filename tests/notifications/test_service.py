@@ -28,13 +28,14 @@ from fakes.bitrix24 import FakeBitrix24
 from fakes.botx import FakeBotX
 from fakes.smtp import FakeSmtp
 from fakes.webhook import FakeWebhookReceiver
+from support.bitrix24 import BOX_CLIENT_ID, BOX_SECRET_ENV, b24_environment, desks_for, installed_portal
 from support.records import FakeRecord, RecordingProducer
 
 from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import EventEnvelope, NewEvent, envelope_encoder
-from ticketflow.contracts.ids import new_event_id, notification_stream, sla_stream, ticket_stream
+from ticketflow.contracts.ids import new_event_id, notification_stream, sla_stream, ticket_number, ticket_stream
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import EventStore
@@ -57,7 +58,7 @@ pytestmark = pytest.mark.pg
 EXPRESS_BOT = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee")  # deskconfig express.toml
 PORTAL = "a1b2c3d4e5f60718293a4b5c6d7e8f90"  # deskconfig bitrix24-box.toml
 CHAT = uuid.UUID("6f1d8a0e-3c55-4a7b-9b61-2f8f6f0d6a10")
-SECRETS = {"BOT_SECRET": "express-bot-secret-0123456789abcdef", "B24_TOKEN": "b24-token", "HOOK_SECRET": "hook"}
+SECRETS = {"BOT_SECRET": "express-bot-secret-0123456789abcdef", "HOOK_SECRET": "hook"}
 DAY = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # Tuesday 12:00 Moscow: inside support hours
 
 
@@ -75,11 +76,7 @@ bot_id = "{EXPRESS_BOT}"
 cts_url = "{self.botx.base_url}"
 secret_env = "BOT_SECRET"
 
-[[bitrix24_portals]]
-portal_id = "{PORTAL}"
-rest_url = "{self.bitrix.rest_url}"
-bot_id = 7
-auth_token_env = "B24_TOKEN"
+[bitrix24]
 rate = {bitrix_rate}
 burst = 50
 
@@ -115,7 +112,7 @@ addresses.email = {{ destination = "register", address = "anna@example.test" }}
 async def running_platforms() -> AsyncIterator[Platforms]:
     platforms = Platforms(
         FakeBotX({EXPRESS_BOT: SECRETS["BOT_SECRET"]}),
-        FakeBitrix24(auth_token=SECRETS["B24_TOKEN"], bot_id=7),
+        FakeBitrix24(member_id=PORTAL, client_id=BOX_CLIENT_ID),
         FakeSmtp(),
         FakeWebhookReceiver(secret=SECRETS["HOOK_SECRET"]),
     )
@@ -134,13 +131,14 @@ async def running_platforms() -> AsyncIterator[Platforms]:
 
 @asynccontextmanager
 async def running_service(
-    pool: asyncpg.Pool, platforms: Platforms, catalog: TemplateCatalog | None = None
+    pool: asyncpg.Pool, platforms: Platforms, catalog: TemplateCatalog | None = None, **options: Any
 ) -> AsyncIterator[Notifications]:
     config = parse_config(platforms.config_toml())
-    channels: list[ChannelClient] = build_channels(config, SECRETS)
+    portals = await installed_portal(platforms.bitrix, pool)  # as intake installs it
+    channels: list[ChannelClient] = build_channels(config, SECRETS, bitrix24=portals)
     retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=1)
     try:
-        yield make_app(pool, load_desks(), Directory.from_config(config), channels, catalog, retry=retry)
+        yield make_app(pool, load_desks(), Directory.from_config(config), channels, catalog, retry=retry, **options)
     finally:
         await asyncio.gather(*(c.aclose() for c in channels))
 
@@ -217,6 +215,28 @@ async def test_lifecycle_messages_reach_the_platforms_once_even_when_every_event
     assert {e.template for e in recorded} == {"ticket_opened", "ticket_assigned", "assigned_to_you", "agent_reply"}
 
 
+async def test_a_chat_notification_after_the_access_token_expired_is_delivered_not_dead_lettered(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    """Issue 16: Bitrix24 access tokens live about an hour; every chat notification after that was
+    dead-lettered as permanent (`expired_token`). Here the token expires during the test."""
+    platforms.bitrix.access_ttl = 2.0
+    dead = "SELECT count(*) FROM notification_deliveries WHERE status = 'dead'"
+    dead_before = await pool.fetchval(dead)
+    async with running_service(pool, platforms) as service:
+        ticket_id = uuid.uuid4()
+        assert (await registered(service, ticket_id)).sent == 1
+        renewed = platforms.bitrix.renewed()
+        await asyncio.sleep(2.5)
+        [reply] = await append(service.store, t.AgentReplied(ticket_id, "anna", "r-1", "Clear the cache, please."))
+        handled = await service.handle(reply)
+    assert (handled.sent, handled.dead) == (1, 0)
+    assert platforms.bitrix.renewed() == renewed + 1
+    assert [type(e) for e in await outcomes(service.store, ticket_id)] == [ne.NotificationDelivered] * 2
+    assert len(platforms.bitrix.received) == 2
+    assert await pool.fetchval(dead) == dead_before
+
+
 async def test_express_requester_hears_in_the_chat_and_by_register_email(
     pool: asyncpg.Pool, platforms: Platforms
 ) -> None:
@@ -278,7 +298,9 @@ async def test_garbage_answer_is_a_dead_letter_and_the_redrive_cli_sends_it_once
 
     config = tmp_path / "notifications.toml"
     config.write_text(platforms.config_toml(), encoding="utf-8")
-    env = {**os.environ, **SECRETS, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), "TICKETFLOW_PG_DSN": pg_database}
+    env = {**os.environ, **SECRETS, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), "TICKETFLOW_PG_DSN": pg_database,
+           **b24_environment(platforms.bitrix, BOX_SECRET_ENV),
+           "TICKETFLOW_DESK_CONFIG_DIR": str(desks_for(platforms.bitrix, tmp_path / "desks"))}  # fmt: skip
     for _ in range(2):  # the second run finds nothing dead: nothing is sent twice
         cli = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ticketflow.notifications.redrive", "--key", failed.notification_key,
@@ -382,7 +404,8 @@ async def test_dead_letters_of_a_destination_that_was_down_are_redriven_automati
 
 
 async def test_permanent_causes_wait_for_a_person(pool: asyncpg.Pool, platforms: Platforms) -> None:
-    platforms.bitrix.fail_next(401, body={"error": "invalid_token", "error_description": "bad"})
+    # (an expired or invalid token is not such a cause any more: it is renewed and the message sent)
+    platforms.bitrix.fail_next(403, body={"error": "ACCESS_DENIED", "error_description": "Access denied"})
     async with running_service(pool, platforms) as service:
         ticket_id = uuid.uuid4()
         assert (await registered(service, ticket_id)).dead == 1
@@ -417,6 +440,41 @@ async def test_a_batch_with_the_same_record_twice_sends_once_and_records_each_ou
     assert len(platforms.bitrix.received) == 3
     assert [type(e) for e in await outcomes(service.store, first)] == [ne.NotificationDelivered] * 2
     assert [type(e) for e in await outcomes(service.store, second)] == [ne.NotificationDelivered]
+
+
+async def test_an_answer_after_the_deadline_is_an_unknown_outcome_the_agent_sees_and_the_consumer_goes_on(
+    pool: asyncpg.Pool, platforms: Platforms
+) -> None:
+    """Issue 16, item 4, through the consumer as built (`consumer.ticket_events`): BotX posts "registered"
+    but answers after the attempt's deadline. One request reached the chat and no second one is sent, not
+    even when the batch comes again; NotificationOutcomeUnknown, with the reason, is stored in the ticket's
+    notification stream (the agent's view); nothing is dead-lettered; the next ticket's message goes out."""
+    platforms.botx.answer_delay = 1.5
+    async with running_service(pool, platforms, attempt_deadline=0.3) as service:
+        late, next_one = uuid.uuid4(), uuid.uuid4()
+        a = await append(service.store, opened(late, "express"), taken(late))
+        b = await append(service.store, opened(next_one, "express"), taken(next_one))
+
+        def records(envelopes: Sequence[EventEnvelope]) -> list[FakeRecord]:
+            return [FakeRecord("ticket.events", 0, n, e.stream_id.encode(), envelope_encoder.encode(e))
+                    for n, e in enumerate(envelopes)]  # fmt: skip
+
+        producer = RecordingProducer()
+        worker = ticket_events(service, DeadLetterWriter(cast(AIOKafkaProducer, producer), "notifications"))
+        await worker.process(records(a))
+        platforms.botx.answer_delay = 0.0
+        await worker.process(records([*a, *b]))  # the first batch again (say, not acknowledged), and more
+    bodies = [m.body for m in platforms.botx.received]
+    assert len(bodies) == 2 and ticket_number(late) in bodies[0] and ticket_number(next_one) in bodies[1], bodies
+    [unknown] = await outcomes(service.store, late)
+    assert isinstance(unknown, ne.NotificationOutcomeUnknown) and unknown.template == "ticket_opened"
+    assert "no answer within 0.3s" in unknown.reason and "check the chat" in unknown.reason
+    assert [type(e) for e in await outcomes(service.store, next_one)] == [ne.NotificationDelivered]
+    assert producer.sent == []  # not a dead letter: neither the record nor the delivery
+    status = await pool.fetchval(
+        "SELECT status FROM notification_deliveries WHERE idempotency_key = $1", unknown.notification_key
+    )
+    assert status == "unknown"
 
 
 async def test_an_sla_warning_finds_the_assignee_by_reading_the_ticket_stream(

@@ -17,6 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from support.netguard import StaticResolver
 
+from ticketflow.bitrix24 import BadAnswer, ForbiddenAddress, RestError, Unavailable
+from ticketflow.preflight.adapters.checks import ChecksConfig, PortalAsk, Resolver
+from ticketflow.preflight.adapters.checks.guarded_http import FetchFailure, FetchTrace, guarded_get
 from ticketflow.preflight.adapters.checks.policy import IPAddress
 
 PORTAL_NAME = "portal.test"
@@ -229,3 +232,26 @@ class _temp_pem:
 
 
 ServeFactory = Callable[..., Awaitable[PortalServer]]
+
+
+def rest_ask(url: str, config: ChecksConfig, resolver: Resolver, token: str = "token-123") -> PortalAsk:
+    """A portal's REST as the runner asks it, served by a PortalServer (`GET /rest/<method>.json?auth=`),
+    with the errors ticketflow.bitrix24's client raises. The service's own path (the install's tokens)
+    is tested against the fake Bitrix24 platform: test_service_preflight.py."""
+
+    async def ask(method: str) -> object:
+        try:
+            answer = await guarded_get(f"{url}/rest/{method}.json?auth={token}", resolver=resolver, config=config,
+                                       trace=FetchTrace())  # fmt: skip
+        except FetchFailure as exc:
+            refused = exc.reason.startswith("forbidden")
+            raise (ForbiddenAddress if refused else Unavailable)(exc.reason, exc.detail) from exc
+        try:
+            document = json.loads(answer.body)
+        except ValueError as exc:
+            raise BadAnswer("not_json", answer.body[:60].decode("utf-8", "replace")) from exc
+        if isinstance(document, dict) and "error" in document:
+            raise RestError(str(document["error"]), str(document.get("error_description", "")), answer.status)
+        return document.get("result") if isinstance(document, dict) else document
+
+    return ask

@@ -156,25 +156,31 @@ def result(name: CheckName, outcome: Outcome, reason: str) -> CheckResult:
     )
 
 
-def test_missing_credentials_and_feed_are_skipped_not_failed() -> None:
+def test_checks_we_could_not_run_are_not_checked_with_the_reason_never_failed() -> None:
+    """Issue 16: when the portal cannot be asked (no install, renewal refused, a timeout) or there is no
+    stable-versions feed, the agent reads "not checked" and why; the customer is not refused for it."""
     results = [
         result(CheckName.TLS_CERTIFICATE, Outcome.PASSED, "ok"),
-        result(CheckName.LICENSE, Outcome.FAILED, "no_rest_auth"),
-        result(CheckName.UPDATES, Outcome.FAILED, "no_rest_auth"),
+        CheckResult(name=CheckName.LICENSE, outcome=Outcome.NOT_CHECKED, reason="refresh_refused",
+                    evidence=Evidence(detail="invalid_grant: the portal must install the application again")),
+        CheckResult(name=CheckName.UPDATES, outcome=Outcome.NOT_CHECKED, reason="feed_unavailable",
+                    evidence=Evidence(detail="HTTP 503")),
         result(CheckName.PUB_READABLE, Outcome.FAILED, "pub_not_readable"),
-    ]
-    evidence = domain.portal_evidence(
-        results, ["tls_certificate", "license", "updates", "pub_readable"], have_credentials=False, have_feed=True
-    )
+    ]  # fmt: skip
+    evidence = domain.portal_evidence(results, ["tls_certificate", "license", "updates", "pub_readable"])
     by_name = {e.name: e for e in evidence}
-    assert by_name["license"].passed and by_name["license"].reason == domain.NO_REST_CREDENTIALS
-    assert by_name["updates"].evidence["outcome"] == "skipped"
+    assert by_name["license"].passed and by_name["license"].reason == "not_checked_refresh_refused"
+    assert by_name["license"].evidence == {
+        "detail": "invalid_grant: the portal must install the application again",
+        "elapsed_ms": "0",
+        "outcome": "not_checked",
+    }
+    assert by_name["license"].remediation == {}  # nothing for the customer to fix
+    assert by_name["updates"].reason == "not_checked_feed_unavailable" and by_name["updates"].passed
     assert not by_name["pub_readable"].passed and by_name["pub_readable"].remediation == {"ru": "ру", "en": "en"}
     assert by_name["tls_certificate"].evidence == {"elapsed_ms": "3", "outcome": "passed"}
-    no_feed = domain.portal_evidence(
-        [result(CheckName.UPDATES, Outcome.PASSED, "ok")], ["updates"], have_credentials=True, have_feed=False
-    )
-    assert no_feed[0].reason == domain.NO_STABLE_FEED and no_feed[0].passed
+    command = domain.decide_outcome(findings(portal_checks=(by_name["license"], by_name["updates"])))
+    assert isinstance(command, c.RecordPreflightPassed)  # not refused for our gap
 
 
 def test_only_the_desks_enabled_checks_are_reported() -> None:
@@ -182,7 +188,7 @@ def test_only_the_desks_enabled_checks_are_reported() -> None:
         result(CheckName.JSON_ANSWER, Outcome.FAILED, "not_json"),
         result(CheckName.PUBLIC_ADDRESS, Outcome.PASSED, "ok"),
     ]
-    evidence = domain.portal_evidence(results, ["public_address"], have_credentials=True, have_feed=True)
+    evidence = domain.portal_evidence(results, ["public_address"])
     assert [e.name for e in evidence] == ["public_address"]
 
 

@@ -17,6 +17,7 @@ from preflight_fakes import (
     healthy_routes,
     json_reply,
     portal_info_document,
+    rest_ask,
 )
 from support.netguard import StaticResolver
 
@@ -35,9 +36,9 @@ CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
 
 
 async def check(url: str, config: ChecksConfig, resolver: StaticResolver | None = None) -> PortalCheckReport:
-    return await check_portal_uncached(
-        PortalTarget(url=url, rest_auth="token-123"), config, resolver or StaticResolver(LOCAL)
-    )
+    resolver = resolver or StaticResolver(LOCAL)
+    target = PortalTarget(url=url, member_id="m-1")
+    return await check_portal_uncached(target, config, resolver, ask=rest_ask(url, config, resolver))
 
 
 def assert_failures_explained(report: PortalCheckReport) -> None:
@@ -251,11 +252,6 @@ async def test_pub_that_needs_a_login_fails(
         (portal_info_document(demo=True, license_code="ru_demo"), "demo_license", "ok"),
         (portal_info_document(active_until="2020-01-01"), "license_expired", "ok"),
         (portal_info_document(modules={"main": "24.0.0", "im": "25.0.100"}), "ok", "updates_missing"),
-        (
-            {"error": "expired_token", "error_description": "The access token expired"},
-            "rest_error",
-            "rest_error",
-        ),
     ],
 )
 async def test_license_and_updates_come_from_the_portals_rest_answer(
@@ -277,15 +273,39 @@ async def test_license_and_updates_come_from_the_portals_rest_answer(
     assert_failures_explained(report)
 
 
-async def test_without_a_rest_token_license_and_updates_fail_clearly(
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found"}, "ERROR_METHOD_NOT_FOUND"),
+        ({"result": {"LICENSE": "ru_corp"}}, "bad_portal_info"),
+        (None, "timeout"),
+    ],
+)
+async def test_a_portal_that_cannot_be_asked_leaves_license_and_updates_not_checked_not_failed(
+    serve: ServeFactory, certs: Certificates, config: ChecksConfig, document: dict[str, object] | None, reason: str
+) -> None:
+    routes = healthy_routes()
+    routes["/rest/ticketflow.portal.info.json"] = json_reply(document) if document else Reply(hang=True)
+    server = await serve(certs.valid, routes)
+    report = await check(server.url(), config)
+    for name in (CheckName.LICENSE, CheckName.UPDATES):
+        assert (report.result(name).outcome, report.result(name).reason) == (Outcome.NOT_CHECKED, reason)
+        assert report.result(name).remediation is None and report.result(name).evidence.detail
+    assert report.failures == ()
+
+
+async def test_without_an_install_license_and_updates_are_not_checked(
     serve: ServeFactory, certs: Certificates, config: ChecksConfig
 ) -> None:
     server = await serve(certs.valid, healthy_routes())
     report = await check_portal_uncached(PortalTarget(url=server.url()), config, StaticResolver(LOCAL))
-    assert {(r.name, r.reason) for r in report.failures} == {
-        (CheckName.LICENSE, "no_rest_auth"),
-        (CheckName.UPDATES, "no_rest_auth"),
+    assert {
+        (r.name, r.outcome, r.reason) for r in report.results if r.name in {CheckName.LICENSE, CheckName.UPDATES}
+    } == {
+        (CheckName.LICENSE, Outcome.NOT_CHECKED, "no_install"),
+        (CheckName.UPDATES, Outcome.NOT_CHECKED, "no_install"),
     }
+    assert report.failures == ()
 
 
 @pytest.mark.parametrize(
@@ -343,18 +363,19 @@ async def test_the_cache_serves_a_portal_once_per_ttl(
     server = await serve(certs.valid, healthy_routes())
     now = [1000.0]
     cache = CheckCache(clock=lambda: now[0])
-    target = PortalTarget(url=server.url(), rest_auth="t")
+    target = PortalTarget(url=server.url(), member_id="m-1")
+    ask = rest_ask(server.url(), config, StaticResolver(LOCAL))
     first, second = await asyncio.gather(
-        run_portal_checks(target, config, StaticResolver(LOCAL), cache),
-        run_portal_checks(target, config, StaticResolver(LOCAL), cache),
+        run_portal_checks(target, config, StaticResolver(LOCAL), cache, ask=ask),
+        run_portal_checks(target, config, StaticResolver(LOCAL), cache, ask=ask),
     )
     assert first is second  # concurrent asks share one run
     requests_after_first_run = len(server.requests)
     now[0] += config.cache_ttl_passed_s - 1
-    assert await run_portal_checks(target, config, StaticResolver(LOCAL), cache) is first
+    assert await run_portal_checks(target, config, StaticResolver(LOCAL), cache, ask=ask) is first
     assert len(server.requests) == requests_after_first_run
     now[0] += 2
-    third = await run_portal_checks(target, config, StaticResolver(LOCAL), cache)
+    third = await run_portal_checks(target, config, StaticResolver(LOCAL), cache, ask=ask)
     assert third is not first and len(server.requests) == 2 * requests_after_first_run
 
 
@@ -367,9 +388,10 @@ async def test_the_rest_token_never_appears_in_results(
     )
     server = await serve(certs.valid, routes)
     report = await check(server.url(), config)
-    assert report.result(CheckName.LICENSE).reason == "too_many_redirects"
+    license_result = report.result(CheckName.LICENSE)
+    assert (license_result.outcome, license_result.reason) == (Outcome.NOT_CHECKED, "too_many_redirects")
     assert "token-123" not in msgspec.json.encode(report).decode()
-    assert any("auth=***" in u for u in report.result(CheckName.LICENSE).evidence.redirects)
+    assert "auth=***" in (license_result.evidence.detail or "")
 
 
 async def test_a_redirect_to_an_unsendable_target_is_a_reason_not_a_crash(

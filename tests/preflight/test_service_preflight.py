@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from preflight_fakes import PORTAL_NAME, Certificates, Reply, ServeFactory, healthy_routes
+from preflight_fakes import PORTAL_NAME, Certificates, PortalServer, Reply, ServeFactory, healthy_routes, rest_ask
 from support.netguard import StaticResolver
 
 from ticketflow.contracts import commands as c
@@ -26,7 +26,7 @@ from ticketflow.eventstore import EventStore
 from ticketflow.eventstore.commands import execute
 from ticketflow.lifecycle import decide, evolve, initial_state
 from ticketflow.preflight.adapters.checks import ChecksConfig
-from ticketflow.preflight.app import Credentials, NoCredentials, Preflight
+from ticketflow.preflight.app import Preflight
 from ticketflow.preflight.domain import outcome as domain
 
 pytestmark = pytest.mark.pg
@@ -38,23 +38,23 @@ FEATURE_SHORT = "Предложение: добавьте возможность
 FEATURE_DETAILS = "Платформа: мобильное приложение и web. Просят часто, около 40 обращений в месяц. Важность: высокая"
 
 
-class StaticCredentials:
-    async def rest_auth(self, desk_id: str, chat: ChatRef) -> str | None:
-        return "token-123"
-
-
 @pytest.fixture(scope="module")
 def desks() -> DeskRegistry:
     return load_desks()
 
 
 def make_service(
-    pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, credentials: Credentials | None = None
+    pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, portal: PortalServer | None = None
 ) -> Preflight:
+    """`portal`: where license and updates are asked (its REST, as the install's client would); None:
+    the portal has no install, so they are not checked."""
     resolver = StaticResolver({PORTAL_NAME: ["127.0.0.1"]})
-    return Preflight(
-        EventStore(pool), desks, resolver, lambda _desk: config, credentials=credentials or StaticCredentials()
-    )
+
+    async def call(member_id: str, method: str) -> Any:
+        assert portal is not None
+        return await rest_ask(portal.url(), config, resolver)(method)
+
+    return Preflight(EventStore(pool), desks, resolver, lambda _desk: config, portal_call=call if portal else None)
 
 
 async def open_ticket(
@@ -100,7 +100,7 @@ async def test_a_portal_admin_with_a_healthy_portal_passes_with_every_checks_evi
     pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, serve: ServeFactory, certs: Certificates
 ) -> None:
     server = await serve(certs.valid, healthy_routes())
-    service = make_service(pool, desks, config)
+    service = make_service(pool, desks, config, server)
     opened = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=server.url())
     assert await service.handle(opened) == "RecordPreflightPassed"
     [_, passed] = await events_of(service.store, ticket_of(opened))
@@ -124,7 +124,7 @@ async def test_a_non_admin_is_refused_in_their_language_and_the_portal_is_not_co
     pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, serve: ServeFactory, certs: Certificates
 ) -> None:
     server = await serve(certs.valid, healthy_routes())
-    service = make_service(pool, desks, config)
+    service = make_service(pool, desks, config, server)
     opened = await open_ticket(service.store, text=PRODUCT_ERROR, roles=("end_user",), portal_url=server.url())
     assert await service.handle(opened) == "RefuseTicket"
     refused = (await events_of(service.store, ticket_of(opened)))[-1]
@@ -137,7 +137,7 @@ async def test_a_requester_whose_portal_could_not_be_asked_hears_so_not_that_the
     pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, serve: ServeFactory, certs: Certificates
 ) -> None:
     server = await serve(certs.valid, healthy_routes())
-    service = make_service(pool, desks, config)
+    service = make_service(pool, desks, config, server)
     opened = await open_ticket(
         service.store, text=PRODUCT_ERROR, roles=(), portal_url=server.url(), admin_unverified="timeout", locale="en"
     )
@@ -155,7 +155,7 @@ async def test_a_failed_check_waits_for_the_customer_and_recheck_runs_fresh_chec
     routes["/pub/"] = Reply(status=302, headers={"Location": "/auth/"})
     routes["/auth/"] = Reply(body=b"<form>login</form>")
     server = await serve(certs.valid, routes)
-    service = make_service(pool, desks, config)
+    service = make_service(pool, desks, config, server)
     opened = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=server.url(), locale="en")
     ticket = ticket_of(opened)
     assert await service.handle(opened) == "RecordPreflightFailed"
@@ -185,17 +185,17 @@ async def test_a_failed_check_waits_for_the_customer_and_recheck_runs_fresh_chec
     assert await service.handle(late) == "ignored"  # no longer held by preflight
 
 
-async def test_without_rest_credentials_license_and_updates_are_skipped_not_failed(
+async def test_without_an_install_license_and_updates_are_not_checked_and_the_ticket_passes(
     pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, serve: ServeFactory, certs: Certificates
 ) -> None:
     server = await serve(certs.valid, healthy_routes())
-    service = make_service(pool, desks, config, NoCredentials())
+    service = make_service(pool, desks, config)  # no install: nothing may ask the portal
     opened = await open_ticket(service.store, text=PRODUCT_ERROR, portal_url=server.url())
     assert await service.handle(opened) == "RecordPreflightPassed"
     passed = (await events_of(service.store, ticket_of(opened)))[-1]
-    skipped = {check.name: check for check in passed.checks if check.evidence.get("outcome") == "skipped"}
-    assert set(skipped) == {"license", "updates"}
-    assert {check.reason for check in skipped.values()} == {domain.NO_REST_CREDENTIALS}
+    unchecked = {check.name: check for check in passed.checks if check.evidence.get("outcome") == "not_checked"}
+    assert set(unchecked) == {"license", "updates"}
+    assert {check.reason for check in unchecked.values()} == {"not_checked_no_install"}
     assert not any(target.startswith("/rest/ticketflow") for target, _ in server.requests)
 
 
@@ -214,7 +214,7 @@ async def test_a_clearly_out_of_scope_question_is_referred_and_a_vague_one_passe
     pool: asyncpg.Pool, desks: DeskRegistry, config: ChecksConfig, serve: ServeFactory, certs: Certificates
 ) -> None:
     server = await serve(certs.valid, healthy_routes())
-    service = make_service(pool, desks, config)
+    service = make_service(pool, desks, config, server)
     custom = await open_ticket(
         service.store, text="Разработайте нам модуль интеграции с 1С под наши требования", portal_url=server.url()
     )

@@ -13,20 +13,21 @@ from ticketflow.preflight.settings import PreflightSettings
 from ticketflow.runtime.settings import SettingsError, load_settings
 
 
-def test_the_feed_file_sets_the_stable_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_feed_file_sets_the_stable_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     feed = tmp_path / "stable.toml"
     feed.write_text('main = "25.100.300"\nim = "25.0.100"\n', encoding="utf-8")
     monkeypatch.setenv("TICKETFLOW_PREFLIGHT_STABLE_VERSIONS", str(feed))
-    configs = main.checks_configs(load_desks(), load_settings(PreflightSettings))
-    assert dict(configs["bitrix24-box"].stable_versions) == {"main": "25.100.300", "im": "25.0.100"}
+    configs, feeds = main.checks_configs(load_desks(), load_settings(PreflightSettings))
+    assert dict((await feeds["bitrix24-box"].current()).versions) == {"main": "25.100.300", "im": "25.0.100"}
     assert configs["bitrix24-box"].timeout_s == 5.0
     assert configs["bitrix24-box"].address_policy == PUBLIC_ONLY  # production: public addresses only
 
 
-def test_a_url_feed_is_not_fetched_so_updates_are_skipped_not_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_desks_url_feed_is_fetched_when_needed_not_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TICKETFLOW_PREFLIGHT_STABLE_VERSIONS", raising=False)
-    configs = main.checks_configs(load_desks(), load_settings(PreflightSettings))
-    assert dict(configs["bitrix24-box"].stable_versions) == {}
+    _, feeds = main.checks_configs(load_desks(), load_settings(PreflightSettings))
+    feed = feeds["bitrix24-box"]
+    assert feed.url == load_desks().desk("bitrix24-box").preflight.stable_versions_feed and feed.fetches == 0
 
 
 def test_a_malformed_feed_stops_start_up(tmp_path: Path) -> None:

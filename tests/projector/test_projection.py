@@ -99,6 +99,29 @@ async def test_the_agent_sees_merges_suggestions_and_known_problems(store: Event
     assert tuple(await store.pool.fetchrow(sql, ticket)) == ("ready", None, other, problem)
 
 
+async def test_the_agent_sees_messages_whose_delivery_is_unknown(store: EventStore) -> None:
+    """Issue 16: a message that left for the chat without an answer is counted on the ticket (the agent
+    checks the chat), apart from failed ones."""
+    from datetime import UTC, datetime
+
+    from ticketflow.contracts import notification_events as ne
+    from ticketflow.contracts.envelope import NewEvent
+    from ticketflow.contracts.ids import new_event_id, notification_stream
+
+    ticket = uuid.uuid4()
+    await run(store, open_ticket(ticket, 1002))
+    now = datetime.now(UTC)
+    unknown = ne.NotificationOutcomeUnknown(ticket, "k-1", "express", "requester:u", "ticket_opened",
+                                            "outcome unknown: no answer within 20s", now)  # fmt: skip
+    failed = ne.NotificationFailed(ticket, "k-2", "bitrix24", "agent-anna", "assigned_to_you", "http 403", True, now)
+    await store.append(notification_stream(ticket), 0, [NewEvent(new_event_id(), e, now) for e in (unknown, failed)])
+    await ProjectionRunner(store, TicketSummaries()).catch_up()
+    row = await store.pool.fetchrow(
+        "SELECT notifications_unknown, notifications_failed FROM ticket_summaries WHERE ticket_id = $1", ticket
+    )
+    assert row is not None and (row["notifications_unknown"], row["notifications_failed"]) == (1, 1)
+
+
 async def test_query_api_filters_and_refuses_bad_queries(store: EventStore) -> None:
     from starlette.applications import Starlette
 

@@ -20,7 +20,7 @@ from sla_burst import FiringBurst
 from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
 from support.kafka_broker import PrivateKafka
-from support.pg_cluster import PrivatePostgres
+from support.private_postgres import private_postgres
 from support.relay import Published, duplicates, out_of_order, read_published
 from support.relay_process import RelayProcess
 
@@ -141,14 +141,8 @@ async def test_postgresql_restarted_during_a_burst_loses_and_repeats_no_firing(
     fresh engine decides the firings again (the store keeps each id once); the relay's database session
     ends and it resumes from its checkpoint in Kafka."""
     topic = await kafka_topic_factory(partitions=6)
-    with PrivatePostgres() as pg:
-        setup = await asyncpg.connect(pg.dsn())
-        await setup.execute("CREATE DATABASE ticketflow")
-        await setup.close()
-        dsn = pg.dsn("ticketflow")
-        extension = await asyncpg.connect(dsn)
-        await extension.execute("CREATE EXTENSION pg_trgm")
-        await extension.close()
+    with private_postgres() as pg:
+        dsn = pg.dsn
         pool = await migrated_pool(dsn)
         burst = FiringBurst(pool, TICKETS)
         firing = asyncio.create_task(burst.run())
@@ -169,7 +163,8 @@ async def test_postgresql_restarted_during_a_burst_loses_and_repeats_no_firing(
             async with asyncio.timeout(60):
                 while not await pool.fetchval(waiting):  # noqa: ASYNC110 - the second wave's appends, polled
                     await asyncio.sleep(0.02)
-            await asyncio.to_thread(pg.restart)  # ends every session: the waiting appends and the blocker
+            await asyncio.to_thread(pg.stop)  # "fast": ends every session, the waiting appends and the blocker
+            await asyncio.to_thread(pg.start)
             blocker.terminate()
             await firing
             assert burst.engines >= 2  # the restart failed an append: a fresh engine decided again

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from support.infra import REPO_ROOT, pinned_kafka_version
-from support.pg_cluster import free_port
+from support.private_postgres import free_port
 
 SCRIPTS = REPO_ROOT / "deploy" / "scripts"
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"

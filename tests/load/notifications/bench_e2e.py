@@ -1,10 +1,11 @@
 """Notifications end to end: an event produced on Kafka -> a request received by a local platform server.
 
 Three processes besides this one: a Bitrix24 portal (`imbot.message.add`, token and bot checked; a
-minimal asyncio HTTP/1.1 server so it does not eat the CPU the service needs), the notifications
-service itself (`python -m ticketflow.notifications`: real consumer, ledger, store, Bitrix24 channel),
-and, for the ceiling, a plain aiokafka consumer that decodes each envelope and POSTs the same request
-with the channel's own HTTP client, aiohttp (no ledger, no store, no templates). Every ticket is two
+minimal asyncio HTTP/1.1 server over TLS so it does not eat the CPU the service needs), the notifications
+service itself (`python -m ticketflow.notifications`: real consumer, ledger, store, Bitrix24 channel through
+the portal's install row, which the bench writes as intake would), and, for the ceiling, a plain aiokafka
+consumer that decodes each envelope and POSTs the same request with the channel's own HTTP client
+(`ticketflow.bitrix24.GuardedHttp`, aiohttp, TLS; no ledger, no store, no templates). Every ticket is two
 records with the ticket id as key (one partition, in order), TicketOpened then PreflightPassed, and one
 message: "registered" is sent on PreflightPassed, from the context the TicketOpened left in the service's
 cache (no store read on this path; the bench writes nothing to the store). So a ticket here is what an
@@ -31,6 +32,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -44,6 +46,7 @@ import asyncpg
 import httpx
 import numpy as np
 import psutil
+import trustme
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tabulate import tabulate
 
@@ -57,6 +60,7 @@ from ticketflow.messaging.producer import make_producer
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra
 from e2e_processes import BOT_ID, TOKEN
+from support.bitrix24 import BOX_CLIENT_ID, BOX_SECRET_ENV, desks_naming
 from support.infra import drop_database
 
 from ticketflow.eventstore.connection import dsn_from_env
@@ -90,9 +94,9 @@ def ticket_records(seq: int) -> tuple[bytes, bytes, bytes]:
 
 
 class Bench:
-    def __init__(self, portal_url: str) -> None:
+    def __init__(self, portal_url: str, ca: Path) -> None:
         self.portal_url = portal_url
-        self.http = httpx.AsyncClient(timeout=10)
+        self.http = httpx.AsyncClient(timeout=10, verify=ssl.create_default_context(cafile=str(ca)))
         self.producer = make_producer(KAFKA, linger_ms=5)
         self.produced: dict[int, float] = {}
         self.next_seq = 0
@@ -173,15 +177,28 @@ async def main(args: argparse.Namespace) -> None:
     await kafka_admin.start()
     await kafka_admin.create_topics([NewTopic(n, args.partitions, 1) for n in topics.values()])
     portal_port = free_port()
-    portal_url = f"http://127.0.0.1:{portal_port}"
-    processes = [spawn(HELPERS, "portal", "--port", str(portal_port))]
+    portal_url = f"https://127.0.0.1:{portal_port}"
     scratch = tempfile.TemporaryDirectory()
+    ca, cert = Path(scratch.name) / "ca.pem", Path(scratch.name) / "portal.pem"
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(ca))
+    authority.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert))
+    processes = [spawn(HELPERS, "portal", "--port", str(portal_port), "--cert", str(cert))]
     config = Path(scratch.name) / "notifications.toml"
-    portal = (
-        f'portal_id = "{PORTAL}"\nrest_url = "{portal_url}/rest"\nbot_id = {BOT_ID}\nauth_token_env = "BENCH_B24_TOKEN"'
-    )
-    config.write_text(f"[[bitrix24_portals]]\n{portal}\nrate = 1000000.0\nburst = 100000\n")
-    bench = Bench(portal_url)
+    config.write_text("[bitrix24]\nrate = 1000000.0\nburst = 100000\n")
+    # The portal installed as intake leaves it (ticketflow.bitrix24): its domain, bot and a token that
+    # outlives the run; the desk files name that domain.
+    await conn.execute(
+        """INSERT INTO bitrix24_installs (member_id, client_id, domain, application_token, access_token,
+                                          refresh_token, access_expires_at, bot_id)
+           VALUES ($1, $2, $3, 'bench', $4, 'bench-unused', now() + interval '1 day', $5)""",
+        PORTAL, BOX_CLIENT_ID, f"127.0.0.1:{portal_port}", TOKEN, BOT_ID,
+    )  # fmt: skip
+    desks = desks_naming(f"127.0.0.1:{portal_port}", Path(scratch.name) / "desks")
+    bitrix24_env = {"TICKETFLOW_B24_ALLOWED_NETWORKS": "127.0.0.0/8", "TICKETFLOW_B24_ALLOWED_PORTS": str(portal_port),
+                    "TICKETFLOW_B24_CA_FILE": str(ca), "TICKETFLOW_DESK_CONFIG_DIR": str(desks),
+                    BOX_SECRET_ENV: "bench-secret"}  # fmt: skip
+    bench = Bench(portal_url, ca)
     await bench.producer.start()
     rows: list[list[Any]] = []
     try:
@@ -192,15 +209,16 @@ async def main(args: argparse.Namespace) -> None:
             except httpx.TransportError:
                 await asyncio.sleep(0.1)
         ceiling = spawn(HELPERS, "ceiling", "--topic", topics["ceiling"], "--url",
-                        f"{portal_url}/rest/imbot.message.add.json", "--parallel", str(args.parallel))  # fmt: skip
+                        f"{portal_url}/rest/imbot.message.add.json", "--ca", str(ca),
+                        "--parallel", str(args.parallel))  # fmt: skip
         processes.append(ceiling)
         rows += await measure(bench, "ceiling: consume -> POST", topics["ceiling"], [ceiling.pid], args)
         ceiling.terminate()
 
         def start_service(index: int) -> subprocess.Popen[bytes]:
             service = spawn("-m", "ticketflow.notifications", env={
-                "TICKETFLOW_PG_DSN": service_dsn, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config),
-                "BENCH_B24_TOKEN": TOKEN, "TICKETFLOW_NOTIFICATIONS_TOPIC": topics["engine"],
+                "TICKETFLOW_PG_DSN": service_dsn, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), **bitrix24_env,
+                "TICKETFLOW_NOTIFICATIONS_TOPIC": topics["engine"],
                 "TICKETFLOW_NOTIFICATIONS_GROUP": f"bench-{run}",
                 "TICKETFLOW_NOTIFICATIONS_REPLIES_TOPIC": topics["replies"],
                 "TICKETFLOW_NOTIFICATIONS_REPLIES_GROUP": f"bench-replies-{run}",

@@ -1,7 +1,7 @@
-"""The bench's helper processes: a Bitrix24 portal and the ceiling consumer (see bench_e2e.py).
+"""The bench's helper processes: a Bitrix24 portal (HTTPS) and the ceiling consumer (see bench_e2e.py).
 
-python e2e_processes.py portal --port P
-python e2e_processes.py ceiling --topic T --url U [--parallel N]
+python e2e_processes.py portal --port P --cert PEM          (the certificate and its key, one file)
+python e2e_processes.py ceiling --topic T --url U --ca PEM [--parallel N]
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import re
+import ssl
 import time
 import uuid
 from typing import Any, ClassVar
@@ -17,9 +18,10 @@ from typing import Any, ClassVar
 import msgspec
 from aiokafka import AIOKafkaConsumer
 
+from ticketflow.bitrix24 import GuardedHttp
 from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import envelope_decoder
-from ticketflow.notifications.adapters.channels.http import HttpClient
+from ticketflow.runtime.netguard import AddressPolicy, parse_networks
 
 KAFKA = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 TOKEN, BOT_ID = "bench-token", 7
@@ -85,8 +87,10 @@ class Portal(asyncio.Protocol):
         return 404, {"error": "NOT_FOUND"}
 
 
-async def serve_portal(port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(Portal, "127.0.0.1", port)
+async def serve_portal(port: int, cert: str) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert)
+    server = await asyncio.get_running_loop().create_server(Portal, "127.0.0.1", port, ssl=context)
     async with server:
         await server.serve_forever()
 
@@ -94,15 +98,16 @@ async def serve_portal(port: int) -> None:
 # -- the ceiling: consume and POST, nothing else (its own process) ------------------------------
 
 
-async def ceiling_consumer(topic: str, url: str, parallel: int) -> None:
-    """The Bitrix24 channel's own HTTP client (`channels.http.HttpClient`, aiohttp, same connection
-    limits) and JSON encoder, without the engine: the fair "same client, no engine" ceiling."""
+async def ceiling_consumer(topic: str, url: str, ca: str, parallel: int) -> None:
+    """The Bitrix24 channel's own HTTP client (`ticketflow.bitrix24.GuardedHttp`, aiohttp, same connection
+    limits, TLS) and JSON encoder, without the engine: the fair "same client, no engine" ceiling."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=f"ceiling-{topic}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     gate = asyncio.Semaphore(parallel)
-    http = HttpClient(timeout=10)
-    headers = {"Content-Type": "application/json"}
+    port = int(url.split(":")[2].split("/")[0])
+    http = GuardedHttp(policy=AddressPolicy(parse_networks("127.0.0.0/8")), allowed_ports=frozenset({port}),
+                       ca_file=ca, timeout_s=10)  # fmt: skip
 
     # A ticket's TicketOpened waits here for its PreflightPassed, which sends the message (as the service).
     opened: dict[uuid.UUID, t.TicketOpened] = {}
@@ -118,8 +123,8 @@ async def ceiling_consumer(topic: str, url: str, parallel: int) -> None:
 
     async def post(message: dict[str, Any]) -> None:
         async with gate:
-            answer = await http.post(url, msgspec.json.encode(message), headers, what="ceiling")
-            assert answer.is_success, answer
+            answer = await http.request("POST", url, body=msgspec.json.encode(message))
+            assert answer.status == 200, answer
 
     try:
         while True:
@@ -138,9 +143,11 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int)
     parser.add_argument("--topic")
     parser.add_argument("--url")
+    parser.add_argument("--cert", help="the portal's certificate and key (PEM)")
+    parser.add_argument("--ca", help="the CA the ceiling trusts (PEM)")
     parser.add_argument("--parallel", type=int, default=64)
     cli = parser.parse_args()
     if cli.role == "portal":
-        asyncio.run(serve_portal(cli.port))
+        asyncio.run(serve_portal(cli.port, cli.cert))
     else:
-        asyncio.run(ceiling_consumer(cli.topic, cli.url, cli.parallel))
+        asyncio.run(ceiling_consumer(cli.topic, cli.url, cli.ca, cli.parallel))

@@ -30,4 +30,14 @@ class NotificationFailed(_NotificationEvent, tag="NotificationFailed", frozen=Tr
     attempts: int = 1
 
 
-NotificationEvent = NotificationDelivered | NotificationFailed
+class NotificationOutcomeUnknown(_NotificationEvent, tag="NotificationOutcomeUnknown", frozen=True):
+    """A request left for the chat and no answer said whether the platform posted it (a timeout, a lost
+    connection, a worker stopped mid-send). It is not sent again automatically, so it cannot arrive twice:
+    the agent checks the chat, and an operator redrives it if it did not arrive."""
+
+    reason: str
+    at: datetime
+    attempts: int = 1
+
+
+NotificationEvent = NotificationDelivered | NotificationFailed | NotificationOutcomeUnknown

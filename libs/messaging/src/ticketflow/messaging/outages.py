@@ -20,6 +20,10 @@ OUTAGES: tuple[type[BaseException], ...] = (
     RetryableStoreError,
     ConcurrencyError,  # another writer got there first: reload and decide again
     asyncpg.InterfaceError,  # the pool's connection went away mid-call
+    # A pooled connection the server ended (a `pg_ctl stop`: "terminating connection due to administrator
+    # command") can answer the next call with "cannot switch to state N; another operation is in progress"
+    # before it is seen closed: seen in tests/outage's real stop, where it dead-lettered a valid event.
+    asyncpg.InternalClientError,
     asyncpg.TooManyConnectionsError,
     asyncpg.DeadlockDetectedError,
     asyncpg.CannotConnectNowError,

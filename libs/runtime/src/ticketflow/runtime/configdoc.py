@@ -38,6 +38,16 @@ def _default(cls: type[ServiceSettings], field: str, info: FieldInfo) -> str:
     return f"`{value}`" if value not in ("", None) else "(none)"
 
 
+def _shared_bases(cls: type[ServiceSettings]) -> list[type[ServiceSettings]]:
+    """Settings classes between `cls` and ServiceSettings: variables several services read (e.g. a
+    library's, `ticketflow.bitrix24.access.Bitrix24Settings`), listed once in a section of their own."""
+    return [
+        b
+        for b in cls.__mro__[1:]
+        if isinstance(b, type) and issubclass(b, ServiceSettings) and b is not ServiceSettings
+    ]
+
+
 def section(classes: list[type[ServiceSettings]]) -> str:
     common = set(ServiceSettings.model_fields) - {"port", "pool_size"}
     lines = [BEGIN, "", "### Every service", "", "| variable | type | default | meaning |", "|---|---|---|---|"]
@@ -45,10 +55,22 @@ def section(classes: list[type[ServiceSettings]]) -> str:
         info = ServiceSettings.model_fields[field]
         row = (ServiceSettings.variable(field), _type(info), _default(ServiceSettings, field, info), info.description)
         lines.append("| `{}` | {} | {} | {} |".format(*row))
+    shared: dict[type[ServiceSettings], list[str]] = {}
     for cls in classes:
+        for base in _shared_bases(cls):
+            shared.setdefault(base, []).append(cls.service)
+    for base, services in shared.items():
+        title = f"{base.__name__} ({base.__module__}), read by {', '.join(services)}"
+        lines += ["", f"### {title}", "", "| variable | type | default | meaning |", "|---|---|---|---|"]
+        for field, info in base.model_fields.items():
+            if field not in ServiceSettings.model_fields:
+                row = (base.variable(field), _type(info), _default(base, field, info), info.description or "")
+                lines.append("| `{}` | {} | {} | {} |".format(*row))
+    for cls in classes:
+        inherited = {f for base in _shared_bases(cls) for f in base.model_fields}
         lines += ["", f"### {cls.service}", "", "| variable | type | default | meaning |", "|---|---|---|---|"]
         for field, info in cls.model_fields.items():
-            if field in common:
+            if field in common or (field in inherited and field not in ServiceSettings.model_fields):
                 continue
             lines.append(
                 f"| `{cls.variable(field)}` | {_type(info)} | {_default(cls, field, info)} | {info.description or ''} |"
@@ -66,10 +88,13 @@ def discover() -> list[type[ServiceSettings]]:
             module = importlib.import_module(f"ticketflow.{package}.settings")
         except ModuleNotFoundError:
             continue
-        found += [
+        found += [  # defined there, not imported (a shared base class is listed with its users)
             value
             for value in vars(module).values()
-            if isinstance(value, type) and issubclass(value, ServiceSettings) and value is not ServiceSettings
+            if isinstance(value, type)
+            and issubclass(value, ServiceSettings)
+            and value is not ServiceSettings
+            and value.__module__ == module.__name__
         ]
     return found
 

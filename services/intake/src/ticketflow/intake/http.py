@@ -23,7 +23,7 @@ from ticketflow.contracts.chat import ChatMessage
 from ticketflow.contracts.text import MalformedIdentifier, normalise_chat_message
 from ticketflow.eventstore.errors import UnstorableEvent
 from ticketflow.intake.adapters.portal_admin import AdminCheck
-from ticketflow.intake.adapters.portals import PortalTokens
+from ticketflow.intake.adapters.portals import Portals
 from ticketflow.intake.app import Intake, UnknownTenant
 from ticketflow.intake.platforms import bitrix24 as b24
 from ticketflow.intake.platforms.botx import BotxGateway, SystemNotice
@@ -38,8 +38,10 @@ from ticketflow.intake.platforms.web import (
 )
 
 log = logging.getLogger("ticketflow.intake")
-# Kafka or PostgreSQL unreachable, timing out or refusing connections.
-OUTAGES = (OSError, TimeoutError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# Kafka or PostgreSQL unreachable, timing out or refusing connections (or a connection the server ended).
+OUTAGES = (
+    OSError, TimeoutError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError
+)  # fmt: skip
 ACCEPTED = {"result": "accepted"}
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -68,7 +70,7 @@ async def _noop(request: Request) -> Response:
 class Webhooks:
     intake: Intake
     botx: BotxGateway
-    portals: PortalTokens
+    portals: Portals
     admin: AdminCheck | None = None  # Bitrix24: ask the portal whether the author is an administrator
 
     def guarded(self, route: str, handler: Handler) -> Handler:
@@ -129,10 +131,14 @@ class Webhooks:
         event = b24.parse_event(await read_body(request))
         b24.check_portal(self.intake.tenants, event)
         if event.name in {b24.APP_INSTALL, b24.APP_UPDATE}:
-            await self.portals.install(event)
+            answer = await self.portals.install(event)
             self.intake.metrics.inc("intake_ignored_total", kind=event.name)
-            return json_response({"result": "installed"})
-        await self.portals.verify(event)
+            return json_response(answer)
+        install = await self.portals.verify(event)
+        if event.name == b24.APP_UNINSTALL:
+            await self.portals.uninstall(event)
+            self.intake.metrics.inc("intake_ignored_total", kind=event.name)
+            return json_response({"result": "uninstalled"})
         if event.name == b24.BOT_DELETE:
             await self.portals.bot_deleted(event)
         message = b24.to_chat_message(event, datetime.now(UTC)) if event.name == b24.MESSAGE_ADD else None
@@ -140,8 +146,7 @@ class Webhooks:
             message = _normalised(message)
         if message is not None and self.admin is not None:
             # Never a 4xx/5xx for this: a portal that cannot be asked leaves the sender unverified.
-            domain = await self.portals.domain(event.member_id, expected=event.domain)
-            message = await self.admin.apply(event, message, domain)
+            message = await self.admin.apply(event, message, install.domain)
         if message is None:
             self.intake.metrics.inc("intake_ignored_total", kind=event.name)
         else:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 
+from ticketflow.bitrix24 import BotProfile, Installs, OAuthServer, PortalRest
 from ticketflow.eventstore import EventStore
 from ticketflow.intake.adapters.chat_inbound import ChatInbound
 from ticketflow.intake.adapters.intake_tables import IntakeTables
 from ticketflow.intake.adapters.portal_admin import AdminCheck
-from ticketflow.intake.adapters.portals import PortalTokens
+from ticketflow.intake.adapters.portals import Portals
 from ticketflow.intake.adapters.replies import ReplyRelay
 from ticketflow.intake.app import Intake
 from ticketflow.intake.consumer import INBOUND_CONSUMER, subscribe
@@ -24,6 +25,8 @@ from ticketflow.intake.tenants import Tenants, load_tenants
 from ticketflow.runtime.gc_tuning import tune_gc
 from ticketflow.runtime.netguard import AddressPolicy
 from ticketflow.runtime.service import Runtime, Service
+
+log = logging.getLogger("ticketflow.intake")
 
 
 def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
@@ -48,7 +51,14 @@ def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
                         dead_letters=rt.dead_letters(INBOUND_CONSUMER), lanes=settings.lanes)  # fmt: skip
         botx = BotxGateway(tenants)
         rt.on_close(botx.close)
-        rt.serve(*routes(Webhooks(intake, botx, PortalTokens(rt.pool), admin_check()), noop=settings.noop))
+        http = settings.b24_http()
+        rt.on_close(http.aclose)
+        installs = Installs(rt.pool, ttl_s=settings.b24_install_ttl)
+        rest = PortalRest(installs, tenants.b24_apps, OAuthServer(http, settings.b24_oauth_server), http)
+        bot = BotProfile(settings.b24_events_url) if settings.b24_events_url else None
+        if bot is None and tenants.bitrix24:
+            log.warning("TICKETFLOW_INTAKE_B24_EVENTS_URL is not set: Bitrix24 installs register no chat bot")
+        rt.serve(*routes(Webhooks(intake, botx, Portals(rest, bot), admin_check()), noop=settings.noop))
         if settings.consume:
             subscribe(rt, settings, intake)
         if settings.replies_topic:
@@ -59,6 +69,7 @@ def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
             return None
         policy = AddressPolicy(settings.b24_allowed_networks)
         return AdminCheck(metrics, policy=policy, ca_file=settings.b24_ca_file,
+                          ports=frozenset(settings.b24_allowed_ports),
                           timeout_s=settings.b24_admin_timeout, ttl_s=settings.b24_admin_ttl)  # fmt: skip
 
     return Service("intake", settings, start)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, FilePath, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, field_validator
 
+from ticketflow.bitrix24.access import Bitrix24Settings
 from ticketflow.contracts.topics import CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS
 from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS, GcThresholds
-from ticketflow.runtime.netguard import IPNetwork, parse_networks
-from ticketflow.runtime.settings import SERVICE_PORTS, ServiceSettings, prefixed
+from ticketflow.runtime.settings import SERVICE_PORTS, prefixed
 
 
-class IntakeSettings(ServiceSettings):
+class IntakeSettings(Bitrix24Settings):
     model_config = prefixed("intake")
     service = "intake"
 
@@ -47,26 +46,18 @@ class IntakeSettings(ServiceSettings):
     )
     b24_admin_timeout: float = Field(3.0, gt=0, le=60, description="seconds one admin check may take, in all")
     b24_admin_ttl: float = Field(600.0, ge=0, description="seconds an admin check's answer is kept")
-    b24_allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
-        (),
-        description="networks Bitrix24 portals may be in besides public addresses, comma-separated "
-        "(e.g. `10.20.0.0/16`); empty: public addresses only",
-    )
-    b24_ca_file: FilePath | None = Field(
-        None, description="a PEM bundle of CAs trusted for Bitrix24 portals besides the system's"
-    )
+    b24_events_url: str = Field(
+        "", pattern=r"^(https?://\S+)?$",
+        description="the public URL of this service's POST /bitrix24/events, given to the chat bot registered "
+        "at install (imbot.register); empty: no bot is registered",
+    )  # fmt: skip
     gc_thresholds: GcThresholds = Field(
         BATCH_CONSUMER_THRESHOLDS,
         description="garbage-collector thresholds, comma-separated (`700,10,10`: CPython's own); "
         "see ticketflow.runtime.gc_tuning",
     )
 
-    @field_validator("tenants", "b24_ca_file", mode="before")
+    @field_validator("tenants", mode="before")
     @classmethod
-    def _unset_when_empty(cls, value: object) -> object:
+    def _tenants_unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value
-
-    @field_validator("b24_allowed_networks", mode="before")
-    @classmethod
-    def _networks(cls, value: object) -> object:
-        return parse_networks(value) if isinstance(value, str) else value

@@ -16,7 +16,10 @@ and logged.
 
     [[bitrix24]]                      # one Bitrix24 portal, by member_id
     member_id = "bac1cd5c8940947a75e0d71b1a84e348"
-    bot_ids = ["567"]                 # empty: any bot of this app
+    client_id = "local.ticketflow-box-support"     # the application it installs
+    client_secret_env = "B24_CLIENT_SECRET"
+    portal_domains = ["portal.example.ru"]         # the domains an install may name
+    bot_ids = ["567"]                 # besides the bot registered at install; empty: that one only
     desk = "bitrix24-box"
     track = "box"
 
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import msgspec
 
+from ticketflow.bitrix24 import App, Apps, normalise_domain
 from ticketflow.contracts.values import Role
 from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
 from ticketflow.intake.domain.messages import DeskRoute
@@ -57,6 +61,9 @@ class ExpressBot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Bitrix24Portal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     member_id: str
+    client_id: str
+    client_secret_env: str
+    portal_domains: tuple[str, ...] = ()
     desk: str = "bitrix24-box"
     track: str = "box"
     bot_ids: tuple[str, ...] = ()
@@ -89,6 +96,7 @@ class Tenants:
     generic: dict[str, GenericTenant] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # env var name -> value
     disabled: tuple[str, ...] = ()  # configured, but their secret is not set
+    b24_apps: Apps = field(default_factory=Apps)  # the Bitrix24 applications, by portal and client id
 
     def route(self, platform: str, tenant_id: str) -> DeskRoute | None:
         if platform == "express" and (bot := self.express.get(tenant_id)):
@@ -140,7 +148,17 @@ def tenants_from_desks(registry: DeskRegistry) -> Tenants:
             )
         for app in desk.platforms.bitrix24:
             for member_id in app.member_ids:
-                bitrix24.append(Bitrix24Portal(member_id.lower(), desk.id, app.default_track, app.bot_ids))
+                bitrix24.append(
+                    Bitrix24Portal(
+                        member_id.lower(),
+                        app.client_id,
+                        app.client_secret_env,
+                        app.portal_domains,
+                        desk.id,
+                        app.default_track,
+                        app.bot_ids,
+                    )
+                )
         for tenant in desk.platforms.generic:
             generic.append(
                 GenericTenant(
@@ -155,6 +173,7 @@ def _with_secrets(parsed: TenantFile, source: str) -> Tenants:
     unknown_tenant), and named in `disabled` and in the start-up log, so one missing secret does not
     take every desk down."""
     present = {n: v for n in _secret_names(parsed) if (v := os.environ.get(n))}
+    b24_secrets = {p.client_secret_env: os.environ.get(p.client_secret_env, "") for p in parsed.bitrix24}
     bots = [b for b in parsed.express if b.secret_env in present]
     tenants = [g for g in parsed.generic if g.api_key_env in present]
     disabled = [f"express bot {b.bot_id} (${b.secret_env})" for b in parsed.express if b not in bots]
@@ -167,6 +186,27 @@ def _with_secrets(parsed: TenantFile, source: str) -> Tenants:
         generic={g.tenant_id: g for g in tenants},
         secrets=present,
         disabled=tuple(disabled),
+        b24_apps=_b24_apps(parsed.bitrix24, b24_secrets),
+    )
+
+
+def _b24_apps(portals: tuple[Bitrix24Portal, ...], secrets: dict[str, str]) -> Apps:
+    """One `App` per client id: the portals and domains of every entry naming it (a disabled one, whose
+    secret is not set, refuses installs: logged by `Apps.of`)."""
+    by_client: dict[str, list[Bitrix24Portal]] = {}
+    for portal in portals:
+        by_client.setdefault(portal.client_id, []).append(portal)
+    return Apps.of(
+        App(
+            client_id=client_id,
+            client_secret=secrets.get(entries[0].client_secret_env, ""),
+            member_ids=frozenset(p.member_id.lower() for p in entries),
+            domains=frozenset(normalise_domain(d) for p in entries for d in p.portal_domains),
+            desk_id=entries[0].desk,
+            default_track=entries[0].track,
+            bot_ids=tuple(b for p in entries for b in p.bot_ids),
+        )
+        for client_id, entries in by_client.items()
     )
 
 

@@ -235,7 +235,7 @@ class Notifications:
                     log.info("notifications: recovered %d stale deliveries", len(outcomes))
                 if auto_redrive_after > 0 and (redriven := await self.redrive_temporary(older_than=auto_redrive_after)):
                     log.info("notifications: redrove %d dead letters of temporary causes", redriven)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
                 log.warning("notifications: recovery round failed, next in %.0fs: %r", every, exc)
 
 

@@ -1,5 +1,6 @@
 """Composition: the desks, the channel accounts and staff (a TOML file of this service's own), the pool,
-the delivery engine, the application, the two subscriptions and the recovery loop.
+the ledger and this worker's liveness lock, the delivery engine, the application, the two subscriptions
+and the recovery loop.
 
 Run: `python -m ticketflow.notifications` (TICKETFLOW_NOTIFICATIONS_PORT, default 8005; every variable:
 `settings.py`). The desks and the configuration file are read by `build`, so a broken one stops the
@@ -12,12 +13,14 @@ from typing import Any
 
 import asyncpg
 
+from ticketflow.bitrix24 import Installs, OAuthServer, PortalRest, apps_from_desks
 from ticketflow.deskconfig import DeskRegistry, load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.notifications.adapters.channels import ChannelClient
 from ticketflow.notifications.adapters.delivery import Deliverer
 from ticketflow.notifications.adapters.directory import Directory, build_channels, load_config
 from ticketflow.notifications.adapters.ledger import PgLedger
+from ticketflow.notifications.adapters.liveness import Liveness
 from ticketflow.notifications.adapters.pool import make_pool
 from ticketflow.notifications.adapters.rendering import TemplateCatalog
 from ticketflow.notifications.app import Notifications
@@ -28,10 +31,18 @@ from ticketflow.runtime.service import Runtime, Service
 
 
 def make_app(pool: asyncpg.Pool, desks: DeskRegistry, directory: Directory, channels: Sequence[ChannelClient],
-             catalog: TemplateCatalog | None = None, **deliverer_options: Any) -> Notifications:  # fmt: skip
+             catalog: TemplateCatalog | None = None, ledger: PgLedger | None = None,
+             **deliverer_options: Any) -> Notifications:  # fmt: skip
     catalog = catalog or TemplateCatalog.from_directory()
-    deliverer = Deliverer(ledger=PgLedger(pool), catalog=catalog, channels=channels, **deliverer_options)
+    deliverer = Deliverer(ledger=ledger or PgLedger(pool), catalog=catalog, channels=channels, **deliverer_options)
     return Notifications(EventStore(pool), deliverer, desks, directory)
+
+
+def portal_rest(settings: NotificationsSettings, pool: asyncpg.Pool, desks: DeskRegistry) -> PortalRest:
+    """Bitrix24 portals through their installs (ticketflow.bitrix24); the caller closes `.http`."""
+    http = settings.b24_http()
+    installs = Installs(pool, ttl_s=settings.b24_install_ttl)
+    return PortalRest(installs, apps_from_desks(desks), OAuthServer(http, settings.b24_oauth_server), http)
 
 
 def build(settings: NotificationsSettings) -> Service:
@@ -42,10 +53,21 @@ def build(settings: NotificationsSettings) -> Service:
         desks.warm_calendars()
         pool = await make_pool(settings.pg_dsn, settings.pool)
         rt.on_close(pool.close)  # closing hooks run last-registered first: the channels, then the pool
-        channels = build_channels(config)
+        portals = portal_rest(settings, pool, desks)
+        rt.on_close(portals.http.aclose)
+        channels = build_channels(config, bitrix24=portals)
         for channel in channels:
             rt.on_close(channel.aclose)
-        app = make_app(pool, desks, Directory.from_config(config), channels)
+        ledger = PgLedger(pool, lease_seconds=settings.lease_seconds)
+        # This process's claims are taken over at once if it is killed (before the first claim).
+        liveness = Liveness(ledger.claimant, lambda: asyncpg.connect(settings.pg_dsn))
+        await liveness.start()
+        rt.on_close(liveness.close)
+        rt.background("ledger liveness", liveness.keep)
+        app = make_app(
+            pool, desks, Directory.from_config(config), channels, ledger=ledger,
+            per_destination=settings.per_destination, attempt_deadline=settings.send_deadline_seconds,
+        )  # fmt: skip
         subscribe(rt, app, settings)
         rt.background("recovery", lambda stop: app.keep_recovering(
             stop, every=settings.recover_seconds, auto_redrive_after=settings.auto_redrive_seconds))  # fmt: skip

@@ -2,20 +2,22 @@
 
 The channel accounts and the staff directory are a TOML file of the service's own (`config`, see
 `adapters.directory`); the secrets it names are environment variables listed in that file, read when
-the channels are built. The desks are `TICKETFLOW_DESK_CONFIG_DIR` (`ticketflow.deskconfig`)."""
+the channels are built. The desks are `TICKETFLOW_DESK_CONFIG_DIR` (`ticketflow.deskconfig`); Bitrix24
+portals are reached through their installs with the `TICKETFLOW_B24_*` settings (`ticketflow.bitrix24`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from ticketflow.bitrix24.access import Bitrix24Settings
 from ticketflow.contracts.topics import CHAT_REPLIES, TICKET_EVENTS
 from ticketflow.runtime.gc_tuning import BATCH_CONSUMER_THRESHOLDS, GcThresholds
-from ticketflow.runtime.settings import SERVICE_PORTS, ServiceSettings, prefixed
+from ticketflow.runtime.settings import SERVICE_PORTS, prefixed
 
 
-class NotificationsSettings(ServiceSettings):
+class NotificationsSettings(Bitrix24Settings):
     model_config = prefixed("notifications")
     service = "notifications"
 
@@ -37,8 +39,20 @@ class NotificationsSettings(ServiceSettings):
     )  # fmt: skip
     parallel: int = Field(
         64, ge=1, le=4096,
-        description="tickets (conversations) handled at once per batch; at most the engine's 64 per destination",
+        description="tickets (conversations) handled at once per batch (those beyond a busy destination's slots wait)",
     )  # fmt: skip
+    per_destination: int = Field(
+        64, ge=1, le=4096,
+        description="deliveries at once on one destination (a bot, a portal, a relay); more wait, and consumption too",
+    )  # fmt: skip
+    send_deadline_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="hard deadline of one send attempt; after it the outcome is unknown (never resent to a chat)",
+    )
+    lease_seconds: float = Field(
+        120.0, gt=0, description="a delivery's claim lasts this long past its last attempt; longer than the deadline"
+    )
     recover_seconds: float = Field(
         60.0, gt=0, description="how often claims whose worker went away are finished (and dead letters redriven)"
     )
@@ -53,6 +67,15 @@ class NotificationsSettings(ServiceSettings):
     group: str = Field("notifications", min_length=1, description="the consumer group of the ticket events")
     replies_topic: str = Field(CHAT_REPLIES, min_length=1, description="the bot's replies outside the lifecycle")
     replies_group: str = Field("notifications.replies", min_length=1, description="the consumer group of the replies")
+
+    @model_validator(mode="after")
+    def _deadline_within_lease(self) -> NotificationsSettings:
+        if self.send_deadline_seconds >= self.lease_seconds:
+            raise ValueError(
+                "TICKETFLOW_NOTIFICATIONS_SEND_DEADLINE_SECONDS must be shorter than"
+                " TICKETFLOW_NOTIFICATIONS_LEASE_SECONDS (a send must end before its claim can be taken over)"
+            )
+        return self
 
     @property
     def config_file(self) -> Path | None:

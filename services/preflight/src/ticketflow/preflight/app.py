@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
@@ -32,12 +32,14 @@ from ticketflow.lifecycle import IllegalTransition, Status, decide, evolve, fold
 from ticketflow.preflight.adapters.checks import (
     CheckCache,
     ChecksConfig,
+    PortalAsk,
     PortalTarget,
     Resolver,
     cache_key,
     run_portal_checks,
 )
 from ticketflow.preflight.adapters.open_tickets import find_duplicates, forget_ticket, record_open_ticket
+from ticketflow.preflight.adapters.stable_versions import StableVersionsFeed
 from ticketflow.preflight.domain import outcome as domain
 from ticketflow.preflight.domain.desk_rules import DeskScope, merge_scope, portal_url_for, scope_for
 from ticketflow.preflight.domain.duplicates import TicketText, sort_duplicates
@@ -53,26 +55,18 @@ class Rejected(Exception):
     """Input preflight cannot act on (unknown ticket, desk or track): a dead letter with this reason."""
 
 
-class Credentials(Protocol):
-    """REST credentials for a portal's license/updates check. None: that check is skipped."""
-
-    async def rest_auth(self, desk_id: str, chat: ChatRef) -> str | None: ...
-
-
-class NoCredentials:
-    """Production default until intake shares portal tokens (see docs/preflight.md, Service)."""
-
-    async def rest_auth(self, desk_id: str, chat: ChatRef) -> str | None:
-        return None
-
-
 @dataclass
 class Preflight:
+    """`portal_call(member_id, method)`: a REST call through the portal's install (`PortalRest.call`: the
+    license and updates checks; None: those are not checked); `feeds`: each desk's stable-versions feed
+    (default: its checks configuration's versions)."""
+
     store: EventStore
     desks: DeskRegistry
     resolver: Resolver
     checks_config: Callable[[Desk], ChecksConfig]
-    credentials: Credentials = field(default_factory=NoCredentials)
+    portal_call: Callable[[str, str], Awaitable[Any]] | None = None
+    feeds: Mapping[str, StableVersionsFeed] = field(default_factory=dict)
     cache: CheckCache = field(default_factory=CheckCache)
     _scopes: dict[str, DeskScope] = field(default_factory=dict)
 
@@ -169,14 +163,23 @@ class Preflight:
             log.warning("preflight: no portal address for %s/%s; portal checks skipped", desk.id, chat.tenant_id)
             return (domain.no_portal_url_evidence(),)
         config = self.checks_config(desk)
-        auth = await self.credentials.rest_auth(desk.id, chat)
-        target = PortalTarget(url=url, rest_auth=auth)
+        target = PortalTarget(url=url, member_id=chat.tenant_id)
         if fresh:
             self.cache.invalidate(cache_key(target))  # /recheck: the customer says they fixed something
-        report = await run_portal_checks(target, config, self.resolver, self.cache)
-        return domain.portal_evidence(
-            report.results, desk.preflight.checks, have_credentials=bool(auth), have_feed=bool(config.stable_versions)
-        )
+        feed = self.feeds.get(desk.id)
+        stable = await feed.current() if feed is not None else None
+        report = await run_portal_checks(target, config, self.resolver, self.cache, ask=self._ask(chat), feed=stable)
+        return domain.portal_evidence(report.results, desk.preflight.checks)
+
+    def _ask(self, chat: ChatRef) -> PortalAsk | None:
+        call = self.portal_call
+        if call is None:
+            return None
+
+        async def ask(method: str) -> Any:
+            return await call(chat.tenant_id, method)
+
+        return ask
 
     def _open_ticket_row(
         self, desk: Desk, opened: e.TicketOpened, text: str, command: c.TicketCommand

@@ -22,7 +22,8 @@ def build(settings: ProjectorSettings) -> Service:
         rt.serve(*routes(rt.pool))
         rt.background("projections", projector.run)
         if settings.relay:
-            relay = Relay(store, settings.kafka_bootstrap, name=settings.relay_name, batch_size=settings.relay_batch)
+            relay = Relay(store, settings.kafka_bootstrap, name=settings.relay_name, batch_size=settings.relay_batch,
+                          topic_names=settings.relay_topics)  # fmt: skip
             rt.background("relay", relay.run)
 
     return Service("projector", settings, start)

@@ -22,3 +22,8 @@ class ProjectorSettings(ServiceSettings):
     )
     relay_batch: int = Field(5000, ge=1, le=100_000, description="events published per Kafka transaction")
     projection_batch: int = Field(1000, ge=1, le=100_000, description="events applied per read-model transaction")
+    relay_topics: dict[str, str] = Field(
+        default_factory=dict,
+        description='the relay publishes a declared topic to another name, as JSON: {"ticket.events": "..."} '
+        "(a system beside another on one broker: tests, side-by-side environments)",
+    )

@@ -7,19 +7,22 @@ box portal, membership of the administrators group. So intake posts `auth=<auth[
 `https://<portal>/rest/user.admin.json` and sets `ChatSender.is_admin` from the answer.
 
 Not an SSRF vector:
-- the address is the portal domain stored at ONAPPINSTALL/ONAPPUPDATE for the event's `member_id`, never
-  one read from this request; an event whose `auth[domain]` or `auth[client_endpoint]` names another host
-  is not checked at all (`domain_mismatch`: the token is not sent anywhere);
+- the address is the portal domain of the verified install (`ticketflow.bitrix24`) for the event's
+  `member_id`, never one read from this request, and only on a port `TICKETFLOW_B24_ALLOWED_PORTS`
+  allows; an event whose `auth[domain]` or `auth[client_endpoint]` names another host is not checked
+  at all (`domain_mismatch`: the token is not sent anywhere);
 - the name is resolved once, every address is judged (loopback, private, link-local, multicast, reserved,
   not globally routable: refused, unless a deployment allows that network with
-  `TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS`), and the connection goes to the judged IP while TLS SNI,
+  `TICKETFLOW_B24_ALLOWED_NETWORKS`), and the connection goes to the judged IP while TLS SNI,
   certificate verification and the Host header use the name (no second lookup for DNS rebinding to answer);
-- HTTPS only with the system trust store (plus `TICKETFLOW_INTAKE_B24_CA_FILE`, if a deployment names one),
+- HTTPS only with the system trust store (plus `TICKETFLOW_B24_CA_FILE`, if a deployment names one),
   one overall timeout, redirects never followed, body capped, no proxy from the environment, no
   connection reuse across portals.
 
-The token must be the author's (`auth[user_id]` = `data[USER][ID]`), else the answer would be about
-someone else (`token_user_mismatch`). Definite answers are cached per (member_id, user_id) for `ttl_s`;
+The token is the author's, not the install's: `user.admin` answers for the token's own user, and the
+install's user is the administrator who installed the application. It must be the author's
+(`auth[user_id]` = `data[USER][ID]`), else the answer would be about someone else
+(`token_user_mismatch`). Definite answers are cached per (member_id, user_id) for `ttl_s`;
 concurrent messages of one user share one call.
 
 When the portal cannot be asked (timeout, refused, 401, garbage, ...) the message is still accepted: a
@@ -82,8 +85,8 @@ class _Known:
 
 class AdminCheck:
     """`policy`: the addresses a portal may have (public ones, plus the networks a deployment allows:
-    `TICKETFLOW_INTAKE_B24_ALLOWED_NETWORKS`); `ca_file`: CAs trusted besides the system's
-    (`TICKETFLOW_INTAKE_B24_CA_FILE`, for portals with an internal CA); `resolver`: the system's unless
+    `TICKETFLOW_B24_ALLOWED_NETWORKS`); `ca_file`: CAs trusted besides the system's
+    (`TICKETFLOW_B24_CA_FILE`, for portals with an internal CA); `resolver`: the system's unless
     given (tests name their own)."""
 
     def __init__(
@@ -93,6 +96,7 @@ class AdminCheck:
         policy: AddressPolicy | None = None,
         ca_file: str | Path | None = None,
         resolver: Resolver | None = None,
+        ports: frozenset[int] | None = None,
         timeout_s: float = 3.0,
         ttl_s: float = 600.0,
         stale_s: float = 86_400.0,
@@ -102,6 +106,7 @@ class AdminCheck:
         self.metrics = metrics
         self.resolver: Resolver = resolver or SystemResolver()
         self.policy = policy or AddressPolicy()
+        self.ports = ports  # None: any port the install's domain names (tests of this module only)
         self.timeout_s = timeout_s
         self.ttl_s = ttl_s
         self.stale_s = stale_s
@@ -213,6 +218,8 @@ class AdminCheck:
             raise CheckFailed("bad_portal_domain", repr(domain)) from exc
         if not host or parts.path or parts.query or parts.username:
             raise CheckFailed("bad_portal_domain", repr(domain))
+        if self.ports is not None and port not in self.ports:
+            raise CheckFailed("forbidden_port", f"{host}:{port} (TICKETFLOW_B24_ALLOWED_PORTS)", transport=True)
         try:
             addresses: Sequence[IPAddress] = [ipaddress.ip_address(host)]
         except ValueError:

@@ -45,7 +45,7 @@ SELECT r.reply_id, r.idempotency_key, r.platform, r.tenant_id, r.conversation_id
        r.created_at, m.ticket_id, p.domain
 FROM intake_replies r
 JOIN intake_messages m ON m.idempotency_key = r.idempotency_key
-LEFT JOIN intake_bitrix24_portals p ON r.platform = 'bitrix24' AND p.member_id = r.tenant_id
+LEFT JOIN bitrix24_installs p ON r.platform = 'bitrix24' AND p.member_id = r.tenant_id
 WHERE r.sent_at IS NULL
 ORDER BY r.reply_id
 LIMIT $1

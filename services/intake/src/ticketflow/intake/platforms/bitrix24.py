@@ -1,9 +1,8 @@
 """Bitrix24 imbot events: form-encoded bodies with PHP-style keys, parsed by b24pysdk's `OAuthEventData`.
 
-Authenticity: every event carries `auth[application_token]`; it must equal (constant time) the token the
-portal (`auth[member_id]`) sent at ONAPPINSTALL. The first install of a configured portal stores the
-token; a later install or update must present the stored token (a changed token needs an operator to
-reset the portal's row: otherwise anyone who knows a member_id could replace it).
+Authenticity: every event carries `auth[application_token]`; it must equal (constant time) the token of
+the portal's (`auth[member_id]`) verified install (`adapters/portals.py`, `ticketflow.bitrix24`: an install
+is trusted only after the OAuth server confirmed its tokens with the desk's client secret).
 
 Admin flag: Bitrix24's documented ONIMBOTMESSAGEADD payload has no admin field in `data[USER]` (ID, NAME,
 FIRST_NAME, LAST_NAME, WORK_POSITION, GENDER, IS_BOT, IS_CONNECTOR, IS_NETWORK, IS_EXTRANET). This
@@ -15,6 +14,7 @@ is accepted.
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +33,8 @@ JOIN_CHAT = "ONIMBOTJOINCHAT"
 BOT_DELETE = "ONIMBOTDELETE"
 APP_INSTALL = "ONAPPINSTALL"
 APP_UPDATE = "ONAPPUPDATE"
-KNOWN_EVENTS = frozenset({MESSAGE_ADD, JOIN_CHAT, BOT_DELETE, APP_INSTALL, APP_UPDATE})
+APP_UNINSTALL = "ONAPPUNINSTALL"
+KNOWN_EVENTS = frozenset({MESSAGE_ADD, JOIN_CHAT, BOT_DELETE, APP_INSTALL, APP_UPDATE, APP_UNINSTALL})
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Bitrix24Event:
     data: dict[str, Any]
     # The event's user authorisation (the author of a message): for REST `user.admin` only, never stored.
     access_token: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)  # an install's: spent verifying it, then ours
     auth_user_id: str = ""
     token_expires: float | None = None  # unix time
 
@@ -57,6 +59,10 @@ def parse_event(body: bytes) -> Bitrix24Event:
         raise Problem(400, "malformed_form", f"body is not application/x-www-form-urlencoded: {exc}") from exc
     if not fields:
         raise Problem(400, "malformed_form", "empty form body")
+    expires_in = fields.get("auth[expires_in]", [""])[0]
+    if "auth[access_token]" in fields and "auth[expires]" not in fields and expires_in.isdigit():
+        # ONAPPINSTALL documents `expires_in` only; b24pysdk's token wants the moment (`expires`).
+        fields["auth[expires]"] = [str(int(time.time()) + int(expires_in))]
     try:
         event = OAuthEventData.from_dict(fields)
     except OAuthEventData.ValidationError as exc:
@@ -80,6 +86,7 @@ def parse_event(body: bytes) -> Bitrix24Event:
         client_endpoint=str(getattr(auth, "client_endpoint", "") or ""),
         data=data,
         access_token=str(token.access_token) if token is not None else "",
+        refresh_token=str(token.refresh_token or "") if token is not None else "",
         auth_user_id=str(auth.user_id) if auth.user_id is not None else "",
         token_expires=token.expires.timestamp() if token is not None and token.expires is not None else None,
     )
@@ -90,17 +97,22 @@ def tokens_match(stored: str, presented: str) -> bool:
 
 
 def check_portal(tenants: Tenants, event: Bitrix24Event) -> None:
-    """The portal must be one intake serves, and the event must be for one of its bots (if configured)."""
-    portal = tenants.bitrix24.get(event.member_id)
-    if portal is None:
+    """The portal must be one intake serves."""
+    if event.member_id not in tenants.bitrix24:
         raise Problem(403, "unknown_portal", f"portal {event.member_id!r} is not served here")
-    if portal.bot_ids and event.name in {MESSAGE_ADD, JOIN_CHAT, BOT_DELETE}:
-        bots = event.data.get("BOT")
-        ids = {str(k) for k in bots} if isinstance(bots, dict) else set()
-        if isinstance(bots, list):  # b24pysdk turns {"0": ..., "1": ...} into a list
-            ids = {str(b.get("BOT_ID")) for b in bots if isinstance(b, dict)}
-        if not ids & set(portal.bot_ids):
-            raise Problem(403, "unknown_bot", f"event is for bots {sorted(ids)}, not this desk's bots")
+
+
+def check_bot(event: Bitrix24Event, allowed: set[str]) -> None:
+    """A bot event must be for one of `allowed` (the desk's bot_ids and the bot registered at install;
+    empty: any bot of the application)."""
+    if not allowed or event.name not in {MESSAGE_ADD, JOIN_CHAT, BOT_DELETE}:
+        return
+    bots = event.data.get("BOT")
+    ids = {str(k) for k in bots} if isinstance(bots, dict) else set()
+    if isinstance(bots, list):  # b24pysdk turns {"0": ..., "1": ...} into a list
+        ids = {str(b.get("BOT_ID")) for b in bots if isinstance(b, dict)}
+    if not ids & allowed:
+        raise Problem(403, "unknown_bot", f"event is for bots {sorted(ids)}, not this desk's bots")
 
 
 def _field(data: dict[str, Any], section: str, name: str) -> str:

@@ -1,8 +1,10 @@
 """Channel accounts and the staff directory: a TOML file of this service's own, msgspec-validated.
 
 Desk configuration (ticketflow.deskconfig) names tenants but not how to reach them from here (BotX
-`cts_url`, a portal's REST address, the SMTP relay, webhook endpoints) nor who the agents, leads
-and on-call people are and when they work. Until deskconfig absorbs that, it lives here.
+`cts_url`, the SMTP relay, webhook endpoints) nor who the agents, leads and on-call people are and when
+they work. Until deskconfig absorbs that, it lives here. Bitrix24 portals are not configured here at all:
+their address, tokens and bot come from their verified install (`ticketflow.bitrix24`); `[bitrix24]` only
+sets how fast one portal is called.
 
 The file is `TICKETFLOW_NOTIFICATIONS_CONFIG` (`settings.config`); without it the packaged `local.toml`
 (everything on 127.0.0.1, for local runs) is used. Secrets are never in the file: it names environment variables,
@@ -25,9 +27,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from ticketflow.bitrix24 import PortalRest
 from ticketflow.notifications.adapters.channels import (
     Bitrix24Channel,
-    Bitrix24Portal,
     ChannelClient,
     EmailChannel,
     ExpressBot,
@@ -58,12 +60,9 @@ class ExpressBotAccount(_Strict, frozen=True, kw_only=True):
     secret_env: str
 
 
-class Bitrix24PortalAccount(_Strict, frozen=True, kw_only=True):
-    portal_id: str  # the portal's member_id (ChatRef.tenant_id of its tickets)
-    rest_url: str  # "https://portal.example.ru/rest"
-    bot_id: int
-    auth_token_env: str
-    client_id: str | None = None
+class Bitrix24Limits(_Strict, frozen=True, kw_only=True):
+    """Requests per second to one portal, and the burst (Bitrix24 allows about 2/s, burst 50, in the cloud)."""
+
     rate: float = 2.0
     burst: int = 10
 
@@ -118,7 +117,7 @@ class DeskSettings(_Strict, frozen=True, kw_only=True):
 
 class NotificationsConfig(_Strict, frozen=True, kw_only=True):
     express_bots: tuple[ExpressBotAccount, ...] = ()
-    bitrix24_portals: tuple[Bitrix24PortalAccount, ...] = ()
+    bitrix24: Bitrix24Limits = Bitrix24Limits()
     smtp_relays: tuple[SmtpRelayAccount, ...] = ()
     webhooks: tuple[WebhookAccount, ...] = ()
     desks: tuple[DeskSettings, ...] = ()
@@ -158,7 +157,6 @@ def _problems(config: NotificationsConfig) -> list[str]:
     problems += [f"person {i!r} is listed twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
     accounts = {
         Channel.EXPRESS: {str(b.bot_id) for b in config.express_bots},
-        Channel.BITRIX24: {p.portal_id for p in config.bitrix24_portals},
         Channel.EMAIL: {r.name for r in config.smtp_relays},
         Channel.WEBHOOK: {w.name for w in config.webhooks},
     }
@@ -169,7 +167,7 @@ def _problems(config: NotificationsConfig) -> list[str]:
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(f"{where}.timezone: unknown time zone {person.timezone!r}")
         for channel, target in person.addresses.items():
-            if target.destination not in accounts[channel]:
+            if channel in accounts and target.destination not in accounts[channel]:  # Bitrix24: any portal
                 problems.append(f"{where}.addresses.{channel}: no {channel} account {target.destination!r}")
         for window in person.shift:
             for value in (window.start, window.end):
@@ -272,18 +270,15 @@ def _secret(name: str | None, env: Mapping[str, str], what: str) -> str | None:
     return value or None
 
 
-def build_channels(config: NotificationsConfig, env: Mapping[str, str] | None = None) -> list[ChannelClient]:
-    """Channel clients for every account whose secret is set."""
+def build_channels(
+    config: NotificationsConfig, env: Mapping[str, str] | None = None, bitrix24: PortalRest | None = None
+) -> list[ChannelClient]:
+    """Channel clients for every account whose secret is set; Bitrix24 through `bitrix24` (the installs)."""
     env = os.environ if env is None else env
     bots = [
         ExpressBot(b.bot_id, b.cts_url, secret)
         for b in config.express_bots
         if (secret := _secret(b.secret_env, env, f"eXpress bot {b.bot_id}"))
-    ]
-    portals = [
-        Bitrix24Portal(p.portal_id, p.rest_url, p.bot_id, token, p.client_id, p.rate, p.burst)
-        for p in config.bitrix24_portals
-        if (token := _secret(p.auth_token_env, env, f"Bitrix24 portal {p.portal_id}"))
     ]
     relays = [
         SmtpRelay(
@@ -303,4 +298,5 @@ def build_channels(config: NotificationsConfig, env: Mapping[str, str] | None = 
         for w in config.webhooks
         if (secret := _secret(w.secret_env, env, f"webhook {w.name}"))
     ]
-    return [ExpressChannel(bots), Bitrix24Channel(portals), EmailChannel(relays), WebhookChannel(hooks)]
+    portals = Bitrix24Channel(bitrix24, rate=config.bitrix24.rate, burst=config.bitrix24.burst)
+    return [ExpressChannel(bots), portals, EmailChannel(relays), WebhookChannel(hooks)]

@@ -3,6 +3,11 @@
 Every statement is a single atomic UPDATE/INSERT guarded by `claimed_by`, so two workers can never
 both own a key: a worker whose lease was taken over finds its next write matching no row and stops.
 
+A claim is taken over when its lease expired, when it is the claimant's own (the engine knows none of
+its tasks works on the key: a batch that came again after an outage), or at once when its worker is
+gone: a worker registered in `notification_workers` whose liveness lock nobody holds (a killed process;
+`adapters/liveness.py`, migration 0002).
+
 The three writes of every delivery (claim, fence before the send, record delivered) are coalesced
 across concurrent deliveries (`batching.Coalescer`, benchmark-driven: see there): one multi-row
 statement per batch, with the same per-row conditions, so the guarantees are those of the single-row
@@ -41,6 +46,7 @@ class ClaimStatus(enum.StrEnum):
     CLAIMED = "claimed"  # this worker owns the key now
     DELIVERED = "delivered"
     DEAD = "dead"
+    UNKNOWN = "unknown"  # a request left, its outcome is unknown: not sent again automatically
     IN_FLIGHT = "in_flight"  # another worker holds a live lease
 
 
@@ -48,8 +54,9 @@ class ClaimStatus(enum.StrEnum):
 class Claim:
     status: ClaimStatus
     attempts: int = 0
-    in_doubt: bool = False  # taken over from a worker that stopped mid-send
+    in_doubt: bool = False  # taken over with sending_since set: a worker may have sent it
     fenced: bool = False  # a fresh claim already marked as attempt 1, about to be sent (claim(fence=True))
+    own: bool = False  # taken back from this claimant itself (the engine knows whether it may have sent)
     last_error: str | None = None
     provider_message_id: str | None = None
 
@@ -72,8 +79,11 @@ def encode_variables(variables: Any) -> str:
 
 # A fresh row may be fenced at once ($12: the engine is about to send; saves `begin_attempt`'s round
 # trip). A taken-over row keeps its sending_since, which then says the previous worker was mid-send.
-# xmax = 0 tells an inserted row from one updated by ON CONFLICT.
+# xmax = 0 tells an inserted row from one updated by ON CONFLICT; `before` (the statement's snapshot:
+# the row as it was) tells a claim of our own taken back from one of another worker.
 _CLAIM = """
+WITH before AS (SELECT claimed_by FROM notification_deliveries WHERE idempotency_key = $1),
+claimed AS (
 INSERT INTO notification_deliveries AS d
     (idempotency_key, event_id, recipient, channel, destination, address, template, locale, variables,
      status, claimed_by, lease_until, attempts, sending_since)
@@ -81,12 +91,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 'sending', $10, now() + make_
         CASE WHEN $12::bool THEN 1 ELSE 0 END, CASE WHEN $12::bool THEN now() END)
 ON CONFLICT (idempotency_key) DO UPDATE
     SET claimed_by = EXCLUDED.claimed_by, lease_until = EXCLUDED.lease_until, updated_at = now()
-    WHERE d.status = 'sending' AND d.lease_until < now()
-RETURNING idempotency_key, attempts, xmax = 0 AS inserted, sending_since IS NOT NULL AS sending
+    WHERE d.status = 'sending'
+      AND (d.lease_until < now() OR d.claimed_by = EXCLUDED.claimed_by OR notification_worker_gone(d.claimed_by))
+RETURNING idempotency_key, attempts, xmax = 0 AS inserted, sending_since IS NOT NULL AS sending)
+SELECT c.*, coalesce((SELECT claimed_by = $10 FROM before), false) AS own FROM claimed c
 """
 
 
 _CLAIM_MANY = """
+WITH before AS (SELECT idempotency_key, claimed_by FROM notification_deliveries
+                 WHERE idempotency_key = ANY($1::text[])),
+claimed AS (
 INSERT INTO notification_deliveries AS d
     (idempotency_key, event_id, recipient, channel, destination, address, template, locale, variables,
      status, claimed_by, lease_until, attempts, sending_since)
@@ -97,8 +112,10 @@ SELECT k, e, r, c, dst, a, t, l, v::jsonb, 'sending', $10, now() + make_interval
  ORDER BY k
 ON CONFLICT (idempotency_key) DO UPDATE
     SET claimed_by = EXCLUDED.claimed_by, lease_until = EXCLUDED.lease_until, updated_at = now()
-    WHERE d.status = 'sending' AND d.lease_until < now()
-RETURNING idempotency_key, attempts, xmax = 0 AS inserted, sending_since IS NOT NULL AS sending
+    WHERE d.status = 'sending'
+      AND (d.lease_until < now() OR d.claimed_by = EXCLUDED.claimed_by OR notification_worker_gone(d.claimed_by))
+RETURNING idempotency_key, attempts, xmax = 0 AS inserted, sending_since IS NOT NULL AS sending)
+SELECT c.*, coalesce(b.claimed_by = $10, false) AS own FROM claimed c LEFT JOIN before b USING (idempotency_key)
 """
 
 _BEGIN_MANY = """
@@ -151,7 +168,9 @@ class PgLedger:
 
     async def claim(self, n: Notification, *, fence: bool = False) -> Claim:
         """Claim the key. With `fence`, a fresh claim is also the first attempt's fence (attempts = 1,
-        in doubt until recorded), as if `begin_attempt` had been called: only when a send follows."""
+        in doubt until recorded), as if `begin_attempt` had been called: only when a send follows.
+        A claim of this claimant's own is taken over too: the caller must know that none of its tasks
+        works on the key (the engine keeps the keys it works on)."""
         return await self._claims.submit((n, fence))
 
     async def begin_attempt(self, key: str) -> int | None:
@@ -249,6 +268,13 @@ class PgLedger:
             key, provider_message_id,
         )  # fmt: skip
 
+    async def record_unknown(self, key: str, reason: str) -> bool:
+        """A request left and its outcome is unknown: kept for a person, never sent again automatically."""
+        return await self._update(
+            "status = 'unknown', last_error = $3, sending_since = NULL, claimed_by = NULL, lease_until = NULL",
+            key, reason,
+        )  # fmt: skip
+
     async def record_dead(self, key: str, reason: str) -> bool:
         return await self._update(
             "status = 'dead', last_error = $3, sending_since = NULL, claimed_by = NULL, lease_until = NULL",
@@ -265,14 +291,17 @@ class PgLedger:
         return result.endswith(" 1")
 
     async def claim_dead(self, keys: Sequence[str] | None, limit: int) -> list[Notification]:
-        """Atomically move dead letters back to 'sending' under this worker's claim, for redrive."""
+        """Atomically move dead letters back to 'sending' under this worker's claim, for redrive. Named
+        `keys` may also be unknown outcomes (a person checked the chat: it did not arrive); without
+        `keys`, only dead letters: an unknown outcome is never sent again blindly."""
         rows = await self._pool.fetch(
             """
             UPDATE notification_deliveries SET status = 'sending', claimed_by = $1, sending_since = NULL,
                    lease_until = now() + make_interval(secs => $2), updated_at = now()
              WHERE idempotency_key IN (
                    SELECT idempotency_key FROM notification_deliveries
-                    WHERE status = 'dead' AND ($3::text[] IS NULL OR idempotency_key = ANY($3::text[]))
+                    WHERE CASE WHEN $3::text[] IS NULL THEN status = 'dead'
+                               ELSE status IN ('dead', 'unknown') AND idempotency_key = ANY($3::text[]) END
                     ORDER BY updated_at LIMIT $4 FOR UPDATE SKIP LOCKED)
             RETURNING *
             """,
@@ -281,10 +310,11 @@ class PgLedger:
         return [_notification(r) for r in rows]
 
     async def dead(self, limit: int) -> list[asyncpg.Record]:
-        """The oldest `limit` dead letters with their causes (the redrive CLI's `--list`)."""
+        """The oldest `limit` dead letters and unknown outcomes with their causes (the redrive CLI's
+        `--list`)."""
         rows: list[asyncpg.Record] = await self._pool.fetch(
-            "SELECT idempotency_key, channel, recipient, template, attempts, last_error, updated_at"
-            " FROM notification_deliveries WHERE status = 'dead' ORDER BY updated_at LIMIT $1",
+            "SELECT idempotency_key, status, channel, recipient, template, attempts, last_error, updated_at"
+            " FROM notification_deliveries WHERE status IN ('dead', 'unknown') ORDER BY updated_at LIMIT $1",
             limit,
         )
         return rows
@@ -306,10 +336,11 @@ class PgLedger:
         return [r["idempotency_key"] for r in rows]
 
     async def stale(self, limit: int = 100) -> list[Notification]:
-        """Claims whose worker went away (lease expired): for `Deliverer.recover_stale`."""
+        """Claims whose worker went away (lease expired, or a registered worker's liveness lock is free):
+        for `Deliverer.recover_stale`."""
         rows = await self._pool.fetch(
-            "SELECT * FROM notification_deliveries WHERE status = 'sending' AND lease_until < now()"
-            " ORDER BY lease_until LIMIT $1",
+            "SELECT * FROM notification_deliveries WHERE status = 'sending'"
+            " AND (lease_until < now() OR notification_worker_gone(claimed_by)) ORDER BY lease_until LIMIT $1",
             limit,
         )
         return [_notification(r) for r in rows]
@@ -320,13 +351,15 @@ class PgLedger:
 
 
 def _existing(r: asyncpg.Record) -> Claim:
-    status = {"delivered": ClaimStatus.DELIVERED, "dead": ClaimStatus.DEAD}.get(r["status"], ClaimStatus.IN_FLIGHT)
+    finished = {"delivered": ClaimStatus.DELIVERED, "dead": ClaimStatus.DEAD, "unknown": ClaimStatus.UNKNOWN}
+    status = finished.get(r["status"], ClaimStatus.IN_FLIGHT)
     return Claim(status, r["attempts"], last_error=r["last_error"], provider_message_id=r["provider_message_id"])
 
 
 def _claimed(r: asyncpg.Record) -> Claim:
     inserted, sending = r["inserted"], r["sending"]
-    return Claim(ClaimStatus.CLAIMED, r["attempts"], in_doubt=sending and not inserted, fenced=sending and inserted)
+    return Claim(ClaimStatus.CLAIMED, r["attempts"], in_doubt=sending and not inserted, fenced=sending and inserted,
+                 own=r["own"])  # fmt: skip
 
 
 def _key(item: tuple[Notification, bool]) -> str:

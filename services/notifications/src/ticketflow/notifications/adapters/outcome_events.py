@@ -1,5 +1,5 @@
-"""NotificationDelivered / NotificationFailed appended to `notification-<ticket>`, so dashboards show
-delivery state (which outcome becomes which event: `domain.outcomes`).
+"""NotificationDelivered / NotificationFailed / NotificationOutcomeUnknown appended to
+`notification-<ticket>`, so dashboards show delivery state (which outcome becomes which event: `domain.outcomes`).
 
 Benchmark-driven (fc0f1fb; `tests/load/notifications/bench_e2e.py`, docs/benchmarks.md "Notifications"):
 a Kafka batch's outcomes are written together, one query for what is stored, one for the stream heads,
@@ -22,6 +22,7 @@ from ticketflow.notifications.domain.outcomes import Result, outcome_event
 
 log = logging.getLogger("ticketflow.notifications")
 MAX_CONFLICTS = 5
+FINAL = (OutcomeStatus.DELIVERED, OutcomeStatus.DEAD_LETTER, OutcomeStatus.UNKNOWN)
 
 
 class OutcomeRecorder:
@@ -65,7 +66,7 @@ class OutcomeRecorder:
     async def record_by_keys(self, outcomes: Sequence[DeliveryOutcome]) -> int:
         """Outcomes of deliveries finished outside the consumer (redrive, recover_stale): the ledger
         row says what was sent, the store says which ticket its event belongs to."""
-        final = [o for o in outcomes if o.status in (OutcomeStatus.DELIVERED, OutcomeStatus.DEAD_LETTER)]
+        final = [o for o in outcomes if o.status in FINAL]
         if not final:
             return 0
         rows = await self.store.pool.fetch(

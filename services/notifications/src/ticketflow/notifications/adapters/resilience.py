@@ -1,13 +1,18 @@
-"""Backoff with full jitter, a circuit breaker and a token bucket: small, clock-injected, testable."""
+"""Backoff with full jitter, a circuit breaker, a token bucket and per-destination slots: small,
+clock-injected, testable."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -142,3 +147,52 @@ class TokenBucket:
         """The server said we are over its limit: our idea of the bucket was too generous."""
         self._refill()
         self._tokens = 0.0
+
+
+@dataclass
+class _Slot:
+    gate: asyncio.Semaphore
+    users: int = 0  # holders and waiters
+
+
+@dataclass
+class DestinationSlots(Generic[K]):
+    """At most `limit` deliveries at once per destination; the others wait their turn (back-pressure).
+
+    A delivery that waits here holds its Kafka batch, so nothing more is fetched for that consumer until
+    the destination's backlog drains: a busy destination slows consumption down, it never turns valid
+    messages into dead letters. Memory follows use: a destination nobody holds or waits for is forgotten."""
+
+    limit: int
+    _slots: dict[K, _Slot] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError("limit must be >= 1")
+
+    @contextlib.asynccontextmanager
+    async def hold(self, destination: K) -> AsyncIterator[None]:
+        slot = self._slots.get(destination)
+        if slot is None:
+            slot = self._slots[destination] = _Slot(asyncio.Semaphore(self.limit))
+        slot.users += 1
+        try:
+            async with slot.gate:
+                yield
+        finally:
+            slot.users -= 1
+            if not slot.users:
+                del self._slots[destination]
+
+    def users(self, destination: K) -> int:
+        """Deliveries holding or waiting for one of the destination's slots."""
+        slot = self._slots.get(destination)
+        return slot.users if slot is not None else 0
+
+    def busy(self) -> dict[K, int]:
+        """Destinations where deliveries wait (more users than slots): how many wait on each."""
+        return {d: s.users - self.limit for d, s in self._slots.items() if s.users > self.limit}
+
+    def destinations(self) -> set[K]:
+        """Destinations with deliveries on them (holding or waiting)."""
+        return set(self._slots)

@@ -92,6 +92,7 @@ class OutcomeStatus(enum.StrEnum):
     DUPLICATE = "duplicate"  # was delivered before: nothing sent
     IN_FLIGHT = "in_flight"  # another worker holds the claim: nothing sent
     DEAD_LETTER = "dead_letter"  # given up; `reason` says why; `redrive` can send it later
+    UNKNOWN = "unknown"  # a request left, no answer says what the platform did: a person checks the chat
 
 
 @dataclass(frozen=True, slots=True)

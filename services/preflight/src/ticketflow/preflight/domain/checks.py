@@ -24,6 +24,9 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     # Not run because a check it depends on failed (e.g. nothing is fetched from a private address).
     SKIPPED = "skipped"
+    # Could not be run on our side (the portal cannot be asked: no install, a token renewal refused, a
+    # timeout; no stable-versions feed): the agent sees why; the customer is not refused for it.
+    NOT_CHECKED = "not_checked"
 
 
 class Remediation(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,14 +71,11 @@ class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PortalTarget(msgspec.Struct, frozen=True, kw_only=True):
-    """A portal to check: its public address as the customer configured it.
-
-    `rest_auth` is the OAuth access token from the imbot event (`auth[access_token]`); without it the
-    license and updates checks cannot ask the portal and fail with `no_rest_auth`.
-    """
+    """A portal to check: its public address, and the portal (`member_id`) whose install's REST access
+    the license and updates checks use (None: they are not checked)."""
 
     url: str
-    rest_auth: str | None = None
+    member_id: str | None = None
 
 
 class PortalCheckReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,8 +8,10 @@ MarkDuplicate only merges into the same requester's (or organisation's) ticket; 
 requesters ride along on the outcome as suggestions for the agent (issue 14, duplicates.py).
 
 `CheckEvidence.passed` means "does not hold the ticket". A check that did not run is `passed=True`
-with `evidence["outcome"] == "skipped"` and the cause in `reason` (e.g. no REST credentials), so a
-reader never mistakes it for a verified prerequisite, and it never blocks the customer for our gap.
+with `evidence["outcome"]` `"skipped"` (a check it depends on failed) or `"not_checked"` (our side could
+not run it: the portal cannot be asked, no stable-versions feed) and the cause in `reason`
+(`not_checked_<why>`) and `evidence["detail"]`, so a reader (the agent) never mistakes it for a verified
+prerequisite, and it never blocks the customer for our gap.
 """
 
 from __future__ import annotations
@@ -36,10 +38,7 @@ from ticketflow.preflight.domain.scope import UNCLASSIFIED, ScopeDecision
 RECHECK = "/recheck"
 FEATURE_CHECK = "feature_request_incomplete"
 SCOPE_CHECK = "scope"
-# Reasons of checks reported as skipped rather than failed.
-NO_REST_CREDENTIALS = "skipped_no_rest_credentials"
-NO_STABLE_FEED = "skipped_no_stable_versions_feed"
-NO_PORTAL_URL = "skipped_no_portal_url"
+NO_PORTAL_URL = "skipped_no_portal_url"  # neither the event nor the desk names the portal's address
 DUPLICATE_KINDS = {"bug_report": "bug", "product_errors": "bug", "feature_request": "feature"}
 
 
@@ -81,23 +80,17 @@ def scope_verdict(
     return ScopeVerdict(UNCLASSIFIED, False, weak)
 
 
-def portal_evidence(
-    results: Iterable[CheckResult], enabled: Iterable[str], *, have_credentials: bool, have_feed: bool
-) -> tuple[CheckEvidence, ...]:
-    """The enabled checks' results as event evidence; our own gaps become skipped, not failed."""
+def portal_evidence(results: Iterable[CheckResult], enabled: Iterable[str]) -> tuple[CheckEvidence, ...]:
+    """The enabled checks' results as event evidence; our own gaps are not checked, never failed."""
     wanted = set(enabled)
-    return tuple(
-        _evidence(r, have_credentials=have_credentials, have_feed=have_feed) for r in results if r.name in wanted
-    )
+    return tuple(_evidence(r) for r in results if r.name in wanted)
 
 
-def _evidence(result: CheckResult, *, have_credentials: bool, have_feed: bool) -> CheckEvidence:
+def _evidence(result: CheckResult) -> CheckEvidence:
     facts = {k: _text(v) for k, v in _present_fields(result.evidence).items()}
     name = str(result.name)
-    if name in {"license", "updates"} and not have_credentials and result.reason == "no_rest_auth":
-        return _skipped(name, NO_REST_CREDENTIALS, facts)
-    if name == "updates" and not have_feed and result.passed:
-        return _skipped(name, NO_STABLE_FEED, facts)
+    if result.outcome is Outcome.NOT_CHECKED:
+        return CheckEvidence(name, True, f"not_checked_{result.reason}", evidence={**facts, "outcome": "not_checked"})
     if result.outcome is Outcome.SKIPPED:
         return _skipped(name, f"skipped_{result.reason}", facts)
     remediation = {"ru": result.remediation.ru, "en": result.remediation.en} if result.remediation else {}

@@ -133,22 +133,6 @@ _BY_REASON: dict[str, tuple[str, str]] = {
         "Ответ сервера портала слишком большой ({detail}); ожидался короткий JSON." + _ADMIN_RU,
         "The portal's answer is too large ({detail}); a short JSON answer was expected." + _ADMIN_EN,
     ),
-    "no_rest_auth": (
-        "Не удалось запросить сведения о портале: нет авторизации приложения поддержки. Переактивируйте "
-        "чат-бот «Поддержка Битрикс24 в коробке».",
-        "Could not ask the portal for its information: the support app has no authorization. "
-        "Re-activate the 'Bitrix24 box support' chat bot.",
-    ),
-    "rest_error": (
-        "Портал вернул ошибку REST ({detail}). Переактивируйте чат-бот поддержки; если ошибка "
-        "повторяется, проверьте модуль REST.",
-        "The portal returned a REST error ({detail}). Re-activate the support chat bot; if it repeats, "
-        "check the REST module.",
-    ),
-    "bad_portal_info": (
-        "Портал вернул неполные сведения о лицензии и версиях ({detail}). Обновите модули портала.",
-        "The portal returned incomplete license and version information ({detail}). Update the portal's modules.",
-    ),
     "demo_license": (
         "На портале демо-лицензия ({detail}). Поддержка доступна только с активной коммерческой "
         "лицензией: активируйте ключ в разделе Настройки > Обновление платформы.",

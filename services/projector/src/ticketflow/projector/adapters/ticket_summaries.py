@@ -41,6 +41,7 @@ SELECT * FROM unnest({
                 "uuid",
                 "uuid",
                 "uuid",
+                "int",
             )
         )
     )

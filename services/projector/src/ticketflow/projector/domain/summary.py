@@ -40,6 +40,9 @@ class TicketSummary(msgspec.Struct):
     # the known problem an agent linked the ticket to.
     suggested_duplicate_of: uuid.UUID | None = None
     known_problem_of: uuid.UUID | None = None
+    # Messages that left for the chat without an answer saying whether they arrived (issue 16): the agent
+    # checks the chat.
+    notifications_unknown: int = 0
 
 
 COLUMNS = tuple(TicketSummary.__struct_fields__)
@@ -73,6 +76,8 @@ def apply(summary: TicketSummary | None, envelope: EventEnvelope) -> TicketSumma
         summary.sla_breaches += 1
     elif isinstance(event, n.NotificationFailed):
         summary.notifications_failed += 1
+    elif isinstance(event, n.NotificationOutcomeUnknown):
+        summary.notifications_unknown += 1
     elif isinstance(event, t.CustomerMessageAdded):
         summary.customer_messages += 1
     elif isinstance(event, t.AgentReplied):

@@ -26,6 +26,13 @@ class TemporaryFailure(DeliveryFailure):
         self.retry_after = retry_after
 
 
+class OutcomeUnknown(DeliveryFailure):
+    """The request may have reached the platform, but no answer says what it did: a timeout or a dropped
+    connection after the request left. Sending again could deliver the message twice, so the engine sends
+    again only where the receiver drops duplicates by our key (webhook, e-mail); elsewhere the outcome is
+    recorded as unknown for a person to check."""
+
+
 class PermanentFailure(DeliveryFailure):
     """Trying again cannot help until a person fixes the cause (credentials, address, payload).
 
@@ -37,8 +44,20 @@ class PermanentFailure(DeliveryFailure):
 class ChannelClient(Protocol):
     channel: Channel
 
+    def ready(self, message: OutgoingMessage) -> bool:
+        """Whether the destination may be called now without waiting (a rate limit's token is taken when
+        it may); the engine then makes the claim the attempt's fence."""
+        ...
+
+    async def pace(self, message: OutgoingMessage) -> None:
+        """Wait until the destination may be called (a rate limit). The engine calls it before an
+        attempt's fence, outside the attempt's deadline: waiting is not sending."""
+        ...
+
     async def send(self, message: OutgoingMessage) -> str:
-        """Send one message; return the platform's id for it. Raise a `DeliveryFailure` otherwise."""
+        """Send one message; return the platform's id for it. Raise a `DeliveryFailure` otherwise:
+        `TemporaryFailure` only when the request surely did not take effect (not sent, or refused),
+        `OutcomeUnknown` when it may have."""
         ...
 
     async def aclose(self) -> None: ...
@@ -60,6 +79,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Idle connections are dropped after this long: servers close theirs after 5 s and more (uvicorn and Apache 5,
+# nginx 75), so a request is never written into a connection its server is closing at that moment. Such a
+# request fails after it left, and the delivery would be an unknown outcome (seen in tests/outage).
+KEEPALIVE_S = 2.0
 
 
 def failure_for_status(status: int, headers: Mapping[str, str], detail: str = "") -> DeliveryFailure:

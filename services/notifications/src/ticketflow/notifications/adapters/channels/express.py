@@ -8,6 +8,13 @@ token from `/api/v2/botx/bots/{bot_id}/token?signature=...` and caches it.
 
 pybotx's own retries stay off (`retry_policy=None`): the delivery engine owns retries, breaker and
 the ledger, and must see each attempt.
+
+No idempotency handle: BotX API v4 `POST /api/v4/botx/notifications/direct` (what pybotx 0.77 sends) takes
+no id of ours; BotX chooses the message's `sync_id` and answers it. (The deprecated v3
+`/api/v3/botx/notification/callback/direct` took an `event_sync_id`, "custom ID for message" in pybotx
+0.21 and before, but nothing says BotX refuses a second message with the same one, and pybotx 0.77 cannot send
+it.) `get_message_status(sync_id)` needs the answer an unknown outcome lacks. So a send whose answer is
+lost is an unknown outcome, never sent again automatically (`OutcomeUnknown`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from pybotx.client.exceptions.http import InvalidBotXResponsePayloadError, Inval
 from pybotx.client.exceptions.notifications import BotIsNotChatMemberError
 
 from ticketflow.notifications.adapters.channels.base import (
+    KEEPALIVE_S,
     DeliveryFailure,
+    OutcomeUnknown,
     PermanentFailure,
     TemporaryFailure,
     failure_for_status,
@@ -36,6 +45,13 @@ from ticketflow.notifications.adapters.channels.base import (
 from ticketflow.notifications.domain.model import Channel, OutgoingMessage
 
 MAX_BODY = 4096  # pybotx refuses longer bodies (MAX_NOTIFICATION_BODY_LENGTH)
+# httpx's 100 connections at most, one kept alive for each of the engine's 64 lanes to a bot, idle ones
+# dropped early (base.KEEPALIVE_S).
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=64, keepalive_expiry=KEEPALIVE_S)
+# httpx's errors raised before the request left: no connection (or none free in time), or a request
+# httpx itself refused to send. Every other transport error may come after BotX got the request.
+NOT_SENT = (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError, httpx.UnsupportedProtocol,
+            httpx.LocalProtocolError, httpx.ProxyError)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +94,15 @@ class ExpressChannel:
                 BotAccountWithSecret.model_validate({"id": b.bot_id, "cts_url": b.cts_url, "secret_key": b.secret_key})
                 for b in bots
             ],
-            httpx_client=httpx.AsyncClient(timeout=timeout),
+            httpx_client=httpx.AsyncClient(timeout=timeout, limits=LIMITS),
             auth_version=auth_version,
         )
+
+    def ready(self, message: OutgoingMessage) -> bool:
+        return True  # no rate limit of its own
+
+    async def pace(self, message: OutgoingMessage) -> None:
+        return None
 
     async def send(self, message: OutgoingMessage) -> str:
         try:
@@ -138,10 +160,10 @@ def _failure(exc: Exception) -> DeliveryFailure:
     if isinstance(exc, InvalidBotXStatusCodeError):
         response = exc.response
         return failure_for_status(response.status_code, response.headers, "express " + snippet(response.text))
-    if isinstance(exc, httpx.TimeoutException):
-        return TemporaryFailure(f"express: timeout ({type(exc).__name__})")
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, NOT_SENT):
         return TemporaryFailure(f"express: connection error ({type(exc).__name__})")
+    if isinstance(exc, httpx.TransportError):  # the request may have left: BotX may have posted it
+        return OutcomeUnknown(f"express: no answer ({type(exc).__name__})")
     if isinstance(exc, BaseClientError):
         return PermanentFailure(f"express: {type(exc).__name__}")
     return PermanentFailure(f"express: unexpected {type(exc).__name__}: {snippet(str(exc))}")

@@ -7,9 +7,12 @@ concurrency per destination. aiohttp's connector keeps idle connections per host
 HTTP parser is compiled. See docs/notifications.md and docs/benchmarks.md.
 
 The session is created on first use (aiohttp binds it to the running loop), keeps connections alive
-per host (`max_per_host` at most, matching the engine's per-destination concurrency) and answers a
-plain `HttpAnswer`: the channels classify status and body themselves. Transport problems raise
-`TemporaryFailure` ("timeout" / "connection error"), like the httpx version did.
+per host (`max_per_host` at most, matching the engine's per-destination concurrency; an idle one at most
+`base.KEEPALIVE_S`, 2 s, shorter than servers keep theirs) and answers a
+plain `HttpAnswer`: the channels classify status and body themselves. Transport problems are told apart
+by whether the request may have left: no connection (refused, unresolvable, no connection in time) is a
+`TemporaryFailure` (nothing was sent: safe to send again); no answer in time, or a connection lost after
+the request was written, is an `OutcomeUnknown` (the platform may have acted on it).
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ticketflow.notifications.adapters.channels.base import TemporaryFailure
+from ticketflow.notifications.adapters.channels.base import (
+    KEEPALIVE_S,
+    OutcomeUnknown,
+    PermanentFailure,
+    TemporaryFailure,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +56,7 @@ class HttpClient:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_per_host,
-                                             keepalive_timeout=30.0)  # fmt: skip
+                                             keepalive_timeout=KEEPALIVE_S)  # fmt: skip
             # No cookies (a platform's Set-Cookie must not follow us to the next request), no
             # proxies from the environment, no automatic redirects for POSTs.
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
@@ -60,10 +68,16 @@ class HttpClient:
         try:
             async with self._open().post(url, data=body, headers=headers, allow_redirects=False) as response:
                 return HttpAnswer(response.status, response.headers, await response.read())
-        except TimeoutError as exc:  # aiohttp's ServerTimeoutError / ConnectionTimeoutError are TimeoutErrors
-            raise TemporaryFailure(f"{what}: timeout ({type(exc).__name__})") from exc
-        except (aiohttp.ClientError, OSError) as exc:
+        except aiohttp.ConnectionTimeoutError as exc:  # no connection in time (the pool's wait included)
+            raise TemporaryFailure(f"{what}: timeout connecting ({type(exc).__name__})") from exc
+        except aiohttp.ClientConnectorError as exc:  # refused, unresolvable, TLS handshake: nothing sent
             raise TemporaryFailure(f"{what}: connection error ({type(exc).__name__})") from exc
+        except aiohttp.InvalidURL as exc:
+            raise PermanentFailure(f"{what}: invalid address ({exc})") from exc
+        except TimeoutError as exc:  # connected and written, no answer in time
+            raise OutcomeUnknown(f"{what}: no answer in time ({type(exc).__name__})") from exc
+        except (aiohttp.ClientError, OSError) as exc:  # the connection went away after the request left
+            raise OutcomeUnknown(f"{what}: connection lost after sending ({type(exc).__name__})") from exc
 
     async def aclose(self) -> None:
         if self._session is not None:

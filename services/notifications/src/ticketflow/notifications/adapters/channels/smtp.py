@@ -56,6 +56,12 @@ class EmailChannel:
         mail.set_content(message.body)
         return mail
 
+    def ready(self, message: OutgoingMessage) -> bool:
+        return True  # no rate limit of its own
+
+    async def pace(self, message: OutgoingMessage) -> None:
+        return None
+
     async def send(self, message: OutgoingMessage) -> str:
         relay = self._relays.get(message.destination)
         if relay is None:

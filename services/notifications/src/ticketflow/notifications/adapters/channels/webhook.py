@@ -82,6 +82,12 @@ class WebhookChannel:
         }
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
+    def ready(self, message: OutgoingMessage) -> bool:
+        return True  # no rate limit of its own
+
+    async def pace(self, message: OutgoingMessage) -> None:
+        return None
+
     async def send(self, message: OutgoingMessage) -> str:
         endpoint = self._endpoints.get(message.destination)
         if endpoint is None:

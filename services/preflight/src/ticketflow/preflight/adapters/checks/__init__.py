@@ -2,7 +2,8 @@
 
 Entry point for a handler:
 
-    report = await run_portal_checks(PortalTarget(url=..., rest_auth=...), config, SystemResolver(), cache)
+    report = await run_portal_checks(PortalTarget(url=..., member_id=...), config, SystemResolver(), cache,
+                                     ask=portal_rest_call, feed=await stable_feed.current())
     for failure in report.failures:
         reply(failure.remediation.for_language(user_language))
 """
@@ -16,7 +17,13 @@ from ticketflow.preflight.adapters.checks.policy import (
     checks_config_for,
     load_checks_config,
 )
-from ticketflow.preflight.adapters.checks.runner import cache_key, check_portal_uncached, run_portal_checks
+from ticketflow.preflight.adapters.checks.runner import (
+    PortalAsk,
+    StableFeed,
+    cache_key,
+    check_portal_uncached,
+    run_portal_checks,
+)
 from ticketflow.preflight.domain.checks import (
     CheckName,
     CheckResult,
@@ -39,10 +46,12 @@ __all__ = [
     "Evidence",
     "NameNotResolvedError",
     "Outcome",
+    "PortalAsk",
     "PortalCheckReport",
     "PortalTarget",
     "Remediation",
     "Resolver",
+    "StableFeed",
     "SystemResolver",
     "cache_key",
     "check_portal_uncached",

@@ -1,7 +1,7 @@
 """The portal's own account of its license and module versions, and the verdicts drawn from it.
 
-ASSUMPTION (see docs/preflight.md, "Portal information over REST"): the support app installed on the
-portal answers `GET /rest/<portal_info_method>.json?auth=<token>` in Bitrix24's REST envelope:
+ASSUMPTION (see docs/preflight.md, "Portal information over REST"): the portal answers the REST method
+`<portal_info_method>` (called with the install's tokens, `ticketflow.bitrix24`) in Bitrix24's envelope:
 
     {"result": {"LICENSE": "ru_corp", "LICENSE_TYPE": "corp", "LICENSE_DEMO": false,
                 "LICENSE_ACTIVE_UNTIL": "2027-03-31",
@@ -45,6 +45,7 @@ def parse_version(text: str) -> Version:
 
 
 def parse_portal_info(body: bytes) -> PortalInfo:
+    """The whole answer (`{"result": ...}` or `{"error": ...}`)."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -54,7 +55,11 @@ def parse_portal_info(body: bytes) -> PortalInfo:
     if "error" in document:
         description = document.get("error_description", "")
         raise PortalInfoError("rest_error", f"{document['error']}: {description}".strip(": "))
-    result = document.get("result")
+    return parse_portal_info_result(document.get("result"))
+
+
+def parse_portal_info_result(result: object) -> PortalInfo:
+    """The answer's `result` (what the REST client returns)."""
     if not isinstance(result, dict):
         raise PortalInfoError("bad_portal_info", "no 'result' object in the answer")
     license_code = result.get("LICENSE")

@@ -8,13 +8,14 @@ import json
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-import msgspec
+import asyncpg
 
+from ticketflow.bitrix24 import Bitrix24Error
 from ticketflow.preflight.adapters.checks import portal_info, tls
 from ticketflow.preflight.adapters.checks.cache import CheckCache
 from ticketflow.preflight.adapters.checks.guarded_http import (
@@ -179,45 +180,69 @@ async def _json_answer(probe: _Probe, url: HttpsUrl, resolver: Resolver, config:
     return "ok", f"HTTP {answer.status} with a JSON body"
 
 
-async def _license_and_updates(
-    target: PortalTarget, url: HttpsUrl, resolver: Resolver, config: ChecksConfig, today: dt.date
-) -> tuple[CheckResult, CheckResult]:
-    """Both checks read one REST answer: fetched once, under the license check's timeout."""
-    fetched: list[portal_info.PortalInfo] = []
-
-    async def license_body(probe: _Probe) -> _Verdict:
-        info = await _as_verdict(_fetch_portal_info(probe, target, url, resolver, config))
-        fetched.append(info)
-        return portal_info.license_verdict(info, today)
-
-    path = f"/rest/{config.portal_info_method}.json"
-    license_result = await _run_check(CheckName.LICENSE, license_body, portal_url=target.url, config=config, path=path)
-    if not fetched:  # the portal could not be asked: the same failure holds for updates
-        reason, detail = license_result.reason, license_result.evidence.detail or ""
-    else:
-        reason, detail = portal_info.updates_verdict(fetched[0], config.stable_versions)
-    evidence = msgspec.structs.replace(license_result.evidence, detail=detail)
-    return license_result, _result(CheckName.UPDATES, reason, detail, evidence, portal_url=target.url, path=path)
+PortalAsk = Callable[[str], Awaitable[Any]]
+"""Calls a REST method on the portal with its install's tokens (`ticketflow.bitrix24.PortalRest.call`)
+and returns its `result`; raises `ticketflow.bitrix24` errors when the portal cannot be asked."""
 
 
-async def _as_verdict(info: Awaitable[portal_info.PortalInfo]) -> portal_info.PortalInfo:
+@dataclass(frozen=True)
+class StableFeed:
+    """The latest stable module versions the updates check compares with, or why there are none."""
+
+    versions: Mapping[str, str]
+    problem: tuple[str, str] | None = None  # (reason, detail) when there is no usable copy
+
+
+def _not_checked(name: CheckName, reason: str, detail: str, elapsed_ms: int = 0) -> CheckResult:
+    evidence = Evidence(elapsed_ms=elapsed_ms, detail=_redact(detail))
+    return CheckResult(name=name, outcome=Outcome.NOT_CHECKED, reason=reason, evidence=evidence)
+
+
+async def _ask_portal_info(ask: PortalAsk, config: ChecksConfig) -> portal_info.PortalInfo | tuple[str, str]:
+    """The portal's account of itself, or (reason, detail) of why it could not be had."""
     try:
-        return await info
+        async with asyncio.timeout(config.timeout_s):
+            return portal_info.parse_portal_info_result(await ask(config.portal_info_method))
+    except Bitrix24Error as exc:
+        return exc.reason, exc.detail
     except portal_info.PortalInfoError as exc:
-        raise FetchFailure(exc.reason, exc.detail) from exc
+        return exc.reason, exc.detail
+    except TimeoutError:
+        return "timeout", f"no answer within {config.timeout_s:g} s"
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:  # the install could not be read
+        return "installs_unavailable", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # the checks report, they never crash the run
+        return "internal_error", f"{type(exc).__name__}: {exc}"
 
 
-async def _fetch_portal_info(
-    probe: _Probe, target: PortalTarget, url: HttpsUrl, resolver: Resolver, config: ChecksConfig
-) -> portal_info.PortalInfo:
-    if not target.rest_auth:
-        raise FetchFailure("no_rest_auth", "no REST access token for this portal")
-    path = f"/rest/{config.portal_info_method}.json?auth={quote(target.rest_auth, safe='')}"
-    answer = await guarded_get(_origin(url, path), resolver=resolver, config=config, trace=probe.trace)
-    probe.facts.update(status_code=answer.status, content_type=answer.content_type, bytes_read=len(answer.body))
-    if answer.truncated:
-        raise FetchFailure("too_large", f"more than {config.max_body_bytes} bytes")
-    return portal_info.parse_portal_info(answer.body)
+async def _license_and_updates(
+    portal_url: str, ask: PortalAsk | None, config: ChecksConfig, feed: StableFeed, today: dt.date
+) -> tuple[CheckResult, CheckResult]:
+    """Both checks read one REST answer. When the portal cannot be asked, both are NOT_CHECKED with the
+    reason (our side's gap, never the customer's fault); without a feed, updates is NOT_CHECKED."""
+    started = time.perf_counter()
+    if ask is None:
+        detail = "the portal has no install of the application: nothing may ask it"
+        return _not_checked(CheckName.LICENSE, "no_install", detail), _not_checked(
+            CheckName.UPDATES, "no_install", detail
+        )
+    answer = await _ask_portal_info(ask, config)
+    elapsed = round((time.perf_counter() - started) * 1000)
+    if not isinstance(answer, portal_info.PortalInfo):
+        reason, detail = answer
+        return _not_checked(CheckName.LICENSE, reason, detail, elapsed), _not_checked(
+            CheckName.UPDATES, reason, detail, elapsed
+        )
+    path = f"/rest/{config.portal_info_method}.json"
+    reason, detail = portal_info.license_verdict(answer, today)
+    evidence = Evidence(elapsed_ms=elapsed, detail=detail)
+    license_result = _result(CheckName.LICENSE, reason, detail, evidence, portal_url=portal_url, path=path)
+    if not feed.versions:
+        reason, detail = feed.problem or ("no_stable_versions_feed", "the desk configures no stable-versions feed")
+        return license_result, _not_checked(CheckName.UPDATES, reason, detail, elapsed)
+    reason, detail = portal_info.updates_verdict(answer, feed.versions)
+    evidence = Evidence(elapsed_ms=elapsed, detail=detail)
+    return license_result, _result(CheckName.UPDATES, reason, detail, evidence, portal_url=portal_url, path=path)
 
 
 _NETWORK_CHECKS = {
@@ -234,7 +259,7 @@ def cache_key(portal: PortalTarget) -> str:
         where = f"{url.host}:{url.port}"
     except FetchFailure:
         where = portal.url.strip().lower()
-    return f"{where}|{'auth' if portal.rest_auth else 'noauth'}"
+    return f"{where}|{portal.member_id or 'no-install'}"
 
 
 async def check_portal_uncached(
@@ -242,9 +267,13 @@ async def check_portal_uncached(
     config: ChecksConfig,
     resolver: Resolver,
     *,
+    ask: PortalAsk | None = None,
+    feed: StableFeed | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> PortalCheckReport:
-    """Every prerequisite check for one portal. Nothing is fetched unless the address check passed."""
+    """Every prerequisite check for one portal. Nothing is fetched unless the address check passed.
+    `ask`: the portal's REST through its install (None: license and updates are not checked); `feed`:
+    the stable versions (default: the configuration's)."""
     checked_at = wall_clock()
     today = dt.datetime.fromtimestamp(checked_at, dt.UTC).date()
 
@@ -268,8 +297,9 @@ async def check_portal_uncached(
         _run_check(name, bind(check), portal_url=portal.url, config=config, path=paths.get(name, "/"))
         for name, check in _NETWORK_CHECKS.items()
     ]
+    stable = feed if feed is not None else StableFeed(config.stable_versions)
     results, (license_result, updates_result) = await asyncio.gather(
-        asyncio.gather(*network), _license_and_updates(portal, url, resolver, config, today)
+        asyncio.gather(*network), _license_and_updates(portal.url, ask, config, stable, today)
     )
     return PortalCheckReport(
         portal=portal.url,
@@ -284,6 +314,8 @@ async def run_portal_checks(
     resolver: Resolver,
     cache: CheckCache,
     *,
+    ask: PortalAsk | None = None,
+    feed: StableFeed | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> PortalCheckReport:
     """The portal's check report: cached per portal (TTL by outcome), one run shared by concurrent asks."""
@@ -293,6 +325,6 @@ async def run_portal_checks(
 
     return await cache.run_once(
         cache_key(portal),
-        lambda: check_portal_uncached(portal, config, resolver, wall_clock=wall_clock),
+        lambda: check_portal_uncached(portal, config, resolver, ask=ask, feed=feed, wall_clock=wall_clock),
         ttl_for,
     )
