@@ -160,12 +160,15 @@ async def test_postgresql_restarted_during_a_burst_loses_and_repeats_no_firing(
                     await asyncio.sleep(0.02)
             waiting = """SELECT count(*) FROM pg_stat_activity
                          WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'"""
+            # Asked on a connection of its own: the waiting appends may hold every connection of the pool.
+            watcher = await asyncpg.connect(dsn)
             async with asyncio.timeout(60):
-                while not await pool.fetchval(waiting):  # noqa: ASYNC110 - the second wave's appends, polled
+                while not await watcher.fetchval(waiting):  # noqa: ASYNC110 - the second wave's appends, polled
                     await asyncio.sleep(0.02)
             await asyncio.to_thread(pg.stop)  # "fast": ends every session, the waiting appends and the blocker
             await asyncio.to_thread(pg.start)
             blocker.terminate()
+            watcher.terminate()
             await firing
             assert burst.engines >= 2  # the restart failed an append: a fresh engine decided again
             await published_once_in_order(pool, burst, kafka_bootstrap, topic)
