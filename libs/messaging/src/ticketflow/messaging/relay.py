@@ -99,7 +99,7 @@ class Relay:
         bootstrap: str,
         *,
         name: str = "",
-        batch_size: int = 5000,  # a burst drains in large batches (docs/benchmarks.md, "The relay")
+        batch_size: int = 5000,  # a burst drains in large batches (docs/benchmarks.md, SLA service, session 3)
         idle_sleep: float = 0.02,
         retry_after_s: float = 1.0,
         topic_names: Mapping[str, str] | None = None,
