@@ -10,6 +10,8 @@ AGENT_EVENTS = "agent.events"
 CHAT_INBOUND = "chat.inbound"
 CHAT_REPLIES = "chat.replies"
 TICKET_COMMANDS = "ticket.commands"
+OPS_COMMANDS = "ops.commands"  # operators' commands to the services (contracts.ops)
+OPS_EVENTS = "ops.events"  # the services' answers to them
 
 
 def topic_for_stream(stream_id: str) -> str:

@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from ticketflow.contracts.envelope import envelope_encoder
 from ticketflow.contracts.topics import key_for_stream, topic_for_stream
 from ticketflow.eventstore.store import EventStore
@@ -35,7 +33,6 @@ SELECT position, stream_id, stream_version, event_id, event_type, schema_version
        metadata::text AS metadata, occurred_at
 FROM events WHERE position = ANY($1::bigint[])
 """
-_STREAM = f"SELECT {RECORD_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +66,3 @@ async def event_records(conn: Any, store: EventStore, rows: Sequence[Mapping[str
         EventRecord(topic_for_stream(row["stream_id"]), key_for_stream(row["stream_id"]), value, record_headers(row))
         for row, value in zip(rows, values, strict=True)
     ]
-
-
-async def republish(
-    store: EventStore, producer: AIOKafkaProducer, stream_id: str, topic_names: Mapping[str, str] | None = None
-) -> int:
-    """Publish a stream's stored events again, as the relay published them, in version order (an
-    operator's replay, `ticketflow replay`); consumers recognise the event ids. Returns the count."""
-    async with store.pool.acquire() as conn:
-        records = await event_records(conn, store, await conn.fetch(_STREAM, stream_id))
-    for record in records:
-        topic = (topic_names or {}).get(record.topic, record.topic)
-        await producer.send(topic, record.value, key=record.key, headers=record.headers)
-    await producer.flush()
-    return len(records)

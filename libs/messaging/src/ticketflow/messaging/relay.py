@@ -35,6 +35,7 @@ from ticketflow.eventstore.store import Checkpoint, EventStore
 from ticketflow.messaging.event_records import RECORD_COLUMNS, event_records
 from ticketflow.messaging.partitioning import partitions_of
 from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 RELAY_LOCK_CLASS = 7_242_002  # advisory lock (class, hashtext(name)): one leader per relay name
@@ -61,8 +62,8 @@ class CheckpointInKafka:
     on partition 0 of `topic` (offset = position, metadata = transaction id), written by
     `send_offsets_to_transaction` in each batch's transaction. No consumer uses that group."""
 
-    def __init__(self, bootstrap: str, name: str, topic: str) -> None:
-        self.bootstrap, self.name = bootstrap, name
+    def __init__(self, bootstrap: str, name: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
+        self.bootstrap, self.name, self.security = bootstrap, name, security
         self.partition = TopicPartition(topic, 0)
 
     def offsets(self, checkpoint: Checkpoint) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -70,7 +71,7 @@ class CheckpointInKafka:
 
     async def load(self) -> Checkpoint | None:
         """The last committed checkpoint; None when this relay never committed one."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.security.client_options())
         await admin.start()
         try:
             committed = await admin.list_consumer_group_offsets(self.name, partitions=[self.partition])
@@ -97,6 +98,7 @@ class Relay:
         self,
         store: EventStore,
         bootstrap: str,
+        security: KafkaSecurity = PLAINTEXT,
         *,
         name: str = "",
         batch_size: int = 5000,  # a burst drains in large batches (docs/benchmarks.md, SLA service, session 3)
@@ -110,7 +112,7 @@ class Relay:
         store (default `ticketflow-relay.<database name>`). `topic_names`: logical -> physical topic
         (tests, environments). `start`: where a relay with no checkpoint yet begins (default: the
         store's `relay_origin`, else the beginning of the log)."""
-        self.store, self.bootstrap, self.name = store, bootstrap, name
+        self.store, self.bootstrap, self.security, self.name = store, bootstrap, security, name
         self.batch_size, self.idle_sleep, self.retry_after_s = batch_size, idle_sleep, retry_after_s
         self._topic_names = dict(topic_names or {})
         self._start = start
@@ -162,7 +164,8 @@ class Relay:
         aborts its open transaction), the committed checkpoint, then batches until stopped or failed.
         The next batch is read and encoded while the previous transaction commits."""
         options = {"transaction_timeout_ms": TRANSACTION_TIMEOUT_MS, **self._producer_options}
-        producer = make_producer(self.bootstrap, transactional_id=self.name, client_id=self.name, **options)
+        producer = make_producer(self.bootstrap, self.security, transactional_id=self.name, client_id=self.name,
+                                 **options)  # fmt: skip
         await producer.start()
         self.leading = True
         committing: asyncio.Task[None] | None = None
@@ -171,7 +174,7 @@ class Relay:
             # and its open transaction aborted before the checkpoint is read.
             await producer.begin_transaction()
             in_transaction = True
-            checkpoints = CheckpointInKafka(self.bootstrap, self.name, self._topic(TICKET_EVENTS))
+            checkpoints = CheckpointInKafka(self.bootstrap, self.name, self._topic(TICKET_EVENTS), self.security)
             checkpoint = await checkpoints.load() or self._start or await self._origin(conn)
             self.published_to = checkpoint
             log.info("relay %s leads from %s", self.name, checkpoint)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 
 from ticketflow.contracts.chat import chat_message_decoder
-from ticketflow.contracts.commands import CommandEnvelope, command_envelope_decoder
+from ticketflow.contracts.commands import OPERATOR_COMMANDS, CommandEnvelope, command_envelope_decoder
 from ticketflow.contracts.text import MalformedIdentifier, has_escaped_nul, normalise_chat_message
 from ticketflow.intake.app import CommandRejected, Inbound, Intake
 from ticketflow.intake.conversation_order import ConversationOrder
@@ -27,6 +27,7 @@ from ticketflow.messaging.records import Record
 from ticketflow.runtime.service import Runtime
 
 INBOUND_CONSUMER, COMMANDS_CONSUMER = "intake", "intake-commands"  # as dead letters name them
+NOT_AN_OPERATOR_COMMAND = "not an operator command"
 
 
 def subscribe(rt: Runtime, settings: IntakeSettings, intake: Intake) -> None:
@@ -61,9 +62,15 @@ def chat_inbound_pipeline(
 
 
 def commands_worker(intake: Intake, dead_letters: DeadLetterWriter) -> PerKeyBatches[CommandEnvelope]:
-    """`ticket.commands`' worker: each envelope decoded and applied; `CommandRejected` is a dead letter."""
+    """`ticket.commands`' worker: each envelope decoded and applied; `CommandRejected` is a dead letter,
+    and so is a command no service applies from the topic (routing applies its own share of the rest)."""
 
     async def on_command(envelope: CommandEnvelope, record: Record) -> None:
+        if not isinstance(envelope.command, OPERATOR_COMMANDS):
+            name = type(envelope.command).__name__
+            detail = f"{name} is decided by the services themselves, never applied from {record.topic}"
+            await dead_letters.send(record, NOT_AN_OPERATOR_COMMAND, detail, command_id=str(envelope.command_id))
+            return
         await intake.apply_command(envelope)
 
     return PerKeyBatches(COMMANDS_CONSUMER, command_envelope_decoder.decode, on_command, dead_letters,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.relay import Relay
+from ticketflow.projector import ops
 from ticketflow.projector.app import Projector
 from ticketflow.projector.http import routes
 from ticketflow.projector.settings import ProjectorSettings
@@ -21,9 +22,10 @@ def build(settings: ProjectorSettings) -> Service:
         projector = Projector(store, batch_size=settings.projection_batch)
         rt.serve(*routes(rt.pool))
         rt.background("projections", projector.run)
+        ops.register(rt, settings.relay_topics)
         if settings.relay:
-            relay = Relay(store, settings.kafka_bootstrap, name=settings.relay_name, batch_size=settings.relay_batch,
-                          topic_names=settings.relay_topics)  # fmt: skip
+            relay = Relay(store, settings.kafka_bootstrap, settings.kafka_security(), name=settings.relay_name,
+                          batch_size=settings.relay_batch, topic_names=settings.relay_topics)  # fmt: skip
             rt.background("relay", relay.run)
 
     return Service("projector", settings, start)
