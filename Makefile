@@ -9,7 +9,9 @@ PY := $(CURDIR)/.venv/bin/python
 export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow?sslmode=disable
 
-.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst bench-sla-restore
+PROMTOOL := $(CURDIR)/.local/tools/bin/promtool
+
+.PHONY: help setup lint typecheck check check-alerts test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst bench-sla-restore
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -34,6 +36,10 @@ typecheck: setup ## mypy (strict): the code, then the tests and benchmarks (thei
 	@MYPYPATH=tests $(UV) run --frozen mypy tests  # tests/support is imported as `support`, as pytest does
 
 check: lint typecheck ## lint and typecheck
+
+check-alerts: ## the Prometheus alert rules and scrape config (deploy/prometheus) through promtool, with the rules' unit tests
+	@bash deploy/scripts/promtool.sh >/dev/null
+	@cd deploy/prometheus && $(PROMTOOL) check rules alerts.yml && $(PROMTOOL) check config prometheus.yml && $(PROMTOOL) test rules alerts.test.yml
 
 migrate: setup ## apply the numbered SQL migrations of the event store and every service
 	@$(PY) -m ticketflow.eventstore.migrate
@@ -125,6 +131,9 @@ bench-sla-service: setup infra-up ## whole SLA service through the real broker: 
 
 bench-routing: setup infra-up ## routing: decisions/s and p99 through Kafka (+PostgreSQL) vs the pure decision function (short: BENCH_ROUTING_ARGS="--tickets 2000")
 	@$(PY) tests/load/routing/bench_routing.py $(BENCH_ROUTING_ARGS)
+
+bench-telemetry: setup ## the HTTP span and request metrics per request, in-process: ticketflow's middleware at 0/10/100 % vs opentelemetry-instrumentation-asgi vs none
+	@$(PY) tests/load/telemetry/bench_http_edge.py $(BENCH_TELEMETRY_ARGS)
 
 bench-notifications-e2e: setup infra-up ## notifications end to end (Kafka -> service -> local Bitrix24 server): msgs/s, p99 vs a plain consume->POST ceiling; 30 s destination outage (short: BENCH_NOTIFICATIONS_E2E_ARGS="--seconds 3 --backlog 3000 --down 5")
 	@$(PY) tests/load/notifications/bench_e2e.py $(BENCH_NOTIFICATIONS_E2E_ARGS)

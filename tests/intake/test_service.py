@@ -128,11 +128,11 @@ async def test_status_command_is_answered_without_events(intake: RunningIntake) 
 
 async def test_system_event_is_accepted_and_writes_nothing(intake: RunningIntake) -> None:
     chat = uuid.uuid4()
-    before = await intake.metric("intake_ignored_total", kind="system:chat_created")
+    before = await intake.metric("ticketflow_intake_ignored_total", kind="system:chat_created")
     async with intake.client() as client:
         answer = await client.post("/command", json=botx_chat_created(chat, uuid.uuid4()), headers=botx_headers())
     assert answer.status_code == 202
-    assert await intake.metric("intake_ignored_total", kind="system:chat_created") == before + 1
+    assert await intake.metric("ticketflow_intake_ignored_total", kind="system:chat_created") == before + 1
     assert (
         await intake.pool.fetchval("SELECT count(*) FROM intake_conversations WHERE conversation_id = $1", str(chat))
         == 0
@@ -200,7 +200,7 @@ async def test_chat_inbound_topic_records_and_dead_letters(intake: RunningIntake
     letters = await intake.dead_letters(3)
     assert sorted(d.reason for d in letters) == ["invalid_record", "invalid_record", "unknown_tenant"]
     assert {(d.original_topic, d.consumer) for d in letters} == {(intake.topic, "intake")}
-    assert await intake.metric("intake_dead_letters_total", reason="invalid_record") >= 2
+    assert await intake.metric("ticketflow_dead_letters_total", reason="invalid_record", consumer="intake") >= 2
 
 
 async def test_the_cli_shows_why_a_chat_inbound_record_was_dead_lettered(

@@ -66,7 +66,7 @@ class Cluster:
 
     def spawn(self) -> subprocess.Popen[str]:
         log = open_log(self.folder / f"routing-{len(self.processes) + 1}.log")
-        env = {**self.env, "TICKETFLOW_ROUTING_PORT": str(free_port())}
+        env = {**self.env, "TICKETFLOW_ROUTING_PORT": str(free_port()), "TICKETFLOW_ROUTING_OPS_PORT": str(free_port())}
         process = subprocess.Popen(
             [sys.executable, "-m", "ticketflow.routing"], env=env, stdout=log, stderr=log, text=True
         )

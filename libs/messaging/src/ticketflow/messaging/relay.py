@@ -33,6 +33,7 @@ from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore.connection import retryable_errors
 from ticketflow.eventstore.store import Checkpoint, EventStore
 from ticketflow.messaging.event_records import RECORD_COLUMNS, event_records
+from ticketflow.messaging.metrics import RECORDS_PRODUCED
 from ticketflow.messaging.partitioning import partitions_of
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
@@ -90,6 +91,7 @@ class _Prepared:
     batches: list[tuple[str, int, Any]]
     count: int
     checkpoint: Checkpoint
+    per_topic: dict[str, int]  # records, for `ticketflow_records_produced`
     sent: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
@@ -131,7 +133,7 @@ class Relay:
         while not stop.is_set():
             try:
                 async with self.store.pool.acquire() as conn:
-                    self.name = self.name or f"ticketflow-relay.{await conn.fetchval('SELECT current_database()')}"
+                    await self._name_from(conn)
                     if await conn.fetchval(_LOCK, RELAY_LOCK_CLASS, self.name):
                         # The lock ends with the term: the pool resets a released connection
                         # (pg_advisory_unlock_all), and a lost connection takes it along.
@@ -141,6 +143,19 @@ class Relay:
                     *retryable_errors()) as exc:  # fmt: skip
                 log.warning("relay %s: %r; starting again from its checkpoint", self.name, exc)
             await _sleep_or_stop(stop, self.retry_after_s)
+
+    async def checkpoint(self) -> Checkpoint:
+        """Where the next term starts: the committed checkpoint, else `start`, else the store's origin.
+        Everything in the log after it is not published yet (`relay_metrics` measures that)."""
+        async with self.store.pool.acquire() as conn:
+            await self._name_from(conn)
+            return await self._checkpoints().load() or self._start or await self._origin(conn)
+
+    async def _name_from(self, conn: Any) -> None:
+        self.name = self.name or f"ticketflow-relay.{await conn.fetchval('SELECT current_database()')}"
+
+    def _checkpoints(self) -> CheckpointInKafka:
+        return CheckpointInKafka(self.bootstrap, self.name, self._topic(TICKET_EVENTS), self.security)
 
     async def drain(self, max_wait_s: float = 60.0) -> int:
         """Publish everything committed before this call, then return how many events were published
@@ -174,7 +189,7 @@ class Relay:
             # and its open transaction aborted before the checkpoint is read.
             await producer.begin_transaction()
             in_transaction = True
-            checkpoints = CheckpointInKafka(self.bootstrap, self.name, self._topic(TICKET_EVENTS), self.security)
+            checkpoints = self._checkpoints()
             checkpoint = await checkpoints.load() or self._start or await self._origin(conn)
             self.published_to = checkpoint
             log.info("relay %s leads from %s", self.name, checkpoint)
@@ -236,7 +251,8 @@ class Relay:
                     raise ValueError(f"a record of {len(record.value)} bytes is larger than a producer batch")
         full.extend((topic, partition, batch) for (topic, partition), batch in open_batches.items())
         last = rows[-1]
-        return _Prepared(full, len(rows), Checkpoint(int(last["transaction_id"]), last["position"]))
+        per_topic = {topic: topics.count(topic) for topic in partition_of}
+        return _Prepared(full, len(rows), Checkpoint(int(last["transaction_id"]), last["position"]), per_topic)
 
     async def _send(self, producer: AIOKafkaProducer, prepared: _Prepared, checkpoints: CheckpointInKafka) -> None:
         """Hand the open transaction the batch's records and its checkpoint."""
@@ -249,6 +265,8 @@ class Relay:
         """Every record acknowledged, then the transaction (records and checkpoint) committed."""
         await asyncio.gather(*prepared.sent)
         await producer.commit_transaction()
+        for topic, count in prepared.per_topic.items():
+            RECORDS_PRODUCED.labels(topic).inc(count)
         self.published += prepared.count
         self.published_to = prepared.checkpoint
 

@@ -17,6 +17,7 @@ import msgspec
 from ticketflow.contracts.chat import chat_message_decoder
 from ticketflow.contracts.commands import OPERATOR_COMMANDS, CommandEnvelope, command_envelope_decoder
 from ticketflow.contracts.text import MalformedIdentifier, has_escaped_nul, normalise_chat_message
+from ticketflow.contracts.topics import MAX_INPUT_RECORD_BYTES
 from ticketflow.intake.app import CommandRejected, Inbound, Intake
 from ticketflow.intake.conversation_order import ConversationOrder
 from ticketflow.intake.settings import IntakeSettings
@@ -73,8 +74,19 @@ def commands_worker(intake: Intake, dead_letters: DeadLetterWriter) -> PerKeyBat
             return
         await intake.apply_command(envelope)
 
-    return PerKeyBatches(COMMANDS_CONSUMER, command_envelope_decoder.decode, on_command, dead_letters,
+    return PerKeyBatches(COMMANDS_CONSUMER, decode_command, on_command, dead_letters,
                          bad_input=(CommandRejected,))  # fmt: skip
+
+
+def decode_command(value: bytes) -> CommandEnvelope:
+    """A command no bigger than `MAX_INPUT_RECORD_BYTES` (the event it causes must fit in a record)."""
+    if len(value) > MAX_INPUT_RECORD_BYTES:
+        raise msgspec.ValidationError(_too_large(value))
+    return command_envelope_decoder.decode(value)
+
+
+def _too_large(value: bytes) -> str:
+    return f"a record of {len(value)} bytes exceeds the {MAX_INPUT_RECORD_BYTES}-byte limit of an input record"
 
 
 def decode_chat_messages(records: Sequence[Record]) -> tuple[list[Inbound], list[tuple[Record, str]]]:
@@ -85,6 +97,9 @@ def decode_chat_messages(records: Sequence[Record]) -> tuple[list[Inbound], list
     undecodable: list[tuple[Record, str]] = []
     for record in records:
         value = record.value or b""
+        if len(value) > MAX_INPUT_RECORD_BYTES:
+            undecodable.append((record, _too_large(value)))
+            continue
         try:
             message = chat_message_decoder.decode(value)
             if has_escaped_nul(value):

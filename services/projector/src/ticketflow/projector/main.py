@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.relay import Relay
+from ticketflow.messaging.relay_metrics import RelayMetrics
 from ticketflow.projector import ops
 from ticketflow.projector.app import Projector
 from ticketflow.projector.http import routes
@@ -23,9 +24,11 @@ def build(settings: ProjectorSettings) -> Service:
         rt.serve(*routes(rt.pool))
         rt.background("projections", projector.run)
         ops.register(rt, settings.relay_topics)
+        relay = Relay(store, settings.kafka_bootstrap, settings.kafka_security(), name=settings.relay_name,
+                      batch_size=settings.relay_batch, topic_names=settings.relay_topics)  # fmt: skip
         if settings.relay:
-            relay = Relay(store, settings.kafka_bootstrap, settings.kafka_security(), name=settings.relay_name,
-                          batch_size=settings.relay_batch, topic_names=settings.relay_topics)  # fmt: skip
             rt.background("relay", relay.run)
+        if rt.measuring:  # the relay's backlog and lag, measured apart from the relay (which may run elsewhere)
+            rt.background("relay metrics", RelayMetrics(relay, every_s=settings.metrics_interval_seconds).run)
 
     return Service("projector", settings, start)

@@ -42,6 +42,7 @@ from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.envelope import envelope_decoder
 from ticketflow.contracts.values import SlaTarget
+from ticketflow.sla import metrics
 from ticketflow.sla.adapters.append_queue import AppendQueue, Entry
 from ticketflow.sla.adapters.checkpoints import (
     LEVEL_BITS,
@@ -138,6 +139,7 @@ class SlaEngine:
         self.arming = 0  # partitions whose timers are being armed right now
         self.stats = Stats()
         self._timers: asyncio.Task[None] | None = None
+        metrics.TIMERS_LIVE.set_function(self.timers)  # the current engine's wheel (a fresh one replaces it)
 
     # -- the engine's term ------------------------------------------------------------------------
 
@@ -569,6 +571,8 @@ class SlaEngine:
         if decision.state is not None:
             overlay[ticket] = replace(decision.state, version=envelope.stream_version)
             pending[ticket].extend(decision.emitted)
+            if decision.emitted:
+                metrics.count(decision.emitted)
         return problem
 
     def _current(self, part: Partition, overlay: Overlay, ticket: uuid.UUID) -> TicketSla | None:
@@ -584,7 +588,10 @@ class SlaEngine:
             if self.queue.failed is not None:
                 log.warning("an append failed; %d due timers wait for a fresh engine", len(batch))
                 return
-            now_s = self.clock.now_ms() // 1000
+            now_ms = self.clock.now_ms()
+            now_s = now_ms // 1000
+            if len(batch):
+                metrics.observe_lateness(now_ms, batch)
             # (partition << 32 | slot) keys, in firing order, once per ticket: int keys hash in C,
             # a (partition, UUID) tuple would call UUID.__hash__ (Python) for every firing.
             due: dict[int, None] = {}
@@ -604,7 +611,9 @@ class SlaEngine:
                     continue  # pruned after this batch was taken from the wheel
                 state = part.tickets.get(ticket)
                 if state is not None:
-                    self.stats.fired += len(self._advance(part, ticket, state, now_s).emitted)
+                    emitted = self._advance(part, ticket, state, now_s).emitted
+                    self.stats.fired += len(emitted)
+                    metrics.count(emitted)
         await self.queue.room()
 
     def _sync(
