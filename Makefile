@@ -11,7 +11,7 @@ export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ti
 
 PROMTOOL := $(CURDIR)/.local/tools/bin/promtool
 
-.PHONY: help setup lint typecheck check check-alerts test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst bench-queries
+.PHONY: help setup lint typecheck check check-alerts test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst bench-queries bench-sla-restore
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -127,6 +127,9 @@ test-sla: setup infra-up ## sla service: decider (given/when/then, hypothesis), 
 
 bench-sla-burst: setup infra-up ## SLA firing path alone: 50,000 due in the same second, stored, in rounds (short: BENCH_SLA_BURST_ARGS="--fire 5000 --rounds 1")
 	@$(PY) tests/load/sla/bench_fire_burst.py $(BENCH_SLA_BURST_ARGS)
+
+bench-sla-restore: setup infra-up ## SLA cold restore through the service's consumer: stored timers vs derived (the baseline), 2.5 M tickets (short: BENCH_SLA_RESTORE_ARGS="--resident 250000 --rounds 1")
+	@$(PY) tests/load/sla/bench_restore.py $(BENCH_SLA_RESTORE_ARGS)
 
 bench-sla-service: setup infra-up ## whole SLA service through the real broker: events/s, armed p99, firings/s, CPU (short: BENCH_SLA_SERVICE_ARGS="--resident 20000 --events 40000 --fire 5000")
 	@$(PY) tests/load/sla/bench_service.py $(BENCH_SLA_SERVICE_ARGS)

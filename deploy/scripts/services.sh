@@ -3,7 +3,7 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="$REPO_ROOT/.local/run"
 PY="$REPO_ROOT/.venv/bin/python"
-# The projector starts first: it relays the outbox to Kafka and keeps the read models; queries serves them,
+# The projector starts first: it relays the event store's log to Kafka and keeps the read models; queries serves them,
 # and the dashboard shows them to people (and sends agents' commands).
 SERVICES=(projector queries intake preflight routing sla notifications dashboard)
 declare -A PORTS=([intake]=8001 [preflight]=8002 [routing]=8003 [sla]=8004 [notifications]=8005 [projector]=8006 [queries]=8007 [dashboard]=8008)

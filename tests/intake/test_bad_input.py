@@ -144,7 +144,7 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
 ]
 _COUNTS = """SELECT (SELECT count(*) FROM intake_messages), (SELECT count(*) FROM intake_conversations),
                     (SELECT count(*) FROM events), (SELECT count(*) FROM intake_replies),
-                    (SELECT count(*) FROM bitrix24_installs), (SELECT count(*) FROM outbox)"""
+                    (SELECT count(*) FROM bitrix24_installs)"""
 
 
 def _sent_headers(headers: dict[str, str]) -> dict[str, str]:

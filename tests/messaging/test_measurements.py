@@ -1,26 +1,28 @@
 """What the Kafka side measures, on the real broker and PostgreSQL: consumer lag per group and partition
-as Kafka sees it (committed offsets), the outbox backlog and the relay's lag, dead letters by topic and
-reason."""
+as Kafka sees it (committed offsets), the relay's backlog and lag (from its checkpoint in Kafka), dead letters by
+topic and reason."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 from support.eventstore import some_events
+from support.infra import KafkaTopicFactory
 from support.records import FakeRecord, RecordingProducer
+from support.relay import relay_from_now
 
 from ticketflow.contracts.ids import ticket_stream
+from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.lag import ConsumerLag
-from ticketflow.messaging.outbox_metrics import OutboxMetrics
+from ticketflow.messaging.relay_metrics import RelayMetrics
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -60,15 +62,24 @@ async def test_lag_is_end_offset_minus_committed_per_partition_and_counts_from_t
     assert REGISTRY.get_sample_value("ticketflow_consumer_lag", labels) == 3
 
 
-async def test_the_outbox_backlog_and_the_age_of_its_oldest_event(pool: asyncpg.Pool) -> None:
-    await pool.execute("DELETE FROM outbox")
-    metrics = OutboxMetrics(pool)
-    assert await metrics.measure() == (0, 0.0)  # empty: no lag
-    await EventStore(pool).append(ticket_stream(uuid.uuid4()), 0, some_events(uuid.uuid4(), 3))
-    await pool.execute("UPDATE outbox SET created_at = $1", datetime(2020, 1, 1, tzinfo=UTC))
+async def test_the_relay_backlog_is_the_events_past_its_checkpoint_and_its_lag_the_oldest_ones_age(
+    store: EventStore, kafka_bootstrap: str, kafka_topic_factory: KafkaTopicFactory
+) -> None:
+    topic = await kafka_topic_factory(partitions=1)
+    relay = await relay_from_now(store, kafka_bootstrap, {TICKET_EVENTS: topic})
+    metrics = RelayMetrics(relay)
+    assert await metrics.measure() == (0, 0.0)  # nothing after its start: no lag
+    ticket = uuid.uuid4()
+    await store.append(ticket_stream(ticket), 0, some_events(ticket, 3))
+    await asyncio.sleep(1.0)  # the events table is append-only: their recorded_at ages, it cannot be set
     backlog, lag = await metrics.measure()
-    assert backlog == 3 and lag > 3600 * 24 * 365  # waiting since 2020: the relay is not publishing
-    assert REGISTRY.get_sample_value("ticketflow_outbox_backlog") == 3
+    assert backlog == 3 and 1.0 <= lag < 300  # stored over a second ago and not published
+    assert REGISTRY.get_sample_value("ticketflow_relay_backlog") == 3
+    assert REGISTRY.get_sample_value("ticketflow_relay_lag_seconds") == lag
+    produced = REGISTRY.get_sample_value("ticketflow_records_produced_total", {"topic": topic}) or 0.0
+    assert await relay.drain() == 3
+    assert await metrics.measure() == (0, 0.0)  # read from the checkpoint the relay committed in Kafka
+    assert REGISTRY.get_sample_value("ticketflow_records_produced_total", {"topic": topic}) == produced + 3
 
 
 async def test_every_dead_letter_is_counted_by_topic_reason_and_consumer() -> None:

@@ -1,7 +1,7 @@
 """Issue 16, item 3: a database outage loses nothing and dead-letters nothing valid; a burst is met with
 back-pressure; a notifications process killed mid-burst finishes promptly, sending nothing twice.
 
-The system runs as real processes (projector with the outbox relay, intake, preflight, routing, notifications:
+The system runs as real processes (projector with the relay, intake, preflight, routing, notifications:
 tests/support/system.py) on this run's own topics of the shared broker, against a PRIVATE PostgreSQL
 cluster (tests/support/private_postgres.py), which the test stops for real (`pg_ctl stop -m fast`: every
 session ends) and starts again on the same port and data directory. The fake BotX (the public eXpress

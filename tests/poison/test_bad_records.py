@@ -56,7 +56,7 @@ SERVICES = ("projector", "intake", "preflight", "routing", "sla", "notifications
 REGISTERED = "зарегистрировано под номером"  # notifications' "registered under TF-…" once preflight took it
 OVERSIZED = 900_000  # under the broker's 1 MB record limit: the consumers, not the producer, must cope
 # A well-formed message or command as big as the broker takes: stored, its event would not fit in a record
-# and would hold up the outbox relay (it did, before intake's MAX_INPUT_RECORD_BYTES). Refused by intake.
+# and would hold up the relay (it did, before intake's MAX_INPUT_RECORD_BYTES). Refused by intake.
 WELL_FORMED_TOO_BIG = 1_047_000
 BIG_BUT_ALLOWED = MAX_INPUT_RECORD_BYTES - 4096  # within the limit: processed like any other
 # Who consumes what (the name each consumer's dead letters carry).

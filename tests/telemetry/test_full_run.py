@@ -1,6 +1,6 @@
 """A full run of the path of one eXpress message, as real processes on FREE ports, with their own
 database, topics (a suffix on every name) and consumer groups, so it shares nothing with other runs on
-the broker: projector (the outbox relay), intake, preflight and notifications, exporting spans to an OTLP
+the broker: projector (the relay), intake, preflight and notifications, exporting spans to an OTLP
 receiver on loopback (tests/support/otlp.py) and delivering to a fake eXpress platform.
 
 - tracing: the spans of the message, from intake's webhook to notifications' call to the platform, are
@@ -413,7 +413,7 @@ async def test_every_process_serves_its_metrics_on_the_operations_port(system: S
     assert sample_value(intake, "ticketflow_intake_accepted_total", platform="express") >= 1
     assert sample_value(intake, "ticketflow_records_consumed_total", consumer=f"{CHAT_INBOUND}{system.suffix}") >= 1
     assert sample_value(texts["projector"], "ticketflow_records_produced_total") >= 1  # the relay
-    assert "ticketflow_outbox_backlog " in texts["projector"] and "ticketflow_relay_lag_seconds " in texts["projector"]
+    assert "ticketflow_relay_backlog " in texts["projector"] and "ticketflow_relay_lag_seconds " in texts["projector"]
     assert sample_value(texts["preflight"], "ticketflow_handler_seconds_count", consumer="preflight") >= 1
     assert sample_value(notifications, "ticketflow_notification_deliveries_total", channel="express",
                         outcome="delivered") >= 1  # fmt: skip

@@ -4,7 +4,9 @@ topic path. wrk (Debian package, installed if missing) generates the load with a
 requests carry a valid HS256 JWT generated up front and a unique sync_id each.
 
 Runs against a fresh database and fresh topics; the intake service is a real process (uvicorn), the
-outbox relay runs in this process and publishes to a bench copy of `ticket.events`.
+relay runs in a process of its own (as the projector runs it) and publishes to a bench copy of
+`ticket.events`; a `read_committed` consumer in another process notes when each event became visible
+there ("published": the rate, and p50/p99 from webhook and from the store's `recorded_at`).
 Usage: python tests/load/intake/bench_intake.py [--duration 10] [--connections 64] [--topic-messages 50000]
 """
 
@@ -29,8 +31,9 @@ from typing import Any
 import asyncpg
 import httpx
 import msgspec
+import numpy as np
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tabulate import tabulate
 
@@ -42,11 +45,10 @@ from intake_payloads import BOT_ID, botx_message, botx_token  # noqa: E402
 from intake_service import RunningIntake, migrate_intake, start_intake, stop_intake  # noqa: E402
 from support.infra import drop_database  # noqa: E402
 from support.otlp import OtlpSink  # noqa: E402
+from support.relay_process import ArrivalLog, RelayProcess, store_to_kafka_lags  # noqa: E402
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender  # noqa: E402
 from ticketflow.eventstore.store import EventStore  # noqa: E402
-from ticketflow.messaging.producer import make_producer  # noqa: E402
-from ticketflow.messaging.relay import OutboxRelay  # noqa: E402
 
 TARGET_BOTX_PER_S, TARGET_P99_MS, TARGET_TOPIC_PER_S = 3_000, 50.0, 20_000
 SYNC, CHAT = "00000000-5111-4111-8111-111111111111", "00000000-5222-4222-8222-222222222222"
@@ -203,26 +205,6 @@ async def latency_ms(pool: asyncpg.Pool, where: str = "true") -> tuple[float, fl
     return float(row[0] or 0), float(row[1] or 0)
 
 
-async def published_latency_ms(bootstrap: str, topic: str, expected: int) -> tuple[int, float, float]:
-    """Read the bench ticket.events copy: record timestamp (publish) minus event occurred_at (webhook)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    delays: list[float] = []
-    try:
-        deadline = time.monotonic() + 60
-        while len(delays) < expected and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
-                for record in records:
-                    occurred = datetime.fromisoformat(json.loads(record.value)["occurred_at"])
-                    delays.append(record.timestamp - occurred.timestamp() * 1000)
-    finally:
-        await consumer.stop()
-    delays.sort()
-    if not delays:
-        return 0, 0.0, 0.0
-    return len(delays), delays[len(delays) // 2], delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-
-
 async def fill_topic(bootstrap: str, topic: str, count: int, conversations: int, traced: bool) -> list[str]:
     """Produce the backlog; returns the idempotency key of the last record of each partition. `traced`: each
     record carries a `traceparent` as intake's webhooks write it with tracing on (10 % of them sampled)."""
@@ -279,20 +261,18 @@ def wrk_row(label: str, result: dict[str, Any], cpu: str, note: str) -> list[Any
 
 
 async def http_phases(
-    wrk: str, service: RunningIntake, args: argparse.Namespace, bootstrap: str, events_topic: str
+    wrk: str, service: RunningIntake, args: argparse.Namespace, bootstrap: str, events_topic: str, dsn: str, tmp: Path
 ) -> list[list[Any]]:
     """The ceiling, the BotX route at full and light load, stored and published."""
-    relay_producer = make_producer(bootstrap)
-    await relay_producer.start()
-    relay = OutboxRelay(EventStore(service.pool), relay_producer, topic_names={"ticket.events": events_topic})
-    stop = asyncio.Event()
-    relay_task = asyncio.create_task(relay.run(stop))
+    arrivals = await ArrivalLog(bootstrap, [events_topic], tmp).start()
+    start_at = await EventStore(service.pool).head()
+    relay = RelayProcess(dsn, bootstrap, {"ticket.events": events_topic}, start=start_at).start()
     try:
         cpu0 = cpu_seconds(service)
         ceiling = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/noop", args, uuid.uuid4().hex[:8])
         cpu1 = cpu_seconds(service)
         rows = [wrk_row("do-nothing POST /noop (ceiling)", ceiling, per_cpu(ceiling["ok"], cpu1 - cpu0), "same body")]
-        start = time.monotonic()
+        start, start_wall = time.monotonic(), time.time()
         botx = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/command", args, uuid.uuid4().hex[:8])
         cpu2 = cpu_seconds(service)
         stored_at = await wait_count(service.pool, botx["ok"])
@@ -303,13 +283,25 @@ async def http_phases(
         rate = f"{stored / (stored_at - start):,.0f}"
         stored_cpu = per_cpu(stored, cpu3 - cpu1)
         rows.append(["  … → ticket event stored", rate, f"{p50:.1f}", f"{p99:.1f}", f"{stored:,}", stored_cpu, ""])
-        while await service.pool.fetchval("SELECT count(*) FROM outbox") > 0:  # noqa: ASYNC110 - polls PG
-            await asyncio.sleep(0.05)
-        published_at = time.monotonic()
         total_events = int(await service.pool.fetchval("SELECT count(*) FROM events"))
-        seen, pub50, pub99 = await published_latency_ms(bootstrap, events_topic, total_events)
-        rate = f"{total_events / (published_at - start):,.0f}"
-        rows.append(["  … → published on ticket.events", rate, f"{pub50:.1f}", f"{pub99:.1f}", f"{seen:,}", "", ""])
+        published_at = await relay.wait_published(total_events, 300)
+        rate = f"{total_events / (published_at - start_wall):,.0f}"
+        await arrivals.wait_count(total_events)
+        seen = arrivals.stop()
+        occurred = {
+            row["event_id"]: row["at"]
+            for row in await service.pool.fetch(
+                "SELECT event_id, extract(epoch FROM occurred_at)::float8 AS at FROM events"
+            )
+        }
+        from_webhook = np.array([(at - occurred[event_id]) * 1000 for event_id, at in seen.items()])
+        rows.append(["  … → published on ticket.events (visible, read_committed)", rate,
+                     f"{np.percentile(from_webhook, 50):.1f}", f"{np.percentile(from_webhook, 99):.1f}",
+                     f"{len(from_webhook):,}", "", "latency from the webhook's arrival"])  # fmt: skip
+        lags = await store_to_kafka_lags(service.pool, seen)
+        rows.append(["  … store → Kafka (relay lag)", "", f"{np.percentile(lags, 50):.1f}",
+                     f"{np.percentile(lags, 99):.1f}", f"{len(lags):,}", "",
+                     "from the storing transaction's start (recorded_at)"])  # fmt: skip
         # The same route at light load: latency without a saturated machine.
         light_from = await service.pool.fetchval("SELECT now()")
         light_args = argparse.Namespace(**{**vars(args), "connections": args.light_connections})
@@ -320,9 +312,8 @@ async def http_phases(
         rows.append(["  … → ticket event stored", "", f"{lp50:.1f}", f"{lp99:.1f}", "", "", ""])
         return rows
     finally:
-        stop.set()
-        await relay_task
-        await relay_producer.stop()
+        relay.stop()
+        arrivals.stop()
 
 
 async def openloop_phase(service: RunningIntake, args: argparse.Namespace) -> list[list[Any]]:
@@ -513,7 +504,7 @@ async def one_run(args: argparse.Namespace, wrk: str, telemetry: str, sink: Otlp
                 )
             )
         if "http" in args.phases:
-            rows += await http_phases(wrk, service, args, bootstrap, events_topic)
+            rows += await http_phases(wrk, service, args, bootstrap, events_topic, dsn, tmp)
         if "openloop" in args.phases:
             rows += await openloop_phase(service, args)
         if "topic" in args.phases:

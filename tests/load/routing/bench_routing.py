@@ -8,9 +8,12 @@ Scenarios:
                   1000 (service overhead)
   kafka+memory    real Kafka (a fresh 12-partition topic) -> the service's subscriptions (ordered pipeline)
                   -> application service, in-memory event store
-  kafka+pg        real Kafka -> subscriptions -> application service -> PostgreSQL event store (append_many
-                  + outbox), each store transaction fenced by the leader's epoch, as the service stores
-  kafka+pg paced  the same at a fixed offered rate (--rate): latency from produce to decision stored
+  kafka+pg        real Kafka -> subscriptions -> application service -> PostgreSQL event store
+                  (append_many), each store transaction fenced by the leader's epoch, as the service stores
+  kafka+pg paced  the same at a fixed offered rate (--rate): latency from produce to decision stored;
+                  meanwhile the relay (in a process of its own, as the projector runs it) publishes the
+                  decisions to a sink topic, and a read_committed consumer process notes when each became
+                  visible: published/s and the lag from the store (recorded_at) to Kafka, p50/p99
 Latency: pure = one decision; kafka = from the record's produce timestamp to its decision being stored.
 Usage: python tests/load/routing/bench_routing.py [--tickets 20000] [--rate 5000] [--seconds 10]
 """
@@ -26,6 +29,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Generator, Sequence
@@ -35,6 +39,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import numpy as np
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
@@ -46,6 +51,7 @@ from ticketflow.contracts import roster_events as r
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent, envelope_encoder
 from ticketflow.contracts.ids import new_event_id, ticket_stream
+from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
 from ticketflow.contracts.values import PRIORITIES, ChatRef, Requester
 from ticketflow.eventstore import AppendRequest, EventStore, InMemoryEventStore, migrate
 from ticketflow.eventstore.connection import dsn_from_env
@@ -72,6 +78,7 @@ from ticketflow.runtime.tracing import setup_tracing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.infra
 from support.infra import drop_database, dsn_with_database
+from support.relay_process import ArrivalLog, RelayProcess, store_to_kafka_lags
 
 QUEUES, AGENTS, TARGET = 20, 200, 5000
 STRATEGIES = ("round_robin", "least_loaded", "skill_based")
@@ -328,13 +335,18 @@ async def bench_kafka(
     use_pg: bool,
     rate: float | None,
     telemetry: Telemetry | None = None,
-) -> tuple[float, HdrHistogram, float, float]:
-    """(decisions/s, latency, routing CPU seconds, tickets/s the producer really offered)"""
+) -> tuple[float, HdrHistogram, float, float, list[str] | None]:
+    """(decisions/s, latency, routing CPU seconds, tickets/s the producer really offered, the relay's row
+    when it ran: paced on PostgreSQL)"""
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
     topics = [f"bench-routing-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("events", "agents", "commands")]
-    await admin.create_topics([NewTopic(name, 12 if i == 0 else 1, 1) for i, name in enumerate(topics)])
+    sinks = [f"bench-routing-published-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("events", "agents")]
+    await admin.create_topics([NewTopic(name, 12 if i == 0 else 1, 1) for i, name in enumerate(topics + sinks)])
     db_name, pool, leadership = None, None, None
+    relay: RelayProcess | None = None
+    arrivals: ArrivalLog | None = None
+    relay_row: list[str] | None = None
     producer = make_producer(BOOTSTRAP)  # the runtime's, for dead letters (none here)
     await producer.start()
     try:
@@ -350,6 +362,11 @@ async def bench_kafka(
             leadership = Leadership(pool, "routing", dsn)  # as leader.py: stores fenced by the leader's epoch
             assert await leadership.try_acquire()
             streams = FencedStore(store, leadership)
+            if rate is not None:  # the relay publishes the decisions while they are made
+                events_before = await store.count()
+                arrivals = await ArrivalLog(BOOTSTRAP, sinks, Path(tempfile.gettempdir())).start()
+                relay_names = {TICKET_EVENTS: sinks[0], AGENT_EVENTS: sinks[1]}
+                relay = RelayProcess(dsn, BOOTSTRAP, relay_names, start=await store.head()).start()
         else:
             memory = InMemoryEventStore()
             await prestore(memory, tickets)
@@ -374,6 +391,7 @@ async def bench_kafka(
         else:
             await broker.start()
             await asyncio.sleep(3)  # partitions assigned before the clock starts
+            produced_from = time.time()
             offered = await produce(topics[0], tickets, rate)
         await asyncio.wait_for(timed.done.wait(), 600)
         assert timed.first is not None
@@ -385,10 +403,21 @@ async def bench_kafka(
             await background
         assigned = sum(1 for rec in state.tickets.values() if rec.state.assignee)
         assert assigned == len(tickets), (assigned, len(tickets))
-        return len(tickets) / elapsed, timed.latency, timed.cpu, offered
+        if relay is not None and arrivals is not None and pool is not None:
+            decided = await EventStore(pool).count() - events_before
+            published_at = await relay.wait_published(decided, 300)
+            await arrivals.wait_count(decided)
+            lags = await store_to_kafka_lags(pool, arrivals.stop())
+            relay_row = [f"{decided / (published_at - produced_from):,.0f}", f"{np.percentile(lags, 50):.1f}",
+                         f"{np.percentile(lags, 99):.1f}", f"{len(lags):,}"]  # fmt: skip
+        return len(tickets) / elapsed, timed.latency, timed.cpu, offered, relay_row
     finally:
+        if relay is not None:
+            relay.stop()
+        if arrivals is not None:
+            arrivals.stop()
         await producer.stop()
-        await admin.delete_topics(topics)
+        await admin.delete_topics(topics + sinks)
         await admin.close()
         if leadership is not None:
             await leadership.release()
@@ -435,20 +464,21 @@ async def main() -> None:
     if args.only is not None:
         chosen = tickets if args.only == "backlog" else ticket_envelopes(int(args.rate * args.seconds), seed=2)
         paced = None if args.only == "backlog" else args.rate
-        rate, latency, cpu, offered = await bench_kafka(chosen, use_pg=True, rate=paced)
+        rate, latency, cpu, offered, relay_row = await bench_kafka(chosen, use_pg=True, rate=paced)
         print(tabulate([row(f"kafka+pg {args.only}", len(chosen), rate, latency, cpu, "", offered)], tablefmt="github"))
+        print_relay(relay_row, len(chosen), rate)
         return
     pure_rate, pure_latency, cpu = bench_pure(tickets)
     rows = [row("pure decide+apply (ceiling)", n, pure_rate, pure_latency, cpu, "one decision, no I/O")]
     rate, cpu = await bench_service(tickets)
     rows.append(row("service, in-memory streams", n, rate, None, cpu, "batches of 1000"))
-    rate, latency, cpu, _ = await bench_kafka(tickets, use_pg=False, rate=None)
+    rate, latency, cpu, _, _ = await bench_kafka(tickets, use_pg=False, rate=None)
     rows.append(row("kafka+memory (backlog)", n, rate, latency, cpu, "produce->decided, includes queueing"))
-    rate, latency, cpu, _ = await bench_kafka(tickets, use_pg=True, rate=None)
+    rate, latency, cpu, _, _ = await bench_kafka(tickets, use_pg=True, rate=None)
     backlog_rate = rate
     rows.append(row("kafka+pg (backlog)", n, rate, latency, cpu, "produce->stored, includes queueing"))
     paced = ticket_envelopes(int(args.rate * args.seconds), seed=2)
-    rate, latency, cpu, offered = await bench_kafka(paced, use_pg=True, rate=args.rate)
+    rate, latency, cpu, offered, relay_row = await bench_kafka(paced, use_pg=True, rate=args.rate)
     name = f"kafka+pg paced {args.rate:,.0f}/s"
     rows.append(row(name, len(paced), rate, latency, cpu, "produce->stored at the offered rate", offered))
     headers = [
@@ -456,6 +486,16 @@ async def main() -> None:
     ]  # fmt: skip
     print(tabulate(rows, headers=headers, tablefmt="github"))
     print(f"kafka+pg backlog: {backlog_rate:,.0f} decisions/s = {backlog_rate / pure_rate:.0%} of the pure ceiling")
+    print_relay(relay_row, len(paced), rate)
+
+
+def print_relay(relay_row: list[str] | None, tickets: int, rate: float) -> None:
+    """The relay's row of a paced run (none for a backlog), and the load average."""
+    if relay_row is not None:
+        print(f"\nrelay during the paced run ({tickets:,} tickets stored at {rate:,.0f} decisions/s):")
+        print(tabulate([relay_row], headers=["events published/s", "store->Kafka p50 ms", "p99 ms", "events"],
+                       tablefmt="github"))  # fmt: skip
+    print(f"load average at the end: {os.getloadavg()}")
 
 
 async def telemetry_ab(args: argparse.Namespace) -> None:
@@ -472,7 +512,7 @@ async def telemetry_ab(args: argparse.Namespace) -> None:
             for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):  # ABBA: drift cancels out
                 telemetry.switch(mode)
                 tickets = ticket_envelopes(args.tickets, seed=round_ + 1, traced=mode == "on")
-                rate, latency, cpu, _ = await bench_kafka(tickets, use_pg=True, rate=None, telemetry=telemetry)
+                rate, latency, cpu, _, _ = await bench_kafka(tickets, use_pg=True, rate=None, telemetry=telemetry)
                 rates[mode] = rate
                 note = f"load average {os.getloadavg()[0]:.2f}"
                 rows.append(row(f"kafka+pg backlog, telemetry {mode}", len(tickets), rate, latency, cpu, note))

@@ -41,9 +41,9 @@ CONSUMER_LAG = Gauge(
     "ticketflow_consumer_lag", "Records on a partition after the group's committed offset",
     ["group", "topic", "partition"],
 )  # fmt: skip
-OUTBOX_BACKLOG = Gauge("ticketflow_outbox_backlog", "Stored events not yet published by the outbox relay")
+RELAY_BACKLOG = Gauge("ticketflow_relay_backlog", "Stored events past the relay's checkpoint: not yet published")
 RELAY_LAG_SECONDS = Gauge(
-    "ticketflow_relay_lag_seconds", "Age of the oldest event waiting in the outbox (0 when it is empty)"
+    "ticketflow_relay_lag_seconds", "Age (recorded_at) of the oldest event not yet published (0 when none is)"
 )
 
 

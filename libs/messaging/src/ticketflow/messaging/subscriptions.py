@@ -4,9 +4,11 @@ records to its handler and never commits on its own.
 FastStream's defaults are at-most-once (`ACK_FIRST`) or poison-forever (`NACK_ON_ERROR`), and its JSON
 decoding is ten times slower than msgspec's: the patterns decode with msgspec themselves
 (`decoder=_raw`), commit exactly the offsets whose effects are stored (`AckPolicy.MANUAL`), and seek
-back (`msg.nack()`) when they are not. This module is the one place that says so. It also remembers
-which groups this process consumes which topics with (`SUBSCRIBED`), for the lag monitor (`lag.py`), and
-each broker's persistent subscribers (`stopped_consumers`), for readiness."""
+back (`msg.nack()`) when they are not. They read `read_committed`: the relay publishes in Kafka
+transactions, and a batch a killed relay left open is aborted, never seen (`messaging.relay`). This
+module is the one place that says so. It also remembers which groups this process consumes which topics
+with (`SUBSCRIBED`), for the lag monitor (`lag.py`), and each broker's persistent subscribers
+(`stopped_consumers`), for readiness."""
 
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ def batch_subscriber(
         max_records=max_records,
         batch_timeout_ms=batch_timeout_ms,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw,
         persistent=persistent,

@@ -1,7 +1,7 @@
 """Trace context across Kafka: read it from a record's headers, continue it, carry it into new events.
 
 W3C trace context travels in a record's `traceparent`/`tracestate` headers: intake's webhooks write it on
-`chat.inbound`, the outbox relay copies an event's stored metadata into them (`relay.header_list`). A
+`chat.inbound`, the relay copies an event's stored metadata into them (`event_records.record_headers`). A
 consumer continues it, and the events it appends carry the context of the work that caused them
 (`traced`), so one ticket action is one trace across processes.
 

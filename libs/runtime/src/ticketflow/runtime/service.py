@@ -16,7 +16,7 @@ was not stopping (it is restarted after a pause either way, and counts as down f
 after each death).
 
 A process started by `run` also serves the operations port (`operations.py`: `/metrics`, `/health/*`)
-and measures its consumers' lag (and the projector its outbox); its public routes are traced and counted
+and measures its consumers' lag (and the projector its relay's backlog); its public routes are traced and counted
 (`http_telemetry.py`); its logs are JSON lines (`logs.py`); tracing follows the `OTEL_*` variables
 (`tracing.py`)."""
 
@@ -107,7 +107,7 @@ class Runtime:
     pool: asyncpg.Pool
     broker: KafkaBroker
     producer: AIOKafkaProducer
-    measuring: bool = False  # metrics are served: background measurements (lag, outbox) are wanted
+    measuring: bool = False  # metrics are served: background measurements (lag, relay backlog) are wanted
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     routes: list[BaseRoute] = field(default_factory=list)
     tasks: dict[str, _Task] = field(default_factory=dict)

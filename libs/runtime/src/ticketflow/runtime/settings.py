@@ -97,11 +97,11 @@ class ServiceSettings(BaseSettings):
     metrics: bool = Field(
         True, validation_alias="TICKETFLOW_METRICS",
         description="Prometheus metrics on the operations port (/metrics), HTTP request metrics, consumer-lag and "
-        "outbox measurements; false: none of them",
+        "relay backlog measurements; false: none of them",
     )  # fmt: skip
     metrics_interval_seconds: float = Field(
         15.0, gt=0, validation_alias="TICKETFLOW_METRICS_INTERVAL_SECONDS",
-        description="how often consumer lag and the outbox backlog are measured",
+        description="how often consumer lag and the relay's backlog are measured",
     )  # fmt: skip
     ensure_topics: bool = Field(
         True,

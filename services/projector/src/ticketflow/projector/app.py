@@ -2,7 +2,7 @@
 
 The projector decides nothing and appends nothing. Each read model is a projection with its own checkpoint
 (`ProjectionRunner`: a batch of the log and the checkpoint in one transaction), run concurrently; in the
-same process the outbox is relayed to Kafka (`ticketflow.messaging.relay`). A rebuild fills copies of a
+same process the store's log is relayed to Kafka (`ticketflow.messaging.relay`). A rebuild fills copies of a
 read model's tables and swaps them in while the projector runs (`ticketflow.eventstore.rebuild`)."""
 
 from __future__ import annotations

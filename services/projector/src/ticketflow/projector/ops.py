@@ -1,9 +1,10 @@
 """The operators' commands the projector executes (`ops.commands`, `ticketflow.runtime.ops_commands`):
-rebuilding a read model, and, as the process that runs the outbox relay, replaying a ticket's events and
+rebuilding a read model, and, as the process that runs the relay, replaying a ticket's events and
 redriving a dead-letter topic. One instance executes each command."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,8 @@ from tqdm import tqdm
 from ticketflow.contracts.ops import OpsCommandEnvelope, RebuildProjection, RedriveDeadLetters, ReplayTicket
 from ticketflow.deskconfig import DeskRegistry
 from ticketflow.eventstore.rebuild import RebuildInProgress, RebuildProgress
+from ticketflow.eventstore import EventStore
+from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.redrive import DeadLetterFilter, NoDeadLetterTopic, redrive
 from ticketflow.messaging.replay import replay_streams, ticket_streams
 from ticketflow.projector.app import UnknownReadModel, rebuild
@@ -43,7 +46,8 @@ async def rebuild_projection(
     return sum(report.applied for report in reports)
 
 
-def register(rt: Runtime, desks: DeskRegistry) -> None:
+def register(rt: Runtime, desks: DeskRegistry, topic_names: Mapping[str, str]) -> None:
+    """`topic_names`: the relay's (a replay goes where the relay publishes)."""
     security = rt.settings.kafka_security()
 
     async def rebuild(command: RebuildProjection, _: OpsCommandEnvelope) -> Counts:
@@ -53,7 +57,13 @@ def register(rt: Runtime, desks: DeskRegistry) -> None:
             raise OpsRejected(unknown.args[0]) from None
 
     async def replay(command: ReplayTicket, _: OpsCommandEnvelope) -> Counts:
-        return {"events": await replay_streams(rt.pool, ticket_streams(command.ticket_id))}
+        producer = make_producer(rt.settings.kafka_bootstrap, security, client_id="ticketflow-projector-replay")
+        await producer.start()
+        try:
+            streams = ticket_streams(command.ticket_id)
+            return {"events": await replay_streams(EventStore(rt.pool), producer, streams, topic_names)}
+        finally:
+            await producer.stop()
 
     async def redrive_dead_letters(command: RedriveDeadLetters, _: OpsCommandEnvelope) -> OpsDone:
         which = DeadLetterFilter(command.reason, command.min_age_seconds, command.max_age_seconds)

@@ -15,8 +15,15 @@ class ProjectorSettings(ServiceSettings):
     service = "projector"
 
     port: int = Field(SERVICE_PORTS["projector"], ge=1, le=65535, description="HTTP port: health and readiness")
-    relay: bool = Field(True, description="relay the outbox to Kafka in this process (one relay leads at a time)")
-    relay_batch: int = Field(5000, ge=1, le=100_000, description="outbox rows published per round")
+    relay: bool = Field(
+        True, description="relay the event store's log to Kafka in this process (one relay leads at a time)"
+    )
+    relay_name: str = Field(
+        "",
+        description="the relay's leader lock, Kafka transactional id and checkpoint group, one per event store "
+        "(empty: ticketflow-relay.<database name>)",
+    )
+    relay_batch: int = Field(5000, ge=1, le=100_000, description="events published per Kafka transaction")
     projection_batch: int = Field(1000, ge=1, le=100_000, description="events applied per read-model transaction")
     relay_topics: dict[str, str] = Field(
         default_factory=dict,
