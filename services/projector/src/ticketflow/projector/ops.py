@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from ticketflow.contracts.ops import OpsCommandEnvelope, RebuildProjection, RedriveDeadLetters, ReplayTicket
 from ticketflow.deskconfig import DeskRegistry
-from ticketflow.eventstore.rebuild import RebuildInProgress, RebuildProgress
 from ticketflow.eventstore import EventStore
+from ticketflow.eventstore.rebuild import RebuildInProgress, RebuildProgress
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.redrive import DeadLetterFilter, NoDeadLetterTopic, redrive
 from ticketflow.messaging.replay import replay_streams, ticket_streams
