@@ -139,14 +139,12 @@ async def show(client: httpx.AsyncClient, before: set[str], expected: int) -> in
         if len(new) >= expected and all(t["status"] != "opened" for t in new):
             break
         await asyncio.sleep(1)
-    say(f"this run's tickets in the dashboard {DASHBOARD}/v1/tickets:")
+    say(f"this run's tickets in the query API {DASHBOARD}/v1/tickets:")
     for t in new:
         print(
             f"    {t['ticket_id']}  {t['desk_id']:13} {t['status']:18} queue={t['queue_id']} "
             f"assignee={t['assignee']} category={t['category']}"
         )
-    if any(t["suggested_duplicate_of"] for t in new):
-        say("the eXpress report looks like an earlier run's (another requester): suggested to the agent only")
     if len(new) != expected:
         say(f"expected {expected} new tickets, found {len(new)}: see .local/run/*.log")
         return 1
