@@ -119,7 +119,7 @@ async def test_undecodable_and_invalid_records_are_dead_lettered_and_the_batch_g
 
 
 async def test_a_command_no_service_applies_from_the_topic_is_dead_lettered_as_not_an_operator_command() -> None:
-    """ReferTicket, MarkDuplicate and the other commands the services decide themselves used to vanish."""
+    """MarkDuplicate, RefuseTicket and the other commands the services decide themselves used to vanish."""
     intake, dead = make_intake()
     records = [
         FakeRecord("ticket.commands", 0, n, str(T).encode(), msgspec.json.encode(envelope(cmd)))

@@ -196,5 +196,6 @@ command_envelope_decoder = msgspec.json.Decoder(CommandEnvelope)
 # and never travel on the topic; one arriving there is dead-lettered "not an operator command" (intake).
 OPERATOR_COMMANDS: tuple[type[TicketCommand], ...] = (
     StartWork, ReplyAsAgent, WaitForCustomer, ResolveTicket, ReopenTicket, CloseTicket, MergeTicket, UndoMerge,
-    LinkKnownProblem, SetFeatureRequestOutcome, AssignTicket, UnassignTicket, RouteTicket, ChangePriority,
+    LinkKnownProblem, SetFeatureRequestOutcome, ReferTicket, AssignTicket, UnassignTicket, RouteTicket,
+    ChangePriority,
 )  # fmt: skip
