@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 from support.demo import ROOT, demo_secrets
 from support.eventstore import migrated_pool
-from support.infra import drop_database, dsn_with_database, unique_name
+from support.infra import create_database, drop_database, dsn_with_database, unique_name
 
 from ticketflow.runtime.settings import SERVICE_PORTS
 
@@ -30,24 +30,11 @@ ORDER = ("projector", "queries", "intake", "preflight", "routing", "sla", "notif
 def system_database(pg_dsn: str) -> Iterator[str]:
     """A fresh database for the system, kept for every module of this package."""
     name = unique_name("tf_e2e")
-    asyncio.run(_create_database(pg_dsn, name))
+    asyncio.run(create_database(pg_dsn, name))
     try:
         yield dsn_with_database(pg_dsn, name)
     finally:
         asyncio.run(_drop_database(pg_dsn, name))
-
-
-async def _create_database(pg_dsn: str, name: str) -> None:
-    server = await asyncpg.connect(pg_dsn)
-    try:
-        await server.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await server.close()
-    database = await asyncpg.connect(dsn_with_database(pg_dsn, name))
-    try:
-        await database.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    finally:
-        await database.close()
 
 
 async def _drop_database(pg_dsn: str, name: str) -> None:

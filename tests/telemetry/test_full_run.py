@@ -41,7 +41,7 @@ from intake_payloads import b24_auth, b24_message
 from support.bitrix24 import BOX_CLIENT_ID, BOX_SECRET_ENV, b24_environment, desks_for
 from support.demo import ROOT, demo_secrets, load_demo
 from support.eventstore import migrated_pool
-from support.infra import drop_database, dsn_with_database, unique_name
+from support.infra import create_database, drop_database, unique_name
 from support.metrics import sample_value
 from support.otlp import OtlpReceiver, ReceivedSpan
 
@@ -96,19 +96,10 @@ class System:
 
 async def _database(pg_dsn: str) -> tuple[str, str]:
     name = unique_name("tf_telemetry")
-    server = await asyncpg.connect(pg_dsn)
-    try:
-        await server.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await server.close()
-    database = await asyncpg.connect(dsn_with_database(pg_dsn, name))
-    try:
-        await database.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    finally:
-        await database.close()
-    pool = await migrated_pool(dsn_with_database(pg_dsn, name))
+    dsn = await create_database(pg_dsn, name)
+    pool = await migrated_pool(dsn)
     await pool.close()
-    return name, dsn_with_database(pg_dsn, name)
+    return name, dsn
 
 
 def _desks(bitrix24: FakeBitrix24, directory: Path) -> Path:
