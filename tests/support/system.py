@@ -228,6 +228,7 @@ class System:
     platforms: ChatPlatforms
     logs: Path
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # per service: extra variables
+    environment: dict[str, str] = field(default_factory=dict)  # every service: e.g. this run's desks, B24 access
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> ServiceProcess:
@@ -257,6 +258,7 @@ class System:
             "TICKETFLOW_PG_DSN": self.dsn,
             "TICKETFLOW_KAFKA_BOOTSTRAP": self.bootstrap,
             "TICKETFLOW_ENSURE_TOPICS": "false",  # this run's topics exist; the shared ones are not ours
+            **self.environment,
             f"{prefix}PORT": str(port),
             **{prefix + key: value for key, value in per_service.items()},
             **{prefix + key: value for key, value in self.overrides.get(name, {}).items()},
