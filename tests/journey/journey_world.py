@@ -169,6 +169,14 @@ class Journey:
         assert position is not None, f"{action}: 200, yet no event names command {command} as its cause"
         return int(position)
 
+    async def page(self, token: Token, path: str) -> str:
+        """A dashboard page as the agent's browser gets it (the token in the session cookie)."""
+        async with httpx.AsyncClient(base_url=self.system["dashboard"].url, cookies={"tf_token": token.token},
+                                     timeout=30) as client:  # fmt: skip
+            answer = await client.get(path)
+        assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text[:2000]}"
+        return answer.text
+
     async def dead_letters(self) -> dict[str, int]:
         """How many records each of this run's dead-letter topics holds."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)

@@ -194,6 +194,8 @@ async def test_two_platforms_to_resolution_through_every_service(journey: Journe
     [incomplete] = [e["detail"] for e in request["timeline"] if e["type"] == "PreflightFailed"]
     assert [ch["name"] for ch in incomplete["checks"] if not ch["passed"]] == ["feature_request_incomplete"]
     await eventually(lambda: any("В каком разделе приложения" in b for b in chat_bodies(c)), "C's questions", 60)
+    [questions] = [b for b in chat_bodies(c) if "В каком разделе приложения" in b]
+    assert "команде продукта" in questions and "портал" not in questions, questions  # no portal to fix
     await journey.post_botx(c, "В настройках профиля, в веб-версии и на Android; просят каждую неделю, это важно")
     request = await api.ticket(c_id, lambda t: t["queue_id"] is not None, "C routed after the answer")
     assert types(request).index("PreflightFailed") < types(request).index("PreflightPassed")
@@ -263,6 +265,8 @@ async def test_two_platforms_to_resolution_through_every_service(journey: Journe
     today = [d for d in metrics["days"] if d["resolved"]]
     assert len(today) == 1 and today[0]["resolved"] == 1 and today[0]["breaches"] >= 1, metrics
     await eventually(lambda: any(f"Обращение {number} решено" in b for b in chat_bodies(a)), "A's resolution", 60)
+    page = await journey.page(journey.anna, f"/tickets/{a_id}")  # the agent's ticket page, as her browser reads it
+    assert 'data-status="resolved"' in page and reply in page and answer in page
 
     # --- 9. What each platform got, once; the ticket knows its deliveries; nothing was dead-lettered ---------
     ticket = await api.ticket(a_id, lambda t: any(d["template"] == "ticket_resolved"

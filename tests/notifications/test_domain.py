@@ -288,6 +288,21 @@ def test_preflight_failed_lists_only_failed_checks_with_remediation_in_the_reque
     )
 
 
+@pytest.mark.parametrize("locale", ["ru", "en"])
+def test_an_incomplete_feature_request_asks_the_follow_up_questions_not_to_fix_a_portal(locale: str) -> None:
+    """Found by the journey (tests/journey): the eXpress requester used to read "fix the following for the
+    portal  : 1. feature_request_incomplete: ..." and that server items are for their administrator."""
+    _, ctx = given_ticket(platform="express", locale=locale)
+    questions = {"ru": "В каком разделе приложения?\nНа какой платформе?", "en": "Which part of the app?\nWhich platform?"}
+    check = CheckEvidence("feature_request_incomplete", False, "missing: where, platform", questions)
+    [chat, *_] = when(ctx, t.PreflightFailed(ctx.ticket_id, (check,))).notifications
+    assert (chat.channel, chat.template) == (Channel.EXPRESS, "feature_request_questions")
+    assert chat.variables["questions"] == questions[locale].splitlines()
+    rendered = CATALOG.render(chat.template, chat.locale, dict(chat.variables))
+    assert all(q in rendered.body for q in questions[locale].splitlines())
+    assert not re.search(r"портал|portal|администратор|administrator|feature_request_incomplete", rendered.body)
+
+
 def test_referred_duplicate_resolved_reopened_reach_the_requester_with_their_variables() -> None:
     ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
     other = uuid.uuid4()

@@ -26,6 +26,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "clock_starts_at": "Mon 23 Nov 10:00 MSK",
     },
     "preflight_failed": {"portal_url": "https://b24.example.ru", "checks": CHECKS},
+    "feature_request_questions": {"ticket_title": "Dark theme", "questions": ["Which part of the app?", "Web?"]},
     "ticket_referred": {
         "ticket_number": "B24-1042",
         "reason": "custom development",

@@ -186,6 +186,8 @@ def _audience(event: object, ctx: TicketContext, staff: Staff, requester: Person
         template = _REQUESTER_TEMPLATES.get(type(event))
         if isinstance(event, t.DuplicateSuspected) and not _own_duplicate(ctx, related):
             template = "duplicate_merged"  # into someone else's ticket: say nothing of it
+        if isinstance(event, t.PreflightFailed) and _asks_questions(event):
+            template = "feature_request_questions"  # no portal, nothing for an administrator: questions
         if template is not None:
             to_requester.append((requester, template, Kind.INFO))
     if isinstance(event, t.TicketAssigned):
@@ -249,6 +251,10 @@ def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, 
             base["support_hours"] = describe_hours(desk.weekly_hours, locale, desk.timezone)
             base["clock_starts_at"] = format_time(desk.calendar.next_opening(at), locale, timezone)
         return base
+    if isinstance(event, t.PreflightFailed) and _asks_questions(event):
+        [check] = [c for c in event.checks if not c.passed]
+        questions = _remediation(check.remediation, check.reason, language(locale)).splitlines()
+        return {"ticket_title": ctx.title, "questions": [q.strip() for q in questions if q.strip()]}
     if isinstance(event, t.PreflightFailed):
         lang = language(locale)
         failed = [c for c in event.checks if not c.passed]
@@ -286,6 +292,16 @@ def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, 
             return base | {"remaining": format_duration(event.deadline - event.fired_at, locale)}
         return base | {"overdue": format_overdue(event.fired_at - event.deadline, locale)}
     return base
+
+
+FEATURE_REQUEST_INCOMPLETE = "feature_request_incomplete"  # preflight's check: its remediation is the questions
+
+
+def _asks_questions(event: t.PreflightFailed) -> bool:
+    """Only an eXpress feature request's missing parts failed: the requester is asked the follow-up
+    questions (one per line of the remediation), not told to fix a portal."""
+    failed = [c for c in event.checks if not c.passed]
+    return bool(failed) and all(c.name == FEATURE_REQUEST_INCOMPLETE for c in failed)
 
 
 def _own_duplicate(ctx: TicketContext, related: Related) -> bool:
