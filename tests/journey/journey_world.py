@@ -62,7 +62,9 @@ def journey_desks(portal: FakeBitrix24, folder: Path) -> Path:
 def notifications_config(platforms: ChatPlatforms) -> str:
     """The fakes' accounts, the box desk (its portals come from installs), and the staff: the agent and the
     lead of the eXpress queues by e-mail, with no shift (always on: SLA mail reaches them at any hour)."""
-    return platforms.config_toml() + f"""
+    return (
+        platforms.config_toml()
+        + f"""
 [[desks]]
 desk_id = "bitrix24-box"
 
@@ -85,6 +87,7 @@ channels = ["email"]
 addresses.email = {{ destination = "local", address = "{LEAD_MAIL}" }}
 queues = ["client-l1", "product-requests"]
 """
+    )
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,9 @@ class Journey:
         application token and the author's own authorisation, as the portal posts it)."""
         author = b24_auth(self.portal.member_id, B24_APP_TOKEN, user_id=dialog, domain=self.portal.domain,
                           access_token=B24_AUTHOR_TOKEN, expires=str(int(time.time()) + 3600))  # fmt: skip
-        form = b24_message(text, dialog_id=dialog, user_id=dialog, message_id=str(uuid.uuid4().int % 10**9),
-                           member_id=self.portal.member_id, token=B24_APP_TOKEN, bot_id=bot_id, auth=author)  # fmt: skip
+        message_id, member = str(uuid.uuid4().int % 10**9), self.portal.member_id
+        form = b24_message(text, dialog_id=dialog, user_id=dialog, message_id=message_id, member_id=member,
+                           token=B24_APP_TOKEN, bot_id=bot_id, auth=author)  # fmt: skip
         async with httpx.AsyncClient(timeout=30) as client:
             answer = await client.post(f"{self.system['intake'].url}/bitrix24/events", content=form, headers=FORM)
         assert answer.status_code == 200, answer.text

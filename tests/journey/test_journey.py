@@ -64,7 +64,9 @@ REGISTERED = "зарегистрировано под номером"  # "regist
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def journey(pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Journey]:
+async def journey(
+    pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Journey]:
     logs = tmp_path_factory.mktemp("journey")
     database = unique_name("tf_journey")
     dsn = await create_database(pg_dsn, database)
@@ -110,7 +112,8 @@ async def journey(pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.Te
 
 
 def clock(ticket: dict[str, Any], target: str) -> dict[str, Any]:
-    [found] = [c for c in ticket["sla"] if c["target"] == target]
+    clocks: list[dict[str, Any]] = [c for c in ticket["sla"] if c["target"] == target]
+    [found] = clocks
     return found
 
 

@@ -293,7 +293,7 @@ def test_an_incomplete_feature_request_asks_the_follow_up_questions_not_to_fix_a
     """Found by the journey (tests/journey): the eXpress requester used to read "fix the following for the
     portal  : 1. feature_request_incomplete: ..." and that server items are for their administrator."""
     _, ctx = given_ticket(platform="express", locale=locale)
-    questions = {"ru": "В каком разделе приложения?\nНа какой платформе?", "en": "Which part of the app?\nWhich platform?"}
+    questions = {"ru": "В каком разделе приложения?\nНа какой платформе?", "en": "Which part?\nWhich platform?"}
     check = CheckEvidence("feature_request_incomplete", False, "missing: where, platform", questions)
     [chat, *_] = when(ctx, t.PreflightFailed(ctx.ticket_id, (check,))).notifications
     assert (chat.channel, chat.template) == (Channel.EXPRESS, "feature_request_questions")
