@@ -169,7 +169,9 @@ async def test_two_platforms_to_resolution_through_every_service(journey: Journe
     agents = await api.get("/desks/express/agents")
     assert [(x["status"], x["assigned"]) for x in agents["agents"] if x["agent_id"] == AGENT] == [("online", 1)]
     backlog = await api.get("/desks/express/backlog", queue="client-l1")
-    assert backlog["total"] >= 1 and all(q["queue_id"] == "client-l1" for q in backlog["queues"])
+    assert backlog["total"] == 1 and [(q["queue_id"], q["tickets"], q["unassigned"]) for q in backlog["queues"]] == [
+        ("client-l1", 1, 0)
+    ]
     number = ticket["number"]
     await eventually(lambda: any(REGISTERED in b and number in b for b in chat_bodies(a)), "A's 'registered'", 60)
     await eventually(lambda: any(AGENT_NAME in b and number in b for b in chat_bodies(a)), "A's assignment", 60)
@@ -189,6 +191,14 @@ async def test_two_platforms_to_resolution_through_every_service(journey: Journe
     [remediation] = [m.message for m in journey.portal.received if m.dialog_id == dialog]
     assert "Публичный адрес портала" in remediation and journey.portal.domain in remediation, remediation
     assert REGISTERED not in remediation
+    assert "portal_admin" in portal_ticket["requester"]["roles"]  # intake asked the portal (user.admin)
+    # The administrator asks for a recheck: intake records it, preflight runs the checks again past the cache.
+    await journey.post_bitrix24(bot_id, dialog, "/recheck")
+    portal_ticket = await api.ticket(b_id, lambda t: types(t).count("PreflightFailed") == 2, "B rechecked")
+    assert portal_ticket["status"] == "awaiting_customer" and "PreflightPassed" not in types(portal_ticket)
+    assert [m["text"] for m in portal_ticket["conversation"]][-1] == "/recheck"
+    await eventually(lambda: len([m for m in journey.portal.received if m.dialog_id == dialog]) == 2,
+                     "B's second remediation", 60)  # fmt: skip
 
     # --- 4. C: an incomplete feature request fails, the customer completes it, it is rechecked and passes ----
     c_id = await api.ticket_id(f"c{mark}", "express")
@@ -213,12 +223,16 @@ async def test_two_platforms_to_resolution_through_every_service(journey: Journe
     assert "SlaWarning" in types(ticket)
     [warned] = [e for e in ticket["timeline"] if e["type"] == "SlaWarning"]
     assert warned["detail"]["target"] == "first_response" and warned["detail"]["level"] == WARNING, warned
+    started = clock(ticket, "first_response")["started_at"]
+    assert seconds(warned["detail"]["fired_at"], started) == WARNING * FIRST_RESPONSE_S, warned  # 24/7: at 30 s
     await eventually(lambda: mails_to(AGENT_MAIL, f"Предупреждение SLA: {number}"), "the agent's warning mail", 60)
     await eventually(lambda: mails_to(LEAD_MAIL, f"Предупреждение SLA: {number}"), "the lead's warning mail", 60)
     ticket = await api.ticket(a_id, lambda t: t["sla_state"] == "breached", "A's SLA breach",
                              FIRST_RESPONSE_S + 30)  # fmt: skip
     first = clock(ticket, "first_response")
     assert first["breached"] is True and first["state"] == "running"
+    [breached] = [e["detail"] for e in ticket["timeline"] if e["type"] == "SlaBreached"]
+    assert breached["fired_at"] == breached["deadline"] == first["deadline"], breached  # at the deadline
     assert types(ticket).index("SlaWarning") < types(ticket).index("SlaBreached")
     board = await api.until("/desks/express/sla-board", lambda b: board_entries(b, "breached", a_id),
                             "A on the board's breached section")  # fmt: skip
