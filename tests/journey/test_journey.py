@@ -256,13 +256,26 @@ async def test_two_platforms_to_resolution_through_every_service(journey: Journe
     board = await api.get("/desks/express/sla-board", min_position=position, wait_ms=10000)
     assert board_entries(board, "breached", a_id) == []  # a met clock leaves the board
     await eventually(lambda: any(reply in b for b in chat_bodies(a)), "the reply in A's chat", 60)
+    assert ticket["status"] == "in_progress"
 
-    # --- 7. The customer answers in the same chat: the same ticket, the conversation grows -------------------
-    answer = f"Спасибо, после переустановки уведомления приходят ({mark})"
-    await journey.post_botx(a, answer)
-    ticket = await api.ticket(a_id, lambda t: t["conversation"][-1]["text"] == answer,
-                             "the customer's answer on A")  # fmt: skip
+    # --- 7. She asks the customer whether it helped: the resolution clock pauses; the answer resumes it --------
+    question = f"Помогла ли переустановка? ({mark})"
+    position = await journey.act(journey.anna, a_id, "request_info", text=question)
+    ticket = await api.ticket_at(a_id, position)
+    paused = clock(ticket, "resolution")
+    assert (ticket["status"], ticket["sla_state"], paused["state"], paused["deadline"]) == (
+        "waiting_on_customer", "paused", "paused", None)  # fmt: skip
+    board = await api.get("/desks/express/sla-board", min_position=position, wait_ms=10000)
+    assert [e["target"] for e in board_entries(board, "paused", a_id)] == ["resolution"]
+    assert board_entries(board, "at_risk", a_id) == []
+    await eventually(lambda: any(question in b for b in chat_bodies(a)), "the question in A's chat", 60)
+    answer = f"Да, спасибо, после переустановки уведомления приходят ({mark})"
+    await journey.post_botx(a, answer)  # the same user in the same chat, as BotX posts it
+    ticket = await api.ticket(a_id, lambda t: clock(t, "resolution")["state"] == "running", "the clock resumed")
+    assert ticket["conversation"][-1]["text"] == answer and ticket["status"] == "in_progress"
     assert [m["author"] for m in ticket["conversation"]] == ["customer", "agent", "customer"]
+    resumed = clock(ticket, "resolution")
+    assert seconds(resumed["deadline"], resumed["started_at"]) > RESOLUTION_S  # the paused time does not count
     assert len((await api.get("/tickets", q=f"a{mark}", desk="express"))["tickets"]) == 1  # no second ticket
 
     # --- 8. The agent resolves: the clocks stop, the board and her load empty, the customer is told ----------
