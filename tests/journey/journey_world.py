@@ -36,6 +36,7 @@ LEAD, LEAD_MAIL = "lead-boris", "boris@ticketflow.local"
 B24_APP_TOKEN, B24_AUTHOR_TOKEN = "journey-application-token", "journey-author-access-token"
 FIRST_RESPONSE_S, RESOLUTION_S = 60, 1800  # the test calendar's targets (business time = wall time: 24/7)
 WARNING = 0.5  # the one warning level before the breach
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}  # how a Bitrix24 portal posts its events
 
 
 def journey_desks(portal: FakeBitrix24, folder: Path) -> Path:
@@ -194,9 +195,6 @@ class Journey:
 
     def elapsed(self) -> str:
         return f"{time.monotonic() - self.started:.0f}s"
-
-
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @dataclass
