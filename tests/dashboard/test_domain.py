@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -161,6 +162,20 @@ def test_a_bar_chart_scales_to_its_top_and_leaves_days_without_a_figure_empty() 
     assert charts.daily([{"day": "d", "first_response_p90_s": 600}], "first_response_p90_s", 1 / 60) == [("d", 10.0)]
 
 
+def test_hourly_and_histogram_points_are_labelled_in_the_desks_time_and_the_pages_language() -> None:
+    history = {"hours": ["2026-12-01T20:00:00Z", "2026-12-01T21:00:00Z"], "total": {"backlog": [3, 1]}}
+    points = charts.hourly(history, ZoneInfo("Europe/Moscow"))
+    assert points == [("01.12 23:00", 3.0), ("02.12 00:00", 1.0)]
+    assert charts.every_nth_hour(points * 4, 3) == {7: "00:00", 4: "23:00", 1: "00:00"}
+    chart = charts.bar_chart(points, ticks={1: "00:00"})
+    assert [(t.x, t.label) for t in chart.ticks] == [(chart.bars[1].x + chart.bars[1].width / 2, "00:00")]
+    buckets = {"buckets": [{"from_seconds": 0, "to_seconds": 300, "tickets": 1},
+                           {"from_seconds": 1800, "to_seconds": 3600, "tickets": 4},
+                           {"from_seconds": 144_000, "to_seconds": None, "tickets": 0}]}  # fmt: skip
+    assert views.buckets(buckets, "ru") == [("< 5 мин", 1.0), ("30 мин–1 ч", 4.0), ("≥ 40 ч", 0.0)]
+    assert views.buckets(buckets, "en")[1] == ("30 min–1 h", 4.0)
+
+
 def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_customers_wrote() -> None:
     now = datetime.now(UTC).isoformat()
     clock = {"ticket_id": str(T), "number": "TF-1", "target": "resolution", "priority": "high",
@@ -208,14 +223,30 @@ def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_cus
         "metrics": {
             "days": [{"day": "2026-12-01", "sla_attainment_percent": 90.0, "first_response_p90_s": 600, "opened": 3}]
         },
+        "history": {
+            "hours": ["2026-12-01T07:00:00Z", "2026-12-01T08:00:00Z"],
+            "total": {"queue_id": None, "backlog": [4, 9], "entered": [4, 6], "exited": [0, 1]},
+        },
+        "responses": {
+            "responded": 5,
+            "not_responded": 2,
+            "buckets": [
+                {"from_seconds": 0, "to_seconds": 300, "tickets": 3},
+                {"from_seconds": 300, "to_seconds": 3600, "tickets": 0},
+                {"from_seconds": 3600, "to_seconds": None, "tickets": 2},
+            ],
+        },
     }
-    view = {"me": {"name": "lead", "agent_id": None}, "desks": [desk], "position": 7}
+    view = {"me": {"name": "lead", "agent_id": None}, "desks": [desk], "position": 7, "period_days": 7}
     pages = Pages(load_desks(None))
     for lang in ("ru", "en"):
         html = pages.render("lead.html", lang, me=view["me"], view=view)
         assert f'<html lang="{lang}">' in html and 'data-position="7"' in html
         assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
         assert texts.text(lang, "breached") in html and texts.text(lang, "chart_attainment") in html
+        assert texts.text(lang, "chart_backlog_by_hour") in html and texts.text(lang, "first_responses", days=7) in html
+        assert "01.12 11:00: 9" in html  # the hour in Moscow time (the express desk's), the backlog at its end
+        assert f"≥ 1 {'ч' if lang == 'ru' else 'h'}: 2" in html and 'href="/?days=30"' in html
 
 
 def test_the_ticket_page_renders_deliveries_clocks_and_preflight_in_the_pages_language() -> None:

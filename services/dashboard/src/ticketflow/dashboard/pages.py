@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ticketflow.dashboard.app import PERIODS
 from ticketflow.dashboard.domain import charts, texts, views
 from ticketflow.dashboard.domain.actions import OUTCOMES, PRIORITIES, offered
 from ticketflow.deskconfig import DeskRegistry
@@ -41,13 +43,23 @@ class Pages:
             "duration": lambda seconds: views.duration(seconds, lang),
             "left": left,
             "preflight": views.preflight_checks,
-            "chart": lambda days, field, scale=1.0, top=None: charts.bar_chart(charts.daily(days, field, scale), top),
+            "chart": charts.bar_chart,
+            "daily": charts.daily,
+            "hourly": lambda history, desk_id: charts.hourly(history, self._zone(desk_id)),
+            "hour_ticks": charts.every_nth_hour,
+            "histogram": lambda responses: views.buckets(responses, lang),
+            "every_label": lambda points: {i: label for i, (label, _) in enumerate(points)},
+            "periods": PERIODS,
             "new_id": lambda: str(uuid.uuid4()),
             "offered": lambda ticket: [(a.name, a.fields) for a in offered(ticket["status"], ticket.get("category"))],
             "priorities": PRIORITIES,
             "outcomes": OUTCOMES,
         }
         return self.env.get_template(template).render(**helpers, **context)
+
+    def _zone(self, desk_id: str) -> tzinfo:
+        desk = self.desks.desks.get(desk_id)
+        return ZoneInfo(desk.timezone) if desk else UTC
 
     def _calendar(self, desk_id: str, queue_id: str | None, track_id: str | None) -> Any:
         """The calendar a clock counts in, as the sla service counts: its queue's track once routed, else the

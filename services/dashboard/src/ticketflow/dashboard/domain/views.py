@@ -27,6 +27,25 @@ def duration(seconds: float, lang: str) -> str:
     return f"{minutes} {m}"
 
 
+def span(seconds: int, lang: str) -> str:
+    """A bucket bound of business time: minutes under an hour, else whole hours ("15 min", "8 h")."""
+    _, h, m = _UNITS.get(lang, _UNITS["en"])
+    return f"{seconds // 60} {m}" if seconds < 3600 else f"{seconds // 3600:g} {h}"
+
+
+def buckets(responses: dict[str, Any], lang: str) -> list[tuple[str, float | None]]:
+    """(the bucket's range, tickets) of the query API's first-response distribution: "5 min-15 min", "≥ 40 h"."""
+    points: list[tuple[str, float | None]] = []
+    for bucket in responses["buckets"]:
+        low, high = bucket["from_seconds"], bucket["to_seconds"]
+        if high is None:
+            label = f"≥ {span(low, lang)}"
+        else:
+            label = f"< {span(high, lang)}" if low == 0 else f"{span(low, lang)}–{span(high, lang)}"
+        points.append((label, float(bucket["tickets"])))
+    return points
+
+
 def age(since: str | None, now: datetime, lang: str) -> str:
     start = parse_time(since)
     return duration((now - start).total_seconds(), lang) if start else ""
