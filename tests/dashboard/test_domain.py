@@ -108,6 +108,25 @@ def test_time_left_counts_business_time_in_the_clocks_calendar() -> None:
     assert views.duration(3600 + 5 * 60, "ru") == "1 ч 5 мин" and views.duration(86400 * 2 + 7200, "en") == "2 d 2 h"
 
 
+def test_a_countdown_gives_the_time_left_at_the_start_of_the_day_and_the_open_intervals_after_it() -> None:
+    calendar = load_desks(None).calendar("bitrix24-box", "box")  # Monday to Friday, 10:00-19:00 Moscow
+    friday = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)  # 18:30 Moscow: half an hour before closing
+    due = calendar.add_business_seconds(friday, 3600)  # Monday 10:30 Moscow
+    found = views.countdown(calendar, due.isoformat(), friday)
+    assert found is not None
+    day = int(datetime(2026, 11, 27, tzinfo=UTC).timestamp())
+    assert found.reference == day
+    # Friday 10:00-19:00 Moscow is 07:00-16:00 UTC; Saturday is closed; the window is two days.
+    assert found.open == [(day + 7 * 3600, day + 16 * 3600)]
+    assert found.left == 9 * 3600 + 1800  # all of Friday's nine hours, and Monday's first half hour
+    now = int(friday.timestamp())
+    passed = sum(max(0, min(now, b) - max(found.reference, a)) for a, b in found.open)
+    assert found.left - passed == 3600  # what the browser computes at 18:30 on Friday
+    overdue = views.countdown(calendar, (friday - timedelta(hours=1)).isoformat(), friday)
+    assert overdue is not None and overdue.left == 7 * 3600 + 1800  # due 17:30 Moscow: 7.5 h after 10:00
+    assert views.countdown(None, due.isoformat(), friday) is None and views.countdown(calendar, None, friday) is None
+
+
 @given(st.lists(st.tuples(st.booleans(), st.integers(1, 10_000)), max_size=20))
 def test_the_position_of_a_command_is_its_last_caused_event(events: list[tuple[bool, int]]) -> None:
     history = [
@@ -241,7 +260,7 @@ def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_cus
     pages = Pages(load_desks(None))
     for lang in ("ru", "en"):
         html = pages.render("lead.html", lang, me=view["me"], view=view)
-        assert f'<html lang="{lang}">' in html and 'data-position="7"' in html
+        assert f'<html lang="{lang}" ' in html and 'data-position="7"' in html
         assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
         assert texts.text(lang, "breached") in html and texts.text(lang, "chart_attainment") in html
         assert texts.text(lang, "chart_backlog_by_hour") in html and texts.text(lang, "first_responses", days=7) in html

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from ticketflow.dashboard.app import PERIODS
 from ticketflow.dashboard.domain import charts, texts, views
@@ -25,8 +27,9 @@ class Pages:
             lstrip_blocks=True,
         )
 
-    def render(self, template: str, lang: str, **context: Any) -> str:
-        now = datetime.now(UTC)
+    def render(self, template: str, lang: str, now: datetime | None = None, **context: Any) -> str:
+        """`template` in `lang`, with the time left counted as of `now` (default: the current time)."""
+        now = now or datetime.now(UTC)
 
         def left(desk_id: str, queue_id: str | None, track_id: str | None, deadline: str | None) -> str:
             seconds = views.business_left(self._calendar(desk_id, queue_id, track_id), deadline, now)
@@ -35,6 +38,18 @@ class Pages:
             shown = views.duration(seconds, lang)
             return shown if seconds >= 0 else texts.text(lang, "overdue_by", duration=shown)
 
+        def ticking(desk_id: str, queue_id: str | None, track_id: str | None, deadline: str | None) -> Markup:
+            """The attributes that let static/countdown.js count a running clock down every second."""
+            found = views.countdown(self._calendar(desk_id, queue_id, track_id), deadline, now)
+            if found is None:
+                return Markup("")
+            return Markup(' data-countdown data-reference="{}" data-left="{}" data-open="{}" data-overdue="{}"').format(
+                found.reference,
+                found.left,
+                json.dumps(found.open, separators=(",", ":")),
+                texts.text(lang, "overdue_by", duration="{duration}"),
+            )
+
         helpers = {
             "lang": lang,
             "t": lambda key, **values: texts.text(lang, key, **values),
@@ -42,6 +57,8 @@ class Pages:
             "age": lambda since: views.age(since, now, lang),
             "duration": lambda seconds: views.duration(seconds, lang),
             "left": left,
+            "ticking": ticking,
+            "server_now": int(now.timestamp()),
             "preflight": views.preflight_checks,
             "chart": charts.bar_chart,
             "daily": charts.daily,

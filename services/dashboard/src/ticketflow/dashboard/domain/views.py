@@ -3,10 +3,11 @@ in the calendar of the clock's track (minutes when the desk is closed do not cou
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ticketflow.calendar import BusinessCalendar
+from ticketflow.calendar import BusinessCalendar, CalendarError
 
 _UNITS = {"en": ("d", "h", "min"), "ru": ("дн", "ч", "мин")}
 
@@ -60,6 +61,48 @@ def business_left(calendar: BusinessCalendar | None, deadline: str | None, now: 
     if due >= now:
         return calendar.business_seconds_between(now, due)
     return -calendar.business_seconds_between(due, now)
+
+
+COUNTDOWN_WINDOW = timedelta(days=2)  # the open intervals the browser gets, from the start of the UTC day
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """What the browser needs to count a running clock down every second in business time: the business
+    seconds left at `reference` (negative: overdue), and the calendar's open intervals from `reference` on
+    (epoch seconds). Left at an instant t = `left` - open seconds in [reference, t]: it stands still while the
+    desk is closed. `reference` is the start of the UTC day, so the page's fragment stays the same all day
+    (the live stream sends a fragment only when it changed)."""
+
+    reference: int
+    left: int
+    open: list[tuple[int, int]]
+
+
+def countdown(calendar: BusinessCalendar | None, deadline: str | None, now: datetime) -> Countdown | None:
+    """The countdown of a running clock (None without a deadline or a calendar)."""
+    due = parse_time(deadline)
+    if due is None or calendar is None:
+        return None
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    left = business_left(calendar, deadline, day)
+    assert left is not None
+    start, end = int(day.timestamp()), int((day + COUNTDOWN_WINDOW).timestamp())
+    return Countdown(start, left, open_intervals(calendar, start, end))
+
+
+def open_intervals(calendar: BusinessCalendar, start: int, end: int) -> list[tuple[int, int]]:
+    """The calendar's open stretches within [start, end) (epoch seconds)."""
+    found: list[tuple[int, int]] = []
+    at = calendar.next_opening_ts(start)
+    while at < end:
+        try:
+            closing = calendar.next_closing_ts(at)
+        except CalendarError:  # never closes
+            closing = end
+        found.append((at, min(closing, end)))
+        at = calendar.next_opening_ts(closing) if closing < end else end
+    return found
 
 
 def preflight_checks(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
