@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata
-from ticketflow.contracts.ticket_events import AgentReplied
+from ticketflow.contracts.notification_events import NotificationEvent
+from ticketflow.contracts.sla_events import SlaEvent
+from ticketflow.contracts.ticket_events import AgentReplied, TicketEvent
 from ticketflow.dashboard.app import Dashboard
 from ticketflow.dashboard.domain import charts, texts, views
 from ticketflow.dashboard.domain.actions import (
@@ -95,6 +97,21 @@ def test_every_text_exists_in_both_languages_and_the_language_is_chosen_sensibly
     assert texts.language("en", "ru-RU") == "en"
     assert texts.language(None, "de-DE,en;q=0.8,ru;q=0.5") == "en"
     assert texts.language("fr", None) == "ru"
+
+
+def test_every_timeline_event_and_every_preflight_check_has_a_name_in_both_languages() -> None:
+    """Tests may look at preflight (the dashboard may not import it): a check added there without a name here
+    fails this test, never shows up untranslated."""
+    from ticketflow.preflight.domain.checks import CheckName
+    from ticketflow.preflight.domain.outcome import FEATURE_CHECK, SCOPE_CHECK
+
+    events = [e.__name__ for union in (TicketEvent, SlaEvent, NotificationEvent) for e in union.__args__]  # type: ignore[attr-defined]
+    checks = [*(name.value for name in CheckName), SCOPE_CHECK, FEATURE_CHECK]
+    for lang in texts.LANGUAGES:
+        assert [e for e in events if texts.event_name(lang, e) == e] == []
+        assert [c for c in checks if texts.check_name(lang, c) == c] == []
+    assert set(texts.EVENTS["en"]) == set(events) and set(texts.CHECKS["en"]) == set(checks)  # nothing stale
+    assert texts.event_name("ru", "SomethingNew") == "SomethingNew"
 
 
 def test_time_left_counts_business_time_in_the_clocks_calendar() -> None:
@@ -285,5 +302,7 @@ def test_the_ticket_page_renders_deliveries_clocks_and_preflight_in_the_pages_la
     view = {"me": {"name": "anna", "agent_id": "agent-anna"}, "ticket": ticket, "position": 3, "can_act": True}
     html = Pages(load_desks(None)).render("ticket.html", "ru", me=view["me"], view=view)
     assert "ждёт ответа клиента" in html and "неизвестно: проверьте чат" in html and "всё хорошо" in html
+    assert "Предварительные проверки пройдены" in html and "Входит в зону поддержки" in html  # timeline, check
+    assert "PreflightPassed</li>" not in html
     assert "&lt;b&gt;help&lt;/b&gt;" in html and "10 мин" in html
     assert 'data-action="reply"' in html and 'data-action="request_info"' not in html  # waiting already

@@ -54,6 +54,8 @@ class Pages:
             "lang": lang,
             "t": lambda key, **values: texts.text(lang, key, **values),
             "n": lambda value: texts.name(lang, value),
+            "event": lambda event_type: texts.event_name(lang, event_type),
+            "check": lambda check: texts.check_name(lang, check),
             "age": lambda since: views.age(since, now, lang),
             "duration": lambda seconds: views.duration(seconds, lang),
             "left": left,
