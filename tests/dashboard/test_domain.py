@@ -210,6 +210,9 @@ def test_hourly_and_histogram_points_are_labelled_in_the_desks_time_and_the_page
                            {"from_seconds": 144_000, "to_seconds": None, "tickets": 0}]}  # fmt: skip
     assert views.buckets(buckets, "ru") == [("< 5 мин", 1.0), ("30 мин–1 ч", 4.0), ("≥ 40 ч", 0.0)]
     assert views.buckets(buckets, "en")[1] == ("30 min–1 h", 4.0)
+    assert views.bucket_ticks(buckets, "en") == {0: "< 5 min", 1: "< 1 h", 2: "≥ 40 h"}
+    edge = charts.bar_chart([("a", 1.0)] * 48, ticks={47: "23:00"}).ticks[0]
+    assert edge.x == charts.WIDTH - charts.TICK_MARGIN  # not cut by the chart's edge
 
 
 def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_customers_wrote() -> None:

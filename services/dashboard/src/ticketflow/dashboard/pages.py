@@ -67,7 +67,7 @@ class Pages:
             "hourly": lambda history, desk_id: charts.hourly(history, self._zone(desk_id)),
             "hour_ticks": charts.every_nth_hour,
             "histogram": lambda responses: views.buckets(responses, lang),
-            "every_label": lambda points: {i: label for i, (label, _) in enumerate(points)},
+            "bucket_ticks": lambda responses: views.bucket_ticks(responses, lang),
             "periods": PERIODS,
             "new_id": lambda: str(uuid.uuid4()),
             "offered": lambda ticket: [(a.name, a.fields) for a in offered(ticket["status"], ticket.get("category"))],

@@ -9,7 +9,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 WIDTH, HEIGHT, GAP = 560, 120, 2
-TICKS_HEIGHT = 16  # below the bars: the labels of some bars
+TICK_MARGIN = 16  # a label is centred under its bar, but never cut by the chart's edge
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,11 @@ def bar_chart(
     for i, (label, value) in enumerate(points):
         height = 0.0 if value is None else HEIGHT * min(max(value, 0.0), ceiling) / ceiling
         bars.append(Bar(i * slot + GAP / 2, HEIGHT - height, max(slot - GAP, 1.0), height, label, value))
-    shown = [Tick(bars[i].x + bars[i].width / 2, label) for i, label in sorted((ticks or {}).items()) if i < len(bars)]
+    shown = [
+        Tick(min(max(bars[i].x + bars[i].width / 2, TICK_MARGIN), WIDTH - TICK_MARGIN), label)
+        for i, label in sorted((ticks or {}).items())
+        if i < len(bars)
+    ]
     return Chart(bars, ceiling, ticks=shown)
 
 

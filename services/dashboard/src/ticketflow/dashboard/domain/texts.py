@@ -55,8 +55,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "business_time": "Business time",
         "period": "Period",
         "days": "{days} days",
-        "responses_counted": "{responded} tickets answered; {waiting} without a first reply yet (referred, duplicate "
-        "and refused ones not counted).",
+        "responses_counted": "Answered: {responded}; without a first reply yet: {waiting} (referred, duplicate and "
+        "refused tickets not counted).",
         "value": "Value",
         "subject": "Subject",
         "opened": "Opened",

@@ -47,6 +47,15 @@ def buckets(responses: dict[str, Any], lang: str) -> list[tuple[str, float | Non
     return points
 
 
+def bucket_ticks(responses: dict[str, Any], lang: str) -> dict[int, str]:
+    """Short labels under the distribution's bars: each bucket by its upper bound ("< 15 min", "≥ 40 h")."""
+    ticks = {}
+    for i, bucket in enumerate(responses["buckets"]):
+        high = bucket["to_seconds"]
+        ticks[i] = f"≥ {span(bucket['from_seconds'], lang)}" if high is None else f"< {span(high, lang)}"
+    return ticks
+
+
 def age(since: str | None, now: datetime, lang: str) -> str:
     start = parse_time(since)
     return duration((now - start).total_seconds(), lang) if start else ""
