@@ -446,6 +446,11 @@ async def test_the_leads_page_plots_backlog_by_hour_and_the_first_response_distr
             return level > 0 and (await last.text_content() or "").endswith(f": {level}")  # live: may lag
 
         await eventually(the_last_bar_is_the_backlog_now, 60)
+        per_queue = express.locator("details.per-queue")
+        await per_queue.locator("> summary").click()
+        await expect(
+            per_queue.locator("figure[data-chart='backlog-by-hour-express-client-l1'] rect.bar")
+        ).to_have_count(48)
         await express.locator("nav.periods a[href='/?days=7']").click()
         await expect(express.locator("nav.periods strong")).to_have_text("7 days")
         responses = express.locator("figure[data-chart='first-responses-express']")

@@ -265,6 +265,10 @@ def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_cus
         "history": {
             "hours": ["2026-12-01T07:00:00Z", "2026-12-01T08:00:00Z"],
             "total": {"queue_id": None, "backlog": [4, 9], "entered": [4, 6], "exited": [0, 1]},
+            "queues": [
+                {"queue_id": None, "backlog": [1, 2], "entered": [1, 1], "exited": [0, 0]},
+                {"queue_id": "client-l1", "backlog": [3, 7], "entered": [3, 5], "exited": [0, 1]},
+            ],
         },
         "responses": {
             "responded": 5,
@@ -285,6 +289,8 @@ def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_cus
         assert texts.text(lang, "breached") in html and texts.text(lang, "chart_attainment") in html
         assert texts.text(lang, "chart_backlog_by_hour") in html and texts.text(lang, "first_responses", days=7) in html
         assert "01.12 11:00: 9" in html  # the hour in Moscow time (the express desk's), the backlog at its end
+        assert "01.12 11:00: 7" in html and texts.text(lang, "queue_backlog_by_hour", queue="client-l1") in html
+        assert texts.text(lang, "queue_backlog_by_hour", queue=texts.text(lang, "not_routed")) in html
         assert f"≥ 1 {'ч' if lang == 'ru' else 'h'}: 2" in html and 'href="/?days=30"' in html
 
 

@@ -64,7 +64,7 @@ class Pages:
             "preflight": views.preflight_checks,
             "chart": charts.bar_chart,
             "daily": charts.daily,
-            "hourly": lambda history, desk_id: charts.hourly(history, self._zone(desk_id)),
+            "hourly": lambda history, desk_id, series=None: charts.hourly(history, self._zone(desk_id), series),
             "hour_ticks": charts.every_nth_hour,
             "histogram": lambda responses: views.buckets(responses, lang),
             "bucket_ticks": lambda responses: views.bucket_ticks(responses, lang),

@@ -67,11 +67,15 @@ def daily(days: Sequence[dict[str, object]], field: str, scale: float = 1.0) -> 
     return points
 
 
-def hourly(history: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, float | None]]:
-    """(the hour in the desk's time zone, tickets in the backlog at its end) of the query API's backlog history."""
+def hourly(
+    history: Mapping[str, Any], zone: tzinfo, series: Mapping[str, Any] | None = None
+) -> list[tuple[str, float | None]]:
+    """(the hour in the desk's time zone, tickets in the backlog at its end) of the query API's backlog history:
+    the desk's total, or one queue's `series`."""
+    levels = (series or history["total"])["backlog"]
     return [
         (datetime.fromisoformat(hour).astimezone(zone).strftime("%d.%m %H:00"), float(level))
-        for hour, level in zip(history["hours"], history["total"]["backlog"], strict=True)
+        for hour, level in zip(history["hours"], levels, strict=True)
     ]
 
 
