@@ -38,7 +38,7 @@ from ticketflow.projector.adapters.read_models import NAMES
 from ticketflow.projector.domain import agents, backlog, backlog_history, metrics, register, sla_board, tickets
 from ticketflow.projector.domain.desk_time import RegistryDeskTime
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: backlog_history filled too
 CHUNK = 2000  # tickets per chunk: their events are interleaved in time order, as in a live log
 SPACING_S = 30.0  # one ticket every 30 s: a million tickets over ~347 days
 _encode = msgspec.json.Encoder().encode
