@@ -47,6 +47,8 @@ TABLES = {
     "desk_metric_tickets": "ticket_id",
     "register_entries": "ticket_id",
     "register_organisations": "desk_id, organisation_id",
+    "backlog_history_tickets": "ticket_id",
+    "backlog_hours": "desk_id, queue_id, hour",
 }
 MONDAY = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 10:00 in Moscow
 
@@ -91,6 +93,7 @@ async def test_every_read_model_projected_live_equals_a_rebuild_from_zero(store:
     statuses = {str(r["status"]) for r in projected["ticket_list"]}
     assert {"closed", "resolved", "merged"} <= statuses and len(statuses) >= 5, statuses  # tickets moved along
     assert projected["sla_board_clocks"] and projected["agent_load_tickets"] and projected["queue_backlog"]
+    assert projected["backlog_hours"] and projected["backlog_history_tickets"]
 
     await rebuild(store.pool, DESKS)  # a quiet rebuild from zero
     assert await snapshot(store.pool) == projected
