@@ -13,7 +13,8 @@ Instrumented libraries (the OpenTelemetry packages): asyncpg (queries), httpx (p
 and aiohttp (Bitrix24 and webhook calls, portal checks). Their spans come from a second tracer provider
 whose sampler is parent-based with no roots: a query or an outbound call is traced inside a traced piece
 of work (a request, a record) and never starts a trace of its own (the relay's and the projections'
-polling would otherwise be most of the traces). HTTP server spans are `http_telemetry`'s, consumer spans
+polling would otherwise be most of the traces). Outside sampled work a query goes straight to asyncpg
+(`query_spans.SampledQueries`); an outbound HTTP call still passes an unsampled context on. HTTP server spans are `http_telemetry`'s, consumer spans
 `ticketflow.messaging.tracing`'s.
 
 `RootDecisions` makes a dropped root cheap, `EdgeSpans` a sampled HTTP span (their docstrings, and
@@ -215,10 +216,11 @@ def _processors(exporters: set[str]) -> list[SpanProcessor]:
 
 def _instrument_libraries(provider: TracerProvider) -> None:
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
-    for instrumentor in (asyncpg_instrumentor, HTTPXClientInstrumentor(), AioHttpClientInstrumentor()):
+    from ticketflow.runtime.query_spans import SampledQueries
+
+    queries = SampledQueries()  # type: ignore[no-untyped-call]
+    for instrumentor in (queries, HTTPXClientInstrumentor(), AioHttpClientInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
