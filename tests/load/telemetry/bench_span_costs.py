@@ -40,7 +40,7 @@ from ticketflow.runtime.query_spans import SampledQueries
 QUERY_ATTRIBUTES: dict[str, str | int] = {
     "db.system": "postgresql", "db.name": "ticketflow", "db.user": "ticketflow", "net.peer.name": "127.0.0.1",
     "net.peer.port": 5432, "net.transport": "ip_tcp",
-    "db.statement": "SELECT conversation_key, ticket_id, state FROM intake_conversations WHERE conversation_key = ANY($1)",
+    "db.statement": "SELECT key, ticket_id, state FROM intake_conversations WHERE key = ANY($1)",
 }  # fmt: skip
 SAMPLED_PARENT = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
                              trace_flags=TraceFlags(TraceFlags.SAMPLED))  # fmt: skip

@@ -14,8 +14,8 @@ and aiohttp (Bitrix24 and webhook calls, portal checks). Their spans come from a
 whose sampler is parent-based with no roots: a query or an outbound call is traced inside a traced piece
 of work (a request, a record) and never starts a trace of its own (the relay's and the projections'
 polling would otherwise be most of the traces). Outside sampled work a query goes straight to asyncpg
-(`query_spans.SampledQueries`); an outbound HTTP call still passes an unsampled context on. HTTP server spans are `http_telemetry`'s, consumer spans
-`ticketflow.messaging.tracing`'s.
+(`query_spans.SampledQueries`); an outbound HTTP call still passes an unsampled context on. HTTP server
+spans are `http_telemetry`'s, consumer spans `ticketflow.messaging.tracing`'s.
 
 `RootDecisions` makes a dropped root cheap, `EdgeSpans` a sampled HTTP span (their docstrings, and
 docs/operations.md "Tracing")."""
