@@ -2,8 +2,9 @@
 
 The instrumentation wraps every query: it strips comments off the SQL, builds ten attributes and asks the
 sampler, which drops the span when the work around it is not sampled (its provider's sampler is
-parent-based with no roots, `tracing.setup_tracing`). That dropped span cost ~25 µs of CPU per query on
-this machine (`tests/load/telemetry/bench_query_spans.py`), on every query of the process: the consumers'
+parent-based with no roots, `tracing.setup_tracing`). That dropped span cost ~41 µs of CPU per query on
+this machine at load average ~9 (`tests/load/telemetry/bench_span_costs.py`; with this gate ~5 µs), on
+every query of the process: the consumers'
 batches, the relay's and the reply relay's polling. Here a query whose current span is not sampled goes
 straight to asyncpg; inside sampled work the package's own wrapper makes the span, unchanged, so a
 sampled trace keeps every query it ran. The spans that reach the exporter are the same either way."""
