@@ -23,6 +23,7 @@ def test_span_cost_benchmark_prints_every_row(pg_dsn: str) -> None:
         "OTLP encoding of a span (export thread)",
         "asyncpg query, bare",
         "asyncpg query, instrumentation-asyncpg, not sampled",
+        "asyncpg query, instrumentation-asyncpg, sampled (span recorded)",
         "asyncpg query, SampledQueries, not sampled",
         "asyncpg query, SampledQueries, sampled (span recorded)",
     ):

@@ -9,8 +9,9 @@ median per variant is printed as µs of CPU (`time.process_time`) per operation.
   protobuf serialisation of asyncpg-like spans, 512 per batch as the batch span processor sends them);
 - asyncpg `fetchval` on loopback PostgreSQL (`--dsn`, default TICKETFLOW_PG_DSN): bare; with
   opentelemetry-instrumentation-asyncpg outside sampled work (its span is dropped by the parent-based
-  sampler); with `ticketflow.runtime.query_spans.SampledQueries` outside sampled work and inside it
-  (a recorded span, exporter as above). The difference to the bare query is the telemetry's.
+  sampler) and inside it; with `ticketflow.runtime.query_spans.SampledQueries` outside sampled work and
+  inside it (the same span, recorded finished; exporter as above). The difference to the bare query is the
+  telemetry's.
 
 Usage: python tests/load/telemetry/bench_span_costs.py [--operations 5000] [--rounds 3] [--dsn ...]
 """
@@ -51,9 +52,9 @@ class Dropped(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def provider(sampler: object) -> TracerProvider:
+def provider(sampler: object, processor: BatchSpanProcessor | None = None) -> TracerProvider:
     made = TracerProvider(sampler=sampler)  # type: ignore[arg-type]
-    made.add_span_processor(BatchSpanProcessor(Dropped()))
+    made.add_span_processor(processor or BatchSpanProcessor(Dropped()))
     return made
 
 
@@ -95,7 +96,8 @@ async def query_variants(dsn: str, operations: int, rounds: int) -> dict[str, li
     """asyncpg with each instrumentation in turn (one at a time: they patch the same methods)."""
     conn = await asyncpg.connect(dsn)
     results: dict[str, list[float]] = {}
-    instrumented = provider(ParentBased(ALWAYS_OFF))  # as the runtime's: never a root of its own
+    exporting = BatchSpanProcessor(Dropped())
+    instrumented = provider(ParentBased(ALWAYS_OFF), exporting)  # as the runtime's: never a root of its own
 
     async def queries(n: int) -> None:
         for _ in range(n):
@@ -113,9 +115,14 @@ async def query_variants(dsn: str, operations: int, rounds: int) -> dict[str, li
         package = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
         package.instrument(tracer_provider=instrumented)
         await measure("asyncpg query, instrumentation-asyncpg, not sampled", queries)
+        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(SAMPLED_PARENT)))
+        try:
+            await measure("asyncpg query, instrumentation-asyncpg, sampled (span recorded)", queries)
+        finally:
+            otel_context.detach(token)
         package.uninstrument()
         gated = SampledQueries()  # type: ignore[no-untyped-call]
-        gated.instrument(tracer_provider=instrumented)
+        gated.instrument(tracer_provider=instrumented, processors=[exporting], resource=instrumented.resource)
         await measure("asyncpg query, SampledQueries, not sampled", queries)
         token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(SAMPLED_PARENT)))
         try:

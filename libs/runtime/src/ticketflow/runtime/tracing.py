@@ -185,7 +185,7 @@ def setup_tracing(service: str) -> TracerProvider | None:
         provider.add_span_processor(processor)
         instrumented.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    _instrument_libraries(instrumented)
+    _instrument_libraries(instrumented, processors)
     roots, parent_based = RootDecisions(provider, ids), drops_unsampled_children(provider.sampler)
     tracing.configure(enabled=True, forwards_unsampled=parent_based, start_root=roots.start)
     _edge[:] = [EdgeSpans(provider, processors, roots)] if parent_based else []
@@ -214,13 +214,15 @@ def _processors(exporters: set[str]) -> list[SpanProcessor]:
     return processors
 
 
-def _instrument_libraries(provider: TracerProvider) -> None:
+def _instrument_libraries(provider: TracerProvider, processors: list[SpanProcessor]) -> None:
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     from ticketflow.runtime.query_spans import SampledQueries
 
     queries = SampledQueries()  # type: ignore[no-untyped-call]
-    for instrumentor in (queries, HTTPXClientInstrumentor(), AioHttpClientInstrumentor()):
+    if not queries.is_instrumented_by_opentelemetry:
+        queries.instrument(tracer_provider=provider, processors=processors, resource=provider.resource)
+    for instrumentor in (HTTPXClientInstrumentor(), AioHttpClientInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
