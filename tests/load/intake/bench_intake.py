@@ -603,5 +603,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--telemetry", choices=("off", "on", "ab"), default="off", help=telemetry_help)
     parser.add_argument("--ab-rounds", type=int, default=1, help="pairs of runs (off, on) with --telemetry ab")
-    parser.add_argument("--sampling", type=float, default=0.1, help="the 'on' runs' sampling ratio (0: unsampled path only)")
+    sampling_help = "the 'on' runs' ratio for new traces (webhooks; 0: the unsampled path only)"
+    parser.add_argument("--sampling", type=float, default=0.1, help=sampling_help)
     asyncio.run(main(parser.parse_args()))
