@@ -21,10 +21,11 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -42,6 +43,7 @@ class ReceivedNotification:
     chat_id: uuid.UUID
     body: str
     payload: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)  # when it reached the platform (bench-system's latency)
 
 
 class FakeBotX:

@@ -51,6 +51,7 @@ EXPRESS_BOTS = {
 }
 PUBLIC_BOT = next(iter(EXPRESS_BOTS))
 PUBLIC_BOT_HOST = "cts.express.example.ru"
+DEMO_ONLY = ("TICKETFLOW_DESK_CONFIG_DIR", "TICKETFLOW_B24_CA_FILE")  # made by `make run` (deploy/demo.py)
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,7 @@ class System:
     platforms: ChatPlatforms
     logs: Path
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # per service: extra variables
+    common: dict[str, str] = field(default_factory=dict)  # every service: extra variables (a desk directory)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> ServiceProcess:
@@ -239,9 +241,9 @@ class System:
             "sla": {"TOPIC": t.ticket_events, "GROUP_ID": group},
         }[name]  # fmt: skip
         prefix = f"TICKETFLOW_{name.upper()}_"
-        # The packaged desks: the demo's desk directory exists only under `make run` (its Bitrix24 portal).
-        secrets = {k: v for k, v in demo_secrets().items() if k != "TICKETFLOW_DESK_CONFIG_DIR"}
-        inherited = {k: v for k, v in os.environ.items() if k != "TICKETFLOW_DESK_CONFIG_DIR"}
+        # The packaged desks: the demo's desk directory and its portal's CA exist only under `make run`.
+        secrets = {k: v for k, v in demo_secrets().items() if k not in DEMO_ONLY}
+        inherited = {k: v for k, v in os.environ.items() if k not in DEMO_ONLY}
         return {
             **inherited,
             **secrets,
@@ -251,6 +253,7 @@ class System:
             f"{prefix}PORT": str(port),
             **{prefix + key: value for key, value in per_service.items()},
             **{prefix + key: value for key, value in self.overrides.get(name, {}).items()},
+            **self.common,
         }
 
     async def start(self, *names: str) -> None:
