@@ -128,10 +128,11 @@ class ChaosRun:
         await asyncio.sleep(max(0.0, begun + chaos.hold_s - time.monotonic()))
         await chaos.end(cs)
         await posting
-        after = await self.settled(load)
+        settle_by = time.monotonic() + plan.settle_s  # both waits together: a fault that loses something costs one
+        after = await self.settled(load, settle_by)  # the agents answer every ticket routed meanwhile
         stop_agents.set()
         await agents
-        after = await self.settled(load)
+        after = await self.settled(load, settle_by)
         self.everything += load.accepted
         count = await count_phase(chaos.name, load, self.everything, cs.platforms, self.store, before, after,
                                   self.fired, started)  # fmt: skip
@@ -143,9 +144,10 @@ class ChaosRun:
         self.counts.append(count)
         return count
 
-    async def settled(self, load: ChaosLoad) -> Offsets:
-        """Once nothing of this load is lost, every consumer caught up and the chats stopped changing."""
-        deadline, last, quiet = time.monotonic() + self.plan.settle_s, -1, 0
+    async def settled(self, load: ChaosLoad, deadline: float) -> Offsets:
+        """Once nothing of this load is lost, every consumer caught up and the chats stopped changing (or
+        at `deadline`, monotonic)."""
+        last, quiet = -1, 0
         while True:
             now = await offsets(self.cs.bootstrap, self.cs.topics, self.store.pool)
             result = None

@@ -12,6 +12,7 @@ Intake must store each message once however often it came.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,10 +23,11 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from intake_payloads import botx_message
-from outage_load import Conversation, Load, bug_report
+from outage_load import AGENT, Conversation, Load, Lookup, agent_reply, bug_report
 from support.system import PUBLIC_BOT, PUBLIC_BOT_HOST
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender
+from ticketflow.contracts.commands import CommandEnvelope, ReplyAsAgent
 
 RETRY_S = 120.0
 
@@ -68,6 +70,48 @@ class ChaosLoad(Load):  # type: ignore[misc]  # mypy sees tests/outage/outage_lo
         text = f"Дополнение к обращению: {conversation.text[-10:]}, скриншот позже"
         conversation.followed_up = await self.post_once(client, conversation, text)
 
+    async def agents(self, stop: asyncio.Event, rate: float = 5.0) -> None:
+        """The outage tests' agents (`Load.agents`), with a producer that survives a broker restart: after
+        one, aiokafka's idempotent producer can stop for good (OutOfOrderSequenceNumber) and a send wait
+        forever; each send here has a deadline, and a failed one is made again on a new producer (the
+        command id keeps it from being applied twice)."""
+        producer = await self.started_producer()
+        store = Lookup(self.dsn)
+        try:
+            while not stop.is_set():
+                due = [c for c in await self.find_tickets(store) if not c.commanded]
+                if due:
+                    conversation, ticket = due[0], due[0].ticket
+                    assert ticket is not None
+                    reply = ReplyAsAgent(ticket, AGENT, "", agent_reply(conversation))
+                    envelope = msgspec.json.encode(CommandEnvelope(uuid.uuid4(), datetime.now(UTC), AGENT, reply))
+                    while True:
+                        try:
+                            await asyncio.wait_for(producer.send_and_wait(
+                                self.topics.ticket_commands, envelope, key=str(ticket).encode()), 15)  # fmt: skip
+                            break
+                        except (KafkaError, TimeoutError):
+                            with contextlib.suppress(KafkaError, TimeoutError):
+                                await asyncio.wait_for(producer.stop(), 10)
+                            producer = await self.started_producer()
+                    conversation.commanded = True
+                    self.commands_sent += 1
+                await asyncio.sleep(1 / rate)
+        finally:
+            with contextlib.suppress(KafkaError, TimeoutError):
+                await asyncio.wait_for(producer.stop(), 10)
+            store.close()
+
+    async def started_producer(self) -> AIOKafkaProducer:
+        while True:
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all")
+            try:
+                await producer.start()
+                return producer
+            except KafkaError:
+                await producer.stop()
+                await asyncio.sleep(1)
+
     async def inbound_at(self, rate: float, seconds: float) -> None:
         """New conversations on chat.inbound at `rate` per second; each record sent until acknowledged."""
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", request_timeout_ms=5000)
@@ -84,10 +128,10 @@ class ChaosLoad(Load):  # type: ignore[misc]  # mypy sees tests/outage/outage_lo
                 )  # fmt: skip
                 while True:
                     try:
-                        await producer.send_and_wait(self.topics.chat_inbound, msgspec.json.encode(message),
-                                                     key=str(conversation.chat).encode())  # fmt: skip
+                        await asyncio.wait_for(producer.send_and_wait(self.topics.chat_inbound,
+                            msgspec.json.encode(message), key=str(conversation.chat).encode()), 15)  # fmt: skip
                         break
-                    except KafkaError:
+                    except (KafkaError, TimeoutError):
                         await asyncio.sleep(1)
                 self.inbound.append(conversation)
         finally:

@@ -4,10 +4,11 @@ so both may be stopped; nothing on the shared ones is touched.
 
 The desks are the packaged ones with one change, so that SLA timers fall due during the run: the eXpress
 client-support track (the public bot's) counts in the around-the-clock calendar and has a policy with a
-one-minute first response for every priority (the packaged track has no SLA). Notifications' send
-deadline is short (`SEND_DEADLINE_S`), so a slow destination is one that answers after it, and its
-automatic redrive is quick, so what a dead destination dead-lettered in the ledger goes out once it
-is back.
+one-minute first response for every priority (the packaged track has no SLA). Notifications keeps its
+default send deadline (`SEND_DEADLINE_S`, 20 s: a shorter one turned answers that were merely late on
+this loaded 2-core box into unknown outcomes), so a slow destination is one that answers after 20 s; its
+automatic redrive is quick, so what a dead destination dead-lettered in the ledger goes out once it is
+back.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from support.private_postgres import PrivatePostgres
 from support.system import ChatPlatforms, PrivateTopics, System
 
 SERVICES = ("projector", "intake", "preflight", "routing", "sla", "notifications")
-SEND_DEADLINE_S = 3.0
+SEND_DEADLINE_S = 20.0
 FIRST_RESPONSE_MINUTES = 1
 
 

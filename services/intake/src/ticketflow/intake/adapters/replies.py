@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 import msgspec
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
 
 from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.topics import CHAT_REPLIES
@@ -38,6 +39,9 @@ from ticketflow.messaging.producer import make_producer
 
 log = logging.getLogger("ticketflow.intake")
 _encoder = msgspec.json.Encoder()
+# After these an idempotent producer's sender has stopped (seen after a broker restart: every later send
+# failed with OutOfOrderSequenceNumber until the process restarted, tests/chaos); a new producer recovers.
+PRODUCER_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 _LEADER = "SELECT pg_try_advisory_xact_lock(hashtextextended('ticketflow-intake-reply-relay', 0))"
 _CLAIM = """
@@ -143,6 +147,13 @@ class ReplyRelay:
             while not stop.is_set():
                 try:
                     sent = await self.relay_once()
+                except PRODUCER_BROKEN as exc:  # its sender stopped for good: only a new producer sends again
+                    log.warning("reply relay: producer broken (%r), starting a new one; the rows stay unsent", exc)
+                    with contextlib.suppress(KafkaError):  # closing it may raise what stopped it
+                        await self._producer.stop()
+                    self._producer = self._new_producer()
+                    await self._producer.start()
+                    sent = 0
                 except Exception as exc:  # broker or database trouble: the rows stay unsent, try again
                     log.warning("reply relay: round failed, will retry: %r", exc)
                     sent = 0
