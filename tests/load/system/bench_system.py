@@ -64,8 +64,6 @@ class Offered:
 async def offer(url: str, rate: float, seconds: float, offered: Offered) -> None:
     """New conversations at `rate` per second for `seconds`, open loop (a post each 1/rate s)."""
     secret = demo_secrets()[EXPRESS_BOTS[PUBLIC_BOT]]
-    token = build_botx_jwt_v2(bot_id=PUBLIC_BOT, bot_host=PUBLIC_BOT_HOST, secret_key=secret)
-    headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
 
     async def one(client: httpx.AsyncClient, n: int) -> None:
@@ -74,7 +72,9 @@ async def offer(url: str, rate: float, seconds: float, offered: Offered) -> None
                                user_huid=uuid.uuid4(), bot_id=PUBLIC_BOT)  # fmt: skip
         command["from"]["host"] = PUBLIC_BOT_HOST
         try:
-            answer = await client.post(f"{url}/command", json=command, headers=headers)
+            # A token per post, as BotX signs each: one made at the start expires within the run.
+            token = build_botx_jwt_v2(bot_id=PUBLIC_BOT, bot_host=PUBLIC_BOT_HOST, secret_key=secret)
+            answer = await client.post(f"{url}/command", json=command, headers={"Authorization": f"Bearer {token}"})
         except httpx.HTTPError as error:
             offered.refused += 1
             offered.errors.append(repr(error))
