@@ -51,7 +51,6 @@ EXPRESS_BOTS = {
 }
 PUBLIC_BOT = next(iter(EXPRESS_BOTS))
 PUBLIC_BOT_HOST = "cts.express.example.ru"
-DEMO_ONLY = ("TICKETFLOW_DESK_CONFIG_DIR", "TICKETFLOW_B24_CA_FILE")  # made by `make run` (deploy/demo.py)
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,14 @@ class PrivateTopics:
             await admin.delete_topics(self.all)
         finally:
             await admin.close()
+
+
+# What points at `make run`'s demo Bitrix24 portal and the files it writes: this system runs on the
+# packaged desks and the library's defaults instead.
+DEMO_PLATFORM_SETTINGS = frozenset({
+    "TICKETFLOW_DESK_CONFIG_DIR", "TICKETFLOW_B24_OAUTH_SERVER", "TICKETFLOW_B24_ALLOWED_NETWORKS",
+    "TICKETFLOW_B24_ALLOWED_PORTS", "TICKETFLOW_B24_CA_FILE", "TICKETFLOW_INTAKE_B24_EVENTS_URL",
+})  # fmt: skip
 
 
 @dataclass
@@ -241,9 +248,8 @@ class System:
             "sla": {"TOPIC": t.ticket_events, "GROUP_ID": group},
         }[name]  # fmt: skip
         prefix = f"TICKETFLOW_{name.upper()}_"
-        # The packaged desks: the demo's desk directory and its portal's CA exist only under `make run`.
-        secrets = {k: v for k, v in demo_secrets().items() if k not in DEMO_ONLY}
-        inherited = {k: v for k, v in os.environ.items() if k not in DEMO_ONLY}
+        secrets = {k: v for k, v in demo_secrets().items() if k not in DEMO_PLATFORM_SETTINGS}
+        inherited = {k: v for k, v in os.environ.items() if k not in DEMO_PLATFORM_SETTINGS}
         return {
             **inherited,
             **secrets,
