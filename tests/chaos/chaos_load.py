@@ -36,6 +36,7 @@ RETRY_S = 120.0
 class ChaosLoad(Load):  # type: ignore[misc]  # mypy sees tests/outage/outage_load.py as `outage.outage_load`
     refused_chats: set[uuid.UUID] = field(default_factory=set)  # first message refused: not accepted
     inbound: list[Conversation] = field(default_factory=list)  # conversations put on chat.inbound
+    retrying: list[asyncio.Task[None]] = field(default_factory=list)  # first posts under way
 
     @property
     def accepted(self) -> list[Conversation]:
@@ -60,8 +61,27 @@ class ChaosLoad(Load):  # type: ignore[misc]  # mypy sees tests/outage/outage_lo
             await asyncio.sleep(1)
 
     async def post(self, client: httpx.AsyncClient, conversation: Conversation, text: str) -> None:
+        """Post in the background: a refused post retrying for up to `RETRY_S` must not hold up the next
+        conversation (intake refusing everything would otherwise slow the load to one per `RETRY_S`)."""
+        self.retrying.append(asyncio.create_task(self._first_post(client, conversation, text)))
+
+    async def _first_post(self, client: httpx.AsyncClient, conversation: Conversation, text: str) -> None:
         if not await self.post_once(client, conversation, text):
             self.refused_chats.add(conversation.chat)
+
+    async def conversations_at(self, rate: float, seconds: float) -> None:
+        """`Load.conversations_at`, waiting for the first posts still retrying before its client closes."""
+        followups: list[asyncio.Task[None]] = []
+        async with httpx.AsyncClient(timeout=30) as client:
+            start, n = time.monotonic(), len(self.conversations)
+            for i in range(int(rate * seconds)):
+                await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+                conversation = Conversation(uuid.uuid4(), uuid.uuid4(), bug_report(n + i))
+                self.conversations.append(conversation)
+                await self.post(client, conversation, conversation.text)
+                if (n + i) % 4 == 0:
+                    followups.append(asyncio.create_task(self.follow_up(client, conversation)))
+            await asyncio.gather(*followups, *self.retrying)
 
     async def follow_up(self, client: httpx.AsyncClient, conversation: Conversation) -> None:
         await asyncio.sleep(1.5)
