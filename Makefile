@@ -9,7 +9,7 @@ PY := $(CURDIR)/.venv/bin/python
 export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow?sslmode=disable
 
-.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas config-docs run stop status bench bench-eventstore bench-sla-burst chaos bench-system
+.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst chaos bench-system
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(UV):
 	@python3 -m venv .local/tools || { echo "error: python3 -m venv failed; install python3-venv"; exit 1; }
 	@.local/tools/bin/pip install -q "uv==$(UV_VERSION)" || { echo "error: could not install uv $(UV_VERSION) from PyPI"; exit 1; }
 
-.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+.venv/.synced: $(UV) uv.lock pyproject.toml cli/pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 	@$(UV) sync --frozen --python python3 --all-packages
 	@touch $@
 
@@ -30,7 +30,7 @@ lint: setup ## ruff
 	@$(UV) run --frozen ruff format --check .
 
 typecheck: setup ## mypy (strict): the code, then the tests and benchmarks (their own run: test folders repeat module names)
-	@$(UV) run --frozen mypy libs services
+	@$(UV) run --frozen mypy libs services cli
 	@MYPYPATH=tests $(UV) run --frozen mypy tests  # tests/support is imported as `support`, as pytest does
 
 check: lint typecheck ## lint and typecheck
@@ -39,10 +39,19 @@ migrate: setup ## apply the numbered SQL migrations of the event store and every
 	@$(PY) -m ticketflow.eventstore.migrate
 
 topics: setup ## create every Kafka topic declared in ticketflow.messaging.topics (idempotent)
-	@$(PY) -m ticketflow.messaging.topics
+	@.venv/bin/ticketflow topics create
 
 schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas
 	@$(PY) -m ticketflow.contracts.schema docs/schemas
+
+asyncapi: setup ## regenerate docs/asyncapi.json (AsyncAPI 3) from the topic declarations and the contracts
+	@$(PY) -m ticketflow.messaging.asyncapi docs/asyncapi.json
+
+openapi: setup ## regenerate docs/openapi/*.json from the services' HTTP routes
+	@$(PY) -m ticketflow.cli.openapi docs/openapi
+
+k8s: setup ## regenerate deploy/k8s/base (kustomize) from the services, the topic declarations and the desks
+	@$(PY) -m ticketflow.cli.k8s deploy/k8s/base
 
 config-docs: setup ## regenerate the settings tables of docs/configuration.md from the services' settings objects
 	@$(PY) -m ticketflow.runtime.configdoc docs/configuration.md

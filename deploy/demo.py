@@ -31,9 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "intake")
 from intake_payloads import b24_message, botx_message
 from pybotx.auth import build_botx_jwt_v2
 
+from ticketflow.cli.context import Context
+from ticketflow.cli.tickets import agent_event
 from ticketflow.contracts.roster_events import AgentJoinedQueue, AgentStatusChanged
 from ticketflow.eventstore.connection import dsn_from_env
-from ticketflow.runtime.ops import agent_event
+from ticketflow.messaging.security import PLAINTEXT
 
 INTAKE = "http://127.0.0.1:8001"
 DASHBOARD = "http://127.0.0.1:8006"
@@ -52,8 +54,9 @@ def say(text: str) -> None:
 async def agents(dsn: str) -> None:
     # Ids of the staff directory (services/notifications config/local.toml): names and addresses come from it.
     for agent, queue in (("agent-anna", "client-l1"), ("agent-ivan", "box-l1")):
-        await agent_event(dsn, AgentJoinedQueue(agent, queue, (), ("ru", "en"), 5))
-        await agent_event(dsn, AgentStatusChanged(agent, "online"))
+        cli = Context("", dsn, PLAINTEXT)
+        await agent_event(cli, AgentJoinedQueue(agent, queue, (), ("ru", "en"), 5))
+        await agent_event(cli, AgentStatusChanged(agent, "online"))
 
 
 def express_command(

@@ -6,6 +6,7 @@ tests/support/infra.py. A missing service fails the test with what to do about i
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -22,6 +23,10 @@ from support.infra import (
     dsn_with_database,
     unique_name,
 )
+
+# Services a test starts (in process or as processes, which inherit this) read no operators' topic unless
+# the test gives them one of their own: the shared broker's ops.commands is for the running system.
+os.environ.setdefault("TICKETFLOW_OPS_COMMANDS_TOPIC", "")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 VERSION="$(kafka_version)"
 [[ -n "$VERSION" ]] || die "cannot read <kafka.version> from $KAFKA_POM" "restore deploy/kafka/pom.xml from git"
 LIBS_DIR="$KAFKA_HOME/$VERSION/libs"
-LIBS_MARKER="$LIBS_DIR/.complete"
 PID_FILE="$STATE_DIR/kafka.pid"
 CONFIG_FILE="$KAFKA_HOME/server.properties"
 START_TIMEOUT_S="${TICKETFLOW_KAFKA_START_TIMEOUT_S:-120}"
@@ -52,28 +51,8 @@ if [[ -z "$started_pid" ]]; then
         die "$(command -v java) is Java '${java_major:-of unknown version}'; Kafka $VERSION needs 17 or newer" \
             "apt-get install -y openjdk-17-jre-headless (and put it first on PATH, or set it with update-alternatives)"
 
-    # 4. The broker's class path, fetched once by Maven into .local/ (the marker ties it to the pom).
-    pom_digest=$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)
-    if [[ ! -f "$LIBS_MARKER" || "$(<"$LIBS_MARKER")" != "$pom_digest" ]]; then
-        command -v mvn >/dev/null || die "Maven (mvn) is needed once to fetch Kafka $VERSION" "apt-get install -y maven"
-        info "fetching Kafka $VERSION and its runtime dependencies from Maven Central (once)"
-        staging="$LIBS_DIR.partial"
-        rm -rf "$staging"
-        fetch() {
-            mvn -q -B -Dmaven.repo.local="$LOCAL_DIR/m2" -f "$KAFKA_POM" dependency:copy-dependencies \
-                -DincludeScope=runtime -DoutputDirectory="$staging" >>"$KAFKA_LOG_DIR/maven.log" 2>&1
-        }
-        : >"$KAFKA_LOG_DIR/maven.log"
-        # One retry: a registry hiccup should not fail a whole CI run.
-        if ! fetch && ! { warn "Maven failed; retrying once in 5 s"; sleep 5; fetch; }; then
-            tail -n 20 "$KAFKA_LOG_DIR/maven.log" >&2
-            die "Maven could not download Kafka $VERSION (full log: $KAFKA_LOG_DIR/maven.log)" \
-                "check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml), then re-run make infra-up"
-        fi
-        rm -rf "$LIBS_DIR"
-        mv "$staging" "$LIBS_DIR"
-        echo "$pom_digest" >"$LIBS_MARKER"
-    fi
+    # 4. The broker's class path, fetched once by Maven into .local/ (kafka-libs.sh; the marker ties it to the pom).
+    "$REPO_ROOT/deploy/scripts/kafka-libs.sh"
 
     # 5. Render the config with this checkout's absolute data path; format storage on first use only.
     sed -e "s#@KAFKA_DATA_DIR@#$KAFKA_DATA_DIR#g" -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" \

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ticketflow.cli.app import main
 from ticketflow.contracts import values
 from ticketflow.deskconfig import PACKAGED_DESKS, DeskRegistry, TicketFacts, load_desks, model
-from ticketflow.deskconfig.__main__ import main
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -28,7 +28,7 @@ def msk(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
 
 def test_both_default_desks_load(registry: DeskRegistry) -> None:
     assert sorted(registry.desks) == ["bitrix24-box", "express"]
-    assert main(["check", str(PACKAGED_DESKS)]) == 0
+    assert main(["desks", "check", str(PACKAGED_DESKS)]) == 0
 
 
 def test_the_environment_variable_chooses_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

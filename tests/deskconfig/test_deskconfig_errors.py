@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from desk_samples import MINIMAL_DESK, line_of
 
+from ticketflow.cli.app import main
 from ticketflow.deskconfig import DeskConfigError, Problem, load_desks, parse_desk
-from ticketflow.deskconfig.__main__ import main
 
 
 def problems_of(text: str) -> list[Problem]:
@@ -186,14 +186,14 @@ def test_desk_ids_and_tenants_must_be_unique_across_files(tmp_path: Path) -> Non
 def test_check_command_lists_problems_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = MINIMAL_DESK.replace('tue = ["09:00-18:00"]', 'tue = ["09:00-25:00"]')
     (tmp_path / "acme.toml").write_text(broken, encoding="utf-8")
-    assert main(["check", str(tmp_path)]) == 1
+    assert main(["desks", "check", str(tmp_path)]) == 1
     expected = f"{tmp_path / 'acme.toml'}:{line_of(broken, '25:00')}: calendars[0].weekly.tue[0]: invalid time"
     assert expected in capsys.readouterr().err
 
 
 def test_check_command_accepts_a_valid_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "acme.toml").write_text(MINIMAL_DESK, encoding="utf-8")
-    assert main(["check", str(tmp_path)]) == 0
+    assert main(["desks", "check", str(tmp_path)]) == 0
     assert "ok: acme" in capsys.readouterr().out
 
 

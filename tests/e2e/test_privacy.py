@@ -16,9 +16,11 @@ import httpx
 import pytest
 from support.demo import demo_secrets, load_demo
 
+from ticketflow.cli.context import Context
+from ticketflow.cli.tickets import send_command
 from ticketflow.contracts.commands import UndoMerge
 from ticketflow.contracts.ids import ticket_number
-from ticketflow.runtime.ops import send_command
+from ticketflow.messaging.security import PLAINTEXT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka]
 A_TEXT = "Ошибка входа с телефона: Иван Петров, +7 916 555-12-34, пароль не принимается"
@@ -114,7 +116,8 @@ async def test_a_customer_is_never_shown_a_strangers_ticket(
 
         # An agent undoes that merge: the ticket is examined again, registered and routed like any other.
         bootstrap = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-        await send_command(bootstrap, UndoMerge(a2, "a different problem after all", "lead-boris"), "lead-boris")
+        cli = Context(bootstrap, "", PLAINTEXT)
+        await send_command(cli, UndoMerge(a2, "a different problem after all", "lead-boris"), "lead-boris")
         await eventually(
             lambda: _with(summary(a2), lambda row: row["status"] not in ("merged", "opened") and row),
             "A's second ticket back after the undo",

@@ -14,9 +14,11 @@ import pytest
 from support.demo import demo_secrets, load_demo
 from support.eventstore import migrated_pool
 
+from ticketflow.cli.context import Context
+from ticketflow.cli.tickets import send_command
 from ticketflow.contracts.commands import ReplyAsAgent
 from ticketflow.contracts.ids import ticket_number
-from ticketflow.runtime.ops import send_command
+from ticketflow.messaging.security import PLAINTEXT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka]
 REGISTERED = "зарегистрировано под номером"  # the requester's "registered under TF-…" (ticket_opened, ru)
@@ -64,7 +66,7 @@ async def test_the_demo_conversation_flows_through_every_service(
         # An agent replies through ticket.commands (the SRE/agent CLI path); intake applies it.
         ticket = uuid.UUID(express["ticket_id"])
         await send_command(
-            os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            Context(os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"), "", PLAINTEXT),
             ReplyAsAgent(ticket, "agent-anna", "", "Обновите приложение до 3.22, пожалуйста"),
             "agent-anna",
         )

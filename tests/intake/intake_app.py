@@ -11,6 +11,7 @@ from support.records import FakeRecord, RecordingProducer
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.eventstore import EventStore, InMemoryEventStore
 from ticketflow.eventstore.store import Store
+from ticketflow.intake.adapters.desk_pauses import DeskPauses
 from ticketflow.intake.adapters.intake_tables import IntakeTables
 from ticketflow.intake.app import InboundTopic, Intake
 from ticketflow.intake.consumer import COMMANDS_CONSUMER, INBOUND_CONSUMER, commands_worker
@@ -30,6 +31,7 @@ def make_intake(
     tenants: Tenants = ACME,
     inbound: InboundTopic | None = None,
     lanes: int = 4,
+    pauses: DeskPauses | None = None,
 ) -> tuple[Intake, RecordingProducer]:
     """With `pool`: the PostgreSQL store and intake's tables; without: agents' commands on `events` (an
     in-memory store by default) and webhooks on `inbound` only (the tables are never reached)."""
@@ -37,7 +39,8 @@ def make_intake(
     store: Store = events or (EventStore(pool) if pool is not None else InMemoryEventStore())
     tables = IntakeTables(pool, EventStore(pool))  # type: ignore[arg-type]  # pool None: not used then
     dead_letters = DeadLetterWriter(producer, INBOUND_CONSUMER)  # type: ignore[arg-type]
-    intake = Intake(tenants, store, tables, Metrics(), inbound=inbound, dead_letters=dead_letters, lanes=lanes)
+    intake = Intake(tenants, store, tables, Metrics(), inbound=inbound, dead_letters=dead_letters, lanes=lanes,
+                    pauses=pauses)  # fmt: skip
     return intake, producer
 
 

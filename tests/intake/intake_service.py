@@ -33,7 +33,7 @@ async def migrate_intake(dsn: str) -> None:
     under test here)."""
     conn = await asyncpg.connect(dsn)
     try:
-        wanted = [m for m in migrate.discover() if m.component in {"eventstore", "bitrix24", "intake"}]
+        wanted = [m for m in migrate.discover() if m.component in {"eventstore", "runtime", "bitrix24", "intake"}]
         await migrate.apply_all(conn, wanted)
     finally:
         await conn.close()

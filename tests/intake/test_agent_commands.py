@@ -14,7 +14,7 @@ from support.records import FakeRecord
 from support.tickets import open_ticket
 
 from ticketflow.contracts import commands as c
-from ticketflow.contracts.commands import CommandEnvelope
+from ticketflow.contracts.commands import OPERATOR_COMMANDS, CommandEnvelope
 from ticketflow.eventstore.errors import RetryableStoreError
 from ticketflow.intake.domain.agent_commands import AGENT_COMMANDS, InvalidCommand, applies, prepare
 from ticketflow.messaging.per_key import BatchNotProcessed
@@ -115,3 +115,20 @@ async def test_undecodable_and_invalid_records_are_dead_lettered_and_the_batch_g
     assert letters[2].detail == "invalid: ReplyAsAgent with an empty text"
     assert letters[2].context == {"command-id": str(invalid_env.command_id)}
     assert {d.consumer for d in letters} == {"intake-commands"} and worker.handled == 1  # the ignored one
+
+
+async def test_a_command_no_service_applies_from_the_topic_is_dead_lettered_as_not_an_operator_command() -> None:
+    """ReferTicket, MarkDuplicate and the other commands the services decide themselves used to vanish."""
+    intake, dead = make_intake()
+    records = [
+        FakeRecord("ticket.commands", 0, n, str(T).encode(), msgspec.json.encode(envelope(cmd)))
+        for n, cmd in enumerate(IGNORED)
+    ]
+    await commands(intake, dead).process(records)
+    letters = dead_letters_sent(dead)
+    routing_owns = {c.RouteTicket, c.AssignTicket, c.UnassignTicket, c.ChangePriority}
+    expected = [type(cmd).__name__ for cmd in IGNORED if type(cmd) not in routing_owns]
+    assert [letter.reason for letter in letters] == ["not an operator command"] * len(expected)
+    assert [letter.detail.split()[0] for letter in letters] == expected
+    assert all(letter.context["command-id"] for letter in letters)
+    assert set(OPERATOR_COMMANDS) == set(AGENT_COMMANDS) | routing_owns

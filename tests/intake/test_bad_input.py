@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from intake_payloads import (
 )
 from intake_service import RunningIntake, seed_install
 from schemathesis.checks import positive_data_acceptance
+from schemathesis.core.result import Ok
 
 from ticketflow.intake.platforms.generic import openapi_document
 
@@ -224,16 +226,53 @@ def _set(payload: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     target[path[-1]] = value
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=paths_in_botx, value=json_values)
-def test_fuzzed_botx_payloads_with_a_valid_token_never_5xx(
-    intake: RunningIntake, path: tuple[str, ...], value: Any
+async def stored_whole_or_not_at_all(intake: RunningIntake, sent: list[tuple[str, int]]) -> None:
+    """Each message refused (4xx) left nothing: no `intake_messages` row, no event naming it. Each accepted
+    one was recorded whole: one row, and one event naming it exactly when the row names a ticket. `sent`:
+    (message id, status); intake records asynchronously, so the accepted ones are waited for."""
+    accepted = [m for m, status in sent if status < 300]
+
+    async def rows() -> dict[str, tuple[int, int, bool]]:
+        found = await intake.pool.fetch(
+            """SELECT m.id, (SELECT count(*) FROM intake_messages WHERE idempotency_key LIKE '%:' || m.id) AS rows,
+                      (SELECT count(*) FROM events WHERE data->>'platform_message_id' = m.id) AS events,
+                      EXISTS (SELECT FROM intake_messages WHERE idempotency_key LIKE '%:' || m.id
+                              AND ticket_id IS NOT NULL) AS ticketed
+               FROM unnest($1::text[]) AS m(id)""",
+            [m for m, _ in sent],
+        )
+        return {r["id"]: (r["rows"], r["events"], r["ticketed"]) for r in found}
+
+    await intake.eventually(rows, lambda found: all(found[m][0] for m in accepted), wait_s=60)
+    await asyncio.sleep(1.0)  # anything refused but taken by mistake would be recorded by now
+    found = await rows()
+    for message_id, status in sent:
+        count, events, ticketed = found[message_id]
+        if status >= 300:
+            assert (count, events) == (0, 0), (message_id, status, found[message_id])
+        else:
+            assert count == 1 and events == int(ticketed), (message_id, status, found[message_id])
+
+
+async def test_fuzzed_botx_payloads_with_a_valid_token_never_5xx_and_are_stored_whole_or_not_at_all(
+    intake: RunningIntake,
 ) -> None:
-    payload = botx_message("fuzz", chat_id=uuid.uuid4())
-    _set(payload, path, value)
-    answer = httpx.post(f"{intake.base_url}/command", json=payload, headers=botx_headers(), timeout=10)
-    assert answer.status_code < 500, answer.text
-    assert answer.headers["content-type"].startswith("application/json")
+    sent: list[tuple[str, int]] = []
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(path=paths_in_botx, value=json_values)
+    def post(path: tuple[str, ...], value: Any) -> None:
+        payload = botx_message("fuzz", chat_id=uuid.uuid4())
+        _set(payload, path, value)
+        answer = httpx.post(f"{intake.base_url}/command", json=payload, headers=botx_headers(), timeout=10)
+        assert answer.status_code < 500, answer.text
+        assert answer.headers["content-type"].startswith("application/json")
+        if path != ("sync_id",):  # the message's id, unless the fuzzer replaced it
+            sent.append((payload["sync_id"], answer.status_code))
+
+    await asyncio.to_thread(post)
+    assert {status for _, status in sent} >= {202}, "no example was accepted: the check below would be vacuous"
+    await stored_whole_or_not_at_all(intake, sent)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -251,12 +290,23 @@ def test_fuzzed_requests_never_5xx(
     assert answer.status_code < 500, (path, body, answer.text)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(fields=st.dictionaries(st.text(max_size=30), st.text(max_size=30), max_size=8))
-def test_fuzzed_bitrix24_forms_never_5xx(intake: RunningIntake, fields: dict[str, str]) -> None:
-    base = dict(httpx.QueryParams(b24_message("x", dialog_id="1", message_id="1")))
-    answer = httpx.post(f"{intake.base_url}/bitrix24/events", data={**base, **fields}, headers=FORM, timeout=10)
-    assert answer.status_code < 500, (fields, answer.text)
+async def test_fuzzed_bitrix24_forms_never_5xx_and_are_stored_whole_or_not_at_all(intake: RunningIntake) -> None:
+    await seed_install(intake.pool)
+    sent: list[tuple[str, int]] = []
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(fields=st.dictionaries(st.text(max_size=30), st.text(max_size=30), max_size=8))
+    def post(fields: dict[str, str]) -> None:
+        message_id = f"fuzz-{uuid.uuid4().hex}"
+        base = dict(httpx.QueryParams(b24_message("x", dialog_id=f"chat{uuid.uuid4().hex[:8]}", message_id=message_id)))
+        answer = httpx.post(f"{intake.base_url}/bitrix24/events", data={**base, **fields}, headers=FORM, timeout=10)
+        assert answer.status_code < 500, (fields, answer.text)
+        if "data[PARAMS][MESSAGE_ID]" not in fields:
+            sent.append((message_id, answer.status_code))
+
+    await asyncio.to_thread(post)
+    assert {status for _, status in sent} >= {200}, "no example was accepted: the check below would be vacuous"
+    await stored_whole_or_not_at_all(intake, sent)
 
 
 GENERIC_API = schemathesis.openapi.from_dict(openapi_document())["/v1/messages"]["POST"]
@@ -275,3 +325,39 @@ def test_schemathesis_on_the_generic_api_finds_no_5xx_and_answers_as_documented(
     # accepted": in OpenAPI 3.1 `format: date-time` is an annotation, so any string is schema-valid for
     # `sent_at`, while the service (rightly) refuses a timestamp that is not RFC 3339.
     case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
+
+INTAKE_DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi" / "intake.json"  # `make openapi`
+
+
+async def test_schemathesis_on_every_operation_of_intakes_document_finds_no_5xx_and_stores_nothing(
+    intake: RunningIntake,
+) -> None:
+    """Every operation of intake's OpenAPI document (BotX, Bitrix24, the generic API, health, metrics),
+    with generated requests and no credentials: never a 5xx, JSON answers (but `/metrics`), nothing
+    recorded or queued."""
+    document = json.loads(INTAKE_DOCUMENT.read_text())
+    operations = []
+    for result in schemathesis.openapi.from_dict(document).get_all_operations():
+        assert isinstance(result, Ok), result.err()
+        operations.append(result.ok())
+    assert {op.path for op in operations} >= {"/command", "/status", "/notification/callback", "/bitrix24/events",
+                                              "/v1/messages"}  # fmt: skip
+    before = (tuple(await intake.pool.fetchrow(_COUNTS)), await topic_end(intake))
+    for operation in operations:
+        await asyncio.to_thread(_generated_requests(intake, operation))
+    await asyncio.sleep(1.0)  # anything taken by mistake would be recorded by now
+    assert (tuple(await intake.pool.fetchrow(_COUNTS)), await topic_end(intake)) == before
+
+
+def _generated_requests(intake: RunningIntake, operation: Any) -> Callable[[], None]:
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy())
+    def call(case: Any) -> None:
+        response = case.call(base_url=intake.base_url, timeout=10)
+        assert response.status_code < 500, (operation.label, response.status_code, response.text[:300])
+        content_type = response.headers.get("content-type") or [""]
+        if operation.path != "/metrics":  # Prometheus' text format
+            assert content_type[0].startswith("application/json"), (operation.label, content_type)
+
+    return call

@@ -23,11 +23,11 @@ from intake_payloads import (
 )
 from intake_service import RunningIntake, seed_install
 
+from ticketflow.cli.app import main
 from ticketflow.contracts.chat import ChatMessage, ChatSender
 from ticketflow.contracts.ids import ticket_stream
 from ticketflow.contracts.ticket_events import TicketReferred
 from ticketflow.eventstore.store import EventStore, new_event
-from ticketflow.runtime import ops
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -206,8 +206,8 @@ async def test_chat_inbound_topic_records_and_dead_letters(intake: RunningIntake
 async def test_the_cli_shows_why_a_chat_inbound_record_was_dead_lettered(
     intake: RunningIntake, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`ticketflow dlq show chat.inbound` (docs/operations.md) printed `?` as the reason of every intake dead
-    letter: intake wrote its own headers. Now its dead letters are written as every consumer's are."""
+    """`ticketflow dlq show chat.inbound` (now `dlq list`, docs/operations.md) printed `?` as the reason of
+    every intake dead letter: intake wrote its own headers. Now they are written as every consumer's are."""
     producer = AIOKafkaProducer(bootstrap_servers=intake.bootstrap)
     await producer.start()
     try:
@@ -218,10 +218,11 @@ async def test_the_cli_shows_why_a_chat_inbound_record_was_dead_lettered(
         lambda: intake.dead_letters(100, wait_s=1), lambda found: any(d.key == b"cli" for d in found)
     )
     assert [d.reason for d in letters if d.key == b"cli"] == ["invalid_record"]
-    assert await ops.dlq_show(intake.bootstrap, intake.topic, 100) == 0
-    shown = [line for line in capsys.readouterr().out.splitlines() if "key=b'cli'" in line]
-    assert shown and all(f"from {intake.topic}[" in line for line in shown), shown
-    assert all(": invalid_record: " in line and ": ?: " not in line for line in shown), shown
+    argv = ["--bootstrap", intake.bootstrap, "--json", "dlq", "list", intake.topic, "--limit", "100"]
+    assert await asyncio.to_thread(main, argv) == 0
+    shown = [d for d in json.loads(capsys.readouterr().out) if d["key"] == "cli"]
+    assert shown and all(d["original_topic"] == intake.topic for d in shown), shown
+    assert all(d["reason"] == "invalid_record" for d in shown), shown
 
 
 async def test_ticket_events_reach_kafka_through_the_outbox(intake: RunningIntake) -> None:

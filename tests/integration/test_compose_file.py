@@ -94,7 +94,7 @@ def test_each_service_runs_its_module_from_the_project_image(compose: dict[str, 
 
 def test_services_start_after_migrations_and_topics_on_healthy_infrastructure(compose: dict[str, Any]) -> None:
     init = compose["services"]["init"]
-    assert init["command"][-1] == "python -m ticketflow.eventstore.migrate && python -m ticketflow.messaging.topics"
+    assert init["command"][-1] == "python -m ticketflow.eventstore.migrate && ticketflow topics create"
     assert init["depends_on"] == {
         "kafka": {"condition": "service_healthy"},
         "postgres": {"condition": "service_healthy"},

@@ -26,6 +26,7 @@ class Owner:
         self.checkpoints = checkpoints  # partition -> next offset (shared by every owner: "the table")
         self.fail_at = fail_at
         self.failed: BaseException | None = None
+        self.renew = False
         self.assigned_to: list[int] = []
         self.seen: list[tuple[int, int, str]] = []
         self.ticks = 0

@@ -13,6 +13,8 @@ from ticketflow.contracts.topics import (
     AGENT_EVENTS,
     CHAT_INBOUND,
     CHAT_REPLIES,
+    OPS_COMMANDS,
+    OPS_EVENTS,
     TICKET_COMMANDS,
     TICKET_EVENTS,
     key_for_stream,
@@ -38,10 +40,13 @@ def test_every_consumed_topic_has_a_declared_dead_letter_topic() -> None:
 
 
 def test_every_live_delete_topic_is_consumed_and_has_a_dead_letter() -> None:
-    """A new delete-policy topic is a new consumer input: it gets a dead-letter topic from day one."""
+    """A new delete-policy topic is a new consumer input: it gets a dead-letter topic from day one. The
+    operators' topics excepted: a record on ops.commands that is not a command is answered (rejected, with
+    the reason) on ops.events, which people read."""
     live = {t.name for t in TOPICS if t.name not in DEAD_LETTERS and t.cleanup_policy == "delete"}
-    assert live == CONSUMED
-    assert all(TOPICS_BY_NAME[name].dead_letter for name in live)
+    assert live == CONSUMED | {OPS_COMMANDS, OPS_EVENTS}
+    assert all(TOPICS_BY_NAME[name].dead_letter for name in CONSUMED)
+    assert not TOPICS_BY_NAME[OPS_COMMANDS].dead_letter and not TOPICS_BY_NAME[OPS_EVENTS].dead_letter
 
 
 def test_dead_letter_topics_have_no_dead_letter_topic_and_keep_longer() -> None:

@@ -9,6 +9,7 @@ is waited out (the batch comes again), never a dead letter.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import uuid
@@ -301,9 +302,17 @@ async def test_garbage_answer_is_a_dead_letter_and_the_redrive_cli_sends_it_once
     env = {**os.environ, **SECRETS, "TICKETFLOW_NOTIFICATIONS_CONFIG": str(config), "TICKETFLOW_PG_DSN": pg_database,
            **b24_environment(platforms.bitrix, BOX_SECRET_ENV),
            "TICKETFLOW_DESK_CONFIG_DIR": str(desks_for(platforms.bitrix, tmp_path / "desks"))}  # fmt: skip
+    listing = await asyncio.create_subprocess_exec(
+        Path(sys.executable).with_name("ticketflow"), "--json", "notifications", "dead",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    listed, errors = await asyncio.wait_for(listing.communicate(), 60)
+    assert listing.returncode == 0, errors.decode()
+    [dead] = [row for row in json.loads(listed) if row["idempotency_key"] == failed.notification_key]
+    assert (dead["status"], dead["channel"]) == ("dead", "bitrix24") and "unrecognised answer" in dead["last_error"]
     for _ in range(2):  # the second run finds nothing dead: nothing is sent twice
         cli = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ticketflow.notifications.redrive", "--key", failed.notification_key,
+            Path(sys.executable).with_name("ticketflow"), "notifications", "redrive", "--key", failed.notification_key,
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         output, _ = await asyncio.wait_for(cli.communicate(), 60)

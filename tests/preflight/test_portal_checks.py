@@ -30,6 +30,7 @@ from ticketflow.preflight.adapters.checks import (
     PortalTarget,
     check_portal_uncached,
 )
+from ticketflow.runtime.netguard import SystemResolver
 
 LOCAL = {PORTAL_NAME: ["127.0.0.1"]}
 CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
@@ -402,3 +403,26 @@ async def test_a_redirect_to_an_unsendable_target_is_a_reason_not_a_crash(
     server = await serve(certs.valid, routes)
     report = await check(server.url(), config)
     assert report.result(CheckName.PUB_READABLE).reason == "malformed_url"
+
+
+# Loopback spelt every way a URL parser or getaddrinfo accepts (inet_aton's short, decimal, hex and octal
+# forms, IPv4-mapped and -compatible IPv6, the name), resolved by the system resolver as in production.
+LOOPBACK_SPELLINGS = ["127.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.000.000.001", "[::ffff:127.0.0.1]",
+                      "[::ffff:7f00:1]", "[0:0:0:0:0:ffff:127.0.0.1]", "[::127.0.0.1]", "localhost"]  # fmt: skip
+
+
+@pytest.mark.parametrize("host", LOOPBACK_SPELLINGS)
+async def test_loopback_spelt_oddly_in_the_portal_url_is_refused_and_never_contacted(
+    serve: ServeFactory, certs: Certificates, host: str
+) -> None:
+    server = await serve(certs.valid, healthy_routes())
+    production = ChecksConfig(timeout_s=1.0, extra_trusted_ca_pem=certs.ca_pem, allowed_ports=None)
+    url, resolver = f"https://{host}:{server.port}", SystemResolver()
+    report = await check_portal_uncached(PortalTarget(url=url, member_id="m-1"), production, resolver,
+                                         ask=rest_ask(url, production, resolver))  # fmt: skip
+    first = report.results[0]
+    assert (first.name, first.outcome) == (CheckName.PUBLIC_ADDRESS, Outcome.FAILED), (host, first)
+    assert first.reason == "forbidden_address", (host, first)
+    assert all(r.outcome is Outcome.SKIPPED for r in report.results[1:])
+    assert server.connections == 0
+    assert_failures_explained(report)

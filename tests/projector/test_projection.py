@@ -66,6 +66,34 @@ async def test_live_projection_equals_rebuild_from_zero(store: EventStore) -> No
     assert await snapshot(store.pool) == live_rows
 
 
+async def test_a_rebuild_replays_the_log_alone_while_another_instances_runner_keeps_stepping(
+    store: EventStore,
+) -> None:
+    runner = ProjectionRunner(store, TicketSummaries(), batch_size=7)
+    for n in range(30):
+        await run(store, open_ticket(uuid.uuid4(), 2000 + n))
+    await runner.catch_up()
+    live_rows = await snapshot(store.pool)
+    other_instance = ProjectionRunner(store, TicketSummaries(), batch_size=7)
+    stepped: list[int] = []
+
+    async def keep_stepping() -> None:
+        while not done.is_set():
+            stepped.append(await other_instance.step())
+            await asyncio.sleep(0)
+
+    done = asyncio.Event()
+    stepping = asyncio.create_task(keep_stepping())
+    try:
+        applied = await runner.rebuild()
+    finally:
+        done.set()
+        await stepping
+    assert stepped  # it really ran alongside the rebuild
+    assert applied == await store.count()  # the whole log, by the rebuild alone
+    assert await snapshot(store.pool) == live_rows  # no event applied twice
+
+
 async def test_referred_tickets_are_excluded_from_sla_statistics(store: EventStore) -> None:
     from ticketflow.contracts.commands import ReferTicket
 

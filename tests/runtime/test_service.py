@@ -41,7 +41,7 @@ async def test_start_up_work_ends_before_consuming_and_readiness_tells_the_truth
     await producer.stop()
     port = free_port()
     settings = load_settings(ServiceSettings, pg_dsn=pg_database, kafka_bootstrap=kafka_bootstrap, port=port,
-                             ensure_topics=False)  # fmt: skip
+                             ensure_topics=False, ops_topic="")  # fmt: skip
     seen: list[bool] = []
     loaded = asyncio.Event()
     order: list[str] = []

@@ -179,3 +179,11 @@ class CommandEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 command_envelope_decoder = msgspec.json.Decoder(CommandEnvelope)
+
+# What people (agents, leads, SREs) may send on `ticket.commands`: intake applies the agent workflow
+# commands, routing the queue and assignment commands. The rest are decided by the services themselves
+# and never travel on the topic; one arriving there is dead-lettered "not an operator command" (intake).
+OPERATOR_COMMANDS: tuple[type[TicketCommand], ...] = (
+    StartWork, ReplyAsAgent, WaitForCustomer, ResolveTicket, ReopenTicket, CloseTicket, MergeTicket, UndoMerge,
+    LinkKnownProblem, AssignTicket, UnassignTicket, RouteTicket, ChangePriority,
+)  # fmt: skip

@@ -14,12 +14,15 @@ import msgspec
 from ticketflow.contracts.chat import ChatMessage, ChatReply
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import EventEnvelope
+from ticketflow.contracts.ops import OpsCommandEnvelope, OpsEvent
 
 SCHEMAS: dict[str, Any] = {
     "event-envelope": EventEnvelope,
     "command-envelope": CommandEnvelope,
     "chat-message": ChatMessage,
     "chat-reply": ChatReply,
+    "ops-command": OpsCommandEnvelope,
+    "ops-event": OpsEvent,
 }
 
 

@@ -91,6 +91,7 @@ class DeadLetter:
     original_timestamp: int | None
     context: dict[str, str] = field(default_factory=dict)
     original_headers: tuple[tuple[str, bytes], ...] = ()
+    partition: int = 0  # of the dead-letter topic, as `offset`
 
     @classmethod
     def of(cls, record: Record) -> DeadLetter:
@@ -114,6 +115,7 @@ class DeadLetter:
             original_timestamp=number(f"{ORIGINAL}timestamp"),
             context={k.removeprefix(CONTEXT): v for k, v in text.items() if k.startswith(CONTEXT)},
             original_headers=tuple((n, v) for n, v in record.headers if not _own(n)),
+            partition=record.partition,
         )
 
     def redrive_headers(self, source: str = "dlq") -> Sequence[tuple[str, bytes]]:

@@ -8,9 +8,10 @@ Kafka's committed offsets are for lag monitoring only: the owner's checkpoints a
 starts, so this pattern never commits on its own.
 
 `run_owned_partitions` runs rounds until stopped: each round makes a fresh owner, subscribes with a
-rebalance listener, and consumes until the stop or until the owner fails (`failed` set, or `records`
-raising); then the subscriber stops, the owner finishes (`stopped`: drain, final checkpoint, release),
-and a failed round starts again from the checkpoints after a pause.
+rebalance listener, and consumes until the stop, until the owner fails (`failed` set, or `records`
+raising), or until it asks for a fresh round (`renew` set: a configuration reload); then the subscriber
+stops, the owner finishes (`stopped`: drain, final checkpoint, release), and the next round starts from
+the checkpoints (after a pause when the round failed).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class PartitionControl:
 
 class PartitionOwner(Protocol):
     failed: BaseException | None  # set when the owner cannot go on: the round ends and starts afresh
+    renew: bool  # set to end the round cleanly (checkpointed): the next owner starts at once
 
     async def assigned(self, partitions: Sequence[int], control: PartitionControl) -> None: ...
     async def revoked(self, partitions: Sequence[int]) -> None: ...
@@ -137,7 +139,7 @@ async def _round(
     subscriber(on_batch)
     await subscriber.start()
     try:
-        while not stop.is_set() and owner.failed is None:
+        while not stop.is_set() and owner.failed is None and not owner.renew:
             await sleep_or_stop(stop, tick_every_s)
             if subscriber.consumer is not None and owner.failed is None:
                 await owner.tick(control())

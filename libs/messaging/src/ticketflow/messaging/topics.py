@@ -1,22 +1,37 @@
 """Topics as code: every Kafka topic, its partitions, retention and compaction, declared once, and their
-creation (`make topics`, `python -m ticketflow.messaging.topics`; services also ensure them at start).
+creation (`make topics`, `ticketflow topics create`; services also ensure them at start).
 
 The names are contracts (`ticketflow.contracts.topics`: which topic carries what); how many partitions
-and how long Kafka keeps them is this library's. Every topic a consumer reads has a dead-letter topic."""
+and how long Kafka keeps them is this library's. Every topic a consumer reads has a dead-letter topic
+(`ops.commands` excepted: a record there that is not a command is answered on `ops.events` instead).
+
+Creating topics from the services is for development (replication factor 1 by default): in production
+the topics are Strimzi `KafkaTopic` resources rendered from these declarations (`deploy/k8s`, replication
+factor 3, `min.insync.replicas` 2) and the services run with TICKETFLOW_ENSURE_TOPICS=false."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from ticketflow.contracts.topics import AGENT_EVENTS, CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS, TICKET_EVENTS
+from ticketflow.contracts.chat import ChatMessage, ChatReply
+from ticketflow.contracts.commands import CommandEnvelope
+from ticketflow.contracts.envelope import EventEnvelope
+from ticketflow.contracts.ops import SERVICES, OpsCommandEnvelope, OpsEvent
+from ticketflow.contracts.topics import (
+    AGENT_EVENTS,
+    CHAT_INBOUND,
+    CHAT_REPLIES,
+    OPS_COMMANDS,
+    OPS_EVENTS,
+    TICKET_COMMANDS,
+    TICKET_EVENTS,
+)
 from ticketflow.messaging.dead_letters import dead_letter_topic
+from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -28,62 +43,94 @@ class TopicSpec(msgspec.Struct, frozen=True):
     cleanup_policy: Literal["delete", "compact"] = "delete"
     dead_letter: str | None = None
     description: str = ""
+    written_by: tuple[str, ...] = ()  # who publishes to it (services, "operators")
+    read_by: tuple[str, ...] = ()  # who consumes it
+    key: str = ""  # what the record key is
 
     def config(self) -> dict[str, str]:
         return {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
 
 
-def _consumed(name: str, partitions: int, days: int, description: str) -> TopicSpec:
-    return TopicSpec(name, partitions, days * DAY_MS, dead_letter=dead_letter_topic(name), description=description)
+def _consumed(name: str, partitions: int, days: int, description: str, **who: Any) -> TopicSpec:
+    dead_letter = dead_letter_topic(name)
+    return TopicSpec(name, partitions, days * DAY_MS, dead_letter=dead_letter, description=description, **who)
 
 
+RELAY = ("projector",)  # the outbox relay runs in the projector
 CONSUMED: tuple[TopicSpec, ...] = (
-    _consumed(TICKET_EVENTS, 12, 14, "every ticket, SLA and notification event from the store's outbox, by ticket"),
-    _consumed(AGENT_EVENTS, 3, 14, "agent roster events, keyed by agent id"),
-    _consumed(CHAT_INBOUND, 6, 7, "normalised chat messages (chat.message/v1) from platforms that post to Kafka"),
-    _consumed(CHAT_REPLIES, 6, 7, "bot replies outside the lifecycle (chat.reply/v1), keyed by conversation"),
-    _consumed(TICKET_COMMANDS, 6, 7, "agents' and leads' commands (assign, move, reply, resolve, ...), by ticket"),
-)
+    _consumed(TICKET_EVENTS, 12, 14, "every ticket, SLA and notification event from the store's outbox, by ticket",
+              written_by=RELAY, read_by=("preflight", "routing", "sla", "notifications"), key="ticket id"),
+    _consumed(AGENT_EVENTS, 3, 14, "agent roster events, keyed by agent id", written_by=RELAY, read_by=("routing",),
+              key="agent id"),
+    _consumed(CHAT_INBOUND, 6, 7, "normalised chat messages (chat.message/v1) from platforms that post to Kafka",
+              written_by=("intake", "chat platforms"), read_by=("intake",), key="platform:tenant:conversation"),
+    _consumed(CHAT_REPLIES, 6, 7, "bot replies outside the lifecycle (chat.reply/v1), keyed by conversation",
+              written_by=("intake",), read_by=("notifications",), key="platform:tenant:conversation"),
+    _consumed(TICKET_COMMANDS, 6, 7, "agents' and leads' commands (assign, move, reply, resolve, ...), by ticket",
+              written_by=("operators",), read_by=("intake", "routing"), key="ticket id"),
+)  # fmt: skip
 TOPICS: tuple[TopicSpec, ...] = (
     *CONSUMED,
     *(
-        TopicSpec(dead_letter_topic(t.name), 1, 30 * DAY_MS, description=f"dead letters of {t.name}, cause in headers")
+        TopicSpec(
+            dead_letter_topic(t.name),
+            1,
+            30 * DAY_MS,
+            description=f"dead letters of {t.name}, cause in headers",
+            written_by=t.read_by,
+            read_by=("operators",),
+            key=t.key,
+        )
         for t in CONSUMED
     ),
+    # One partition: commands are executed in the order they were written, by every service reading all.
+    TopicSpec(
+        OPS_COMMANDS,
+        1,
+        30 * DAY_MS,
+        description="operators' commands to the services (contracts.ops)",
+        written_by=("operators",),
+        read_by=SERVICES,
+        key="free (the console producer sends none)",
+    ),
+    TopicSpec(
+        OPS_EVENTS,
+        1,
+        30 * DAY_MS,
+        description="the services' answers to ops.commands, by command id",
+        written_by=SERVICES,
+        read_by=("operators",),
+        key="command id",
+    ),
 )
+# The contract each topic's records are (a dead-letter topic's: its topic's).
+CONTRACTS: dict[str, Any] = {
+    TICKET_EVENTS: EventEnvelope, AGENT_EVENTS: EventEnvelope, CHAT_INBOUND: ChatMessage, CHAT_REPLIES: ChatReply,
+    TICKET_COMMANDS: CommandEnvelope, OPS_COMMANDS: OpsCommandEnvelope, OPS_EVENTS: OpsEvent,
+}  # fmt: skip
 TOPICS_BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
 
 
-async def ensure_topics(bootstrap: str, topics: tuple[TopicSpec, ...] = TOPICS) -> list[str]:
+async def ensure_topics(
+    bootstrap: str,
+    topics: tuple[TopicSpec, ...] = TOPICS,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+    replication_factor: int = 1,
+) -> list[str]:
     """Create missing topics with their declared partitions and configs; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         created = []
         for spec in (t for t in topics if t.name not in existing):
             try:
-                await admin.create_topics([NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config())])
+                topic = NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=spec.config())
+                await admin.create_topics([topic])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another service created it meanwhile
         return created
     finally:
         await admin.close()
-
-
-def main() -> int:
-    bootstrap = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    try:
-        created = asyncio.run(ensure_topics(bootstrap))
-    except Exception as exc:
-        print(f"topics: cannot reach Kafka at {bootstrap}: {exc!r}\n  start it with `make infra-up`")
-        return 1
-    for spec in TOPICS:
-        mark = "created" if spec.name in created else "exists "
-        print(f"{mark} {spec.name:24} partitions={spec.partitions:<3} {spec.cleanup_policy:8} {spec.description}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,8 @@
 """Run a service: one HTTP server whose lifespan does every service's start-up in one order.
 
     pool -> topics -> producer -> the service's own start-up (`Service.start(runtime)`: load state,
-    lead, build the application, subscribe) -> the broker starts consuming -> background tasks
+    lead, build the application, subscribe, register its operators' commands) -> the broker starts
+    consuming -> background tasks, the `ops.commands` reader among them (`ops_commands.py`)
 
 Start-up work finishes before the first record is consumed and before the first request is served, so
 no service needs a "not ready yet" handshake. Stopping runs backwards: background tasks end, `draining`
@@ -33,10 +34,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from ticketflow.contracts.ops import OpsCommandEnvelope, ReloadDeskConfig
 from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.outages import Waiting
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.topics import ensure_topics
+from ticketflow.runtime.ops_commands import (
+    Counts,
+    OpsConsumer,
+    OpsExecutor,
+    OpsHandler,
+    OpsHandlers,
+    OpsLedger,
+    OpsRejected,
+    this_instance,
+)
 from ticketflow.runtime.settings import ServiceSettings, SettingsError, load_settings
 from ticketflow.runtime.telemetry import configure_logging, setup_tracing
 
@@ -85,6 +97,11 @@ class Runtime:
     closing: list[Hook] = field(default_factory=list)
     checks: dict[str, Check] = field(default_factory=dict)
     waits: dict[str, Waiting] = field(default_factory=dict)
+    service: str = "service"
+    ops: OpsHandlers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ops = OpsHandlers(self.service)
 
     def dead_letters(self, consumer: str) -> DeadLetterWriter:
         return DeadLetterWriter(self.producer, consumer)
@@ -112,6 +129,35 @@ class Runtime:
         """A consumer's outage state: readiness is false while it waits on one."""
         self.waits[name] = waiting
 
+    def on_ops(self, command_type: type, handler: OpsHandler, *, each_instance: bool = False) -> None:
+        """Execute `command_type` from `ops.commands`: `handler(command, envelope)` returns counts for the answer,
+        raises `OpsRejected` with the reason. `each_instance`: every running instance applies it (a log
+        level, a configuration reload); else one instance of the service executes it (a rebuild)."""
+        self.ops.on(command_type, handler, each_instance=each_instance)
+
+    def on_desk_reload(self, reload: Callable[[], Awaitable[Counts]], *refusals: type[BaseException]) -> None:
+        """`ReloadDeskConfig` in every instance: `reload()` reads and validates the desk files, swaps them
+        in and returns counts; one of `refusals` (a broken file) leaves the running configuration as it
+        is and rejects the command with the problem."""
+
+        async def handler(command: ReloadDeskConfig, envelope: OpsCommandEnvelope) -> Counts:
+            try:
+                return await reload()
+            except refusals as error:
+                raise OpsRejected(f"desk configuration refused, the running one stays: {error}") from None
+
+        self.on_ops(ReloadDeskConfig, handler, each_instance=True)
+
+    def read_ops_commands(self) -> None:
+        """The runtime's own: after the start-up registered the service's commands."""
+        s = self.settings
+        if not s.ops_topic:
+            return
+        executor = OpsExecutor(self.ops, OpsLedger(self.pool, this_instance()), self.producer, s.ops_events_topic)
+        reader = OpsConsumer(executor, s.kafka_bootstrap, s.ops_topic, s.kafka_security())
+        self.background(s.ops_topic, reader.run)
+        self.watch(s.ops_topic, reader.waiting)
+
 
 def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
     """The service's FastStream broker (its subscribers are the patterns of ticketflow.messaging). Its
@@ -119,6 +165,7 @@ def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
     consumer's log."""
     return KafkaBroker(
         settings.kafka_bootstrap,
+        security=settings.kafka_security().broker_security(),
         client_id=f"ticketflow-{service}",
         middlewares=(KafkaTelemetryMiddleware(),),
         enable_idempotence=True,
@@ -169,13 +216,16 @@ def asgi_app(service: Service) -> Starlette:
         pool = await asyncpg.create_pool(s.pg_dsn, min_size=1, max_size=s.pool_size)
         assert pool is not None
         if s.ensure_topics:
-            await ensure_topics(s.kafka_bootstrap)
-        producer = make_producer(s.kafka_bootstrap, client_id=f"ticketflow-{service.name}")
+            await ensure_topics(
+                s.kafka_bootstrap, security=s.kafka_security(), replication_factor=s.kafka_replication_factor
+            )
+        producer = make_producer(s.kafka_bootstrap, s.kafka_security(), client_id=f"ticketflow-{service.name}")
         await producer.start()
-        rt = Runtime(s, pool, make_broker(s, service.name), producer)
+        rt = Runtime(s, pool, make_broker(s, service.name), producer, service=service.name)
         running: list[asyncio.Task[None]] = []
         try:
             await service.start(rt)
+            rt.read_ops_commands()
             app.router.routes.extend(rt.routes)  # before the first request: uvicorn serves after start-up
             await rt.broker.start()
             running += [asyncio.create_task(_supervised(name, task, rt.stop)) for name, task in rt.tasks.items()]

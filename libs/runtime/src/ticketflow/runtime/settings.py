@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticketflow.eventstore.connection import DEFAULT_DSN
+from ticketflow.messaging.security import KafkaSecurity, Mechanism, Protocol
 
 SERVICE_PORTS = {
     "intake": 8001,
@@ -37,10 +38,44 @@ class SettingsError(ValueError):
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, populate_by_name=True)
     service: ClassVar[str] = "service"
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"pg_dsn"})  # never printed, in errors or logs
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"pg_dsn", "kafka_sasl_password"})  # never printed
 
     kafka_bootstrap: str = Field(
         DEFAULT_KAFKA, validation_alias="TICKETFLOW_KAFKA_BOOTSTRAP", description="Kafka bootstrap servers"
+    )
+    kafka_security_protocol: Protocol = Field(
+        "PLAINTEXT",
+        validation_alias="TICKETFLOW_KAFKA_SECURITY_PROTOCOL",
+        description="PLAINTEXT (development), SSL (TLS, mutual with a client certificate), SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_sasl_mechanism: Mechanism = Field(
+        "SCRAM-SHA-512",
+        validation_alias="TICKETFLOW_KAFKA_SASL_MECHANISM",
+        description="SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN",
+    )
+    kafka_sasl_username: str = Field(
+        "", validation_alias="TICKETFLOW_KAFKA_SASL_USERNAME", description="SASL user (SASL_* protocols)"
+    )
+    kafka_sasl_password: str = Field(
+        "", validation_alias="TICKETFLOW_KAFKA_SASL_PASSWORD", repr=False, description="SASL password (a secret)"
+    )
+    kafka_ssl_ca_file: str = Field(
+        "",
+        validation_alias="TICKETFLOW_KAFKA_SSL_CA_FILE",
+        description="CA certificate(s) to trust the brokers with (PEM; empty: the system's)",
+    )
+    kafka_ssl_cert_file: str = Field(
+        "", validation_alias="TICKETFLOW_KAFKA_SSL_CERT_FILE", description="client certificate for mutual TLS (PEM)"
+    )
+    kafka_ssl_key_file: str = Field(
+        "", validation_alias="TICKETFLOW_KAFKA_SSL_KEY_FILE", description="the client certificate's private key (PEM)"
+    )
+    kafka_replication_factor: int = Field(
+        1,
+        ge=1,
+        le=10,
+        validation_alias="TICKETFLOW_KAFKA_REPLICATION_FACTOR",
+        description="replication factor of the topics a service creates (TICKETFLOW_ENSURE_TOPICS; development)",
     )
     pg_dsn: str = Field(
         DEFAULT_DSN, validation_alias="TICKETFLOW_PG_DSN", repr=False, description="PostgreSQL DSN (a secret)"
@@ -55,7 +90,17 @@ class ServiceSettings(BaseSettings):
         False, validation_alias="TICKETFLOW_OTEL_CONSOLE", description="print finished spans to the console"
     )
     ensure_topics: bool = Field(
-        True, validation_alias="TICKETFLOW_ENSURE_TOPICS", description="create missing topics at start-up"
+        True,
+        validation_alias="TICKETFLOW_ENSURE_TOPICS",
+        description="create missing topics at start-up (development; false where Strimzi manages the topics)",
+    )
+    ops_topic: str = Field(
+        "ops.commands",
+        validation_alias="TICKETFLOW_OPS_COMMANDS_TOPIC",
+        description="topic of operators' commands (contracts.ops); empty: the service reads none",
+    )
+    ops_events_topic: str = Field(
+        "ops.events", validation_alias="TICKETFLOW_OPS_EVENTS_TOPIC", description="topic of the answers to them"
     )
     port: int = Field(8000, ge=1, le=65535, description="HTTP port: health, readiness and the service's routes")
     pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections in the service's pool")
@@ -64,6 +109,18 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_is_consistent(self) -> ServiceSettings:
+        self.kafka_security()  # raises KafkaSecurityError (a ValueError: pydantic reports it)
+        return self
+
+    def kafka_security(self) -> KafkaSecurity:
+        """Authentication and encryption of every Kafka client the service makes."""
+        return KafkaSecurity(
+            self.kafka_security_protocol, self.kafka_sasl_mechanism, self.kafka_sasl_username,
+            self.kafka_sasl_password, self.kafka_ssl_ca_file, self.kafka_ssl_cert_file, self.kafka_ssl_key_file,
+        )  # fmt: skip
 
     @classmethod
     def env_prefix(cls) -> str:
@@ -99,7 +156,10 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
 def _one_line_per_variable(cls: type[ServiceSettings], error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
-        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        if not problem["loc"]:  # a check across variables: its message names them
+            lines.append(f"{cls.service}: {problem['msg'].removeprefix('Value error, ')}")
+            continue
+        name = str(problem["loc"][0])
         field = next((f for f in cls.model_fields if name in (f, cls.variable(f))), None)
         variable = cls.variable(field) if field else name
         shown = "(hidden)" if field in cls.secret_fields else repr(problem.get("input"))

@@ -12,11 +12,14 @@
   rest of the batch is recorded.
 - `apply_command`: an agent's command from `ticket.commands` (StartWork, ReplyAsAgent, ...,
   LinkKnownProblem) through `ticketflow.eventstore.commands.execute`, with event ids from the command id.
+- `pause_desk` / `resume_desk` (operators' commands): a paused desk's messages are held
+  (`adapters/desk_pauses.py`), and recorded in the order they came when it resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from ticketflow.contracts.ids import deterministic_event_id, new_ticket_id, tick
 from ticketflow.eventstore.commands import execute
 from ticketflow.eventstore.errors import ConcurrencyError, UnstorableEvent
 from ticketflow.eventstore.store import Store
+from ticketflow.intake.adapters.desk_pauses import DeskPauses
 from ticketflow.intake.adapters.intake_tables import Conversation, IntakeTables, RecordingBatch
 from ticketflow.intake.domain.agent_commands import InvalidCommand, prepare
 from ticketflow.intake.domain.messages import DeskRoute, Outcome, conversation_key, decide_message
@@ -40,6 +44,7 @@ from ticketflow.lifecycle import IllegalTransition, Status, decide, evolve, init
 from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.records import Record
 
+log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8  # a batch rerun after a conflict, at most
 CONFLICTS = (ConcurrencyError, asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError)
 MIN_LANE = 250  # messages per concurrent transaction, at least
@@ -81,6 +86,7 @@ class Intake:
         inbound: InboundTopic | None = None,
         dead_letters: DeadLetterWriter | None = None,
         lanes: int = 4,
+        pauses: DeskPauses | None = None,
     ) -> None:
         self.tenants = tenants
         self.events = events  # agents' commands go through `execute` on it
@@ -89,6 +95,8 @@ class Intake:
         self.inbound = inbound  # None: a webhook's message is recorded before the answer (store mode)
         self.dead_letters = dead_letters  # chat.inbound's (consumer "intake")
         self.lanes = lanes
+        self.pauses = pauses  # None: no desk can be paused (tests of other things)
+        self._pausing = asyncio.Lock()  # holding a message and resuming its desk never interleave
 
     # -- webhooks ------------------------------------------------------------------------------------
 
@@ -98,8 +106,8 @@ class Intake:
         if self.tenants.route(message.platform, message.tenant_id) is None:
             raise UnknownTenant(f"no desk for {message.platform} tenant {message.tenant_id!r}")
         if self.inbound is not None:
-            await self.inbound.publish(message)
-        else:
+            await self.inbound.publish(message)  # a paused desk's message is held when it is consumed
+        elif not await self._held([message]):
             await self.record([message])
         self.metrics.inc("intake_accepted_total", platform=message.platform)
 
@@ -195,6 +203,9 @@ class Intake:
                 good.append((record, message))
             else:
                 await self.dead_letter(record, "unknown_tenant", f"{message.platform}:{message.tenant_id}")
+        if self.pauses is not None and self.pauses.paused:
+            held = await self._held([m for _, m in good])
+            good = [(record, m) for record, m in good if m.idempotency_key() not in held]
         if not good:
             return
         try:
@@ -218,6 +229,48 @@ class Intake:
             except UnstorableEvent as exc:
                 await self.dead_letter(record, "unstorable", str(exc))
         return results
+
+    async def _held(self, messages: Sequence[ChatMessage]) -> set[str]:
+        """Hold the messages of paused desks; returns their idempotency keys."""
+        if self.pauses is None or not self.pauses.paused:
+            return set()
+        async with self._pausing:
+            routes = [(self.tenants.route(m.platform, m.tenant_id), m) for m in messages]
+            held = [(route.desk_id, m) for route, m in routes if route and route.desk_id in self.pauses.paused]
+            if held:
+                await self.pauses.hold(held)
+        return {m.idempotency_key() for _, m in held}
+
+    def desk_ids(self) -> set[str]:
+        t = self.tenants
+        desks = [b.desk for b in t.express.values()] + [p.desk for p in t.bitrix24.values()]
+        return {*desks, *(g.desk for g in t.generic.values())}
+
+    async def pause_desk(self, desk_id: str, actor: str, command_id: str) -> None:
+        assert self.pauses is not None
+        async with self._pausing:
+            await self.pauses.pause(desk_id, actor, command_id)
+
+    async def resume_desk(self, desk_id: str) -> tuple[int, int]:
+        """Record the desk's held messages in the order they came, then lift the pause; returns how many
+        were recorded, and how many could not be (no desk serves their tenant any more, unstorable)."""
+        assert self.pauses is not None
+        recorded = failed = 0
+        async with self._pausing:
+            while held := await self.pauses.held(desk_id):
+                try:
+                    await self.record_in_lanes([m for _, m in held])
+                except (UnknownTenant, UnstorableEvent):
+                    for _, message in held:
+                        try:
+                            await self.record([message])
+                        except (UnknownTenant, UnstorableEvent) as exc:
+                            failed += 1
+                            log.warning("held message %s not recorded: %s", message.idempotency_key(), exc)
+                recorded += len(held)
+                await self.pauses.release([held_id for held_id, _ in held])
+            await self.pauses.resume(desk_id)
+        return recorded - failed, failed
 
     async def reject_undecodable(self, undecodable: list[tuple[Record, str]]) -> None:
         """`chat.inbound` records that are not a chat message: dead letters, in order."""

@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 
 from ticketflow.contracts.chat import chat_message_decoder
-from ticketflow.contracts.commands import CommandEnvelope, command_envelope_decoder
+from ticketflow.contracts.commands import OPERATOR_COMMANDS, CommandEnvelope, command_envelope_decoder
 from ticketflow.contracts.text import MalformedIdentifier, has_escaped_nul, normalise_chat_message
+from ticketflow.contracts.topics import MAX_INPUT_RECORD_BYTES
 from ticketflow.intake.app import CommandRejected, Inbound, Intake
 from ticketflow.intake.conversation_order import ConversationOrder
 from ticketflow.intake.settings import IntakeSettings
@@ -27,6 +28,7 @@ from ticketflow.messaging.records import Record
 from ticketflow.runtime.service import Runtime
 
 INBOUND_CONSUMER, COMMANDS_CONSUMER = "intake", "intake-commands"  # as dead letters name them
+NOT_AN_OPERATOR_COMMAND = "not an operator command"
 
 
 def subscribe(rt: Runtime, settings: IntakeSettings, intake: Intake) -> None:
@@ -61,13 +63,30 @@ def chat_inbound_pipeline(
 
 
 def commands_worker(intake: Intake, dead_letters: DeadLetterWriter) -> PerKeyBatches[CommandEnvelope]:
-    """`ticket.commands`' worker: each envelope decoded and applied; `CommandRejected` is a dead letter."""
+    """`ticket.commands`' worker: each envelope decoded and applied; `CommandRejected` is a dead letter,
+    and so is a command no service applies from the topic (routing applies its own share of the rest)."""
 
     async def on_command(envelope: CommandEnvelope, record: Record) -> None:
+        if not isinstance(envelope.command, OPERATOR_COMMANDS):
+            name = type(envelope.command).__name__
+            detail = f"{name} is decided by the services themselves, never applied from {record.topic}"
+            await dead_letters.send(record, NOT_AN_OPERATOR_COMMAND, detail, command_id=str(envelope.command_id))
+            return
         await intake.apply_command(envelope)
 
-    return PerKeyBatches(COMMANDS_CONSUMER, command_envelope_decoder.decode, on_command, dead_letters,
+    return PerKeyBatches(COMMANDS_CONSUMER, decode_command, on_command, dead_letters,
                          bad_input=(CommandRejected,))  # fmt: skip
+
+
+def decode_command(value: bytes) -> CommandEnvelope:
+    """A command no bigger than `MAX_INPUT_RECORD_BYTES` (the event it causes must fit in a record)."""
+    if len(value) > MAX_INPUT_RECORD_BYTES:
+        raise msgspec.ValidationError(_too_large(value))
+    return command_envelope_decoder.decode(value)
+
+
+def _too_large(value: bytes) -> str:
+    return f"a record of {len(value)} bytes exceeds the {MAX_INPUT_RECORD_BYTES}-byte limit of an input record"
 
 
 def decode_chat_messages(records: Sequence[Record]) -> tuple[list[Inbound], list[tuple[Record, str]]]:
@@ -78,6 +97,9 @@ def decode_chat_messages(records: Sequence[Record]) -> tuple[list[Inbound], list
     undecodable: list[tuple[Record, str]] = []
     for record in records:
         value = record.value or b""
+        if len(value) > MAX_INPUT_RECORD_BYTES:
+            undecodable.append((record, _too_large(value)))
+            continue
         try:
             message = chat_message_decoder.decode(value)
             if has_escaped_nul(value):

@@ -10,7 +10,9 @@ import logging
 
 from ticketflow.bitrix24 import BotProfile, Installs, OAuthServer, PortalRest
 from ticketflow.eventstore import EventStore
+from ticketflow.intake import ops
 from ticketflow.intake.adapters.chat_inbound import ChatInbound
+from ticketflow.intake.adapters.desk_pauses import DeskPauses
 from ticketflow.intake.adapters.intake_tables import IntakeTables
 from ticketflow.intake.adapters.portal_admin import AdminCheck
 from ticketflow.intake.adapters.portals import Portals
@@ -42,15 +44,15 @@ def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
         access_log.handlers, access_log.propagate = [], False  # uvicorn then skips the access log's work
         inbound = None
         if settings.accept == "kafka":
-            inbound = ChatInbound(settings.kafka_bootstrap, settings.topic)
+            inbound = ChatInbound(settings.kafka_bootstrap, settings.topic, settings.kafka_security())
             await inbound.start()
             rt.on_close(inbound.stop)
             rt.readiness("chat.inbound producer", inbound.ready)
-        events = EventStore(rt.pool)
+        events, pauses = EventStore(rt.pool), DeskPauses(rt.pool)
+        await pauses.load()
+        dead_letters = rt.dead_letters(INBOUND_CONSUMER)
         intake = Intake(tenants, events, IntakeTables(rt.pool, events), metrics, inbound=inbound,
-                        dead_letters=rt.dead_letters(INBOUND_CONSUMER), lanes=settings.lanes)  # fmt: skip
-        botx = BotxGateway(tenants)
-        rt.on_close(botx.close)
+                        dead_letters=dead_letters, lanes=settings.lanes, pauses=pauses)  # fmt: skip
         http = settings.b24_http()
         rt.on_close(http.aclose)
         installs = Installs(rt.pool, ttl_s=settings.b24_install_ttl)
@@ -58,11 +60,17 @@ def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
         bot = BotProfile(settings.b24_events_url) if settings.b24_events_url else None
         if bot is None and tenants.bitrix24:
             log.warning("TICKETFLOW_INTAKE_B24_EVENTS_URL is not set: Bitrix24 installs register no chat bot")
-        rt.serve(*routes(Webhooks(intake, botx, Portals(rest, bot), admin_check()), noop=settings.noop))
+        webhooks = Webhooks(intake, BotxGateway(tenants), Portals(rest, bot), admin_check())
+        rt.on_close(lambda: webhooks.botx.close())  # the one in use: a desk reload replaces it
+        rt.serve(*routes(webhooks, noop=settings.noop))
+        ops.register(rt, settings, intake, webhooks)
         if settings.consume:
             subscribe(rt, settings, intake)
         if settings.replies_topic:
-            rt.background("reply relay", ReplyRelay(rt.pool, settings.kafka_bootstrap, settings.replies_topic).run)
+            relay = ReplyRelay(
+                rt.pool, settings.kafka_bootstrap, settings.replies_topic, security=settings.kafka_security()
+            )
+            rt.background("reply relay", relay.run)
 
     def admin_check() -> AdminCheck | None:
         if not settings.b24_admin_check:

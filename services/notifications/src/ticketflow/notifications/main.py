@@ -8,13 +8,14 @@ process with the problem before anything starts (exit 2)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from ticketflow.bitrix24 import Installs, OAuthServer, PortalRest, apps_from_desks
-from ticketflow.deskconfig import DeskRegistry, load_desks
+from ticketflow.deskconfig import DeskConfigError, DeskRegistry, load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.notifications.adapters.channels import ChannelClient
 from ticketflow.notifications.adapters.delivery import Deliverer
@@ -69,10 +70,17 @@ def build(settings: NotificationsSettings) -> Service:
             per_destination=settings.per_destination, attempt_deadline=settings.send_deadline_seconds,
         )  # fmt: skip
         subscribe(rt, app, settings)
+        rt.on_desk_reload(lambda: reload(app), DeskConfigError)
         rt.background("recovery", lambda stop: app.keep_recovering(
             stop, every=settings.recover_seconds, auto_redrive_after=settings.auto_redrive_seconds))  # fmt: skip
         # The batch consumers' collector thresholds, and the start-up heap (desks, calendars, templates)
         # out of the collector's reach: CPython's cost ~30 % of this process's CPU (runtime.gc_tuning).
         tune_gc(settings.gc_thresholds, freeze=True)
+
+    async def reload(app: Notifications) -> dict[str, int]:
+        fresh = await asyncio.to_thread(load_desks, settings.desk_directory)
+        await asyncio.to_thread(fresh.warm_calendars)
+        app.desks = fresh  # the next event is planned under it
+        return {"desks": len(fresh.desks)}
 
     return Service("notifications", settings, start)

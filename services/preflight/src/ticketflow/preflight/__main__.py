@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from ticketflow.deskconfig import DeskConfigError
-from ticketflow.preflight.adapters.checks import ConfigError
-from ticketflow.preflight.main import build
+from ticketflow.preflight.main import REFUSALS, build
 from ticketflow.preflight.settings import PreflightSettings
 from ticketflow.runtime.service import main
 
 if __name__ == "__main__":
-    sys.exit(main("preflight", PreflightSettings, build, refusals=(DeskConfigError, ConfigError, OSError, ValueError)))
+    sys.exit(main("preflight", PreflightSettings, build, refusals=REFUSALS))

@@ -74,6 +74,15 @@ class Preflight:
     def pool(self) -> asyncpg.Pool:
         return self.store.pool
 
+    def reconfigure(
+        self,
+        desks: DeskRegistry,
+        checks_config: Callable[[Desk], ChecksConfig],
+        feeds: Mapping[str, StableVersionsFeed],
+    ) -> None:
+        """A desk configuration reload: the next event is examined under `desks` (scopes built again)."""
+        self.desks, self.checks_config, self.feeds, self._scopes = desks, checks_config, feeds, {}
+
     async def handle(self, envelope: EventEnvelope) -> str:
         """Act on one ticket event; returns what was done (for logs and tests)."""
         event = envelope.event

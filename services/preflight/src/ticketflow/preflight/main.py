@@ -6,16 +6,21 @@ Run: `python -m ticketflow.preflight` (TICKETFLOW_PREFLIGHT_PORT, default 8002).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from ticketflow.bitrix24 import Installs, OAuthServer, PortalRest, apps_from_desks
-from ticketflow.deskconfig import DeskRegistry, load_desks
+from ticketflow.deskconfig import Desk, DeskConfigError, DeskRegistry, load_desks
 from ticketflow.eventstore import EventStore
 from ticketflow.preflight import consumer
-from ticketflow.preflight.adapters.checks import ChecksConfig, Resolver, SystemResolver, checks_config_for
+from ticketflow.preflight.adapters.checks import ChecksConfig, ConfigError, Resolver, SystemResolver, checks_config_for
 from ticketflow.preflight.adapters.stable_versions import StableVersionsFeed, stable_versions_feed
 from ticketflow.preflight.app import Preflight
 from ticketflow.preflight.domain.desk_rules import scope_for
 from ticketflow.preflight.settings import PreflightSettings
 from ticketflow.runtime.service import Runtime, Service
+
+REFUSALS = (DeskConfigError, ConfigError, OSError, ValueError)  # a desk, scope rule or feed file preflight cannot use
 
 
 def checks_configs(
@@ -32,19 +37,34 @@ def checks_configs(
     return configs, feeds
 
 
-def build(settings: PreflightSettings, desks: DeskRegistry | None = None) -> Service:
-    desks = desks or load_desks()
+def configure(
+    desks: DeskRegistry, settings: PreflightSettings
+) -> tuple[Callable[[Desk], ChecksConfig], dict[str, StableVersionsFeed]]:
+    """Every desk's checks configuration, feed and scope rules, built (and so validated) now: a broken one
+    stops start-up (or refuses a reload), not the first ticket."""
     configs, feeds = checks_configs(desks, settings)
     for desk in desks.desks.values():
-        scope_for(desk)  # a bad scope rule stops start-up, not the first ticket
+        scope_for(desk)
+    return lambda desk: configs[desk.id], feeds
+
+
+def build(settings: PreflightSettings, desks: DeskRegistry | None = None) -> Service:
+    desks = desks or load_desks()
+    checks_config, feeds = configure(desks, settings)
 
     async def start(rt: Runtime) -> None:
         http = settings.b24_http()
         rt.on_close(http.aclose)
         installs = Installs(rt.pool, ttl_s=settings.b24_install_ttl)
         portals = PortalRest(installs, apps_from_desks(desks), OAuthServer(http, settings.b24_oauth_server), http)
-        preflight = Preflight(EventStore(rt.pool), desks, SystemResolver(), lambda desk: configs[desk.id],
+        preflight = Preflight(EventStore(rt.pool), desks, SystemResolver(), checks_config,
                               portal_call=portals.call, feeds=feeds)  # fmt: skip
         consumer.subscribe(rt, preflight, settings)
+        rt.on_desk_reload(lambda: reload(preflight), *REFUSALS)
+
+    async def reload(preflight: Preflight) -> dict[str, int]:
+        fresh = await asyncio.to_thread(load_desks)
+        preflight.reconfigure(fresh, *await asyncio.to_thread(configure, fresh, settings))
+        return {"desks": len(fresh.desks)}
 
     return Service("preflight", settings, start)

@@ -12,6 +12,8 @@ from ticketflow.eventstore import EventStore
 from ticketflow.eventstore.projections import ProjectionRunner
 from ticketflow.projector.adapters.ticket_summaries import TicketSummaries
 
+PROJECTIONS = ("ticket_summaries",)  # the read models this service keeps (rebuildable by name)
+
 
 class Projector:
     def __init__(self, store: EventStore, *, batch_size: int = 1000) -> None:

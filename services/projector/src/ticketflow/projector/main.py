@@ -11,6 +11,7 @@ import asyncio
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.relay import OutboxRelay
+from ticketflow.projector import ops
 from ticketflow.projector.app import Projector
 from ticketflow.projector.http import routes
 from ticketflow.projector.settings import ProjectorSettings
@@ -23,11 +24,14 @@ def build(settings: ProjectorSettings) -> Service:
         projector = Projector(store, batch_size=settings.projection_batch)
         rt.serve(*routes(rt.pool))
         rt.background("projections", projector.run)
+        ops.register(rt)
         if settings.relay:
             rt.background("outbox relay", lambda stop: relay(store, stop))
 
     async def relay(store: EventStore, stop: asyncio.Event) -> None:
-        producer = make_producer(settings.kafka_bootstrap, client_id="ticketflow-projector-relay")
+        producer = make_producer(
+            settings.kafka_bootstrap, settings.kafka_security(), client_id="ticketflow-projector-relay"
+        )
         await producer.start()
         try:
             relay = OutboxRelay(store, producer, batch_size=settings.relay_batch, topic_names=settings.relay_topics)

@@ -139,6 +139,14 @@ class Leader:
         self.term: Term | None = None
         self._lost = asyncio.Event()
 
+    def reconfigure(self, desks: Desks) -> None:
+        """A desk configuration reload: the current term ends (its subscriptions commit what is stored) and
+        the next one folds the event log again under `desks`; a stand-by folds it again when it leads."""
+        self.desks = desks
+        if self.term is not None:
+            log.warning("routing: desk configuration reloaded; ending the term to rebuild the state under it")
+            self._lost.set()
+
     def step_down(self, why: object) -> None:
         """Leadership lost (another instance leads, or our lock's session is gone): end the term and go
         back to standing by. Nothing is lost: what was not stored is decided again by the leader."""
@@ -160,6 +168,8 @@ class Leader:
                 await self._end_term(leadership)
 
     async def _lead(self, leadership: Leadership, follower: LogFollower, stop: asyncio.Event) -> None:
+        if follower.state.desks is not self.desks:  # reconfigured while standing by
+            follower = LogFollower(self.store, self.desks)
         await follower.catch_up()
         tune_gc(self.settings.gc_thresholds)
         state = follower.state

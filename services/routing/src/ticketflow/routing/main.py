@@ -8,10 +8,14 @@ safe: the second takes over within about a second of the leader's death (docs/ro
 
 from __future__ import annotations
 
+import asyncio
+
+from ticketflow.deskconfig import DeskConfigError
 from ticketflow.eventstore import EventStore
 from ticketflow.eventstore.leadership import Leadership
 from ticketflow.routing import consumer, desks
 from ticketflow.routing.app import Routing
+from ticketflow.routing.domain.config import ConfigError
 from ticketflow.routing.leader import Leader
 from ticketflow.routing.settings import RoutingSettings
 from ticketflow.runtime.service import Runtime, Service
@@ -31,8 +35,14 @@ def build(settings: RoutingSettings) -> Service:
             return Leadership(rt.pool, settings.leader_name, settings.pg_dsn)
 
         leader = Leader(EventStore(rt.pool), configured, settings, elect=elect, subscribe=subscribe)
+        rt.on_desk_reload(lambda: reload(leader), DeskConfigError, ConfigError)
         rt.background("leader", leader.run)
         rt.background("clock", leader.clock)
         rt.readiness("routing", leader.readiness)
+
+    async def reload(leader: Leader) -> dict[str, int]:
+        fresh = await asyncio.to_thread(desks.load, settings.desk_directory)
+        leader.reconfigure(fresh)
+        return {"queues": len(fresh.queues)}
 
     return Service("routing", settings, start)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from ticketflow.deskconfig import DeskConfigError
 from ticketflow.runtime.service import main
-from ticketflow.sla.main import build
+from ticketflow.sla.main import REFUSALS, build
 from ticketflow.sla.settings import SlaSettings
 
 if __name__ == "__main__":
-    sys.exit(main("sla", SlaSettings, build, refusals=(DeskConfigError,)))
+    sys.exit(main("sla", SlaSettings, build, refusals=REFUSALS))

@@ -49,6 +49,7 @@ class SlaPartitions:
         self.stop = stop  # set: one last checkpoint of everything while this instance is still in the group
         self.checkpoint_every_s = checkpoint_every_s
         self.failed: BaseException | None = None
+        self.renew = False  # a desk configuration reload: end this round; the next engine has the new rules
         self._control: PartitionControl | None = None  # the latest: revocations commit through it
         self._checkpointed_at = time.monotonic()
         self._last_checkpoint_taken = False
@@ -134,14 +135,23 @@ class SlaConsumer:
         self.checkpoint_every_s = checkpoint_every_s
         self.consumer_options = {**CONSUMER_OPTIONS, "max_poll_records": max_records, **(consumer_options or {})}
         self.current: SlaPartitions | None = None
+        self.rounds = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop`, a fresh engine per round."""
 
         async def owner() -> SlaPartitions:
             engine = await self.make_engine()
+            self.rounds += 1
             self.current = SlaPartitions(engine, self.dead_letters, stop, checkpoint_every_s=self.checkpoint_every_s)
             return self.current
 
         await run_owned_partitions(self.broker, self.topic, self.group_id, owner, stop, max_records=self.max_records,
                                    tick_every_s=TICK_EVERY_S, **self.consumer_options)  # fmt: skip
+
+    def renew(self) -> None:
+        """End the current round cleanly (every partition checkpointed and released); the next round's
+        engine, made by `make_engine` now, restores them and recalculates the clocks a configuration
+        change moved (`SlaEngine.go_live`)."""
+        if self.current is not None:
+            self.current.renew = True

@@ -15,15 +15,17 @@ from ticketflow.contracts.chat import ChatMessage
 from ticketflow.intake.domain.messages import conversation_key
 from ticketflow.messaging.partitioning import RememberingPartitioner
 from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
 _encoder = msgspec.json.Encoder()
 
 
 class ChatInbound:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self.topic = topic
         self._producer = make_producer(
             bootstrap,
+            security,
             linger_ms=1,  # under load batches fill while one is in flight; idle, a request waits 1 ms, not 5
             partitioner=RememberingPartitioner(),
             request_timeout_ms=10_000,

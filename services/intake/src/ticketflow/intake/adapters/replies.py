@@ -36,6 +36,7 @@ from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.topics import CHAT_REPLIES
 from ticketflow.contracts.values import ChatRef
 from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger("ticketflow.intake")
 _encoder = msgspec.json.Encoder()
@@ -93,8 +94,10 @@ class ReplyRelay:
         batch: int = 500,
         interval_s: float = 0.2,
         max_age_s: float = 86_400.0,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.pool = pool
+        self.security = security
         self.bootstrap = bootstrap
         self.topic = topic
         self.batch = batch
@@ -107,7 +110,7 @@ class ReplyRelay:
 
     def _new_producer(self) -> AIOKafkaProducer:
         return make_producer(
-            self.bootstrap, linger_ms=1, request_timeout_ms=10_000, client_id="ticketflow-intake-replies"
+            self.bootstrap, self.security, linger_ms=1, request_timeout_ms=10_000, client_id="ticketflow-intake-replies"
         )
 
     async def relay_once(self) -> int:

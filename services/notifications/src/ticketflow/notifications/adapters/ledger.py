@@ -310,8 +310,8 @@ class PgLedger:
         return [_notification(r) for r in rows]
 
     async def dead(self, limit: int) -> list[asyncpg.Record]:
-        """The oldest `limit` dead letters and unknown outcomes with their causes (the redrive CLI's
-        `--list`)."""
+        """The oldest `limit` dead letters and unknown outcomes with their causes (`ticketflow
+        notifications dead`)."""
         rows: list[asyncpg.Record] = await self._pool.fetch(
             "SELECT idempotency_key, status, channel, recipient, template, attempts, last_error, updated_at"
             " FROM notification_deliveries WHERE status IN ('dead', 'unknown') ORDER BY updated_at LIMIT $1",
