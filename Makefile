@@ -9,7 +9,9 @@ PY := $(CURDIR)/.venv/bin/python
 export TICKETFLOW_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
 export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow?sslmode=disable
 
-.PHONY: help setup lint typecheck check test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst chaos bench-system
+PROMTOOL := $(CURDIR)/.local/tools/bin/promtool
+
+.PHONY: help setup lint typecheck check check-alerts test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst bench-queries bench-sla-restore chaos bench-system
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -35,14 +37,19 @@ typecheck: setup ## mypy (strict): the code, then the tests and benchmarks (thei
 
 check: lint typecheck ## lint and typecheck
 
+check-alerts: ## the Prometheus alert rules and scrape config (deploy/prometheus) through promtool, with the rules' unit tests
+	@bash deploy/scripts/promtool.sh >/dev/null
+	@cd deploy/prometheus && $(PROMTOOL) check rules alerts.yml && $(PROMTOOL) check config prometheus.yml && $(PROMTOOL) test rules alerts.test.yml
+
 migrate: setup ## apply the numbered SQL migrations of the event store and every service
 	@$(PY) -m ticketflow.eventstore.migrate
 
 topics: setup ## create every Kafka topic declared in ticketflow.messaging.topics (idempotent)
 	@.venv/bin/ticketflow topics create
 
-schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas
+schemas: setup ## regenerate the JSON Schemas of the contracts into docs/schemas, and the query API's OpenAPI document
 	@$(PY) -m ticketflow.contracts.schema docs/schemas
+	@$(PY) -m ticketflow.queries openapi > docs/queries-openapi.json
 
 asyncapi: setup ## regenerate docs/asyncapi.json (AsyncAPI 3) from the topic declarations and the contracts
 	@$(PY) -m ticketflow.messaging.asyncapi docs/asyncapi.json
@@ -57,6 +64,7 @@ config-docs: setup ## regenerate the settings tables of docs/configuration.md fr
 	@$(PY) -m ticketflow.runtime.configdoc docs/configuration.md
 
 test: setup infra-up ## set up everything and run the whole suite against real Kafka and PostgreSQL
+	@bash deploy/scripts/chromium.sh
 	@$(MAKE) --no-print-directory migrate topics
 	@$(PY) -m pytest -m "not load" $(PYTEST_ARGS)
 
@@ -86,6 +94,9 @@ infra-down: ## stop only what infra-up started (data stays; reset Kafka: rm -rf 
 
 infra-status: ## what runs where, who started it, whether it answers
 	@bash deploy/scripts/infra-status.sh
+
+bench-queries: setup infra-up ## query API: p99 at 1,000 requests/s over 1,000,000 tickets vs the same SQL straight to PostgreSQL; projection catch-up vs reading the log (its own database, built once, then reused; short: BENCH_QUERIES_ARGS="--tickets 20000 --seconds 10")
+	@$(PY) tests/load/queries/bench_queries.py $(BENCH_QUERIES_ARGS)
 
 bench-calendar: setup ## business-calendar arithmetic: ops/s vs the naive minute-walking reference
 	@$(PY) tests/load/calendar/bench_calendar.py
@@ -117,11 +128,17 @@ test-sla: setup infra-up ## sla service: decider (given/when/then, hypothesis), 
 bench-sla-burst: setup infra-up ## SLA firing path alone: 50,000 due in the same second, stored, in rounds (short: BENCH_SLA_BURST_ARGS="--fire 5000 --rounds 1")
 	@$(PY) tests/load/sla/bench_fire_burst.py $(BENCH_SLA_BURST_ARGS)
 
+bench-sla-restore: setup infra-up ## SLA cold restore through the service's consumer: stored timers vs derived (the baseline), 2.5 M tickets (short: BENCH_SLA_RESTORE_ARGS="--resident 250000 --rounds 1")
+	@$(PY) tests/load/sla/bench_restore.py $(BENCH_SLA_RESTORE_ARGS)
+
 bench-sla-service: setup infra-up ## whole SLA service through the real broker: events/s, armed p99, firings/s, CPU (short: BENCH_SLA_SERVICE_ARGS="--resident 20000 --events 40000 --fire 5000")
 	@$(PY) tests/load/sla/bench_service.py $(BENCH_SLA_SERVICE_ARGS)
 
 bench-routing: setup infra-up ## routing: decisions/s and p99 through Kafka (+PostgreSQL) vs the pure decision function (short: BENCH_ROUTING_ARGS="--tickets 2000")
 	@$(PY) tests/load/routing/bench_routing.py $(BENCH_ROUTING_ARGS)
+
+bench-telemetry: setup ## the HTTP span and request metrics per request, in-process: ticketflow's middleware at 0/10/100 % vs opentelemetry-instrumentation-asgi vs none
+	@$(PY) tests/load/telemetry/bench_http_edge.py $(BENCH_TELEMETRY_ARGS)
 
 bench-notifications-e2e: setup infra-up ## notifications end to end (Kafka -> service -> local Bitrix24 server): msgs/s, p99 vs a plain consume->POST ceiling; 30 s destination outage (short: BENCH_NOTIFICATIONS_E2E_ARGS="--seconds 3 --backlog 3000 --down 5")
 	@$(PY) tests/load/notifications/bench_e2e.py $(BENCH_NOTIFICATIONS_E2E_ARGS)

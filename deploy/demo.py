@@ -38,7 +38,16 @@ from ticketflow.eventstore.connection import dsn_from_env
 from ticketflow.messaging.security import PLAINTEXT
 
 INTAKE = "http://127.0.0.1:8001"
-DASHBOARD = "http://127.0.0.1:8006"
+DASHBOARD = "http://127.0.0.1:8007"  # the queries service
+# The demo's query API token; deploy/demo-tokens.toml holds its hash (read:*). Local demo only.
+DASHBOARD_TOKEN = "tfq_demo-dashboard-token-for-the-local-demo-only"
+DASHBOARD_AUTH = {"Authorization": f"Bearer {DASHBOARD_TOKEN}"}
+PAGES = "http://127.0.0.1:8008"  # the dashboard service: the lead's page and the agents' workspace
+# The demo agents' tokens (agent:<desk>, acting as the agent); deploy/demo-tokens.toml holds their hashes.
+AGENT_TOKENS = {
+    "agent-anna (express)": "tfq_demo-agent-anna-token-for-the-local-demo-only",
+    "agent-ivan (bitrix24-box)": "tfq_demo-agent-ivan-token-for-the-local-demo-only",
+}
 PLATFORMS = "http://127.0.0.1:8767"  # deploy/demo_platforms.py: what notifications delivered
 EXPRESS_BOT, EXPRESS_HOST = uuid.UUID("8dada2c8-67a6-4434-9dec-570d244e78ee"), "cts.express.example.ru"
 # deploy/demo_platforms.py's portal: the packaged desk's example member_id and its install's application token.
@@ -114,7 +123,8 @@ async def ask_status(client: httpx.AsyncClient, chat: uuid.UUID) -> None:
 
 
 async def ticket_ids(client: httpx.AsyncClient) -> set[str]:
-    tickets = (await client.get(f"{DASHBOARD}/v1/tickets", params={"limit": "1000"})).json()["tickets"]
+    tickets = (await client.get(f"{DASHBOARD}/v1/tickets", params={"limit": "500"}, headers=DASHBOARD_AUTH)).json()
+    tickets = tickets["tickets"]
     return {str(t["ticket_id"]) for t in tickets}
 
 
@@ -123,19 +133,18 @@ async def show(client: httpx.AsyncClient, before: set[str], expected: int) -> in
     deadline = time.monotonic() + 60
     new: list[dict[str, object]] = []
     while time.monotonic() < deadline:
-        tickets = (await client.get(f"{DASHBOARD}/v1/tickets", params={"limit": "1000"})).json()["tickets"]
+        answer = await client.get(f"{DASHBOARD}/v1/tickets", params={"limit": "500"}, headers=DASHBOARD_AUTH)
+        tickets = answer.json()["tickets"]
         new = [t for t in tickets if t["ticket_id"] not in before]
         if len(new) >= expected and all(t["status"] != "opened" for t in new):
             break
         await asyncio.sleep(1)
-    say(f"this run's tickets in the dashboard {DASHBOARD}/v1/tickets:")
+    say(f"this run's tickets in the query API {DASHBOARD}/v1/tickets:")
     for t in new:
         print(
             f"    {t['ticket_id']}  {t['desk_id']:13} {t['status']:18} queue={t['queue_id']} "
             f"assignee={t['assignee']} category={t['category']}"
         )
-    if any(t["suggested_duplicate_of"] for t in new):
-        say("the eXpress report looks like an earlier run's (another requester): suggested to the agent only")
     if len(new) != expected:
         say(f"expected {expected} new tickets, found {len(new)}: see .local/run/*.log")
         return 1
@@ -171,7 +180,14 @@ async def main() -> int:
             for m in messages:
                 text = str(m.get("body") or m.get("message") or m.get("subject"))
                 print(f"    {platform:9} {text[:110]!r}")
-    say("more: make status | curl 127.0.0.1:8006/v1/stats | .venv/bin/ticketflow --help | make stop")
+    say(f"the dashboard: {PAGES} (sign in with a token; the demo conversation is on the lead's page)")
+    print(f"    {'support lead (read:*)':27} {DASHBOARD_TOKEN}")
+    for who, token in AGENT_TOKENS.items():
+        print(f"    {who:27} {token}")
+    say(
+        f"more: make status | curl -H 'Authorization: Bearer {DASHBOARD_TOKEN}' {DASHBOARD}/v1/desks/express/metrics"
+        " | .venv/bin/ticketflow --help | make stop"
+    )
     return code
 
 

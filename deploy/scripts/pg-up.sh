@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Make PostgreSQL answer on 127.0.0.1:5432 with role+database `ticketflow` and pg_trgm, without Docker.
 # Uses a server already listening there; otherwise installs (Debian packages) and starts a local cluster.
-# Safe to re-run: every step checks before it acts.
+# The server settings of deploy/postgres/settings.conf go onto a cluster this checkout started (or set
+# up), with a restart when a restart-only one changed (pg-settings.sh); a server it did not start is
+# left as it is. Safe to re-run: every step checks before it acts.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/pg-settings.sh"
 
 STARTED_FILE="$STATE_DIR/pg-cluster"   # "<version> <name>" if this checkout started that cluster
 mkdir -p "$STATE_DIR"
@@ -21,8 +24,24 @@ local_cluster() {
     pg_lsclusters --no-header 2>/dev/null | awk -v port="$PG_PORT" '$3 == port {print $1, $2, $4}' | sort -rn | head -n1
 }
 
-# 1. Fast path: everything is already there (login, CREATEDB, pg_trgm).
+# From /: the postgres user may not be allowed into this checkout's directory.
+superuser_psql() { (cd / && PGOPTIONS="-c client_min_messages=warning" runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" "$@"); }
+
+# The cluster this checkout started ("<version> <name>" in STARTED_FILE), restarted; false for any other.
+restart_cluster() {
+    local version name
+    [[ -f "$STARTED_FILE" ]] || return 1
+    read -r version name <"$STARTED_FILE"
+    pg_ctlcluster --skip-systemctl-redirect "$version" "$name" restart ||
+        die "pg_ctlcluster $version $name restart failed" "read /var/log/postgresql/postgresql-$version-$name.log"
+}
+
+# 1. Fast path: everything is already there (login, CREATEDB, pg_trgm); the settings are applied only
+#    if this checkout started that cluster.
 if ticketflow_login_works; then
+    if [[ -f "$STARTED_FILE" ]]; then
+        apply_pg_settings "$REPO_ROOT/deploy/postgres/settings.conf"
+    fi
     info "postgresql on $PG_HOST:$PG_PORT already serves database $PG_DATABASE (role $PG_ROLE with CREATEDB, pg_trgm)"
     exit 0
 fi
@@ -70,8 +89,6 @@ fi
 
 # 4. Role, database and extension, as the postgres superuser over the local socket.
 read -r version name _ <<<"$(local_cluster)"
-# From /: the postgres user may not be allowed into this checkout's directory.
-superuser_psql() { (cd / && PGOPTIONS="-c client_min_messages=warning" runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" "$@"); }
 for _ in $(seq 1 30); do
     superuser_psql -d postgres -tAc "SELECT 1" >/dev/null 2>&1 && break
     sleep 0.5
@@ -92,17 +109,10 @@ SQL
 superuser_psql -d "$PG_DATABASE" -c "CREATE EXTENSION IF NOT EXISTS pg_trgm" >/dev/null ||
     die "CREATE EXTENSION pg_trgm failed" "apt-get install -y postgresql-contrib"
 
-# 5. Server settings for the event store's write load (deploy/postgres/settings.conf): ALTER SYSTEM and a
-#    reload, no restart; only on a local cluster this script set up (it got here, so it did).
-settings=()
-while IFS= read -r line; do
-    [[ "$line" =~ ^[[:space:]]*([a-z_]+)[[:space:]]*=[[:space:]]*(.+)$ ]] || continue
-    settings+=(-c "ALTER SYSTEM SET ${BASH_REMATCH[1]} = ${BASH_REMATCH[2]}")
-done <"$REPO_ROOT/deploy/postgres/settings.conf"
-if ((${#settings[@]})); then
-    superuser_psql -d postgres "${settings[@]}" -c "SELECT pg_reload_conf()" >/dev/null ||
-        die "could not apply deploy/postgres/settings.conf" "read the psql error above"
-fi
+# 5. Server settings for the event store's write load (deploy/postgres/settings.conf) on a local cluster
+#    this script set up (it got here, so it did): ALTER SYSTEM and a reload, and a restart for a
+#    restart-only setting if this checkout started the cluster (otherwise a warning says so).
+apply_pg_settings "$REPO_ROOT/deploy/postgres/settings.conf"
 
 ticketflow_login_works || die "role $PG_ROLE still cannot log in on $PG_HOST:$PG_PORT with a password" \
     "check pg_hba.conf of cluster $version/$name allows 'host all all 127.0.0.1/32 scram-sha-256'"

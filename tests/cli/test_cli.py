@@ -13,7 +13,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from support.eventstore import migrated_pool, some_events
 from support.infra import KafkaTopicFactory
 from support.records import FakeRecord
@@ -23,6 +24,7 @@ from ticketflow.contracts import commands as c
 from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.ids import sla_stream, ticket_stream
 from ticketflow.contracts.roster_events import AgentJoinedQueue, AgentStatusChanged
+from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.deskconfig import PACKAGED_DESKS
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging import topics
@@ -114,24 +116,47 @@ async def test_a_missing_dead_letter_topic_is_one_line_and_exit_1(
 
 
 @pytest.mark.pg
-async def test_replay_queues_a_tickets_streams_for_the_relay_again(
-    pg_database: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.kafka
+async def test_replay_publishes_a_tickets_streams_again_in_order(
+    pg_database: str, kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`ticketflow replay` publishes to the declared topic (ticket.events of the shared broker): the
+    ticket's records are read from the ends the partitions had before, by its key."""
     pool = await migrated_pool(pg_database)
+    # read_uncommitted: the replay is not transactional, and another relay's open transaction on the shared
+    # topic would hold a read_committed reader back
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    await consumer.start()
     try:
         store = EventStore(pool)
         ticket = uuid.uuid4()
         await store.append(ticket_stream(ticket), 0, some_events(ticket, 3))
         await store.append(sla_stream(ticket), 0, some_events(ticket, 2))
-        await pool.execute("DELETE FROM outbox")  # as if the relay had published them
-        assert await cli("--pg-dsn", pg_database, "--json", "replay", "--ticket", str(ticket)) == 0
-        assert json_out(capsys)["queued"] == 5
-        rows = await pool.fetch("SELECT topic, key FROM outbox ORDER BY position")
-        assert [(r["topic"], bytes(r["key"])) for r in rows] == [("ticket.events", str(ticket).encode())] * 5
-        assert await cli("--pg-dsn", pg_database, "replay", ticket_stream(ticket)) == 0  # still queued: none again
-        assert "0 event(s) queued" in capsys.readouterr().out
-        assert await pool.fetchval("SELECT count(*) FROM outbox") == 5
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            described = (await admin.describe_topics([TICKET_EVENTS]))[0]["partitions"]
+        finally:
+            await admin.close()
+        partitions = [TopicPartition(TICKET_EVENTS, found["partition"]) for found in described]
+        assert partitions, "ticket.events is not on the broker (make topics)"
+        consumer.assign(partitions)
+        for partition, end in (await consumer.end_offsets(partitions)).items():
+            consumer.seek(partition, end)
+        assert await cli("--pg-dsn", pg_database, "--bootstrap", kafka_bootstrap, "--json", "replay", "--ticket",
+                         str(ticket)) == 0  # fmt: skip
+        assert json_out(capsys)["published"] == 5
+        mine: list[tuple[str, int]] = []
+        async with asyncio.timeout(30):
+            while len(mine) < 5:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        if record.key == str(ticket).encode():
+                            envelope = json.loads(record.value)
+                            mine.append((envelope["stream_id"], envelope["stream_version"]))
+        assert mine == [(ticket_stream(ticket), v) for v in (1, 2, 3)] + [(sla_stream(ticket), v) for v in (1, 2)]
     finally:
+        await consumer.stop()
         await pool.close()
 
 

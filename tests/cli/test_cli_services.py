@@ -125,9 +125,9 @@ async def test_rebuild_replays_the_store_into_the_read_model(
         for ticket in tickets:
             await run(EventStore(pool), open_ticket(ticket, 1))
         assert await cli("--pg-dsn", pg_database, "--json", "rebuild") == 0
-        assert json.loads(capsys.readouterr().out) == {"projection": "ticket_summaries", "events": 3}
-        assert await pool.fetchval("SELECT count(*) FROM ticket_summaries") == 3
+        assert json.loads(capsys.readouterr().out) == {"projection": "tickets", "events": 3}
+        assert await pool.fetchval("SELECT count(*) FROM ticket_list") == 3
         assert await cli("--pg-dsn", pg_database, "rebuild", "--projection", "nope") == 1
-        assert "unknown projection 'nope'" in capsys.readouterr().err
+        assert "no read model nope" in capsys.readouterr().err
     finally:
         await pool.close()

@@ -1,5 +1,5 @@
-"""The whole system as six real processes (and the local fake chat platforms) on the real broker and
-a fresh database, started once for every end-to-end module here. Needs ports 8001-8006 and 8767 free (a
+"""The whole system as seven real processes (and the local fake chat platforms) on the real broker and
+a fresh database, started once for every end-to-end module here. Needs ports 8001-8007 and 8767 free (a
 system started by `make run` shares the services' consumer groups: `make stop` first)."""
 
 from __future__ import annotations
@@ -19,35 +19,22 @@ import pytest
 import pytest_asyncio
 from support.demo import ROOT, demo_secrets
 from support.eventstore import migrated_pool
-from support.infra import drop_database, dsn_with_database, unique_name
+from support.infra import create_database, drop_database, dsn_with_database, unique_name
 
 from ticketflow.runtime.settings import SERVICE_PORTS
 
-ORDER = ("projector", "intake", "preflight", "routing", "sla", "notifications")
+ORDER = ("projector", "queries", "intake", "preflight", "routing", "sla", "notifications")
 
 
 @pytest.fixture(scope="package")
 def system_database(pg_dsn: str) -> Iterator[str]:
     """A fresh database for the system, kept for every module of this package."""
     name = unique_name("tf_e2e")
-    asyncio.run(_create_database(pg_dsn, name))
+    asyncio.run(create_database(pg_dsn, name))
     try:
         yield dsn_with_database(pg_dsn, name)
     finally:
         asyncio.run(_drop_database(pg_dsn, name))
-
-
-async def _create_database(pg_dsn: str, name: str) -> None:
-    server = await asyncpg.connect(pg_dsn)
-    try:
-        await server.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await server.close()
-    database = await asyncpg.connect(dsn_with_database(pg_dsn, name))
-    try:
-        await database.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    finally:
-        await database.close()
 
 
 async def _drop_database(pg_dsn: str, name: str) -> None:

@@ -1,5 +1,5 @@
 """`append_bulk` (ticketflow.eventstore.bulk) against the real PostgreSQL server: the same rows as
-`append_many` (events + outbox), the same concurrency check, conflicts raised inside the caller's
+`append_many` (events in the log's order), the same concurrency check, conflicts raised inside the caller's
 transaction, which then commits nothing."""
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ def new_stream() -> tuple[uuid.UUID, str]:
     return ticket, ticket_stream(ticket)
 
 
-async def outbox_of(pool: asyncpg.Pool, stream: str) -> list[tuple[int, str, bytes]]:
+async def log_order_of(pool: asyncpg.Pool, stream: str) -> list[int]:
+    """The stream's versions in the global log's order, (transaction id, position)."""
     rows = await pool.fetch(
-        "SELECT o.position, o.topic, o.key FROM outbox o JOIN events e USING (position) "
-        "WHERE e.stream_id = $1 ORDER BY o.position",
-        stream,
+        "SELECT stream_version FROM events WHERE stream_id = $1 ORDER BY transaction_id, position", stream
     )
-    return [(r["position"], r["topic"], bytes(r["key"])) for r in rows]
+    return [r["stream_version"] for r in rows]
 
 
 async def test_bulk_append_writes_what_append_many_writes(store: EventStore, pool: asyncpg.Pool) -> None:
@@ -55,13 +54,9 @@ async def test_bulk_append_writes_what_append_many_writes(store: EventStore, poo
     assert [e.stream_version for e in two] == [1, 2, 3]
     positions = [e.position or 0 for e in one]
     assert positions == sorted(positions)  # versions keep their order in the global log
-    # Every new event has its outbox row, with the topic and key append_many would have given it.
-    outbox = await outbox_of(pool, s1)
-    assert [p for p, _, _ in outbox] == positions
-    assert {(topic, key) for _, topic, key in outbox} == {("ticket.events", str(t1).encode())}
-    # s2 has rows from append_many (versions 1-2) and from the bulk append (3): the same topic and key.
-    mixed = await outbox_of(pool, s2)
-    assert len(mixed) == 3 and len({(topic, key) for _, topic, key in mixed}) == 1
+    # s2 has rows from append_many (versions 1-2) and from the bulk append (3): the log has them in order.
+    assert await log_order_of(pool, s1) == [1, 2, 3]
+    assert await log_order_of(pool, s2) == [1, 2, 3]
 
 
 async def test_a_stale_stream_raises_and_the_callers_transaction_commits_nothing(

@@ -2,7 +2,9 @@
 
 First a deterministic interleaving shows that a naive `position > checkpoint` reader really skips an
 event, and that the store's reader does not; then many concurrent writers with random commit delays
-are read live, and every event must be read exactly once."""
+are read live, and every event must be read exactly once. And the log's order is each stream's
+version order even when a later version is written by a transaction with an older id (the relay
+publishes in the log's order, so per-ticket order rests on this)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import pytest
 from support.eventstore import read_all_settled, some_events
 
 from ticketflow.contracts.ids import ticket_stream
-from ticketflow.eventstore import Checkpoint, EventStore
+from ticketflow.eventstore import AppendRequest, Checkpoint, EventStore
+from ticketflow.eventstore.bulk import BulkAppender
 
 pytestmark = pytest.mark.pg
 
@@ -42,6 +45,31 @@ async def test_a_late_commit_with_a_lower_position_is_not_skipped(store: EventSt
     assert naive_after_commit == []  # the trap is real: the naive reader never sees the early event
     read = await read_all_settled(store, checkpoint)  # other open transactions may delay it, never hide it
     assert [s.envelope.event_id for s in read] == [early_events[0].event_id, late_events[0].event_id]
+
+
+@pytest.mark.parametrize("append", ["append_many", "bulk"])
+async def test_a_later_version_from_a_transaction_with_an_older_id_comes_later_in_the_log(
+    store: EventStore, append: str
+) -> None:
+    """`older` takes its transaction id first (a consumer's claim, an idempotency key: any write), then
+    `younger` appends version 1 and commits, then `older` appends version 2 on top of it. By transaction
+    id alone version 2 would come first; the store writes it under version 1's id instead."""
+    ticket = uuid.uuid4()
+    stream = ticket_stream(ticket)
+    [first], [second] = some_events(ticket, 1, "first"), some_events(ticket, 1, "second")
+    before = await read_all_settled(store)
+    async with store.pool.acquire() as older, older.transaction():
+        older_id = int(await older.fetchval("SELECT pg_current_xact_id()::text"))
+        await store.append(stream, 0, [first])  # another transaction: a younger id
+        if append == "bulk":
+            await BulkAppender(store.codec).append(older, [AppendRequest(stream, 1, [second])])
+        else:
+            await store.append(stream, 1, [second], conn=older)
+    read = await read_all_settled(store, before[-1].checkpoint if before else None)
+    ours = [s for s in read if s.envelope.stream_id == stream]
+    assert [s.envelope.stream_version for s in ours] == [1, 2]
+    assert ours[1].checkpoint.transaction_id > older_id  # version 2 took version 1's (younger) id
+    assert ours[0].checkpoint < ours[1].checkpoint
 
 
 async def test_live_reader_sees_every_event_exactly_once_under_interleaved_commits(store: EventStore) -> None:

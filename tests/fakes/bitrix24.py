@@ -57,6 +57,7 @@ class ReceivedMessage:
     message: str
     params: dict[str, Any]
     at: float
+    traceparent: str | None = None  # the W3C trace context the sender propagated, if any
 
 
 @dataclass
@@ -293,11 +294,11 @@ class FakeBitrix24:
         else:  # a form (or nothing: the network checks' GET of the REST root)
             params = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         token = str(params.get("auth") or request.query_params.get("auth") or "")
-        answer = await self._answer(method, token, params)
+        answer = await self._answer(method, token, params, request.headers.get("traceparent"))
         self.calls.append((method, _outcome(bytes(answer.body))))
         return answer
 
-    async def _answer(self, method: str, token: str, params: dict[str, Any]) -> Response:
+    async def _answer(self, method: str, token: str, params: dict[str, Any], traceparent: str | None) -> Response:
         if method == "user.admin" and token in self.user_tokens:
             return JSONResponse({"result": self.user_tokens[token], "time": TIME})
         access = self._access.get(token)
@@ -319,7 +320,7 @@ class FakeBitrix24:
         if method == "imbot.register":
             return self._register(params)
         if method == "imbot.message.add":
-            return self._add(params)
+            return self._add(params, traceparent)
         if method == "user.admin":
             return JSONResponse({"result": True, "time": TIME})  # the install's user: an administrator
         if method == "app.info":
@@ -343,7 +344,7 @@ class FakeBitrix24:
         self.bots[bot_id] = {"CODE": code, "NAME": properties.get("NAME", ""), "HANDLER": params["EVENT_MESSAGE_ADD"]}
         return JSONResponse({"result": bot_id, "time": TIME})
 
-    def _add(self, params: dict[str, Any]) -> Response:
+    def _add(self, params: dict[str, Any], traceparent: str | None) -> Response:
         try:
             bot_id = int(params.get("BOT_ID", 0))
         except (TypeError, ValueError):
@@ -355,7 +356,7 @@ class FakeBitrix24:
             return _error(400, "DIALOG_ID_EMPTY", "Dialog ID can't be empty")
         if not message:
             return _error(400, "MESSAGE_EMPTY", "Message can't be empty")
-        self.received.append(ReceivedMessage(bot_id, dialog_id, message, params, time.monotonic()))
+        self.received.append(ReceivedMessage(bot_id, dialog_id, message, params, time.monotonic(), traceparent))
         return JSONResponse({"result": next(self._ids), "time": {"start": time.time(), "duration": 0.01}})
 
 

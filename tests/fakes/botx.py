@@ -6,7 +6,8 @@
   (a token issued above, or a v2 HS256 JWT signed with the bot secret: `iss` = bot id,
   `aud` = this host), records the notification and answers 202 `{"status":"ok","result":{"sync_id"}}`.
   An unknown chat is answered in the sync variant (`chat_not_found`) and recorded as undeliverable
-  in the callback variant (real BotX reports it later, in a callback).
+  in the callback variant (real BotX reports it later, in a callback). The request's `traceparent`
+  header is kept with the notification (tracing tests: the delivery continues the ticket's trace).
 
 Latency: `answer_delay` seconds pass between recording a notification (it reached the platform, the chat
 shows it) and answering it; a client whose deadline is shorter sees no answer, although it was posted.
@@ -44,6 +45,7 @@ class ReceivedNotification:
     body: str
     payload: dict[str, Any]
     at: float = field(default_factory=time.monotonic)  # when it reached the platform (bench-system's latency)
+    traceparent: str | None = None  # the W3C trace context the sender propagated, if any
 
 
 class FakeBotX:
@@ -126,7 +128,7 @@ class FakeBotX:
             assert isinstance(body, str)
         except (ValueError, KeyError, TypeError, AssertionError):
             return _error(400, "invalid_payload"), None
-        return None, ReceivedNotification(bot_id, chat_id, body, payload)
+        return None, ReceivedNotification(bot_id, chat_id, body, payload, request.headers.get("traceparent"))
 
     def _chat_known(self, chat_id: uuid.UUID) -> bool:
         return self.known_chats is None or chat_id in self.known_chats

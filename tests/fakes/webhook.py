@@ -29,6 +29,7 @@ class ReceivedHook:
     timestamp: str
     payload: dict[str, Any]
     raw: bytes
+    traceparent: str | None = None  # the W3C trace context the sender propagated, if any
 
 
 def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -77,5 +78,6 @@ class FakeWebhookReceiver:
         fault = self.faults.take()
         if fault is not None:
             return await fault.response()
-        self.received.append(ReceivedHook(key, timestamp, json.loads(raw), raw))
+        traceparent = request.headers.get("traceparent")
+        self.received.append(ReceivedHook(key, timestamp, json.loads(raw), raw, traceparent))
         return JSONResponse({"ok": True}, status_code=202)

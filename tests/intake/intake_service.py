@@ -19,6 +19,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from intake_payloads import APP_TOKEN, B24_CLIENT_ID, B24_DOMAIN, MEMBER_ID, TENANT_SECRETS, tenants_toml
+from support.metrics import sample_value
 
 from ticketflow.contracts.chat import ChatReply, chat_reply_decoder
 from ticketflow.eventstore import migrate
@@ -63,6 +64,7 @@ def free_port() -> int:
 @dataclass
 class RunningIntake:
     base_url: str
+    ops_url: str  # the operations port: /metrics
     pool: asyncpg.Pool
     topic: str
     dead_letter_topic: str
@@ -74,13 +76,10 @@ class RunningIntake:
         return httpx.AsyncClient(base_url=self.base_url, timeout=10)
 
     async def metric(self, name: str, **labels: str) -> int:
-        async with self.client() as client:
+        """A counter's value on the operations port (summed over the labels not given)."""
+        async with httpx.AsyncClient(base_url=self.ops_url, timeout=10) as client:
             text = (await client.get("/metrics")).text
-        rendered = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in text.splitlines():
-            if line.startswith(f"{name}{{{rendered}}} "):
-                return int(line.rsplit(" ", 1)[1])
-        return 0
+        return int(sample_value(text, name, **labels))
 
     async def dead_letters(self, count: int, wait_s: float = 15) -> list[DeadLetter]:
         """The first `count` dead letters of chat.inbound (fewer if no more come within `wait_s`)."""
@@ -124,7 +123,7 @@ async def start_intake(
         await admin.create_topics([NewTopic(topic, 3, 1), NewTopic(f"{topic}.dlq", 1, 1)])
     finally:
         await admin.close()
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     tenants = tmp / f"tenants-{port}.toml"
     tenants.write_text(tenants_text or tenants_toml())
     env = {
@@ -137,6 +136,7 @@ async def start_intake(
         "TICKETFLOW_INTAKE_COMMANDS_TOPIC": "",  # tests never join the real ticket.commands group
         "TICKETFLOW_INTAKE_GROUP": f"intake-test-{uuid.uuid4().hex[:8]}",
         "TICKETFLOW_INTAKE_PORT": str(port),
+        "TICKETFLOW_INTAKE_OPS_PORT": str(ops_port),
         "TICKETFLOW_INTAKE_ACCEPT": accept,
         "TICKETFLOW_INTAKE_REPLIES_TOPIC": "",  # the reply relay runs only where a test gives it a topic
         # The payloads' portal domains are real-looking public names: no admin check asks them. Where a
@@ -168,7 +168,8 @@ async def start_intake(
             raise RuntimeError(f"intake did not become ready:\n{log_path.read_text()}")
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     assert pool is not None
-    return RunningIntake(base_url, pool, topic, f"{topic}.dlq", bootstrap, process, log_path)
+    ops_url = f"http://127.0.0.1:{ops_port}"
+    return RunningIntake(base_url, ops_url, pool, topic, f"{topic}.dlq", bootstrap, process, log_path)
 
 
 async def stop_intake(service: RunningIntake) -> None:

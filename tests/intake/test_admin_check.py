@@ -142,8 +142,8 @@ async def test_an_administrator_is_named_portal_admin_after_one_call(
     # Sent to the stored domain (the Host header), at the checked address; an IP literal has no SNI (a
     # name's SNI and certificate: test_portal_admin.py).
     assert (seen.host, seen.path, seen.sni) == (domain, "/rest/user.admin.json", None)
-    assert await intake.metric("intake_admin_checks_total", outcome="admin") >= 1
-    assert await intake.metric("intake_admin_checks_total", outcome="cached") >= 1
+    assert await intake.metric("ticketflow_intake_admin_checks_total", outcome="admin") >= 1
+    assert await intake.metric("ticketflow_intake_admin_checks_total", outcome="cached") >= 1
 
 
 async def test_concurrent_messages_of_one_user_cost_one_call(
@@ -206,8 +206,8 @@ async def test_a_portal_that_cannot_be_asked_still_gets_its_ticket_marked_unveri
     found = await requester(intake, dialog)
     assert found["roles"] == [] and found["admin_unverified"].startswith(reason), found
     assert portal.tokens_seen(token) == (1 if reaches_portal else 0)
-    assert await intake.metric("intake_admin_unverified_total", reason=reason.split(":")[0]) >= 1
-    assert await intake.metric("intake_admin_checks_total", outcome="unverified") >= 1
+    assert await intake.metric("ticketflow_intake_admin_unverified_total", reason=reason.split(":")[0]) >= 1
+    assert await intake.metric("ticketflow_intake_admin_checks_total", outcome="unverified") >= 1
 
 
 async def test_an_event_naming_another_domain_sends_the_token_nowhere(

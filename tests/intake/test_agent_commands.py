@@ -30,6 +30,8 @@ APPLIED: list[c.TicketCommand] = [
     c.MergeTicket(T, uuid.uuid4(), "ann"),
     c.UndoMerge(T, "another requester's ticket", "ann"),
     c.LinkKnownProblem(T, uuid.uuid4(), "ann"),
+    c.SetFeatureRequestOutcome(T, "declined", "ann", "not on the roadmap"),
+    c.ReferTicket(T, "custom_development", "partners"),  # an agent's referral (the dashboard)
 ]
 IGNORED: list[c.TicketCommand] = [
     open_ticket(T, 1),
@@ -37,7 +39,6 @@ IGNORED: list[c.TicketCommand] = [
     c.RecordPreflightPassed(T, "how_to"),
     c.RecordPreflightFailed(T, ()),
     c.RefuseTicket(T, "not_admin", "no"),
-    c.ReferTicket(T, "custom_development", "partners"),
     c.MarkDuplicate(T, uuid.uuid4(), 0.9),
     c.RouteTicket(T, "box-l1", "l1", "normal", "rule-1"),
     c.AssignTicket(T, "ann"),
@@ -118,7 +119,7 @@ async def test_undecodable_and_invalid_records_are_dead_lettered_and_the_batch_g
 
 
 async def test_a_command_no_service_applies_from_the_topic_is_dead_lettered_as_not_an_operator_command() -> None:
-    """ReferTicket, MarkDuplicate and the other commands the services decide themselves used to vanish."""
+    """MarkDuplicate, RefuseTicket and the other commands the services decide themselves used to vanish."""
     intake, dead = make_intake()
     records = [
         FakeRecord("ticket.commands", 0, n, str(T).encode(), msgspec.json.encode(envelope(cmd)))

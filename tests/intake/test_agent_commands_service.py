@@ -136,6 +136,20 @@ async def test_the_whole_agent_workflow_with_the_envelope_actor_and_redelivered_
 
 
 @pytest.mark.pg
+async def test_an_agents_referral_unassigns_and_refers_once_however_often_it_is_delivered(pool: asyncpg.Pool) -> None:
+    intake, dead = make_intake(events=EventStore(pool))
+    store = EventStore(pool)
+    ticket = await assigned_ticket(store)
+    refer = record(c.ReferTicket(ticket, "custom_development", "a partner builds this"), actor="ann")
+    assert await deliver(intake, dead, [refer, refer]) == [True, False]
+    assert (await events(store, ticket))[-2:] == [
+        e.TicketUnassigned(ticket, "ann", "referred to partners", "ann"),  # the envelope's actor
+        e.TicketReferred(ticket, "custom_development", "a partner builds this"),
+    ]
+    assert dead.sent == []
+
+
+@pytest.mark.pg
 async def test_a_command_for_an_unknown_ticket_is_dead_lettered(pool: asyncpg.Pool) -> None:
     intake, dead = make_intake(events=EventStore(pool))
     ticket = uuid.uuid4()

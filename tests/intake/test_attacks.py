@@ -49,8 +49,8 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 GENERIC = {"Authorization": f"Bearer {GENERIC_KEY}", "Content-Type": "application/json"}
 OTHER_PORTAL = "not-installed-portal"  # the tenant file's second portal (intake_payloads.py)
 OTHER_TOKEN = "0123456789abcdef0123456789abcdef"
-_STORED = """SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM outbox),
-                    (SELECT count(*) FROM intake_messages), (SELECT count(*) FROM intake_conversations),
+_STORED = """SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM intake_messages),
+                    (SELECT count(*) FROM intake_conversations),
                     (SELECT count(*) FROM intake_replies), (SELECT count(*) FROM bitrix24_installs)"""
 _OPENED = """SELECT data::text FROM events WHERE event_type = 'TicketOpened'
              AND data->'chat'->>'conversation_id' = $1"""

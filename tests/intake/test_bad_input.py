@@ -1,5 +1,5 @@
 """Bad input against the running service: a 4xx with a JSON body naming the problem, counted in
-`intake_rejected_total`, and nothing written (no rows, no chat.inbound record). Fuzzing finds no 5xx."""
+`ticketflow_intake_rejected_total`, and nothing written (no rows, no chat.inbound record). Fuzzing finds no 5xx."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
 ]
 _COUNTS = """SELECT (SELECT count(*) FROM intake_messages), (SELECT count(*) FROM intake_conversations),
                     (SELECT count(*) FROM events), (SELECT count(*) FROM intake_replies),
-                    (SELECT count(*) FROM bitrix24_installs), (SELECT count(*) FROM outbox)"""
+                    (SELECT count(*) FROM bitrix24_installs)"""
 
 
 def _sent_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -167,12 +167,15 @@ async def test_each_bad_request_is_named_counted_and_writes_nothing(intake: Runn
         before_rows = tuple(await intake.pool.fetchrow(_COUNTS))
         before_end = await topic_end(intake)
         for route, path, body, headers, status, reason in CASES:
-            counted = await intake.metric("intake_rejected_total", reason=reason, route=_route_name(route))
+            counted = await intake.metric("ticketflow_intake_rejected_total", reason=reason, route=_route_name(route))
             answer = await client.post(path, content=body, headers=_sent_headers(headers))
             assert answer.status_code == status, (path, reason, answer.text)
             problem = answer.json()
             assert reason in json.dumps(problem), (reason, problem)
-            assert await intake.metric("intake_rejected_total", reason=reason, route=_route_name(route)) == counted + 1
+            assert (
+                await intake.metric("ticketflow_intake_rejected_total", reason=reason, route=_route_name(route))
+                == counted + 1
+            )
         status_answer = await client.get("/status", params={"bot_id": "x"}, headers=botx_headers())
         assert status_answer.status_code == 422 and status_answer.json()["error"] == "invalid_query"
     await asyncio.sleep(1.0)  # anything accepted by mistake would be recorded by now

@@ -1,5 +1,5 @@
 """A chat message or a command over `MAX_INPUT_RECORD_BYTES` is refused before it is decoded: the event it
-would become might not fit in a Kafka record and would hold up the outbox relay (tests/poison shows the
+would become might not fit in a Kafka record and would hold up the relay (tests/poison shows the
 whole system; this is the rule alone)."""
 
 from __future__ import annotations

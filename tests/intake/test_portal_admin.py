@@ -189,5 +189,5 @@ async def test_a_known_answer_is_used_when_the_portal_later_fails(portal: FakePo
     later = await check.verdict(event(domain, "tok-expired-7", "7"), "7", domain)  # the portal says 401 now
     assert (first.is_admin, first.outcome) == (True, "admin")
     assert (later.is_admin, later.unverified, later.outcome) == (True, None, "stale")
-    assert metrics.value("intake_admin_unverified_total", reason="http_401") == 1
+    assert metrics.value("ticketflow_intake_admin_unverified", reason="http_401") == 1
     assert [s.token for s in portal.seen] == ["tok-admin-7", "tok-expired-7"]

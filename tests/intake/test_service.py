@@ -128,11 +128,11 @@ async def test_status_command_is_answered_without_events(intake: RunningIntake) 
 
 async def test_system_event_is_accepted_and_writes_nothing(intake: RunningIntake) -> None:
     chat = uuid.uuid4()
-    before = await intake.metric("intake_ignored_total", kind="system:chat_created")
+    before = await intake.metric("ticketflow_intake_ignored_total", kind="system:chat_created")
     async with intake.client() as client:
         answer = await client.post("/command", json=botx_chat_created(chat, uuid.uuid4()), headers=botx_headers())
     assert answer.status_code == 202
-    assert await intake.metric("intake_ignored_total", kind="system:chat_created") == before + 1
+    assert await intake.metric("ticketflow_intake_ignored_total", kind="system:chat_created") == before + 1
     assert (
         await intake.pool.fetchval("SELECT count(*) FROM intake_conversations WHERE conversation_id = $1", str(chat))
         == 0
@@ -200,7 +200,7 @@ async def test_chat_inbound_topic_records_and_dead_letters(intake: RunningIntake
     letters = await intake.dead_letters(3)
     assert sorted(d.reason for d in letters) == ["invalid_record", "invalid_record", "unknown_tenant"]
     assert {(d.original_topic, d.consumer) for d in letters} == {(intake.topic, "intake")}
-    assert await intake.metric("intake_dead_letters_total", reason="invalid_record") >= 2
+    assert await intake.metric("ticketflow_dead_letters_total", reason="invalid_record", consumer="intake") >= 2
 
 
 async def test_the_cli_shows_why_a_chat_inbound_record_was_dead_lettered(
@@ -225,27 +225,25 @@ async def test_the_cli_shows_why_a_chat_inbound_record_was_dead_lettered(
     assert all(d["reason"] == "invalid_record" for d in shown), shown
 
 
-async def test_ticket_events_reach_kafka_through_the_outbox(intake: RunningIntake) -> None:
+async def test_ticket_events_reach_kafka_through_the_relay(intake: RunningIntake) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from ticketflow.messaging.producer import make_producer
-    from ticketflow.messaging.relay import OutboxRelay
+    from ticketflow.messaging.relay import Relay
 
     topic = f"ticket.events.intake-test-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=intake.bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 3, 1)])
-    producer = make_producer(intake.bootstrap)
-    await producer.start()
     chat = uuid.uuid4()
     try:
         async with intake.client() as client:
             payload = botx_message("до Кафки", chat_id=chat)
             assert (await client.post("/command", json=payload, headers=botx_headers())).status_code == 202
         [(_, stream, _)] = await wait_events(intake, str(chat), 1)
-        relay = OutboxRelay(EventStore(intake.pool), producer, topic_names={"ticket.events": topic})
-        while await relay.relay_once():
-            pass
+        relay = Relay(
+            EventStore(intake.pool), intake.bootstrap, name=f"test-relay-{topic}", topic_names={"ticket.events": topic}
+        )
+        await relay.drain()
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=intake.bootstrap, auto_offset_reset="earliest")
         await consumer.start()
         try:
@@ -262,6 +260,5 @@ async def test_ticket_events_reach_kafka_through_the_outbox(intake: RunningIntak
         assert envelope["stream_id"] == stream and envelope["event"]["type"] == "TicketOpened"
         assert envelope["event"]["platform_message_id"] == payload["sync_id"]
     finally:
-        await producer.stop()
         await admin.delete_topics([topic])
         await admin.close()

@@ -50,5 +50,5 @@ async def test_an_outage_is_a_503_and_a_bug_a_json_500(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as client:
         answer = await client.post("/command", json=botx_message("x", chat_id=uuid.uuid4()), headers=botx_headers())
     assert (answer.status_code, answer.json()["error"]) == (status, code)
-    assert intake.metrics.value("intake_rejected_total", route="botx_command", reason=code) == 1
-    assert intake.metrics.total("intake_accepted_total") == 0
+    assert intake.metrics.value("ticketflow_intake_rejected", route="botx_command", reason=code) == 1
+    assert intake.metrics.total("ticketflow_intake_accepted") == 0

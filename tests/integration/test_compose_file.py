@@ -6,6 +6,7 @@ local broker's, so the Docker path and the `make infra-up` path can never drift 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ SERVICE_PORTS = {
     "sla": 8004,
     "notifications": 8005,
     "projector": 8006,
+    "queries": 8007,
+    "dashboard": 8008,
 }
 # server.properties keys whose values the compose broker must share (the listeners differ on purpose).
 SHARED_BROKER_SETTINGS = [
@@ -53,7 +56,7 @@ def local_broker_settings() -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def test_infrastructure_and_all_six_services_are_defined(compose: dict[str, Any]) -> None:
+def test_infrastructure_and_every_service_is_defined(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"init", "kafka", "postgres", *SERVICE_PORTS}
 
 
@@ -116,7 +119,8 @@ def test_image_installs_exactly_the_locked_dependencies_with_uv() -> None:
 
 
 def test_compose_postgres_runs_with_the_settings_pg_up_applies(compose: dict[str, Any]) -> None:
-    """deploy/postgres/settings.conf is applied by pg-up.sh (ALTER SYSTEM) and by compose (`-c` flags)."""
+    """deploy/postgres/settings.conf is applied by pg-up.sh (ALTER SYSTEM) and by compose (`-c` flags);
+    a share of the machine's memory (NN%RAM, resolved by pg-settings.sh) is a fixed size in compose."""
     settings = {}
     for line in (REPO_ROOT / "deploy" / "postgres" / "settings.conf").read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
@@ -127,4 +131,9 @@ def test_compose_postgres_runs_with_the_settings_pg_up_applies(compose: dict[str
     assert command[0] == "postgres"
     flags = dict(flag.split("=", 1) for flag in command[2::2])
     assert command[1::2] == ["-c"] * len(flags)
-    assert flags == settings
+    assert flags.keys() == settings.keys()
+    for name, value in settings.items():
+        if value.endswith("%RAM"):
+            assert re.fullmatch(r"\d+(MB|GB)", flags[name]), f"compose needs a fixed size for {name}"
+        else:
+            assert flags[name] == value

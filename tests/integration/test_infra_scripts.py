@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.infra import REPO_ROOT
+from support.pg_cluster import PrivatePostgres
 
 SCRIPTS = REPO_ROOT / "deploy" / "scripts"
 
@@ -125,3 +126,91 @@ def test_status_says_unreachable_when_nothing_runs(tmp_path: Path) -> None:
     kafka_line, pg_line = output.splitlines()[:2]
     assert "unreachable" in kafka_line and "not started by this checkout" in kafka_line
     assert "unreachable" in pg_line
+
+
+# Server settings (deploy/scripts/pg-settings.sh), on a private cluster: the shared one is never touched.
+
+SETTINGS_DRIVER = """
+set -euo pipefail
+source "$SCRIPTS/lib.sh"
+source "$SCRIPTS/pg-settings.sh"
+superuser_psql() { psql -X -q -v ON_ERROR_STOP=1 -h "$SOCKET_DIR" -p "$PORT" -U postgres "$@"; }
+restart_cluster() {
+    [[ "$MAY_RESTART" == 1 ]] || return 1
+    $AS_POSTGRES "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w restart -m fast >/dev/null
+}
+apply_pg_settings "$SETTINGS"
+"""
+
+
+def apply_settings(pg: PrivatePostgres, settings: Path, *, may_restart: bool) -> str:
+    env = {
+        **os.environ,
+        "SCRIPTS": str(SCRIPTS),
+        "SOCKET_DIR": str(pg.socket_dir),
+        "PORT": str(pg.port),
+        "BIN": str(pg.bin),
+        "DATA": str(pg.data),
+        "LOG": str(pg.log),
+        "AS_POSTGRES": "runuser -u postgres --" if os.geteuid() == 0 else "",
+        "MAY_RESTART": "1" if may_restart else "0",
+        "SETTINGS": str(settings),
+    }
+    run = subprocess.run(["bash", "-c", SETTINGS_DRIVER], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout + run.stderr
+
+
+def server(pg: PrivatePostgres, query: str) -> str:
+    psql = ["psql", "-X", "-tA", "-h", str(pg.socket_dir), "-p", str(pg.port), "-U", "postgres", "-d", "postgres"]
+    return subprocess.run([*psql, "-c", query], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+
+def test_pg_settings_restart_the_cluster_once_for_a_changed_restart_only_setting(tmp_path: Path) -> None:
+    """The project's settings.conf on a fresh cluster: applied, shared_buffers sized to this machine with
+    one restart; a second run changes nothing and does not restart; a changed share restarts again."""
+    memory_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                         if line.startswith("MemTotal:")))  # fmt: skip
+    with PrivatePostgres() as pg:
+        started = server(pg, "SELECT pg_postmaster_start_time()")
+        output = apply_settings(pg, REPO_ROOT / "deploy" / "postgres" / "settings.conf", may_restart=True)
+        assert "restarted the cluster for restart-only settings (shared_buffers)" in output
+        assert server(pg, "SELECT pg_postmaster_start_time()") != started
+        assert server(pg, "SELECT setting::bigint * 8 FROM pg_settings WHERE name = 'shared_buffers'") == str(
+            memory_kb // 4 // 1024 * 1024
+        )  # 25%RAM in whole megabytes, as kB
+        assert server(pg, "SHOW max_wal_size") == "16GB" and server(pg, "SHOW checkpoint_timeout") == "15min"
+        started = server(pg, "SELECT pg_postmaster_start_time()")
+        again = apply_settings(pg, REPO_ROOT / "deploy" / "postgres" / "settings.conf", may_restart=True)
+        assert "changed" not in again and "restart" not in again
+        assert server(pg, "SELECT pg_postmaster_start_time()") == started
+        smaller = tmp_path / "settings.conf"
+        smaller.write_text("shared_buffers = 10%RAM\nmax_wal_size = '16GB'\n")
+        output = apply_settings(pg, smaller, may_restart=True)
+        assert "settings changed: shared_buffers" in output and "restarted the cluster" in output
+        assert server(pg, "SELECT setting::bigint * 8 FROM pg_settings WHERE name = 'shared_buffers'") == str(
+            memory_kb // 10 // 1024 * 1024
+        )
+
+
+def test_pg_settings_leave_a_cluster_this_checkout_did_not_start_running_and_say_so(tmp_path: Path) -> None:
+    """Without leave to restart, a restart-only setting is written and reloaded, but stays pending with a
+    warning naming it; the server keeps running as it was. pg-up.sh itself, against a server it did not
+    start (no state of its own), changes nothing at all."""
+    with PrivatePostgres() as pg:
+        started = server(pg, "SELECT pg_postmaster_start_time()")
+        output = apply_settings(pg, REPO_ROOT / "deploy" / "postgres" / "settings.conf", may_restart=False)
+        assert "restart-only settings are pending (shared_buffers)" in output and "restart it yourself" in output
+        assert server(pg, "SELECT pg_postmaster_start_time()") == started
+        assert server(pg, "SELECT pending_restart FROM pg_settings WHERE name = 'shared_buffers'") == "t"
+    with PrivatePostgres() as pg:
+        server(pg, "CREATE ROLE ticketflow LOGIN CREATEDB PASSWORD 'ticketflow'")
+        server(pg, "CREATE DATABASE ticketflow OWNER ticketflow")
+        psql = ["psql", "-X", "-h", str(pg.socket_dir), "-p", str(pg.port), "-U", "postgres", "-d", "ticketflow"]
+        subprocess.run([*psql, "-c", "CREATE EXTENSION pg_trgm"], check=True, capture_output=True, timeout=30)
+        before = server(pg, "SELECT pg_postmaster_start_time(), current_setting('shared_buffers')")
+        code, output = run_script("pg-up.sh", tmp_path / "local", {"TICKETFLOW_PG_PORT": str(pg.port)})
+        assert code == 0, output
+        assert "already serves database ticketflow" in output and "settings" not in output
+        assert server(pg, "SELECT pg_postmaster_start_time(), current_setting('shared_buffers')") == before
+        assert server(pg, "SELECT count(*) FROM pg_file_settings WHERE sourcefile LIKE '%auto.conf'") == "0"

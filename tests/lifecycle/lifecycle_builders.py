@@ -15,7 +15,7 @@ import pytest
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.ticket_events import TicketEvent
-from ticketflow.contracts.values import ChatRef, CheckEvidence, Priority, Requester
+from ticketflow.contracts.values import ChatRef, CheckEvidence, FeatureOutcome, Priority, Requester
 from ticketflow.lifecycle import IllegalTransition, Status, TicketState, decide, fold
 
 TICKET = uuid.UUID("018f0000-0000-7000-8000-000000000001")
@@ -192,6 +192,14 @@ def merge(into: uuid.UUID = OTHER_TICKET) -> c.MergeTicket:
 
 def change_priority(priority: Priority = "urgent") -> c.ChangePriority:
     return c.ChangePriority(TICKET, priority, "lead")
+
+
+def set_feature_outcome(outcome: FeatureOutcome = "planned", reason: str = "") -> c.SetFeatureRequestOutcome:
+    return c.SetFeatureRequestOutcome(TICKET, outcome, ANN, reason)
+
+
+def feature_outcome_set(outcome: FeatureOutcome = "planned", reason: str = "") -> e.FeatureRequestOutcomeSet:
+    return e.FeatureRequestOutcomeSet(TICKET, outcome, ANN, reason)
 
 
 # --- one history per status (ANN assigned where there is an assignee; priority "normal") --------

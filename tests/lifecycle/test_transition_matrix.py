@@ -27,6 +27,7 @@ from lifecycle_builders import (
     reply,
     resolve,
     route,
+    set_feature_outcome,
     start,
     unassign,
     undo_merge,
@@ -65,6 +66,8 @@ LEGAL: dict[str, tuple[Callable[[], c.TicketCommand], set[Status]]] = {
     "CloseTicket": (close, {S.RESOLVED, S.REFERRED, S.AWAITING_CUSTOMER}),
     "MergeTicket": (merge, OPEN | {S.RESOLVED}),
     "ChangePriority": (change_priority, OPEN),
+    # Before the ticket is closed: an agent answers the feature request, then resolves or closes it.
+    "SetFeatureRequestOutcome": (set_feature_outcome, OPEN | {S.RESOLVED}),
 }
 
 

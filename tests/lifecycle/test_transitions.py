@@ -22,6 +22,7 @@ from lifecycle_builders import (
     close,
     fail_preflight,
     failed,
+    feature_outcome_set,
     given,
     link_known_problem,
     mark_duplicate,
@@ -40,6 +41,7 @@ from lifecycle_builders import (
     resolved,
     route,
     routed,
+    set_feature_outcome,
     start,
     started,
     unassign,
@@ -388,6 +390,49 @@ def test_change_priority_names_the_priority_routing_set() -> None:
 
 def test_the_same_priority_is_a_no_op() -> None:
     at(S.ROUTED).when(change_priority("normal")).then_nothing()
+
+
+# --- feature requests (eXpress: taken into a sprint, planned, or declined with a reason) ------------
+
+
+@pytest.mark.parametrize("status", [S.ROUTED, S.IN_PROGRESS, S.WAITING_ON_CUSTOMER, S.RESOLVED])
+def test_an_agent_sets_a_feature_requests_outcome_and_the_ticket_stays_where_it_is(status: Status) -> None:
+    before = fold(HISTORY[status])
+    state = at(status).when(set_feature_outcome("in_sprint")).then(feature_outcome_set("in_sprint"))
+    assert (state.status, state.assignee, state.feature_outcome) == (before.status, before.assignee, "in_sprint")
+
+
+def test_a_planned_feature_is_later_taken_into_a_sprint() -> None:
+    history = (*HISTORY[S.IN_PROGRESS], feature_outcome_set("planned"))
+    state = given(*history).when(set_feature_outcome("in_sprint")).then(feature_outcome_set("in_sprint"))
+    assert (state.feature_outcome, state.feature_reason) == ("in_sprint", "")
+
+
+def test_the_same_outcome_again_is_a_no_op() -> None:
+    given(*HISTORY[S.IN_PROGRESS], feature_outcome_set("planned")).when(set_feature_outcome("planned")).then_nothing()
+
+
+def test_declining_needs_a_reason_and_records_it() -> None:
+    at(S.IN_PROGRESS).when(set_feature_outcome("declined")).then_raises(match="needs a reason")
+    at(S.IN_PROGRESS).when(set_feature_outcome("declined", "   ")).then_raises(match="needs a reason")
+    state = (
+        at(S.IN_PROGRESS)
+        .when(set_feature_outcome("declined", " not on the roadmap "))
+        .then(feature_outcome_set("declined", "not on the roadmap"))
+    )
+    assert (state.feature_outcome, state.feature_reason) == ("declined", "not on the roadmap")
+    # Declined again with another reason: recorded; with the same reason: nothing.
+    given(*HISTORY[S.IN_PROGRESS], feature_outcome_set("declined", "not on the roadmap")).when(
+        set_feature_outcome("declined", "duplicate of an older request")
+    ).then(feature_outcome_set("declined", "duplicate of an older request"))
+    given(*HISTORY[S.IN_PROGRESS], feature_outcome_set("declined", "not on the roadmap")).when(
+        set_feature_outcome("declined", "not on the roadmap")
+    ).then_nothing()
+
+
+@pytest.mark.parametrize("status", [S.CLOSED, S.MERGED, S.REFUSED, S.REFERRED])
+def test_a_finished_ticket_takes_no_outcome(status: Status) -> None:
+    at(status).when(set_feature_outcome("planned")).then_raises()
 
 
 # --- strays ----------------------------------------------------------------------------------------

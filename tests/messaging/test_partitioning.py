@@ -8,7 +8,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticketflow.messaging.partitioning import RememberingPartitioner, murmur2, partition_of
+from ticketflow.messaging.partitioning import RememberingPartitioner, murmur2, partition_of, partitions_of
 
 
 @given(st.binary(max_size=200))
@@ -29,3 +29,15 @@ def test_remembering_partitioner_agrees_with_kafkas_default(partitions: int) -> 
     for n in range(300):  # more keys than it keeps: the cache is cleared and refilled on the way
         key = f"express:bot:chat-{n % 120}".encode()
         assert remembering(key, everything, everything) == default(key, everything, everything)
+
+
+@given(st.lists(st.binary(max_size=40), max_size=50), st.integers(1, 64))
+def test_partitions_of_a_batch_are_each_keys_partition_of(keys: list[bytes], partitions: int) -> None:
+    assert partitions_of(keys, partitions) == [partition_of(key, partitions) for key in keys]
+
+
+@given(st.lists(st.uuids(), min_size=1, max_size=50), st.integers(1, 64))
+def test_partitions_of_ticket_ids_are_the_default_partitioners(tickets: list[object], partitions: int) -> None:
+    keys = [str(ticket).encode() for ticket in tickets]  # one length: the vectorised path alone
+    everything = list(range(partitions))
+    assert partitions_of(keys, partitions) == [DefaultPartitioner()(key, everything, everything) for key in keys]

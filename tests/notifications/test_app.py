@@ -4,7 +4,7 @@ its deliveries settle; kept when the write fails, and kept once each when the ba
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 import pytest
@@ -29,7 +29,7 @@ class Recorder:
     def __init__(self, calls: list[str], failures: int) -> None:
         self.calls, self.failures, self.written = calls, failures, list[list[Result]]()
 
-    async def record(self, results: Sequence[Result]) -> int:
+    async def record(self, results: Sequence[Result], traces: Mapping[str, str] | None = None) -> int:
         self.calls.append("record")
         if self.failures:
             self.failures -= 1

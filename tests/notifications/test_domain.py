@@ -334,6 +334,14 @@ def test_reopened_tells_the_requester_and_the_assignee() -> None:
     ]
 
 
+def test_a_feature_requests_outcome_is_told_to_the_requester_with_the_reason() -> None:
+    ticket_id, ctx = given_ticket(*routed_and_assigned(uuid.UUID(int=0)))
+    planned = when(ctx, t.FeatureRequestOutcomeSet(ticket_id, "declined", "anna", "not on the roadmap"))
+    assert sent(planned) == [("requester:user-7", "feature_outcome", Channel.BITRIX24)]
+    told = planned.notifications[0].variables
+    assert (told["outcome"], told["reason"]) == ("declined", "not on the roadmap")
+
+
 def test_a_refused_requester_hears_the_reason_preflight_wrote_in_their_language() -> None:
     ticket_id, ctx = given_ticket(locale="en")
     reason = "Support chat is available to portal administrators only."

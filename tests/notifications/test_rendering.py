@@ -50,6 +50,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "sla_breach_oncall": {**BREACH, "agent_name": "Anna"},
     "ticket_resolved": {"ticket_number": "B24-1042", "resolution": "cache cleared"},
     "ticket_reopened": {"ticket_number": "B24-1042", "reason": "the problem came back"},
+    "feature_outcome": {
+        "ticket_number": "TF-1A2B3C4D",
+        "ticket_title": "Dark theme on desktop",
+        "outcome": "declined",
+        "reason": "not on this year's roadmap",
+    },
     "chat_reply": {"body": "Ваше обращение TF-1 в работе."},
     "ticket_refused": {"reason": "Support chat is available to portal administrators only."},
     "ticket_unassigned": {

@@ -1,4 +1,4 @@
-"""End to end through the real broker: events appended to the store, relayed from the outbox to Kafka,
+"""End to end through the real broker: events appended to the store, relayed from the store to Kafka,
 consumed in-process by the `ticket.events` consumer as the service builds it (`consumer.ticket_events`,
 per-key batches, manual commits), delivered to the local BotX and Bitrix24 servers exactly once per
 notification, and NotificationDelivered found in the store. A record that is not an envelope lands on
@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from support.infra import KafkaTopicFactory
 from support.polling import eventually
+from support.relay import relay_from_now
 
 from ticketflow.contracts import notification_events as ne
 from ticketflow.contracts import ticket_events as t
@@ -25,7 +26,6 @@ from ticketflow.eventstore import EventStore
 from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.per_key import per_key_batches
 from ticketflow.messaging.producer import make_producer
-from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.notifications.consumer import ticket_events
 
 from .letters import dead_letters_on
@@ -44,7 +44,7 @@ async def test_events_relayed_through_kafka_reach_the_platforms_once_and_are_rec
     producer = make_producer(kafka_bootstrap)
     await producer.start()
     store = EventStore(pool)
-    relaying = asyncio.create_task(OutboxRelay(store, producer, topic_names={TICKET_EVENTS: topic}).run(stop))
+    relaying = asyncio.create_task((await relay_from_now(store, kafka_bootstrap, {TICKET_EVENTS: topic})).run(stop))
     async with running_platforms() as platforms, running_service(pool, platforms) as service:
         broker = KafkaBroker(kafka_bootstrap)
         worker = ticket_events(service, DeadLetterWriter(producer, "notifications"))

@@ -1,4 +1,4 @@
-"""Through the real broker: TicketOpened appended to the store, relayed from the outbox to Kafka, consumed
+"""Through the real broker: TicketOpened appended to the store, relayed from the store to Kafka, consumed
 by preflight's per-key worker (in-process, group "preflight-<random>"), and the decisions found back in
 the store. A record that is not an envelope lands on `<topic>.dlq` with its cause."""
 
@@ -16,6 +16,7 @@ from preflight_fakes import Certificates, ServeFactory, healthy_routes
 from support.dead_letters import read_dead_letters
 from support.infra import KafkaTopicFactory
 from support.polling import eventually
+from support.relay import relay_from_now
 from test_service_preflight import PRODUCT_ERROR, events_of, make_service, open_ticket, ticket_of
 
 from ticketflow.contracts import ticket_events as e
@@ -24,7 +25,6 @@ from ticketflow.deskconfig import load_desks
 from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.per_key import per_key_batches
 from ticketflow.messaging.producer import make_producer
-from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.preflight.adapters.checks import ChecksConfig
 from ticketflow.preflight.consumer import worker
 
@@ -48,7 +48,8 @@ async def test_preflight_decides_tickets_relayed_through_kafka(
     stop = asyncio.Event()
     producer = make_producer(kafka_bootstrap)
     await producer.start()
-    relaying = asyncio.create_task(OutboxRelay(service.store, producer, topic_names={TICKET_EVENTS: topic}).run(stop))
+    relay = await relay_from_now(service.store, kafka_bootstrap, {TICKET_EVENTS: topic})
+    relaying = asyncio.create_task(relay.run(stop))
     broker = KafkaBroker(kafka_bootstrap)
     events = worker(service, DeadLetterWriter(producer, "preflight"), 64)
     per_key_batches(broker, [topic], f"preflight-{uuid.uuid4()}", events, max_records=64)

@@ -1,4 +1,4 @@
-"""End to end through the real broker: the store's outbox relay publishes ticket and agent events to
+"""End to end through the real broker: the store's relay publishes ticket and agent events to
 Kafka, routing consumes them, decides, stores its decisions (which the relay publishes in turn), and
 manual commands on ticket.commands are applied or dead-lettered with the reason (the subscriptions
 of one term of leadership, as leader.py makes them)."""
@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from routing_builders import DESKS, joined, opened
 from support.polling import eventually
+from support.relay import relay_from_now
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts import ticket_events as e
@@ -28,7 +29,6 @@ from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
 from ticketflow.eventstore import EventStore
 from ticketflow.messaging.dead_letters import DeadLetter, DeadLetterWriter
 from ticketflow.messaging.producer import make_producer
-from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.routing.app import Routing
 from ticketflow.routing.consumer import subscribe
 from ticketflow.routing.domain.state import RoutingState
@@ -51,7 +51,7 @@ async def test_routing_through_relay_and_broker(
     stop = asyncio.Event()
     producer = make_producer(kafka_bootstrap)
     await producer.start()
-    relay = OutboxRelay(store, producer, topic_names={TICKET_EVENTS: ticket_events, AGENT_EVENTS: agent_events})
+    relay = await relay_from_now(store, kafka_bootstrap, {TICKET_EVENTS: ticket_events, AGENT_EVENTS: agent_events})
     relaying = asyncio.create_task(relay.run(stop))
     settings = load_settings(
         RoutingSettings, group=f"routing-{uuid.uuid4()}", event_topics=(ticket_events, agent_events),

@@ -25,6 +25,7 @@ import asyncpg
 import pytest
 from routing_builders import joined, opened
 from support.polling import eventually
+from support.relay import relay_from_now
 
 from ticketflow.contracts import ticket_events as e
 from ticketflow.contracts.envelope import NewEvent
@@ -33,7 +34,6 @@ from ticketflow.contracts.topics import AGENT_EVENTS, TICKET_EVENTS
 from ticketflow.eventstore import EventStore
 from ticketflow.eventstore.leadership import lock_key
 from ticketflow.messaging.producer import make_producer
-from ticketflow.messaging.relay import OutboxRelay
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 HOST = socket.gethostname()
@@ -51,7 +51,7 @@ def open_log(path: Path) -> IO[str]:
 
 @dataclass
 class Cluster:
-    """Routing processes sharing one leader name, their topics fed by an outbox relay."""
+    """Routing processes sharing one leader name, their topics fed by a relay."""
 
     pool: asyncpg.Pool
     env: dict[str, str]
@@ -66,7 +66,7 @@ class Cluster:
 
     def spawn(self) -> subprocess.Popen[str]:
         log = open_log(self.folder / f"routing-{len(self.processes) + 1}.log")
-        env = {**self.env, "TICKETFLOW_ROUTING_PORT": str(free_port())}
+        env = {**self.env, "TICKETFLOW_ROUTING_PORT": str(free_port()), "TICKETFLOW_ROUTING_OPS_PORT": str(free_port())}
         process = subprocess.Popen(
             [sys.executable, "-m", "ticketflow.routing"], env=env, stdout=log, stderr=log, text=True
         )
@@ -170,8 +170,8 @@ async def cluster(
     stop = asyncio.Event()
     producer = make_producer(kafka_bootstrap)
     await producer.start()
-    relay = OutboxRelay(
-        EventStore(pool), producer, topic_names={TICKET_EVENTS: ticket_events, AGENT_EVENTS: agent_events}
+    relay = await relay_from_now(
+        EventStore(pool), kafka_bootstrap, {TICKET_EVENTS: ticket_events, AGENT_EVENTS: agent_events}
     )
     relaying = asyncio.create_task(relay.run(stop))
     name = f"routing-{uuid.uuid4().hex[:8]}"  # the database is this module's: one leader name per test
@@ -228,7 +228,7 @@ async def test_a_leader_that_loses_its_lock_session_steps_down_and_can_lead_agai
             SELECT pg_terminate_backend(pid) FROM pg_locks
             WHERE locktype = 'advisory' AND granted AND classid = $1::bigint::oid AND objid = $2::bigint::oid
               AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        """  # (the outbox relay's lock is left alone)
+        """  # (the relay's lock is left alone)
         assert await pool.fetchval(lock_holder, key >> 32, key & 0xFFFFFFFF)
         # Either process may take epoch 2: the stand-by at its next poll, or the old leader, which
         # steps down and competes again at once on a new session (seen winning by 17 ms).

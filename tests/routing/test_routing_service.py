@@ -6,8 +6,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from routing_builders import World, joined, opened
 
 from ticketflow.contracts import commands as c
@@ -113,21 +111,13 @@ async def test_after_a_restart_undecided_tickets_are_routed() -> None:
 
 
 async def test_a_ticket_no_rule_matches_goes_to_the_fallback_queue_and_bumps_the_warning_metric() -> None:
-    reader = InMemoryMetricReader()
-    metrics = RoutingMetrics(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    metrics = RoutingMetrics()
     world = World()
     world.app.metrics = metrics
     await world.agent("ivan", *joined("ivan", "triage"))
     ticket = await world.new_ticket("generic", "default")
     routed = (await world.events(ticket))[2]
     assert isinstance(routed, e.TicketRouted) and (routed.queue_id, routed.rule_id) == ("triage", "fallback")
-    data = reader.get_metrics_data()
-    assert data is not None
-    points = {
-        metric.name: sum(p.value for p in metric.data.data_points)  # type: ignore[union-attr,misc]
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for metric in sm.metrics
-    }
-    assert points["routing.rules.unmatched"] == 1
-    assert points["routing.tickets.assigned"] == 1
+    assert metrics.value("ticketflow_routing_unmatched") == 1
+    assert metrics.total("ticketflow_routing_assigned") == 1
+    assert metrics.value("ticketflow_routing_routed", queue="triage", rule="fallback") == 1

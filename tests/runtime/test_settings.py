@@ -24,10 +24,10 @@ class ExampleSettings(ServiceSettings):
 def test_good_values_are_read_with_their_types(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TICKETFLOW_EXAMPLE_CHECKPOINT_SECONDS", "2.5")
     monkeypatch.setenv("TICKETFLOW_LOG_LEVEL", "debug")
-    monkeypatch.setenv("TICKETFLOW_OTEL_CONSOLE", "1")
+    monkeypatch.setenv("TICKETFLOW_LOG_FORMAT", "text")
     settings = load_settings(ExampleSettings)
-    assert (settings.checkpoint_seconds, settings.log_level, settings.otel_console, settings.port) == (
-        2.5, "DEBUG", True, 8099,
+    assert (settings.checkpoint_seconds, settings.log_level, settings.log_format, settings.port) == (
+        2.5, "DEBUG", "text", 8099,
     )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""The SLA consumer through the real broker: end to end from the store's outbox, two instances
+"""The SLA consumer through the real broker: end to end from the store through the relay, two instances
 splitting partitions and taking over, and kill -9 under load (the consumer as a real process)."""
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from sla_consumers import consumer_for
 from sla_records import Ticket, firing_counts
 from support.eventstore import migrated_pool
 from support.infra import KafkaTopicFactory
+from support.relay import relay_from_now
 
 from ticketflow.contracts.envelope import NewEvent
 from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import EventStore
-from ticketflow.messaging.producer import make_producer
-from ticketflow.messaging.relay import OutboxRelay
 from ticketflow.sla.app import SlaEngine
 from ticketflow.sla.consumer import SlaConsumer
 
@@ -85,6 +84,7 @@ async def test_end_to_end_from_the_store_through_the_relay_to_warnings_and_breac
 ) -> None:
     topic = await kafka_topic_factory(partitions=3)
     store = EventStore(pool)
+    relay = await relay_from_now(store, kafka_bootstrap, {TICKET_EVENTS: topic}, idle_sleep=0.05)
     tickets = [Ticket() for _ in range(10)]
     now = datetime.now(UTC)
     for t in tickets:
@@ -95,10 +95,7 @@ async def test_end_to_end_from_the_store_through_the_relay_to_warnings_and_breac
     await store.append(
         ticket_stream(answered.ticket_id), 2, [NewEvent(new_event_id(), replied(answered.ticket_id), now)]
     )
-    producer = make_producer(kafka_bootstrap)
-    await producer.start()
     stop = asyncio.Event()
-    relay = OutboxRelay(store, producer, topic_names={TICKET_EVENTS: topic}, idle_sleep=0.05)
     consumer = consumer_for(broker, pool, topic, FakeRules(first_response=2, resolution=4))
     tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]
     try:
@@ -107,7 +104,6 @@ async def test_end_to_end_from_the_store_through_the_relay_to_warnings_and_breac
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-        await producer.stop()
     counts = await firing_counts(pool, tickets)
     assert set(counts.values()) == {1}
     assert not any(s == f"sla-{answered.ticket_id}" and target == "first_response" for s, target, _ in counts)

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 from sla_builders import FakeRules, customer, opened, passed, reopened, replied, resolved
 from sla_clock import ManualClock
 from sla_records import DownStore, Ticket, count_of, firing_counts
 from support.eventstore import migrated_pool
+from support.polling import eventually
 
 from ticketflow.contracts import ticket_events as te
 from ticketflow.eventstore import EventStore
@@ -74,6 +76,38 @@ async def test_timers_fire_every_level_once_on_the_manual_clock(pool: asyncpg.Po
     assert await firing_counts(pool, tickets) == counts
 
 
+def sla_metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_the_metrics_count_live_timers_warnings_breaches_and_firing_lateness(pool: asyncpg.Pool) -> None:
+    names = ("warnings_total", "breaches_total", "firing_lateness_seconds_count", "firing_lateness_seconds_sum")
+    before = {name: sla_metric(f"ticketflow_sla_{name}") for name in names}
+
+    def added(name: str) -> float:
+        return sla_metric(f"ticketflow_sla_{name}") - before[name]
+
+    clock = ManualClock(B * 1000)
+    engine = make_engine(pool, clock)
+    await engine.assign(0, 0, {}, 0)
+    runner = asyncio.create_task(engine.loop.run())
+    tickets = [Ticket() for _ in range(5)]
+    values = lifecycle(tickets, B)
+    assert await engine.handle(0, list(range(len(values))), values) == []
+    assert sla_metric("ticketflow_sla_timers_live") == 10  # this engine's wheel: 2 clocks per ticket
+    clock.advance_to((B + 59) * 1000)  # every level is due at once, up to 59 s late
+    await eventually(lambda: engine.timers() == 0, "every timer fired")
+    engine.loop.stop()
+    await runner
+    await engine.drain()
+    assert sla_metric("ticketflow_sla_timers_live") == 0
+    # FakeRules: 3 warnings and a breach for each of the 2 targets of each ticket.
+    assert added("warnings_total") == 5 * 6 and added("breaches_total") == 5 * 2
+    assert added("firing_lateness_seconds_count") >= 1  # once per fired batch
+    assert added("firing_lateness_seconds_sum") > 0  # the earliest level fell due well before the clock jumped
+    assert len(await firing_counts(pool, tickets)) == 5 * FIRINGS_PER_TICKET
+
+
 async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_twice(pool: asyncpg.Pool) -> None:
     clock = ManualClock(B * 1000)
     first = make_engine(pool, clock)
@@ -82,9 +116,10 @@ async def test_restart_from_a_checkpoint_fires_what_fell_due_once_and_nothing_tw
     tickets = [Ticket() for _ in range(10)]
     values = lifecycle(tickets, B)
     await first.handle(3, list(range(len(values))), values)
-    offset, states, removed, configuration = first.snapshot_of(3)  # type: ignore[misc]
-    assert removed == set()
-    await checkpoints.save(pool, "t", 3, offset, states, configuration=configuration)
+    taken = first.snapshot_of(3)
+    assert taken is not None and taken.removed == set()
+    offset = taken.next_offset
+    await checkpoints.save(pool, "t", 3, *taken)
     # After the checkpoint: replies for half the tickets, and some warnings fire (5 s of 10 s).
     later = [t.envelope(replied(t.ticket_id), B + 4) for t in tickets[:5]]
     await first.handle(3, list(range(offset, offset + 5)), later)
@@ -248,7 +283,8 @@ async def test_timers_are_armed_before_the_append_but_no_checkpoint_runs_ahead_o
     assert engine.timers() == 6  # armed before the store answered
     with pytest.raises(RuntimeError, match="restart from its checkpoint"):
         await engine.checkpoint(4)
-    assert await checkpoints.load(pool, "down", 4) == (0, {}, "")  # not moved past what is stored
+    saved_before = await checkpoints.load(pool, "down", 4)
+    assert saved_before is not None and saved_before[:3] == (0, {}, "")  # not moved past what is stored
     assert engine.failed is not None  # the consumer gives this engine up
     with pytest.raises(RuntimeError, match="restart from its checkpoint"):
         await engine.handle_many([Batch(4, [len(values)], [tickets[0].envelope(replied(tickets[0].ticket_id), B)])])

@@ -322,6 +322,22 @@ class KafkaTopicFactory:
             self.created.clear()
 
 
+async def create_database(pg_dsn: str, name: str) -> str:
+    """Create an empty database `name` with pg_trgm (a trusted extension: its owner may create it); its DSN."""
+    server = await asyncpg.connect(pg_dsn)
+    try:
+        await server.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await server.close()
+    dsn = dsn_with_database(pg_dsn, name)
+    database = await asyncpg.connect(dsn)
+    try:
+        await database.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    finally:
+        await database.close()
+    return dsn
+
+
 async def drop_database(server: asyncpg.Connection, name: str) -> None:
     """Drop a test database even if a test left connections open.
 

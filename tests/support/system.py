@@ -246,6 +246,8 @@ class System:
             "routing": {"EVENT_TOPICS": f"{t.ticket_events},{t.agent_events}", "COMMANDS_TOPIC": t.ticket_commands,
                         "GROUP": group},
             "sla": {"TOPIC": t.ticket_events, "GROUP_ID": group},
+            "queries": {},  # reads the database only
+            "dashboard": {"COMMANDS_TOPIC": t.ticket_commands},  # and QUERIES_URL, once queries runs
         }[name]  # fmt: skip
         prefix = f"TICKETFLOW_{name.upper()}_"
         secrets = {k: v for k, v in demo_secrets().items() if k not in DEMO_PLATFORM_SETTINGS}

@@ -4,7 +4,9 @@ topic path. wrk (Debian package, installed if missing) generates the load with a
 requests carry a valid HS256 JWT generated up front and a unique sync_id each.
 
 Runs against a fresh database and fresh topics; the intake service is a real process (uvicorn), the
-outbox relay runs in this process and publishes to a bench copy of `ticket.events`.
+relay runs in a process of its own (as the projector runs it) and publishes to a bench copy of
+`ticket.events`; a `read_committed` consumer in another process notes when each event became visible
+there ("published": the rate, and p50/p99 from webhook and from the store's `recorded_at`).
 Usage: python tests/load/intake/bench_intake.py [--duration 10] [--connections 64] [--topic-messages 50000]
 """
 
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -25,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import msgspec
+import numpy as np
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tabulate import tabulate
 
@@ -38,11 +44,11 @@ sys.path.insert(0, str(REPO / "tests"))
 from intake_payloads import BOT_ID, botx_message, botx_token  # noqa: E402
 from intake_service import RunningIntake, migrate_intake, start_intake, stop_intake  # noqa: E402
 from support.infra import drop_database  # noqa: E402
+from support.otlp import OtlpSink  # noqa: E402
+from support.relay_process import ArrivalLog, RelayProcess, store_to_kafka_lags  # noqa: E402
 
 from ticketflow.contracts.chat import ChatMessage, ChatSender  # noqa: E402
 from ticketflow.eventstore.store import EventStore  # noqa: E402
-from ticketflow.messaging.producer import make_producer  # noqa: E402
-from ticketflow.messaging.relay import OutboxRelay  # noqa: E402
 
 TARGET_BOTX_PER_S, TARGET_P99_MS, TARGET_TOPIC_PER_S = 3_000, 50.0, 20_000
 SYNC, CHAT = "00000000-5111-4111-8111-111111111111", "00000000-5222-4222-8222-222222222222"
@@ -199,28 +205,9 @@ async def latency_ms(pool: asyncpg.Pool, where: str = "true") -> tuple[float, fl
     return float(row[0] or 0), float(row[1] or 0)
 
 
-async def published_latency_ms(bootstrap: str, topic: str, expected: int) -> tuple[int, float, float]:
-    """Read the bench ticket.events copy: record timestamp (publish) minus event occurred_at (webhook)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    delays: list[float] = []
-    try:
-        deadline = time.monotonic() + 60
-        while len(delays) < expected and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
-                for record in records:
-                    occurred = datetime.fromisoformat(json.loads(record.value)["occurred_at"])
-                    delays.append(record.timestamp - occurred.timestamp() * 1000)
-    finally:
-        await consumer.stop()
-    delays.sort()
-    if not delays:
-        return 0, 0.0, 0.0
-    return len(delays), delays[len(delays) // 2], delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-
-
-async def fill_topic(bootstrap: str, topic: str, count: int, conversations: int) -> list[str]:
-    """Produce the backlog; returns the idempotency key of the last record of each partition."""
+async def fill_topic(bootstrap: str, topic: str, count: int, conversations: int, traced: bool) -> list[str]:
+    """Produce the backlog; returns the idempotency key of the last record of each partition. `traced`: each
+    record carries a `traceparent` as intake's webhooks write it with tracing on (10 % of them sampled)."""
     last: dict[int, tuple[int, str]] = {}  # partition -> (offset, key)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all")
     await producer.start()
@@ -238,7 +225,13 @@ async def fill_topic(bootstrap: str, topic: str, count: int, conversations: int)
                 text="Портал не открывается",
                 received_at=now,
             )
-            future = await producer.send(topic, msgspec.json.encode(message), key=conversation.encode())
+            headers = None
+            if traced:
+                flags = "01" if random.random() < 0.1 else "00"
+                traceparent = f"00-{random.getrandbits(128):032x}-{random.getrandbits(64):016x}-{flags}"
+                headers = [("traceparent", traceparent.encode())]
+            value = msgspec.json.encode(message)
+            future = await producer.send(topic, value, key=conversation.encode(), headers=headers)
             pending.append((message.idempotency_key(), future))
             if len(pending) >= 5000 or n == count - 1:
                 for key, meta in zip(
@@ -268,20 +261,18 @@ def wrk_row(label: str, result: dict[str, Any], cpu: str, note: str) -> list[Any
 
 
 async def http_phases(
-    wrk: str, service: RunningIntake, args: argparse.Namespace, bootstrap: str, events_topic: str
+    wrk: str, service: RunningIntake, args: argparse.Namespace, bootstrap: str, events_topic: str, dsn: str, tmp: Path
 ) -> list[list[Any]]:
     """The ceiling, the BotX route at full and light load, stored and published."""
-    relay_producer = make_producer(bootstrap)
-    await relay_producer.start()
-    relay = OutboxRelay(EventStore(service.pool), relay_producer, topic_names={"ticket.events": events_topic})
-    stop = asyncio.Event()
-    relay_task = asyncio.create_task(relay.run(stop))
+    arrivals = await ArrivalLog(bootstrap, [events_topic], tmp).start()
+    start_at = await EventStore(service.pool).head()
+    relay = RelayProcess(dsn, bootstrap, {"ticket.events": events_topic}, start=start_at).start()
     try:
         cpu0 = cpu_seconds(service)
         ceiling = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/noop", args, uuid.uuid4().hex[:8])
         cpu1 = cpu_seconds(service)
         rows = [wrk_row("do-nothing POST /noop (ceiling)", ceiling, per_cpu(ceiling["ok"], cpu1 - cpu0), "same body")]
-        start = time.monotonic()
+        start, start_wall = time.monotonic(), time.time()
         botx = await asyncio.to_thread(run_wrk, wrk, service.base_url, "/command", args, uuid.uuid4().hex[:8])
         cpu2 = cpu_seconds(service)
         stored_at = await wait_count(service.pool, botx["ok"])
@@ -292,13 +283,25 @@ async def http_phases(
         rate = f"{stored / (stored_at - start):,.0f}"
         stored_cpu = per_cpu(stored, cpu3 - cpu1)
         rows.append(["  … → ticket event stored", rate, f"{p50:.1f}", f"{p99:.1f}", f"{stored:,}", stored_cpu, ""])
-        while await service.pool.fetchval("SELECT count(*) FROM outbox") > 0:  # noqa: ASYNC110 - polls PG
-            await asyncio.sleep(0.05)
-        published_at = time.monotonic()
         total_events = int(await service.pool.fetchval("SELECT count(*) FROM events"))
-        seen, pub50, pub99 = await published_latency_ms(bootstrap, events_topic, total_events)
-        rate = f"{total_events / (published_at - start):,.0f}"
-        rows.append(["  … → published on ticket.events", rate, f"{pub50:.1f}", f"{pub99:.1f}", f"{seen:,}", "", ""])
+        published_at = await relay.wait_published(total_events, 300)
+        rate = f"{total_events / (published_at - start_wall):,.0f}"
+        await arrivals.wait_count(total_events)
+        seen = arrivals.stop()
+        occurred = {
+            row["event_id"]: row["at"]
+            for row in await service.pool.fetch(
+                "SELECT event_id, extract(epoch FROM occurred_at)::float8 AS at FROM events"
+            )
+        }
+        from_webhook = np.array([(at - occurred[event_id]) * 1000 for event_id, at in seen.items()])
+        rows.append(["  … → published on ticket.events (visible, read_committed)", rate,
+                     f"{np.percentile(from_webhook, 50):.1f}", f"{np.percentile(from_webhook, 99):.1f}",
+                     f"{len(from_webhook):,}", "", "latency from the webhook's arrival"])  # fmt: skip
+        lags = await store_to_kafka_lags(service.pool, seen)
+        rows.append(["  … store → Kafka (relay lag)", "", f"{np.percentile(lags, 50):.1f}",
+                     f"{np.percentile(lags, 99):.1f}", f"{len(lags):,}", "",
+                     "from the storing transaction's start (recorded_at)"])  # fmt: skip
         # The same route at light load: latency without a saturated machine.
         light_from = await service.pool.fetchval("SELECT now()")
         light_args = argparse.Namespace(**{**vars(args), "connections": args.light_connections})
@@ -309,9 +312,8 @@ async def http_phases(
         rows.append(["  … → ticket event stored", "", f"{lp50:.1f}", f"{lp99:.1f}", "", "", ""])
         return rows
     finally:
-        stop.set()
-        await relay_task
-        await relay_producer.stop()
+        relay.stop()
+        arrivals.stop()
 
 
 async def openloop_phase(service: RunningIntake, args: argparse.Namespace) -> list[list[Any]]:
@@ -374,14 +376,21 @@ async def openloop_phase(service: RunningIntake, args: argparse.Namespace) -> li
 
 
 async def topic_phase(
-    service: RunningIntake, args: argparse.Namespace, dsn: str, bootstrap: str, topics: tuple[str, str], tmp: Path
+    service: RunningIntake,
+    args: argparse.Namespace,
+    dsn: str,
+    bootstrap: str,
+    topics: tuple[str, str],
+    tmp: Path,
+    observability: dict[str, str],
+    traced: bool,
 ) -> tuple[list[RunningIntake], list[Any]]:
     """Records produced straight to a chat.inbound copy (a backlog written before the consumer starts, so
     the load generator shares no CPU with the measurement), then recorded by `--topic-consumers` further
     intake processes in one consumer group."""
     topic, replies_topic = topics
     began = time.monotonic()
-    last_keys = await fill_topic(bootstrap, topic, args.topic_messages, args.conversations)
+    last_keys = await fill_topic(bootstrap, topic, args.topic_messages, args.conversations, traced)
     filled = time.monotonic() - began
     before = await count_messages(service.pool)
     drain_env = {
@@ -391,6 +400,7 @@ async def topic_phase(
         "TICKETFLOW_INTAKE_IN_FLIGHT": str(args.topic_in_flight),
         "TICKETFLOW_INTAKE_REPLIES_TOPIC": replies_topic,
         "TICKETFLOW_INTAKE_GROUP": f"intake-bench-{uuid.uuid4().hex[:8]}",
+        **observability,
     }
     drains = [await start_intake(dsn, bootstrap, tmp, extra_env=drain_env) for _ in range(args.topic_consumers)]
     drain = drains[0]
@@ -429,8 +439,34 @@ async def topic_phase(
     return drains, [label, f"{recorded / span:,.0f}", "", "", f"{recorded:,}", per_cpu(recorded, cpu1 - cpu0), note]
 
 
-async def main(args: argparse.Namespace) -> None:
-    wrk = ensure_wrk()
+def telemetry_env(mode: str, sink_url: str) -> dict[str, str]:
+    """The services' telemetry: "on" = tracing as in production (OTLP, parent-based sampling at 10 %) and
+    metrics served and scraped; "off" = no SDK, no metrics server work (docs/operations.md)."""
+    if mode == "off":
+        return {"OTEL_TRACES_EXPORTER": "none", "TICKETFLOW_METRICS": "false"}
+    return {
+        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        "TICKETFLOW_METRICS": "true",
+    }  # fmt: skip
+
+
+async def scrape(services: list[RunningIntake], stop: asyncio.Event, every_s: float = 5.0) -> int:
+    """What Prometheus does to a service with metrics on: GET /metrics every few seconds."""
+    scrapes = 0
+    async with httpx.AsyncClient(timeout=5) as client:
+        while not stop.is_set():
+            for service in list(services):
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.get(f"{service.ops_url}/metrics")
+                    scrapes += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+    return scrapes
+
+
+async def one_run(args: argparse.Namespace, wrk: str, telemetry: str, sink: OtlpSink) -> list[list[Any]]:
+    """Every phase once, on a fresh database and fresh topics, with the services' telemetry on or off."""
     server_dsn = os.environ.get("TICKETFLOW_PG_DSN", "postgresql://ticketflow:ticketflow@127.0.0.1:5432/ticketflow")
     bootstrap = os.environ.get("TICKETFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     name = f"tf_bench_intake_{uuid.uuid4().hex[:8]}"
@@ -446,6 +482,9 @@ async def main(args: argparse.Namespace) -> None:
     services: list[RunningIntake] = []
     rows: list[list[Any]] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    stop_scraping = asyncio.Event()
+    scraping = asyncio.create_task(scrape(services, stop_scraping)) if telemetry == "on" else None
+    observability = telemetry_env(telemetry, sink.base_url)
     try:
         await migrate_intake(dsn)
         web_env = {
@@ -454,36 +493,87 @@ async def main(args: argparse.Namespace) -> None:
             "TICKETFLOW_INTAKE_COMMANDS_TOPIC": "",  # the benchmark never joins the real ticket.commands group
             "TICKETFLOW_INTAKE_REPLIES_TOPIC": replies_topic,
             **({"TICKETFLOW_INTAKE_GC_THRESHOLDS": args.gc_thresholds} if args.gc_thresholds else {}),
+            **observability,
         }
         service = await start_intake(dsn, bootstrap, tmp, extra_env=web_env)
         services.append(service)
         if args.split:  # a second process consumes chat.inbound, so HTTP and recording use both cores
             services.append(
-                await start_intake(dsn, bootstrap, tmp, extra_env={"TICKETFLOW_INTAKE_TOPIC": service.topic})
+                await start_intake(
+                    dsn, bootstrap, tmp, extra_env={"TICKETFLOW_INTAKE_TOPIC": service.topic, **observability}
+                )
             )
         if "http" in args.phases:
-            rows += await http_phases(wrk, service, args, bootstrap, events_topic)
+            rows += await http_phases(wrk, service, args, bootstrap, events_topic, dsn, tmp)
         if "openloop" in args.phases:
             rows += await openloop_phase(service, args)
         if "topic" in args.phases:
-            drains, row = await topic_phase(service, args, dsn, bootstrap, (drain_topic, replies_topic), tmp)
+            drains, row = await topic_phase(
+                service, args, dsn, bootstrap, (drain_topic, replies_topic), tmp, observability, telemetry == "on"
+            )
             services.extend(drains)
             rows.append(row)
     finally:
+        stop_scraping.set()
+        if scraping is not None:
+            await scraping
         for service in services:
             await stop_intake(service)
         await admin.delete_topics(bench_topics)
         await admin.close()
-        print(
-            f"\nintake benchmark: {os.cpu_count()} cores, "
-            f"{'HTTP and consumer split' if args.split else 'one process'}, "
-            f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-            f"{args.conversations} conversations, bot {BOT_ID}, load average {os.getloadavg()}"
-        )
-        print(tabulate(rows, headers=["path", "msgs/s", "p50 ms", "p99 ms", "count", "msgs per intake CPU-s", "note"]))
         await drop_database(admin_conn, name)
         await admin_conn.close()
         shutil.rmtree(tmp, ignore_errors=True)  # the services' logs and tenant file
+    return rows
+
+
+HEADERS = ["path", "msgs/s", "p50 ms", "p99 ms", "count", "msgs per intake CPU-s", "note"]
+
+
+async def main(args: argparse.Namespace) -> None:
+    wrk = ensure_wrk()
+    pairs = [["off", "on"] if n % 2 == 0 else ["on", "off"] for n in range(args.ab_rounds)]  # ABBA: drift cancels
+    modes = [mode for pair in pairs for mode in pair] if args.telemetry == "ab" else [args.telemetry]
+    runs: list[tuple[str, list[list[Any]], tuple[float, float, float]]] = []
+    async with OtlpSink().running() as sink:
+        for mode in modes:
+            rows = await one_run(args, wrk, mode, sink)
+            runs.append((mode, rows, os.getloadavg()))
+            print(f"\ntelemetry {mode}: load average {os.getloadavg()}")
+            print(tabulate(rows, headers=HEADERS))
+    print(
+        f"\nintake benchmark: {os.cpu_count()} cores, "
+        f"{'HTTP and consumer split' if args.split else 'one process'}, "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+        f"{args.conversations} conversations, bot {BOT_ID}; spans received by the OTLP sink: {sink.spans_bytes:,} bytes"
+    )
+    if args.telemetry == "ab":
+        print(ab_ratios(runs))
+
+
+def ab_ratios(runs: list[tuple[str, list[list[Any]], tuple[float, float, float]]]) -> str:
+    """Per throughput row: msgs/s with telemetry on ÷ off, per pair of runs, and the mean."""
+    lines = ["", "telemetry A/B (on ÷ off, msgs/s; tracing at 10 % parent-based + metrics vs both off):"]
+    pairs = [sorted((runs[i], runs[i + 1]), key=lambda run: run[0] != "off") for i in range(0, len(runs) - 1, 2)]
+    for index, (label, *_rest) in enumerate(pairs[0][0][1]):
+        ratios = []
+        for off, on in pairs:
+            a, b = _rate(off[1][index][1]), _rate(on[1][index][1])
+            if a and b:
+                ratios.append(b / a)
+        if ratios:
+            shown = ", ".join(f"{r:.3f}" for r in ratios)
+            lines.append(f"  {label.strip()}: {shown}; mean {sum(ratios) / len(ratios):.3f}")
+    lines.append("  load averages (off, on): " + "; ".join(f"{off[2][0]:.2f}/{on[2][0]:.2f}" for off, on in pairs))
+    return "\n".join(lines)
+
+
+def _rate(cell: Any) -> float:
+    text = str(cell).replace(",", "").split(" ")[0]
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 if __name__ == "__main__":
@@ -506,4 +596,10 @@ if __name__ == "__main__":
     parser.add_argument("--openloop-duration", type=float, default=15)
     parser.add_argument("--openloop-connections", type=int, default=64)
     parser.add_argument("--split", action="store_true", help="HTTP and chat.inbound consumer in two processes")
+    telemetry_help = (
+        "the services' tracing (10 %% parent-based, OTLP) and metrics: off, on, or ab (both, --ab-rounds pairs "
+        "in ABBA order, with the ratio of each throughput)"
+    )
+    parser.add_argument("--telemetry", choices=("off", "on", "ab"), default="off", help=telemetry_help)
+    parser.add_argument("--ab-rounds", type=int, default=1, help="pairs of runs (off, on) with --telemetry ab")
     asyncio.run(main(parser.parse_args()))

@@ -223,6 +223,7 @@ async def main(args: argparse.Namespace) -> None:
                 "TICKETFLOW_NOTIFICATIONS_REPLIES_TOPIC": topics["replies"],
                 "TICKETFLOW_NOTIFICATIONS_REPLIES_GROUP": f"bench-replies-{run}",
                 "TICKETFLOW_NOTIFICATIONS_PORT": str(free_port()),
+                "TICKETFLOW_NOTIFICATIONS_OPS_PORT": str(free_port()),
                 "TICKETFLOW_LOG_LEVEL": "WARNING", "TICKETFLOW_NOTIFICATIONS_PARALLEL": str(args.parallel),
                 "TICKETFLOW_NOTIFICATIONS_RECOVER_SECONDS": "2", "TICKETFLOW_NOTIFICATIONS_AUTO_REDRIVE_SECONDS": "3",
             }, log=Path(scratch.name) / f"service-{index}.log")  # fmt: skip

@@ -94,7 +94,7 @@ def ops_resume(context: typer.Context, desk_id: str, actor: Actor = "sre", comma
 
 
 @ops_app.command("rebuild")
-def ops_rebuild(context: typer.Context, projection: str = "ticket_summaries", actor: Actor = "sre",
+def ops_rebuild(context: typer.Context, projection: str = "tickets", actor: Actor = "sre",
                 command_id: CommandId = None, wait_s: Wait = 600.0) -> None:  # fmt: skip
     """The running projector rebuilds a read model (`ticketflow rebuild` does it here, with a progress bar)."""
     _publish(context, o.RebuildProjection(projection), actor, "projector", command_id, wait_s)

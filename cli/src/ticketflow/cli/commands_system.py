@@ -67,7 +67,7 @@ def health(
 
 
 @app.command()
-def rebuild(context: typer.Context, projection: str = "ticket_summaries") -> None:
+def rebuild(context: typer.Context, projection: str = "tickets") -> None:
     """Empty a read model and replay the whole event store into it, here, with a progress bar."""
     run(services.rebuild(ctx_of(context), projection))
 

@@ -35,6 +35,8 @@ SIZES: dict[str, tuple[int, str, str, str]] = {  # replicas, cpu request, memory
     "sla": (2, "250m", "512Mi", "2Gi"),  # timers of its partitions live in memory
     "notifications": (2, "100m", "256Mi", "512Mi"),
     "projector": (2, "100m", "256Mi", "512Mi"),  # one relays (the relay lock), both project
+    "queries": (2, "250m", "256Mi", "512Mi"),  # reads only: any number serve side by side
+    "dashboard": (2, "100m", "256Mi", "512Mi"),  # holds no state: sessions are the visitors' tokens
 }
 COMMON_ENV = {
     "TICKETFLOW_KAFKA_BOOTSTRAP": f"{CLUSTER}-kafka-bootstrap:9093",
@@ -46,6 +48,7 @@ COMMON_ENV = {
     "TICKETFLOW_HTTP_HOST": "0.0.0.0",
     "TICKETFLOW_LOG_LEVEL": "INFO",
     "TICKETFLOW_DESK_CONFIG_DIR": DESKS_DIR,
+    "TICKETFLOW_DASHBOARD_QUERIES_URL": f"http://queries:{SERVICE_PORTS['queries']}",  # the queries Service
 }
 SECRET_KEYS = ("TICKETFLOW_PG_DSN", "TICKETFLOW_EXPRESS_CLIENT_BOT_SECRET", "TICKETFLOW_EXPRESS_ACME_BOT_SECRET",
                "TICKETFLOW_B24_BOX_CLIENT_SECRET")  # fmt: skip

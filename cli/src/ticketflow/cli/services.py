@@ -75,7 +75,7 @@ async def rebuild(ctx: Context, projection: str) -> int:
     pool = await asyncpg.create_pool(ctx.pg_dsn, min_size=1, max_size=2)
     assert pool is not None
     try:
-        applied = await rebuild_projection(pool, projection, show_progress=not ctx.json)
+        applied = await rebuild_projection(pool, load_desks(), projection, show_progress=not ctx.json)
     except KeyError as unknown:
         raise CliError(unknown.args[0]) from None
     finally:

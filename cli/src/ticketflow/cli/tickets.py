@@ -76,14 +76,18 @@ async def show_timeline(ctx: Context, ticket_id: uuid.UUID) -> None:
 
 async def replay(ctx: Context, streams: list[str]) -> int:
     pool = await _pool(ctx)
+    producer = make_producer(ctx.bootstrap, ctx.security, client_id="ticketflow-cli-replay")
     try:
-        queued = await replay_streams(pool, streams)
+        await producer.start()
+        published = await replay_streams(EventStore(pool), producer, streams)
     finally:
+        await producer.stop()
         await pool.close()
     ctx.emit(
-        {"streams": streams, "queued": queued}, f"replay {', '.join(streams)}: {queued} event(s) queued for the relay"
+        {"streams": streams, "published": published},
+        f"replay {', '.join(streams)}: {published} event(s) published again",
     )
-    return queued
+    return published
 
 
 async def send_command(ctx: Context, command: c.TicketCommand, actor: str, topic: str = TICKET_COMMANDS) -> uuid.UUID:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import msgspec
 
-from ticketflow.contracts.values import Attachment, ChatRef, CheckEvidence, Priority, Requester
+from ticketflow.contracts.values import Attachment, ChatRef, CheckEvidence, FeatureOutcome, Priority, Requester
 
 
 class _Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
@@ -63,6 +63,7 @@ class RefuseTicket(_Command, tag="RefuseTicket", frozen=True):
 class ReferTicket(_Command, tag="ReferTicket", frozen=True):
     category: str
     reason: str
+    actor: str = "preflight"  # an agent's referral (the dashboard): the agent, from the envelope
 
 
 class MarkDuplicate(_Command, tag="MarkDuplicate", frozen=True):
@@ -143,6 +144,15 @@ class ChangePriority(_Command, tag="ChangePriority", frozen=True):
     actor: str
 
 
+class SetFeatureRequestOutcome(_Command, tag="SetFeatureRequestOutcome", frozen=True):
+    """An agent records what became of a feature request: taken into a sprint, planned, or declined
+    (a reason is then required). Setting it again with another outcome replaces it."""
+
+    outcome: FeatureOutcome
+    actor: str
+    reason: str = ""
+
+
 TicketCommand = (
     OpenTicket
     | AddCustomerMessage
@@ -164,6 +174,7 @@ TicketCommand = (
     | CloseTicket
     | MergeTicket
     | ChangePriority
+    | SetFeatureRequestOutcome
 )
 
 
@@ -185,5 +196,6 @@ command_envelope_decoder = msgspec.json.Decoder(CommandEnvelope)
 # and never travel on the topic; one arriving there is dead-lettered "not an operator command" (intake).
 OPERATOR_COMMANDS: tuple[type[TicketCommand], ...] = (
     StartWork, ReplyAsAgent, WaitForCustomer, ResolveTicket, ReopenTicket, CloseTicket, MergeTicket, UndoMerge,
-    LinkKnownProblem, AssignTicket, UnassignTicket, RouteTicket, ChangePriority,
+    LinkKnownProblem, SetFeatureRequestOutcome, ReferTicket, AssignTicket, UnassignTicket, RouteTicket,
+    ChangePriority,
 )  # fmt: skip

@@ -42,9 +42,10 @@ class ResumeIntake(_OpsCommand, tag="ResumeIntake", frozen=True):
 
 
 class RebuildProjection(_OpsCommand, tag="RebuildProjection", frozen=True):
-    """The projector empties a read model and replays the whole event store into it."""
+    """The projector rebuilds a read model from the whole event store into copies of its tables and swaps
+    them in (docs/queries.md, "Safe rebuilds")."""
 
-    projection: Name = "ticket_summaries"
+    projection: Name = "tickets"
 
 
 class RedriveDeadLetters(_OpsCommand, tag="RedriveDeadLetters", frozen=True):

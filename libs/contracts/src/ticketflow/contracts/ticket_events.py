@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import msgspec
 
-from ticketflow.contracts.values import Attachment, ChatRef, CheckEvidence, Priority, Requester
+from ticketflow.contracts.values import Attachment, ChatRef, CheckEvidence, FeatureOutcome, Priority, Requester
 
 
 class _TicketEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
@@ -162,6 +162,15 @@ class PriorityChanged(_TicketEvent, tag="PriorityChanged", frozen=True):
     actor: str
 
 
+class FeatureRequestOutcomeSet(_TicketEvent, tag="FeatureRequestOutcomeSet", frozen=True):
+    """What became of a feature request, as an agent set it: `in_sprint`, `planned`, or `declined` with
+    a `reason`. The ticket's status does not change; the organisation's register shows the outcome."""
+
+    outcome: FeatureOutcome
+    actor: str
+    reason: str = ""
+
+
 TicketEvent = (
     TicketOpened
     | CustomerMessageAdded
@@ -184,4 +193,5 @@ TicketEvent = (
     | TicketClosed
     | TicketMerged
     | PriorityChanged
+    | FeatureRequestOutcomeSet
 )

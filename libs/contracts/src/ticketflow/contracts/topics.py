@@ -14,7 +14,7 @@ OPS_COMMANDS = "ops.commands"  # operators' commands to the services (contracts.
 OPS_EVENTS = "ops.events"  # the services' answers to them
 
 # A chat message or a command becomes an event that carries its text. Above this size that event might
-# not fit in one Kafka record (the broker's limit is 1 MiB by default), and an event the outbox relay
+# not fit in one Kafka record (the broker's limit is 1 MiB by default), and an event the relay
 # cannot publish holds up every event after it. Intake dead-letters bigger records on `chat.inbound` and
 # `ticket.commands`; its webhooks' bodies are smaller still (256 KiB).
 MAX_INPUT_RECORD_BYTES = 512 * 1024

@@ -10,6 +10,8 @@ Platform = Literal["express", "bitrix24", "generic"]
 Priority = Literal["urgent", "high", "normal", "low"]
 Role = Literal["portal_admin", "end_user", "system_admin", "partner", "agent", "lead"]
 SlaTarget = Literal["first_response", "next_response", "resolution"]
+# What became of a feature request (eXpress seed: «взята в спринт, запланирована или отклонена»).
+FeatureOutcome = Literal["in_sprint", "planned", "declined"]
 
 PRIORITIES: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
 

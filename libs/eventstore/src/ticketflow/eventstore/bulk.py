@@ -3,11 +3,11 @@
 `EventStore.append_many` serves every caller: it runs in a savepoint, returns each event's position and,
 after a conflict, explains it (a repeated append that already committed is a no-op). A batch consumer
 that records a thousand messages per transaction needs none of that per call, and pays for it in
-round trips and per-event result rows. `append_bulk` writes the same rows (events and their outbox rows,
-the same optimistic-concurrency check) with:
+round trips and per-event result rows. `append_bulk` writes the same rows (the same optimistic-concurrency
+check, the same log-order transaction id) with:
 
 - one round trip and one result row, no savepoint;
-- stream-level values (stream id, expected version, outbox topic and key) sent once per stream, and
+- stream-level values (stream id, expected version) sent once per stream, and
   each distinct metadata object encoded once;
 - conflicts raised, not explained: a stream whose expected version is not stored, or a
   (stream, version) already taken, raises `ConcurrencyError` (`actual` = -1 in the second case: the
@@ -35,45 +35,42 @@ from ticketflow.contracts.codec import EventCodec
 from ticketflow.contracts.envelope import EventMetadata
 from ticketflow.contracts.events import event_type_name
 from ticketflow.contracts.text import has_escaped_nul
-from ticketflow.contracts.topics import key_for_stream, topic_for_stream
 from ticketflow.eventstore.errors import UNSTORABLE_CHARACTER_ERRORS, ConcurrencyError, UnstorableEvent
+from ticketflow.eventstore.sql import LOG_ORDER_TRANSACTION_ID
 from ticketflow.eventstore.store import AppendRequest, nul_in, unstorable
 
 # The batch travels as three JSON documents and two small arrays, built by msgspec in one C call each
 # (per-event Python work and asyncpg's per-element array encoding were most of a batch's client-side
 # cost; PostgreSQL, on its own processes, does the unpacking):
-# - $1 streams: [[stream_id, expected_version, topic, key], ...];
+# - $1 streams: [[stream_id, expected_version], ...];
 # - $2/$3 event kinds: type names and schema versions, each (type, version) once per batch;
 # - $4 metadata: the batch's distinct metadata objects (parsed once, referenced by index);
 # - $5 events: [[stream_ref, stream_version, event_id, kind_ref, data, metadata_ref, occurred_us], ...]
 #   with 1-based refs; `data` is the event object itself; times are epoch microseconds.
-# The head check is an index probe per stream (LATERAL + LIMIT, as in the store's APPEND); positions
-# are assigned in input order, so a stream's versions keep their order in the global log.
-BULK_APPEND = """
+# The head check is an index probe per stream (LATERAL + LIMIT, as in the store's APPEND), which also
+# gives the head's transaction id for the log order (`sql.LOG_ORDER_TRANSACTION_ID`); positions are
+# assigned in input order, so a stream's versions keep their order in the global log.
+BULK_APPEND = f"""
 WITH heads AS (
-    SELECT s.n, s.v->>0 AS stream_id, s.v->>2 AS topic, convert_to(s.v->>3, 'UTF8') AS key,
-           ((s.v->>1)::int = 0 OR head.found IS NOT NULL) AS ok
+    SELECT s.n, s.v->>0 AS stream_id, head.transaction_id AS head_transaction_id,
+           ((s.v->>1)::int = 0 OR head.transaction_id IS NOT NULL) AS ok
     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS s(v, n)
     LEFT JOIN LATERAL (
-        SELECT true AS found FROM events e
+        SELECT e.transaction_id FROM events e
         WHERE e.stream_id = s.v->>0 AND e.stream_version = (s.v->>1)::int LIMIT 1
     ) head ON true
 ), appended AS (
-    INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata,
-                        occurred_at)
-    SELECT h.stream_id, (i.v->>1)::int, (i.v->>2)::uuid, ($2::text[])[(i.v->>3)::int],
-           ($3::int2[])[(i.v->>3)::int], i.v->4, $4::jsonb->((i.v->>5)::int - 1),
-           timestamptz 'epoch' + (i.v->>6)::int8 * interval '1 microsecond'
+    INSERT INTO events (transaction_id, stream_id, stream_version, event_id, event_type, schema_version, data,
+                        metadata, occurred_at)
+    SELECT {LOG_ORDER_TRANSACTION_ID.format(head="h.head_transaction_id")}, h.stream_id, (i.v->>1)::int,
+           (i.v->>2)::uuid, ($2::text[])[(i.v->>3)::int], ($3::int2[])[(i.v->>3)::int], i.v->4,
+           $4::jsonb->((i.v->>5)::int - 1), timestamptz 'epoch' + (i.v->>6)::int8 * interval '1 microsecond'
     FROM jsonb_array_elements($5::jsonb) WITH ORDINALITY AS i(v, ord)
     JOIN heads h ON h.n = (i.v->>0)::int AND h.ok
     ORDER BY i.ord
-    RETURNING position, stream_id
-), queued AS (
-    INSERT INTO outbox (position, topic, key)
-    SELECT a.position, h.topic, h.key FROM appended a JOIN heads h USING (stream_id)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM queued) AS appended,
+SELECT (SELECT count(*) FROM appended) AS appended,
        (SELECT array_agg(stream_id ORDER BY n) FROM heads WHERE NOT ok) AS stale
 """
 
@@ -87,7 +84,7 @@ class BulkAppender:
 
     def encode(self, requests: Sequence[AppendRequest]) -> list[Any]:
         """The statement's five parameters for these requests (see `BULK_APPEND`)."""
-        streams: list[tuple[str, int, str, str]] = []
+        streams: list[tuple[str, int]] = []
         events: list[tuple[int, int, uuid.UUID, int, Any, int, int]] = []
         kinds = self._kinds
         batch_kinds: dict[tuple[str, int], int] = {}  # (type name, schema version) -> 1-based ref
@@ -100,7 +97,7 @@ class BulkAppender:
             if stream in seen:
                 raise ValueError("append_bulk takes each stream at most once")
             seen.add(stream)
-            streams.append((stream, r.expected_version, topic_for_stream(stream), key_for_stream(stream).decode()))
+            streams.append((stream, r.expected_version))
             version = r.expected_version
             for new in r.events:
                 event = new.event
@@ -137,7 +134,7 @@ class BulkAppender:
         ]
 
     async def append(self, conn: Any, requests: Sequence[AppendRequest]) -> int:
-        """Append every request's events (and outbox rows) in the caller's open transaction; returns the
+        """Append every request's events in the caller's open transaction; returns the
         number of events written. Raises `ConcurrencyError` for the first stale stream (see the module)."""
         if not requests:
             return 0

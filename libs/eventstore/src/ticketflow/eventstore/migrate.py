@@ -19,7 +19,7 @@ from importlib.resources.abc import Traversable
 
 import asyncpg
 
-from ticketflow.eventstore.connection import dsn_from_env
+from ticketflow.eventstore.connection import dsn_from_env, redact_dsn
 
 _FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 7_242_001  # serialises concurrent migrators (several services starting at once)
@@ -116,7 +116,7 @@ async def _main() -> int:
     try:
         conn = await asyncpg.connect(dsn)
     except (OSError, asyncpg.PostgresError) as exc:
-        print(f"migrate: cannot connect to PostgreSQL at {dsn}: {exc}\n  start it with `make infra-up`")
+        print(f"migrate: cannot connect to PostgreSQL at {redact_dsn(dsn)}: {exc}\n  start it with `make infra-up`")
         return 1
     try:
         done = await apply_all(conn)

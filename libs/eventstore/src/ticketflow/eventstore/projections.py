@@ -1,112 +1,106 @@
-"""Projections: read models fed from the global log, with a stored checkpoint, rebuildable from zero.
+"""Projections: read models fed from the global log, each with its own stored checkpoint.
 
-Each batch of events is applied and its checkpoint stored in one transaction, so a crash never
-applies an event twice or skips one. `rebuild` empties the read model and replays the whole log;
-a rebuilt read model equals the live one (tests/projector/test_projection.py). A rebuild holds the
-projection's advisory lock from the reset to the head, so the runners of every instance (which skip a
-batch while it is held) neither apply an event of the replay twice nor take a part of its count."""
+A runner applies a batch of events and saves its checkpoint in one transaction, so a crash never applies
+an event twice or skips one. The batch starts by locking the checkpoint row (`tracking.lock_checkpoint`,
+which creates it when missing): two runners of one projection, or a runner and a rebuild's swap, take
+turns and never apply the same events twice. A rebuild never empties the live tables: it fills copies
+and swaps them in (`ticketflow.eventstore.rebuild`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
-
-from tqdm import tqdm
 
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.eventstore.store import Checkpoint, EventStore
-from ticketflow.eventstore.tracking import forget_checkpoint, load_checkpoint, save_checkpoint
+from ticketflow.eventstore.tracking import load_checkpoint, lock_checkpoint, save_checkpoint
 
 
 class Projection(Protocol):
-    name: str
+    """A read model: its name (the checkpoint's), its tables (in the default schema; a rebuild fills copies
+    of them in another schema and swaps them in together), and how a batch of events changes them."""
 
-    async def reset(self, conn: Any) -> None:
-        """Empty the read model (for a rebuild)."""
+    name: str
+    tables: tuple[str, ...]
 
     async def apply(self, conn: Any, events: Sequence[EventEnvelope]) -> None:
-        """Apply a batch of events, in global-log order, inside the runner's transaction."""
-
-
-def rebuild_lock_key(name: str) -> int:
-    """The signed 64-bit advisory-lock key a rebuild of projection `name` holds."""
-    digest = hashlib.blake2b(f"ticketflow-projection:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+        """Apply a batch of events, in global-log order, inside the runner's transaction. Table names in
+        its SQL are unqualified: a rebuild runs it with its copies first on the search path."""
 
 
 class ProjectionRunner:
-    def __init__(self, store: EventStore, projection: Projection, *, batch_size: int = 1000) -> None:
+    """Follows the global log for one projection. `checkpoint` names the stored checkpoint (default: the
+    projection's name); `conn` pins the runner to one connection (a rebuild's, with its search path)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        projection: Projection,
+        *,
+        batch_size: int = 1000,
+        checkpoint: str | None = None,
+        conn: Any = None,
+    ) -> None:
         self.store = store
         self.projection = projection
         self.batch_size = batch_size
-        self.lock_key = rebuild_lock_key(projection.name)
+        self.name = checkpoint or projection.name
+        self._conn = conn
 
-    async def checkpoint(self, conn: Any = None) -> Checkpoint:
-        return await load_checkpoint(conn if conn is not None else self.store.pool, self.projection.name)
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        if self._conn is not None:
+            yield self._conn
+        else:
+            async with self.store.pool.acquire() as conn:
+                yield conn
 
-    async def step(self, conn: Any = None) -> int:
-        """Apply one batch after the checkpoint; returns the number of events applied (0 while a rebuild
-        on another connection holds the projection; on the rebuild's own connection the lock is re-entrant)."""
-        async with _connection(self.store, conn) as db, db.transaction():
-            if not await db.fetchval("SELECT pg_try_advisory_xact_lock($1)", self.lock_key):
+    async def checkpoint(self) -> Checkpoint:
+        async with self._connection() as conn:
+            return await load_checkpoint(conn, self.name)
+
+    async def step(self) -> int:
+        """Apply one batch after the checkpoint; returns the number of events applied. With nothing new it
+        writes nothing (no lock, no transaction id): an idle projector polls without loading the server."""
+        async with self._connection() as conn:
+            if not await self.store.read_all(await load_checkpoint(conn, self.name), 1, conn=conn):
                 return 0
-            after = await load_checkpoint(db, self.projection.name, for_update=True)
-            batch = await self.store.read_all(after, self.batch_size, conn=db)
-            if not batch:
-                return 0
-            await self.projection.apply(db, [stored.envelope for stored in batch])
-            await save_checkpoint(db, self.projection.name, batch[-1].checkpoint)
-            return len(batch)
+            async with conn.transaction():
+                after = await lock_checkpoint(conn, self.name)
+                batch = await self.store.read_all(after, self.batch_size, conn=conn)
+                if not batch:
+                    return 0
+                await self.projection.apply(conn, [stored.envelope for stored in batch])
+                await save_checkpoint(conn, self.name, batch[-1].checkpoint)
+                return len(batch)
 
-    async def catch_up(self, progress: tqdm[Any] | None = None, *, max_wait_s: float = 60.0, conn: Any = None) -> int:
-        """Apply everything committed before this call. An empty batch alone does not mean "done":
-        a transaction still open on the server holds the visible log back, so wait it out."""
-        target = await self.store.head()
+    async def catch_up(
+        self,
+        progress: Callable[[int], None] | None = None,
+        *,
+        until: Checkpoint | None = None,
+        max_wait_s: float = 60.0,
+    ) -> int:
+        """Apply everything committed before this call (or up to `until`). An empty batch alone does not
+        mean "done": a transaction still open on the server holds the visible log back, so wait it out."""
+        target = until if until is not None else await self.store.head()
         deadline = asyncio.get_running_loop().time() + max_wait_s
         total = 0
-        while await self.checkpoint(conn) < target:
-            applied = await self.step(conn)
+        while await self.checkpoint() < target:
+            applied = await self.step()
             total += applied
-            if progress is not None:
-                progress.update(applied)
+            if progress is not None and applied:
+                progress(applied)
             if not applied:
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"{self.projection.name}: log still held back after {max_wait_s}s")
                 await asyncio.sleep(0.01)
         return total
 
-    async def rebuild(self, *, show_progress: bool = False) -> int:
-        """Empty the read model and replay the log into it up to the head; returns the events applied.
-        Waits for a batch running elsewhere, then holds the projection's lock until the head is reached
-        (the pool's reset of the connection releases it too, should the unlock not run)."""
-        async with self.store.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", self.lock_key)
-            try:
-                async with conn.transaction():
-                    await self.projection.reset(conn)
-                    await forget_checkpoint(conn, self.projection.name)
-                total = await self.store.count() if show_progress else None
-                desc = f"rebuild {self.projection.name}"
-                with tqdm(total=total, unit="ev", desc=desc, disable=not show_progress) as bar:
-                    return await self.catch_up(bar, conn=conn)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", self.lock_key)
-
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.05) -> None:
         while not stop.is_set():
             if await self.step() < self.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=idle_sleep)
-
-
-@contextlib.asynccontextmanager
-async def _connection(store: EventStore, conn: Any) -> AsyncIterator[Any]:
-    """The caller's connection, or one of the pool's for as long as the block runs."""
-    if conn is not None:
-        yield conn
-        return
-    async with store.pool.acquire() as acquired:
-        yield acquired

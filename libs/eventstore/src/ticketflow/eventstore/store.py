@@ -14,7 +14,6 @@ from ticketflow.contracts.codec import EventCodec, default_codec
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent
 from ticketflow.contracts.events import event_type_name
 from ticketflow.contracts.text import NUL, has_escaped_nul
-from ticketflow.contracts.topics import key_for_stream, topic_for_stream
 from ticketflow.eventstore import sql
 from ticketflow.eventstore.connection import retryable_errors
 from ticketflow.eventstore.errors import (
@@ -93,7 +92,7 @@ class EventStore:
     async def append_many(self, requests: Sequence[AppendRequest], *, conn: Any = None) -> list[AppendResult]:
         """Append to several streams atomically (all or nothing), in one round trip.
         With `conn`, runs inside the caller's transaction (as a savepoint) so the caller's own rows
-        commit together with the events and their outbox rows."""
+        commit together with the events."""
         if len({r.stream_id for r in requests}) != len(requests):
             raise ValueError("append_many takes each stream at most once")
         args = self._encode(requests)
@@ -153,7 +152,6 @@ class EventStore:
         rows: list[tuple[Any, ...]] = []
         encode, encode_metadata, kinds = self.codec.encode, _metadata_encoder.encode, self._kinds
         for r in requests:
-            topic, key = topic_for_stream(r.stream_id), key_for_stream(r.stream_id)
             for offset, new in enumerate(r.events, start=1):
                 kind = kinds.get(type(new.event))
                 if kind is None:
@@ -170,11 +168,9 @@ class EventStore:
                         encode(new.event).decode(),
                         encode_metadata(new.metadata).decode(),
                         new.occurred_at,
-                        topic,
-                        key,
                     )
                 )
-        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(11)]
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(9)]
 
     async def read_stream(self, stream_id: str, from_version: int = 1, *, conn: Any = None) -> list[EventEnvelope]:
         if conn is not None:

@@ -93,7 +93,7 @@ def decide(command: c.TicketCommand, state: TicketState) -> list[TicketEvent]:
         case c.ReferTicket():
             _require(state, command, OPEN)
             return [
-                *_unassign_first(state, "referred to partners", "preflight"),
+                *_unassign_first(state, "referred to partners", command.actor),
                 e.TicketReferred(t, command.category, command.reason),
             ]
         case c.MarkDuplicate():
@@ -178,6 +178,14 @@ def decide(command: c.TicketCommand, state: TicketState) -> list[TicketEvent]:
             if command.priority == state.priority:
                 return []
             return [e.PriorityChanged(t, state.priority, command.priority, command.actor)]
+        case c.SetFeatureRequestOutcome():
+            _require(state, command, OPEN | {S.RESOLVED})
+            reason = command.reason.strip()
+            if command.outcome == "declined" and not reason:
+                raise IllegalTransition(state, command, "declining a feature request needs a reason")
+            if (state.feature_outcome, state.feature_reason) == (command.outcome, reason):
+                return []
+            return [e.FeatureRequestOutcomeSet(t, command.outcome, command.actor, reason)]
     raise IllegalTransition(state, command, "unknown command")
 
 
@@ -246,6 +254,8 @@ def evolve(state: TicketState, event: TicketEvent) -> TicketState:
             return nxt(s, status=S.MERGED, merged_into=event.into_ticket_id)
         case e.PriorityChanged():
             return nxt(s, priority=event.to_priority)
+        case e.FeatureRequestOutcomeSet():
+            return nxt(s, feature_outcome=event.outcome, feature_reason=event.reason)
     raise TypeError(f"not a ticket event: {type(event).__name__}")
 
 

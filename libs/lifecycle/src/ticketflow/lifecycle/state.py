@@ -8,7 +8,7 @@ from enum import StrEnum
 
 import msgspec
 
-from ticketflow.contracts.values import ChatRef, Priority, Requester
+from ticketflow.contracts.values import ChatRef, FeatureOutcome, Priority, Requester
 
 
 class Status(StrEnum):
@@ -64,6 +64,8 @@ class TicketState(msgspec.Struct, frozen=True):
     merge_undone: bool = False  # never merged automatically again (preflight suggests instead)
     known_problem: uuid.UUID | None = None
     suggested_duplicates: frozenset[uuid.UUID] = frozenset()
+    feature_outcome: FeatureOutcome | None = None  # what became of a feature request (and why, if declined)
+    feature_reason: str = ""
 
 
 class IllegalTransition(Exception):

@@ -10,6 +10,8 @@ Headers of a dead letter:
 - `x-original-topic`, `-partition`, `-offset`, `-timestamp`: where it was read;
 - and every header the original record carried, unchanged (a redrive gives them back).
 
+Every dead letter is counted in `ticketflow_dead_letters_total` (original topic, reason, consumer).
+
 A record that is valid but cannot be processed now (a database outage, a busy destination) is never a
 dead letter: the consumption patterns wait and retry it.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
+from ticketflow.messaging.metrics import DEAD_LETTERS, RECORDS_PRODUCED
 from ticketflow.messaging.records import Record
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,8 @@ class DeadLetterWriter:
         topic = dead_letter_topic(record.topic)
         await self.producer.send_and_wait(topic, record.value or b"", key=record.key, headers=headers)
         self.sent += 1
+        DEAD_LETTERS.labels(record.topic, reason, self.consumer).inc()
+        RECORDS_PRODUCED.labels(topic).inc()
         log.warning("%s: dead-lettered %s[%d]@%d: %s: %s", self.consumer, record.topic, record.partition,
                     record.offset, reason, detail[:200])  # fmt: skip
 

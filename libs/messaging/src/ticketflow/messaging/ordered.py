@@ -17,6 +17,10 @@ are durable (stored, or dead-lettered).
   consumer's position (not beyond its first offset) and dropped: it comes again from the seek.
   Redelivered records already stored are no-ops (the services' idempotency).
 - **Stop**: `drain` refuses new batches and waits for those in flight (their offsets are committed).
+- **Telemetry**: a batch is counted and timed from admission to commit (`metrics`); when a record of it
+  is sampled the batch gets one span (`tracing.BatchTrace`), current while `begin` runs, so the store's
+  work shows in the trace; each record's events carry the record's own `traceparent` (the service reads
+  it with `tracing.header`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,10 +37,13 @@ from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import context as otel_context
 
+from ticketflow.messaging import metrics
 from ticketflow.messaging.outages import Waiting
 from ticketflow.messaging.records import Record
 from ticketflow.messaging.subscriptions import batch_subscriber, records_of
+from ticketflow.messaging.tracing import BatchTrace
 
 log = logging.getLogger(__name__)
 Begin = Callable[[Sequence[Record]], Awaitable[None]]
@@ -56,6 +64,8 @@ class _Batch:
     first: dict[TopicPartition, int]  # where to seek back to if this batch is not committed
     offsets: dict[TopicPartition, int]  # what to commit: last offset + 1 per partition
     previous: asyncio.Future[None] | None
+    trace: BatchTrace
+    admitted: float  # perf_counter
     committed: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -141,16 +151,23 @@ class OrderedPipeline:
             tp = TopicPartition(record.topic, record.partition)
             first.setdefault(tp, record.offset)
             offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-        batch = _Batch(first, offsets, self._last_committed)
+        trace = BatchTrace.start(records, self.name)
+        batch = _Batch(first, offsets, self._last_committed, trace, time.perf_counter())
         self._last_committed = batch.committed
         self._batches.append(batch)
-        try:
-            stored = self.begin(records)
-        except Exception as error:  # nothing was decided for it: fail it like a failed store
-            stored = _failed(error)
-        task = asyncio.create_task(self._settle(batch, stored, consumer))
+        token = otel_context.attach(trace.context) if trace.context is not None else None
+        try:  # tasks `begin` creates, and the settling task, inherit the batch's trace context
+            try:
+                stored = self.begin(records)
+            except Exception as error:  # nothing was decided for it: fail it like a failed store
+                stored = _failed(error)
+            task = asyncio.create_task(self._settle(batch, stored, consumer))
+        finally:
+            if token is not None:
+                otel_context.detach(token)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        metrics.count_by_topic(self.name, records)
 
     async def _settle(self, batch: _Batch, stored: Awaitable[None], consumer: Consumer) -> None:
         try:
@@ -160,15 +177,20 @@ class OrderedPipeline:
             await self._commit(consumer, batch.offsets)
             batch.committed.set_result(None)
             self._batches.remove(batch)
-            if not self._batches:
+            if not self._batches and self.waiting.waiting:
                 self.waiting.recovered()
+                metrics.CONSUMER_WAITING.labels(self.name).set(0)
+            batch.trace.end()
+            metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - batch.admitted)
         except BaseException as exc:
+            batch.trace.end(exc)
             if not batch.committed.done():
                 batch.committed.set_exception(NotCommitted(repr(exc)))
                 batch.committed.exception()  # retrieved: a later batch may never await it
             if isinstance(exc, NotCommitted):
                 return  # an earlier batch failed: its recovery covers this one
             self.waiting.failed(exc)
+            metrics.CONSUMER_WAITING.labels(self.name).set(1)
             log.warning("%s: batch not stored, will be redelivered: %r", self.name, exc)
             if self._recovery is None and not self._stopping:
                 self._recovery = asyncio.create_task(self._recover(consumer))

@@ -12,21 +12,28 @@ rebalance listener, and consumes until the stop, until the owner fails (`failed`
 raising), or until it asks for a fresh round (`renew` set: a configuration reload); then the subscriber
 stops, the owner finishes (`stopped`: drain, final checkpoint, release), and the next round starts from
 the checkpoints (after a pause when the round failed).
+
+Each poll is counted and timed (`metrics`); when a record of it is sampled, the poll gets one span
+(`tracing.BatchTrace`), current while the owner handles it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import context as otel_context
 
+from ticketflow.messaging import metrics
 from ticketflow.messaging.records import Record
 from ticketflow.messaging.subscriptions import batch_subscriber, records_of, sleep_or_stop
+from ticketflow.messaging.tracing import BatchTrace
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +129,25 @@ async def _round(
         return PartitionControl(subscriber.consumer, topic)
 
     async def on_batch(body: Any, msg: KafkaMessage) -> None:
+        started, records = time.perf_counter(), records_of(msg)
         grouped: dict[int, list[Record]] = {}
-        for record in records_of(msg):
+        for record in records:
             grouped.setdefault(record.partition, []).append(record)
+        trace = BatchTrace.start(records, group_id)
+        token = otel_context.attach(trace.context) if trace.context is not None else None
         try:
             await owner.records(grouped, control())
             await owner.tick(control())
+            trace.end()
         except Exception as error:
+            trace.end(error)
             log.exception("%s: partition owner failed; restarting from its checkpoints", group_id)
             owner.failed = owner.failed or error
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        metrics.count_by_topic(group_id, records)
+        metrics.BATCH_SECONDS.labels(group_id).observe(time.perf_counter() - started)
 
     subscriber = batch_subscriber(
         broker, [topic], group_id=group_id, max_records=max_records, batch_timeout_ms=100, persistent=False,

@@ -12,12 +12,17 @@ record: decode (msgspec), then handle.
 - `after_batch` (optional) runs once every record is handled: work the batch shares (notifications
   records its outcome events); an outage there gives the batch back too.
 The offsets are committed only after all of this (`AckPolicy.MANUAL`, `msg.ack()`).
+
+Each record is handled in its own trace context (`tracing.consume`: a consumer span, child of the
+record's `traceparent`, current while it is handled) and log context (`log_context`: its ticket and event
+ids); the batch is counted and timed (`metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -25,8 +30,12 @@ from typing import Any, Generic, TypeVar
 import msgspec
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
+from ticketflow.messaging import metrics, tracing
 from ticketflow.messaging.dead_letters import DeadLetterWriter
+from ticketflow.messaging.log_context import EVENT_ID, TICKET_ID, ids_of
 from ticketflow.messaging.outages import OUTAGES, Backoff, Waiting
 from ticketflow.messaging.records import Record
 from ticketflow.messaging.subscriptions import batch_subscriber, records_of
@@ -57,6 +66,7 @@ class PerKeyBatches(Generic[T]):
 
     async def process(self, records: Sequence[Record]) -> None:
         """Handle or dead-letter every record of the batch; raises `BatchNotProcessed` on a lasting outage."""
+        started = time.perf_counter()
         by_key: dict[bytes | None, list[Record]] = {}
         for record in records:
             by_key.setdefault(record.key, []).append(record)
@@ -72,25 +82,58 @@ class PerKeyBatches(Generic[T]):
         if failure is None and self.after_batch is not None:
             failure = await self._retrying(self.after_batch)
         if failure is not None:
+            metrics.CONSUMER_WAITING.labels(self.name).set(1)
             raise BatchNotProcessed(repr(failure)) from failure
+        if self.waiting.waiting:
+            metrics.CONSUMER_WAITING.labels(self.name).set(0)
         self.waiting.recovered()
+        metrics.count_by_topic(self.name, records)
+        metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
     async def _one(self, record: Record) -> None:
+        started = time.perf_counter()
+        span, context = tracing.consume(record, self.name)
+        token = otel_context.attach(context) if context is not None else None
+        failure: BaseException | None = None
+        try:
+            failure = await self._decoded_and_handled(record)
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+            if span is not None:
+                if failure is not None:
+                    span.record_exception(failure)
+                    span.set_status(trace.StatusCode.ERROR, repr(failure))
+                span.end()
+            metrics.HANDLER_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+
+    async def _decoded_and_handled(self, record: Record) -> BaseException | None:
+        """Handled (None) or dead-lettered (the cause); an outage is raised: the batch comes again."""
         try:
             item = self.decode(record.value or b"")
         except DECODE_ERRORS as error:
             await self.dead_letters.send(record, "undecodable", str(error))
-            return
-        failure = await self._retrying(lambda: self.handle(item, record))
-        if failure is None:
-            self.handled += 1
-        elif isinstance(failure, self.bad_input):
-            await self.dead_letters.send(record, "rejected", str(failure), **_context(item))
-        elif isinstance(failure, self.outages):
-            raise failure
-        else:  # a bug must not stop the partition: keep the record and the cause for a person
-            log.error("%s: unexpected failure on %s@%d", self.name, record.topic, record.offset, exc_info=failure)
-            await self.dead_letters.send(record, "unexpected error", repr(failure), **_context(item))
+            return None
+        ticket_id, event_id = ids_of(item)
+        ticket, event = TICKET_ID.set(ticket_id), EVENT_ID.set(event_id)
+        try:
+            failure = await self._retrying(lambda: self.handle(item, record))
+            if failure is None:
+                self.handled += 1
+            elif isinstance(failure, self.bad_input):
+                await self.dead_letters.send(record, "rejected", str(failure), **_context(item))
+            elif isinstance(failure, self.outages):
+                raise failure
+            else:  # a bug must not stop the partition: keep the record and the cause for a person
+                log.error("%s: unexpected failure on %s@%d", self.name, record.topic, record.offset, exc_info=failure)
+                await self.dead_letters.send(record, "unexpected error", repr(failure), **_context(item))
+            return failure
+        finally:
+            EVENT_ID.reset(event)
+            TICKET_ID.reset(ticket)
 
     async def _retrying(self, action: Callable[[], Awaitable[object]]) -> BaseException | None:
         """None when `action` succeeded; else the exception it ended with (outages retried first)."""

@@ -1,34 +1,40 @@
-"""Replay: a stream's stored events queued in the outbox again, so the relay publishes them once more,
-in order, to the topic their stream goes to (`contracts.topics.topic_for_stream`). Consumers recognise
-the event ids they have processed and do nothing new; a consumer that lost its state catches up. Used by
-the CLI (`ticketflow replay`) and the `ReplayTicket` operator command."""
+"""Replay: a stream's stored events published again, as the relay publishes them (`event_records`: the
+topic and key of the stream, the same value and headers), in version order. It runs beside the relay,
+outside its transactions: consumers recognise the event ids they have processed and do nothing new; a
+consumer that lost its state catches up. Used by the CLI (`ticketflow replay`) and the `ReplayTicket`
+operator command."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from ticketflow.contracts.ids import notification_stream, sla_stream, ticket_stream
-from ticketflow.contracts.topics import key_for_stream, topic_for_stream
+from ticketflow.eventstore.store import EventStore
+from ticketflow.messaging.event_records import RECORD_COLUMNS, event_records
 
-_QUEUE = """
-INSERT INTO outbox (position, topic, key)
-SELECT position, $2, $3 FROM events WHERE stream_id = $1
-ON CONFLICT (position) DO NOTHING
-"""
+_STREAM = f"SELECT {RECORD_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
 
 
-async def replay_streams(pool: asyncpg.Pool, streams: Sequence[str]) -> int:
-    """Queue every event of `streams` for the relay; returns how many were queued (already queued: not
-    counted)."""
-    queued = 0
-    async with pool.acquire() as conn, conn.transaction():
+async def replay_streams(
+    store: EventStore,
+    producer: AIOKafkaProducer,
+    streams: Sequence[str],
+    topic_names: Mapping[str, str] | None = None,
+) -> int:
+    """Publish every event of `streams` again (`topic_names`: logical -> physical topic, as the relay's);
+    returns how many were published, once every one is acknowledged."""
+    published = 0
+    async with store.pool.acquire() as conn:
         for stream in streams:
-            done = await conn.execute(_QUEUE, stream, topic_for_stream(stream), key_for_stream(stream))
-            queued += int(done.split()[-1])
-    return queued
+            for record in await event_records(conn, store, await conn.fetch(_STREAM, stream)):
+                topic = (topic_names or {}).get(record.topic, record.topic)
+                await producer.send(topic, record.value, key=record.key, headers=record.headers)
+                published += 1
+    await producer.flush()
+    return published
 
 
 def ticket_streams(ticket_id: uuid.UUID) -> list[str]:

@@ -56,9 +56,9 @@ def _consumed(name: str, partitions: int, days: int, description: str, **who: An
     return TopicSpec(name, partitions, days * DAY_MS, dead_letter=dead_letter, description=description, **who)
 
 
-RELAY = ("projector",)  # the outbox relay runs in the projector
+RELAY = ("projector",)  # the relay runs in the projector
 CONSUMED: tuple[TopicSpec, ...] = (
-    _consumed(TICKET_EVENTS, 12, 14, "every ticket, SLA and notification event from the store's outbox, by ticket",
+    _consumed(TICKET_EVENTS, 12, 14, "every ticket, SLA and notification event from the store's relay, by ticket",
               written_by=RELAY, read_by=("preflight", "routing", "sla", "notifications"), key="ticket id"),
     _consumed(AGENT_EVENTS, 3, 14, "agent roster events, keyed by agent id", written_by=RELAY, read_by=("routing",),
               key="agent id"),

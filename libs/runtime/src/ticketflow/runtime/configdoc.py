@@ -49,7 +49,7 @@ def _shared_bases(cls: type[ServiceSettings]) -> list[type[ServiceSettings]]:
 
 
 def section(classes: list[type[ServiceSettings]]) -> str:
-    common = set(ServiceSettings.model_fields) - {"port", "pool_size"}
+    common = set(ServiceSettings.model_fields) - {"port", "ops_port", "pool_size"}
     lines = [BEGIN, "", "### Every service", "", "| variable | type | default | meaning |", "|---|---|---|---|"]
     for field in sorted(common, key=lambda f: ServiceSettings.variable(f)):
         info = ServiceSettings.model_fields[field]

@@ -10,8 +10,15 @@ hooks finish what is in flight (their offsets are committed while the consumers 
 stops, `closing` hooks close clients, then the producer and the pool.
 
 Readiness (`/health/ready`) pings the broker and the database (the ASGI app keeps serving with a dead
-broker, so liveness alone would lie), reports a consumer waiting on an outage, and turns false while a
-background task is down (it is restarted after a crash)."""
+broker, so liveness alone would lie), reports a consumer waiting on an outage or whose consumption loop
+stopped, and turns false while a background task is down: it crashed, or it returned while the service
+was not stopping (it is restarted after a pause either way, and counts as down for `DOWN_AFTER_CRASH_S`
+after each death).
+
+A process started by `run` also serves the operations port (`operations.py`: `/metrics`, `/health/*`)
+and measures its consumers' lag (and the projector its relay's backlog); its public routes are traced and counted
+(`http_telemetry.py`); its logs are JSON lines (`logs.py`); tracing follows the `OTEL_*` variables
+(`tracing.py`)."""
 
 from __future__ import annotations
 
@@ -28,17 +35,23 @@ import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
-from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from prometheus_client import Counter, Gauge
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from ticketflow.contracts.ops import OpsCommandEnvelope, ReloadDeskConfig
+from ticketflow.messaging import tracing as messaging_tracing
 from ticketflow.messaging.dead_letters import DeadLetterWriter
+from ticketflow.messaging.lag import ConsumerLag
 from ticketflow.messaging.outages import Waiting
 from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.subscriptions import stopped_consumers
 from ticketflow.messaging.topics import ensure_topics
+from ticketflow.runtime.http_telemetry import HttpTelemetry
+from ticketflow.runtime.logs import configure_logging
+from ticketflow.runtime.operations import OperationsServer
 from ticketflow.runtime.ops_commands import (
     Counts,
     OpsConsumer,
@@ -50,7 +63,7 @@ from ticketflow.runtime.ops_commands import (
     this_instance,
 )
 from ticketflow.runtime.settings import ServiceSettings, SettingsError, load_settings
-from ticketflow.runtime.telemetry import configure_logging, setup_tracing
+from ticketflow.runtime.tracing import TracingSettingsError, edge_spans, setup_tracing
 
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=ServiceSettings)
@@ -69,6 +82,10 @@ class Service:
 
 
 DOWN_AFTER_CRASH_S = 10.0  # a task that crashed this recently counts as down (a crash loop stays down)
+TASK_UP = Gauge("ticketflow_background_task_up", "1 while a background task runs, 0 after it died", ["task"])
+TASK_DEATHS = Counter(
+    "ticketflow_background_task_deaths", "Background tasks that crashed or returned unasked (then restarted)", ["task"]
+)
 
 
 @dataclass
@@ -90,6 +107,7 @@ class Runtime:
     pool: asyncpg.Pool
     broker: KafkaBroker
     producer: AIOKafkaProducer
+    measuring: bool = False  # metrics are served: background measurements (lag, relay backlog) are wanted
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     routes: list[BaseRoute] = field(default_factory=list)
     tasks: dict[str, _Task] = field(default_factory=dict)
@@ -162,15 +180,16 @@ class Runtime:
 def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
     """The service's FastStream broker (its subscribers are the patterns of ticketflow.messaging). Its
     "Received"/"Processed" lines, two per batch, are logged at DEBUG: at INFO they would be most of a busy
-    consumer's log."""
+    consumer's log. No FastStream telemetry middleware: the patterns span the records themselves
+    (`ticketflow.messaging.tracing`), per record or per batch, at the cost the benchmarks allow."""
     return KafkaBroker(
         settings.kafka_bootstrap,
         security=settings.kafka_security().broker_security(),
         client_id=f"ticketflow-{service}",
-        middlewares=(KafkaTelemetryMiddleware(),),
         enable_idempotence=True,
         acks="all",
         log_level=logging.DEBUG,
+        logger=logging.getLogger("faststream.kafka"),  # through the root handler: JSON lines
     )
 
 
@@ -187,6 +206,9 @@ async def _readiness(rt: Runtime) -> dict[str, str]:
         checks["postgres"] = f"error: {exc!r}"
     for name, waiting in rt.waits.items():
         checks[f"consumer {name}"] = waiting.describe()
+    for name in stopped_consumers(rt.broker):
+        checks[f"consumer {name}"] = "stopped: its consumption loop is not running"
+
     for name, task in rt.tasks.items():
         if task.down():
             checks[f"task {name}"] = f"crashed, restarting: {task.error}"
@@ -198,7 +220,9 @@ async def _readiness(rt: Runtime) -> dict[str, str]:
     return checks
 
 
-def asgi_app(service: Service) -> Starlette:
+def asgi_app(service: Service, *, operations: bool = False) -> Starlette:
+    """The service's ASGI app. `operations` (a process started by `run`): also serve the operations port
+    and measure consumer lag; tests that run several services in one process leave it off."""
     s = service.settings
     holder: dict[str, Runtime] = {}
 
@@ -213,36 +237,62 @@ def asgi_app(service: Service) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(s.pg_dsn, min_size=1, max_size=s.pool_size)
-        assert pool is not None
-        if s.ensure_topics:
-            await ensure_topics(
-                s.kafka_bootstrap, security=s.kafka_security(), replication_factor=s.kafka_replication_factor
-            )
-        producer = make_producer(s.kafka_bootstrap, s.kafka_security(), client_id=f"ticketflow-{service.name}")
-        await producer.start()
-        rt = Runtime(s, pool, make_broker(s, service.name), producer, service=service.name)
-        running: list[asyncio.Task[None]] = []
+        port = s.operations_port if operations else None
+        ops = OperationsServer(s.http_host, port, live, ready, metrics=s.metrics) if port else None
+        if ops is not None:
+            await ops.start()  # before start-up: readiness answers "not finished" meanwhile
         try:
-            await service.start(rt)
-            rt.read_ops_commands()
-            app.router.routes.extend(rt.routes)  # before the first request: uvicorn serves after start-up
-            await rt.broker.start()
-            running += [asyncio.create_task(_supervised(name, task, rt.stop)) for name, task in rt.tasks.items()]
-            holder["runtime"] = rt
-            log.info("%s started on %s:%s", service.name, s.http_host, s.port)
-            yield
+            async with _running(service, s, app, holder, operations):
+                yield
         finally:
-            rt.stop.set()
-            await asyncio.gather(*running, return_exceptions=True)
-            await _run_all("draining", rt.draining)
-            await rt.broker.stop()
-            await _run_all("closing", reversed(rt.closing))
-            await producer.stop()
-            await pool.close()
+            if ops is not None:
+                await ops.stop()
 
     routes: list[BaseRoute] = [Route("/health/live", live), Route("/health/ready", ready)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    traced = messaging_tracing.enabled()
+    if traced or s.metrics:
+        app.add_middleware(HttpTelemetry, routes=app.router.routes, traced=traced, metered=s.metrics, edge=edge_spans())
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    service: Service, s: ServiceSettings, app: Starlette, holder: dict[str, Runtime], operations: bool
+) -> AsyncIterator[None]:
+    """Start-up in order, serve, stop backwards (the module's docstring)."""
+    pool = await asyncpg.create_pool(s.pg_dsn, min_size=1, max_size=s.pool_size)
+    assert pool is not None
+    if s.ensure_topics:
+        await ensure_topics(
+            s.kafka_bootstrap, security=s.kafka_security(), replication_factor=s.kafka_replication_factor
+        )
+    producer = make_producer(s.kafka_bootstrap, s.kafka_security(), client_id=f"ticketflow-{service.name}")
+    await producer.start()
+    broker = make_broker(s, service.name)
+    rt = Runtime(s, pool, broker, producer, service=service.name, measuring=operations and s.metrics)
+    running: list[asyncio.Task[None]] = []
+    try:
+        await service.start(rt)
+        rt.read_ops_commands()
+        if rt.measuring:
+            lag = ConsumerLag(s.kafka_bootstrap, security=s.kafka_security(), every_s=s.metrics_interval_seconds)
+            rt.background("consumer lag", lag.run)
+        app.router.routes.extend(rt.routes)  # before the first request: uvicorn serves after start-up
+        await rt.broker.start()
+        running += [asyncio.create_task(_supervised(name, task, rt.stop)) for name, task in rt.tasks.items()]
+        holder["runtime"] = rt
+        log.info("%s started on %s:%s (operations port %s)", service.name, s.http_host, s.port,
+                 s.operations_port if operations else "none")  # fmt: skip
+        yield
+    finally:
+        rt.stop.set()
+        await asyncio.gather(*running, return_exceptions=True)
+        await _run_all("draining", rt.draining)
+        await rt.broker.stop()
+        await _run_all("closing", reversed(rt.closing))
+        await producer.stop()
+        await pool.close()
 
 
 async def _run_all(stage: str, hooks: Any) -> None:
@@ -253,17 +303,25 @@ async def _run_all(stage: str, hooks: Any) -> None:
             log.exception("%s hook %s failed", stage, getattr(hook, "__qualname__", hook))
 
 
-async def _supervised(name: str, task: _Task, stop: asyncio.Event) -> None:
-    """Keep a background loop alive: log a crash and restart it after a pause, until stopped."""
+async def _supervised(name: str, task: _Task, stop: asyncio.Event, restart_after_s: float = 1.0) -> None:
+    """Keep a background loop alive until stopped: a crash, or a return while not stopping, is a death
+    (logged, counted, readiness false for a while) and the loop is restarted after a pause."""
     while not stop.is_set():
+        TASK_UP.labels(name).set(1)
         try:
             await task.run(stop)
-            return
+            if stop.is_set():
+                return
+            task.error = "returned while the service was not stopping"
+            log.error("background task %s ended on its own; restarting", name)
         except Exception as exc:
-            task.crashed_at, task.error = time.monotonic(), repr(exc)
+            task.error = repr(exc)
             log.exception("background task %s crashed; restarting", name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+        task.crashed_at = time.monotonic()
+        TASK_UP.labels(name).set(0)
+        TASK_DEATHS.labels(name).inc()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=restart_after_s)
 
 
 def main(
@@ -275,20 +333,33 @@ def main(
 ) -> int:
     """`python -m ticketflow.<name>`: read the settings, compose the service, serve it. A bad setting, or a
     configuration file the service refuses (`refusals`), stops it with the problem (exit 2)."""
-    refused: tuple[type[BaseException], ...] = (SettingsError, *refusals)
+    refused: tuple[type[BaseException], ...] = (SettingsError, TracingSettingsError, *refusals)
     try:
-        service = build(load_settings(settings_type))
+        settings = load_settings(settings_type)
+        start_logging(name, settings)  # what `build` logs is a JSON line too
+        run(build(settings))
     except refused as error:
         text = str(error)
         print(f"{name}: refusing to start:{chr(10) if chr(10) in text else ' '}{text}", file=sys.stderr)
         return 2
-    run(service)
     return 0
 
 
+def start_logging(name: str, settings: ServiceSettings) -> None:
+    """JSON lines on stderr (or text), with the settings' secret values redacted too."""
+    secrets = [str(getattr(settings, field)) for field in type(settings).secret_fields]
+    configure_logging(settings.log_level, name, json=settings.log_format == "json", secrets=secrets)
+
+
 def run(service: Service) -> None:
-    """Serve `service` until SIGTERM (uvicorn handles the signals and runs the lifespan)."""
+    """Serve `service` until SIGTERM (uvicorn handles the signals and runs the lifespan): JSON logs,
+    tracing as the OTEL_* variables say, the operations port. Raises `TracingSettingsError`."""
     s = service.settings
-    configure_logging(s.log_level, service.name)
-    setup_tracing(service.name, console=s.otel_console)
-    uvicorn.run(asgi_app(service), host=s.http_host, port=s.port, log_level=s.log_level.lower())
+    start_logging(service.name, s)
+    provider = setup_tracing(service.name)
+    try:
+        uvicorn.run(asgi_app(service, operations=True), host=s.http_host, port=s.port,
+                    log_level=s.log_level.lower(), log_config=None)  # fmt: skip
+    finally:
+        if provider is not None:
+            provider.shutdown()  # the spans still queued are exported

@@ -26,7 +26,10 @@ SERVICE_PORTS = {
     "sla": 8004,
     "notifications": 8005,
     "projector": 8006,
+    "queries": 8007,
+    "dashboard": 8008,
 }
+OPS_PORT_OFFSET = 100  # the operations port, unless set: the service's HTTP port + 100
 DEFAULT_KAFKA = "127.0.0.1:9092"
 S = TypeVar("S", bound="ServiceSettings")
 
@@ -86,9 +89,20 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="TICKETFLOW_LOG_LEVEL", description="log level"
     )
-    otel_console: bool = Field(
-        False, validation_alias="TICKETFLOW_OTEL_CONSOLE", description="print finished spans to the console"
-    )
+    log_format: Literal["json", "text"] = Field(
+        "json", validation_alias="TICKETFLOW_LOG_FORMAT",
+        description="json: one JSON object per line (service, level, trace and span ids, ticket and event ids); "
+        "text: the same fields for a terminal",
+    )  # fmt: skip
+    metrics: bool = Field(
+        True, validation_alias="TICKETFLOW_METRICS",
+        description="Prometheus metrics on the operations port (/metrics), HTTP request metrics, consumer-lag and "
+        "relay backlog measurements; false: none of them",
+    )  # fmt: skip
+    metrics_interval_seconds: float = Field(
+        15.0, gt=0, validation_alias="TICKETFLOW_METRICS_INTERVAL_SECONDS",
+        description="how often consumer lag and the relay's backlog are measured",
+    )  # fmt: skip
     ensure_topics: bool = Field(
         True,
         validation_alias="TICKETFLOW_ENSURE_TOPICS",
@@ -103,7 +117,19 @@ class ServiceSettings(BaseSettings):
         "ops.events", validation_alias="TICKETFLOW_OPS_EVENTS_TOPIC", description="topic of the answers to them"
     )
     port: int = Field(8000, ge=1, le=65535, description="HTTP port: health, readiness and the service's routes")
+    ops_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="operations port (GET /metrics, /health/live, /health/ready), apart from the public one: "
+        "unset = the HTTP port + 100 (8101-8106); 0 = no operations port",
+    )  # fmt: skip
     pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections in the service's pool")
+
+    @property
+    def operations_port(self) -> int | None:
+        """The operations port, or None when there is none."""
+        if self.ops_port is None:
+            return self.port + OPS_PORT_OFFSET if self.port + OPS_PORT_OFFSET <= 65535 else None
+        return self.ops_port or None
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +41,7 @@ from ticketflow.intake.domain.messages import DeskRoute, Outcome, conversation_k
 from ticketflow.intake.metrics import Metrics
 from ticketflow.intake.tenants import Tenants
 from ticketflow.lifecycle import IllegalTransition, Status, decide, evolve, initial_state
+from ticketflow.messaging import tracing
 from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.records import Record
 
@@ -50,6 +51,8 @@ CONFLICTS = (ConcurrencyError, asyncpg.DeadlockDetectedError, asyncpg.UniqueViol
 MIN_LANE = 250  # messages per concurrent transaction, at least
 YIELD_EVERY = 50  # messages decided between two yields to the event loop (~2 ms of CPU)
 Inbound = tuple[Record, ChatMessage]  # a chat.inbound record and its decoded message
+Traces = Mapping[str, str]  # idempotency key -> the W3C traceparent its events carry (where one came)
+NO_TRACES: Traces = {}
 
 
 @dataclass(frozen=True)
@@ -106,26 +109,30 @@ class Intake:
         if self.tenants.route(message.platform, message.tenant_id) is None:
             raise UnknownTenant(f"no desk for {message.platform} tenant {message.tenant_id!r}")
         if self.inbound is not None:
-            await self.inbound.publish(message)  # a paused desk's message is held when it is consumed
+            await self.inbound.publish(message)  # trace context in its headers; a paused desk's: held when consumed
         elif not await self._held([message]):
-            await self.record([message])
-        self.metrics.inc("intake_accepted_total", platform=message.platform)
+            traceparent, _ = tracing.current()
+            await self.record([message], {message.idempotency_key(): traceparent} if traceparent else NO_TRACES)
+        self.metrics.inc("ticketflow_intake_accepted", platform=message.platform)
 
     # -- chat messages: load, decide, append ---------------------------------------------------------
 
-    async def record(self, messages: Sequence[ChatMessage]) -> list[Recorded]:
+    async def record(self, messages: Sequence[ChatMessage], traces: Traces = NO_TRACES) -> list[Recorded]:
         """Record a batch (in order) in one transaction. Returns one `Recorded` per distinct idempotency
-        key. Raises `UnknownTenant` or `UnstorableEvent` for a message that spoils the batch."""
+        key. Raises `UnknownTenant` or `UnstorableEvent` for a message that spoils the batch. A message's
+        events carry its trace context from `traces`."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with self.tables.batch() as batch:
-                    return await self._record_on(batch, messages)
+                    return await self._record_on(batch, messages, traces)
             except CONFLICTS:
                 if attempt == MAX_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
 
-    async def _record_on(self, batch: RecordingBatch, messages: Sequence[ChatMessage]) -> list[Recorded]:
+    async def _record_on(
+        self, batch: RecordingBatch, messages: Sequence[ChatMessage], traces: Traces
+    ) -> list[Recorded]:
         unique: dict[str, tuple[str, ChatMessage]] = {}  # idempotency key -> (conversation key, message)
         for m in messages:
             key = m.idempotency_key()
@@ -137,7 +144,7 @@ class Intake:
             return results
         conversations = await batch.load(fresh, self._route)
         for n, (key, ckey, message) in enumerate(fresh, start=1):
-            results.append(self._decide(batch, key, message, conversations[ckey]))
+            results.append(self._decide(batch, key, message, conversations[ckey], traces.get(key)))
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the webhooks sharing this event loop answer meanwhile
         await batch.write(conversations)
@@ -149,7 +156,9 @@ class Intake:
             raise UnknownTenant(f"no desk for {message.platform} tenant {message.tenant_id!r}")
         return route
 
-    def _decide(self, batch: RecordingBatch, key: str, message: ChatMessage, conv: Conversation) -> Recorded:
+    def _decide(
+        self, batch: RecordingBatch, key: str, message: ChatMessage, conv: Conversation, traceparent: str | None
+    ) -> Recorded:
         decision = decide_message(
             message,
             conv.route,
@@ -162,7 +171,7 @@ class Intake:
         if decision.events and ticket_id is not None:
             if decision.opened:
                 conv.opens(ticket_id)
-            batch.stage_events(conv, key, decision.events, message.received_at)
+            batch.stage_events(conv, key, decision.events, message.received_at, traceparent)
             state = conv.state
             assert state is not None and ticket_id == conv.ticket_id
             for event in decision.events:
@@ -170,28 +179,29 @@ class Intake:
             conv.state = state
         batch.stage_recorded(key, conv.key, ticket_id, decision.outcome.value, message)
         for reply in decision.replies:
-            batch.stage_reply(key, reply)
+            batch.stage_reply(key, reply, traceparent)
         return Recorded(key, decision.outcome, ticket_id)
 
-    async def record_in_lanes(self, messages: Sequence[ChatMessage]) -> list[Recorded]:
+    async def record_in_lanes(self, messages: Sequence[ChatMessage], traces: Traces = NO_TRACES) -> list[Recorded]:
         """Record a large batch as `lanes` concurrent transactions over disjoint sets of conversations
         (so PostgreSQL works on one lane while Python decides the next); order within a conversation holds.
         A small batch (a webhook-paced consumer sees tens of records per poll) stays one transaction: each
         transaction costs PostgreSQL ~8 statements and a commit whatever its size."""
         lanes = max(1, min(self.lanes, len(messages) // MIN_LANE))
         if lanes == 1:
-            return await self.record(messages)
+            return await self.record(messages, traces)
         split: list[list[ChatMessage]] = [[] for _ in range(lanes)]
         for message in messages:
             split[hash(conversation_key(message)) % len(split)].append(message)
-        done = await asyncio.gather(*(self.record(part) for part in split if part))
+        done = await asyncio.gather(*(self.record(part, traces) for part in split if part))
         return [r for part in done for r in part]
 
     # -- chat.inbound --------------------------------------------------------------------------------
 
     async def record_inbound(self, items: list[Inbound]) -> None:
         """Record decoded `chat.inbound` messages; dead-letter those no desk serves, and, should one
-        spoil its batch's transaction, that one (the others are recorded one by one)."""
+        spoil its batch's transaction, that one (the others are recorded one by one). A record's
+        `traceparent` header goes into the metadata of the events its message causes."""
         served: dict[tuple[str, str], bool] = {}  # (platform, tenant) -> a desk serves it (asked once a call)
         good: list[Inbound] = []
         for record, message in items:
@@ -208,22 +218,27 @@ class Intake:
             good = [(record, m) for record, m in good if m.idempotency_key() not in held]
         if not good:
             return
+        traces: dict[str, str] = {}
+        for record, message in good:
+            traceparent = tracing.header(record)
+            if traceparent is not None:
+                traces[message.idempotency_key()] = traceparent
         try:
-            results = await self.record_in_lanes([m for _, m in good])
+            results = await self.record_in_lanes([m for _, m in good], traces)
         except (UnknownTenant, UnstorableEvent):
-            results = await self._one_by_one(good)
+            results = await self._one_by_one(good, traces)
         outcomes: dict[str, int] = {}
         for result in results:
             outcome = result.outcome.value
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         for outcome, count in outcomes.items():
-            self.metrics.inc("intake_processed_total", count, outcome=outcome)
+            self.metrics.inc("ticketflow_intake_processed", count, outcome=outcome)
 
-    async def _one_by_one(self, good: list[Inbound]) -> list[Recorded]:
+    async def _one_by_one(self, good: list[Inbound], traces: Traces) -> list[Recorded]:
         results = []
         for record, message in good:
             try:
-                results += await self.record([message])
+                results += await self.record([message], traces)
             except UnknownTenant as exc:
                 await self.dead_letter(record, "unknown_tenant", str(exc))
             except UnstorableEvent as exc:
@@ -278,9 +293,9 @@ class Intake:
             await self.dead_letter(record, "invalid_record", detail)
 
     async def dead_letter(self, record: Record, reason: str, detail: str) -> None:
-        """`chat.inbound`'s dead letter (reason: invalid_record, unknown_tenant, unstorable), counted."""
+        """`chat.inbound`'s dead letter (reason: invalid_record, unknown_tenant, unstorable), counted by the
+        writer (`ticketflow_dead_letters_total`)."""
         assert self.dead_letters is not None, "consuming chat.inbound needs a dead-letter writer"
-        self.metrics.inc("intake_dead_letters_total", reason=reason)
         await self.dead_letters.send(record, reason, detail)
 
     # -- agents' commands ----------------------------------------------------------------------------
@@ -295,9 +310,10 @@ class Intake:
         if command is None:
             return False
         stream = ticket_stream(command.ticket_id)
-        metadata = EventMetadata(
-            correlation_id=envelope.correlation_id, causation_id=envelope.command_id, traceparent=envelope.traceparent
-        )
+        metadata = EventMetadata(  # the command's consumer span (ticketflow.messaging.per_key), else its own
+            correlation_id=envelope.correlation_id, causation_id=envelope.command_id,
+            traceparent=tracing.current()[0] or envelope.traceparent,
+        )  # fmt: skip
         try:
             decided = await execute(
                 self.events, stream, command, decide, evolve, initial_state(),

@@ -1,10 +1,11 @@
-"""Intake's HTTP routes: the chat platforms' webhooks, the generic API, its OpenAPI document, metrics.
+"""Intake's HTTP routes: the chat platforms' webhooks, the generic API and its OpenAPI document.
 
 Each webhook: check the request (`platforms/`), normalise it, hand it to the application service
 (`Intake.accept`: durable before the answer), answer. A bad request is a `Problem`: a 4xx with a JSON
-body naming it, counted in `intake_rejected_total`, nothing written. An outage (Kafka, PostgreSQL) is a
+body naming it, counted in `ticketflow_intake_rejected_total`, nothing written. An outage (Kafka, PostgreSQL) is a
 503 (the platform retries; nothing was accepted), a bug a JSON 500. Health and readiness are the
-runtime's (`/health/live`, `/health/ready`)."""
+runtime's (`/health/live`, `/health/ready`); metrics are served on the operations port, and every request is
+traced and counted by route and status by the runtime (`ticketflow.runtime.http_telemetry`)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,6 @@ def routes(webhooks: Webhooks, *, noop: bool = False) -> list[BaseRoute]:
         Route("/bitrix24/events", webhooks.guarded("bitrix24_event", webhooks.bitrix24_event), methods=["POST"]),
         Route("/v1/messages", webhooks.guarded("generic_message", webhooks.generic_message), methods=["POST"]),
         Route("/openapi.json", webhooks.guarded("openapi", webhooks.openapi), methods=["GET"]),
-        Route("/metrics", webhooks.guarded("metrics_text", webhooks.metrics_text), methods=["GET"]),
     ]
     if noop:
         found.append(Route("/noop", _noop, methods=["POST"]))  # the benchmark's ceiling: the same server, no work
@@ -80,16 +80,16 @@ class Webhooks:
             try:
                 return await handler(request)
             except Problem as problem:
-                metrics.inc("intake_rejected_total", route=route, reason=problem.reason)
+                metrics.inc("ticketflow_intake_rejected", route=route, reason=problem.reason)
                 return problem_response(problem)
             except OUTAGES as exc:
                 # Our outage, not the caller's fault: 503 so the platform retries (nothing was accepted).
                 log.warning("%s: could not make the message durable: %r", route, exc)
-                metrics.inc("intake_rejected_total", route=route, reason="unavailable")
+                metrics.inc("ticketflow_intake_rejected", route=route, reason="unavailable")
                 return json_response({"error": "unavailable", "detail": "try again later"}, 503)
             except Exception:
                 log.exception("%s: unexpected failure", route)  # a bug: say so, in JSON, and count it
-                metrics.inc("intake_rejected_total", route=route, reason="internal_error")
+                metrics.inc("ticketflow_intake_rejected", route=route, reason="internal_error")
                 return json_response({"error": "internal_error", "detail": "see the service log"}, 500)
 
         return run
@@ -109,7 +109,7 @@ class Webhooks:
         self.botx.verify(request.headers, raw.get("bot_id"))
         parsed = self.botx.parse_command(raw, datetime.now(UTC))
         if isinstance(parsed, SystemNotice):
-            self.intake.metrics.inc("intake_ignored_total", kind=parsed.name)
+            self.intake.metrics.inc("ticketflow_intake_ignored", kind=parsed.name)
         else:
             await self._accept(_normalised(parsed))
         return json_response(ACCEPTED, 202)
@@ -123,7 +123,7 @@ class Webhooks:
         bot_id = raw.get("bot_id") or next(iter(self.intake.tenants.express), None)
         self.botx.verify(request.headers, bot_id)
         self.botx.parse_callback(raw)
-        self.intake.metrics.inc("intake_ignored_total", kind="botx_callback")
+        self.intake.metrics.inc("ticketflow_intake_ignored", kind="botx_callback")
         return json_response(ACCEPTED, 202)
 
     async def bitrix24_event(self, request: Request) -> Response:
@@ -132,12 +132,12 @@ class Webhooks:
         b24.check_portal(self.intake.tenants, event)
         if event.name in {b24.APP_INSTALL, b24.APP_UPDATE}:
             answer = await self.portals.install(event)
-            self.intake.metrics.inc("intake_ignored_total", kind=event.name)
+            self.intake.metrics.inc("ticketflow_intake_ignored", kind=event.name)
             return json_response(answer)
         install = await self.portals.verify(event)
         if event.name == b24.APP_UNINSTALL:
             await self.portals.uninstall(event)
-            self.intake.metrics.inc("intake_ignored_total", kind=event.name)
+            self.intake.metrics.inc("ticketflow_intake_ignored", kind=event.name)
             return json_response({"result": "uninstalled"})
         if event.name == b24.BOT_DELETE:
             await self.portals.bot_deleted(event)
@@ -148,7 +148,7 @@ class Webhooks:
             # Never a 4xx/5xx for this: a portal that cannot be asked leaves the sender unverified.
             message = await self.admin.apply(event, message, install.domain)
         if message is None:
-            self.intake.metrics.inc("intake_ignored_total", kind=event.name)
+            self.intake.metrics.inc("ticketflow_intake_ignored", kind=event.name)
         else:
             await self._accept(message)
         return json_response(ACCEPTED)
@@ -170,9 +170,6 @@ class Webhooks:
 
     async def openapi(self, request: Request) -> Response:
         return json_response(openapi_document())
-
-    async def metrics_text(self, request: Request) -> Response:
-        return Response(self.intake.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
 def _normalised(message: ChatMessage) -> ChatMessage:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from prometheus_client import REGISTRY
+
 from ticketflow.bitrix24 import BotProfile, Installs, OAuthServer, PortalRest
 from ticketflow.eventstore import EventStore
 from ticketflow.intake import ops
@@ -34,11 +36,11 @@ log = logging.getLogger("ticketflow.intake")
 def build(settings: IntakeSettings, tenants: Tenants | None = None) -> Service:
     """Raises `tenants.ConfigError` for a tenant or desk file intake cannot serve from."""
     tenants = tenants or load_tenants(settings.tenants)
-    metrics = Metrics()
+    metrics = Metrics(REGISTRY)  # served on the operations port
 
     async def start(rt: Runtime) -> None:
         # The batch consumer's collector thresholds (ticketflow.runtime.gc_tuning: ~30 % of its CPU), and
-        # no access log: a line per webhook costs throughput, and /metrics counts requests.
+        # no access log: a line per webhook costs throughput; the runtime counts requests by route and status.
         tune_gc(settings.gc_thresholds)
         access_log = logging.getLogger("uvicorn.access")
         access_log.handlers, access_log.propagate = [], False  # uvicorn then skips the access log's work

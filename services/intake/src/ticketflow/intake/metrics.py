@@ -1,44 +1,58 @@
-"""Counters exposed in the Prometheus text format on GET /metrics (no client library needed for a
-handful of labelled counters)."""
+"""Intake's own counters (prometheus_client), served with every other metric on the operations port.
+
+`Metrics(REGISTRY)` in the service (main.py); `Metrics()` registers in a private registry, so tests that
+build several intakes in one process count apart. Children are cached per label values: the webhook
+path counts every request, and prometheus_client's `labels(...)` lookup is most of an increment's cost."""
 
 from __future__ import annotations
 
-from collections import Counter
+import weakref
+
+from prometheus_client import CollectorRegistry, Counter
+
+COUNTERS = {
+    "ticketflow_intake_rejected": (
+        "Requests answered 4xx/5xx, by route and reason; nothing was written.",
+        ("route", "reason"),
+    ),
+    "ticketflow_intake_accepted": ("Platform messages accepted (made durable), by platform.", ("platform",)),
+    "ticketflow_intake_ignored": ("Accepted platform events that carry no customer message, by kind.", ("kind",)),
+    "ticketflow_intake_processed": ("chat.inbound messages recorded into the store, by outcome.", ("outcome",)),
+    "ticketflow_intake_admin_checks": (
+        "Bitrix24 authors' admin flag settled, by outcome (admin, not_admin, cached, stale, stated by the "
+        "portal, unverified).",
+        ("outcome",),
+    ),
+    "ticketflow_intake_admin_unverified": (
+        "Bitrix24 portals that could not be asked (user.admin), by reason.",
+        ("reason",),
+    ),
+}
+
+_REGISTERED: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Counter]] = weakref.WeakKeyDictionary()
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
-        self._help: dict[str, str] = {
-            "intake_rejected_total": "Requests answered 4xx, by route and reason; nothing was written.",
-            "intake_accepted_total": "Platform messages accepted (made durable), by platform.",
-            "intake_ignored_total": "Accepted platform events that carry no customer message, by kind.",
-            "intake_processed_total": "Messages processed into the store, by outcome.",
-            "intake_dead_letters_total": "chat.inbound records sent to the dead-letter topic, by reason.",
-            "intake_admin_checks_total": "Bitrix24 authors' admin flag settled, by outcome "
-            "(admin, not_admin, cached, stale, stated by the portal, unverified).",
-            "intake_admin_unverified_total": "Bitrix24 portals that could not be asked (user.admin), by reason.",
-        }
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        counters = _REGISTERED.get(self.registry)
+        if counters is None:  # a registry takes each name once: a second intake built in a process shares them
+            counters = _REGISTERED[self.registry] = {
+                name: Counter(name, text, labels, registry=self.registry) for name, (text, labels) in COUNTERS.items()
+            }
+        self._counters = counters
+        self._children: dict[tuple[str, tuple[str, ...]], Counter] = {}
 
     def inc(self, name: str, amount: int = 1, **labels: str) -> None:
-        self._counts[(name, tuple(sorted(labels.items())))] += amount
+        """`name` without `_total`, e.g. `inc("ticketflow_intake_accepted", platform="express")`."""
+        key = (name, tuple(labels.values()))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._counters[name].labels(**labels)
+        child.inc(amount)
 
     def value(self, name: str, **labels: str) -> int:
-        return self._counts[(name, tuple(sorted(labels.items())))]
+        return int(self.registry.get_sample_value(f"{name}_total", labels) or 0)
 
     def total(self, name: str) -> int:
-        return sum(v for (n, _), v in self._counts.items() if n == name)
-
-    def render(self) -> str:
-        lines: list[str] = []
-        for name, help_text in self._help.items():
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-            for (n, labels), value in sorted(self._counts.items()):
-                if n == name:
-                    rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                    lines.append(f"{name}{{{rendered}}} {value}")
-        return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return int(sum(s.value for m in self._counters[name].collect() for s in m.samples if s.name.endswith("_total")))

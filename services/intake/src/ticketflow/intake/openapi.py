@@ -42,7 +42,6 @@ def operations() -> list[Operation]:
                       "description": "The delivery id of this attempt (logged; message_id dedupes)",
                       "schema": {"type": "string", "maxLength": 200}}]),
         Operation("get", "/openapi.json", "the generic chat API's own OpenAPI document", {200: ("OpenAPI 3.1", ANY)}),
-        Operation("get", "/metrics", "counters in Prometheus' text format", {200: ("text/plain", None)}),
     ]  # fmt: skip
 
 

@@ -17,7 +17,7 @@ class IntakeSettings(Bitrix24Settings):
     model_config = prefixed("intake")
     service = "intake"
 
-    port: int = Field(SERVICE_PORTS["intake"], ge=1, le=65535, description="HTTP port: webhooks, health, metrics")
+    port: int = Field(SERVICE_PORTS["intake"], ge=1, le=65535, description="HTTP port: webhooks, health")
     tenants: Path | None = Field(
         None, description="a small TOML tenant file instead of the desk files (tests, small setups)"
     )

@@ -32,6 +32,7 @@ from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.ids import sla_stream, ticket_stream
 from ticketflow.deskconfig import DeskRegistry
 from ticketflow.eventstore import EventStore
+from ticketflow.messaging import tracing
 from ticketflow.notifications.adapters.delivery import Deliverer
 from ticketflow.notifications.adapters.directory import Directory
 from ticketflow.notifications.adapters.outcome_events import OutcomeRecorder
@@ -57,24 +58,30 @@ class BatchOutcomes:
     """The outcomes of one subscription's current batch, written together once its deliveries settle:
     `add` each record's `Handled`, then `record` (the batch's `after_batch`). What a failed `record`
     held stays for the next try; a batch given back uncommitted is handled again and gives the same
-    outcomes, which are kept once each (so a long outage does not pile them up)."""
+    outcomes, which are kept once each (so a long outage does not pile them up). Each outcome keeps the
+    trace context of the record it was handled for: its event continues that trace."""
 
     def __init__(self, deliverer: Deliverer, recorder: OutcomeRecorder) -> None:
         self.deliverer = deliverer
         self.recorder = recorder
         self.results: dict[tuple[str, OutcomeStatus, int], Result] = {}
+        self.traces: dict[str, str] = {}  # notification key -> traceparent
 
     def add(self, handled: Handled) -> Handled:
+        traceparent, _ = tracing.current()
         for result in handled.results:
             _, notification, outcome = result
             self.results[(notification.key, outcome.status, outcome.attempts)] = result
+            if traceparent is not None:
+                self.traces[notification.key] = traceparent
         return handled
 
     async def record(self) -> None:
         await self.deliverer.settle()  # the deliveries' ledger records first, then the outcome events
         if self.results:
-            await self.recorder.record(list(self.results.values()))
+            await self.recorder.record(list(self.results.values()), self.traces)
             self.results.clear()
+            self.traces.clear()
 
 
 class Notifications:

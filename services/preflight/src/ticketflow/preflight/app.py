@@ -29,6 +29,7 @@ from ticketflow.eventstore import ConcurrencyError, EventStore
 from ticketflow.eventstore.commands import execute
 from ticketflow.eventstore.tracking import already_processed, first_time
 from ticketflow.lifecycle import IllegalTransition, Status, decide, evolve, fold, initial_state
+from ticketflow.messaging import tracing
 from ticketflow.preflight.adapters.checks import (
     CheckCache,
     ChecksConfig,
@@ -203,10 +204,12 @@ class Preflight:
 
     async def _commit(self, envelope: EventEnvelope, command: c.TicketCommand, index: TicketText | None) -> None:
         stream = ticket_stream(command.ticket_id)
+        traceparent, tracestate = tracing.current()  # the record's consumer span (per_key)
         metadata = EventMetadata(
             correlation_id=envelope.metadata.correlation_id,
             causation_id=envelope.event_id,
-            traceparent=envelope.metadata.traceparent,
+            traceparent=traceparent or envelope.metadata.traceparent,
+            tracestate=tracestate if traceparent else envelope.metadata.tracestate,
         )
         for attempt in range(1, 6):
             try:

@@ -34,6 +34,7 @@ from ticketflow.contracts.commands import CommandEnvelope
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata, NewEvent
 from ticketflow.contracts.ids import ticket_stream
 from ticketflow.lifecycle import Status
+from ticketflow.messaging import tracing
 from ticketflow.routing.adapters.batched_store import PendingDecisions, TicketStreams, store_segment
 from ticketflow.routing.domain import decisions
 from ticketflow.routing.domain.decisions import Decision, Rejected
@@ -75,6 +76,7 @@ class Routing:
         self.store_parallel = store_parallel
         self._now: datetime | None = None  # while a batch is decided: its one time
         self.metrics = metrics or RoutingMetrics()
+        self._traceparent: str | None = None  # of the event or command being decided on
         self.pending = PendingDecisions()
         self._gaps: set[uuid.UUID] = set()  # tickets to refold from the store before the next store
         self._chain: asyncio.Task[None] | None = None  # the latest flush; flushes run one at a time
@@ -102,15 +104,18 @@ class Routing:
         ticket_id = envelope.command.ticket_id
         if ticket_id not in self.state.tickets and ticket_id not in self.state.ended:
             await self._reload(ticket_id)  # opened before we saw it, or never
+        self._traceparent = tracing.current()[0] or envelope.traceparent  # the command's consumer span
         try:
             decision = self._decide(
                 lambda now: decisions.decide_command(self.state, envelope, now), envelope.command_id
             )
+            if decision is not None:
+                self._drain(self._queues_touched(ticket_id, None), envelope.command_id)
         except Rejected:
-            self.metrics.rejected_commands.add(1)
+            self.metrics.inc("ticketflow_routing_rejected_commands")
             raise
-        if decision is not None:
-            self._drain(self._queues_touched(ticket_id, None), envelope.command_id)
+        finally:
+            self._traceparent = None
         await self.flush()
 
     async def tick(self) -> int:
@@ -119,7 +124,7 @@ class Routing:
         count = 0
         while (decision := self._decide(lambda now: decisions.decide_reassignment(self.state, now), None)) is not None:
             count += 1
-            self.metrics.reassigned.add(1)
+            self.metrics.inc("ticketflow_routing_reassigned")
             log.info("reassigned %s: %s", decision.ticket_id, decision.why)
         self.route_undecided()
         self._drain(sorted(self.state.desks.queues), None)
@@ -134,6 +139,13 @@ class Routing:
     # --- deciding -------------------------------------------------------------------------------
 
     def _on_event(self, envelope: EventEnvelope) -> None:
+        self._traceparent = envelope.metadata.traceparent  # what this event causes continues its trace
+        try:
+            self._on_event_traced(envelope)
+        finally:
+            self._traceparent = None
+
+    def _on_event_traced(self, envelope: EventEnvelope) -> None:
         event = envelope.event
         if isinstance(event, AGENT_EVENT_TYPES):
             if self.state.apply_agent(event, envelope.stream_version):
@@ -175,7 +187,7 @@ class Routing:
         decision = decide(epoch(now))
         if decision is None or not decision.events:
             return None
-        metadata = EventMetadata(causation_id=cause)
+        metadata = EventMetadata(causation_id=cause, traceparent=self._traceparent)
         new = [NewEvent(self._event_id(decision, cause, i), ev, now, metadata) for i, ev in enumerate(decision.events)]
         for offset, event in enumerate(decision.events, start=1):
             self.state.apply_ticket(event, decision.expected_version + offset, epoch(now), cause=cause)
@@ -267,9 +279,9 @@ class Routing:
     def _count(self, decision: Decision) -> None:
         for event in decision.events:
             if isinstance(event, e.TicketRouted):
-                self.metrics.routed.add(1, {"queue": event.queue_id, "rule": event.rule_id})
+                self.metrics.inc("ticketflow_routing_routed", event.queue_id, event.rule_id)
                 if decision.fell_back:
-                    self.metrics.unmatched.add(1)
+                    self.metrics.inc("ticketflow_routing_unmatched")
                     log.warning("no routing rule matched ticket %s: %s", decision.ticket_id, event.reason)
             elif isinstance(event, e.TicketAssigned):
-                self.metrics.assigned.add(1, {"strategy": event.strategy})
+                self.metrics.inc("ticketflow_routing_assigned", event.strategy)

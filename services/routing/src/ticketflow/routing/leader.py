@@ -29,6 +29,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import REGISTRY
+
 from ticketflow.eventstore import Checkpoint, EventStore, Store
 from ticketflow.eventstore.leadership import Leadership, LeadershipLost
 from ticketflow.messaging.outages import OUTAGES
@@ -38,6 +40,7 @@ from ticketflow.routing.app import Routing
 from ticketflow.routing.consumer import Subscriptions
 from ticketflow.routing.domain.config import Desks
 from ticketflow.routing.domain.state import RoutingState, apply_envelope
+from ticketflow.routing.metrics import RoutingMetrics
 from ticketflow.routing.settings import RoutingSettings
 from ticketflow.runtime.gc_tuning import tune_gc as runtime_tune_gc
 
@@ -174,7 +177,7 @@ class Leader:
         tune_gc(self.settings.gc_thresholds)
         state = follower.state
         fenced = FencedStore(self.store, leadership, self.step_down)
-        app = Routing(state, fenced, store_parallel=self.settings.store_parallel)
+        app = Routing(state, fenced, metrics=RoutingMetrics(REGISTRY), store_parallel=self.settings.store_parallel)
         await app.tick()  # route what was left undecided while nobody led
         log.info(
             "routing leads (epoch %s): %d tickets, %d agents; subscribing", leadership.epoch, len(state.tickets),

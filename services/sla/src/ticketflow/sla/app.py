@@ -15,10 +15,11 @@ the queue stored everything decided before it, so what is checkpointed is always
 append poisons the engine (`failed`): the consumer gives it up and starts again from the checkpoints
 with a fresh one.
 
-The machinery under it is benchmark-driven (`make bench-sla-service`, `make bench-sla-burst`:
-tests/load/sla/bench_service.py, bench_fire_burst.py): the timer wheel (`timers/`), the append queue
-and the bulk writer (`adapters/`), the GC settings of a large restore (`go_live`), and the timer
-payload: key = partition << 32 | ticket slot, kind = target index, level = ladder index.
+The machinery under it is benchmark-driven (`make bench-sla-service`, `make bench-sla-burst`,
+`make bench-sla-restore`: tests/load/sla/): the timer wheel (`timers/`), the append queue and the
+bulk writer (`adapters/`), the timers stored with the checkpoints and armed in one vectorised call
+(`_arm_stored`), the GC settings of a large restore (`go_live`), and the timer payload:
+key = partition << 32 | ticket slot, kind = target index, level = ladder index.
 """
 
 from __future__ import annotations
@@ -29,19 +30,29 @@ import logging
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
+import numpy as np
 from msgspec.structs import replace
 
 from ticketflow.contracts import sla_events as sla
 from ticketflow.contracts import ticket_events as te
 from ticketflow.contracts.envelope import envelope_decoder
 from ticketflow.contracts.values import SlaTarget
+from ticketflow.sla import metrics
 from ticketflow.sla.adapters.append_queue import AppendQueue, Entry
-from ticketflow.sla.adapters.checkpoints import Checkpoint, PartitionCheckpoints
+from ticketflow.sla.adapters.checkpoints import (
+    LEVEL_BITS,
+    NO_TIMER,
+    UNKNOWN,
+    Checkpoint,
+    PartitionCheckpoints,
+    TimerArray,
+    timer_row,
+)
 from ticketflow.sla.adapters.store_writer import SlaWriter
 from ticketflow.sla.domain.decider import advance, decide
 from ticketflow.sla.domain.firing import firings
@@ -86,6 +97,16 @@ class Rejected:
     detail: str
 
 
+class Snapshot(NamedTuple):
+    """What a partition's next checkpoint writes (`SlaEngine.snapshot_of`)."""
+
+    next_offset: int
+    changed: dict[uuid.UUID, TicketSla]  # states changed since the previous checkpoint
+    removed: set[uuid.UUID]  # tickets pruned since
+    configuration: str  # the `Rules.fingerprint` the kept states are consistent with
+    timers: dict[uuid.UUID, bytes]  # the `timer_row` armed for each changed state (a live partition's)
+
+
 @dataclass
 class Stats:
     events: int = 0  # records decided
@@ -118,6 +139,7 @@ class SlaEngine:
         self.arming = 0  # partitions whose timers are being armed right now
         self.stats = Stats()
         self._timers: asyncio.Task[None] | None = None
+        metrics.TIMERS_LIVE.set_function(self.timers)  # the current engine's wheel (a fresh one replaces it)
 
     # -- the engine's term ------------------------------------------------------------------------
 
@@ -159,13 +181,31 @@ class SlaEngine:
         """A partition assigned to this engine: its checkpoint's states (none: an empty partition read
         from `beginning`) replayed up to `end` before its timers are armed. Returns the offset to read
         from (records older than the log's retention are gone either way)."""
+        return (await self.restore_many({number: (beginning, end)}))[number]
+
+    async def restore_many(self, ranges: Mapping[int, tuple[int, int]]) -> dict[int, int]:
+        """`restore` each partition of `ranges` (number -> (beginning, end)), in order; the next one's
+        checkpoint is read and decoded while this one's timers are armed. Returns the offsets."""
         assert self.checkpoints is not None, "an engine without checkpoints is assigned states directly"
-        saved = await self.checkpoints.load(number)
-        if saved is None:
-            saved = Checkpoint(beginning, {}, "")
-        offset = max(saved.next_offset, beginning)
-        await self.assign(number, offset, saved.tickets, end, saved.configuration)
-        return offset
+        numbers = list(ranges)
+        offsets: dict[int, int] = {}
+        loading = asyncio.ensure_future(self.checkpoints.load(numbers[0])) if numbers else None
+        try:
+            for index, number in enumerate(numbers):
+                assert loading is not None
+                saved = await loading
+                loading = None
+                if index + 1 < len(numbers):
+                    loading = asyncio.ensure_future(self.checkpoints.load(numbers[index + 1]))
+                beginning, end = ranges[number]
+                if saved is None:
+                    saved = Checkpoint(beginning, {}, "")
+                offsets[number] = max(saved.next_offset, beginning)
+                await self.assign(number, offsets[number], saved.tickets, end, saved.configuration, saved.timers)
+        finally:
+            if loading is not None:
+                loading.cancel()
+        return offsets
 
     async def release(self, number: int, *, checkpoint: bool = True) -> int | None:
         """A partition revoked from this engine: checkpoint it (unless told not to), then drop its states
@@ -200,13 +240,17 @@ class SlaEngine:
         tickets: dict[uuid.UUID, TicketSla],
         catch_up_to: int,
         configuration: str = "",
+        timers: TimerArray | None = None,
     ) -> None:
         """`configuration`: the `Rules.fingerprint` the checkpointed states were kept under ('' when
-        unknown): another than the current one makes `go_live` recheck every ticket."""
+        unknown): another than the current one makes `go_live` recheck every ticket. `timers`: the
+        checkpoint's stored timer row of each ticket, in the order of `tickets`."""
         async with self.lock:
             self.revoke(number)
             part = self.partitions[number] = Partition(number, tickets, next_offset, catch_up_to)
             part.configuration = configuration
+            if timers is not None and len(timers) == len(tickets):
+                part.restored = (list(tickets.values()), timers)
             log.info("partition %d assigned: %d tickets, replay %d..%d", number, len(tickets), next_offset, catch_up_to)
             if next_offset >= catch_up_to:
                 await self.go_live(part)
@@ -227,9 +271,20 @@ class SlaEngine:
             now_s = self.clock.now_ms() // 1000
             current = self.rules.fingerprint()
             # Kept under another configuration: every ticket is compared with this one (about 1.5 µs
-            # each); under the same one (a plain restart, a rebalance) the states are armed as they are.
+            # each); under the same one (a plain restart, a rebalance) the states are armed as they
+            # are, with the timers the checkpoint stored for them where it did.
             recheck = part.configuration != current
-            for n, ticket in enumerate(list(part.tickets), start=1):
+            restored, part.restored = part.restored, None
+            stored_rows: dict[uuid.UUID, bytes] = {}
+            to_derive = list(part.tickets)
+            if restored is not None and not recheck:
+                to_derive = self._arm_stored(part, *restored)
+            elif restored is not None:  # compared below: only timers that change are stored again
+                states, rows = restored
+                stored_rows = {s.ticket_id: r.tobytes() for s, r in zip(states, rows, strict=True)
+                               if s.ticket_id not in part.replayed}  # fmt: skip
+            part.replayed = set()
+            for n, ticket in enumerate(to_derive, start=1):
                 state = part.tickets.get(ticket)
                 if state is None:  # read now: a firing may have moved it on while this loop yielded
                     continue
@@ -237,6 +292,9 @@ class SlaEngine:
                     self._recheck(part, ticket, state, now_s)
                 else:
                     self._sync(part, ticket, state)
+                if self.timer_row(part, ticket) != stored_rows.get(ticket):
+                    part.changed.add(ticket)  # the next checkpoint stores its timers
+                    part.dirty = True
                 if n % ARM_CHUNK == 0:
                     await asyncio.sleep(0)
             part.configuration = current  # every kept state is now consistent with it
@@ -252,6 +310,40 @@ class SlaEngine:
             young, middle, full = gc.get_threshold()
             gc.set_threshold(young, middle, max(full, FULL_GC_EVERY))
         log.info("partition %d live at offset %d: %d timers armed", part.number, part.next_offset, len(part.armed))
+
+    def _arm_stored(self, part: Partition, states: list[TicketSla], rows: TimerArray) -> list[uuid.UUID]:
+        """Arm, in one vectorised wheel call, the stored timers of every restored state the replay left
+        as it was (the caller holds the lock); returns the tickets left to `_sync`: rows without stored
+        timers, and the tickets the replay decided. (A ticket id hashes in Python: each lookup by one
+        costs, so states are taken by position here, and looked up only to build the slots.)"""
+        replayed = part.replayed
+        if replayed:
+            kept = np.fromiter((s.ticket_id not in replayed for s in states), bool, len(states))
+        else:
+            kept = np.ones(len(states), bool)
+        known = rows[:, 0] != UNKNOWN
+        timed = np.flatnonzero(kept & known & (rows != NO_TIMER).any(axis=1))
+        base = len(part.ids)  # slots base.. for the tickets with timers, in row order
+        timed_ids = [states[i].ticket_id for i in timed.tolist()]
+        part.ids.extend(timed_ids)
+        part.slots.update(zip(timed_ids, range(base, base + len(timed_ids)), strict=True))
+        row, kind = np.nonzero(rows[timed] != NO_TIMER)
+        values = rows[timed][row, kind]
+        due_s, levels = values >> LEVEL_BITS, values & ((1 << LEVEL_BITS) - 1)
+        slots = row + base
+        keys = (part.number << SLOT_BITS) | slots
+        handles = self.wheel.schedule_many(keys, due_s * 1000, kind.astype(np.int8), levels.astype(np.int8))
+        armed = zip(handles.tolist(), levels.tolist(), due_s.tolist(), strict=True)
+        part.armed.update(zip(zip(slots.tolist(), kind.tolist(), strict=True), armed, strict=True))
+        if len(values):
+            self.loop.notify_scheduled(int(due_s.min()) * 1000)
+        return [states[i].ticket_id for i in np.flatnonzero(kept & ~known).tolist()] + list(replayed)
+
+    def timer_row(self, part: Partition, ticket: uuid.UUID) -> bytes:
+        """The ticket's armed timers as a checkpoint stores them (`checkpoints.timer_row`)."""
+        slot = part.slots.get(ticket)
+        armed = [None if slot is None else part.armed.get((slot, index)) for index in TARGET_INDEX.values()]
+        return timer_row([None if a is None else (a[1], a[2]) for a in armed])
 
     def _configuration_changed(self, ticket: uuid.UUID, state: TicketSla) -> bool:
         try:
@@ -294,15 +386,14 @@ class SlaEngine:
             barrier = self.queue.barrier()
         if taken is None:
             return None
-        next_offset, changed, removed, configuration = taken
         try:
             await self.queue.wait(barrier)
-            await self.checkpoints.save(number, next_offset, changed, removed, configuration)
+            await self.checkpoints.save(number, *taken)
         except BaseException:
-            self.unsnapshot(number, changed, removed)
+            self.unsnapshot(number, taken.changed, taken.removed)
             raise
         self.stats.checkpoints += 1
-        return next_offset
+        return taken.next_offset
 
     async def checkpoint_all(self) -> dict[int, int]:
         """Checkpoint every partition that moved; returns the offsets checkpointed, by partition."""
@@ -313,17 +404,18 @@ class SlaEngine:
                 saved[number] = offset
         return saved
 
-    def snapshot_of(self, number: int) -> tuple[int, dict[uuid.UUID, TicketSla], set[uuid.UUID], str] | None:
-        """(next offset, states changed since the last call, tickets pruned since, the configuration
-        the kept states are consistent with) to checkpoint; None when nothing moved. If writing it
-        fails, `unsnapshot` puts the changes back for the next attempt."""
+    def snapshot_of(self, number: int) -> Snapshot | None:
+        """What to checkpoint (the caller holds the lock): the states changed since the last call, with
+        the timers armed for them once the partition is live, and the tickets pruned since; None when
+        nothing moved. If writing it fails, `unsnapshot` puts the changes back for the next attempt."""
         part = self.partitions.get(number)
         if part is None or not part.dirty:
             return None
         changed = {t: part.tickets[t] for t in part.changed if t in part.tickets}
+        timers = {t: self.timer_row(part, t) for t in changed} if part.live else {}
         removed = part.removed - changed.keys()
         part.dirty, part.changed, part.removed = False, set(), set()
-        return part.next_offset, changed, removed, part.configuration
+        return Snapshot(part.next_offset, changed, removed, part.configuration, timers)
 
     def unsnapshot(self, number: int, changed: dict[uuid.UUID, TicketSla], removed: set[uuid.UUID]) -> None:
         part = self.partitions.get(number)
@@ -385,6 +477,8 @@ class SlaEngine:
             events = pending.get(ticket)
             if events:  # appended after the head known before them
                 state = self.queue.add(part.number, ticket, state.sla_version, events, state)
+            if not part.live:
+                part.replayed.add(ticket)
             if state.status == "closed":
                 self._prune(part, ticket)
                 continue
@@ -432,6 +526,8 @@ class SlaEngine:
             part.dirty = True
             if part.live:
                 self._sync(part, ticket, current)
+            else:
+                part.replayed.add(ticket)
 
     def _apply(
         self,
@@ -475,6 +571,8 @@ class SlaEngine:
         if decision.state is not None:
             overlay[ticket] = replace(decision.state, version=envelope.stream_version)
             pending[ticket].extend(decision.emitted)
+            if decision.emitted:
+                metrics.count(decision.emitted)
         return problem
 
     def _current(self, part: Partition, overlay: Overlay, ticket: uuid.UUID) -> TicketSla | None:
@@ -490,7 +588,10 @@ class SlaEngine:
             if self.queue.failed is not None:
                 log.warning("an append failed; %d due timers wait for a fresh engine", len(batch))
                 return
-            now_s = self.clock.now_ms() // 1000
+            now_ms = self.clock.now_ms()
+            now_s = now_ms // 1000
+            if len(batch):
+                metrics.observe_lateness(now_ms, batch)
             # (partition << 32 | slot) keys, in firing order, once per ticket: int keys hash in C,
             # a (partition, UUID) tuple would call UUID.__hash__ (Python) for every firing.
             due: dict[int, None] = {}
@@ -510,7 +611,9 @@ class SlaEngine:
                     continue  # pruned after this batch was taken from the wheel
                 state = part.tickets.get(ticket)
                 if state is not None:
-                    self.stats.fired += len(self._advance(part, ticket, state, now_s).emitted)
+                    emitted = self._advance(part, ticket, state, now_s).emitted
+                    self.stats.fired += len(emitted)
+                    metrics.count(emitted)
         await self.queue.room()
 
     def _sync(

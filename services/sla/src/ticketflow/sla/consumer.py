@@ -59,8 +59,9 @@ class SlaPartitions:
             self.engine.start()  # the timer loop: from the first assignment to `stopped`
             self._control = control
             ends, starts = await control.end_offsets(partitions), await control.beginning_offsets(partitions)
-            for number in partitions:
-                control.seek(number, await self.engine.restore(number, starts[number], ends[number]))
+            offsets = await self.engine.restore_many({number: (starts[number], ends[number]) for number in partitions})
+            for number, offset in offsets.items():
+                control.seek(number, offset)
 
     async def revoked(self, partitions: Sequence[int]) -> None:
         for number in partitions:  # each is dropped, saved or not (after a failure: unsaved, replayed by the next)

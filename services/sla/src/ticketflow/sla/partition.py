@@ -1,12 +1,13 @@
 """What the engine (`app.SlaEngine`) keeps per owned partition: ticket states, the timer slot of each
 ticket (timer keys are partition << 32 | slot, ints that hash in C) with a free list, the armed timer
-handles, and what the next checkpoint writes."""
+handles, what the next checkpoint writes, and until it goes live the timers its checkpoint stored."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 
+from ticketflow.sla.adapters.checkpoints import TimerArray
 from ticketflow.sla.domain.state import TicketSla
 
 
@@ -25,6 +26,10 @@ class Partition:
     slots: dict[uuid.UUID, int] = field(default_factory=dict)
     free: list[int] = field(default_factory=list)  # slots of pruned tickets, reused
     armed: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)  # -> handle, level, due
+    # From the checkpoint until the partition goes live: the restored states and their stored timer rows,
+    # and the tickets decided meanwhile (their stored timers no longer apply).
+    restored: tuple[list[TicketSla], TimerArray] | None = None
+    replayed: set[uuid.UUID] = field(default_factory=set)
 
     def slot(self, ticket: uuid.UUID) -> int:
         slot = self.slots.get(ticket)

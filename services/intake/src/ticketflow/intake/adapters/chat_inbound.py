@@ -4,6 +4,9 @@ The normalised message goes out with the idempotent producer and acks=all (`tick
 keyed by conversation (so one conversation stays on one partition, in order); the answer goes out only
 after the broker acknowledged the write. Intake's own `chat.inbound` consumer then records it.
 
+The request's trace context (the runtime's HTTP span, or the caller's forwarded one) goes with the record,
+in its `traceparent`/`tracestate` headers, so the consumer continues the webhook's trace.
+
 Its own producer, not the runtime's: tuned for the webhook's latency (`linger_ms=1`), with Kafka's
 default partitioning computed fast and remembered per key (`ticketflow.messaging.partitioning`)."""
 
@@ -13,6 +16,8 @@ import msgspec
 
 from ticketflow.contracts.chat import ChatMessage
 from ticketflow.intake.domain.messages import conversation_key
+from ticketflow.messaging import tracing
+from ticketflow.messaging.metrics import RECORDS_PRODUCED
 from ticketflow.messaging.partitioning import RememberingPartitioner
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
@@ -23,6 +28,7 @@ _encoder = msgspec.json.Encoder()
 class ChatInbound:
     def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self.topic = topic
+        self._produced = RECORDS_PRODUCED.labels(topic)
         self._producer = make_producer(
             bootstrap,
             security,
@@ -39,7 +45,15 @@ class ChatInbound:
         await self._producer.stop()
 
     async def publish(self, message: ChatMessage) -> None:
-        await self._producer.send_and_wait(self.topic, _encoder.encode(message), key=conversation_key(message).encode())
+        traceparent, tracestate = tracing.current()
+        headers = None
+        if traceparent is not None:
+            headers = [(tracing.TRACEPARENT, traceparent.encode())]
+            if tracestate:
+                headers.append((tracing.TRACESTATE, tracestate.encode()))
+        value, key = _encoder.encode(message), conversation_key(message).encode()
+        await self._producer.send_and_wait(self.topic, value, key=key, headers=headers)
+        self._produced.inc()
 
     async def ready(self) -> str:
         """Readiness: the producer gets the topic's metadata (the broker answers, the topic exists)."""

@@ -70,8 +70,8 @@ INSERT INTO intake_messages (idempotency_key, conversation_key, ticket_id, outco
 SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])
 """
 _INSERT_REPLIES = """
-INSERT INTO intake_replies (idempotency_key, platform, tenant_id, conversation_id, reason, body)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+INSERT INTO intake_replies (idempotency_key, platform, tenant_id, conversation_id, reason, body, traceparent)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
 """
 
 Fresh = tuple[str, str, ChatMessage]  # (idempotency key, conversation key, message), not recorded before
@@ -116,7 +116,7 @@ class RecordingBatch:
     tables: IntakeTables
     appends: dict[str, tuple[int, list[NewEvent], EventMetadata]] = field(default_factory=dict)
     messages: list[tuple[str, str, uuid.UUID | None, str, str | None, Any]] = field(default_factory=list)
-    replies: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
+    replies: list[tuple[str, str, str, str, str, str, str | None]] = field(default_factory=list)
     folded: dict[str, TicketState] = field(default_factory=dict)
 
     async def claim(self, unique: dict[str, tuple[str, ChatMessage]]) -> tuple[list[Fresh], list[str]]:
@@ -154,15 +154,19 @@ class RecordingBatch:
             )
         return conversations
 
-    def stage_events(self, conversation: Conversation, key: str, events: Sequence[TicketEvent], at: Any) -> None:
+    def stage_events(
+        self, conversation: Conversation, key: str, events: Sequence[TicketEvent], at: Any, traceparent: str | None
+    ) -> None:
         """The events a message caused, appended after the conversation's ticket as it stands now
-        (call before evolving its state)."""
+        (call before evolving its state), with the message's trace context when it has one."""
         stream, state, ticket_id = conversation.stream, conversation.state, conversation.ticket_id
         assert stream is not None and state is not None and ticket_id is not None
         appending = self.appends.get(stream)
         if appending is None:  # one metadata object per ticket and batch: the bulk append encodes it once
             appending = self.appends[stream] = (state.version, [], EventMetadata(correlation_id=ticket_id))
         pending, metadata = appending[1], appending[2]
+        if traceparent is not None:  # a metadata object of its own (encoded once per message then)
+            metadata = EventMetadata(correlation_id=ticket_id, traceparent=traceparent)
         for n, event in enumerate(events):
             pending.append(NewEvent(_event_id(key, n), event, at, metadata))
 
@@ -172,10 +176,13 @@ class RecordingBatch:
         """The message's row in `intake_messages` (its idempotency key: never recorded twice)."""
         self.messages.append((key, ckey, ticket_id, outcome, message.delivery_id, message.received_at))
 
-    def stage_reply(self, key: str, reply: Reply) -> None:
-        """A reply the bot owes the chat, queued with the decision that caused it (the relay sends it)."""
+    def stage_reply(self, key: str, reply: Reply, traceparent: str | None) -> None:
+        """A reply the bot owes the chat, queued with the decision that caused it (the relay sends it, with
+        the message's trace context)."""
         chat = reply.chat
-        self.replies.append((key, chat.platform, chat.tenant_id, chat.conversation_id, reply.reason, reply.text))
+        self.replies.append(
+            (key, chat.platform, chat.tenant_id, chat.conversation_id, reply.reason, reply.text, traceparent)
+        )
 
     async def write(self, conversations: dict[str, Conversation]) -> None:
         conn = self.conn

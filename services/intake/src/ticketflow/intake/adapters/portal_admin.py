@@ -122,7 +122,7 @@ class AdminCheck:
     async def apply(self, event: Bitrix24Event, message: ChatMessage, portal_domain: str | None) -> ChatMessage:
         """The message with the sender's admin flag settled (or marked unverified, with the reason)."""
         verdict = await self.verdict(event, message.sender.user_id, portal_domain)
-        self.metrics.inc("intake_admin_checks_total", outcome=verdict.outcome)
+        self.metrics.inc("ticketflow_intake_admin_checks", outcome=verdict.outcome)
         if verdict.outcome == "stated":
             return message
         sender = msgspec.structs.replace(message.sender, is_admin=verdict.is_admin, admin_unverified=verdict.unverified)
@@ -147,7 +147,7 @@ class AdminCheck:
             except Exception as exc:  # never let the portal's trouble become the webhook's 4xx/5xx
                 raise CheckFailed("check_error", repr(exc)) from exc
         except CheckFailed as failed:
-            self.metrics.inc("intake_admin_unverified_total", reason=failed.reason)
+            self.metrics.inc("ticketflow_intake_admin_unverified", reason=failed.reason)
             log.warning("Bitrix24 %s user %s: admin check failed: %s", event.member_id, user_id, failed)
             if known is not None and now - known.at < self.stale_s:
                 return Verdict(known.is_admin, None, "stale")

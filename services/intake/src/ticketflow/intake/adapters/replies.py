@@ -9,6 +9,8 @@ it; this relay publishes what is unsent and notifications delivers it. At-least-
 2. every row is sent with the idempotent producer (acks=all), keyed by conversation
    (`platform:tenant:conversation`, as on chat.inbound: one conversation, one partition, in order);
 3. only after the broker acknowledged every record is `sent_at` set, and the transaction commits.
+   A record carries the causing message's `traceparent` (stored with the reply), so its delivery is
+   part of the message's trace.
    A failure anywhere rolls back: the rows are sent again next round.
 
 A reply older than `max_age_s` (24 h) when the relay first sees it is not sent: it is marked done with
@@ -35,6 +37,7 @@ from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequence
 from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.topics import CHAT_REPLIES
 from ticketflow.contracts.values import ChatRef
+from ticketflow.messaging import tracing
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
@@ -47,7 +50,7 @@ PRODUCER_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerE
 _LEADER = "SELECT pg_try_advisory_xact_lock(hashtextextended('ticketflow-intake-reply-relay', 0))"
 _CLAIM = """
 SELECT r.reply_id, r.idempotency_key, r.platform, r.tenant_id, r.conversation_id, r.reason, r.body,
-       r.created_at, m.ticket_id, p.domain
+       r.created_at, r.traceparent, m.ticket_id, p.domain
 FROM intake_replies r
 JOIN intake_messages m ON m.idempotency_key = r.idempotency_key
 LEFT JOIN bitrix24_installs p ON r.platform = 'bitrix24' AND p.member_id = r.tenant_id
@@ -132,6 +135,8 @@ class ReplyRelay:
                 reply = to_chat_reply(row)
                 key = f"{reply.chat.platform}:{reply.chat.tenant_id}:{reply.chat.conversation_id}".encode()
                 headers = [("x-reply-key", reply.reply_key.encode())]
+                if row["traceparent"]:  # the causing message's trace: delivering the reply continues it
+                    headers.append((tracing.TRACEPARENT, row["traceparent"].encode()))
                 acks.append(await self._producer.send(self.topic, _encoder.encode(reply), key=key, headers=headers))
             await asyncio.gather(*acks)  # raises if any record was not acknowledged: nothing is marked
             await conn.execute(_MARK_SENT, [row["reply_id"] for row in rows])

@@ -1,6 +1,7 @@
 """Which `ticket.commands` intake applies, and how an envelope becomes the command to decide. Pure.
 
-Intake applies the agent workflow commands (people reaching tickets: reply, wait, resolve, close...).
+Intake applies the agent workflow commands (people reaching tickets: reply, wait, resolve, close, refer to
+partners...; preflight appends its own referrals directly, never through the topic).
 Routing owns queue/assignment commands; intake and preflight issue the rest themselves, so a copy of
 those on the topic is ignored here rather than applied twice."""
 
@@ -22,6 +23,8 @@ AgentCommand = (
     | c.MergeTicket
     | c.UndoMerge
     | c.LinkKnownProblem
+    | c.SetFeatureRequestOutcome
+    | c.ReferTicket
 )
 AGENT_COMMANDS: tuple[type[c.TicketCommand], ...] = (
     c.StartWork,
@@ -33,6 +36,8 @@ AGENT_COMMANDS: tuple[type[c.TicketCommand], ...] = (
     c.MergeTicket,
     c.UndoMerge,
     c.LinkKnownProblem,
+    c.SetFeatureRequestOutcome,
+    c.ReferTicket,
 )
 # Identifiers of the agent commands: a NUL in one is malformed (InvalidCommand); in any other string (the
 # reply's text, a reason or resolution) it becomes U+FFFD, as in a customer's message (docs/intake.md).
@@ -40,7 +45,8 @@ _IDENTIFIERS = ("agent_id", "message_id", "actor")
 _DECODERS = {cls: msgspec.json.Decoder(cls) for cls in AGENT_COMMANDS}
 # Commands with an `actor` field: the envelope's actor (who sent it) is the one recorded.
 _WITH_ACTOR = (
-    c.WaitForCustomer, c.ResolveTicket, c.ReopenTicket, c.CloseTicket, c.MergeTicket, c.UndoMerge, c.LinkKnownProblem
+    c.WaitForCustomer, c.ResolveTicket, c.ReopenTicket, c.CloseTicket, c.MergeTicket, c.UndoMerge, c.LinkKnownProblem,
+    c.SetFeatureRequestOutcome, c.ReferTicket,
 )  # fmt: skip
 
 

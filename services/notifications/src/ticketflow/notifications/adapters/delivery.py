@@ -20,6 +20,10 @@ request whose answer is lost (the deadline, a dropped connection: `OutcomeUnknow
 on channels whose receiver drops a duplicate by our key (webhook Idempotency-Key, e-mail Message-ID);
 on chat channels (eXpress, Bitrix24: no idempotency handle) it is recorded as UNKNOWN, which the agent
 sees (NotificationOutcomeUnknown) and a person redrives after checking the chat.
+
+Counted (prometheus_client, served on the operations port): every delivery's outcome per channel
+(`ticketflow_notification_deliveries_total`) and every failed call to a destination per channel and
+kind (`ticketflow_notification_send_failures_total`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+
+from prometheus_client import Counter
 
 from ticketflow.notifications.adapters.channels.base import (
     ChannelClient,
@@ -66,6 +72,15 @@ from ticketflow.notifications.domain.model import (
 log = logging.getLogger("ticketflow.notifications")
 RESEND_WHEN_IN_DOUBT = frozenset({Channel.WEBHOOK, Channel.EMAIL})
 BUSY_LOG_EVERY_S = 30.0
+
+DELIVERIES = Counter(
+    "ticketflow_notification_deliveries", "Deliveries by channel and outcome (delivered, duplicate, in_flight, "
+    "dead_letter)", ["channel", "outcome"],
+)  # fmt: skip
+SEND_FAILURES = Counter(
+    "ticketflow_notification_send_failures", "Failed calls to a destination, by channel and kind (temporary: "
+    "retried; permanent: dead letter; unexpected: a client bug, dead letter)", ["channel", "kind"],
+)  # fmt: skip
 
 Refresh = Callable[[Notification], Awaitable[Notification]]
 Prepared = tuple[ChannelClient, OutgoingMessage] | PermanentFailure  # rendered and routed, or why not
@@ -129,6 +144,11 @@ class Deliverer:
         """Deliver once. With `record_later`, a successful send returns at once and its ledger record
         is written in the background: the caller must `await settle()` before it acknowledges the
         input (the batch consumer does, once per batch), so a lane does not wait for that round trip."""
+        outcome = await self._deliver(notification, record_later)
+        DELIVERIES.labels(notification.channel, outcome.status).inc()
+        return outcome
+
+    async def _deliver(self, notification: Notification, record_later: bool) -> DeliveryOutcome:
         key = notification.key
         if key in self._own.working:  # the same key twice at once in this process: the first one delivers
             return DeliveryOutcome(key, OutcomeStatus.IN_FLIGHT)
@@ -218,8 +238,13 @@ class Deliverer:
                     try:
                         notification = replace(await refresh(notification), key=notification.key)
                     except Exception as exc:
-                        return await self._dead(notification.key, f"refresh failed: {exc!r}", 0)
-                return await self._attempts(notification, 0, None, fenced=False)
+                        outcome = await self._dead(notification.key, f"refresh failed: {exc!r}", 0)
+                    else:
+                        outcome = await self._attempts(notification, 0, None, fenced=False)
+                else:
+                    outcome = await self._attempts(notification, 0, None, fenced=False)
+                DELIVERIES.labels(notification.channel, outcome.status).inc()
+                return outcome
 
         claimed = await self._ledger.claim_dead(keys, limit)
         return list(await asyncio.gather(*(one(n) for n in claimed)))
@@ -357,6 +382,7 @@ class Deliverer:
                 except TemporaryFailure as exc:  # not sent, or refused: safe to send again
                     self._own.may_have_sent.discard(key)
                     breaker.record_failure()
+                    SEND_FAILURES.labels(notification.channel, "temporary").inc()
                     failure = exc
                 except OutcomeUnknown as exc:
                     breaker.record_failure()
@@ -366,9 +392,11 @@ class Deliverer:
                     failure = TemporaryFailure(exc.reason)  # the receiver drops the duplicate by our key
                 except PermanentFailure as exc:
                     breaker.record_neutral()
+                    SEND_FAILURES.labels(notification.channel, "permanent").inc()
                     return await self._dead(key, exc.reason, total)
                 except Exception as exc:  # a bug in a client must not take the consumer down
                     breaker.record_neutral()
+                    SEND_FAILURES.labels(notification.channel, "unexpected").inc()
                     reason = f"unexpected {type(exc).__name__}: {snippet(str(exc))}"
                     return await self._dead(key, reason, total)
                 else:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from ticketflow.contracts.envelope import NewEvent
+import msgspec
+
+from ticketflow.contracts.envelope import EventMetadata, NewEvent
 from ticketflow.contracts.ids import notification_stream
 from ticketflow.eventstore import AppendRequest, ConcurrencyError, EventIdReused, EventStore
+from ticketflow.messaging import tracing
 from ticketflow.notifications.domain.model import Channel, DeliveryOutcome, Notification, OutcomeStatus
 from ticketflow.notifications.domain.outcomes import Result, outcome_event
 
@@ -29,12 +32,17 @@ class OutcomeRecorder:
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
-    async def record(self, results: Sequence[Result]) -> int:
-        """Append what is not stored yet; returns how many events were written."""
+    async def record(self, results: Sequence[Result], traces: Mapping[str, str] | None = None) -> int:
+        """Append what is not stored yet; returns how many events were written. An event carries the trace
+        context of its delivery (`traces`: by notification key; None: the work under way's)."""
         now = datetime.now(UTC)
         by_id: dict[uuid.UUID, tuple[str, NewEvent]] = {}
+        current, _ = tracing.current() if traces is None else (None, None)
         for ticket_id, n, outcome in results:
             event = outcome_event(ticket_id, n, outcome, now)
+            traceparent = current if traces is None else traces.get(n.key)
+            if event is not None and traceparent is not None:
+                event = msgspec.structs.replace(event, metadata=EventMetadata(traceparent=traceparent))
             if event is not None:
                 by_id.setdefault(event.event_id, (notification_stream(ticket_id), event))
         pool = self.store.pool

@@ -92,7 +92,8 @@ class Planned:
 # then it may still be refused, referred or a duplicate, and the requester hears only that.
 NEEDS_MESSAGE = (t.PreflightPassed, t.PreflightFailed, t.TicketRefused, t.TicketReferred, t.DuplicateSuspected,
                  t.KnownProblemLinked, t.TicketAssigned, t.TicketUnassigned, t.AgentReplied, t.WaitingOnCustomer,
-                 t.TicketResolved, t.TicketReopened, sla.SlaWarning, sla.SlaBreached)  # fmt: skip
+                 t.TicketResolved, t.TicketReopened, t.FeatureRequestOutcomeSet, sla.SlaWarning,
+                 sla.SlaBreached)  # fmt: skip
 
 
 def needs_message(event: object) -> bool:
@@ -213,6 +214,7 @@ _REQUESTER_TEMPLATES: dict[type, str] = {
     t.WaitingOnCustomer: "waiting_on_you",
     t.TicketResolved: "ticket_resolved",
     t.TicketReopened: "ticket_reopened",
+    t.FeatureRequestOutcomeSet: "feature_outcome",  # the seed: told whether taken into a sprint, planned, declined
 }
 
 
@@ -275,6 +277,8 @@ def _variables(event: object, ctx: TicketContext, desk: DeskView, staff: Staff, 
         return {**base, "resolution": event.resolution}
     if isinstance(event, t.TicketReopened):
         return {**base, "reason": event.reason}
+    if isinstance(event, t.FeatureRequestOutcomeSet):
+        return {**base, "outcome": event.outcome, "reason": event.reason}
     if isinstance(event, sla.SlaWarning | sla.SlaBreached):
         base |= {"target": event.target, "due_at": format_time(event.deadline, locale, timezone),
                  "agent_name": staff.name(ctx.assignee) if ctx.assignee else "—"}  # fmt: skip

@@ -18,7 +18,7 @@ What makes arming before the append safe:
   inside a flush, so each `sla-<ticket>` stream receives exactly what a synchronous writer would
   append (the store's expected-version check would refuse anything else);
 - nothing leaves the process before it is stored: SLA events reach Kafka only through the store's
-  outbox, and a timer firing on a state not yet stored only adds more events behind it in this
+  relay, and a timer firing on a state not yet stored only adds more events behind it in this
   queue (its id is deterministic: a replay appends nothing twice);
 - durability is decided by the checkpoint, not by arming: a checkpoint (states + next offset) is
   cut under the engine's lock and written only after `wait(barrier())` saw every event queued

@@ -6,7 +6,7 @@ the bulk append, `--tune store_writer.MAX_CHUNK=...` the chunk sizes).
 Every SLA event id is deterministic, so a replayed decision (after a crash, a rebalance, a redelivered
 record) appends the same ids, and the store refuses to write them twice.
 
-The normal path is `eventstore.bulk.BulkAppender` (one statement for a chunk's events and outbox rows,
+The normal path is `eventstore.bulk.BulkAppender` (one statement for a chunk's events,
 the store's expected-version check, no per-event result rows) in a transaction of its own. It
 explains nothing: a replayed id or a stale stream head aborts the chunk's transaction (nothing of it
 is written), and the writer falls back to `append_many`, which answers "already stored" for a chunk

@@ -1,0 +1,1 @@
+"""Pure: the agents' actions as lifecycle commands, the page's texts in Russian and English, display helpers."""

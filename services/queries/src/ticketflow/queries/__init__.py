@@ -1,0 +1,1 @@
+"""ticketflow queries service: the read models as a JSON API for dashboards."""
