@@ -128,7 +128,8 @@ class FakeBotX:
             assert isinstance(body, str)
         except (ValueError, KeyError, TypeError, AssertionError):
             return _error(400, "invalid_payload"), None
-        return None, ReceivedNotification(bot_id, chat_id, body, payload, request.headers.get("traceparent"))
+        traceparent = request.headers.get("traceparent")
+        return None, ReceivedNotification(bot_id, chat_id, body, payload, traceparent=traceparent)
 
     def _chat_known(self, chat_id: uuid.UUID) -> bool:
         return self.known_chats is None or chat_id in self.known_chats
