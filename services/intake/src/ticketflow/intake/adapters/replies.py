@@ -32,20 +32,17 @@ from typing import Any
 import asyncpg
 import msgspec
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
+from aiokafka.errors import KafkaError
 
 from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.topics import CHAT_REPLIES
 from ticketflow.contracts.values import ChatRef
 from ticketflow.messaging import tracing
-from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.producer import PRODUCER_BROKEN, make_producer
 from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger("ticketflow.intake")
 _encoder = msgspec.json.Encoder()
-# After these an idempotent producer's sender has stopped (seen after a broker restart: every later send
-# failed with OutOfOrderSequenceNumber until the process restarted, tests/chaos); a new producer recovers.
-PRODUCER_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 _LEADER = "SELECT pg_try_advisory_xact_lock(hashtextextended('ticketflow-intake-reply-relay', 0))"
 _CLAIM = """
