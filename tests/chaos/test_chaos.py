@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ from ticketflow.eventstore import EventStore
 
 pytestmark = [pytest.mark.e2e]
 FULL = os.environ.get("TICKETFLOW_CHAOS", "") == "full"
+# Comma-separated beginnings of fault names ("PostgreSQL,SIGKILL sla"): only those faults of the plan run,
+# for reproducing one; such a run never writes docs/reliability.md.
+ONLY = tuple(name.strip() for name in os.environ.get("TICKETFLOW_CHAOS_ONLY", "").split(",") if name.strip())
 UNKNOWN_EXPECTED = ("SIGKILL notifications", "BotX slow")  # faults where an answer can be lost in flight
 REFUSALS_EXPECTED = ("SIGKILL intake", "Kafka broker stopped")  # intake cannot take a webhook then
 REPORT = ROOT / "docs" / "reliability.md"
@@ -71,17 +75,35 @@ def check(count: PhaseCount) -> list[str]:
     return broken
 
 
-async def read_model(dsn: str) -> list[dict[str, Any]]:
+READ_MODEL_TABLES = {  # the projector's read models (migration 0004) and the key that orders each
+    "ticket_list": "ticket_id",
+    "ticket_details": "ticket_id",
+    "queue_backlog": "ticket_id",
+    "sla_board_tickets": "ticket_id",
+    "sla_board_clocks": "ticket_id, target",
+    "agent_load": "agent_id",
+    "agent_load_tickets": "ticket_id",
+    "desk_metric_tickets": "ticket_id",
+    "register_entries": "ticket_id",
+    "register_organisations": "desk_id, organisation_id",
+}
+ReadModel = dict[str, list[dict[str, Any]]]
+
+
+async def read_model(dsn: str) -> ReadModel:
     conn = await asyncpg.connect(dsn)
     try:
-        return [dict(r) for r in await conn.fetch("SELECT * FROM ticket_summaries ORDER BY ticket_id")]
+        return {
+            table: [dict(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY {key}")]
+            for table, key in READ_MODEL_TABLES.items()
+        }
     finally:
         await conn.close()
 
 
-async def rebuilt_read_model(cs: ChaosSystem) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The projector's read model as it kept it, then after `python -m ticketflow.projector rebuild` (the
-    projector stopped meanwhile, started again after)."""
+async def rebuilt_read_model(cs: ChaosSystem) -> tuple[ReadModel, ReadModel]:
+    """The projector's read models as it kept them, then after `python -m ticketflow.projector rebuild`
+    (every read model; the projector stopped meanwhile, so nothing moves, started again after)."""
     projector = cs.system["projector"]
     kept = await read_model(cs.cluster.dsn)
     await asyncio.to_thread(projector.stop)
@@ -133,6 +155,9 @@ async def test_faults_under_load_lose_nothing_and_do_nothing_twice(
     tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plan = full_plan() if FULL else short_plan()
+    if ONLY:
+        plan = replace(plan, faults=tuple(f for f in plan.faults if f.name.startswith(ONLY)))
+        assert plan.faults, f"no fault of the plan starts with one of {ONLY}"
     loadavg = load_average()
     started = time.monotonic()
     broken: dict[str, list[str]] = {}
@@ -156,11 +181,14 @@ async def test_faults_under_load_lose_nothing_and_do_nothing_twice(
         finally:
             await pool.close()
     rows = [c.row() for c in run.counts]
+    differing = sorted(table for table in READ_MODEL_TABLES if kept[table] != rebuilt[table])
     fired_after = final.fired - run.fired
-    totals = (f"After the last row: {fired_after} more timers fired (the last tickets' minute); in all {final.fired}"
-              f" timers, {len(final.twice)} fired twice, {len(final.missed)} due and not fired. Read model: "
-              f"{len(kept)} ticket summaries kept by the projector, {'equal to' if kept == rebuilt else 'DIFFERENT'}"
-              f" {'' if kept == rebuilt else 'from '}a fresh rebuild ({len(rebuilt)}).")  # fmt: skip
+    totals = (
+        f"After the last row: {fired_after} more timers fired (the last tickets' minute); in all {final.fired}"
+        f" timers, {len(final.twice)} fired twice, {len(final.missed)} due and not fired. Read models: "
+        f"{len(kept['ticket_list'])} tickets listed by the projector; its {len(READ_MODEL_TABLES)} read-model "
+        f"tables {'equal a fresh rebuild' if not differing else f'DIFFER from a fresh rebuild: {differing}'}."
+    )
     if broken:
         totals += "\n\nPromises broken (the test fails on each):\n" + "\n".join(
             f"- {fault}: {problem}" for fault, problems in broken.items() for problem in problems
@@ -168,10 +196,10 @@ async def test_faults_under_load_lose_nothing_and_do_nothing_twice(
     after = load_average()
     with capsys.disabled():
         print("\n" + markdown(rows) + "\n" + totals)
-    if FULL:
+    if FULL and not ONLY:
         REPORT.write_text(report(rows, time.monotonic() - started, f"{' '.join(loadavg)} / {' '.join(after)}", totals),
                           encoding="utf-8")  # fmt: skip
     assert broken == {}
     assert final.twice == [] and final.missed == [], (final.twice[:5], final.missed[:5])
-    assert kept == rebuilt
+    assert differing == []
     assert sum(c.accepted for c in run.counts) > 0
