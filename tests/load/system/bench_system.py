@@ -1,7 +1,7 @@
 """The whole pipeline's speed (issue 21, item 5): new tickets per second through intake -> preflight ->
 routing -> SLA -> the first chat reply delivered, for --seconds at an offered --rate.
 
-The services run as real processes (tests/support/system.py: projector with the outbox relay, intake,
+The services run as real processes (tests/support/system.py: projector with the relay, intake,
 preflight, routing, sla, notifications) on this run's own topics of the shared broker and a private
 PostgreSQL cluster (tests/support/private_postgres.py; durability settings off, see there). The desks are
 the packaged ones with SLA clocks on the public bot's track (tests/support/desks.py; a 60-minute first
