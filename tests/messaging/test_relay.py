@@ -14,6 +14,7 @@ import msgspec
 import pytest
 from support.eventstore import read_all_settled, some_events
 from support.infra import KafkaTopicFactory
+from support.records import FakeRecord
 from support.relay import duplicates, out_of_order, read_published, relay_from_now
 
 from ticketflow.contracts.codec import EventCodec
@@ -23,8 +24,9 @@ from ticketflow.contracts.ids import new_event_id, ticket_stream
 from ticketflow.contracts.ticket_events import TicketClosed, TicketReopened
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore import EventStore
+from ticketflow.messaging.dead_letters import DeadLetter
 from ticketflow.messaging.partitioning import partition_of
-from ticketflow.messaging.relay import Relay
+from ticketflow.messaging.relay import MAX_RECORD_BYTES, Relay
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -221,3 +223,39 @@ async def test_a_row_of_an_older_schema_is_published_upcast_and_current_rows_pas
     )
     assert stored is not None
     assert values[2] == msgspec.json.decode(msgspec.json.encode(store.envelope(stored)))  # passed through
+
+
+async def test_an_event_too_large_for_kafka_goes_to_the_dead_letters_and_the_relay_goes_on(
+    store: EventStore, kafka_bootstrap: str, kafka_topic_factory: KafkaTopicFactory
+) -> None:
+    """The broker refuses a record over its `message.max.bytes` (1 MiB by default), and would refuse
+    every transaction holding one: without the limit the relay publishes nothing at all, with it the
+    events around the large one are published in order and the large one is named in `<topic>.dlq`."""
+    topic = await kafka_topic_factory(partitions=2)
+    await kafka_topic_factory(name=f"{topic}.dlq")
+    ticket, other = uuid.uuid4(), uuid.uuid4()
+    huge = NewEvent(new_event_id(), TicketClosed(ticket, "x" * 1_200_000, "test"), datetime.now(UTC), EventMetadata())
+    start = await store.head()
+    await store.append(ticket_stream(ticket), 0, some_events(ticket, 2))
+    await store.append(ticket_stream(ticket), 2, [huge])
+    await store.append(ticket_stream(other), 0, some_events(other, 2))
+    await read_all_settled(store)
+
+    unguarded = Relay(store, kafka_bootstrap, name=f"test-relay-{uuid.uuid4().hex[:8]}",
+                      topic_names={TICKET_EVENTS: topic}, start=start, max_record_bytes=10**9)  # fmt: skip
+    with pytest.raises(TimeoutError):
+        await unguarded.drain(max_wait_s=8)  # every transaction with the record in it is refused
+    assert await read_published(kafka_bootstrap, topic, 1, timeout_s=2) == []
+
+    relay = Relay(store, kafka_bootstrap, name=f"test-relay-{uuid.uuid4().hex[:8]}",
+                  topic_names={TICKET_EVENTS: topic}, start=start)  # fmt: skip
+    assert await relay.drain() == 5
+    records = await read_published(kafka_bootstrap, topic, 4)
+    assert len(records) == 4 and duplicates(records) == []
+    assert str(huge.event_id).encode() not in {r.headers["event-id"] for r in records}
+    [dead] = await read_published(kafka_bootstrap, f"{topic}.dlq", 1)
+    letter = DeadLetter.of(FakeRecord(f"{topic}.dlq", 0, 0, dead.key, dead.value, headers=list(dead.headers.items())))
+    assert letter.reason == "too large for Kafka" and letter.consumer == "relay" and letter.value == b""
+    assert letter.original_topic == topic and letter.context["event-id"] == str(huge.event_id)
+    assert f"over the relay's limit of {MAX_RECORD_BYTES}" in letter.detail
+    assert dict(letter.original_headers)["event-type"] == b"TicketClosed"

@@ -58,18 +58,10 @@ class DeadLetterWriter:
         self.sent = 0
 
     async def send(self, record: Record, reason: str, detail: str = "", **context: str) -> None:
-        headers = [
-            (REASON, reason.encode()),
-            (DETAIL, detail[:DETAIL_LIMIT].encode()),
-            (CONSUMER, self.consumer.encode()),
-            (AT, str(int(time.time() * 1000)).encode()),
-            *((f"{CONTEXT}{name.replace('_', '-')}", value.encode()) for name, value in context.items()),
-            (f"{ORIGINAL}topic", record.topic.encode()),
-            (f"{ORIGINAL}partition", str(record.partition).encode()),
-            (f"{ORIGINAL}offset", str(record.offset).encode()),
-            (f"{ORIGINAL}timestamp", str(record.timestamp).encode()),
-            *((name, value) for name, value in record.headers if not _own(name)),
-        ]
+        headers = dead_letter_headers(
+            reason, detail, self.consumer, record.topic, record.headers, context,
+            partition=record.partition, offset=record.offset, timestamp=record.timestamp,
+        )  # fmt: skip
         topic = dead_letter_topic(record.topic)
         await self.producer.send_and_wait(topic, record.value or b"", key=record.key, headers=headers)
         self.sent += 1
@@ -77,6 +69,33 @@ class DeadLetterWriter:
         RECORDS_PRODUCED.labels(topic).inc()
         log.warning("%s: dead-lettered %s[%d]@%d: %s: %s", self.consumer, record.topic, record.partition,
                     record.offset, reason, detail[:200])  # fmt: skip
+
+
+def dead_letter_headers(
+    reason: str,
+    detail: str,
+    consumer: str,
+    topic: str,
+    original_headers: Sequence[tuple[str, bytes]],
+    context: dict[str, str],
+    *,
+    partition: int | None = None,
+    offset: int | None = None,
+    timestamp: int | None = None,
+) -> list[tuple[str, bytes]]:
+    """A dead letter's headers (the module's list); where a record was read, when it was read at all
+    (the relay dead-letters records it never published: no partition, offset or timestamp)."""
+    where = {"partition": partition, "offset": offset, "timestamp": timestamp}
+    return [
+        (REASON, reason.encode()),
+        (DETAIL, detail[:DETAIL_LIMIT].encode()),
+        (CONSUMER, consumer.encode()),
+        (AT, str(int(time.time() * 1000)).encode()),
+        *((f"{CONTEXT}{name.replace('_', '-')}", value.encode()) for name, value in context.items()),
+        (f"{ORIGINAL}topic", topic.encode()),
+        *((f"{ORIGINAL}{name}", str(value).encode()) for name, value in where.items() if value is not None),
+        *((name, value) for name, value in original_headers if not _own(name)),
+    ]
 
 
 @dataclass(frozen=True)

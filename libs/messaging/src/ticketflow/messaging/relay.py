@@ -11,7 +11,14 @@ see each event once. This is how Kafka Connect's exactly-once source connectors 
 
 Leadership: one relay per name publishes at a time (an advisory lock); a former leader that lost
 the lock without noticing is fenced by Kafka (its transactional id is the new leader's), so two
-relays never interleave a ticket's events. Measured in `make bench-sla-burst`, `make bench-intake`,
+relays never interleave a ticket's events.
+
+A record larger than the broker takes (`max_record_bytes`, below Kafka's default `message.max.bytes`)
+would fail every transaction it is in and stop the relay for everyone. It goes instead, in the same
+transaction and without its value, to `<topic>.dlq` with the reason "too large for Kafka", counted in
+`ticketflow_dead_letters_total`: the event stays in the store, consumers reload the ticket's stream on
+the gap (routing) or miss that one event, and an SRE raises the topic's limit and replays the ticket
+(docs/operations.md). Measured in `make bench-sla-burst`, `make bench-intake`,
 `make bench-routing` (docs/benchmarks.md, "The relay")."""
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ from aiokafka.structs import OffsetAndMetadata
 from ticketflow.contracts.topics import TICKET_EVENTS
 from ticketflow.eventstore.connection import retryable_errors
 from ticketflow.eventstore.store import Checkpoint, EventStore
-from ticketflow.messaging.event_records import RECORD_COLUMNS, event_records
-from ticketflow.messaging.metrics import RECORDS_PRODUCED
+from ticketflow.messaging.dead_letters import dead_letter_headers, dead_letter_topic
+from ticketflow.messaging.event_records import RECORD_COLUMNS, EventRecord, event_records
+from ticketflow.messaging.metrics import DEAD_LETTERS, RECORDS_PRODUCED
 from ticketflow.messaging.partitioning import partitions_of
 from ticketflow.messaging.producer import make_producer
 from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
@@ -44,6 +52,10 @@ RELAY_LOCK_CLASS = 7_242_002  # advisory lock (class, hashtext(name)): one leade
 # read_committed consumer of its partitions until the next relay starts or the broker aborts it after
 # this long (aiokafka's default is 60 s).
 TRANSACTION_TIMEOUT_MS = 15_000
+# Kafka's default `message.max.bytes` is 1,048,588 for a record batch; a record this size leaves room for
+# the batch's own overhead. Raise it only with the topics' limit.
+MAX_RECORD_BYTES = 1_000_000
+TOO_LARGE = "too large for Kafka"
 
 # The log after a checkpoint, as `EventStore.read_all` reads it, as records (`event_records`).
 _LOG_AFTER = f"""
@@ -92,6 +104,7 @@ class _Prepared:
     count: int
     checkpoint: Checkpoint
     per_topic: dict[str, int]  # records, for `ticketflow_records_produced`
+    too_large: list[str] = field(default_factory=list)  # the topics of records sent to their dead letters
     sent: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
@@ -109,16 +122,19 @@ class Relay:
         topic_names: Mapping[str, str] | None = None,
         start: Checkpoint | None = None,
         producer_options: Mapping[str, Any] | None = None,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         """`name`: the leader lock's, the transactional id's and the checkpoint group's, one per event
         store (default `ticketflow-relay.<database name>`). `topic_names`: logical -> physical topic
         (tests, environments). `start`: where a relay with no checkpoint yet begins (default: the
-        store's `relay_origin`, else the beginning of the log)."""
+        store's `relay_origin`, else the beginning of the log). `max_record_bytes`: a record over it goes
+        to its topic's dead letters (the module's doc)."""
         self.store, self.bootstrap, self.security, self.name = store, bootstrap, security, name
         self.batch_size, self.idle_sleep, self.retry_after_s = batch_size, idle_sleep, retry_after_s
         self._topic_names = dict(topic_names or {})
         self._start = start
         self._producer_options = dict(producer_options or {})
+        self.max_record_bytes = max_record_bytes
         self.published = 0  # events in committed transactions, this process
         self.published_to = Checkpoint()  # where the last committed transaction (or the term's start) left off
         self.leading = False
@@ -229,6 +245,12 @@ class Relay:
         partition for its key."""
         records = await event_records(conn, self.store, rows)
         topics = [self._topic(record.topic) for record in records]
+        too_large: list[str] = []
+        for index, (record, row) in enumerate(zip(records, rows, strict=True)):
+            if _size(record) > self.max_record_bytes:
+                records[index] = self._dead_letter(record, topics[index], row)
+                too_large.append(topics[index])
+                topics[index] = dead_letter_topic(topics[index])
         partition_of: dict[str, list[int]] = {}
         for topic in set(topics):
             partitions = self._partitions.get(topic)
@@ -252,7 +274,18 @@ class Relay:
         full.extend((topic, partition, batch) for (topic, partition), batch in open_batches.items())
         last = rows[-1]
         per_topic = {topic: topics.count(topic) for topic in partition_of}
-        return _Prepared(full, len(rows), Checkpoint(int(last["transaction_id"]), last["position"]), per_topic)
+        checkpoint = Checkpoint(int(last["transaction_id"]), last["position"])
+        return _Prepared(full, len(rows), checkpoint, per_topic, too_large)
+
+    def _dead_letter(self, record: EventRecord, topic: str, row: Any) -> EventRecord:
+        """The record that says, in `topic`'s dead letters, which stored event was too large to publish."""
+        detail = (f"event {row['event_id']} ({row['event_type']}) of stream {row['stream_id']} at position "
+                  f"{row['position']}: {_size(record)} bytes, over the relay's limit of {self.max_record_bytes}; "
+                  "it stays in the event store: raise the topic's max.message.bytes and replay the ticket")  # fmt: skip
+        context = {"event_id": str(row["event_id"]), "stream_id": row["stream_id"], "position": str(row["position"])}
+        headers = dead_letter_headers(TOO_LARGE, detail, "relay", topic, record.headers, context)
+        log.error("relay %s: %s", self.name, detail)
+        return EventRecord(record.topic, record.key, b"", headers)
 
     async def _send(self, producer: AIOKafkaProducer, prepared: _Prepared, checkpoints: CheckpointInKafka) -> None:
         """Hand the open transaction the batch's records and its checkpoint."""
@@ -267,8 +300,14 @@ class Relay:
         await producer.commit_transaction()
         for topic, count in prepared.per_topic.items():
             RECORDS_PRODUCED.labels(topic).inc(count)
+        for topic in prepared.too_large:
+            DEAD_LETTERS.labels(topic, TOO_LARGE, "relay").inc()
         self.published += prepared.count
         self.published_to = prepared.checkpoint
+
+
+def _size(record: EventRecord) -> int:
+    return len(record.key) + len(record.value) + sum(len(name) + len(value) for name, value in record.headers)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

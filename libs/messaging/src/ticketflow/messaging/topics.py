@@ -80,7 +80,8 @@ TOPICS: tuple[TopicSpec, ...] = (
             1,
             30 * DAY_MS,
             description=f"dead letters of {t.name}, cause in headers",
-            written_by=t.read_by,
+            # The relay too: a stored event too large for Kafka (messaging.relay).
+            written_by=tuple(dict.fromkeys((*t.read_by, *(RELAY if t.written_by == RELAY else ())))),
             read_by=("operators",),
             key=t.key,
         )

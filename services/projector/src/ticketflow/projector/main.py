@@ -27,7 +27,8 @@ def build(settings: ProjectorSettings) -> Service:
         rt.background("projections", projector.run)
         ops.register(rt, desks, settings.relay_topics)
         relay = Relay(store, settings.kafka_bootstrap, settings.kafka_security(), name=settings.relay_name,
-                      batch_size=settings.relay_batch, topic_names=settings.relay_topics)  # fmt: skip
+                      batch_size=settings.relay_batch, topic_names=settings.relay_topics,
+                      max_record_bytes=settings.relay_max_record_bytes)  # fmt: skip
         if settings.relay:
             rt.background("relay", relay.run)
         if rt.measuring:  # the relay's backlog and lag, measured apart from the relay (which may run elsewhere)

@@ -24,6 +24,12 @@ class ProjectorSettings(ServiceSettings):
         "(empty: ticketflow-relay.<database name>)",
     )
     relay_batch: int = Field(5000, ge=1, le=100_000, description="events published per Kafka transaction")
+    relay_max_record_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        description="a stored event's record over this goes to <topic>.dlq instead of stopping the relay "
+        "(keep under the topics' max.message.bytes)",
+    )
     projection_batch: int = Field(1000, ge=1, le=100_000, description="events applied per read-model transaction")
     relay_topics: dict[str, str] = Field(
         default_factory=dict,
