@@ -137,8 +137,9 @@ bench-sla-service: setup infra-up ## whole SLA service through the real broker: 
 bench-routing: setup infra-up ## routing: decisions/s and p99 through Kafka (+PostgreSQL) vs the pure decision function (short: BENCH_ROUTING_ARGS="--tickets 2000")
 	@$(PY) tests/load/routing/bench_routing.py $(BENCH_ROUTING_ARGS)
 
-bench-telemetry: setup ## the HTTP span and request metrics per request, in-process: ticketflow's middleware at 0/10/100 % vs opentelemetry-instrumentation-asgi vs none
+bench-telemetry: setup ## in-process: the HTTP span and request metrics per request (ticketflow's middleware vs instrumentation-asgi vs none); a span, its OTLP encoding, a traced query
 	@$(PY) tests/load/telemetry/bench_http_edge.py $(BENCH_TELEMETRY_ARGS)
+	@$(PY) tests/load/telemetry/bench_span_costs.py
 
 bench-notifications-e2e: setup infra-up ## notifications end to end (Kafka -> service -> local Bitrix24 server): msgs/s, p99 vs a plain consume->POST ceiling; 30 s destination outage (short: BENCH_NOTIFICATIONS_E2E_ARGS="--seconds 3 --backlog 3000 --down 5")
 	@$(PY) tests/load/notifications/bench_e2e.py $(BENCH_NOTIFICATIONS_E2E_ARGS)

@@ -15,6 +15,7 @@ from ticketflow.cli.openapi import documents, render
 from ticketflow.intake.http import Webhooks
 from ticketflow.intake.http import routes as intake_routes
 from ticketflow.runtime.openapi import documented, served
+from ticketflow.runtime.operations import operations_app
 from ticketflow.runtime.service import Service, asgi_app
 from ticketflow.runtime.settings import ServiceSettings, load_settings
 from ticketflow.sla.http import routes as sla_routes
@@ -47,5 +48,7 @@ def test_every_route_a_service_serves_is_documented_and_nothing_else() -> None:
         "routing": set(),
         "notifications": set(),
     }
+    operations_port = served(operations_app(cast(Any, None), cast(Any, None), metrics=True).routes)
+    assert documented(DOCUMENTS["operations"]) == operations_port
     for name, own in serving.items():
         assert documented(DOCUMENTS[name]) == own | health, name

@@ -6,6 +6,7 @@ other desk, accessibility (axe-core), and bad input answered with a clear messag
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -321,5 +322,148 @@ async def test_bad_input_gets_a_clear_message_and_at_most_one_command(running: R
         await page.click("form[action='/login'] button")
         await expect(page.locator("[role=alert]")).to_contain_text("expired")
         assert "tf_token" not in {cookie["name"] for cookie in await context.cookies()}
+    finally:
+        await context.close()
+
+
+async def test_an_agent_resolves_then_reopens_and_the_page_shows_the_ticket_open_again_without_a_reload(
+    running: Running, browser: Browser
+) -> None:
+    words = unique("Не приходят уведомления о звонках на iOS")
+    await running.post_as_express(words)
+    ticket = await ticket_with(running, words, "routed", "assigned", "in_progress")
+    context, page = await signed_in(browser, running, running.tokens.anna)
+    try:
+        await page.goto(f"{running.url}/tickets/{ticket['ticket_id']}")
+        await page.evaluate("window.__notReloaded = true")
+        assert await act(page, "resolve", "Включите уведомления в настройках iOS") == "done"
+        await expect(status_of(page)).to_have_attribute("data-status", "resolved", timeout=5_000)
+        assert (
+            await act(page, "reopen", "The customer says it still happens") == "done"
+        )  # the form came with the answer
+        await expect(status_of(page)).to_have_attribute("data-status", re.compile("^(in_progress|routed|ready)$"),
+                                                        timeout=5_000)  # fmt: skip
+        await expect(page.locator("ol.timeline li[data-type='TicketReopened']")).to_have_text(re.compile("Reopened"))
+        await expect(page.locator("form[data-action='resolve']")).to_be_visible()  # workable again
+        assert await page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+        sent = await commands_on_topic(running, ticket["ticket_id"])
+        assert [type(e.command).__name__ for e in sent] == ["ResolveTicket", "ReopenTicket"]
+        assert {e.actor for e in sent} == {AGENT}
+    finally:
+        await context.close()
+
+
+async def test_an_agent_refers_a_ticket_to_partners_and_the_page_shows_it_referred_without_a_reload(
+    running: Running, browser: Browser
+) -> None:
+    words = unique("Не работает поиск контактов в веб-версии")
+    await running.post_as_express(words)
+    ticket = await ticket_with(running, words, "routed", "assigned", "in_progress")
+    context, page = await signed_in(browser, running, running.tokens.anna, lang="ru")
+    try:
+        await page.goto(f"{running.url}/tickets/{ticket['ticket_id']}")
+        await page.evaluate("window.__notReloaded = true")
+        assert await act(page, "refer", "Заказная доработка: к партнёрам") == "done"
+        await expect(status_of(page)).to_have_attribute("data-status", "referred", timeout=5_000)
+        await expect(status_of(page)).to_have_text("передано партнёрам")
+        await expect(page.locator("ol.timeline li[data-type='TicketReferred']")).to_have_text(
+            re.compile("Передано партнёрам")
+        )
+        await expect(page.locator("form[data-action='refer']")).to_have_count(0)  # nothing more to refer
+        assert await page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+        [sent] = await commands_on_topic(running, ticket["ticket_id"])
+        assert isinstance(sent.command, c.ReferTicket) and sent.actor == AGENT
+        listed = await running.query(running.tokens.lead, "/tickets", q=words)
+        assert [t["excluded_from_metrics"] for t in listed["tickets"]] == [True]  # referrals do not count
+    finally:
+        await context.close()
+
+
+async def test_an_agent_undoes_a_wrong_automatic_merge_and_the_page_follows_the_ticket_back_into_work(
+    running: Running, browser: Browser
+) -> None:
+    """Two colleagues of one customer organisation (an eXpress bot under contract) report alike: preflight
+    merges the second into the first; the agent says it is another problem, and the ticket goes back to
+    preflight (which never merges it automatically again) and on into a queue, all shown live."""
+    marker = uuid.uuid4().hex[:8]
+    first = f"Ошибка: вылетает приложение при отправке видео больше 100 МБ {marker}"
+    await running.post_as_express(first, bot=ACME_BOT, host=ACME_HOST)
+    kept = await ticket_with(running, first, "routed", "assigned", "in_progress")
+    second = f"Ошибка: вылетает приложение при отправке видео больше 100 МБ с Android {marker}"
+    await running.post_as_express(second, bot=ACME_BOT, host=ACME_HOST)
+    merged = await ticket_with(running, "Android " + marker, "merged")
+    assert merged["ticket_id"] != kept["ticket_id"]
+    context, page = await signed_in(browser, running, running.tokens.anna)
+    try:
+        await page.goto(f"{running.url}/tickets/{merged['ticket_id']}")
+        await page.evaluate("window.__notReloaded = true")
+        await expect(status_of(page)).to_have_attribute("data-status", "merged")
+        await expect(page.locator("ol.timeline li[data-type='DuplicateSuspected']")).to_have_text(
+            re.compile("Merged automatically as a duplicate")
+        )
+        assert await act(page, "undo_merge", "Another problem: only on Android") == "done"
+        back = re.compile("^(opened|ready|routed|assigned|in_progress)$")  # preflight may be quick
+        await expect(status_of(page)).to_have_attribute("data-status", back, timeout=5_000)
+        await expect(page.locator("ol.timeline li[data-type='MergeUndone']")).to_have_text(re.compile("Merge undone"))
+        # Preflight examines it again and it goes on to a queue: the live stream shows it, no reload.
+        await expect(status_of(page)).to_have_attribute("data-status", re.compile("^(routed|assigned|in_progress)$"),
+                                                        timeout=90_000)  # fmt: skip
+        assert await page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+        [sent] = await commands_on_topic(running, merged["ticket_id"])
+        assert isinstance(sent.command, c.UndoMerge) and sent.actor == AGENT
+        await screenshot(page, "ticket-page-undone-merge")
+        # The ticket it was merged into runs SLA clocks under the contract: they count down in the browser.
+        await page.goto(f"{running.url}/tickets/{kept['ticket_id']}")
+        ticking = page.locator("table.clocks td[data-countdown]")
+        await expect(ticking.first).to_have_text(re.compile(r"\d\d s$"), timeout=60_000)
+    finally:
+        await context.close()
+
+
+async def test_the_leads_page_plots_backlog_by_hour_and_the_first_response_distribution(
+    running: Running, browser: Browser
+) -> None:
+    words = unique("Не работают реакции на сообщения в групповых чатах")
+    await running.post_as_express(words)
+    ticket = await ticket_with(running, words, "routed", "assigned", "in_progress")
+    agent_context, agent = await signed_in(browser, running, running.tokens.anna)
+    try:  # a first reply: the distribution has at least one ticket, and this one waits in the backlog
+        await agent.goto(f"{running.url}/tickets/{ticket['ticket_id']}")
+        assert await act(agent, "reply", "Обновите приложение до последней версии") == "done"
+    finally:
+        await agent_context.close()
+    context, page = await signed_in(browser, running, running.tokens.lead)
+    try:
+        express = page.locator("section[data-desk='express']")
+        history = express.locator("figure[data-chart='backlog-by-hour-express']")
+        await expect(history.locator("rect.bar")).to_have_count(48)  # an hour without a ticket is a zero bar
+        await expect(history.locator("text.tick").last).to_have_text(re.compile(r"^\d\d:00$"))
+        last = history.locator("rect.bar").last.locator("title")
+
+        async def the_last_bar_is_the_backlog_now() -> bool:
+            answer = await running.query(running.tokens.lead, "/desks/express/backlog-history", hours=48)
+            level = answer["total"]["backlog"][-1]
+            return level > 0 and (await last.text_content() or "").endswith(f": {level}")  # live: may lag
+
+        await eventually(the_last_bar_is_the_backlog_now, 60)
+        per_queue = express.locator("details.per-queue")
+        await per_queue.locator("> summary").click()
+        await expect(
+            per_queue.locator("figure[data-chart='backlog-by-hour-express-client-l1'] rect.bar")
+        ).to_have_count(48)
+        await express.locator("nav.periods a[href='/?days=7']").click()
+        await expect(express.locator("nav.periods strong")).to_have_text("7 days")
+        responses = express.locator("figure[data-chart='first-responses-express']")
+        await expect(responses.locator("rect.bar")).to_have_count(10)
+
+        async def the_bars_are_the_tickets_answered() -> bool:
+            counted = await running.query(running.tokens.lead, "/desks/express/first-responses")
+            titles = await responses.locator("rect.bar title").all_text_contents()
+            shown = sum(int(title.rsplit(": ", 1)[1]) for title in titles)
+            return bool(counted["responded"] > 0 and shown == counted["responded"])  # live: may lag
+
+        await eventually(the_bars_are_the_tickets_answered, 60)
+        await screenshot(page, "lead-page-plots")
+        assert await axe_violations(page) == []
     finally:
         await context.close()

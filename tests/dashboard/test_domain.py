@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 
 from ticketflow.contracts import commands as c
 from ticketflow.contracts.envelope import EventEnvelope, EventMetadata
-from ticketflow.contracts.ticket_events import AgentReplied
+from ticketflow.contracts.notification_events import NotificationEvent
+from ticketflow.contracts.sla_events import SlaEvent
+from ticketflow.contracts.ticket_events import AgentReplied, TicketEvent
 from ticketflow.dashboard.app import Dashboard
 from ticketflow.dashboard.domain import charts, texts, views
 from ticketflow.dashboard.domain.actions import (
@@ -96,6 +99,21 @@ def test_every_text_exists_in_both_languages_and_the_language_is_chosen_sensibly
     assert texts.language("fr", None) == "ru"
 
 
+def test_every_timeline_event_and_every_preflight_check_has_a_name_in_both_languages() -> None:
+    """Tests may look at preflight (the dashboard may not import it): a check added there without a name here
+    fails this test, never shows up untranslated."""
+    from ticketflow.preflight.domain.checks import CheckName
+    from ticketflow.preflight.domain.outcome import FEATURE_CHECK, SCOPE_CHECK
+
+    events = [e.__name__ for union in (TicketEvent, SlaEvent, NotificationEvent) for e in union.__args__]  # type: ignore[attr-defined]
+    checks = [*(name.value for name in CheckName), SCOPE_CHECK, FEATURE_CHECK]
+    for lang in texts.LANGUAGES:
+        assert [e for e in events if texts.event_name(lang, e) == e] == []
+        assert [c for c in checks if texts.check_name(lang, c) == c] == []
+    assert set(texts.EVENTS["en"]) == set(events) and set(texts.CHECKS["en"]) == set(checks)  # nothing stale
+    assert texts.event_name("ru", "SomethingNew") == "SomethingNew"
+
+
 def test_time_left_counts_business_time_in_the_clocks_calendar() -> None:
     calendar = load_desks(None).calendar("express", "technical-standard")
     friday_evening = datetime(2026, 12, 4, 19, 0, tzinfo=UTC)  # 22:00 Moscow, Friday: closed until Monday
@@ -105,6 +123,25 @@ def test_time_left_counts_business_time_in_the_clocks_calendar() -> None:
     assert views.business_left(calendar, friday_evening.isoformat(), due) == -3600
     assert views.business_left(None, due.isoformat(), friday_evening) is None
     assert views.duration(3600 + 5 * 60, "ru") == "1 ч 5 мин" and views.duration(86400 * 2 + 7200, "en") == "2 d 2 h"
+
+
+def test_a_countdown_gives_the_time_left_at_the_start_of_the_day_and_the_open_intervals_after_it() -> None:
+    calendar = load_desks(None).calendar("bitrix24-box", "box")  # Monday to Friday, 10:00-19:00 Moscow
+    friday = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)  # 18:30 Moscow: half an hour before closing
+    due = calendar.add_business_seconds(friday, 3600)  # Monday 10:30 Moscow
+    found = views.countdown(calendar, due.isoformat(), friday)
+    assert found is not None
+    day = int(datetime(2026, 11, 27, tzinfo=UTC).timestamp())
+    assert found.reference == day
+    # Friday 10:00-19:00 Moscow is 07:00-16:00 UTC; Saturday is closed; the window is two days.
+    assert found.open == [(day + 7 * 3600, day + 16 * 3600)]
+    assert found.left == 9 * 3600 + 1800  # all of Friday's nine hours, and Monday's first half hour
+    now = int(friday.timestamp())
+    passed = sum(max(0, min(now, b) - max(found.reference, a)) for a, b in found.open)
+    assert found.left - passed == 3600  # what the browser computes at 18:30 on Friday
+    overdue = views.countdown(calendar, (friday - timedelta(hours=1)).isoformat(), friday)
+    assert overdue is not None and overdue.left == 7 * 3600 + 1800  # due 17:30 Moscow: 7.5 h after 10:00
+    assert views.countdown(None, due.isoformat(), friday) is None and views.countdown(calendar, None, friday) is None
 
 
 @given(st.lists(st.tuples(st.booleans(), st.integers(1, 10_000)), max_size=20))
@@ -161,6 +198,23 @@ def test_a_bar_chart_scales_to_its_top_and_leaves_days_without_a_figure_empty() 
     assert charts.daily([{"day": "d", "first_response_p90_s": 600}], "first_response_p90_s", 1 / 60) == [("d", 10.0)]
 
 
+def test_hourly_and_histogram_points_are_labelled_in_the_desks_time_and_the_pages_language() -> None:
+    history = {"hours": ["2026-12-01T20:00:00Z", "2026-12-01T21:00:00Z"], "total": {"backlog": [3, 1]}}
+    points = charts.hourly(history, ZoneInfo("Europe/Moscow"))
+    assert points == [("01.12 23:00", 3.0), ("02.12 00:00", 1.0)]
+    assert charts.every_nth_hour(points * 4, 3) == {7: "00:00", 4: "23:00", 1: "00:00"}
+    chart = charts.bar_chart(points, ticks={1: "00:00"})
+    assert [(t.x, t.label) for t in chart.ticks] == [(chart.bars[1].x + chart.bars[1].width / 2, "00:00")]
+    buckets = {"buckets": [{"from_seconds": 0, "to_seconds": 300, "tickets": 1},
+                           {"from_seconds": 1800, "to_seconds": 3600, "tickets": 4},
+                           {"from_seconds": 144_000, "to_seconds": None, "tickets": 0}]}  # fmt: skip
+    assert views.buckets(buckets, "ru") == [("< 5 мин", 1.0), ("30 мин–1 ч", 4.0), ("≥ 40 ч", 0.0)]
+    assert views.buckets(buckets, "en")[1] == ("30 min–1 h", 4.0)
+    assert views.bucket_ticks(buckets, "en") == {0: "< 5 min", 1: "< 1 h", 2: "≥ 40 h"}
+    edge = charts.bar_chart([("a", 1.0)] * 48, ticks={47: "23:00"}).ticks[0]
+    assert edge.x == charts.WIDTH - charts.TICK_MARGIN  # not cut by the chart's edge
+
+
 def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_customers_wrote() -> None:
     now = datetime.now(UTC).isoformat()
     clock = {"ticket_id": str(T), "number": "TF-1", "target": "resolution", "priority": "high",
@@ -208,14 +262,36 @@ def test_the_lead_page_renders_every_part_in_both_languages_and_escapes_what_cus
         "metrics": {
             "days": [{"day": "2026-12-01", "sla_attainment_percent": 90.0, "first_response_p90_s": 600, "opened": 3}]
         },
+        "history": {
+            "hours": ["2026-12-01T07:00:00Z", "2026-12-01T08:00:00Z"],
+            "total": {"queue_id": None, "backlog": [4, 9], "entered": [4, 6], "exited": [0, 1]},
+            "queues": [
+                {"queue_id": None, "backlog": [1, 2], "entered": [1, 1], "exited": [0, 0]},
+                {"queue_id": "client-l1", "backlog": [3, 7], "entered": [3, 5], "exited": [0, 1]},
+            ],
+        },
+        "responses": {
+            "responded": 5,
+            "not_responded": 2,
+            "buckets": [
+                {"from_seconds": 0, "to_seconds": 300, "tickets": 3},
+                {"from_seconds": 300, "to_seconds": 3600, "tickets": 0},
+                {"from_seconds": 3600, "to_seconds": None, "tickets": 2},
+            ],
+        },
     }
-    view = {"me": {"name": "lead", "agent_id": None}, "desks": [desk], "position": 7}
+    view = {"me": {"name": "lead", "agent_id": None}, "desks": [desk], "position": 7, "period_days": 7}
     pages = Pages(load_desks(None))
     for lang in ("ru", "en"):
         html = pages.render("lead.html", lang, me=view["me"], view=view)
-        assert f'<html lang="{lang}">' in html and 'data-position="7"' in html
+        assert f'<html lang="{lang}" ' in html and 'data-position="7"' in html
         assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
         assert texts.text(lang, "breached") in html and texts.text(lang, "chart_attainment") in html
+        assert texts.text(lang, "chart_backlog_by_hour") in html and texts.text(lang, "first_responses", days=7) in html
+        assert "01.12 11:00: 9" in html  # the hour in Moscow time (the express desk's), the backlog at its end
+        assert "01.12 11:00: 7" in html and texts.text(lang, "queue_backlog_by_hour", queue="client-l1") in html
+        assert texts.text(lang, "queue_backlog_by_hour", queue=texts.text(lang, "not_routed")) in html
+        assert f"≥ 1 {'ч' if lang == 'ru' else 'h'}: 2" in html and 'href="/?days=30"' in html
 
 
 def test_the_ticket_page_renders_deliveries_clocks_and_preflight_in_the_pages_language() -> None:
@@ -235,5 +311,7 @@ def test_the_ticket_page_renders_deliveries_clocks_and_preflight_in_the_pages_la
     view = {"me": {"name": "anna", "agent_id": "agent-anna"}, "ticket": ticket, "position": 3, "can_act": True}
     html = Pages(load_desks(None)).render("ticket.html", "ru", me=view["me"], view=view)
     assert "ждёт ответа клиента" in html and "неизвестно: проверьте чат" in html and "всё хорошо" in html
+    assert "Предварительные проверки пройдены" in html and "Входит в зону поддержки" in html  # timeline, check
+    assert "PreflightPassed</li>" not in html
     assert "&lt;b&gt;help&lt;/b&gt;" in html and "10 мин" in html
     assert 'data-action="reply"' in html and 'data-action="request_info"' not in html  # waiting already

@@ -12,7 +12,7 @@ from ticketflow.contracts import ticket_events as t
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.values import ChatRef, Requester
 from ticketflow.deskconfig import load_desks
-from ticketflow.projector.domain import agents, backlog, metrics, sla_board, tickets
+from ticketflow.projector.domain import agents, backlog, backlog_history, metrics, sla_board, tickets
 from ticketflow.projector.domain.clocks import follow_clock, sla_state
 from ticketflow.projector.domain.desk_time import RegistryDeskTime
 
@@ -92,3 +92,24 @@ def test_the_backlog_and_agent_load_follow_the_lifecycle() -> None:
     for event in events:
         detail = tickets.apply(detail, at(event))
     assert detail is not None and tickets.list_row(detail).priority_rank == 2 and detail.status == "assigned"
+
+
+def test_the_backlog_history_moves_a_ticket_in_the_hour_of_the_event_that_moved_it() -> None:
+    hour = FRIDAY_1830.replace(minute=0)
+    row, moves = backlog_history.apply(None, at(OPENED))
+    assert row is not None and moves == []  # opened: not waiting in a queue yet
+    row, moves = backlog_history.apply(row, at(t.PreflightPassed(TICKET, "performance")))
+    assert moves == [backlog_history.Move("bitrix24-box", "", hour, +1)]  # ready: waiting for routing
+    later = FRIDAY_1830 + timedelta(hours=2, minutes=45)  # an event's own time, whenever it is projected
+    row, moves = backlog_history.apply(row, at(t.TicketRouted(TICKET, "box-l1", "l1", "normal", "r"), later))
+    assert moves == [backlog_history.Move("bitrix24-box", "", hour + timedelta(hours=3), -1),
+                     backlog_history.Move("bitrix24-box", "box-l1", hour + timedelta(hours=3), +1)]  # fmt: skip
+    row, moves = backlog_history.apply(row, at(t.TicketAssigned(TICKET, "ann", "round_robin")))
+    assert moves == [] and row is not None and row.assignee == "ann"  # still in box-l1's backlog
+    merged, moves = backlog_history.apply(row, at(t.TicketMerged(TICKET, uuid.uuid4(), "lead")))
+    assert merged is not None and [m.change for m in moves] == [-1]  # merged: out, but kept (a merge may be undone)
+    resolved, moves = backlog_history.apply(row, at(t.TicketResolved(TICKET, "done", "ann")))
+    assert resolved is not None and [m.change for m in moves] == [-1]
+    closed, moves = backlog_history.apply(resolved, at(t.TicketClosed(TICKET, "confirmed", "admin")))
+    assert closed is None and moves == []  # closed for good: the row goes, already out of the backlog
+    assert backlog_history.apply(None, at(t.TicketResolved(TICKET, "x", "ann"))) == (None, [])  # never opened here

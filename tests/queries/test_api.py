@@ -236,3 +236,64 @@ async def test_a_client_waits_for_its_own_event_and_is_told_when_the_wait_ran_ou
         stop.set()
         await projecting
     assert fresh["reached"] is True and fresh["position"] >= position and fresh["ticket"]["priority"] == priority
+
+
+async def test_the_backlog_history_ends_where_the_backlog_is_now_and_adds_up_hour_by_hour(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    """Two read models kept apart (backlog_history by the events' hours, queue_backlog by status) agree: the
+    history's last hour, after every event, is the backlog now, queue by queue."""
+    last = await world.pool.fetchval("SELECT max(occurred_at) FROM events")
+    hours = 24 * 7  # the backlog before the first hour counts too: the last hour is the backlog after everything
+    for desk in (BOX, EXPRESS):
+        answer = await client.get(
+            f"/v1/desks/{desk}/backlog-history",
+            params={"until": (last + timedelta(hours=1)).isoformat(), "hours": hours},
+            headers=HEADERS,
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert len(body["hours"]) == hours
+        first = datetime.fromisoformat(body["hours"][0])
+        now = await world.pool.fetch(
+            "SELECT queue_id, count(*) FROM queue_backlog WHERE desk_id = $1 AND status IN "
+            "('ready', 'routed', 'assigned', 'in_progress', 'waiting_on_customer') GROUP BY 1", desk,
+        )  # fmt: skip
+        assert {q["queue_id"]: q["backlog"][-1] for q in body["queues"] if q["backlog"][-1]} == {
+            r[0]: r[1] for r in now
+        }
+        assert body["total"]["backlog"][-1] == sum(r[1] for r in now) > 0
+        before = await world.pool.fetchval(
+            "SELECT coalesce(sum(entered - exited), 0) FROM backlog_hours WHERE desk_id = $1 AND hour < $2", desk, first
+        )
+        assert body["total"]["backlog"][0] == before + body["total"]["entered"][0] - body["total"]["exited"][0]
+        for i in range(1, hours):
+            came, went = body["total"]["entered"][i], body["total"]["exited"][i]
+            assert body["total"]["backlog"][i] == body["total"]["backlog"][i - 1] + came - went
+        assert sum(body["total"]["entered"]) == await world.pool.fetchval(
+            "SELECT coalesce(sum(entered), 0) FROM backlog_hours WHERE desk_id = $1 AND hour >= $2", desk, first
+        )
+    one = (await client.get(f"/v1/desks/{EXPRESS}/backlog-history", params={"queue": "none", "hours": 3},
+                            headers=HEADERS)).json()  # fmt: skip
+    assert [q["queue_id"] for q in one["queues"]] in ([], [None]) and len(one["hours"]) == 3
+
+
+async def test_the_first_response_histogram_counts_each_ticket_once_in_its_bucket(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    body = (await client.get(f"/v1/desks/{EXPRESS}/first-responses", headers=HEADERS)).json()
+    first, last = (datetime.fromisoformat(body[k]).date() for k in ("first_day", "last_day"))
+    times = [
+        r[0]
+        for r in await world.pool.fetch(
+            "SELECT first_response_s FROM desk_metric_tickets WHERE desk_id = $1 AND excluded IS NULL "
+            "AND day BETWEEN $2 AND $3", EXPRESS, first, last,
+        )
+    ]  # fmt: skip
+    answered = [s for s in times if s is not None]
+    assert body["responded"] == len(answered) > 0 and body["not_responded"] == len(times) - len(answered)
+    for bucket in body["buckets"]:
+        low, high = bucket["from_seconds"], bucket["to_seconds"]
+        assert bucket["tickets"] == len([s for s in answered if low <= s and (high is None or s < high)])
+    assert [b["from_seconds"] for b in body["buckets"]][:3] == [0, 300, 900]
+    assert body["buckets"][-1]["to_seconds"] is None

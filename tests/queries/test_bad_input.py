@@ -14,7 +14,7 @@ from queries_world import BOTH_TOKEN, BOX, BOX_TOKEN, EXPRESS, EXPRESS_AGENT_TOK
 
 pytestmark = pytest.mark.pg
 
-DESK_ROUTES = ("backlog", "sla-board", "agents", "metrics", "organisations")
+DESK_ROUTES = ("backlog", "sla-board", "agents", "metrics", "organisations", "backlog-history", "first-responses")
 
 
 def refused(answer: httpx.Response, status: int, *mentions: str) -> dict[str, Any]:
@@ -67,6 +67,14 @@ async def test_a_parameter_twice_a_bad_date_a_bad_range_and_a_bad_ticket_id_are_
     refused(await client.get("/v1/desks/express/metrics?from=2026-02-01&to=2026-01-01", headers=headers), 400, "after")
     refused(await client.get("/v1/desks/express/metrics?from=2020-01-01&to=2026-01-01", headers=headers), 400, "366")
     refused(await client.get("/v1/tickets/not-a-uuid", headers=headers), 400, "UUID")
+    history = "/v1/desks/express/backlog-history"
+    refused(await client.get(f"{history}?hours=0", headers=headers), 400, "hours")
+    refused(await client.get(f"{history}?hours=100000", headers=headers), 400, "hours")
+    refused(await client.get(f"{history}?until=2026-11-23T10:00:00", headers=headers), 400, "time zone")
+    refused(await client.get(f"{history}?until=yesterday", headers=headers), 400, "not a date")
+    refused(await client.get(f"{history}?until=0001-01-01T00:00:00Z", headers=headers), 400, "years")
+    refused(await client.get("/v1/desks/express/first-responses?from=2026-02-01&to=2026-01-01", headers=headers),
+            400, "after")  # fmt: skip
     refused(await client.get("/v1/desks/express/sla-board?within=0", headers=headers), 400, "within")
     nul = "/v1/desks/express/organisations/express:%00/tickets"
     refused(await client.get(nul, headers=headers), 400, "NUL")
@@ -157,6 +165,8 @@ ROUTES = [
     f"/v1/desks/{BOX}/agents",
     f"/v1/desks/{BOX}/metrics",
     f"/v1/desks/{BOX}/organisations",
+    f"/v1/desks/{BOX}/backlog-history",
+    f"/v1/desks/{BOX}/first-responses",
     "/v1/tickets/00000000-0001-7000-8000-000000000000",
 ]
 
@@ -165,7 +175,8 @@ ROUTES = [
 @given(
     route=st.sampled_from(ROUTES),
     params=st.lists(st.tuples(st.sampled_from(["limit", "status", "cursor", "q", "desk", "sort", "within", "from",
-                                               "min_position", "wait_ms", "x"]), st.text(max_size=30)), max_size=4),
+                                               "min_position", "wait_ms", "hours", "until", "x"]),
+                              st.text(max_size=30)), max_size=4),
 )  # fmt: skip
 async def test_fuzzed_query_strings_are_answered_or_refused_never_500(
     client: httpx.AsyncClient, route: str, params: list[tuple[str, str]]

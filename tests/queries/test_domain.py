@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from queries_world import DESKS
 
-from ticketflow.queries.domain import cursor, risk
+from ticketflow.queries.domain import cursor, history, risk
 from ticketflow.queries.domain.params import BadRequest
 from ticketflow.queries.domain.routes import route_params
 from ticketflow.queries.domain.tokens import (
@@ -23,6 +23,7 @@ from ticketflow.queries.domain.tokens import (
     token_hash,
 )
 
+HOUR = timedelta(hours=1)
 PARAMS = route_params(sorted(DESKS.desks), max_limit=500, max_wait_ms=10_000)
 
 
@@ -127,3 +128,20 @@ def test_the_local_demo_reads_with_the_token_whose_hash_its_tokens_file_holds() 
     tokens_file = ROOT / demo_secrets()["TICKETFLOW_QUERIES_TOKENS_FILE"]
     principal = grants(parse_grants(tokens_file.read_text(), None), DESKS.desks).principal(load_demo().DASHBOARD_TOKEN)
     assert principal is not None and principal.reads == frozenset(DESKS.desks)
+
+
+def test_the_backlog_series_starts_from_what_waited_before_and_adds_each_hours_moves() -> None:
+    hours = history.hours_ending(datetime(2026, 11, 23, 10, 59, tzinfo=timezone(timedelta(hours=3))), 3)
+    assert hours == [datetime(2026, 11, 23, h, tzinfo=UTC) for h in (5, 6, 7)]
+    moves = [("box-l1", hours[0], 2, 0), ("", hours[1], 1, 1), ("box-l1", hours[2], 0, 3), ("x", hours[0] - HOUR, 9, 0)]
+    queues, total = history.backlog_series(hours, {"box-l1": 4, "gone": 0}, moves)
+    assert [(q.queue_id, q.backlog, q.entered, q.exited) for q in queues] == [
+        (None, [0, 0, 0], [0, 1, 0], [0, 1, 0]),  # waiting for routing: null, as the API says it
+        ("box-l1", [6, 6, 3], [2, 0, 0], [0, 0, 3]),
+    ]  # an hour outside the range is ignored; a queue with nothing before or during is left out
+    assert (total.backlog, total.entered, total.exited) == ([6, 6, 3], [2, 1, 0], [0, 1, 3])
+
+
+def test_response_buckets_follow_width_bucket_numbering() -> None:
+    buckets = history.response_buckets((0, 60, 600), {1: 2, 3: 5, None: 7})
+    assert [(b.from_seconds, b.to_seconds, b.tickets) for b in buckets] == [(0, 60, 2), (60, 600, 0), (600, None, 5)]

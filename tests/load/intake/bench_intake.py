@@ -439,14 +439,15 @@ async def topic_phase(
     return drains, [label, f"{recorded / span:,.0f}", "", "", f"{recorded:,}", per_cpu(recorded, cpu1 - cpu0), note]
 
 
-def telemetry_env(mode: str, sink_url: str) -> dict[str, str]:
-    """The services' telemetry: "on" = tracing as in production (OTLP, parent-based sampling at 10 %) and
-    metrics served and scraped; "off" = no SDK, no metrics server work (docs/operations.md)."""
+def telemetry_env(mode: str, sink_url: str, sampling: float = 0.1) -> dict[str, str]:
+    """The services' telemetry: "on" = tracing as in production (OTLP, parent-based sampling at 10 %, or
+    `sampling`: at 0 only the unsampled path runs) and metrics served and scraped; "off" = no SDK, no
+    metrics server work (docs/operations.md)."""
     if mode == "off":
         return {"OTEL_TRACES_EXPORTER": "none", "TICKETFLOW_METRICS": "false"}
     return {
         "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(sampling),
         "TICKETFLOW_METRICS": "true",
     }  # fmt: skip
 
@@ -484,7 +485,7 @@ async def one_run(args: argparse.Namespace, wrk: str, telemetry: str, sink: Otlp
     tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     stop_scraping = asyncio.Event()
     scraping = asyncio.create_task(scrape(services, stop_scraping)) if telemetry == "on" else None
-    observability = telemetry_env(telemetry, sink.base_url)
+    observability = telemetry_env(telemetry, sink.base_url, args.sampling)
     try:
         await migrate_intake(dsn)
         web_env = {
@@ -602,4 +603,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--telemetry", choices=("off", "on", "ab"), default="off", help=telemetry_help)
     parser.add_argument("--ab-rounds", type=int, default=1, help="pairs of runs (off, on) with --telemetry ab")
+    sampling_help = "the 'on' runs' ratio for new traces (webhooks; 0: the unsampled path only)"
+    parser.add_argument("--sampling", type=float, default=0.1, help=sampling_help)
     asyncio.run(main(parser.parse_args()))

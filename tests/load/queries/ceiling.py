@@ -2,6 +2,8 @@
 adapter functions, the same arguments), straight to PostgreSQL at the same constant rate, open loop (latency
 from each request's due time), over a pool of connections. No HTTP, no tokens, no JSON.
 
+Open loop as `tests/support/open_loop.py` paces it (`paced`: each request a task at its due time).
+
 Usage: python ceiling.py --dsn DSN --workload FILE --scenario list|detail|board --rate 1000 --duration 30
 Prints one JSON line like openloop_get.py's.
 """
@@ -9,12 +11,11 @@ Prints one JSON line like openloop_get.py's.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import resource
-import time
+import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,9 @@ import uvloop
 from ticketflow.deskconfig import load_desks
 from ticketflow.queries.adapters import boards, tickets
 from ticketflow.queries.domain import risk
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: support.open_loop
+from support.open_loop import paced
 
 
 def call(spec: dict[str, Any], pool: asyncpg.Pool, desks: Any) -> Any:
@@ -37,57 +41,14 @@ def call(spec: dict[str, Any], pool: asyncpg.Pool, desks: Any) -> Any:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    with open(args.workload) as source:  # noqa: ASYNC230 - read before the load starts
-        specs = json.load(source)[args.scenario]
+    specs = json.loads(Path(args.workload).read_text())[args.scenario]  # noqa: ASYNC240 - before the load
     desks = load_desks()
     pool = await asyncpg.create_pool(args.dsn, min_size=args.connections, max_size=args.connections)
     assert pool is not None
-    latencies: list[float] = []
-    errors = 0
-    clock = time.perf_counter
-    total = int(args.rate * args.duration)
-
-    async def one(n: int, due: float) -> None:
-        nonlocal errors
-        try:
-            await call(specs[n % len(specs)], pool, desks)
-            latencies.append(clock() - due)
-        except Exception:
-            errors += 1
-
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
-    tasks: list[asyncio.Task[None]] = []
-    start = clock() + 0.05
-    sent = 0
-    while sent < total:
-        now = clock()
-        due_count = min(total, int((now - start) * args.rate) + 1) if now >= start else 0
-        while sent < due_count:
-            tasks.append(asyncio.create_task(one(sent, start + sent / args.rate)))
-            sent += 1
-        await asyncio.sleep(max(0.001, start + sent / args.rate - clock()))
-    await asyncio.gather(*tasks)
-    elapsed = clock() - start
-    usage1 = resource.getrusage(resource.RUSAGE_SELF)
-    await pool.close()
-    latencies.sort()
-
-    def pct(q: float) -> float:
-        return round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * q))], 2) if latencies else 0.0
-
-    return {
-        "offered_rate": args.rate,
-        "achieved_rate": round(len(latencies) / elapsed, 1),
-        "requests": total,
-        "answered": len(latencies),
-        "statuses": {"ok": len(latencies), "errors": errors},
-        "p50_ms": pct(0.50),
-        "p90_ms": pct(0.90),
-        "p99_ms": pct(0.99),
-        "p999_ms": pct(0.999),
-        "max_ms": round(1000 * latencies[-1], 2) if latencies else 0.0,
-        "generator_cpu_s": round((usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime), 2),
-    }
+    try:
+        return await paced(args.rate, args.duration, lambda n: call(specs[n % len(specs)], pool, desks))
+    finally:
+        await pool.close()
 
 
 def main() -> None:

@@ -6,8 +6,10 @@ each ticket's events in log order, so no projection has to replay ~10 M events f
 (test_bench_queries_smoke.py) checks that a small dataset built here equals a rebuild by the projector.
 A child process generates the chunks while this one copies the previous chunk into PostgreSQL.
 
-The database is kept between runs and reused while its marker says it was built by this generator version,
-with these migrations, for this many tickets (`ensure_dataset`)."""
+The database is kept between runs and reused while its marker says it was built by this generator version for
+this many tickets (`ensure_dataset`). A migration added since is applied to it, as to a deployed database (an
+index, a new table); one changed since it was applied rebuilds it. A change to what the generator writes
+(a read-model column, say) bumps GENERATOR_VERSION."""
 
 from __future__ import annotations
 
@@ -33,10 +35,10 @@ from ticketflow.contracts.ids import new_event_id
 from ticketflow.deskconfig import load_desks
 from ticketflow.eventstore import migrate
 from ticketflow.projector.adapters.read_models import NAMES
-from ticketflow.projector.domain import agents, backlog, metrics, register, sla_board, tickets
+from ticketflow.projector.domain import agents, backlog, backlog_history, metrics, register, sla_board, tickets
 from ticketflow.projector.domain.desk_time import RegistryDeskTime
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: backlog_history filled too
 CHUNK = 2000  # tickets per chunk: their events are interleaved in time order, as in a live log
 SPACING_S = 30.0  # one ticket every 30 s: a million tickets over ~347 days
 _encode = msgspec.json.Encoder().encode
@@ -50,6 +52,7 @@ class Chunk:
     events: list[tuple[Any, ...]]
     tables: dict[str, list[tuple[Any, ...]]]
     registers: dict[tuple[str, str], list[int]]
+    hours: dict[tuple[str, str, datetime], list[int]]  # backlog_hours: (desk, queue, hour) -> [entered, exited]
     last_position: int
 
 
@@ -96,18 +99,21 @@ def chunks(tickets_count: int, seed: int, now: datetime) -> Iterator[Chunk]:
                 agent_rows[agent] = agents.apply_agent(agent_rows.get(agent), envelope)
             else:
                 by_ticket[ticket].append(envelope)
-        tables, registers = fold(by_ticket, desk_time, agent_rows if first == 1 else {})
-        yield Chunk(events, tables, registers, position)
+        tables, registers, hours = fold(by_ticket, desk_time, agent_rows if first == 1 else {})
+        yield Chunk(events, tables, registers, hours, position)
 
 
 def fold(
     by_ticket: dict[Any, list[EventEnvelope]],
     desk_time: RegistryDeskTime,
     agent_rows: dict[str, agents.AgentRow | None],
-) -> tuple[dict[str, list[tuple[Any, ...]]], dict[tuple[str, str], list[int]]]:
+) -> tuple[
+    dict[str, list[tuple[Any, ...]]], dict[tuple[str, str], list[int]], dict[tuple[str, str, datetime], list[int]]
+]:
     """Each ticket's events through each read model's pure function: the rows the projector would keep."""
     tables: dict[str, list[Any]] = defaultdict(list)
     registers: dict[tuple[str, str], list[int]] = {}
+    hours: dict[tuple[str, str, datetime], list[int]] = {}
     for envelopes in by_ticket.values():
         view: Any = None
         queued: Any = None
@@ -115,6 +121,7 @@ def fold(
         held: Any = None
         metric: Any = None
         entry: Any = None
+        waiting: Any = None
         for e in envelopes:
             view = tickets.apply(view, e)
             queued = backlog.apply(queued, e)
@@ -122,12 +129,16 @@ def fold(
             held = agents.apply_ticket(held, e)
             metric = metrics.apply(metric, e, desk_time)
             entry = register.apply(entry, e)
+            waiting, moves = backlog_history.apply(waiting, e)
+            for move in moves:
+                hours.setdefault((move.desk_id, move.queue_id, move.hour), [0, 0])[0 if move.change > 0 else 1] += 1
         if view is None:
             continue
         tables["ticket_list"].append((*msgspec.structs.astuple(tickets.list_row(view)), tickets.search_text(view)))
         tables["ticket_details"].append((view.ticket_id, view.desk_id, _encode(view).decode()))
         for name, row in (("queue_backlog", queued), ("agent_load_tickets", held), ("desk_metric_tickets", metric),
-                          ("register_entries", entry), ("sla_board_tickets", board)):  # fmt: skip
+                          ("register_entries", entry), ("sla_board_tickets", board),
+                          ("backlog_history_tickets", waiting)):  # fmt: skip
             if row is not None:
                 tables[name] += _rows([row])
         if board is not None:
@@ -136,7 +147,7 @@ def fold(
             total = registers.setdefault((entry.desk_id, entry.organisation_id), [0] * len(register.COUNTED))
             total[:] = [a + b for a, b in zip(total, register.counts(entry), strict=True)]
     tables["agent_load"] = _rows([a for a in agent_rows.values() if a is not None])
-    return dict(tables), registers
+    return dict(tables), registers, hours
 
 
 async def copy_chunk(conn: asyncpg.Connection, chunk: Chunk) -> None:
@@ -168,6 +179,7 @@ async def build(dsn: str, tickets_count: int, seed: int, progress: bool = True) 
     conn = await asyncpg.connect(dsn)
     started = time.monotonic()
     registers: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * len(register.COUNTED))
+    hours: dict[tuple[str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
     try:
         await conn.execute(
             "CREATE UNLOGGED TABLE ticket_list_stage AS SELECT "
@@ -182,6 +194,8 @@ async def build(dsn: str, tickets_count: int, seed: int, progress: bool = True) 
         while (chunk := queue.get()) is not None:
             for key, counts in chunk.registers.items():
                 registers[key][:] = [a + b for a, b in zip(registers[key], counts, strict=True)]
+            for place, moved in chunk.hours.items():  # an hour's tickets may span chunks
+                hours[place][:] = [a + b for a, b in zip(hours[place], moved, strict=True)]
             await copy_chunk(conn, chunk)
             last = chunk.last_position
             done = min(tickets_count, done + CHUNK)
@@ -194,6 +208,7 @@ async def build(dsn: str, tickets_count: int, seed: int, progress: bool = True) 
         await conn.copy_records_to_table(
             "register_organisations", records=[(*key, *counts) for key, counts in registers.items()]
         )
+        await conn.copy_records_to_table("backlog_hours", records=[(*key, *moved) for key, moved in hours.items()])
         head = await conn.fetchrow(
             "SELECT transaction_id::text AS x, position FROM events ORDER BY position DESC LIMIT 1"
         )
@@ -216,9 +231,23 @@ def _produce(queue: Any, tickets_count: int, seed: int, now: datetime) -> None:
 
 
 def marker(tickets_count: int, seed: int) -> str:
-    """What a dataset was built from: the generator version, every migration, the size and the seed."""
-    migrations = "".join(m.checksum for m in migrate.discover())
-    return hashlib.sha256(f"{GENERATOR_VERSION}|{migrations}|{tickets_count}|{seed}".encode()).hexdigest()
+    """What a dataset was built from: the generator version, the size and the seed."""
+    return hashlib.sha256(f"{GENERATOR_VERSION}|{tickets_count}|{seed}".encode()).hexdigest()
+
+
+async def _migrated(dsn: str) -> bool:
+    """Apply the migrations added since the dataset was built; False when an applied one has changed."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        applied = await migrate.apply_all(conn)
+    except migrate.MigrationError as changed:
+        print(f"  dataset: rebuilt, {changed}")
+        return False
+    finally:
+        await conn.close()
+    if applied:
+        print(f"  dataset: reused, migrations applied now: {', '.join(m.name for m in applied)}")
+    return True
 
 
 async def ensure_dataset(server_dsn: str, name: str, tickets_count: int, seed: int = 19) -> tuple[str, bool]:
@@ -237,7 +266,7 @@ async def ensure_dataset(server_dsn: str, name: str, tickets_count: int, seed: i
                 ) if await conn.fetchval("SELECT to_regclass('bench_dataset') IS NOT NULL") else None  # fmt: skip
             finally:
                 await conn.close()
-            if found:
+            if found and await _migrated(dsn):
                 return dsn, False
             await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await server.execute(f'CREATE DATABASE "{name}"')

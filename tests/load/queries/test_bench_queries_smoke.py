@@ -28,6 +28,8 @@ TABLES = {
     "desk_metric_tickets": "ticket_id",
     "register_entries": "ticket_id",
     "register_organisations": "desk_id, organisation_id",
+    "backlog_history_tickets": "ticket_id",
+    "backlog_hours": "desk_id, queue_id, hour",
     "projection_checkpoints": "projection",
 }
 
@@ -51,6 +53,7 @@ async def test_the_bulk_built_read_models_equal_a_rebuild_by_the_projector(pg_da
         assert built["events"] > 50_000
         bulk = await snapshot(pool)
         assert len(bulk["ticket_list"]) == 5000 and bulk["sla_board_clocks"] and bulk["queue_backlog"]
+        assert bulk["backlog_hours"]
         await rebuild(pool, load_desks())
         assert await snapshot(pool) == bulk
     finally:

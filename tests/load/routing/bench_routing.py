@@ -297,8 +297,8 @@ class Telemetry:
     (OTLP to a sink process, parent-based sampling at 10 %), routing's counters in the process registry,
     /metrics rendered every 5 s and consumer lag measured every 15 s (what Prometheus and the runtime do);
     "off" = no spans (the SDK's switch in ticketflow.messaging.tracing; asyncpg's instrumentation hooks
-    stay installed and make one no-op span per query) and no counting. Tracing is installed once: the
-    OpenTelemetry API takes one tracer provider per process."""
+    stay installed, and pass every query straight on outside sampled work) and no counting. Tracing is
+    installed once: the OpenTelemetry API takes one tracer provider per process."""
 
     def __init__(self, sink_url: str) -> None:
         os.environ.update({

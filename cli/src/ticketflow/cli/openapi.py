@@ -1,5 +1,6 @@
 """`make openapi`: docs/openapi/<service>.json, the OpenAPI document of every service's HTTP API (each
-service's `openapi.py` next to its routes; the health routes of the runtime in all). Here because this
+service's `openapi.py` next to its routes; the health routes of the runtime in all), and operations.json,
+every service's operations port. Here because this
 package may import every service (a library may not)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from ticketflow.runtime.openapi import document
+from ticketflow.runtime.openapi import document, operations_document
 
 
 def documents() -> dict[str, dict[str, Any]]:
@@ -27,6 +28,7 @@ def documents() -> dict[str, dict[str, Any]]:
         "sla": sla(),
         "notifications": health_only("notifications"),
         "projector": health_only("projector"),
+        "operations": operations_document(),
     }
 
 

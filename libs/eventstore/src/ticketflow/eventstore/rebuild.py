@@ -9,8 +9,10 @@ with the checkpoint in one transaction. The live tables are never emptied, and n
    reporting progress (events applied, the store's count when it started, rate, estimate).
 4. The swap, one transaction: lock the live checkpoint (live runners wait on it), let the copy pass the
    live checkpoint (so the position a reader was told never goes back), move the live tables out and the
-   copies in (their indexes renamed to the live names, which later migrations may use), set the live
-   checkpoint to the copy's, drop the old tables. Live runners then continue after the copy's checkpoint.
+   copies in (their indexes and extended statistics renamed to the live names, which later migrations may
+   use), set the live checkpoint to the copy's, drop the old tables. Live runners then continue after the
+   copy's checkpoint. The copies are analysed before the swap: the planner never sees a table without
+   statistics (an extended statistics object is what keeps some list filters off a full index walk).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 WHERE i.indrelid = to_regclass($1) ORDER BY c.relname
 """
+_STATISTICS = """
+SELECT n.nspname AS schema, s.stxname AS name, pg_get_statisticsobjdef(s.oid) AS definition
+FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
+WHERE s.stxrelid = to_regclass($1) ORDER BY s.stxname
+"""
+_STATISTICS_SHAPE = re.compile(r"^CREATE STATISTICS \S+ | FROM \S+$")
 
 
 class RebuildInProgress(RuntimeError):
@@ -95,6 +103,8 @@ async def rebuild_projection(
             try:
                 runner = ProjectionRunner(store, projection, batch_size=batch_size, checkpoint=checkpoint, conn=conn)
                 await runner.catch_up(advanced)
+                for table in projection.tables:
+                    await conn.execute(f"ANALYZE {copies}.{table}")
                 final = await _swap(store, projection, runner, copies, retired, advanced)
             finally:
                 await conn.execute("RESET search_path")
@@ -126,15 +136,33 @@ async def _swap(
         await runner.catch_up(advanced, until=live)  # on the runner's own connection, committed batch by batch
         final = await load_checkpoint(conn, runner.name)
         await conn.execute(f"CREATE SCHEMA {retired}")
+        statistics = {table: await conn.fetch(_STATISTICS, f"public.{table}") for table in projection.tables}
         for table in projection.tables:
             await conn.execute(f"ALTER TABLE public.{table} SET SCHEMA {retired}")
             await conn.execute(f"ALTER TABLE {copies}.{table} SET SCHEMA public")
             await _rename_indexes_like(conn, f"{retired}.{table}", f"public.{table}")
         await save_checkpoint(conn, projection.name, final)
         await conn.execute("DELETE FROM projection_checkpoints WHERE projection = $1", runner.name)
-        await conn.execute(f"DROP SCHEMA {retired} CASCADE")
+        await conn.execute(f"DROP SCHEMA {retired} CASCADE")  # the old tables' statistics objects with them
+        for table in projection.tables:
+            await _move_statistics_like(conn, statistics[table], f"public.{table}")
         await conn.execute(f"DROP SCHEMA {copies}")
         return final
+
+
+async def _move_statistics_like(conn: Any, old: list[Any], new_table: str) -> None:
+    """Move the new table's extended statistics objects (made in the copies' schema by `LIKE`) into public,
+    each under the name of the old table's object with the same definition."""
+
+    def shape(definition: str) -> str:
+        return _STATISTICS_SHAPE.sub("", definition)
+
+    wanted_names = {shape(r["definition"]): r["name"] for r in old}
+    for row in await conn.fetch(_STATISTICS, new_table):
+        await conn.execute(f'ALTER STATISTICS "{row["schema"]}"."{row["name"]}" SET SCHEMA public')
+        wanted = wanted_names.pop(shape(row["definition"]), row["name"])
+        if wanted != row["name"]:
+            await conn.execute(f'ALTER STATISTICS public."{row["name"]}" RENAME TO "{wanted}"')
 
 
 async def _rename_indexes_like(conn: Any, old_table: str, new_table: str) -> None:

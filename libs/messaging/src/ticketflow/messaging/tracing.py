@@ -5,9 +5,9 @@ W3C trace context travels in a record's `traceparent`/`tracestate` headers: inta
 consumer continues it, and the events it appends carry the context of the work that caused them
 (`traced`), so one ticket action is one trace across processes.
 
-What it costs decided how it is written (docs/operations.md "Tracing", measured with `make bench-intake`
-and `make bench-routing` A/B): the Python SDK spends ~10 µs making a span that is not sampled and ~60-90 µs
-on one that is (start, end, OTLP export), against ~30 µs of intake's whole work per `chat.inbound` record.
+What it costs decided how it is written (docs/operations.md "Tracing"; `tests/load/telemetry/bench_span_costs.py`):
+a span the SDK makes and drops costs ~4 µs, a sampled one ~20-33 µs plus ~30-37 µs of OTLP encoding in the
+export thread, against ~30 µs of intake's whole work per `chat.inbound` record.
 - A record whose context is not sampled, under a sampler that never samples below an unsampled parent
   (parent-based, the default), gets no span: its context is passed on unchanged (W3C forwarding of an
   unsampled context). Cost: a header lookup.

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.routing import BaseRoute, Route
 
 REF = "#/components/schemas/{name}"
@@ -34,6 +35,13 @@ class ErrorBody(msgspec.Struct, frozen=True):
 
 
 @dataclass(frozen=True)
+class Text:
+    """A response body that is not JSON: its media type (the schema is a string)."""
+
+    media_type: str
+
+
+@dataclass(frozen=True)
 class Operation:
     """One route and method: what it takes and what it answers (status -> description and body type)."""
 
@@ -52,6 +60,25 @@ HEALTH = (
     Operation("get", "/health/ready", "ready: the broker, the database, every consumer and background task",
               {200: ("ready", Readiness), 503: ("not ready: `checks` says why", Readiness)}),
 )  # fmt: skip
+
+
+# The operations port (runtime.operations), the same in every service: the health routes and the scrape.
+METRICS = Operation(
+    "get",
+    "/metrics",
+    "Prometheus metrics of this process (docs/operations.md lists each)",
+    {200: ("the exposition format", Text(CONTENT_TYPE_LATEST)),
+     404: ("metrics are off (TICKETFLOW_METRICS=false)", ErrorBody)},
+)  # fmt: skip
+
+
+def operations_document() -> dict[str, Any]:
+    return document(
+        "operations",
+        "Every service's operations port (TICKETFLOW_<SERVICE>_OPS_PORT, default its HTTP port + 100): "
+        "Prometheus metrics, liveness and readiness, apart from the public port.",
+        [METRICS],
+    )
 
 
 def document(
@@ -92,12 +119,18 @@ def _operation(service: str, op: Operation) -> dict[str, Any]:
         )
         out["requestBody"] = {"required": True, "content": content}
     out["responses"] = {
-        str(status): {"description": text}
-        | ({"content": {"application/json": {"schema": _schema(body)}}} if body is not None else {})
-        for status, (text, body) in sorted(op.responses.items())
+        str(status): {"description": text} | _content(body) for status, (text, body) in sorted(op.responses.items())
     }
     out.update(op.extra)
     return out
+
+
+def _content(body: Any) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if isinstance(body, Text):
+        return {"content": {body.media_type: {"schema": {"type": "string"}}}}
+    return {"content": {"application/json": {"schema": _schema(body)}}}
 
 
 def _schema(body: Any) -> dict[str, Any]:

@@ -13,8 +13,9 @@ Instrumented libraries (the OpenTelemetry packages): asyncpg (queries), httpx (p
 and aiohttp (Bitrix24 and webhook calls, portal checks). Their spans come from a second tracer provider
 whose sampler is parent-based with no roots: a query or an outbound call is traced inside a traced piece
 of work (a request, a record) and never starts a trace of its own (the relay's and the projections'
-polling would otherwise be most of the traces). HTTP server spans are `http_telemetry`'s, consumer spans
-`ticketflow.messaging.tracing`'s.
+polling would otherwise be most of the traces). Outside sampled work a query goes straight to asyncpg
+(`query_spans.SampledQueries`); an outbound HTTP call still passes an unsampled context on. HTTP server
+spans are `http_telemetry`'s, consumer spans `ticketflow.messaging.tracing`'s.
 
 `RootDecisions` makes a dropped root cheap, `EdgeSpans` a sampled HTTP span (their docstrings, and
 docs/operations.md "Tracing")."""
@@ -184,7 +185,7 @@ def setup_tracing(service: str) -> TracerProvider | None:
         provider.add_span_processor(processor)
         instrumented.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    _instrument_libraries(instrumented)
+    _instrument_libraries(instrumented, processors)
     roots, parent_based = RootDecisions(provider, ids), drops_unsampled_children(provider.sampler)
     tracing.configure(enabled=True, forwards_unsampled=parent_based, start_root=roots.start)
     _edge[:] = [EdgeSpans(provider, processors, roots)] if parent_based else []
@@ -213,12 +214,15 @@ def _processors(exporters: set[str]) -> list[SpanProcessor]:
     return processors
 
 
-def _instrument_libraries(provider: TracerProvider) -> None:
+def _instrument_libraries(provider: TracerProvider, processors: list[SpanProcessor]) -> None:
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
-    for instrumentor in (asyncpg_instrumentor, HTTPXClientInstrumentor(), AioHttpClientInstrumentor()):
+    from ticketflow.runtime.query_spans import SampledQueries
+
+    queries = SampledQueries()  # type: ignore[no-untyped-call]
+    if not queries.is_instrumented_by_opentelemetry:
+        queries.instrument(tracer_provider=provider, processors=processors, resource=provider.resource)
+    for instrumentor in (HTTPXClientInstrumentor(), AioHttpClientInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)

@@ -12,16 +12,23 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiokafka.errors import KafkaError
 
 from ticketflow.dashboard.adapters.commands import CommandSender, TicketStreams
 from ticketflow.dashboard.adapters.query_api import QueryApi, QueryRefused
 from ticketflow.dashboard.domain.actions import ActionRefused, applied_position, command_for, command_id
+from ticketflow.deskconfig import DeskRegistry
 from ticketflow.eventstore.errors import RetryableStoreError
 from ticketflow.lifecycle import IllegalTransition, decide, fold
 
+BOARD_PARTS = ("backlog", "sla", "agents", "recent", "metrics", "history", "responses")
+PERIODS = (7, 30, 90)  # days the lead may choose for the first-response distribution
+DEFAULT_PERIOD = 30
+HISTORY_HOURS = 48  # the backlog-by-hour plot
 RECENT = 15  # tickets in the lead's "latest" list, per desk
 REMEMBERED = 10_000  # command ids this process answers again without sending (a double click, a resent form)
 POLL_S = 0.15
@@ -38,8 +45,15 @@ class Outcome:
 
 
 class Dashboard:
-    def __init__(self, api: QueryApi, sender: CommandSender, streams: TicketStreams, wait_s: float) -> None:
-        self.api, self.sender, self.streams, self.wait_s = api, sender, streams, wait_s
+    def __init__(
+        self,
+        api: QueryApi,
+        sender: CommandSender,
+        streams: TicketStreams,
+        wait_s: float,
+        desks: DeskRegistry | None = None,
+    ) -> None:
+        self.api, self.sender, self.streams, self.wait_s, self.desks = api, sender, streams, wait_s, desks
         self._sent: OrderedDict[uuid.UUID, asyncio.Task[Outcome]] = OrderedDict()
 
     # --- pages ----------------------------------------------------------------------------------------
@@ -47,23 +61,42 @@ class Dashboard:
     async def me(self, token: str) -> dict[str, Any]:
         return await self.api.get(token, "/me")
 
-    async def board(self, token: str, min_position: int | None = None, wait_ms: int | None = None) -> dict[str, Any]:
-        """The lead's page: per desk the token reads, the backlog, the SLA board, agents, latest tickets."""
+    async def board(
+        self,
+        token: str,
+        min_position: int | None = None,
+        wait_ms: int | None = None,
+        period_days: int = DEFAULT_PERIOD,
+    ) -> dict[str, Any]:
+        """The lead's page: per desk the token reads, the backlog (now and hour by hour), the SLA board, agents,
+        the daily figures and the first-response distribution of the last `period_days` days, latest tickets."""
         me = await self.me(token)
         at = {"min_position": min_position, "wait_ms": wait_ms}
         desks = []
         for desk in me["reads"]:
-            backlog, board, agents, recent, metrics = await asyncio.gather(
+            since = {"from": (self.today(desk) - timedelta(days=period_days - 1)).isoformat()}
+            answers = await asyncio.gather(
                 self.api.get(token, f"/desks/{desk}/backlog", **at),
                 self.api.get(token, f"/desks/{desk}/sla-board", limit=20, **at),
                 self.api.get(token, f"/desks/{desk}/agents", limit=50, **at),
                 self.api.get(token, "/tickets", desk=desk, limit=RECENT, **at),
                 self.api.get(token, f"/desks/{desk}/metrics", **at),  # the last 30 days
+                self.api.get(token, f"/desks/{desk}/backlog-history", hours=HISTORY_HOURS, **at),
+                self.api.get(token, f"/desks/{desk}/first-responses", **since, **at),
             )
-            parts = {"backlog": backlog, "sla": board, "agents": agents, "recent": recent, "metrics": metrics}
-            desks.append({"desk_id": desk, **parts})
-        positions = [d[part]["position"] for d in desks for part in ("backlog", "sla", "agents", "recent", "metrics")]
-        return {"me": me, "desks": desks, "position": min(positions, default=me["position"])}
+            desks.append({"desk_id": desk, **dict(zip(BOARD_PARTS, answers, strict=True))})
+        positions = [d[part]["position"] for d in desks for part in BOARD_PARTS]
+        return {
+            "me": me,
+            "desks": desks,
+            "position": min(positions, default=me["position"]),
+            "period_days": period_days,
+        }
+
+    def today(self, desk_id: str) -> date:
+        """Today in the desk's time zone (UTC for a desk this dashboard's configuration does not know)."""
+        desk = self.desks.desks.get(desk_id) if self.desks else None
+        return datetime.now(ZoneInfo(desk.timezone) if desk else UTC).date()
 
     async def ticket(
         self, token: str, ticket_id: uuid.UUID, min_position: int | None = None, wait_ms: int | None = None

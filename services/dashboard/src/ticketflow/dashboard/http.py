@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ticketflow.dashboard.adapters.query_api import QueryRefused
-from ticketflow.dashboard.app import Dashboard, Outcome
+from ticketflow.dashboard.app import DEFAULT_PERIOD, PERIODS, Dashboard, Outcome
 from ticketflow.dashboard.domain import texts
 from ticketflow.dashboard.domain.actions import ActionRefused
 from ticketflow.dashboard.pages import Pages
@@ -57,7 +57,7 @@ def routes(dashboard: Dashboard, pages: Pages, *, live_wait_ms: int, secure_cook
         if not token:
             return RedirectResponse("/login", 303)
         try:
-            view = await dashboard.board(token)
+            view = await dashboard.board(token, period_days=period_of(request))
         except QueryRefused as problem:
             return refused(request, problem)
         return page(request, "lead.html", me=view["me"], view=view)
@@ -117,10 +117,10 @@ def routes(dashboard: Dashboard, pages: Pages, *, live_wait_ms: int, secure_cook
 
     async def live_board(request: Request) -> Response:
         token = request.cookies.get(TOKEN_COOKIE) or ""
-        lang = lang_of(request)
+        lang, period = lang_of(request), period_of(request)
 
         async def render(min_position: int | None, wait_ms: int | None) -> tuple[int, str]:
-            view = await dashboard.board(token, min_position, wait_ms)
+            view = await dashboard.board(token, min_position, wait_ms, period)
             return view["position"], pages.render("_board.html", lang, view=view)
 
         return _stream("board", dashboard.changes(render, live_wait_ms), pages, lang)
@@ -146,6 +146,12 @@ def routes(dashboard: Dashboard, pages: Pages, *, live_wait_ms: int, secure_cook
         Route("/tickets/{ticket_id:uuid}/actions/{action}", act, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("ticketflow.dashboard", "static")]), name="static"),
     ]
+
+
+def period_of(request: Request) -> int:
+    """The days of the first-response distribution (`?days=`: one of `PERIODS`; anything else: the default)."""
+    asked = request.query_params.get("days", "")
+    return int(asked) if asked in {str(days) for days in PERIODS} else DEFAULT_PERIOD
 
 
 def _ticket_id(request: Request) -> uuid.UUID:

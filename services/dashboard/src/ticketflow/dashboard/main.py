@@ -24,7 +24,7 @@ def build(settings: DashboardSettings, desks: DeskRegistry | None = None) -> Ser
         api = QueryApi(settings.queries_url)
         rt.on_close(api.close)
         sender = CommandSender(rt.producer, settings.commands_topic)
-        dashboard = Dashboard(api, sender, TicketStreams(EventStore(rt.pool)), settings.action_wait_s)
+        dashboard = Dashboard(api, sender, TicketStreams(EventStore(rt.pool)), settings.action_wait_s, desks)
         rt.serve(
             *routes(dashboard, Pages(desks), live_wait_ms=settings.live_wait_ms, secure_cookie=settings.secure_cookie)
         )

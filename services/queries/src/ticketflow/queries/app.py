@@ -21,12 +21,20 @@ from ticketflow.deskconfig import Desk, DeskRegistry
 from ticketflow.queries.adapters import boards, reports, tickets
 from ticketflow.queries.adapters.checkpoints import Checkpoints
 from ticketflow.queries.domain import answers as a
-from ticketflow.queries.domain import cursor, risk
+from ticketflow.queries.domain import cursor, history, risk
 from ticketflow.queries.domain.params import BadRequest
-from ticketflow.queries.domain.routes import TICKET_SORTS
+from ticketflow.queries.domain.routes import NO_QUEUE, TICKET_SORTS
 from ticketflow.queries.domain.tokens import Principal
 
-READ_MODELS = ("tickets", "queue_backlog", "sla_board", "agent_load", "desk_metrics", "organisation_register")
+READ_MODELS = (
+    "tickets",
+    "queue_backlog",
+    "sla_board",
+    "agent_load",
+    "desk_metrics",
+    "organisation_register",
+    "backlog_history",
+)
 MAX_DAYS = 366
 Aware = Annotated[datetime, msgspec.Meta(tz=True)]
 _KINDS: dict[str, Any] = {"datetime": Aware, "int": int}
@@ -172,22 +180,60 @@ class Queries:
         following = cursor.encode(issued, (shown[-1].agent_id,)) if len(rows) > p["limit"] else None
         return a.AgentPage(position=position, reached=reached, desk_id=desk_id, agents=shown, next_cursor=following)
 
-    # --- reports --------------------------------------------------------------------------------------
-
-    async def metrics(self, principal: Principal, desk_id: str, p: dict[str, Any]) -> a.Metrics:
-        desk = self.desk(principal, desk_id)
+    @staticmethod
+    def days(desk: Desk, p: dict[str, Any]) -> tuple[date, date]:
+        """The days asked for (`from`, `to`): by default the last 30, today in the desk's time zone."""
         last: date = p["to"] or datetime.now(ZoneInfo(desk.timezone)).date()
         first: date = p["from"] or last - timedelta(days=29)
         if first > last:
             raise BadRequest(f"from ({first}) is after to ({last})", "from")
         if (last - first).days >= MAX_DAYS:
             raise BadRequest(f"at most {MAX_DAYS} days at a time", "from")
+        return first, last
+
+    # --- reports --------------------------------------------------------------------------------------
+
+    async def metrics(self, principal: Principal, desk_id: str, p: dict[str, Any]) -> a.Metrics:
+        desk = self.desk(principal, desk_id)
+        first, last = self.days(desk, p)
         position, reached = await self.consistent(("desk_metrics",), p)
         found = {r["day"]: day_metrics(r) for r in await reports.metrics(self.pool, desk_id, first, last)}
         days = [
             found.get(d) or empty_day(d) for d in (first + timedelta(days=i) for i in range((last - first).days + 1))
         ]
         return a.Metrics(position=position, reached=reached, desk_id=desk_id, first_day=first, last_day=last, days=days)
+
+    async def backlog_history(self, principal: Principal, desk_id: str, p: dict[str, Any]) -> a.BacklogHistory:
+        self.desk(principal, desk_id)
+        hours = history.hours_ending(p["until"] or datetime.now(UTC), p["hours"])
+        queues = [history.NO_QUEUE if q == NO_QUEUE else q for q in p["queue"]]
+        position, reached = await self.consistent(("backlog_history",), p)
+        before, moves = await boards.backlog_hours(self.pool, desk_id, hours[0], hours[-1], queues)
+        series, total = history.backlog_series(
+            hours,
+            {r["queue_id"]: r["backlog"] for r in before},
+            ((r["queue_id"], r["hour"], r["entered"], r["exited"]) for r in moves),
+        )
+        return a.BacklogHistory(
+            position=position, reached=reached, desk_id=desk_id, hours=hours, queues=series, total=total
+        )
+
+    async def first_responses(self, principal: Principal, desk_id: str, p: dict[str, Any]) -> a.FirstResponses:
+        desk = self.desk(principal, desk_id)
+        first, last = self.days(desk, p)
+        position, reached = await self.consistent(("desk_metrics",), p)
+        counts = await reports.first_responses(self.pool, desk_id, first, last)
+        buckets = history.response_buckets(reports.RESPONSE_BOUNDS, counts)
+        return a.FirstResponses(
+            position=position,
+            reached=reached,
+            desk_id=desk_id,
+            first_day=first,
+            last_day=last,
+            responded=sum(b.tickets for b in buckets),
+            not_responded=counts.get(None, 0),
+            buckets=buckets,
+        )
 
     async def organisations(self, principal: Principal, desk_id: str, p: dict[str, Any]) -> a.Organisations:
         self.desk(principal, desk_id)

@@ -118,6 +118,24 @@ def endpoints(params: RouteParams) -> list[Endpoint]:
             lambda q, who, path, p: q.metrics(who, path["desk_id"], p),
         ),
         Endpoint(
+            "/v1/desks/{desk_id}/backlog-history",
+            "backlogHistory",
+            "The backlog per queue at the end of each hour, with the tickets that entered and exited it (hours "
+            "of the events' own times, UTC)",
+            params.backlog_history,
+            a.BacklogHistory,
+            lambda q, who, path, p: q.backlog_history(who, path["desk_id"], p),
+        ),
+        Endpoint(
+            "/v1/desks/{desk_id}/first-responses",
+            "firstResponses",
+            "How long tickets opened in the days waited for their first reply, in business time, as a histogram; "
+            "referred and duplicate tickets excluded",
+            params.first_responses,
+            a.FirstResponses,
+            lambda q, who, path, p: q.first_responses(who, path["desk_id"], p),
+        ),
+        Endpoint(
             "/v1/desks/{desk_id}/organisations",
             "organisations",
             "The register's customer organisations with their counts and feature-request outcomes",

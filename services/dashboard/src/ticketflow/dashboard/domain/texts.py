@@ -37,6 +37,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "deadline": "Deadline",
         "time_left": "Time left",
         "overdue_by": "overdue by {duration}",
+        "units": "d h min s",
         "agents": "Agent load",
         "status": "Status",
         "load": "Tickets / capacity",
@@ -46,6 +47,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "chart_first_response": "First response, 90th percentile, business minutes, per day",
         "chart_opened": "Tickets opened per day (referred, duplicate and refused ones not counted)",
         "day": "Day",
+        "hour": "Hour",
+        "backlog_per_queue": "Per queue",
+        "queue_backlog_by_hour": "Queue {queue}: tickets waiting at the end of each hour",
+        "not_routed": "not routed yet",
+        "backlog_by_hour": "Backlog by hour (the last 48 hours)",
+        "chart_backlog_by_hour": "Tickets waiting in the desk queues at the end of each hour (desk time)",
+        "first_responses": "First response: distribution over the last {days} days",
+        "chart_first_responses": "Tickets by time to the first reply, in business time (opened in the period)",
+        "business_time": "Business time",
+        "period": "Period",
+        "days": "{days} days",
+        "responses_counted": "Answered: {responded}; without a first reply yet: {waiting} (referred, duplicate and "
+        "refused tickets not counted).",
         "value": "Value",
         "subject": "Subject",
         "opened": "Opened",
@@ -138,6 +152,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "deadline": "Срок",
         "time_left": "Осталось",
         "overdue_by": "просрочено на {duration}",
+        "units": "дн ч мин с",
         "agents": "Загрузка агентов",
         "status": "Статус",
         "load": "Обращений / ёмкость",
@@ -147,6 +162,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "chart_first_response": "Первый ответ, 90-й процентиль, рабочих минут, по дням",
         "chart_opened": "Открыто обращений в день (без переданных, дубликатов и отказов)",
         "day": "День",
+        "hour": "Час",
+        "backlog_per_queue": "По очередям",
+        "queue_backlog_by_hour": "Очередь {queue}: ожидают на конец каждого часа",
+        "not_routed": "ещё не распределены",
+        "backlog_by_hour": "Очередь по часам (последние 48 часов)",
+        "chart_backlog_by_hour": "Обращений в очередях линии на конец каждого часа (время линии)",
+        "first_responses": "Первый ответ: распределение за последние {days} дн.",
+        "chart_first_responses": "Обращения по времени до первого ответа, в рабочем времени (открытые за период)",
+        "business_time": "Рабочее время",
+        "period": "Период",
+        "days": "{days} дн.",
+        "responses_counted": "С ответом: {responded}; ещё без первого ответа: {waiting} (без переданных, дубликатов "
+        "и отказов).",
         "value": "Значение",
         "subject": "Тема",
         "opened": "Открыто",
@@ -240,6 +268,77 @@ NAMES: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 
+# The timeline's events (their names in the contracts: `ticketflow.contracts.*_events`).
+EVENTS: dict[str, dict[str, str]] = {
+    "en": {
+        "TicketOpened": "Ticket opened", "CustomerMessageAdded": "Customer wrote",
+        "PreflightPassed": "Preflight checks passed", "PreflightFailed": "Preflight checks failed",
+        "TicketRefused": "Request refused", "TicketReferred": "Referred to partners",
+        "DuplicateSuspected": "Merged automatically as a duplicate", "DuplicateSuggested": "Possible duplicate found",
+        "KnownProblemLinked": "Linked to a known problem", "MergeUndone": "Merge undone",
+        "TicketRouted": "Put in a queue", "TicketAssigned": "Assigned", "TicketUnassigned": "Unassigned",
+        "WorkStarted": "Work started", "AgentReplied": "Agent replied", "WaitingOnCustomer": "Waiting on the customer",
+        "TicketResolved": "Resolved", "TicketReopened": "Reopened", "TicketClosed": "Closed",
+        "TicketMerged": "Merged into another ticket", "PriorityChanged": "Priority changed",
+        "FeatureRequestOutcomeSet": "Feature request outcome set",
+        "SlaClockStarted": "SLA clock started", "SlaClockPaused": "SLA clock paused",
+        "SlaClockResumed": "SLA clock resumed", "SlaClockCancelled": "SLA clock cancelled",
+        "SlaRecalculated": "SLA deadline recalculated", "SlaWarning": "SLA warning", "SlaBreached": "SLA breached",
+        "SlaMet": "SLA met",
+        "NotificationDelivered": "Notification delivered", "NotificationFailed": "Notification failed",
+        "NotificationOutcomeUnknown": "Notification outcome unknown",
+    },
+    "ru": {
+        "TicketOpened": "Обращение открыто", "CustomerMessageAdded": "Клиент написал",
+        "PreflightPassed": "Предварительные проверки пройдены",
+        "PreflightFailed": "Предварительные проверки не пройдены", "TicketRefused": "В обращении отказано",
+        "TicketReferred": "Передано партнёрам", "DuplicateSuspected": "Объединено автоматически как дубликат",
+        "DuplicateSuggested": "Найден возможный дубликат", "KnownProblemLinked": "Связано с известной проблемой",
+        "MergeUndone": "Объединение отменено", "TicketRouted": "Поставлено в очередь", "TicketAssigned": "Назначено",
+        "TicketUnassigned": "Снято с исполнителя", "WorkStarted": "Работа начата", "AgentReplied": "Агент ответил",
+        "WaitingOnCustomer": "Ждёт ответа клиента", "TicketResolved": "Решено", "TicketReopened": "Открыто снова",
+        "TicketClosed": "Закрыто", "TicketMerged": "Объединено с другим обращением",
+        "PriorityChanged": "Приоритет изменён", "FeatureRequestOutcomeSet": "Принято решение по запросу на доработку",
+        "SlaClockStarted": "Часы SLA запущены", "SlaClockPaused": "Часы SLA на паузе",
+        "SlaClockResumed": "Часы SLA снова идут", "SlaClockCancelled": "Часы SLA отменены",
+        "SlaRecalculated": "Срок SLA пересчитан", "SlaWarning": "Предупреждение SLA", "SlaBreached": "SLA нарушен",
+        "SlaMet": "SLA соблюдён",
+        "NotificationDelivered": "Уведомление доставлено", "NotificationFailed": "Уведомление не доставлено",
+        "NotificationOutcomeUnknown": "Неизвестно, доставлено ли уведомление",
+    },
+}  # fmt: skip
+
+# Preflight's checks (their names in PreflightPassed/PreflightFailed: the portal's prerequisites, scope,
+# a feature request's completeness).
+CHECKS: dict[str, dict[str, str]] = {
+    "en": {
+        "public_address": "The portal's public address", "https_reachable": "Reachable over HTTPS from outside",
+        "tls_certificate": "A valid SSL certificate, not self-signed", "pub_readable": "/pub/ readable by anyone",
+        "json_answer": "The server answers in JSON", "license": "An active license, not a demo",
+        "updates": "Every stable update installed", "scope": "In support's scope",
+        "feature_request_incomplete": "The feature request says what, where, how often and how important",
+    },
+    "ru": {
+        "public_address": "Публичный адрес портала", "https_reachable": "Доступен снаружи по HTTPS",
+        "tls_certificate": "Действующий SSL-сертификат, не самоподписанный",
+        "pub_readable": "/pub/ доступна анонимным пользователям", "json_answer": "Сервер отвечает в JSON",
+        "license": "Лицензия активна, не демо", "updates": "Установлены все стабильные обновления",
+        "scope": "Входит в зону поддержки",
+        "feature_request_incomplete": "В запросе на доработку указано что, где, как часто и насколько важно",
+    },
+}  # fmt: skip
+
+
+def event_name(lang: str, event_type: str) -> str:
+    """A timeline event in the page's language (an unknown one as the system names it)."""
+    return EVENTS.get(lang, EVENTS["en"]).get(event_type, event_type)
+
+
+def check_name(lang: str, check: str) -> str:
+    """A preflight check in the page's language (an unknown one as the system names it)."""
+    return CHECKS.get(lang, CHECKS["en"]).get(check, check)
+
+
 def name(lang: str, value: str | None) -> str:
     """A status, priority, target or outcome in the page's language (an unknown one as it is)."""
     if value is None:
@@ -265,6 +364,7 @@ def text(lang: str, key: str, **values: object) -> str:
 
 def missing(languages: Iterable[str] = LANGUAGES) -> dict[str, set[str]]:
     """Keys some language lacks, per language."""
-    every = set().union(*(TEXTS[lang] for lang in languages), *(NAMES[lang] for lang in languages))
-    known = {lang: set(TEXTS[lang]) | set(NAMES[lang]) for lang in languages}
+    tables = (TEXTS, NAMES, EVENTS, CHECKS)
+    every = set().union(*(table[lang] for table in tables for lang in languages))
+    known = {lang: set().union(*(table[lang] for table in tables)) for lang in languages}
     return {lang: every - known[lang] for lang in languages if every - known[lang]}

@@ -10,6 +10,7 @@ from ticketflow.contracts import sla_events as s
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.deskconfig import DeskRegistry
 from ticketflow.eventstore.projections import Projection
+from ticketflow.projector.adapters.backlog_history import BacklogHistoryProjection
 from ticketflow.projector.adapters.keyed import KeyedProjection, KeyedRows
 from ticketflow.projector.adapters.register import RegisterProjection
 from ticketflow.projector.adapters.rows import RowTable
@@ -53,7 +54,16 @@ def read_models(desks: DeskRegistry) -> list[Projection]:
             KeyedRows(metric_rows, metric_ticket, functools.partial(metrics.apply, desks=desk_time)),
         ),
         RegisterProjection(),
+        BacklogHistoryProjection(),
     ]
 
 
-NAMES = ("tickets", "queue_backlog", "sla_board", "agent_load", "desk_metrics", "organisation_register")
+NAMES = (
+    "tickets",
+    "queue_backlog",
+    "sla_board",
+    "agent_load",
+    "desk_metrics",
+    "organisation_register",
+    "backlog_history",
+)

@@ -143,3 +143,25 @@ async def agents(
 ) -> list[asyncpg.Record]:
     """Agents of the desk's queues, or holding its tickets, after `after` by id (`limit` rows)."""
     return list(await pool.fetch(_AGENTS, desk_id, list(queues), list(statuses), after, limit))
+
+
+_HOURS_BEFORE = """
+SELECT queue_id, sum(entered - exited)::bigint AS backlog FROM backlog_hours
+WHERE desk_id = $1 AND hour < $2 AND (cardinality($3::text[]) = 0 OR queue_id = ANY($3::text[]))
+GROUP BY queue_id
+"""
+_HOURS = """
+SELECT queue_id, hour, entered, exited FROM backlog_hours
+WHERE desk_id = $1 AND hour BETWEEN $2 AND $4 AND (cardinality($3::text[]) = 0 OR queue_id = ANY($3::text[]))
+"""
+
+
+async def backlog_hours(
+    pool: asyncpg.Pool, desk_id: str, first: datetime, last: datetime, queues: Sequence[str]
+) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    """The backlog before `first` per queue (queue '' : waiting for routing), and each hour's moves from `first`
+    to `last` (UTC hour starts), read in one snapshot."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        before = await conn.fetch(_HOURS_BEFORE, desk_id, first, list(queues))
+        moves = await conn.fetch(_HOURS, desk_id, first, list(queues), last)
+    return list(before), list(moves)

@@ -93,3 +93,19 @@ async def register(
     at: Any = after[0] if after else None
     last: Any = after[1] if after else None
     return list(await pool.fetch(_REGISTER, desk_id, organisation_id, statuses, outcomes, categories, at, last, limit))
+
+
+# Business seconds where a first-response bucket starts: 5, 15, 30 min, 1, 2, 4, 8, 16, 40 h.
+RESPONSE_BOUNDS = (0, 300, 900, 1800, 3600, 7200, 14_400, 28_800, 57_600, 144_000)
+_FIRST_RESPONSES = f"""
+SELECT width_bucket(first_response_s, $4::bigint[]) AS bucket, count(*) AS tickets
+FROM desk_metric_tickets
+WHERE desk_id = $1 AND day BETWEEN $2 AND $3 AND {_COUNTED}
+GROUP BY 1
+"""
+
+
+async def first_responses(pool: asyncpg.Pool, desk_id: str, first: date, last: date) -> dict[int | None, int]:
+    """Counted tickets opened in the days, by first-response bucket (1: the first bound; None: no reply yet)."""
+    rows = await pool.fetch(_FIRST_RESPONSES, desk_id, first, last, list(RESPONSE_BOUNDS))
+    return {r["bucket"]: r["tickets"] for r in rows}

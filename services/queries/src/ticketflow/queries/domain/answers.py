@@ -144,6 +144,39 @@ class Metrics(Answer, kw_only=True):
     days: list[DayMetrics]
 
 
+class BacklogSeries(msgspec.Struct):
+    """One queue's backlog hour by hour (each list aligned with `BacklogHistory.hours`)."""
+
+    queue_id: str | None  # null: ready, waiting to be routed (in `queues`); every queue listed (in `total`)
+    backlog: list[int]  # tickets in the backlog at the end of the hour
+    entered: list[int]  # tickets that came into the backlog during the hour
+    exited: list[int]  # tickets that left it (resolved, merged, routed elsewhere, ...)
+
+
+class BacklogHistory(Answer, kw_only=True):
+    desk_id: str
+    hours: list[datetime]  # the start of each UTC hour, oldest first, from the events' own times
+    queues: list[BacklogSeries]  # every queue with a ticket in its backlog during the hours (or before)
+    total: BacklogSeries
+
+
+class ResponseBucket(msgspec.Struct):
+    from_seconds: int  # business seconds, inclusive
+    to_seconds: int | None  # exclusive; null: no upper bound
+    tickets: int
+
+
+class FirstResponses(Answer, kw_only=True):
+    """How long counted tickets opened in the days waited for their first agent reply, in business time."""
+
+    desk_id: str
+    first_day: date
+    last_day: date
+    responded: int
+    not_responded: int  # counted tickets without a first reply (yet), or without business time (no calendar)
+    buckets: list[ResponseBucket]
+
+
 class Organisation(msgspec.Struct):
     organisation_id: str
     label: str  # the eXpress bot's host, the Bitrix24 portal's domain, or the tenant id

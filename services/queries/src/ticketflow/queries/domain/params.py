@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 
@@ -123,6 +123,19 @@ def day(raw: str) -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"{raw!r} is not a date (YYYY-MM-DD)") from None
+
+
+def instant(raw: str) -> datetime:
+    """An ISO 8601 date and time with its offset (Z or +03:00)."""
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{raw!r} is not a date and time (YYYY-MM-DDTHH:MM:SSZ)") from None
+    if value.tzinfo is None:
+        raise BadRequest(f"{raw!r} has no time zone (add Z or an offset such as +03:00)")
+    if not 2000 <= value.astimezone(UTC).year <= 9998:
+        raise BadRequest(f"{raw!r} is outside the years 2000..9998")
+    return value
 
 
 def text(max_length: int = MAX_TEXT) -> Callable[[str], str]:

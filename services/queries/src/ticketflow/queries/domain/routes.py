@@ -14,6 +14,7 @@ from ticketflow.queries.domain.params import (
     Params,
     consistency_params,
     day,
+    instant,
     int_param,
     list_param,
     one_of,
@@ -34,7 +35,9 @@ TICKET_SORTS: dict[str, tuple[str, bool, str]] = {
 }
 FEATURE_OUTCOMES = ("in_sprint", "planned", "declined", "none")
 AGENT_STATUSES = ("online", "away", "offline")
-UNASSIGNED = "none"  # assignee=none: tickets nobody is assigned to
+UNASSIGNED = "none"
+NO_QUEUE = "none"  # queue=none in the backlog's history: tickets waiting to be routed
+MAX_HOURS = 24 * 93  # a quarter  # assignee=none: tickets nobody is assigned to
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class RouteParams:
     sla_board: Params
     agents: Params
     metrics: Params
+    backlog_history: Params
+    first_responses: Params
     organisations: Params
     register: Params
     plain: Params
@@ -52,6 +57,20 @@ class RouteParams:
 
 def route_params(desk_ids: Sequence[str], *, max_limit: int, max_wait_ms: int) -> RouteParams:
     waiting = consistency_params(max_wait_ms)
+    days = (
+        Param(
+            "from",
+            "the first day (YYYY-MM-DD; default: 29 days before `to`)",
+            {"type": "string", "format": "date"},
+            day,
+        ),
+        Param(
+            "to",
+            "the last day (YYYY-MM-DD; default: today in the desk's time zone)",
+            {"type": "string", "format": "date"},
+            day,
+        ),
+    )
     paging = page_params(max_limit)
     queue = list_param("queue", "queue ids")
     assignee = list_param("assignee", f"agent ids ({UNASSIGNED}: nobody assigned)")
@@ -101,23 +120,21 @@ def route_params(desk_ids: Sequence[str], *, max_limit: int, max_wait_ms: int) -
             )
         ),
         agents=Params((list_param("status", "agent statuses", AGENT_STATUSES), *paging, *waiting)),
-        metrics=Params(
+        metrics=Params((*days, *waiting)),
+        backlog_history=Params(
             (
+                int_param("hours", "how many hours, ending with the hour of `until`", 1, MAX_HOURS, 48),
                 Param(
-                    "from",
-                    "the first day (YYYY-MM-DD; default: 29 days before `to`)",
-                    {"type": "string", "format": "date"},
-                    day,
+                    "until",
+                    "an instant in the last hour shown (ISO 8601 with an offset; default: now)",
+                    {"type": "string", "format": "date-time"},
+                    instant,
                 ),
-                Param(
-                    "to",
-                    "the last day (YYYY-MM-DD; default: today in the desk's time zone)",
-                    {"type": "string", "format": "date"},
-                    day,
-                ),
+                list_param("queue", f"queue ids ({NO_QUEUE}: ready, waiting to be routed)"),
                 *waiting,
             )
         ),
+        first_responses=Params((*days, *waiting)),
         organisations=Params(waiting),
         register=Params(
             (
