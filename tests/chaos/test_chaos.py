@@ -75,7 +75,7 @@ def check(count: PhaseCount) -> list[str]:
     return broken
 
 
-READ_MODEL_TABLES = {  # the projector's read models (migration 0004) and the key that orders each
+READ_MODEL_TABLES = {  # the projector's read models (migrations 0004, 0007) and the key that orders each
     "ticket_list": "ticket_id",
     "ticket_details": "ticket_id",
     "queue_backlog": "ticket_id",
@@ -86,6 +86,8 @@ READ_MODEL_TABLES = {  # the projector's read models (migration 0004) and the ke
     "desk_metric_tickets": "ticket_id",
     "register_entries": "ticket_id",
     "register_organisations": "desk_id, organisation_id",
+    "backlog_history_tickets": "ticket_id",  # migration 0007
+    "backlog_hours": "desk_id, queue_id, hour",
 }
 ReadModel = dict[str, list[dict[str, Any]]]
 
