@@ -11,7 +11,7 @@ export TICKETFLOW_PG_DSN ?= postgresql://ticketflow:ticketflow@127.0.0.1:5432/ti
 
 PROMTOOL := $(CURDIR)/.local/tools/bin/promtool
 
-.PHONY: help setup lint typecheck check check-alerts test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst bench-queries bench-sla-restore
+.PHONY: help setup lint typecheck check check-alerts test test-fast infra-up infra-down infra-status migrate topics schemas asyncapi openapi k8s config-docs run stop status bench bench-eventstore bench-sla-burst bench-queries bench-sla-restore chaos bench-system
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -143,3 +143,9 @@ bench-telemetry: setup ## in-process: the HTTP span and request metrics per requ
 
 bench-notifications-e2e: setup infra-up ## notifications end to end (Kafka -> service -> local Bitrix24 server): msgs/s, p99 vs a plain consume->POST ceiling; 30 s destination outage (short: BENCH_NOTIFICATIONS_E2E_ARGS="--seconds 3 --backlog 3000 --down 5")
 	@$(PY) tests/load/notifications/bench_e2e.py $(BENCH_NOTIFICATIONS_E2E_ARGS)
+
+chaos: setup ## faults under load, one at a time (each service SIGKILLed, PostgreSQL and Kafka stopped, BotX slow then dead), on a private broker and cluster; counts per fault into docs/reliability.md (make test runs a shorter version)
+	@TICKETFLOW_CHAOS=full $(PY) -m pytest tests/chaos -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench-system: setup ## whole pipeline: new tickets/s intake -> preflight -> routing -> SLA -> the registered reply at the fake BotX, p50/p99, CPU per ticket per service (short: BENCH_SYSTEM_ARGS="--rate 20 --seconds 10")
+	@$(PY) tests/load/system/bench_system.py $(BENCH_SYSTEM_ARGS)

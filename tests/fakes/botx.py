@@ -22,10 +22,11 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -43,6 +44,7 @@ class ReceivedNotification:
     chat_id: uuid.UUID
     body: str
     payload: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)  # when it reached the platform (bench-system's latency)
     traceparent: str | None = None  # the W3C trace context the sender propagated, if any
 
 
@@ -126,7 +128,8 @@ class FakeBotX:
             assert isinstance(body, str)
         except (ValueError, KeyError, TypeError, AssertionError):
             return _error(400, "invalid_payload"), None
-        return None, ReceivedNotification(bot_id, chat_id, body, payload, request.headers.get("traceparent"))
+        traceparent = request.headers.get("traceparent")
+        return None, ReceivedNotification(bot_id, chat_id, body, payload, traceparent=traceparent)
 
     def _chat_known(self, chat_id: uuid.UUID) -> bool:
         return self.known_chats is None or chat_id in self.known_chats

@@ -22,8 +22,8 @@ from ticketflow.contracts.topics import (
 )
 from ticketflow.messaging.topics import TOPICS, TOPICS_BY_NAME, TopicSpec
 
-# Topics that services consume with consumer groups (a poison record must have somewhere to go).
-CONSUMED = {TICKET_EVENTS, AGENT_EVENTS, CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS}
+# Topics that services consume (a poison record must have somewhere to go); ops.commands without a group.
+CONSUMED = {TICKET_EVENTS, AGENT_EVENTS, CHAT_INBOUND, CHAT_REPLIES, TICKET_COMMANDS, OPS_COMMANDS}
 DEAD_LETTERS = {t.dead_letter for t in TOPICS if t.dead_letter}
 
 
@@ -40,13 +40,13 @@ def test_every_consumed_topic_has_a_declared_dead_letter_topic() -> None:
 
 
 def test_every_live_delete_topic_is_consumed_and_has_a_dead_letter() -> None:
-    """A new delete-policy topic is a new consumer input: it gets a dead-letter topic from day one. The
-    operators' topics excepted: a record on ops.commands that is not a command is answered (rejected, with
-    the reason) on ops.events, which people read."""
+    """A new delete-policy topic is a new consumer input: it gets a dead-letter topic from day one
+    (ops.commands too: a record there that is not a command is also answered on ops.events). ops.events
+    excepted: people read it, no service consumes it."""
     live = {t.name for t in TOPICS if t.name not in DEAD_LETTERS and t.cleanup_policy == "delete"}
-    assert live == CONSUMED | {OPS_COMMANDS, OPS_EVENTS}
+    assert live == CONSUMED | {OPS_EVENTS}
     assert all(TOPICS_BY_NAME[name].dead_letter for name in CONSUMED)
-    assert not TOPICS_BY_NAME[OPS_COMMANDS].dead_letter and not TOPICS_BY_NAME[OPS_EVENTS].dead_letter
+    assert not TOPICS_BY_NAME[OPS_EVENTS].dead_letter
 
 
 def test_dead_letter_topics_have_no_dead_letter_topic_and_keep_longer() -> None:

@@ -3,13 +3,16 @@
 The system (projector with the relay, intake, preflight, routing, sla, notifications; tests/support/system.py)
 runs on this run's own topics of the shared broker and a fresh database. A conversation is opened and
 routed first. Then every consumed topic (`chat.inbound`, `ticket.commands`, `ticket.events`,
-`chat.replies`, `agent.events`) gets the same set of bad records (malformed JSON, a truncated record, a
+`chat.replies`, `agent.events`, and this run's own `ops.commands`, which every service reads) gets the same
+set of bad records (malformed JSON, a truncated record, a
 record of another topic's contract, an unknown type, bytes that are not UTF-8, an empty value, a
 tombstone, a 900 kB record), keyed so that they share a partition with the good records that follow them.
 
 The promise: no consumer stopped (every service still ready, its process alive); every bad record in its
 topic's `.dlq` once per consumer of that topic, with the reason and the decoder's detail; nothing else
-dead-lettered; every good record after them processed: a message on `chat.inbound` opens and routes its
+dead-lettered (on `ops.commands`: once, by the first service to claim the rejection, and answered on
+`ops.events`); every good record after them processed (an operator's command answered by every
+service): a message on `chat.inbound` opens and routes its
 ticket and its chat hears "registered", an agent's reply on `ticket.commands` is applied and delivered
 (its `AgentReplied` on `ticket.events` comes after the bad records of that partition), a reply on
 `chat.replies` reaches its chat, and every committing consumer group's offsets reach the end of its topics.
@@ -34,11 +37,14 @@ import msgspec
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from intake_payloads import botx_message
 from pybotx.auth import build_botx_jwt_v2
 from support.demo import demo_secrets
 from support.eventstore import migrated_pool
+from support.ops import Answers
+from support.ops import command as ops_command
+from support.ops import send as send_ops
 from support.system import EXPRESS_BOTS, PUBLIC_BOT, PUBLIC_BOT_HOST, ChatPlatforms, PrivateTopics, System
 
 from ticketflow.contracts.chat import ChatMessage, ChatReply, ChatSender
@@ -47,12 +53,13 @@ from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.ticket_events import TicketClosed
 from ticketflow.contracts.topics import MAX_INPUT_RECORD_BYTES
 from ticketflow.contracts.values import ChatRef
-from ticketflow.messaging.dead_letters import DeadLetter
+from ticketflow.messaging.dead_letters import DeadLetter, dead_letter_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.kafka]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SERVICES = ("projector", "intake", "preflight", "routing", "sla", "notifications")
+ANY_SERVICE = "any service"  # who dead-letters a bad ops.commands record: one of SERVICES, whichever claims it
 REGISTERED = "зарегистрировано под номером"  # notifications' "registered under TF-…" once preflight took it
 OVERSIZED = 900_000  # under the broker's 1 MB record limit: the consumers, not the producer, must cope
 # A well-formed message or command as big as the broker takes: stored, its event would not fit in a record
@@ -67,11 +74,14 @@ CONSUMERS = {
     "chat_replies": {"notifications"},
     "agent_events": {"routing"},
     "big_command": {"intake-commands"},  # routing has nothing to do with an agent's reply: it takes it
+    "ops_commands": {ANY_SERVICE},  # every service reads every record; the first to claim a bad one letters it
 }
 # intake names a record that is no chat message "invalid_record"; the per-key and ordered patterns "undecodable".
 REASONS = {"intake": "invalid_record"} | dict.fromkeys(
     ("intake-commands", "preflight", "routing", "sla", "notifications"), "undecodable"
 )
+REASONS[ANY_SERVICE] = "undecodable"
+LOG_LEVEL = {"type": "SetLogLevel", "level": "INFO", "logger": "ticketflow.poison"}  # changes nothing
 _encode = msgspec.json.encode
 
 
@@ -82,6 +92,39 @@ class Running:
     topics: PrivateTopics
     platforms: ChatPlatforms
     system: System
+    ops: OpsTopics
+
+
+@dataclass(frozen=True)
+class OpsTopics:
+    """This run's operators' topics (the shared broker's ops.commands is the running system's)."""
+
+    commands: str
+    events: str
+
+    @classmethod
+    def named(cls, suffix: str) -> OpsTopics:
+        return cls(f"ops.commands.{suffix}", f"ops.events.{suffix}")
+
+    @property
+    def all(self) -> list[str]:
+        return [self.commands, dead_letter_topic(self.commands), self.events]
+
+    async def create(self, bootstrap: str) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, 1, 1) for name in self.all])
+        finally:
+            await admin.close()
+
+    async def delete(self, bootstrap: str) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics(self.all)
+        finally:
+            await admin.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -92,19 +135,23 @@ async def running(
     pool = await migrated_pool(pg_database)
     await pool.close()
     topics = PrivateTopics.named("poison")
+    ops = OpsTopics.named(topics.ticket_events.rsplit(".", 1)[-1])
     await topics.create(kafka_bootstrap)
+    await ops.create(kafka_bootstrap)
     try:
         async with ChatPlatforms.running(logs) as platforms:
             overrides = {"notifications": {"AUTO_REDRIVE_SECONDS": "0"}}  # only the normal path delivers
-            system = System(pg_database, kafka_bootstrap, topics, platforms, logs, overrides)
+            common = {"TICKETFLOW_OPS_COMMANDS_TOPIC": ops.commands, "TICKETFLOW_OPS_EVENTS_TOPIC": ops.events}
+            system = System(pg_database, kafka_bootstrap, topics, platforms, logs, overrides, common)
             try:
                 await system.start(*SERVICES)
-                yield Running(pg_database, kafka_bootstrap, topics, platforms, system)
+                yield Running(pg_database, kafka_bootstrap, topics, platforms, system, ops)
             finally:
                 system.stop()
                 log.info("bad-records test logs: %s", logs)
     finally:
         await topics.delete(kafka_bootstrap)
+        await ops.delete(kafka_bootstrap)
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], what: str, wait_s: float = 120) -> T:
@@ -175,6 +222,7 @@ def templates(ticket: uuid.UUID, chat: ChatRef) -> dict[str, bytes]:
         "agent_events": _encode(event),
         "ticket_commands": _encode(command),
         "chat_replies": _encode(reply),
+        "ops_commands": ops_command(f"poison-{uuid.uuid4()}", LOG_LEVEL),
     }
 
 
@@ -245,7 +293,8 @@ async def send(producer: AIOKafkaProducer, topic: str, value: bytes | None, key:
 
 
 async def dead_letters(running: Running) -> list[DeadLetter]:
-    consumer = AIOKafkaConsumer(*running.topics.dead_letter_topics, bootstrap_servers=running.bootstrap,
+    topics = [*running.topics.dead_letter_topics, dead_letter_topic(running.ops.commands)]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=running.bootstrap,
                                 group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     try:
@@ -300,6 +349,20 @@ async def _records_between(consumer: AIOKafkaConsumer, tp: TopicPartition, start
     return sum(1 for record in batch.get(tp, []) if record.offset < end)
 
 
+async def every_service_reads_ops_commands(running: Running, answers: Answers, wait_s: float = 120) -> None:
+    """Each service's ops reader starts at the topic's end: probes (a log level, changing nothing) until
+    every service answered one, so what is written from now on is read by all."""
+    deadline = time.monotonic() + wait_s
+    for n in range(10_000):
+        await send_ops(running.bootstrap, running.ops.commands, ops_command(f"probe-{n}", LOG_LEVEL))
+        probed = {a.service for a in answers.seen if a.command_id.startswith("probe-")}
+        if probed >= set(SERVICES):
+            return
+        assert time.monotonic() < deadline, f"ops readers not positioned: only {probed} answered"
+        await answers.quiet(2.0)
+    raise AssertionError("unreachable")
+
+
 @pytest.mark.timeout(900)
 async def test_bad_records_on_every_topic_are_dead_lettered_with_their_reason_and_the_good_ones_around_them_processed(
     running: Running,
@@ -322,10 +385,14 @@ async def test_bad_records_on_every_topic_are_dead_lettered_with_their_reason_an
         "ticket_events": (t.ticket_events, ticket_key),
         "chat_replies": (t.chat_replies, ticket_key),
         "agent_events": (t.agent_events, b"agent-anna"),
+        "ops_commands": (running.ops.commands, b"sre"),
     }
     made = templates(ticket, chat_ref)
     reply_text = f"Ответ вне обращения {uuid.uuid4().hex[:8]}"
     agent_text = f"Проверьте, пожалуйста, версию сборки {uuid.uuid4().hex[:8]}"
+    answers = Answers(running.bootstrap, running.ops.events)
+    await answers.__aenter__()
+    await every_service_reads_ops_commands(running, answers)
     producer = AIOKafkaProducer(bootstrap_servers=running.bootstrap, max_request_size=2 * OVERSIZED,
                                 enable_idempotence=True, acks="all")  # fmt: skip
     await producer.start()
@@ -348,6 +415,7 @@ async def test_bad_records_on_every_topic_are_dead_lettered_with_their_reason_an
         await producer.send_and_wait(t.ticket_commands, _encode(command), key=ticket_key)
         reply = ChatReply(f"poison-{uuid.uuid4()}", chat_ref, "poison_check", reply_text, "poison", datetime.now(UTC))
         await producer.send_and_wait(t.chat_replies, _encode(reply), key=ticket_key)
+        await producer.send_and_wait(running.ops.commands, ops_command("poison-after", LOG_LEVEL), key=b"sre")
     finally:
         await producer.stop()
     last_chat = uuid.uuid4()
@@ -363,23 +431,39 @@ async def test_bad_records_on_every_topic_are_dead_lettered_with_their_reason_an
                      lambda b: any(agent_text in x for x in b) and any(reply_text in x for x in b),
                      "the agent's reply and the chat reply delivered")  # fmt: skip
     await eventually(lambda: lag(running), lambda behind: not any(behind.values()), "consumer groups caught up")
+    try:  # the operator's command after the bad ones: answered by every service
+        done = await answers.until(lambda seen: {a.service for a in seen if a.command_id == "poison-after"}
+                                   >= set(SERVICES), "poison-after by every service", 120)  # fmt: skip
+    finally:
+        await answers.__aexit__()
+    assert all(a.status == "done" for a in done if a.command_id == "poison-after")
+    rejected = [a for a in done if a.status == "rejected"]
 
     # Every bad record dead-lettered once by each of its consumers, with its reason; nothing else.
     expected = Counter((s.topic, s.partition, s.offset, consumer) for kind, s in bad for consumer in CONSUMERS[kind])
     labels = {(s.topic, s.partition, s.offset): f"{kind}: {s.label}" for kind, s in bad}
 
     def seen(letters: list[DeadLetter]) -> Counter[tuple[str, int, int, str]]:
-        return Counter((d.original_topic, d.original_partition or 0, d.original_offset or 0, d.consumer)
+        return Counter((d.original_topic, d.original_partition or 0, d.original_offset or 0, consumer_of(d))
                        for d in letters)  # fmt: skip
+
+    def consumer_of(letter: DeadLetter) -> str:
+        if letter.original_topic == running.ops.commands:
+            assert letter.consumer in SERVICES, letter.consumer
+            return ANY_SERVICE
+        return letter.consumer
 
     letters = await eventually(lambda: dead_letters(running), lambda found: seen(found) >= expected,
                                "every bad record dead-lettered by each consumer", wait_s=60)  # fmt: skip
     assert seen(letters) == expected, {labels.get(k[:3], k): n for k, n in (seen(letters) - expected).items()}
     for letter in letters:
         where = labels[(letter.original_topic, letter.original_partition or 0, letter.original_offset or 0)]
-        assert letter.reason == REASONS[letter.consumer], (where, letter.consumer, letter.reason, letter.detail[:300])
+        expected_reason = REASONS[consumer_of(letter)]
+        assert letter.reason == expected_reason, (where, letter.consumer, letter.reason, letter.detail[:300])
         assert letter.detail, (where, letter.consumer)
 
+    bad_ops = [s for kind, s in bad if kind == "ops_commands"]
+    assert len(rejected) == len(bad_ops), [(a.command_id, a.reason[:80]) for a in rejected]  # each answered once
     refused_big = [d for d in letters if labels[(d.original_topic, d.original_partition or 0, d.original_offset or 0)]
                .endswith("well-formed, too big")]  # fmt: skip
     assert len(refused_big) == 2 and all("exceeds" in d.detail for d in refused_big), [d.detail for d in refused_big]

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from support.dead_letters import read_dead_letters
 from support.infra import KafkaTopicFactory
 from support.ops import Answers, command, send
 
 from ticketflow.contracts.ops import OpsCommandEnvelope, RebuildProjection, ReloadDeskConfig
+from ticketflow.messaging.dead_letters import DeadLetterWriter, dead_letter_topic
 from ticketflow.runtime.ops_commands import (
     Counts,
     OpsConsumer,
@@ -57,7 +59,14 @@ class Instance:
     """One service instance's reader, with handlers that count what they did."""
 
     def __init__(
-        self, service: str, name: str, pool: asyncpg.Pool, producer: AIOKafkaProducer, topics: tuple[str, str]
+        self,
+        service: str,
+        name: str,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        topics: tuple[str, str],
+        *,
+        dead_letters: bool = False,
     ):
         self.rebuilt: list[str] = []
         self.reloaded = 0
@@ -65,7 +74,8 @@ class Instance:
         if service == "projector":
             self.handlers.on(RebuildProjection, self.rebuild)
         self.handlers.on(ReloadDeskConfig, self.reload, each_instance=True)
-        self.executor = OpsExecutor(self.handlers, OpsLedger(pool, name), producer, topics[1])
+        writer = DeadLetterWriter(producer, service) if dead_letters else None
+        self.executor = OpsExecutor(self.handlers, OpsLedger(pool, name), producer, topics[1], writer)
         self.topics = topics
 
     async def rebuild(self, command: RebuildProjection, envelope: OpsCommandEnvelope) -> Counts:
@@ -176,3 +186,46 @@ async def test_a_restarted_reader_goes_on_after_the_last_record_its_service_saw(
             assert (await answers.of("n-2", "done")).instance == "pod-b"
             await answers.quiet(1.0)
     assert (first.reloaded, again.reloaded) == (1, 1)  # n-1 was not read again, n-2 was not missed
+
+
+@pytest.mark.kafka
+@pytest.mark.pg
+async def test_a_record_that_is_not_a_command_is_dead_lettered_once_with_its_reason_and_the_reader_goes_on(
+    pool: asyncpg.Pool, kafka_bootstrap: str, kafka_topic_factory: KafkaTopicFactory, producer: AIOKafkaProducer
+) -> None:
+    """Issue 21 item 3 on ops.commands: bad records in `ops.commands.dlq` with their reason, once however
+    many services read them (the first to claim it writes it), and the good command after them executed."""
+    commands = await kafka_topic_factory(suffix="ops-commands")
+    events = await kafka_topic_factory(suffix="ops-events")
+    await kafka_topic_factory(name=dead_letter_topic(commands))
+    topics = (commands, events)
+    # Services no other test of this module's database reads as (positions are kept per service).
+    preflight = Instance("preflight", "pod-p", pool, producer, topics, dead_letters=True)
+    sla = Instance("sla", "pod-s", pool, producer, topics, dead_letters=True)
+    async with Answers(kafka_bootstrap, events) as answers, preflight.running(kafka_bootstrap) as r1, \
+            sla.running(kafka_bootstrap) as r2:  # fmt: skip
+        for reader in (r1, r2):
+            await started(reader)
+        await send(
+            kafka_bootstrap, commands,
+            b"{not json",
+            b"",
+            command("typo-9", {"type": "RebuildProjections"}),
+            command("far-9", {"type": "ReloadDeskConfig"}, target="billing"),
+            command("reload-9", {"type": "ReloadDeskConfig"}),
+        )  # fmt: skip
+        await answers.until(lambda s: sum(a.command_id == "reload-9" for a in s) == 2, "reload by both services")
+        letters = await read_dead_letters(kafka_bootstrap, dead_letter_topic(commands), count=4)
+        await answers.quiet(2.0)
+        with pytest.raises(TimeoutError):  # once, not once per service
+            await read_dead_letters(kafka_bootstrap, dead_letter_topic(commands), count=5, timeout_s=3)
+    found = sorted((d.original_offset, d.reason, d.detail.split(":")[0]) for d in letters)
+    assert found == [
+        (0, "undecodable", "not JSON"),
+        (1, "undecodable", "not JSON"),
+        (2, "undecodable", "unknown command type 'RebuildProjections'"),
+        (3, "rejected", "unknown target 'billing'"),
+    ]
+    assert all(d.original_topic == commands and d.consumer in ("preflight", "sla") for d in letters)
+    assert {d.context.get("command-id") for d in letters} >= {"typo-9", "far-9"}
+    assert (preflight.reloaded, sla.reloaded) == (1, 1)  # the good command after them, by every instance

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import pytest_asyncio
+from msgspec.structs import replace
 from prometheus_client import REGISTRY
 from sla_builders import FakeRules, customer, opened, passed, reopened, replied, resolved
 from sla_clock import ManualClock
@@ -192,6 +193,27 @@ async def test_a_stale_stream_version_is_repaired_without_duplicates(pool: async
     await other.handle(2, [2], closing)
     assert other.writer.appended == 0 and await count_of(pool, "SlaClockCancelled", t) == 2
     assert other.writer.fallbacks == 1  # the bulk append refused the replay (stale head): nothing half-written
+
+
+async def test_a_stream_head_ahead_of_the_store_is_repaired_and_the_event_stored(pool: asyncpg.Pool) -> None:
+    """Issue 21 (tests/chaos, PostgreSQL stopped): a kept state can claim a newer SLA head than the store
+    holds: a checkpoint is cut with the optimistic head (every queued event counted), and the writer then
+    stores fewer (a firing found already stored under another deadline is skipped). Restored from such a
+    checkpoint, every append conflicted, the newer events read were none, and after 5 conflicts the
+    writer dropped the event: here the SlaMet of a reply, leaving the clock neither met nor breached."""
+    engine = make_engine(pool, ManualClock(B * 1000))
+    await engine.assign(4, 0, {}, 0)
+    t = Ticket()
+    await engine.handle(4, [0, 1], lifecycle([t], B))
+    kept = engine.partitions[4].tickets[t.ticket_id]
+    ahead = replace(kept, sla_version=kept.sla_version + 2)  # two events the store never got
+    restored = make_engine(pool, ManualClock(B * 1000))
+    await restored.assign(4, 2, {t.ticket_id: ahead}, 3)
+    await restored.handle(4, [2], [t.envelope(replied(t.ticket_id), B + 1)])
+    assert await count_of(pool, "SlaMet", t) == 1
+    assert restored.partitions[4].tickets[t.ticket_id].sla_version == await pool.fetchval(
+        "SELECT max(stream_version) FROM events WHERE stream_id = $1", f"sla-{t.ticket_id}"
+    )  # the kept head is the store's again: the next append does not conflict
 
 
 async def test_incremental_checkpoints_add_up_to_the_whole_partition(pool: asyncpg.Pool) -> None:

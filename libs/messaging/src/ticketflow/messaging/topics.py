@@ -3,7 +3,7 @@ creation (`make topics`, `ticketflow topics create`; services also ensure them a
 
 The names are contracts (`ticketflow.contracts.topics`: which topic carries what); how many partitions
 and how long Kafka keeps them is this library's. Every topic a consumer reads has a dead-letter topic
-(`ops.commands` excepted: a record there that is not a command is answered on `ops.events` instead).
+(`ops.commands` too: a record there that is not a command is answered on `ops.events` and dead-lettered).
 
 Creating topics from the services is for development (replication factor 1 by default): in production
 the topics are Strimzi `KafkaTopic` resources rendered from these declarations (`deploy/k8s`, replication
@@ -68,6 +68,9 @@ CONSUMED: tuple[TopicSpec, ...] = (
               written_by=("intake",), read_by=("notifications",), key="platform:tenant:conversation"),
     _consumed(TICKET_COMMANDS, 6, 7, "agents' and leads' commands (assign, move, reply, resolve, ...), by ticket",
               written_by=("operators",), read_by=("intake", "routing"), key="ticket id"),
+    # One partition: commands are executed in the order they were written, by every service reading all.
+    _consumed(OPS_COMMANDS, 1, 30, "operators' commands to the services (contracts.ops)", written_by=("operators",),
+              read_by=SERVICES, key="free (the console producer sends none)"),
 )  # fmt: skip
 TOPICS: tuple[TopicSpec, ...] = (
     *CONSUMED,
@@ -83,16 +86,6 @@ TOPICS: tuple[TopicSpec, ...] = (
             key=t.key,
         )
         for t in CONSUMED
-    ),
-    # One partition: commands are executed in the order they were written, by every service reading all.
-    TopicSpec(
-        OPS_COMMANDS,
-        1,
-        30 * DAY_MS,
-        description="operators' commands to the services (contracts.ops)",
-        written_by=("operators",),
-        read_by=SERVICES,
-        key="free (the console producer sends none)",
     ),
     TopicSpec(
         OPS_EVENTS,

@@ -10,8 +10,11 @@ SetLogLevel or ReloadDeskConfig must reach each instance), from its service's po
   answering `accepted`, then `done` with counts (or `failed`, or `rejected`); the others skip it.
 - A command id is claimed once per service, so a command sent twice, or read again, is executed and
   answered once (idempotent by command id). A record that is not a command (not JSON, an unknown type,
-  wrong fields, an unsupported version) is rejected once, by the first service to read it, with the
-  reason. Nothing a record holds stops the consumer.
+  wrong fields, an unsupported version, an unknown target) is claimed by its place (topic, partition,
+  offset): it is rejected once, by the first service to read it, with the reason, and dead-lettered by that
+  service to `ops.commands.dlq` (`messaging.dead_letters`: reason "undecodable", or "rejected" for a
+  decodable command to an unknown target; the detail is the reason). Nothing a record holds stops the
+  consumer.
 - A valid command that cannot be executed now (PostgreSQL or the broker away) waits and is retried, as
   in every consumer; readiness says so meanwhile.
 """
@@ -41,6 +44,7 @@ from ticketflow.contracts.ops import (
     SetLogLevel,
     ops_command_decoder,
 )
+from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.outages import OUTAGES, Backoff, Waiting
 from ticketflow.messaging.records import Record
 from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
@@ -65,6 +69,10 @@ _encoder = msgspec.json.Encoder()
 class OpsRejected(Exception):
     """The command cannot be executed as sent (an unknown desk, a broken desk file): nothing changed.
     The message is the reason on `ops.events`."""
+
+
+class NotACommand(OpsRejected):
+    """The record does not decode as a command (not JSON, wrong fields, an unknown type or version)."""
 
 
 def this_instance() -> str:
@@ -142,9 +150,9 @@ def decode(value: bytes) -> OpsCommandEnvelope:
     try:
         envelope = ops_command_decoder.decode(value)
     except msgspec.ValidationError as error:  # a DecodeError too: first
-        raise OpsRejected(_why_invalid(value, str(error))) from None
+        raise NotACommand(_why_invalid(value, str(error))) from None
     except msgspec.DecodeError as error:
-        raise OpsRejected(f"not JSON: {error}") from None
+        raise NotACommand(f"not JSON: {error}") from None
     if envelope.target != "*" and envelope.target not in SERVICES:
         raise OpsRejected(f"unknown target {envelope.target!r}: one of {', '.join(SERVICES)}, or '*'")
     return envelope
@@ -174,8 +182,14 @@ class OpsExecutor:
     """Executes and answers the records of `ops.commands` for one service instance."""
 
     def __init__(
-        self, handlers: OpsHandlers, ledger: OpsLedger, producer: AIOKafkaProducer, answers_topic: str
+        self,
+        handlers: OpsHandlers,
+        ledger: OpsLedger,
+        producer: AIOKafkaProducer,
+        answers_topic: str,
+        dead_letters: DeadLetterWriter | None = None,
     ) -> None:
+        self.dead_letters = dead_letters  # None: a rejected record is answered only (tests of other things)
         self.handlers = handlers
         self.service = handlers.service
         self.ledger = ledger
@@ -191,8 +205,12 @@ class OpsExecutor:
         except OpsRejected as rejected:
             loose_id = _loose(value).get("command_id")
             command_id = loose_id if isinstance(loose_id, str) and loose_id else _where(record)
-            if await self.ledger.claim(NOT_A_COMMAND, command_id, ""):
-                await self._answer(NOT_A_COMMAND, command_id, "", "rejected", str(rejected))
+            # Claimed by the record's place, not its id: two bad records reusing one id are each rejected.
+            if await self.ledger.claim(NOT_A_COMMAND, _where(record), ""):
+                if self.dead_letters is not None:
+                    reason = "undecodable" if isinstance(rejected, NotACommand) else "rejected"
+                    await self.dead_letters.send(record, reason, str(rejected), command_id=command_id)
+                await self._answer(NOT_A_COMMAND, command_id, "", "rejected", str(rejected), claimed=_where(record))
             return
         if envelope.target not in ("*", self.service):
             return
@@ -244,12 +262,13 @@ class OpsExecutor:
         status: OpsStatus,
         reason: str = "",
         counts: Counts | None = None,
+        claimed: str | None = None,  # the ledger's key when it is not the command id (a record's place)
     ) -> None:
         event = OpsEvent(command_id, service, self.ledger.instance, status, datetime.now(UTC), kind, reason,
                          dict(counts or {}))  # fmt: skip
         await self.producer.send_and_wait(self.answers_topic, _encoder.encode(event), key=command_id.encode())
         if status != "accepted":
-            await self.ledger.finish(service, command_id, status, reason)
+            await self.ledger.finish(service, claimed or command_id, status, reason)
         log.info("%s: ops command %s (%s): %s %s", service, command_id, kind or "?", status, reason or event.counts)
 
 

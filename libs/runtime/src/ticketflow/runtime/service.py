@@ -171,7 +171,8 @@ class Runtime:
         s = self.settings
         if not s.ops_topic:
             return
-        executor = OpsExecutor(self.ops, OpsLedger(self.pool, this_instance()), self.producer, s.ops_events_topic)
+        ledger = OpsLedger(self.pool, this_instance())
+        executor = OpsExecutor(self.ops, ledger, self.producer, s.ops_events_topic, self.dead_letters(self.service))
         reader = OpsConsumer(executor, s.kafka_bootstrap, s.ops_topic, s.kafka_security())
         self.background(s.ops_topic, reader.run)
         self.watch(s.ops_topic, reader.waiting)

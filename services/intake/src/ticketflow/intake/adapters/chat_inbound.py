@@ -8,7 +8,9 @@ The request's trace context (the runtime's HTTP span, or the caller's forwarded 
 in its `traceparent`/`tracestate` headers, so the consumer continues the webhook's trace.
 
 Its own producer, not the runtime's: tuned for the webhook's latency (`linger_ms=1`), with Kafka's
-default partitioning computed fast and remembered per key (`ticketflow.messaging.partitioning`)."""
+default partitioning computed fast and remembered per key (`ticketflow.messaging.partitioning`). A
+`RenewingProducer`: after a broker restart left the producer's state broken, the next send replaces it
+(tests/intake/test_chat_inbound_broker_restart.py), so webhooks are not refused until intake restarts."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from ticketflow.intake.domain.messages import conversation_key
 from ticketflow.messaging import tracing
 from ticketflow.messaging.metrics import RECORDS_PRODUCED
 from ticketflow.messaging.partitioning import RememberingPartitioner
-from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.producer import RenewingProducer, make_producer
 from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
 _encoder = msgspec.json.Encoder()
@@ -29,13 +31,16 @@ class ChatInbound:
     def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self.topic = topic
         self._produced = RECORDS_PRODUCED.labels(topic)
-        self._producer = make_producer(
-            bootstrap,
-            security,
-            linger_ms=1,  # under load batches fill while one is in flight; idle, a request waits 1 ms, not 5
-            partitioner=RememberingPartitioner(),
-            request_timeout_ms=10_000,
-            client_id="ticketflow-intake",
+        partitioner = RememberingPartitioner()
+        self._producer = RenewingProducer(
+            lambda: make_producer(
+                bootstrap,
+                security,
+                linger_ms=1,  # under load batches fill while one is in flight; idle, a request waits 1 ms, not 5
+                partitioner=partitioner,
+                request_timeout_ms=10_000,
+                client_id="ticketflow-intake",
+            )
         )
 
     async def start(self) -> None:

@@ -32,12 +32,13 @@ from typing import Any
 import asyncpg
 import msgspec
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from ticketflow.contracts.chat import ChatReply
 from ticketflow.contracts.topics import CHAT_REPLIES
 from ticketflow.contracts.values import ChatRef
 from ticketflow.messaging import tracing
-from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.producer import PRODUCER_BROKEN, make_producer
 from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger("ticketflow.intake")
@@ -151,6 +152,13 @@ class ReplyRelay:
             while not stop.is_set():
                 try:
                     sent = await self.relay_once()
+                except PRODUCER_BROKEN as exc:  # its sender stopped for good: only a new producer sends again
+                    log.warning("reply relay: producer broken (%r), starting a new one; the rows stay unsent", exc)
+                    with contextlib.suppress(KafkaError):  # closing it may raise what stopped it
+                        await self._producer.stop()
+                    self._producer = self._new_producer()
+                    await self._producer.start()
+                    sent = 0
                 except Exception as exc:  # broker or database trouble: the rows stay unsent, try again
                     log.warning("reply relay: round failed, will retry: %r", exc)
                     sent = 0

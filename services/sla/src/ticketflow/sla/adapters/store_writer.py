@@ -12,15 +12,17 @@ explains nothing: a replayed id or a stale stream head aborts the chunk's transa
 is written), and the writer falls back to `append_many`, which answers "already stored" for a chunk
 appended before, and then, if the chunk mixes stored and new events or a head is stale, to one event
 at a time: an event already stored is skipped, a version conflict reads the stream's newer events
-(folding their firings into the clocks, so a level that fired before the crash is not fired again
-under a recalculated deadline) and retries. The expected version of each `sla-<ticket>` stream is
-the one this service knows; after a restart from an older checkpoint it can be behind the store.
+from the store's head (folding their firings into the clocks, so a level that fired before the crash
+is not fired again under a recalculated deadline) and retries. The expected version of each
+`sla-<ticket>` stream is the one this service knows; after a restart from an older checkpoint it can be
+behind the store, and after one cut before a duplicate firing was skipped it can be ahead of it (the
+store's head then wins). An event is never dropped: a stream still conflicting after `MAX_CONFLICTS`
+re-reads raises, and the engine restarts from its checkpoints and decides again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -36,7 +38,6 @@ from ticketflow.eventstore.connection import retryable_errors
 from ticketflow.sla.domain.replay import evolve
 from ticketflow.sla.domain.state import Emitted, TicketSla, utc
 
-log = logging.getLogger(__name__)
 MAX_CONFLICTS = 5
 Ticket = uuid.UUID
 MIN_CHUNK = 1000  # tickets per parallel append below which one round trip is cheaper (a capped flush: one)
@@ -149,10 +150,13 @@ class SlaWriter:
             for _ in range(MAX_CONFLICTS):
                 try:
                     result = await self.store.append(stream, state.sla_version, [event])
-                except ConcurrencyError:
+                except ConcurrencyError as conflict:
                     self.repairs += 1
-                    newer = await self.store.read_stream(stream, state.sla_version + 1)
-                    state = absorb(state, newer)
+                    # The store's head is the truth, also below the kept one (a checkpoint cut with the
+                    # optimistic head before a duplicate firing was skipped): re-read from there.
+                    head = min(state.sla_version, conflict.actual or 0)
+                    newer = await self.store.read_stream(stream, head + 1)
+                    state = absorb(replace(state, sla_version=head), newer)
                     fired_before.update(_firings_of_live_clocks(state, newer))
                     if _firing_key(event.event) in fired_before:
                         self.duplicates += 1
@@ -164,10 +168,8 @@ class SlaWriter:
                     self.appended += 1
                 state = replace(state, sla_version=max(state.sla_version, result.stream_version))
                 break
-            else:
-                log.error(
-                    "sla stream %s: gave up on event %s after %d conflicts", stream, event.event_id, MAX_CONFLICTS
-                )
+            else:  # another writer keeps appending: never drop the event; the engine restarts and decides again
+                raise ConcurrencyError(stream, state.sla_version, state.sla_version)
         return state
 
 
