@@ -15,7 +15,7 @@ import pytest
 
 from ticketflow.notifications.adapters.channels import ChannelClient
 from ticketflow.notifications.adapters.delivery import Deliverer
-from ticketflow.notifications.adapters.ledger import PgLedger
+from ticketflow.notifications.adapters.ledger import PgLedger, is_temporary_cause
 from ticketflow.notifications.adapters.liveness import Liveness
 from ticketflow.notifications.adapters.resilience import BreakerState, CircuitBreaker, RetryPolicy
 from ticketflow.notifications.domain.model import Channel, Notification, OutcomeStatus, OutgoingMessage
@@ -255,3 +255,31 @@ async def test_a_killed_workers_claims_are_taken_over_at_once(stack: Stack, pg_d
     assert taken.status is OutcomeStatus.DELIVERED and len(stack.botx.received) == 1
     assert unknown.status is OutcomeStatus.UNKNOWN and "a worker stopped" in (unknown.reason or "")
     assert stack.bitrix.received == []
+
+
+REASONS = [
+    "gave up after 5 attempts: HTTP 503",
+    "destination backlog full (64 waiting)",
+    "circuit open and all 64 slots taken; more than we hold a delivery",
+    "circuit open; waited 31s, more than we hold a delivery",
+    "bitrix24: portal 'no-such-portal': not_installed",
+    "template missing: farewell",
+    "outcome unknown: a worker stopped between sending attempt 1 and recording its answer",
+    "HTTP 401: gave up after the token was refused",
+]
+
+
+async def test_the_causes_redriven_by_themselves_are_those_the_replies_consumer_keeps_out_of_its_dead_letters(
+    stack: Stack,
+) -> None:
+    """`chat.replies` dead-letters a reply's delivery only when no automatic redrive will send it
+    (`is_temporary_cause`); the redrive's query (`temporary_dead_letters`) must agree with it on every cause."""
+    ledger = PgLedger(stack.pool, lease_seconds=60.0)
+    items = notes(Channel.EXPRESS, len(REASONS))
+    for item, reason in zip(items, REASONS, strict=True):
+        await ledger.claim(item)
+        assert await ledger.record_dead(item.key, reason)
+    redriven = set(await ledger.temporary_dead_letters(0, 10_000))
+    by_query = {reason for item, reason in zip(items, REASONS, strict=True) if item.key in redriven}
+    assert by_query == {reason for reason in REASONS if is_temporary_cause(reason)}
+    assert by_query == set(REASONS[:4])  # the destination down or slow; the rest wait for a person

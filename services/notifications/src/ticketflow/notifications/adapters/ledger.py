@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import fnmatch
 import json
 import os
 import socket
@@ -40,6 +41,19 @@ def migration_sql() -> list[tuple[str, str]]:
     root = resources.files("ticketflow.notifications") / "migrations"
     files = sorted((e for e in root.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name)
     return [(e.name, e.read_text(encoding="utf-8")) for e in files]
+
+
+# The causes of a dead letter that was temporary (the destination down or slow), as LIKE patterns of its
+# `last_error`: `temporary_dead_letters` redrives them automatically; every other cause waits for a person.
+TEMPORARY_CAUSES = ("gave up after %", "destination backlog full%", "%more than we hold a delivery")
+
+
+_TEMPORARY_SQL = " OR ".join(f"last_error LIKE '{cause}'" for cause in TEMPORARY_CAUSES)
+
+
+def is_temporary_cause(reason: str) -> bool:
+    """Whether a dead letter's reason is one `temporary_dead_letters` finds (`TEMPORARY_CAUSES`)."""
+    return any(fnmatch.fnmatchcase(reason, cause.replace("%", "*")) for cause in TEMPORARY_CAUSES)
 
 
 class ClaimStatus(enum.StrEnum):
@@ -327,8 +341,7 @@ class PgLedger:
         rows = await self._pool.fetch(
             "SELECT idempotency_key FROM notification_deliveries WHERE status = 'dead'"
             " AND updated_at < now() - make_interval(secs => $1)"
-            " AND (last_error LIKE 'gave up after %' OR last_error LIKE 'destination backlog full%'"
-            "      OR last_error LIKE '%more than we hold a delivery')"
+            f" AND ({_TEMPORARY_SQL})"
             " ORDER BY updated_at LIMIT $2",
             older_than,
             limit,
