@@ -23,9 +23,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
-
 from ticketflow.messaging.metrics import DEAD_LETTERS, RECORDS_PRODUCED
+from ticketflow.messaging.producer import Sender
 from ticketflow.messaging.records import Record
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ class DeadLetterWriter:
     """Publishes dead letters of one consumer through a started producer. `send` raises when the broker
     does not take the dead letter: the caller's batch is then not committed, and comes again."""
 
-    def __init__(self, producer: AIOKafkaProducer, consumer: str) -> None:
+    def __init__(self, producer: Sender, consumer: str) -> None:
         self.producer = producer
         self.consumer = consumer
         self.sent = 0

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -46,6 +46,15 @@ def make_producer(bootstrap: str, security: KafkaSecurity = PLAINTEXT, **overrid
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+class Sender(Protocol):
+    """What a dead-letter writer, an ops answer or a command sender needs of a producer: an aiokafka
+    producer, or a `RenewingProducer` around one."""
+
+    async def send_and_wait(
+        self, topic: str, value: bytes, *, key: bytes | None = None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> Any: ...
 
 
 class RenewingProducer:

@@ -32,7 +32,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from ticketflow.contracts.ops import (
     OPS_COMMAND_TYPES,
@@ -46,6 +46,7 @@ from ticketflow.contracts.ops import (
 )
 from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.outages import OUTAGES, Backoff, Waiting
+from ticketflow.messaging.producer import Sender
 from ticketflow.messaging.records import Record
 from ticketflow.messaging.security import PLAINTEXT, KafkaSecurity
 
@@ -185,7 +186,7 @@ class OpsExecutor:
         self,
         handlers: OpsHandlers,
         ledger: OpsLedger,
-        producer: AIOKafkaProducer,
+        producer: Sender,
         answers_topic: str,
         dead_letters: DeadLetterWriter | None = None,
     ) -> None:

@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 import uvicorn
-from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter, Gauge
 from starlette.applications import Starlette
@@ -46,7 +45,7 @@ from ticketflow.messaging import tracing as messaging_tracing
 from ticketflow.messaging.dead_letters import DeadLetterWriter
 from ticketflow.messaging.lag import ConsumerLag
 from ticketflow.messaging.outages import Waiting
-from ticketflow.messaging.producer import make_producer
+from ticketflow.messaging.producer import RenewingProducer, make_producer
 from ticketflow.messaging.subscriptions import stopped_consumers
 from ticketflow.messaging.topics import ensure_topics
 from ticketflow.runtime.http_telemetry import HttpTelemetry
@@ -106,7 +105,7 @@ class Runtime:
     settings: ServiceSettings
     pool: asyncpg.Pool
     broker: KafkaBroker
-    producer: AIOKafkaProducer
+    producer: RenewingProducer  # `shared_producer`
     measuring: bool = False  # metrics are served: background measurements (lag, relay backlog) are wanted
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     routes: list[BaseRoute] = field(default_factory=list)
@@ -257,6 +256,15 @@ def asgi_app(service: Service, *, operations: bool = False) -> Starlette:
     return app
 
 
+def shared_producer(s: ServiceSettings, name: str) -> RenewingProducer:
+    """The producer of a service's dead letters, ops answers and (dashboard) commands. It renews itself:
+    after a broker restart a plain idempotent producer may refuse every later send to a partition
+    (`OutOfOrderSequenceNumber`), and a consumer that must dead-letter a record would wait on it forever."""
+    return RenewingProducer(
+        lambda: make_producer(s.kafka_bootstrap, s.kafka_security(), client_id=f"ticketflow-{name}")
+    )
+
+
 @contextlib.asynccontextmanager
 async def _running(
     service: Service, s: ServiceSettings, app: Starlette, holder: dict[str, Runtime], operations: bool
@@ -268,7 +276,7 @@ async def _running(
         await ensure_topics(
             s.kafka_bootstrap, security=s.kafka_security(), replication_factor=s.kafka_replication_factor
         )
-    producer = make_producer(s.kafka_bootstrap, s.kafka_security(), client_id=f"ticketflow-{service.name}")
+    producer = shared_producer(s, service.name)
     await producer.start()
     broker = make_broker(s, service.name)
     rt = Runtime(s, pool, broker, producer, service=service.name, measuring=operations and s.metrics)

@@ -7,18 +7,18 @@ import uuid
 from datetime import UTC, datetime
 
 import msgspec
-from aiokafka import AIOKafkaProducer
 
 from ticketflow.contracts.commands import CommandEnvelope, TicketCommand
 from ticketflow.contracts.envelope import EventEnvelope
 from ticketflow.contracts.ids import ticket_stream
 from ticketflow.eventstore.store import EventStore
+from ticketflow.messaging.producer import Sender
 
 _encode = msgspec.json.Encoder().encode
 
 
 class CommandSender:
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: Sender, topic: str) -> None:
         self.producer, self.topic = producer, topic
 
     async def send(self, command_id: uuid.UUID, actor: str, command: TicketCommand) -> None:
